@@ -1,0 +1,3 @@
+"""wallboard: a live operations wall for retail command centers."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,1 @@
+"""Qt widgets of the wall: one widget per module; each reads the live state and paints."""
