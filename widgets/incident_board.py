@@ -1,0 +1,453 @@
+"""Incident board: open incidents by severity then age, with live timers, for a wall at 5 m.
+
+Each row shows a severity badge, the title, the affected stores (click one: the panel emits
+``store_clicked(store_id)``), owner, status, time since opened and since acknowledged
+(ticking once per second) and the top suspect change from ``state.suspects``. New rows
+flash for ``flash_s``; resolved rows stay ``resolved_keep_s`` (faded) and then leave. On a
+workstation (``ctx.send_control`` set) an ACK button and a context-menu action send
+``ack_incident``. The footer shows MTTA and MTTR over every incident the state holds.
+
+Build as ``IncidentBoardPanel(state, options, ctx)``; call ``refresh(dirty, now)`` once per
+frame (it repaints when incidents, changes or stores are dirty, else once per second for
+the timers). Clicking a row emits ``incident_selected(id)`` (wire it to the change
+timeline's ``select_incident``). ``unacknowledged_severe()`` lists open, unacknowledged
+P1/P2 incidents for the shell's alert sound.
+
+Options: ``flash_s`` (120), ``resolved_keep_s`` (300), ``max_rows`` (12).
+"""
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+
+from PySide6.QtCore import QPointF, QRectF, Qt, Signal
+from PySide6.QtGui import QColor, QFontMetricsF, QPainter, QPen
+from PySide6.QtWidgets import QMenu, QWidget
+
+from widgets.base import SEVERITY_COLORS, PanelContext, paint_dim, register_translations, ui_font
+
+register_translations(
+    {
+        "Incidents": "事件",
+        "Open": "待处理",
+        "Acknowledged": "已确认",
+        "Mitigated": "已缓解",
+        "Resolved": "已解决",
+        "opened": "已开",
+        "ack": "确认",
+        "ACK": "确认",
+        "NOT ACK": "未确认",
+        "ACK sent": "已发送确认",
+        "Acknowledge": "确认事件",
+        "suspect": "可疑变更",
+        "no owner": "无负责人",
+        "no stores": "无门店",
+        "chain-wide": "全渠道",
+        "No open incidents": "无未处理事件",
+        "more": "更多",
+        "MTTA": "平均确认时长",
+        "MTTR": "平均恢复时长",
+        "incidents": "个事件",
+        "took": "用时",
+    }
+)
+
+SEVERE = ("P1", "P2")
+
+
+def _check_options(options: dict, known: dict[str, tuple], where: str) -> dict:
+    """Validate ``options`` against ``{key: (types, default)}``; ValueError naming the key."""
+    if not isinstance(options, dict):
+        raise ValueError(f"{where}: options must be a table, got {type(options).__name__}")
+    for key in options:
+        if key not in known:
+            near = difflib.get_close_matches(key, list(known), n=1)
+            hint = f" (did you mean {near[0]!r}?)" if near else ""
+            raise ValueError(f"{where}: unknown option {key!r}{hint}; known: {', '.join(sorted(known))}")
+    out = {}
+    for key, (types, default) in known.items():
+        value = options.get(key, default)
+        if isinstance(value, bool) and bool not in types or not isinstance(value, types):
+            names = " or ".join(t.__name__ for t in types)
+            raise ValueError(f"{where}: option {key!r} must be {names}, got {type(value).__name__} {value!r}")
+        out[key] = value
+    return out
+
+
+def duration_text(seconds: float | None) -> str:
+    """Live timer text: ``4:05``, ``1:02:33``; ``-`` when unknown."""
+    if seconds is None:
+        return "-"
+    s = int(max(0.0, seconds))
+    h, rem = divmod(s, 3600)
+    m, sec = divmod(rem, 60)
+    return f"{h}:{m:02d}:{sec:02d}" if h else f"{m}:{sec:02d}"
+
+
+@dataclass
+class Row:
+    """One incident as shown (recomputed when the state changes)."""
+
+    incident_id: str
+    severity: str
+    title: str
+    status: str
+    owner: str
+    stores: list[tuple[str, str]]  # (store_id, display name)
+    opened_at: float | None
+    acknowledged_at: float | None
+    resolved_at: float | None
+    suspect: str | None
+    hits: list[tuple[QRectF, str, str]] = field(default_factory=list)
+
+
+class IncidentBoardPanel(QWidget):
+    """Open and recently resolved incidents; see the module docstring."""
+
+    store_clicked = Signal(str)
+    incident_selected = Signal(str)
+
+    def __init__(self, state, options: dict, ctx: PanelContext, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        opts = _check_options(
+            options,
+            {"flash_s": ((int, float), 120), "resolved_keep_s": ((int, float), 300), "max_rows": ((int,), 12)},
+            "incident_board",
+        )
+        for key in ("flash_s", "resolved_keep_s", "max_rows"):
+            if opts[key] < 0 or (key == "max_rows" and opts[key] < 1):
+                raise ValueError(f"incident_board: option {key!r} must be positive, got {opts[key]!r}")
+        self.state, self.ctx = state, ctx
+        self.flash_s = float(opts["flash_s"])
+        self.resolved_keep_s = float(opts["resolved_keep_s"])
+        self.max_rows = int(opts["max_rows"])
+        self.rows: list[Row] = []
+        self.hidden_rows = 0
+        self.selected: str | None = None
+        self.mtta: float | None = None
+        self.mttr: float | None = None
+        self.n_acked = self.n_resolved = 0
+        self.paints = 0
+        self._first_seen: dict[str, float] = {}
+        self._ack_sent: dict[str, float] = {}
+        self._hits: list[tuple[QRectF, str, str]] = []
+        self._dimmed = False
+        self._now = ctx.clock()
+        self._last_sec: int | None = None
+        self.setMouseTracking(False)
+        self.setMinimumSize(320, 200)
+        self._rebuild(self._now)
+
+    # ------------------------------------------------------------------ public API
+    def refresh(self, dirty, now: float) -> None:
+        """Per frame: rebuild rows when incidents/changes/stores are dirty; tick timers per second."""
+        data = bool(dirty.all or dirty.incidents or dirty.changes or dirty.stores)
+        sec = int(now)
+        if data or sec != self._last_sec:
+            self._last_sec = sec
+            self._rebuild(now)
+            self.update()
+
+    def set_dimmed(self, dimmed: bool) -> None:
+        """Veil the board while the feed is STALE."""
+        if self._dimmed != bool(dimmed):
+            self._dimmed = bool(dimmed)
+            self.update()
+
+    def unacknowledged_severe(self) -> list[tuple[str, str]]:
+        """Open P1/P2 incidents nobody acknowledged yet, as ``[(id, severity)]`` (for sound)."""
+        return [(r.incident_id, r.severity) for r in self.rows
+                if r.severity in SEVERE and r.status == "open" and r.acknowledged_at is None]
+
+    def is_flashing(self, incident_id: str, now: float | None = None) -> bool:
+        """Whether the row of ``incident_id`` is still in its "new" flash period."""
+        now = self._now if now is None else now
+        row = next((r for r in self.rows if r.incident_id == incident_id), None)
+        if row is None or row.status == "resolved":
+            return False
+        start = row.opened_at if row.opened_at is not None else self._first_seen.get(incident_id, now)
+        return now - start < self.flash_s
+
+    def acknowledge(self, incident_id: str) -> bool:
+        """Send ``ack_incident`` for ``incident_id``; False on a wall without the control role."""
+        if self.ctx.send_control is None:
+            return False
+        self.ctx.send_control("ack_incident", {"incident": incident_id})
+        self._ack_sent[incident_id] = self._now
+        self.update()
+        return True
+
+    def select(self, incident_id: str | None) -> None:
+        """Highlight a row (no signal)."""
+        self.selected = incident_id
+        self.update()
+
+    # ------------------------------------------------------------------ data
+    def _in_scope(self, inc: dict) -> bool:
+        stores = inc.get("stores") or []
+        if not stores:
+            return True
+        return any(self.ctx.in_scope_store(self.state.stores.get(s), s) for s in stores)
+
+    def _store_name(self, sid: str) -> str:
+        st = self.state.stores.get(sid) or {}
+        if self.ctx.lang != "zh" and st.get("name_en"):
+            return st["name_en"]
+        return st.get("name") or sid
+
+    def _row(self, inc: dict) -> Row:
+        iid = inc["id"]
+        suspect = None
+        sus = self.state.suspects(iid)
+        if sus:
+            ch = self.state.changes.get(sus[0][0]) or {}
+            suspect = ch.get("title") or sus[0][0]
+        return Row(iid, inc.get("severity") or "P4", inc.get("title") or iid, inc.get("status") or "open",
+                   inc.get("owner") or "", [(s, self._store_name(s)) for s in inc.get("stores") or []],
+                   inc.get("opened_at"), inc.get("acknowledged_at"), inc.get("resolved_at"), suspect)
+
+    def _rebuild(self, now: float) -> None:
+        self._now = now
+        open_incs = [i for i in self.state.open_incidents() if self._in_scope(i)]
+        resolved = [i for i in self.state.recent_resolved(now, self.resolved_keep_s) if self._in_scope(i)]
+        resolved.sort(key=lambda i: -(i.get("resolved_at") or 0.0))
+        rows = [self._row(i) for i in open_incs] + [self._row(i) for i in resolved]
+        for r in rows:
+            self._first_seen.setdefault(r.incident_id, now)
+            if r.incident_id in self._ack_sent and r.status != "open":
+                del self._ack_sent[r.incident_id]
+        live = {r.incident_id for r in rows}
+        for gone in [k for k in self._first_seen if k not in live]:
+            del self._first_seen[gone]
+        self.hidden_rows = max(0, len(rows) - self.max_rows)
+        self.rows = rows[: self.max_rows]
+        acks, fixes = [], []
+        for inc in self.state.incidents.values():
+            if not self._in_scope(inc) or inc.get("opened_at") is None:
+                continue
+            if inc.get("acknowledged_at") is not None:
+                acks.append(inc["acknowledged_at"] - inc["opened_at"])
+            if inc.get("status") == "resolved" and inc.get("resolved_at") is not None:
+                fixes.append(inc["resolved_at"] - inc["opened_at"])
+        self.n_acked, self.n_resolved = len(acks), len(fixes)
+        self.mtta = sum(acks) / len(acks) if acks else None
+        self.mttr = sum(fixes) / len(fixes) if fixes else None
+
+    # ------------------------------------------------------------------ paint
+    def paintEvent(self, event) -> None:  # noqa: N802 (Qt API)
+        self.paints += 1
+        tr = self.ctx.tr
+        theme = self.ctx.theme
+        p = QPainter(self)
+        p.setRenderHint(QPainter.RenderHint.Antialiasing, True)
+        w, h = self.width(), self.height()
+        p.fillRect(self.rect(), QColor(theme.panel))
+        base = max(14.0, min(28.0, h / 26.0))
+        head_h = base * 2.2
+        foot_h = base * 2.0
+        # header: title and counts per severity
+        p.setFont(_px(base * 1.2, True))
+        p.setPen(QColor(theme.text))
+        p.drawText(QRectF(12, 0, w * 0.5, head_h), Qt.AlignmentFlag.AlignVCenter, tr("Incidents"))
+        x = w - 12.0
+        counts: dict[str, int] = {}
+        for r in self.rows:
+            if r.status != "resolved":
+                counts[r.severity] = counts.get(r.severity, 0) + 1
+        p.setFont(_px(base * 1.1, True))
+        fm = QFontMetricsF(p.font())
+        for sev in reversed(("P1", "P2", "P3", "P4")):
+            text = f"{sev} {counts.get(sev, 0)}"
+            tw = fm.horizontalAdvance(text) + 16
+            rect = QRectF(x - tw, head_h * 0.18, tw, head_h * 0.64)
+            color = QColor(SEVERITY_COLORS[sev]) if counts.get(sev) else QColor(theme.grid)
+            p.setPen(Qt.PenStyle.NoPen)
+            p.setBrush(color)
+            p.drawRoundedRect(rect, 5, 5)
+            p.setPen(QColor("#ffffff"))
+            p.drawText(rect, Qt.AlignmentFlag.AlignCenter, text)
+            x -= tw + 8
+        # rows
+        self._hits = []
+        avail = h - head_h - foot_h
+        n = max(len(self.rows) + (1 if self.hidden_rows else 0), 1)
+        rh = max(base * 3.6, min(base * 5.6, avail / max(n, 4)))
+        y = head_h
+        if not self.rows:
+            p.setFont(_px(base * 1.4, True))
+            p.setPen(QColor("#2e9d5b"))
+            p.drawText(QRectF(0, y, w, avail), Qt.AlignmentFlag.AlignCenter, "\u2714 " + tr("No open incidents"))
+        for r in self.rows:
+            if y + rh > h - foot_h + 1:
+                break
+            self._paint_row(p, r, QRectF(6, y + 3, w - 12, rh - 6))
+            y += rh
+        if self.hidden_rows:
+            p.setFont(_px(base, True))
+            p.setPen(QColor(theme.text_dim))
+            p.drawText(QRectF(12, y, w - 24, base * 1.6), Qt.AlignmentFlag.AlignVCenter,
+                       f"+{self.hidden_rows} {tr('more')}")
+        # footer: MTTA / MTTR
+        p.setPen(QPen(QColor(theme.grid), 1))
+        p.drawLine(QPointF(8, h - foot_h), QPointF(w - 8, h - foot_h))
+        p.setFont(_px(base * 1.1, True))
+        p.setPen(QColor(theme.text))
+        foot = (f"{tr('MTTA')} {duration_text(self.mtta)} (n={self.n_acked})    "
+                f"{tr('MTTR')} {duration_text(self.mttr)} (n={self.n_resolved})")
+        p.drawText(QRectF(12, h - foot_h, w - 24, foot_h), Qt.AlignmentFlag.AlignVCenter, foot)
+        paint_dim(self, p, self._dimmed)
+        p.end()
+
+    def _paint_row(self, p: QPainter, r: Row, rect: QRectF) -> None:
+        tr, theme, now = self.ctx.tr, self.ctx.theme, self._now
+        resolved = r.status == "resolved"
+        sev_color = QColor(SEVERITY_COLORS.get(r.severity, "#888888"))
+        bg = QColor(theme.background)
+        if self.is_flashing(r.incident_id, now) and int(now) % 2 == 0:
+            bg = QColor(sev_color)
+            bg.setAlpha(120)
+        p.setPen(QPen(QColor(theme.accent), 3) if r.incident_id == self.selected else Qt.PenStyle.NoPen)
+        p.setBrush(bg)
+        p.drawRoundedRect(rect, 6, 6)
+        p.setOpacity(0.45 if resolved else 1.0)
+        rh = rect.height()
+        big, small = rh * 0.27, rh * 0.185
+        badge = QRectF(rect.left() + 6, rect.top() + 6, rh * 0.95, rh - 12)
+        p.setPen(Qt.PenStyle.NoPen)
+        p.setBrush(QColor("#3a3f47") if resolved else sev_color)
+        p.drawRoundedRect(badge, 6, 6)
+        p.setPen(QColor("#ffffff"))
+        p.setFont(_px(rh * 0.36, True))
+        p.drawText(badge, Qt.AlignmentFlag.AlignCenter, "\u2714" if resolved else r.severity)
+        left = badge.right() + 12
+        right = rect.right() - 8
+        # right block: timers (and the ACK button on a workstation)
+        can_ack = self.ctx.send_control is not None and r.status == "open" and not resolved
+        if can_ack:
+            bw = rh * 1.3
+            brect = QRectF(right - bw, rect.top() + rh * 0.2, bw, rh * 0.6)
+            sent = r.incident_id in self._ack_sent
+            p.setPen(QPen(QColor(theme.accent), 2))
+            p.setBrush(QColor(theme.accent) if not sent else QColor(theme.grid))
+            p.drawRoundedRect(brect, 6, 6)
+            p.setPen(QColor("#ffffff"))
+            p.setFont(_px(small, True))
+            p.drawText(brect, Qt.AlignmentFlag.AlignCenter, tr("ACK sent") if sent else tr("ACK"))
+            r.hits.append((brect, "ack", r.incident_id))
+            self._hits.append((brect, "ack", r.incident_id))
+            right = brect.left() - 12
+        tw = rh * 2.6
+        p.setFont(_px(big, True))
+        p.setPen(QColor(theme.text))
+        t_open = QRectF(right - tw, rect.top() + 4, tw, rh * 0.42)
+        if resolved:
+            p.drawText(t_open, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter,
+                       "\u2714 " + duration_text(now - r.resolved_at if r.resolved_at else None))
+            p.setFont(_px(small, True))
+            p.setPen(QColor(theme.text_dim))
+            took = r.resolved_at - r.opened_at if r.resolved_at and r.opened_at else None
+            p.drawText(QRectF(right - tw, rect.top() + rh * 0.45, tw, rh * 0.3),
+                       Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter,
+                       f"{tr('took')} {duration_text(took)}")
+        else:
+            p.drawText(t_open, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter,
+                       duration_text(now - r.opened_at if r.opened_at else None))
+        t_ack = QRectF(right - tw, rect.top() + rh * 0.45, tw, rh * 0.3)
+        p.setFont(_px(small, True))
+        if r.acknowledged_at is not None and not resolved:
+            p.setPen(QColor(theme.text_dim))
+            p.drawText(t_ack, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter,
+                       f"{tr('ack')} {duration_text(now - r.acknowledged_at)}")
+        elif not resolved:
+            p.setPen(QColor(SEVERITY_COLORS["P1"]))
+            p.drawText(t_ack, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter, tr("NOT ACK"))
+        right = t_open.left() - 10
+        # line 1: title
+        p.setFont(_px(big, True))
+        fm = QFontMetricsF(p.font())
+        p.setPen(QColor(theme.text))
+        title_rect = QRectF(left, rect.top() + 4, right - left, rh * 0.42)
+        p.drawText(title_rect, Qt.AlignmentFlag.AlignVCenter,
+                   fm.elidedText(r.title, Qt.TextElideMode.ElideRight, title_rect.width()))
+        # line 2: stores (clickable) · owner · status · suspect
+        p.setFont(_px(small))
+        fm = QFontMetricsF(p.font())
+        y0, y1 = rect.top() + rh * 0.44, rect.top() + rh * 0.72
+        x = left
+        stores = r.stores or [("", tr("no stores"))]
+        for i, (sid, name) in enumerate(stores[:4]):
+            text = name + ("," if i < min(len(stores), 4) - 1 else "")
+            wdt = fm.horizontalAdvance(text)
+            if x + wdt > right:
+                break
+            srect = QRectF(x, y0, wdt, y1 - y0)
+            p.setPen(QColor(theme.accent) if sid else QColor(theme.text_dim))
+            p.drawText(srect, Qt.AlignmentFlag.AlignVCenter, text)
+            if sid:
+                self._hits.append((srect, "store", sid))
+                r.hits.append((srect, "store", sid))
+            x += wdt + fm.horizontalAdvance(" ")
+        if len(stores) > 4:
+            more = f"+{len(stores) - 4}"
+            p.setPen(QColor(theme.text_dim))
+            p.drawText(QRectF(x, y0, fm.horizontalAdvance(more) + 4, y1 - y0), Qt.AlignmentFlag.AlignVCenter, more)
+            x += fm.horizontalAdvance(more) + fm.horizontalAdvance(" ")
+        rest = f"\u00b7 {r.owner or tr('no owner')} \u00b7 {tr(r.status.capitalize())}"
+        if r.suspect:
+            p.setPen(QColor("#ffd166"))
+            srect = QRectF(left, y1, rect.right() - 8 - left, rect.bottom() - 4 - y1)
+            p.drawText(srect, Qt.AlignmentFlag.AlignVCenter,
+                       fm.elidedText(f"\u26a0 {tr('suspect')}: {r.suspect}", Qt.TextElideMode.ElideRight, srect.width()))
+        p.setPen(QColor(theme.text_dim))
+        if right > x:
+            p.drawText(QRectF(x, y0, right - x, y1 - y0), Qt.AlignmentFlag.AlignVCenter,
+                       fm.elidedText(rest, Qt.TextElideMode.ElideRight, right - x))
+        self._hits.append((rect, "row", r.incident_id))
+        p.setOpacity(1.0)
+
+    # ------------------------------------------------------------------ input
+    def hit(self, pos: QPointF) -> tuple[str, str] | None:
+        """What is under ``pos`` from the last paint: ``(kind, id)`` with kind store/ack/row."""
+        for rect, kind, ident in self._hits:
+            if rect.contains(pos):
+                return kind, ident
+        return None
+
+    def mousePressEvent(self, event) -> None:  # noqa: N802 (Qt API)
+        if event.button() != Qt.MouseButton.LeftButton:
+            return super().mousePressEvent(event)
+        found = self.hit(event.position())
+        if found is None:
+            return
+        kind, ident = found
+        if kind == "store":
+            self.store_clicked.emit(ident)
+        elif kind == "ack":
+            self.acknowledge(ident)
+        else:
+            self.selected = ident
+            self.incident_selected.emit(ident)
+            self.update()
+
+    def contextMenuEvent(self, event) -> None:  # noqa: N802 (Qt API)
+        found = self.hit(QPointF(event.pos()))
+        if found is None or self.ctx.send_control is None:
+            return
+        row = next((r for r in self.rows if r.incident_id == found[1]), None)
+        if found[0] == "store":
+            row = next((r for r in self.rows if any(found[1] == s for s, _ in r.stores)), None)
+        if row is None or row.status != "open":
+            return
+        menu = QMenu(self)
+        action = menu.addAction(self.ctx.tr("Acknowledge"))
+        action.triggered.connect(lambda: self.acknowledge(row.incident_id))
+        menu.popup(event.globalPos())
+
+
+def _px(size: float, bold: bool = False):
+    font = ui_font(10, bold)
+    font.setPixelSize(max(8, int(size)))
+    return font
+
+
+__all__ = ["IncidentBoardPanel", "Row", "duration_text"]
