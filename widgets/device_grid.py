@@ -1,0 +1,775 @@
+"""Device health grid: one cell per device, stores as rows, device kinds as column blocks.
+
+``DeviceGridPanel(state, options, ctx)``; the shell calls ``refresh(dirty, now)`` once per
+frame and ``set_dimmed(True)`` while the feed is stale; ``store_clicked(store_id)`` fires
+on a click (cell, row label or rolled-up store). Call :meth:`DeviceGridPanel.show_store`
+to turn the panel into the one-store drill-down page (``show_store(None)`` goes back).
+
+Scale: in scope mode the dense cells live in ONE ``uint32`` numpy pixel buffer shared with
+a ``QImage``; a frame writes only the cells of ``dirty.devices`` (one vectorised numpy
+assignment) and asks Qt to repaint just those rectangles, so cost follows change, not
+wall size. Each status has a baked pixel pattern besides its colour (warn: dot, crit:
+triangle, down: cross, maint: bar, unknown: ring, past-TTL: hatch), readable for the
+colour blind and on a washed-out projector. When the cells would get smaller than
+``min_cell_px`` the worst stores keep their cells and the rest are rolled up to one cell
+per store, and the panel says so.
+
+Options (validated; a bad one is reported on the panel and in ``errors``, the default
+stays): ``mode`` ``"scope"|"store"``, ``store`` (store id for mode store), ``order``
+``"worst"|"fixed"``, ``min_cell_px`` (default 10), ``max_cell_px`` (36), ``resort_s``
+(worst-first re-sort period, default 5 s), ``kinds`` (list: fixed kind column order),
+``key_metric`` (``{kind: metric}`` shown in store mode).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from PySide6.QtCore import QPoint, QRect, Qt, Signal
+from PySide6.QtGui import QColor, QFont, QFontMetrics, QImage, QPainter, QPen
+from PySide6.QtWidgets import QToolTip, QWidget
+
+from widgets.base import (
+    STATUS_COLORS, STATUS_GLYPHS, STATUS_RANK, PanelContext, age_text, paint_dim,
+    register_translations, ui_font,
+)
+
+register_translations({
+    "{n} stores rolled up - drill down or enlarge to see their devices":
+        "{n} 家门店已汇总 - 点击门店或放大查看设备",
+    "devices": "设备", "stores": "门店", "No devices in scope": "范围内无设备",
+    "Store": "门店", "Kind": "类型", "Status": "状态", "Age": "时长", "Message": "消息",
+    "past TTL": "超时未上报", "Unknown option": "未知选项",
+    "pos": "收银", "self_checkout": "自助收银", "scale": "电子秤", "esl_gateway": "价签网关",
+    "camera": "摄像头", "gate": "闸机", "printer": "打印机", "ap": "无线AP", "router": "路由器",
+    "back": "返回",
+})
+
+#: Cell codes: the six statuses in STATUS_ORDER, then "past TTL" (hatched unknown).
+CODES = ("ok", "maint", "warn", "unknown", "crit", "down", "stale")
+CODE = {s: i for i, s in enumerate(CODES)}
+STALE = CODE["stale"]
+#: Worst-first rank of a code (stale ranks as unknown).
+CODE_RANK = np.array([STATUS_RANK[s] for s in CODES[:6]] + [STATUS_RANK["unknown"]], np.int8)
+KIND_ORDER = ("pos", "self_checkout", "scale", "esl_gateway", "camera", "gate", "printer",
+              "ap", "router")
+KIND_SHORT = {"pos": "POS", "self_checkout": "SCO", "scale": "SCL", "esl_gateway": "ESL",
+              "camera": "CAM", "gate": "GATE", "printer": "PRN", "ap": "AP", "router": "RTR"}
+#: Candidate widths (cells) of a kind block; more devices of a kind wrap to more lines.
+KIND_CAPS = (16, 8, 4)
+
+OPTION_SPEC = {
+    "mode": ("scope", "store"),
+    "store": str,
+    "order": ("worst", "fixed"),
+    "min_cell_px": (4, 64),
+    "max_cell_px": (8, 128),
+    "resort_s": (0, 3600),
+    "kinds": list,
+    "key_metric": dict,
+}
+DEFAULTS = {"mode": "scope", "store": None, "order": "worst", "min_cell_px": 10,
+            "max_cell_px": 36, "resort_s": 5.0, "kinds": None, "key_metric": {}}
+
+
+def validate_options(panel: str, spec: dict, defaults: dict, options: dict | None):
+    """Check a panel's ``options`` against ``spec`` (tuple of str = choices, (lo, hi) of
+    numbers = range, a type = isinstance). Returns ``(clean, errors)``: every bad or unknown
+    key gets a message naming ``panel.options.key`` and what was expected; its default stays.
+    """
+    clean, errors = dict(defaults), []
+    if options is None:
+        return clean, errors
+    if not isinstance(options, dict):
+        return clean, [f"{panel}.options: expected a table of options, got {type(options).__name__}"]
+    for key, value in options.items():
+        where = f"{panel}.options.{key}"
+        if key not in spec:
+            import difflib
+            hint = difflib.get_close_matches(key, list(spec), n=1)
+            errors.append(f"{where}: unknown option; expected one of {', '.join(sorted(spec))}"
+                          + (f" (did you mean {hint[0]!r}?)" if hint else ""))
+            continue
+        rule = spec[key]
+        if isinstance(rule, tuple) and rule and isinstance(rule[0], str):
+            if value not in rule:
+                errors.append(f"{where}: expected one of {', '.join(rule)}, got {value!r}")
+                continue
+        elif isinstance(rule, tuple):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) \
+                    or not rule[0] <= value <= rule[1]:
+                errors.append(f"{where}: expected a number in {rule[0]}..{rule[1]}, got {value!r}")
+                continue
+        elif not isinstance(value, rule):
+            errors.append(f"{where}: expected {rule.__name__}, got {type(value).__name__}")
+            continue
+        clean[key] = value
+    return clean, errors
+
+
+def _rgb(hex_color: str) -> int:
+    c = QColor(hex_color)
+    return 0xFF000000 | (c.red() << 16) | (c.green() << 8) | c.blue()
+
+
+def _shade(hex_color: str, f: float) -> int:
+    c = QColor(hex_color)
+    return 0xFF000000 | (int(c.red() * f) << 16) | (int(c.green() * f) << 8) | int(c.blue() * f)
+
+
+def cell_templates(c: int) -> np.ndarray:
+    """``(7, c, c)`` uint32 pixel patterns, one per cell code (see module docstring)."""
+    t = np.empty((len(CODES), c, c), np.uint32)
+    yy, xx = np.mgrid[0:c, 0:c]
+    m = (c - 1) / 2.0
+    for i, name in enumerate(CODES):
+        col = STATUS_COLORS["unknown" if name == "stale" else name]
+        t[i] = _rgb(col)
+        dark = _shade(col, 0.3)
+        if c < 5:
+            continue
+        r = max(1.0, c / 6.0)
+        if name == "warn":
+            t[i][(abs(xx - m) <= r) & (abs(yy - m) <= r)] = dark
+        elif name == "crit":  # upward triangle
+            h = (yy - c * 0.2) / (c * 0.6)
+            t[i][(h >= 0) & (h <= 1) & (abs(xx - m) <= h * c * 0.32 + 0.5)] = dark
+        elif name == "down":  # cross
+            t[i][(abs(xx - yy) <= r * 0.6) | (abs(xx + yy - (c - 1)) <= r * 0.6)] = dark
+        elif name == "maint":
+            t[i][(abs(yy - m) <= r * 0.6) & (abs(xx - m) <= c * 0.3)] = dark
+        elif name == "unknown":
+            d = np.hypot(xx - m, yy - m)
+            t[i][(d <= c * 0.3) & (d >= c * 0.3 - max(1.0, c / 8))] = dark
+        elif name == "stale":  # hatch
+            t[i][((xx + yy) % max(3, c // 3)) < max(1, c // 8)] = _shade(col, 0.45)
+    return t
+
+
+@dataclass
+class _Row:
+    store: str
+    x: int
+    y: int
+    h: int
+    label_w: int
+    cells_w: int
+
+
+class DeviceGridPanel(QWidget):
+    """The device health grid panel (see module docstring)."""
+
+    store_clicked = Signal(str)
+
+    def __init__(self, state, options: dict | None, ctx: PanelContext, parent=None):
+        super().__init__(parent)
+        self.state, self.ctx = state, ctx
+        self.opts, self.errors = validate_options("device_grid", OPTION_SPEC, DEFAULTS, options)
+        if self.opts["mode"] == "store" and not self.opts["store"]:
+            self.errors.append("device_grid.options.store: expected a store id with mode = \"store\"")
+            self.opts["mode"] = "scope"
+        self._store_page = self.opts["store"] if self.opts["mode"] == "store" else None
+        self._dimmed = False
+        self._now = ctx.clock()
+        self._last_sort = -1e18
+        self._order: list[str] = []
+        self._buf = np.zeros((1, 1), np.uint32)
+        self._img: QImage | None = None
+        self._dev_ids: list[str] = []
+        self._dev_index: dict[str, int] = {}
+        self._xy = np.zeros((0, 2), np.int32)
+        self._codes = np.zeros(0, np.uint8)
+        self._kind_of = np.zeros(0, np.int16)
+        self._kinds: list[str] = []
+        self._rows: list[_Row] = []
+        self._row_of_store: dict[str, int] = {}
+        self._rolled: list[str] = []
+        self._rolled_set: set[str] = set()
+        self._roll_xy = np.zeros((0, 2), np.int32)
+        self._roll_codes = np.zeros(0, np.uint8)
+        self._roll_rect = QRect()
+        self._cell = 10
+        self._pitch = 12
+        self._cellmap = np.full((1, 1), -1, np.int32)
+        self._kind_counts = np.zeros((0, len(CODES)), np.int64)
+        self._header_h = 0
+        self._label_font = ui_font(12)
+        self._need_layout = True
+        self._store_cells: list[tuple[QRect, str]] = []
+        self.setMouseTracking(True)
+        self.setMinimumSize(200, 120)
+        self.setAttribute(Qt.WidgetAttribute.WA_OpaquePaintEvent, True)
+
+    # ------------------------------------------------------------------ public API
+
+    def show_store(self, store_id: str | None) -> None:
+        """Show one store's devices (drill-down page), or the scope again with None."""
+        self._store_page = store_id
+        self._need_layout = True
+        self.update()
+
+    def set_dimmed(self, dimmed: bool) -> None:
+        """Veil the panel while the feed is stale (its data may be old)."""
+        if dimmed != self._dimmed:
+            self._dimmed = dimmed
+            self.update()
+
+    def refresh(self, dirty, now: float) -> None:
+        """Apply a frame's dirty set: repaint only the cells and margins it names.
+
+        Cheap when ``dirty`` names nothing of this panel. A new or deleted device, a new
+        store, a resize or (order = worst) a due re-sort lays the grid out again.
+        """
+        self._now = now
+        if self._store_page is not None:
+            if dirty.all or self._store_page in dirty.stores:
+                self.update()
+            return
+        if dirty.all or self._need_layout or self._structure_changed(dirty):
+            self._relayout(now)
+            return
+        if self.opts["order"] == "worst" and now - self._last_sort >= self.opts["resort_s"] \
+                and (dirty.devices or dirty.stores):
+            if self._sorted_stores(now) != self._order:
+                self._relayout(now)
+                return
+            self._last_sort = now
+        if dirty.devices:
+            self._update_devices(dirty.devices, now)
+        if self._rolled and dirty.stores:
+            self._update_rolled(dirty.stores)
+
+    # ------------------------------------------------------------------ model
+
+    def _scope_stores(self) -> list[str]:
+        st = self.state
+        return [sid for sid, s in st.stores.items() if self.ctx.in_scope_store(s, sid)]
+
+    def _code(self, dev_id: str, now: float) -> int:
+        status = self.state.device_status(dev_id, now)
+        if status == "unknown":
+            dev = self.state.devices.get(dev_id) or {}
+            if dev.get("status", "unknown") != "unknown":
+                return STALE
+        return CODE.get(status, CODE["unknown"])
+
+    def _sorted_stores(self, now: float) -> list[str]:
+        stores = self._scope_stores()
+        name = lambda sid: str((self.state.stores.get(sid) or {}).get("name", sid))  # noqa: E731
+        if self.opts["order"] == "fixed":
+            return sorted(stores, key=lambda s: (name(s), s))
+        worst = self.state.store_worst
+        return sorted(stores, key=lambda s: (-STATUS_RANK.get(worst(s), 3), name(s), s))
+
+    def _structure_changed(self, dirty) -> bool:
+        for d in dirty.devices:
+            if (d in self._dev_index) != (d in self.state.devices):
+                return True
+        for s in dirty.stores:
+            if s not in self._row_of_store and s not in self._rolled_set \
+                    and s in self.state.stores and self.ctx.in_scope_store(self.state.stores[s], s):
+                return True
+        return False
+
+    def _kind_list(self, devs_by_store: dict[str, list[str]]) -> list[str]:
+        seen = {self.state.devices[d].get("kind", "?") for ds in devs_by_store.values() for d in ds}
+        fixed = list(self.opts["kinds"] or KIND_ORDER)
+        return [k for k in fixed if k in seen] + sorted(seen - set(fixed))
+
+    # ------------------------------------------------------------------ layout
+
+    def resizeEvent(self, event):  # noqa: N802 (Qt)
+        self._need_layout = True
+        self._relayout(self._now)
+        super().resizeEvent(event)
+
+    def _relayout(self, now: float) -> None:
+        self._need_layout = False
+        W, H = max(1, self.width()), max(1, self.height())
+        self._buf = np.empty((H, W), np.uint32)
+        self._buf[:] = _rgb(self.ctx.theme.panel)
+        self._img = QImage(self._buf.data, W, H, W * 4, QImage.Format.Format_RGB32)
+        self._rows, self._row_of_store, self._rolled = [], {}, []
+        self._dev_ids, self._dev_index = [], {}
+        if self._store_page is not None:
+            self.update()
+            return
+        st = self.state
+        self._order = self._sorted_stores(now)
+        self._last_sort = now
+        devs = {s: sorted(st.store_devices(s), key=lambda d: (str(st.devices[d].get("name", d)), d))
+                for s in self._order}
+        kinds = self._kind_list(devs)
+        self._kinds = kinds
+        kidx = {k: i for i, k in enumerate(kinds)}
+        per = {s: np.bincount([kidx[st.devices[d].get("kind", "?")] for d in devs[s]],
+                              minlength=len(kinds)) if devs[s] else np.zeros(len(kinds), int)
+               for s in self._order}
+        maxc = np.max(np.array(list(per.values())), axis=0) if per and kinds else np.zeros(0, int)
+        best = None
+        for cap in KIND_CAPS:  # wider blocks or more lines per store: keep the biggest cells
+            widths_c = np.minimum(np.maximum(maxc, 1), cap)
+            lines_c = {s: max(1, int(np.max(np.ceil(per[s] / widths_c)))) if kinds else 1
+                       for s in self._order}
+            ncells_c = int(widths_c.sum()) + max(0, len(kinds) - 1)  # blank cell between blocks
+            fit_c = self._fit(W, H, ncells_c, lines_c)
+            key = (len(fit_c[6]), fit_c[0])
+            if best is None or key > best[0]:
+                best = (key, fit_c, widths_c, lines_c, ncells_c)
+        _, fit, widths, lines, ncells = best
+        c, p, label_w, count_w, header_h, roll_h, placed = fit
+        self._cell, self._pitch, self._header_h = c, p, header_h
+        self._label_font = ui_font(10)
+        self._label_font.setPixelSize(max(9, min(26, int(p * 0.85))))
+        # block x offsets within a row (in cells)
+        offs = np.concatenate([[0], np.cumsum(widths + 1)[:-1]]).astype(int) if kinds else []
+        xs, ys, ks, ids = [], [], [], []
+        for s, (x0, y0) in placed:
+            rh = lines[s] * p
+            self._row_of_store[s] = len(self._rows)
+            self._rows.append(_Row(s, x0, y0, rh, label_w, ncells * p))
+            counters = [0] * len(kinds)
+            for d in devs[s]:
+                k = kidx[st.devices[d].get("kind", "?")]
+                j = counters[k]
+                counters[k] += 1
+                col, line = j % widths[k], j // widths[k]
+                xs.append(x0 + label_w + (offs[k] + col) * p)
+                ys.append(y0 + line * p)
+                ks.append(k)
+                ids.append(d)
+        self._dev_ids = ids
+        self._dev_index = {d: i for i, d in enumerate(ids)}
+        self._xy = np.array([xs, ys], np.int32).T.reshape(-1, 2)
+        self._kind_of = np.array(ks, np.int16)
+        self._codes = np.array([self._code(d, now) for d in ids], np.uint8)
+        self._templates = cell_templates(c)
+        self._paint_cells(np.arange(len(ids)))
+        # rolled-up stores: one cell per store below the rows
+        placed_set = {s for s, _ in placed}
+        self._rolled = [s for s in self._order if s not in placed_set]
+        self._rolled_set = set(self._rolled)
+        self._layout_rolled(W, H, roll_h)
+        # hit map at cell resolution
+        self._cellmap = np.full((H // p + 2, W // p + 2), -1, np.int32)
+        if len(ids):
+            self._cellmap[self._xy[:, 1] // p, self._xy[:, 0] // p] = np.arange(len(ids))
+        self._count_kinds()
+        self._count_w = count_w
+        self.update()
+
+    def _fit(self, W: int, H: int, ncells: int, lines: dict[str, int]):
+        """Largest cell size whose rows all fit; else min size with the rest rolled up."""
+        order = self._order
+        lo, hi = int(self.opts["min_cell_px"]), int(max(self.opts["min_cell_px"], self.opts["max_cell_px"]))
+
+        def geometry(c: int, roll_h: int):
+            p = c + (1 if c < 8 else 2)
+            labels = p >= 12
+            fpx = max(9, min(26, int(p * 0.85)))
+            label_w = int(fpx * 9.5) if labels else 0
+            count_w = int(fpx * 6) if labels else 0
+            header_h = 34 + (fpx + 6 if labels else 0)
+            row_w = label_w + ncells * p + count_w + 12
+            ncol = max(1, (W + 16) // (row_w + 16))
+            avail = H - header_h - roll_h
+            placed, col, y = [], 0, header_h
+            for s in order:
+                rh = lines[s] * p + max(2, p // 3)
+                if y + rh > header_h + avail:
+                    col += 1
+                    y = header_h
+                    if col >= ncol or rh > avail:
+                        break
+                placed.append((s, (col * (row_w + 16), y)))
+                y += rh
+            return p, label_w, count_w, header_h, placed
+
+        best = None
+        a, b = lo, hi
+        while a <= b:  # fitting is monotonic in the cell size: binary search
+            c = (a + b) // 2
+            p, lw, cw, hh, placed = geometry(c, 0)
+            if len(placed) == len(order):
+                best = (c, p, lw, cw, hh, 0, placed)
+                a = c + 1
+            else:
+                b = c - 1
+        if best is not None:
+            return best
+        roll_h = 0
+        for _ in range(3):  # reserve room for the rolled-up strip, then re-place
+            p, lw, cw, hh, placed = geometry(lo, roll_h)
+            rest = len(order) - len(placed)
+            rp = max(lo, 10) + 2
+            per_line = max(1, (W - 8) // rp)
+            need = 30 + rp * math.ceil(rest / per_line)
+            if need <= roll_h:
+                break
+            roll_h = min(need, H // 3)
+        p, lw, cw, hh, placed = geometry(lo, roll_h)
+        return (lo, p, lw, cw, hh, roll_h, placed)
+
+    def _layout_rolled(self, W: int, H: int, roll_h: int) -> None:
+        n = len(self._rolled)
+        if not n:
+            self._roll_xy = np.zeros((0, 2), np.int32)
+            self._roll_codes = np.zeros(0, np.uint8)
+            self._roll_rect = QRect()
+            return
+        c = max(int(self.opts["min_cell_px"]), 10)
+        rp = c + 2
+        top = H - roll_h + 28
+        per_line = max(1, (W - 8) // rp)
+        i = np.arange(n)
+        self._roll_xy = np.stack([4 + (i % per_line) * rp, top + (i // per_line) * rp], 1).astype(np.int32)
+        keep = self._roll_xy[:, 1] + c <= H
+        self._roll_xy = self._roll_xy[keep]
+        self._rolled = [s for s, k in zip(self._rolled, keep) if k] + \
+            [s for s, k in zip(self._rolled, keep) if not k]  # unshown ones still counted
+        self._roll_rect = QRect(0, H - roll_h, W, roll_h)
+        self._roll_tmpl = cell_templates(c)
+        self._roll_codes = np.array([CODE.get(self.state.store_worst(s), 3)
+                                     for s in self._rolled[: len(self._roll_xy)]], np.uint8)
+        self._blit(self._roll_xy, self._roll_codes, self._roll_tmpl)
+
+    # ------------------------------------------------------------------ pixels
+
+    def _blit(self, xy: np.ndarray, codes: np.ndarray, tmpl: np.ndarray) -> None:
+        """Write cell patterns for ``xy`` (n, 2) in one vectorised assignment."""
+        if not len(xy):
+            return
+        c = tmpl.shape[1]
+        H, W = self._buf.shape
+        ok = (xy[:, 0] + c <= W) & (xy[:, 1] + c <= H) & (xy[:, 0] >= 0) & (xy[:, 1] >= 0)
+        xy, codes = xy[ok], codes[ok]
+        d = np.arange(c)
+        rows = xy[:, 1, None, None] + d[None, :, None]
+        cols = xy[:, 0, None, None] + d[None, None, :]
+        self._buf[rows, cols] = tmpl[codes]
+
+    def _paint_cells(self, idx: np.ndarray) -> None:
+        self._blit(self._xy[idx], self._codes[idx], self._templates)
+
+    def _update_devices(self, dev_ids, now: float) -> None:
+        index = self._dev_index
+        idx = [index[d] for d in dev_ids if d in index]
+        if not idx:
+            return
+        idx = np.fromiter(idx, np.int64, len(idx))
+        new = np.fromiter((self._code(self._dev_ids[i], now) for i in idx), np.uint8, len(idx))
+        changed = new != self._codes[idx]
+        if not changed.any():
+            return
+        idx = idx[changed]
+        self._codes[idx] = new[changed]
+        self._paint_cells(idx)
+        c = self._cell
+        for x, y in self._xy[idx]:
+            self.update(int(x), int(y), c, c)
+        self._count_kinds()
+        self.update(0, 0, self.width(), self._header_h)
+        if self._count_w:
+            stores = {self.state.devices.get(self._dev_ids[i], {}).get("store") for i in idx}
+            for s in stores:
+                r = self._row_of_store.get(s)
+                if r is not None:
+                    row = self._rows[r]
+                    self.update(row.x, row.y, row.label_w + row.cells_w + self._count_w + 12, row.h)
+
+    def _update_rolled(self, stores) -> None:
+        pos = {s: i for i, s in enumerate(self._rolled[: len(self._roll_xy)])}
+        idx = [pos[s] for s in stores if s in pos]
+        if not idx:
+            return
+        idx = np.array(idx)
+        new = np.array([CODE.get(self.state.store_worst(self._rolled[i]), 3) for i in idx], np.uint8)
+        ch = new != self._roll_codes[idx]
+        if not ch.any():
+            return
+        idx = idx[ch]
+        self._roll_codes[idx] = new[ch]
+        self._blit(self._roll_xy[idx], self._roll_codes[idx], self._roll_tmpl)
+        c = self._roll_tmpl.shape[1]
+        for x, y in self._roll_xy[idx]:
+            self.update(int(x), int(y), c, c)
+
+    def _count_kinds(self) -> None:
+        nk = max(1, len(self._kinds))
+        flat = self._kind_of.astype(np.int64) * len(CODES) + self._codes
+        self._kind_counts = np.bincount(flat, minlength=nk * len(CODES)).reshape(nk, len(CODES))
+
+    # ------------------------------------------------------------------ paint
+
+    def paintEvent(self, event):  # noqa: N802 (Qt)
+        p = QPainter(self)
+        rect = event.rect()
+        theme = self.ctx.theme
+        if self._store_page is not None:
+            self._paint_store_page(p)
+        else:
+            if self._img is not None:
+                p.drawImage(rect, self._img, rect)
+            self._paint_text(p, rect)
+        if self._dimmed:
+            paint_dim(self, p, True)
+            f = ui_font(10, bold=True)
+            f.setPixelSize(max(18, min(64, self.height() // 8)))
+            p.setFont(f)
+            p.setPen(QColor(theme.stale))
+            p.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter, self.ctx.tr("STALE"))
+        p.end()
+
+    def _status_chips(self, counts) -> list[tuple[str, str]]:
+        """(text, colour) per non-ok status, worst first: '▲3', '✖1', ..."""
+        out = []
+        for code in (5, 4, 6, 3, 2, 1):
+            n = int(counts[code])
+            if n:
+                name = CODES[code]
+                glyph = STATUS_GLYPHS["unknown" if name == "stale" else name]
+                out.append((f"{glyph}{n}", STATUS_COLORS["unknown" if name == "stale" else name]))
+        return out
+
+    def _paint_text(self, p: QPainter, rect: QRect) -> None:
+        theme, tr = self.ctx.theme, self.ctx.tr
+        W = self.width()
+        if rect.top() < self._header_h:  # per-kind counts
+            p.fillRect(QRect(0, 0, W, self._header_h), QColor(theme.panel))
+            f = ui_font(10, bold=True)
+            f.setPixelSize(20)
+            p.setFont(f)
+            x = 8
+            total = int(self._kind_counts.sum()) if len(self._dev_ids) else 0
+            p.setPen(QColor(theme.text))
+            head = f"{total:,} {tr('devices')} · {len(self._order):,} {tr('stores')}"
+            if not self._order:
+                head = tr("No devices in scope")
+            p.drawText(x, 24, head)
+            x += QFontMetrics(f).horizontalAdvance(head) + 24
+            for k, kind in enumerate(self._kinds):
+                counts = self._kind_counts[k]
+                label = f"{tr(kind)} {int(counts.sum())}"
+                p.setPen(QColor(theme.text_dim))
+                p.drawText(x, 24, label)
+                x += QFontMetrics(f).horizontalAdvance(label) + 6
+                for text, color in self._status_chips(counts):
+                    p.setPen(QColor(color))
+                    p.drawText(x, 24, text)
+                    x += QFontMetrics(f).horizontalAdvance(text) + 4
+                x += 18
+            if self._rows and self._rows[0].label_w:  # kind names above the blocks
+                f2 = QFont(self._label_font)
+                f2.setPixelSize(max(9, min(16, self._pitch - 2)))
+                p.setFont(f2)
+                p.setPen(QColor(theme.text_dim))
+                xs = sorted({r.x for r in self._rows})
+                fm = QFontMetrics(f2)
+                for x0 in xs:
+                    cx = x0 + self._rows[0].label_w
+                    for k, kind in enumerate(self._kinds):
+                        w = self._block_w(k)
+                        t = fm.elidedText(KIND_SHORT.get(kind, kind), Qt.TextElideMode.ElideRight, w)
+                        p.drawText(cx, self._header_h - 6, t)
+                        cx += w + self._pitch
+        if self._rows and self._rows[0].label_w:  # store names and per-store counts
+            fm = QFontMetrics(self._label_font)
+            p.setFont(self._label_font)
+            for row in self._rows:
+                if row.y > rect.bottom() or row.y + row.h < rect.top():
+                    continue
+                st = self.state.stores.get(row.store) or {}
+                city = (st.get("city") or {})
+                name = st.get("name", row.store) if self.ctx.lang == "zh" else st.get("name_en") or st.get("name", row.store)
+                cname = city.get("name", "") if self.ctx.lang == "zh" else city.get("name_en") or city.get("name", "")
+                text = fm.elidedText(f"{name} · {cname}" if cname else name,
+                                     Qt.TextElideMode.ElideRight, row.label_w - 8)
+                lr = QRect(row.x, row.y, row.label_w - 4, self._pitch)
+                if lr.intersects(rect):
+                    p.fillRect(lr, QColor(theme.panel))
+                    p.setPen(QColor(theme.text))
+                    p.drawText(lr, Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignLeft, text)
+                cr = QRect(row.x + row.label_w + row.cells_w + 4, row.y, self._count_w, self._pitch)
+                if cr.intersects(rect):
+                    p.fillRect(cr, QColor(theme.panel))
+                    counts = self.state.store_counts(row.store)
+                    arr = [0] * len(CODES)
+                    for s, n in counts.items():
+                        arr[CODE.get(s, 3)] += n
+                    x = cr.x()
+                    chips = self._status_chips(arr) or [(f"✓{sum(arr)}", STATUS_COLORS["ok"])]
+                    for t, color in chips[:3]:
+                        p.setPen(QColor(color))
+                        p.drawText(x, cr.y(), cr.right() - x, cr.height(),
+                                   Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignLeft, t)
+                        x += fm.horizontalAdvance(t) + 6
+        if self._rolled and self._roll_rect.intersects(rect):
+            f = ui_font(10, bold=True)
+            f.setPixelSize(18)
+            p.setFont(f)
+            tr_rect = QRect(0, self._roll_rect.top(), W, 26)
+            p.fillRect(tr_rect, QColor(theme.panel_border))
+            p.setPen(QColor(theme.text))
+            msg = tr("{n} stores rolled up - drill down or enlarge to see their devices")
+            p.drawText(tr_rect.adjusted(8, 0, 0, 0), Qt.AlignmentFlag.AlignVCenter,
+                       "▦ " + msg.format(n=f"{len(self._rolled):,}"))
+
+    def _block_w(self, k: int) -> int:
+        # width in px of kind block k (recomputed from cells: widths are implicit in xy)
+        sel = self._kind_of == k
+        if not sel.any() or not self._rows:
+            return self._pitch
+        x0 = self._rows[0].x + self._rows[0].label_w
+        xs = self._xy[sel, 0]
+        xs = xs[(xs >= x0) & (xs < x0 + self._rows[0].cells_w)]
+        return int(xs.max() - xs.min()) + self._pitch if len(xs) else self._pitch
+
+    def _paint_store_page(self, p: QPainter) -> None:
+        """One store: big cells with the device name, status glyph and key metric."""
+        theme, tr, st = self.ctx.theme, self.ctx.tr, self.state
+        p.fillRect(self.rect(), QColor(theme.panel))
+        sid = self._store_page
+        store = st.stores.get(sid) or {}
+        f = ui_font(10, bold=True)
+        f.setPixelSize(28)
+        p.setFont(f)
+        p.setPen(QColor(theme.text))
+        city = (store.get("city") or {}).get("name", "")
+        p.drawText(16, 40, f"{store.get('name', sid)} · {city}")
+        devs = sorted(st.store_devices(sid), key=lambda d: (
+            list(KIND_ORDER).index(st.devices[d].get("kind")) if st.devices[d].get("kind") in KIND_ORDER else 99,
+            str(st.devices[d].get("name", d))))
+        self._store_cells = []
+        if not devs:
+            return
+        W, H = self.width() - 32, self.height() - 70
+        n = len(devs)
+        best = 40
+        for c in range(260, 39, -4):  # biggest square-ish cells that fit
+            cols = max(1, W // (c + 8))
+            if math.ceil(n / cols) * (int(c * 0.6) + 8) <= H:
+                best = c
+                break
+        cw, ch = best, int(best * 0.6)
+        cols = max(1, W // (cw + 8))
+        fn = ui_font(10, bold=True)
+        fn.setPixelSize(max(11, ch // 5))
+        fm = QFontMetrics(fn)
+        km = self.opts["key_metric"] or {}
+        for i, d in enumerate(devs):
+            dev = st.devices[d]
+            code = self._code(d, self._now)
+            name = CODES[code]
+            color = STATUS_COLORS["unknown" if name == "stale" else name]
+            r = QRect(16 + (i % cols) * (cw + 8), 60 + (i // cols) * (ch + 8), cw, ch)
+            self._store_cells.append((r, d))
+            p.fillRect(r, QColor(color))
+            if name == "stale":
+                p.fillRect(r, QColor(0, 0, 0, 90))
+                p.fillRect(r, Qt.BrushStyle.BDiagPattern)
+            p.setFont(fn)
+            p.setPen(QColor("#ffffff"))
+            glyph = STATUS_GLYPHS["unknown" if name == "stale" else name]
+            p.drawText(r.adjusted(6, 4, -6, -4), Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft,
+                       fm.elidedText(f"{glyph} {dev.get('name', d)}".strip(), Qt.TextElideMode.ElideRight, cw - 12))
+            metrics = dev.get("metrics") or {}
+            key = km.get(dev.get("kind")) or (next(iter(metrics)) if metrics else None)
+            sub = f"{key} {metrics[key]:g}" if key in metrics else tr(name if name != "stale" else "past TTL")
+            p.drawText(r.adjusted(6, 4, -6, -4), Qt.AlignmentFlag.AlignBottom | Qt.AlignmentFlag.AlignLeft,
+                       fm.elidedText(sub, Qt.TextElideMode.ElideRight, cw - 12))
+
+    # ------------------------------------------------------------------ mouse
+
+    def hit(self, pos: QPoint) -> tuple[str | None, str | None]:
+        """``(store_id, device_id)`` under a widget position (device None on labels)."""
+        x, y = pos.x(), pos.y()
+        if self._store_page is not None:
+            for r, d in self._store_cells:
+                if r.contains(pos):
+                    return self._store_page, d
+            return self._store_page, None
+        p = self._pitch
+        if 0 <= y // p < self._cellmap.shape[0] and 0 <= x // p < self._cellmap.shape[1]:
+            i = int(self._cellmap[y // p, x // p])
+            if i >= 0:
+                cx, cy = self._xy[i]
+                if cx <= x < cx + self._cell and cy <= y < cy + self._cell:
+                    d = self._dev_ids[i]
+                    return self.state.devices.get(d, {}).get("store"), d
+        for row in self._rows:
+            if row.x <= x < row.x + row.label_w and row.y <= y < row.y + row.h:
+                return row.store, None
+        if len(self._roll_xy):
+            c = self._roll_tmpl.shape[1]
+            m = (self._roll_xy[:, 0] <= x) & (x < self._roll_xy[:, 0] + c) & \
+                (self._roll_xy[:, 1] <= y) & (y < self._roll_xy[:, 1] + c)
+            if m.any():
+                return self._rolled[int(np.argmax(m))], None
+        return None, None
+
+    def tooltip_text(self, pos: QPoint) -> str:
+        """What hovering at ``pos`` shows: device, status, metrics, message and age."""
+        tr, st = self.ctx.tr, self.state
+        store, dev_id = self.hit(pos)
+        if store is None:
+            return ""
+        s = st.stores.get(store) or {}
+        city = (s.get("city") or {}).get("name", "")
+        if dev_id is None:
+            counts = st.store_counts(store)
+            parts = [f"{tr(k)} {v}" for k, v in sorted(counts.items(), key=lambda kv: -STATUS_RANK.get(kv[0], 3))]
+            return f"{s.get('name', store)} · {city}\n" + "  ".join(parts)
+        dev = st.devices.get(dev_id) or {}
+        code = self._code(dev_id, self._now)
+        status = tr(CODES[code]) if code != STALE else f"{tr('unknown')} ({tr('past TTL')})"
+        lines = [f"{dev.get('name', dev_id)}  [{dev_id}]",
+                 f"{tr('Status')}: {STATUS_GLYPHS.get(CODES[code], '?')} {status}",
+                 f"{tr('Kind')}: {tr(str(dev.get('kind', '?')))}",
+                 f"{tr('Store')}: {s.get('name', store)} · {city}"]
+        for k, v in (dev.get("metrics") or {}).items():
+            lines.append(f"  {k} = {v:g}" if isinstance(v, (int, float)) else f"  {k} = {v}")
+        if dev.get("msg"):
+            lines.append(f"{tr('Message')}: {dev['msg']}")
+        ts = dev.get("ts")
+        lines.append(f"{tr('Age')}: {age_text(self._now - ts if isinstance(ts, (int, float)) else None)}")
+        return "\n".join(lines)
+
+    def mouseMoveEvent(self, event):  # noqa: N802 (Qt)
+        pos = event.position().toPoint()
+        text = self.tooltip_text(pos)
+        if text:
+            QToolTip.showText(event.globalPosition().toPoint(), text, self)
+        else:
+            QToolTip.hideText()
+        super().mouseMoveEvent(event)
+
+    def mouseReleaseEvent(self, event):  # noqa: N802 (Qt)
+        if event.button() == Qt.MouseButton.LeftButton:
+            store, _ = self.hit(event.position().toPoint())
+            if store is not None:
+                self.store_clicked.emit(store)
+        super().mouseReleaseEvent(event)
+
+    # ------------------------------------------------------------------ test helpers
+
+    def cell_rect(self, device_id: str) -> QRect | None:
+        """Where a device's cell is drawn (None when rolled up or out of scope)."""
+        i = self._dev_index.get(device_id)
+        if i is None:
+            return None
+        x, y = self._xy[i]
+        return QRect(int(x), int(y), self._cell, self._cell)
+
+    def cell_pixel(self, device_id: str) -> int | None:
+        """The ARGB value at the top-left pixel of a device's cell in the grid image."""
+        r = self.cell_rect(device_id)
+        return None if r is None else int(self._buf[r.y(), r.x()])
+
+    @property
+    def rolled_up(self) -> list[str]:
+        """Store ids shown as one cell each (rolled up)."""
+        return list(self._rolled)
+
+
+__all__ = ["DeviceGridPanel", "validate_options", "cell_templates", "CODES"]
