@@ -337,6 +337,7 @@ class ChangeTimelinePanel(QWidget):
             ax.setPen(pg.mkPen(theme.grid))
             ax.setTextPen(pg.mkPen(theme.text))
         pi.getAxis("left").setWidth(150)
+        pi.getAxis("bottom").setHeight(40)  # big tick font: reserve room or labels clip
         pi.showGrid(x=True, y=False, alpha=0.25)
         # static freeze windows: created once
         self.freeze_items = []
