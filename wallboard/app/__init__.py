@@ -1,0 +1,1 @@
+"""The Qt shell of the wall: windows, header, frame loop, switching, drill-down."""

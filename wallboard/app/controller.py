@@ -1,0 +1,505 @@
+"""The wall controller: frame loop, layouts and switching, drill-down, alerts, STALE.
+
+Owns the live state, the feed client, the current layout and the windows. Once per frame
+(QTimer at the layout's frame rate) it runs :class:`FrameDriver.step` and refreshes the
+visible pages with the dirty set; once per second it updates headers, age badges, the
+STALE banner, the rotation and the alert sounds. Control events from the hub
+(``switch_layout``, ``banner``, ``focus_store``) arrive through the state's dirty set.
+
+Call :meth:`start` after construction, :meth:`shutdown` before quitting.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from PySide6.QtCore import QFileSystemWatcher, QObject, Qt, QTimer, Signal
+from PySide6.QtGui import QKeyEvent
+from PySide6.QtWidgets import QApplication
+
+from wallboard import layout as L
+from wallboard.app.alerts import AlertPolicy
+from wallboard.app.frame import FrameDriver
+from wallboard.app.header import HeaderStatus
+from wallboard.app.i18n import register as register_shell_translations
+from wallboard.app.overlays import HelpOverlay, LayoutPicker
+from wallboard.app.sound import SoundPlayer
+from wallboard.app.window import PageView, WallWindow
+from wallboard.state import Dirty, LiveState
+from widgets.base import THEMES, PanelContext
+
+log = logging.getLogger(__name__)
+register_shell_translations()
+
+CONTROL_MAX_AGE_S = 60.0  # replayed control events older than this are history, not orders
+STALE_HEARTBEATS = 3
+
+
+class WallController(QObject):
+    """Drives every window of one wall process."""
+
+    layout_changed = Signal(str)
+    stale_changed = Signal(bool)
+
+    def __init__(
+        self,
+        state: LiveState,
+        client: Any,
+        layout: L.Layout,
+        *,
+        lang: str = "en",
+        screen: int | None = None,
+        fps: float | None = None,
+        fullscreen: bool = False,
+        size: tuple[int, int] | None = None,
+        muted: bool = False,
+        layout_dirs: list[Path] | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        super().__init__()
+        self.state = state
+        self.client = client
+        self.lang = lang
+        self.only_screen = screen
+        self.fps_override = fps
+        self.fullscreen = fullscreen
+        self.size = size
+        self.clock = clock
+        self.layout_dirs = layout_dirs or [L.DEFAULT_LAYOUT_DIR]
+        self.layout: L.Layout = layout
+        self.previous_layouts: list[str] = []
+        self.layout_error = ""
+        self.windows: list[WallWindow] = []
+        self.driver = FrameDriver(state, client, clock=clock, on_item=self._on_item)
+        self.alerts = AlertPolicy(muted=muted)
+        self.sound = SoundPlayer()
+        self.paused = False
+        self.stale = False
+        self.banner_until = 0.0
+        self.controls_applied = 0
+        self.controls_ignored = 0
+        self.roles: list[str] = []
+        self._page_started = clock()
+        self._last_second = 0.0
+        self._pulse = Dirty()
+        self.watcher = QFileSystemWatcher(self)
+        self.watcher.fileChanged.connect(self._layout_file_changed)
+        self.timer = QTimer(self)
+        self.timer.setTimerType(Qt.TimerType.PreciseTimer)
+        self.timer.timeout.connect(self.frame)
+        self.apply_layout(layout)
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self) -> None:
+        fps = self.fps_override or self.layout.frame_rate or 30
+        self.timer.start(max(5, int(1000 / fps)))
+        for w in self.windows:
+            self._show(w)
+
+    def shutdown(self) -> None:
+        self.timer.stop()
+        for w in self.windows:
+            w.close()
+
+    def _show(self, w: WallWindow) -> None:
+        if self.size:
+            w.resize(*self.size)
+        if self.fullscreen:
+            w.showFullScreen()
+        else:
+            w.show()
+
+    # ------------------------------------------------------------------ context
+    def ctx_for(self, scope: L.Scope | None = None) -> PanelContext:
+        ev = self.layout.event
+        sc = scope or ev.scope
+        send = self.client.send_control if hasattr(self.client, "send_control") else None
+        return PanelContext(
+            lang=self.lang,
+            theme=THEMES.get(self.layout.theme, THEMES["dark"]),
+            scope={"cities": list(sc.cities), "stores": list(sc.stores)},
+            send_control=send,
+            clock=self.clock,
+        )
+
+    # ------------------------------------------------------------------ layouts
+    def layout_names(self) -> list[str]:
+        names: list[str] = []
+        for d in self.layout_dirs:
+            for p in L.list_layouts(d):
+                if p.stem not in names and p.stem != "store":
+                    names.append(p.stem)
+        return names
+
+    def apply_layout(self, layout: L.Layout) -> None:
+        """Show ``layout`` on this wall's windows (reusing them; extra ones close)."""
+        self.layout = layout
+        theme = THEMES.get(layout.theme, THEMES["dark"])
+        specs = list(layout.windows())
+        if self.only_screen is not None:
+            specs = [s for i, s in enumerate(specs) if (s.screen if s.screen is not None else i) == self.only_screen] or specs[:1]
+        for i, spec in enumerate(specs):
+            if i < len(self.windows):
+                w = self.windows[i]
+            else:
+                w = WallWindow(theme, self.lang, self._on_key)
+                self.windows.append(w)
+                if self.timer.isActive():
+                    self._show(w)
+            pages = []
+            for page in spec.pages:
+                panel_scope = None
+                pv = PageView(page.screen, self.state, self.ctx_for(panel_scope), duration_s=page.duration_s)
+                pv.store_clicked.connect(self.open_store)
+                pages.append(pv)
+            w.set_pages(pages, spec.rotating and layout.rotation.enabled)
+            w.setWindowTitle(f"wallboard — {self._title()}")
+        for w in self.windows[len(specs):]:
+            w.close()
+            w.deleteLater()
+        del self.windows[len(specs):]
+        self.alerts.repeat_s = layout.sound.repeat_s
+        self.alerts.escalate_after_s = layout.sound.escalate_after_s
+        self.alerts.enabled = layout.sound.enabled
+        if self.timer.isActive():
+            fps = self.fps_override or layout.frame_rate or 30
+            self.timer.setInterval(max(5, int(1000 / fps)))
+        self._watch(layout.path)
+        self._page_started = self.clock()
+        self._refresh_all(self.clock())
+        self.layout_changed.emit(layout.name)
+
+    def switch_layout(self, name_or_path: str) -> bool:
+        """Load and show a layout; on error keep the current one and show why."""
+        try:
+            path = L.find_layout(name_or_path, self.layout_dirs)
+            new = L.load_layout(path)
+        except (L.LayoutError, FileNotFoundError, KeyError, ValueError) as e:
+            self.layout_error = f"{self.tr('layout')} {name_or_path}: {e}"
+            log.warning("%s", self.layout_error)
+            self._update_status_line()
+            return False
+        if self.layout.name != new.name:
+            self.previous_layouts.append(self.layout.path or self.layout.name)
+            del self.previous_layouts[:-10]
+        self.layout_error = ""
+        self.apply_layout(new)
+        self._update_status_line()
+        return True
+
+    def _watch(self, path: str | None) -> None:
+        old = self.watcher.files()
+        if old:
+            self.watcher.removePaths(old)
+        if path and Path(path).exists():
+            self.watcher.addPath(str(path))
+
+    def _layout_file_changed(self, path: str) -> None:
+        """Hot reload: a good file replaces the layout, a bad one leaves it in place."""
+        try:
+            new = L.load_layout(path)
+        except (L.LayoutError, FileNotFoundError, ValueError) as e:
+            self.layout_error = f"{self.tr('layout not reloaded')}: {e}"
+            log.warning("%s", self.layout_error)
+        else:
+            self.layout_error = ""
+            self.apply_layout(new)
+        if Path(path).exists() and path not in self.watcher.files():
+            self.watcher.addPath(path)  # editors replace files; watch the new one
+        self._update_status_line()
+
+    # ------------------------------------------------------------------ drill-down
+    def open_store(self, store_id: str, own_window: bool | None = None) -> bool:
+        """Open a store's page (devices, changes, incidents, voice, KPIs) on the wall
+        that asked, or in its own window on a workstation (Shift+click)."""
+        store = self.state.stores.get(store_id) if hasattr(self.state, "stores") else None
+        city = ((store or {}).get("city") or {}).get("id", "")
+        name = (store or {}).get("name_en" if self.lang == "en" else "name") or (store or {}).get("name") or store_id
+        try:
+            tpl = L.load_layout(L.find_layout("store", self.layout_dirs))
+            bound = L.bind_store(tpl, store_id, city, name)
+        except (L.LayoutError, FileNotFoundError, KeyError, ValueError) as e:
+            self.layout_error = f"{self.tr('store page')}: {e}"
+            self._update_status_line()
+            return False
+        if own_window is None:
+            own_window = bool(QApplication.keyboardModifiers() & Qt.KeyboardModifier.ShiftModifier)
+        screen = bound.screens[0]
+        ctx = self.ctx_for(bound.event.scope)
+        title = f"{self.tr('Store')} {name}"
+        page = PageView(screen, self.state, ctx, title=title)
+        page.store_clicked.connect(self.open_store)
+        if own_window:
+            w = WallWindow(THEMES.get(self.layout.theme, THEMES["dark"]), self.lang, self._on_key)
+            w.set_pages([page], False)
+            w.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose, True)
+            w.resize(1600, 1000)
+            w.setWindowTitle(f"wallboard — {title}")
+            self.windows.append(w)
+            w.destroyed.connect(lambda *_a, w=w: self.windows.remove(w) if w in self.windows else None)
+            w.show()
+        else:
+            self.windows[0].push_drill(page)
+        page.refresh(_all_dirty(), self.clock())
+        self._update_headers(self.clock())
+        return True
+
+    def back(self, window: WallWindow | None = None) -> bool:
+        """Esc: close an overlay, else the top drill-down page."""
+        w = window or self.windows[0]
+        if w.overlay is not None:
+            self._close_overlay(w)
+            return True
+        if w.pop_drill():
+            cur = w.current_page()
+            if cur is not None:
+                cur.refresh(_all_dirty(), self.clock())
+            self._update_headers(self.clock())
+            return True
+        if w not in self.windows[:1] and not w.pages[1:] and w.isWindow() and w.testAttribute(Qt.WidgetAttribute.WA_DeleteOnClose):
+            w.close()
+            return True
+        return False
+
+    # ------------------------------------------------------------------ frame loop
+    def frame(self) -> None:
+        """One frame: drain + apply within budget, refresh visible pages, once a second
+        the clock-driven parts."""
+        dirty = self.driver.step()
+        if dirty.controls:
+            self._handle_controls(dirty.controls)
+        now = self.clock()
+        for w in self.windows:  # panels are cheap when dirty names nothing of theirs
+            page = w.current_page()
+            if page is not None:
+                page.refresh(dirty, now)
+        if now - self._last_second >= 1.0:
+            self._last_second = now
+            self._second(now)
+
+    def _second(self, now: float) -> None:
+        stale = self.is_stale(now)
+        if stale != self.stale:
+            self.stale = stale
+            for w in self.windows:
+                for p in w.pages + w.drill:
+                    p.set_dimmed(stale)
+            self.stale_changed.emit(stale)
+        for w in self.windows:
+            page = w.current_page()
+            if page is not None:
+                page.tick(now)
+            w.stale_banner.tick(now)
+            w.banner.tick(now)
+            if self.banner_until and now > self.banner_until:
+                w.banner.clear()
+            if stale:
+                age = self.state.feed_age(now)
+                w.stale_banner.show_message(
+                    f"{self.tr('STALE')} — {self.tr('no data for')} {int(age or 0)}s · "
+                    f"{self.tr('showing the last known state')}", "crit")
+            else:
+                w.stale_banner.clear()
+        if self.banner_until and now > self.banner_until:
+            self.banner_until = 0.0
+        self._rotate(now)
+        self._update_headers(now)
+        self._update_status_line()
+        self._alert(now)
+
+    def is_stale(self, now: float) -> bool:
+        """STALE: the feed says so, or nothing arrived for 3 heartbeat intervals."""
+        status = self._feed_status()
+        if status is not None and getattr(status, "state", "") == "STALE":
+            return True
+        hb = float(getattr(status, "heartbeat_s", 1.0) or 1.0)
+        age = self.state.feed_age(now)
+        if age is None:
+            return False
+        return age > STALE_HEARTBEATS * hb
+
+    def _feed_status(self) -> Any:
+        s = getattr(self.client, "state", None)
+        if callable(s):
+            s = s()
+        return s
+
+    def _refresh_all(self, now: float) -> None:
+        for w in self.windows:
+            page = w.current_page()
+            if page is not None:
+                page.refresh(_all_dirty(), now)
+                page.set_dimmed(self.stale)
+        self._update_headers(now)
+
+    # ------------------------------------------------------------------ rotation
+    def _rotate(self, now: float) -> None:
+        if self.paused:
+            return
+        for w in self.windows:
+            if not w.rotating or w.drill or len(w.pages) < 2:
+                continue
+            page = w.pages[w.page_index]
+            if page.duration_s and now - self._page_started >= page.duration_s:
+                self.flip(w, +1)
+
+    def flip(self, w: WallWindow, step: int) -> None:
+        page = w.show_page(w.page_index + step)
+        self._page_started = self.clock()
+        if page is not None:
+            page.refresh(_all_dirty(), self.clock())
+            page.set_dimmed(self.stale)
+        self._update_headers(self.clock())
+
+    # ------------------------------------------------------------------ header/status
+    def _title(self) -> str:
+        ev = self.layout.event
+        return (ev.title_zh if self.lang == "zh" and ev.title_zh else ev.title) or self.layout.name
+
+    def _update_headers(self, now: float) -> None:
+        status = self._feed_status()
+        starts = self.layout.event.starts_at.timestamp() if self.layout.event.starts_at else None
+        feed_state = getattr(status, "state", "CONNECTING") if status is not None else "CONNECTING"
+        if self.stale and feed_state == "LIVE":
+            feed_state = "STALE"
+        rejects = int(getattr(status, "rejects", 0) or 0) + self.driver.stats.rejects
+        last = getattr(status, "last_reject", "") or self.driver.stats.last_reject
+        for w in self.windows:
+            page = w.current_page()
+            w.header.update_status(HeaderStatus(
+                title=self._title(), now=now, starts_at=starts, feed_state=feed_state,
+                data_age_s=self.state.feed_age(now), events_per_s=self.driver.stats.events_per_s(now),
+                rejects=rejects, last_reject=last or "",
+                page=page.title if page is not None and (w.drill or len(w.pages) > 1) else "",
+                paused=self.paused and w.rotating, muted=self.alerts.muted))
+
+    def _update_status_line(self) -> None:
+        parts = []
+        if self.layout_error:
+            parts.append(self.layout_error)
+        if self.controls_ignored:
+            parts.append(f"{self.tr('old control events ignored')}: {self.controls_ignored}")
+        text = " · ".join(parts)
+        for w in self.windows:
+            w.set_status(text)
+
+    # ------------------------------------------------------------------ hub items
+    def _on_item(self, kind: str, payload: Any) -> None:
+        if kind == "welcome":
+            self.roles = list(getattr(payload, "roles", []) or [])
+
+    def _handle_controls(self, controls: list[dict]) -> None:
+        now = self.clock()
+        for ev in controls:
+            if now - float(ev.get("ts", now)) > CONTROL_MAX_AGE_S:
+                self.controls_ignored += 1  # replayed history, not an order for now
+                continue
+            cmd = ev.get("command")
+            self.controls_applied += 1
+            if cmd == "switch_layout":
+                self.switch_layout(str(ev.get("layout", "")))
+            elif cmd == "banner":
+                text = str(ev.get("text", ""))
+                ttl = float(ev.get("ttl_s") or 0)
+                self.banner_until = now + ttl if ttl else 0.0
+                for w in self.windows:
+                    w.banner.show_message(text, str(ev.get("level") or "info"))
+            elif cmd == "focus_store":
+                self.open_store(str(ev.get("store", "")), own_window=False)
+
+    # ------------------------------------------------------------------ alerts
+    def _alert(self, now: float) -> None:
+        severe = []
+        for inc in self.state.open_incidents():
+            if inc.get("severity") in ("P1", "P2") and inc.get("status") == "open":
+                severe.append((inc["id"], inc["severity"]))
+        alert = self.alerts.due(severe, now)
+        if alert is not None:
+            self.sound.play(alert.sound, alert.volume * self.layout.sound.volume)
+
+    # ------------------------------------------------------------------ keys
+    def tr(self, text: str) -> str:  # type: ignore[override]
+        from widgets.base import translate
+
+        return translate(text, self.lang)
+
+    def _on_key(self, event: QKeyEvent, w: WallWindow) -> bool:
+        key = event.key()
+        mods = event.modifiers()
+        if w.overlay is not None and key != Qt.Key.Key_Escape:
+            return False
+        if key == Qt.Key.Key_Escape:
+            return self.back(w)
+        if key == Qt.Key.Key_K and mods & Qt.KeyboardModifier.ControlModifier:
+            self.open_picker(w)
+            return True
+        if key == Qt.Key.Key_F1:
+            self._open_overlay(w, HelpOverlay(w.theme, self.lang, lambda: self._close_overlay(w), w.centralWidget()))
+            return True
+        if key == Qt.Key.Key_F11:
+            w.showNormal() if w.isFullScreen() else w.showFullScreen()
+            return True
+        if key == Qt.Key.Key_M:
+            self.alerts.muted = not self.alerts.muted
+            self._update_headers(self.clock())
+            return True
+        if key == Qt.Key.Key_L:
+            self.lang = "zh" if self.lang == "en" else "en"
+            for win in self.windows:
+                win.header.lang = self.lang
+            self.apply_layout(self.layout)
+            return True
+        if key == Qt.Key.Key_Space:
+            self.paused = not self.paused
+            self._page_started = self.clock()
+            self._update_headers(self.clock())
+            return True
+        if key in (Qt.Key.Key_PageDown, Qt.Key.Key_PageUp):
+            step = 1 if key == Qt.Key.Key_PageDown else -1
+            if len(w.pages) > 1 and not w.drill:
+                self.flip(w, step)
+            else:
+                names = self.layout_names()
+                if names:
+                    cur = names.index(self.layout.name) if self.layout.name in names else 0
+                    self.switch_layout(names[(cur + step) % len(names)])
+            return True
+        if Qt.Key.Key_1 <= key <= Qt.Key.Key_9 and not mods & Qt.KeyboardModifier.ControlModifier:
+            names = self.layout_names()
+            idx = key - Qt.Key.Key_1
+            if idx < len(names):
+                self.switch_layout(names[idx])
+            return True
+        return False
+
+    def open_picker(self, w: WallWindow) -> None:
+        def pick(name: str | None) -> None:
+            self._close_overlay(w)
+            if name:
+                self.switch_layout(name)
+
+        self._open_overlay(w, LayoutPicker(w.theme, self.lang, self.layout_names(), self.layout.name, pick,
+                                           w.centralWidget()))
+
+    def _open_overlay(self, w: WallWindow, overlay) -> None:
+        self._close_overlay(w)
+        w.overlay = overlay
+        overlay.setGeometry(w.centralWidget().rect())
+        overlay.show()
+        overlay.raise_()
+        overlay.setFocus()
+
+    def _close_overlay(self, w: WallWindow) -> None:
+        if w.overlay is not None:
+            w.overlay.hide()
+            w.overlay.deleteLater()
+            w.overlay = None
+            w.setFocus()
+
+
+def _all_dirty() -> Dirty:
+    d = Dirty()
+    d.all = True
+    return d

@@ -1,0 +1,212 @@
+"""The always-on header of every wall screen, and the banners under it.
+
+Header: event title, local clock, countdown to the opening (or time since), feed state
+with data age, events/s, rejected messages with the last reason. Read from 5 m away, so
+it is large and high-contrast; the feed state is a coloured pill with text (never colour
+alone). Call :meth:`HeaderBar.update_status` once per second (cheap; repaints only when
+its text changes).
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from PySide6.QtCore import QRectF, Qt
+from PySide6.QtGui import QColor, QPainter, QPen
+from PySide6.QtWidgets import QSizePolicy, QWidget
+
+from widgets.base import DARK, Theme, age_text, translate, ui_font
+
+FEED_COLORS = {
+    "LIVE": "#2e9d5b",
+    "CONNECTING": "#3a86ff",
+    "RECONNECTING": "#e0a106",
+    "STALE": "#b0103a",
+    "AUTH_FAILED": "#b0103a",
+}
+
+
+@dataclass(frozen=True)
+class HeaderStatus:
+    """Everything the header shows; the shell builds one per second."""
+
+    title: str
+    now: float
+    starts_at: float | None
+    feed_state: str
+    data_age_s: float | None
+    events_per_s: float
+    rejects: int
+    last_reject: str
+    page: str = ""
+    paused: bool = False
+    muted: bool = False
+    utc_offset_s: int | None = None
+
+
+def countdown_text(starts_at: float | None, now: float, lang: str) -> str:
+    """``T-01:02:03`` before the opening, ``T+04:05`` after it (hours grow past 99)."""
+    if starts_at is None:
+        return ""
+    delta = int(round(starts_at - now))
+    sign = "-" if delta > 0 else "+"
+    d = abs(delta)
+    h, rem = divmod(d, 3600)
+    m, s = divmod(rem, 60)
+    label = translate("Opening", lang) if delta > 0 else translate("Since opening", lang)
+    if h >= 48:
+        return f"{label} T{sign}{h // 24}d {h % 24:02d}h"
+    return f"{label} T{sign}{h:02d}:{m:02d}:{s:02d}"
+
+
+class HeaderBar(QWidget):
+    """Top strip of a wall window. Scales its fonts with the window height."""
+
+    def __init__(self, lang: str = "en", theme: Theme = DARK, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.lang = lang
+        self.theme = theme
+        self._status: HeaderStatus | None = None
+        self._texts: tuple = ()
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+        self.setAttribute(Qt.WidgetAttribute.WA_OpaquePaintEvent, True)
+        self.setFixedHeight(64)
+
+    def scale_to(self, window_height: int) -> None:
+        """Header height ~4 % of the screen, never below 48 px."""
+        self.setFixedHeight(max(48, int(window_height * 0.042)))
+
+    def tr(self, text: str) -> str:  # type: ignore[override]
+        return translate(text, self.lang)
+
+    def texts(self) -> tuple[str, str, str, str, str]:
+        """(title, clock, countdown, feed, counters) as drawn; tests read these."""
+        s = self._status
+        if s is None:
+            return ("", "", "", "", "")
+        lt = time.localtime(s.now)
+        clock = time.strftime("%H:%M:%S", lt)
+        feed = self.tr(s.feed_state)
+        if s.data_age_s is not None and s.feed_state != "LIVE":
+            feed += f" · {self.tr('data age')} {age_text(s.data_age_s)}"
+        counters = f"{s.events_per_s:,.0f} {self.tr('ev/s')}"
+        if s.rejects:
+            counters += f" · {self.tr('rejected')} {s.rejects}"
+            if s.last_reject:
+                counters += f": {s.last_reject[:60]}"
+        if s.paused:
+            counters += f" · {self.tr('PAUSED')}"
+        if s.muted:
+            counters += f" · {self.tr('MUTED')}"
+        title = s.title + (f" — {s.page}" if s.page else "")
+        return (title, clock, countdown_text(s.starts_at, s.now, self.lang), feed, counters)
+
+    def update_status(self, status: HeaderStatus) -> None:
+        self._status = status
+        texts = self.texts()
+        if texts != self._texts:
+            self._texts = texts
+            self.update()
+
+    def paintEvent(self, _event) -> None:  # noqa: N802 (Qt API)
+        p = QPainter(self)
+        p.setRenderHint(QPainter.RenderHint.Antialiasing, True)
+        p.setRenderHint(QPainter.RenderHint.TextAntialiasing, True)
+        r = self.rect()
+        p.fillRect(r, QColor(self.theme.panel))
+        p.setPen(QPen(QColor(self.theme.panel_border), 2))
+        p.drawLine(r.bottomLeft(), r.bottomRight())
+        if self._status is None:
+            p.end()
+            return
+        title, clock, countdown, feed, counters = self._texts
+        h = r.height()
+        pad = int(h * 0.3)
+        big = ui_font(max(10.0, h * 0.34), bold=True)
+        small = ui_font(max(8.0, h * 0.22))
+        # Feed pill (right), clock left of it, counters under nothing: one line for walls.
+        p.setFont(big)
+        fm = p.fontMetrics()
+        pill_w = fm.horizontalAdvance(feed) + pad * 2
+        pill = QRectF(r.right() - pill_w - pad, h * 0.14, pill_w, h * 0.72)
+        color = QColor(FEED_COLORS.get(self._status.feed_state, "#7a7f87"))
+        p.setPen(Qt.PenStyle.NoPen)
+        p.setBrush(color)
+        p.drawRoundedRect(pill, h * 0.18, h * 0.18)
+        p.setPen(QColor("#ffffff"))
+        p.drawText(pill, Qt.AlignmentFlag.AlignCenter, feed)
+        x_right = pill.left() - pad
+        clock_w = fm.horizontalAdvance(clock)
+        p.setPen(QColor(self.theme.text))
+        p.drawText(QRectF(x_right - clock_w, 0, clock_w, h), Qt.AlignmentFlag.AlignVCenter, clock)
+        x_right -= clock_w + pad
+        if countdown:
+            cw = fm.horizontalAdvance(countdown)
+            p.setPen(QColor(self.theme.accent))
+            p.drawText(QRectF(x_right - cw, 0, cw, h), Qt.AlignmentFlag.AlignVCenter, countdown)
+            x_right -= cw + pad
+        p.setFont(small)
+        fs = p.fontMetrics()
+        cw = min(fs.horizontalAdvance(counters), max(0, int(x_right - r.width() * 0.35)))
+        p.setPen(QColor(self.theme.text_dim if not self._status.rejects else "#e0a106"))
+        p.drawText(QRectF(x_right - cw, 0, cw, h), Qt.AlignmentFlag.AlignVCenter,
+                   fs.elidedText(counters, Qt.TextElideMode.ElideRight, int(cw)))
+        x_right -= cw + pad
+        p.setFont(big)
+        p.setPen(QColor(self.theme.text))
+        tw = max(0, int(x_right - pad))
+        p.drawText(QRectF(pad, 0, tw, h), Qt.AlignmentFlag.AlignVCenter,
+                   p.fontMetrics().elidedText(title, Qt.TextElideMode.ElideRight, tw))
+        p.end()
+
+
+class BannerBar(QWidget):
+    """A full-width message strip: the command center's ``banner`` or the STALE warning.
+
+    Hidden when it has no text. ``level`` is info, warn or crit (crit blinks slowly,
+    driven by :meth:`tick`, so it cannot be missed).
+    """
+
+    LEVEL_COLORS = {"info": "#1f5fbf", "warn": "#b7791f", "crit": "#b0103a"}
+
+    def __init__(self, theme: Theme = DARK, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.theme = theme
+        self.text = ""
+        self.level = "info"
+        self._phase = False
+        self.setFixedHeight(56)
+        self.hide()
+
+    def scale_to(self, window_height: int) -> None:
+        self.setFixedHeight(max(40, int(window_height * 0.04)))
+
+    def show_message(self, text: str, level: str = "info") -> None:
+        changed = (text, level) != (self.text, self.level)
+        self.text, self.level = text, level
+        self.setVisible(bool(text))
+        if changed:
+            self.update()
+
+    def clear(self) -> None:
+        self.show_message("", self.level)
+
+    def tick(self, now: float) -> None:
+        if self.level == "crit" and self.text:
+            phase = int(now) % 2 == 0
+            if phase != self._phase:
+                self._phase = phase
+                self.update()
+
+    def paintEvent(self, _event) -> None:  # noqa: N802
+        p = QPainter(self)
+        r = self.rect()
+        color = QColor(self.LEVEL_COLORS.get(self.level, "#1f5fbf"))
+        if self.level == "crit" and self._phase:
+            color = color.lighter(125)
+        p.fillRect(r, color)
+        p.setPen(QColor("#ffffff"))
+        p.setFont(ui_font(max(10.0, r.height() * 0.42), bold=True))
+        p.drawText(r, Qt.AlignmentFlag.AlignCenter,
+                   p.fontMetrics().elidedText(self.text, Qt.TextElideMode.ElideRight, r.width() - 20))
+        p.end()

@@ -1,0 +1,143 @@
+"""Start the wall: Qt application, embedded demo hub or a real feed, controller, windows.
+
+``run_wall(args)`` is what ``wallboard`` runs (``args`` from ``cli.wall_parser``). It
+returns the process exit code: 0 on a clean quit (window closed, Ctrl+C), 2 for a bad
+layout or option, 3 when ``--screenshot`` could not reach a LIVE feed.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger("wallboard")
+
+SCREENSHOT_CONNECT_TIMEOUT_S = 20.0
+
+
+def _read_token(path: str | None) -> str | None:
+    if not path:
+        return os.environ.get("WALLBOARD_SUBSCRIBE_TOKEN") or None
+    try:
+        token = Path(path).read_text(encoding="utf-8").strip()
+    except OSError as e:
+        raise SystemExit(f"wallboard: cannot read --token-file {path}: {e.strerror}") from None
+    if not token:
+        raise SystemExit(f"wallboard: --token-file {path} is empty")
+    return token
+
+
+def _load_start_layout(name: str, dirs: list[Path]):
+    from wallboard import layout as L
+
+    try:
+        return L.load_layout(L.find_layout(name, dirs))
+    except L.LayoutError as e:
+        print(f"wallboard: layout {name} has errors:\n{e}", file=sys.stderr)
+    except (FileNotFoundError, KeyError) as e:
+        names = ", ".join(p.stem for d in dirs for p in L.list_layouts(d))
+        print(f"wallboard: no layout {name!r} ({e}); shipped layouts: {names}", file=sys.stderr)
+    return None
+
+
+def run_wall(args: Any) -> int:
+    """Run the wall until it is closed; see the module docstring for exit codes."""
+    logging.basicConfig(level=os.environ.get("WALLBOARD_LOG", "WARNING"),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.screenshot and not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
+        os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from wallboard import layout as L
+
+    dirs = [L.DEFAULT_LAYOUT_DIR]
+    demo = not args.feed
+    layout_name = args.layout or ("launch-928" if demo and args.scenario == "launch-928" else
+                                  "double-11" if demo and args.scenario == "double-11" else "overview")
+    layout = _load_start_layout(layout_name, dirs)
+    if layout is None:
+        return 2
+    token = _read_token(args.token_file)
+
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication
+
+    from wallboard.app.controller import WallController
+    from wallboard.feed import FeedClient
+    from wallboard.state import LiveState
+
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app.setApplicationName("wallboard")
+
+    hub = None
+    url = args.feed
+    if demo:
+        from wallboard.hub.server import Hub, HubConfig
+
+        hub = Hub(HubConfig(host="127.0.0.1", port=0, journal=None, demo=args.scenario, speed=args.speed))
+        hub.start_in_thread()
+        url = hub.url
+        log.info("embedded demo hub on %s (scenario %s)", url, args.scenario)
+
+    state = LiveState()
+    client = FeedClient(url, token=token)
+    size = args.size or ((1920, 1080) if app.platformName() == "offscreen" or args.screenshot else None)
+    ctl = WallController(state, client, layout, lang=args.lang, screen=args.screen, fps=args.fps,
+                         fullscreen=args.fullscreen and not args.screenshot, size=size, muted=args.no_sound,
+                         layout_dirs=dirs)
+    client.start()
+    ctl.start()
+
+    # Let Python see Ctrl+C while Qt's loop runs.
+    signal.signal(signal.SIGINT, lambda *_: app.quit())
+    signal.signal(signal.SIGTERM, lambda *_: app.quit())
+    keepalive = QTimer()
+    keepalive.timeout.connect(lambda: None)
+    keepalive.start(200)
+
+    code = 0
+    if args.screenshot:
+        code = _screenshot(app, ctl, client, args)
+    else:
+        app.exec()
+    keepalive.stop()
+    ctl.shutdown()
+    client.stop()
+    if hub is not None:
+        hub.stop()
+    return code
+
+
+def _screenshot(app, ctl, client, args) -> int:
+    """Wait for LIVE, then ``--after`` seconds, then save each window as a PNG."""
+    deadline = time.monotonic() + SCREENSHOT_CONNECT_TIMEOUT_S
+    live_at = None
+    while time.monotonic() < deadline or live_at is not None:
+        app.processEvents()
+        status = ctl._feed_status()
+        if live_at is None and status is not None and getattr(status, "state", "") == "LIVE" and ctl.state.seq > 0:
+            live_at = time.monotonic()
+        if live_at is not None and time.monotonic() - live_at >= args.after:
+            break
+        time.sleep(0.01)
+    if live_at is None:
+        state = getattr(ctl._feed_status(), "state", "?")
+        print(f"wallboard: --screenshot: the feed never became LIVE within {SCREENSHOT_CONNECT_TIMEOUT_S:.0f} s "
+              f"(feed {args.feed or 'embedded demo'}, state {state})", file=sys.stderr)
+        return 3
+    ctl.frame()
+    ctl._second(ctl.clock())
+    app.processEvents()
+    out = Path(args.screenshot)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    written = []
+    for i, w in enumerate(ctl.windows):
+        target = out if i == 0 else out.with_name(f"{out.stem}-{i}{out.suffix}")
+        if not w.grab().save(str(target)):
+            print(f"wallboard: could not write {target}", file=sys.stderr)
+            return 1
+        written.append(str(target))
+    print("wrote " + ", ".join(written))
+    return 0

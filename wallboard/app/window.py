@@ -1,0 +1,174 @@
+"""One wall window: header, banners, the page stack, the status line.
+
+A window shows one layout ``Window`` (a single page, or the rotation's pages) plus any
+drill-down pages pushed on top (Esc pops them). Pages are built once and kept; only the
+visible page's panels are refreshed each frame, and a page that becomes visible gets a
+full refresh (``Dirty.all``) so it never shows old pixels.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QColor, QKeyEvent, QPainter
+from PySide6.QtWidgets import QGridLayout, QLabel, QMainWindow, QStackedWidget, QVBoxLayout, QWidget
+
+from wallboard.app.header import BannerBar, HeaderBar
+from wallboard.app.panels import PanelFrame
+from widgets.base import PanelContext, Theme, ui_font
+
+
+class PageView(QWidget):
+    """A screen of a layout: its panels on a grid of equal cells."""
+
+    store_clicked = Signal(str)
+
+    def __init__(self, screen: Any, state: Any, ctx: PanelContext, *, duration_s: float | None = None,
+                 title: str = "", parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.screen_spec = screen
+        self.duration_s = duration_s
+        self.title = title or (screen.title_zh if ctx.lang == "zh" and screen.title_zh else screen.title) or screen.name
+        self.ctx = ctx
+        grid = QGridLayout(self)
+        gap = 8
+        grid.setContentsMargins(gap, gap, gap, gap)
+        grid.setSpacing(gap)
+        for c in range(screen.columns):
+            grid.setColumnStretch(c, 1)
+        for r in range(screen.rows):
+            grid.setRowStretch(r, 1)
+        self.panels: list[PanelFrame] = []
+        for spec in screen.panels:
+            frame = PanelFrame(spec, state, ctx, self)
+            frame.store_clicked.connect(self.store_clicked)
+            grid.addWidget(frame, spec.row, spec.col, spec.rows, spec.cols)
+            self.panels.append(frame)
+
+    def refresh(self, dirty: Any, now: float) -> None:
+        for p in self.panels:
+            p.refresh(dirty, now)
+
+    def tick(self, now: float) -> None:
+        for p in self.panels:
+            p.tick(now)
+
+    def set_dimmed(self, dimmed: bool) -> None:
+        for p in self.panels:
+            p.set_dimmed(dimmed)
+
+    def scale_to(self, height: int) -> None:
+        for p in self.panels:
+            p.title_bar.scale_to(height)
+
+
+class WallWindow(QMainWindow):
+    """Top-level window of one screen. Keys go to ``on_key`` (the controller)."""
+
+    def __init__(self, theme: Theme, lang: str, on_key: Callable[[QKeyEvent, "WallWindow"], bool],
+                 parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.theme = theme
+        self.lang = lang
+        self.on_key = on_key
+        self.setWindowTitle("wallboard")
+        central = QWidget(self)
+        central.setAutoFillBackground(True)
+        pal = central.palette()
+        pal.setColor(central.backgroundRole(), QColor(theme.background))
+        central.setPalette(pal)
+        lay = QVBoxLayout(central)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.setSpacing(0)
+        self.header = HeaderBar(lang, theme, central)
+        self.banner = BannerBar(theme, central)       # command-center message
+        self.stale_banner = BannerBar(theme, central)  # STALE: cannot be missed
+        self.stack = QStackedWidget(central)
+        self.status_line = QLabel(central)
+        self.status_line.setStyleSheet(
+            f"color: {theme.text_dim}; background: {theme.panel}; padding: 2px 12px;")
+        self.status_line.setFont(ui_font(11))
+        self.status_line.hide()
+        lay.addWidget(self.header)
+        lay.addWidget(self.stale_banner)
+        lay.addWidget(self.banner)
+        lay.addWidget(self.stack, 1)
+        lay.addWidget(self.status_line)
+        self.setCentralWidget(central)
+        self.pages: list[PageView] = []        # the layout's pages (rotation order)
+        self.drill: list[PageView] = []        # drill-down pages pushed on top
+        self.page_index = 0
+        self.rotating = False
+        self.overlay: QWidget | None = None
+
+    # -- pages -----------------------------------------------------------------------
+    def set_pages(self, pages: list[PageView], rotating: bool) -> None:
+        """Replace the layout's pages (drill-downs are closed too)."""
+        for old in self.pages + self.drill:
+            self.stack.removeWidget(old)
+            old.deleteLater()
+        self.pages, self.drill, self.rotating = list(pages), [], rotating
+        for p in self.pages:
+            self.stack.addWidget(p)
+            p.scale_to(self.height())
+        self.page_index = 0
+        if self.pages:
+            self.stack.setCurrentWidget(self.pages[0])
+
+    def current_page(self) -> PageView | None:
+        w = self.stack.currentWidget()
+        return w if isinstance(w, PageView) else None
+
+    def show_page(self, index: int) -> PageView | None:
+        if not self.pages:
+            return None
+        self.page_index = index % len(self.pages)
+        if not self.drill:
+            self.stack.setCurrentWidget(self.pages[self.page_index])
+        return self.pages[self.page_index]
+
+    def push_drill(self, page: PageView) -> None:
+        self.drill.append(page)
+        self.stack.addWidget(page)
+        page.scale_to(self.height())
+        self.stack.setCurrentWidget(page)
+
+    def pop_drill(self) -> bool:
+        """Close the top drill-down page; False when there was none."""
+        if not self.drill:
+            return False
+        page = self.drill.pop()
+        self.stack.removeWidget(page)
+        page.deleteLater()
+        top = self.drill[-1] if self.drill else (self.pages[self.page_index] if self.pages else None)
+        if top is not None:
+            self.stack.setCurrentWidget(top)
+        return True
+
+    def set_status(self, text: str) -> None:
+        self.status_line.setText(text)
+        self.status_line.setVisible(bool(text))
+
+    # -- Qt ------------------------------------------------------------------------------
+    def resizeEvent(self, event) -> None:  # noqa: N802
+        super().resizeEvent(event)
+        h = self.height()
+        self.header.scale_to(h)
+        self.banner.scale_to(h)
+        self.stale_banner.scale_to(h)
+        for p in self.pages + self.drill:
+            p.scale_to(h)
+        if self.overlay is not None:
+            self.overlay.setGeometry(self.centralWidget().rect())
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802
+        if not self.on_key(event, self):
+            super().keyPressEvent(event)
+
+    def paintEvent(self, event) -> None:  # noqa: N802
+        p = QPainter(self)
+        p.fillRect(self.rect(), QColor(self.theme.background))
+        p.end()
+
+
+__all__ = ["PageView", "WallWindow", "Qt"]

@@ -1,0 +1,120 @@
+"""The ``wallboard`` command.
+
+``wallboard`` with no arguments opens the wall on the embedded demo feed: an in-process
+hub on a free loopback port, running the ``launch-928`` scenario, reached through the
+real websocket client. Subcommands run the other parts: ``hub``, ``demo``, ``record``,
+``replay``, ``publish``, ``check-layout``.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Sequence
+
+from wallboard import __version__
+
+SUBCOMMANDS = ("hub", "demo", "record", "replay", "publish", "check-layout")
+
+
+def _size(text: str) -> tuple[int, int]:
+    try:
+        w, h = text.lower().split("x", 1)
+        size = int(w), int(h)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"size {text!r}: expected WIDTHxHEIGHT, e.g. 3840x2160") from None
+    if not (100 <= size[0] <= 16384 and 100 <= size[1] <= 16384):
+        raise argparse.ArgumentTypeError(f"size {text!r}: each side must be 100..16384 pixels")
+    return size
+
+
+def _positive(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not v > 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be > 0")
+    return v
+
+
+def wall_parser() -> argparse.ArgumentParser:
+    """Options of the wall itself (``wallboard [options]``)."""
+    p = argparse.ArgumentParser(
+        prog="wallboard",
+        description=(
+            "Live operations wall for retail command centers. With no options it opens the "
+            "wall on the embedded demo feed (scenario launch-928). Other commands: "
+            + ", ".join(SUBCOMMANDS)
+            + " (run 'wallboard COMMAND --help')."
+        ),
+    )
+    p.add_argument("--version", action="version", version=f"wallboard {__version__}")
+    p.add_argument("--feed", metavar="URL", help="hub feed to subscribe to, e.g. ws://10.0.0.5:8765/feed "
+                   "(default: the embedded demo hub on loopback)")
+    p.add_argument("--token-file", metavar="F", help="file holding the subscribe (or control) token")
+    p.add_argument("--layout", metavar="NAME|PATH", default=None,
+                   help="layout name from layouts/ (overview, launch-928, double-11, store) or a .toml path "
+                   "(default: launch-928 on the demo, overview otherwise)")
+    p.add_argument("--screen", type=int, metavar="N", default=None,
+                   help="show only the layout's screen N (0-based) in this process")
+    p.add_argument("--fullscreen", action="store_true", help="open the windows full screen")
+    p.add_argument("--lang", choices=("en", "zh"), default="en", help="UI language (default en)")
+    p.add_argument("--scenario", default="launch-928", metavar="NAME",
+                   help="demo scenario for the embedded hub: launch-928, double-11, scale (default launch-928)")
+    p.add_argument("--speed", type=_positive, default=1.0, metavar="X", help="demo time acceleration (default 1)")
+    p.add_argument("--fps", type=_positive, default=None, metavar="N",
+                   help="frame rate (default: the layout's, 30 on walls)")
+    p.add_argument("--screenshot", metavar="OUT.png",
+                   help="render headless (offscreen) after the feed has settled, write the PNG and exit")
+    p.add_argument("--after", type=_positive, default=4.0, metavar="SECONDS",
+                   help="with --screenshot: seconds to let the feed settle after it is LIVE (default 4)")
+    p.add_argument("--size", type=_size, default=None, metavar="WxH",
+                   help="window size, e.g. 3840x2160 (default: the screen, or 1920x1080 offscreen)")
+    p.add_argument("--wall-name", default=None, metavar="NAME", help="this wall's name, sent to the hub")
+    p.add_argument("--no-sound", action="store_true", help="start muted")
+    return p
+
+
+def _check_layout(argv: Sequence[str]) -> int:
+    p = argparse.ArgumentParser(prog="wallboard check-layout",
+                                description="Validate layout files; exit 1 if any has errors.")
+    p.add_argument("files", nargs="+", metavar="FILE")
+    args = p.parse_args(argv)
+    from wallboard.layout import check_layout_files
+
+    ok, report = check_layout_files(args.files)
+    print(report, file=sys.stdout if ok else sys.stderr)
+    return 0 if ok else 1
+
+
+def _subcommand(argv: Sequence[str]) -> int:
+    p = argparse.ArgumentParser(prog="wallboard")
+    sub = p.add_subparsers(dest="command", required=True)
+    from wallboard.hub.commands import register
+
+    register(sub)
+    try:
+        from wallboard.hub.ingest_cli import register as register_publish  # issue 8
+    except ImportError:
+        register_publish = None
+    if register_publish is not None:
+        register_publish(sub)
+    args = p.parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console script; returns the process exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "check-layout":
+        return _check_layout(argv[1:])
+    if argv and argv[0] in SUBCOMMANDS:
+        return _subcommand(argv)
+    args = wall_parser().parse_args(argv)
+    from wallboard.app.run import run_wall
+
+    return run_wall(args)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

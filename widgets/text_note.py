@@ -1,0 +1,59 @@
+"""A note panel: fixed text from the layout (briefing, phone numbers, the run sheet).
+
+Options: ``text`` and ``text_zh`` (shown when the wall runs in Chinese). The text wraps and
+is sized to fill the panel, large enough to read from across the room.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QColor, QPainter
+from PySide6.QtWidgets import QWidget
+
+from widgets.base import PanelContext, paint_dim, ui_font
+
+
+class TextNote(QWidget):
+    """Static text; repaints only on resize, language change or dimming."""
+
+    def __init__(self, state: Any, options: dict, ctx: PanelContext, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        for key in ("text", "text_zh"):
+            if key in options and not isinstance(options[key], str):
+                raise ValueError(f"text panel option {key!r} must be a string")
+        self.ctx = ctx
+        self.text = (options.get("text_zh") if ctx.lang == "zh" and options.get("text_zh") else options.get("text", "")) or ""
+        self.dimmed = False
+
+    def refresh(self, dirty: Any, now: float) -> None:
+        """Nothing live to show."""
+
+    def data_age(self, now: float) -> None:
+        return None
+
+    def set_dimmed(self, dimmed: bool) -> None:
+        if dimmed != self.dimmed:
+            self.dimmed = dimmed
+            self.update()
+
+    def paintEvent(self, _event) -> None:  # noqa: N802
+        p = QPainter(self)
+        r = self.rect()
+        p.fillRect(r, QColor(self.ctx.theme.panel))
+        inner = r.adjusted(24, 16, -24, -16)
+        size = max(10.0, min(40.0, inner.height() / 6))
+        flags = Qt.TextFlag.TextWordWrap | Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop
+        while size > 10:
+            p.setFont(ui_font(size))
+            if p.fontMetrics().boundingRect(inner, int(flags), self.text).height() <= inner.height():
+                break
+            size -= 2
+        p.setFont(ui_font(size))
+        p.setPen(QColor(self.ctx.theme.text))
+        p.drawText(inner, int(flags), self.text)
+        paint_dim(self, p, self.dimmed)
+        p.end()
+
+
+PANEL = TextNote
