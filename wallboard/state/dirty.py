@@ -1,0 +1,100 @@
+"""What one ``apply``/``tick`` changed, so widgets repaint only that.
+
+A ``Dirty`` names changed keys per entity type and per store/city. Widgets read the sets
+in ``refresh(dirty, now)``; the app merges the ``Dirty`` of every apply in a frame with
+``merge`` and checks ``bool(dirty)`` to skip idle frames.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+
+class SeqGap(Exception):
+    """The next batch does not follow the last applied seq: the wall must resync.
+
+    ``expected`` is the seq the state needed, ``got`` the one it was given. Nothing of the
+    batch was applied; call ``feed.resync(since)`` with ``since`` (= ``expected - 1``).
+    """
+
+    def __init__(self, expected: int, got: int) -> None:
+        self.expected = expected
+        self.got = got
+        self.since = expected - 1
+        super().__init__(f"seq gap: expected seq {expected}, got {got}; resync since {expected - 1}")
+
+
+class SnapshotError(ValueError):
+    """A snapshot dict that ``LiveState.from_snapshot`` cannot load.
+
+    ``path`` names the place (e.g. ``devices[12].status``), ``expected`` what should be
+    there. The state being built is discarded; keep the old one and resync again.
+    """
+
+    def __init__(self, path: str, message: str, expected: str | None = None) -> None:
+        self.path = path
+        self.expected = expected
+        text = f"snapshot {path}: {message}"
+        if expected:
+            text += f" (expected {expected})"
+        super().__init__(text)
+
+
+class Dirty:
+    """Keys changed by one or more ``apply``/``tick`` calls.
+
+    Sets: ``stores``, ``devices``, ``cities``, ``kinds``, ``changes``, ``incidents``,
+    ``kpi`` (``(metric, scope)`` pairs). Flags: ``voice`` (new voice items), ``all``
+    (a snapshot was loaded: repaint everything). ``controls`` lists control events in
+    order. A device change marks its store and the store's city too; ``kinds`` is marked
+    when the per-kind counts change.
+    """
+
+    __slots__ = ("stores", "devices", "cities", "kinds", "changes", "incidents", "kpi",
+                 "voice", "controls", "all")
+
+    def __init__(self) -> None:
+        self.stores: set[str] = set()
+        self.devices: set[str] = set()
+        self.cities: set[str] = set()
+        self.kinds: set[str] = set()
+        self.changes: set[str] = set()
+        self.incidents: set[str] = set()
+        self.kpi: set[tuple[str, str]] = set()
+        self.voice: bool = False
+        self.controls: list[dict[str, Any]] = []
+        self.all: bool = False
+
+    @classmethod
+    def everything(cls) -> "Dirty":
+        """A ``Dirty`` with ``all`` set (after a snapshot load)."""
+        d = cls()
+        d.all = True
+        return d
+
+    def merge(self, other: "Dirty") -> "Dirty":
+        """Fold ``other`` into this one (in place) and return self."""
+        self.stores |= other.stores
+        self.devices |= other.devices
+        self.cities |= other.cities
+        self.kinds |= other.kinds
+        self.changes |= other.changes
+        self.incidents |= other.incidents
+        self.kpi |= other.kpi
+        self.voice = self.voice or other.voice
+        self.controls.extend(other.controls)
+        self.all = self.all or other.all
+        return self
+
+    def __bool__(self) -> bool:
+        return bool(self.all or self.voice or self.controls or self.stores or self.devices
+                    or self.cities or self.kinds or self.changes or self.incidents or self.kpi)
+
+    def __repr__(self) -> str:
+        parts = [f"{k}={len(getattr(self, k))}" for k in
+                 ("stores", "devices", "cities", "kinds", "changes", "incidents", "kpi", "controls")
+                 if getattr(self, k)]
+        if self.voice:
+            parts.append("voice")
+        if self.all:
+            parts.append("all")
+        return f"Dirty({', '.join(parts)})"

@@ -1,0 +1,292 @@
+"""Stores and devices with their incrementally kept roll-ups and device staleness.
+
+``Fleet`` is owned by ``LiveState``; widgets use the ``LiveState`` queries. Counts are by
+*effective* status: a device silent past its ttl counts as ``unknown`` from the ``tick``
+that noticed it until its next event. ``last_seen`` is the state's own clock (the ``now``
+of the ``apply`` that carried the device's last event), never the producer ``ts``, so a
+producer with a skewed clock cannot make a dead device look fresh.
+
+Staleness uses one heap of ``(deadline, device_id)`` with lazy deletion: ``_armed`` maps
+each device to the deadline of its one authoritative entry; other entries are stale and
+dropped when popped. An event only moves ``last_seen``; the entry is re-armed when it
+comes due, so the hot path never touches the heap.
+"""
+from __future__ import annotations
+
+import heapq
+from typing import Any
+
+from .config import NO_KIND, STATUS_ORDER, zero_counts
+from .dirty import Dirty
+
+
+class Fleet:
+    """Stores, devices and their aggregates (per store, per city, per kind)."""
+
+    def __init__(self, default_ttl_s: float, counters: dict[str, int]) -> None:
+        self.default_ttl = float(default_ttl_s)
+        self.counters = counters
+        self.stores: dict[str, dict[str, Any]] = {}
+        self.devices: dict[str, dict[str, Any]] = {}
+        self.store_city: dict[str, str] = {}           # existing store -> its city id
+        self.city_stores: dict[str, set[str]] = {}
+        self.city_info: dict[str, dict[str, Any]] = {}  # city id -> {"id", "name", ...}
+        self.scount: dict[Any, dict[str, int]] = {}     # store id (or None) -> counts
+        self.sdevs: dict[Any, set[str]] = {}            # store id (or None) -> device ids
+        self.ccount: dict[str, dict[str, int]] = {}
+        self.kcount: dict[str, dict[str, int]] = {}
+        self.expired: set[str] = set()
+        self.heap: list[tuple[float, str]] = []
+        self.armed: dict[str, float] = {}
+        self.orphans = 0                                 # devices whose store is unknown
+
+    # ------------------------------------------------------------------ counting
+
+    def status_moved(self, sid: Any, kind: str, old: str, new: str, dirty: Dirty) -> None:
+        """A device of ``sid``/``kind`` changed effective status ``old`` -> ``new``."""
+        c = self.scount[sid]
+        c[old] -= 1
+        c[new] += 1
+        city = self.store_city.get(sid)
+        if city is not None:
+            c = self.ccount[city]
+            c[old] -= 1
+            c[new] += 1
+        c = self.kcount[kind]
+        c[old] -= 1
+        c[new] += 1
+        dirty.kinds.add(kind)
+
+    def _link(self, did: str, sid: Any, kind: str, eff: str, dirty: Dirty) -> None:
+        devs = self.sdevs.get(sid)
+        if devs is None:
+            devs = self.sdevs[sid] = set()
+            self.scount[sid] = zero_counts()
+        devs.add(did)
+        self.scount[sid][eff] += 1
+        if sid not in self.stores:
+            self.orphans += 1
+        city = self.store_city.get(sid)
+        if city is not None:
+            self.ccount[city][eff] += 1
+            dirty.cities.add(city)
+        kc = self.kcount.get(kind)
+        if kc is None:
+            kc = self.kcount[kind] = zero_counts()
+        kc[eff] += 1
+        dirty.kinds.add(kind)
+        if sid is not None:
+            dirty.stores.add(sid)
+
+    def _unlink(self, did: str, sid: Any, kind: str, eff: str, dirty: Dirty) -> None:
+        devs = self.sdevs[sid]
+        devs.discard(did)
+        self.scount[sid][eff] -= 1
+        if sid not in self.stores:
+            self.orphans -= 1
+        if not devs:
+            del self.sdevs[sid]
+            del self.scount[sid]
+        city = self.store_city.get(sid)
+        if city is not None:
+            self.ccount[city][eff] -= 1
+            dirty.cities.add(city)
+        kc = self.kcount[kind]
+        kc[eff] -= 1
+        if not any(kc.values()):
+            del self.kcount[kind]
+        dirty.kinds.add(kind)
+        if sid is not None:
+            dirty.stores.add(sid)
+
+    def _ttl(self, rec: dict[str, Any]) -> float:
+        return rec.get("ttl_s", self.default_ttl)
+
+    def _arm(self, did: str, deadline: float) -> None:
+        self.armed[did] = deadline
+        heapq.heappush(self.heap, (deadline, did))
+
+    # ------------------------------------------------------------------ devices
+
+    def upsert_device(self, ev: dict[str, Any], now: float, dirty: Dirty) -> None:
+        """The general device path: create, delete, move, ttl change, recovery."""
+        did = ev["id"]
+        rec = self.devices.get(did)
+        if ev.get("deleted"):
+            if rec is None:
+                self.counters["deleted_unknown"] += 1
+                return
+            self.remove_device(did, dirty)
+            return
+        dirty.devices.add(did)
+        if rec is None:
+            rec = dict(ev)
+            rec.pop("deleted", None)
+            m = rec.get("metrics")
+            if m is not None:
+                rec["metrics"] = dict(m)
+            rec.setdefault("status", "unknown")
+            rec["last_seen"] = now
+            self.devices[did] = rec
+            self._link(did, rec.get("store"), rec.get("kind", NO_KIND), rec["status"], dirty)
+            self._arm(did, now + self._ttl(rec))
+            return
+        was_expired = did in self.expired
+        old_eff = "unknown" if was_expired else rec["status"]
+        old_sid = rec.get("store")
+        old_kind = rec.get("kind", NO_KIND)
+        old_ttl = self._ttl(rec)
+        rm = rec.get("metrics")
+        rec.update(ev)
+        rec.pop("deleted", None)
+        m = ev.get("metrics")
+        if m is not None:
+            if rm is None:
+                rec["metrics"] = dict(m)
+            else:
+                rm.update(m)
+                rec["metrics"] = rm
+        rec["last_seen"] = now
+        new_sid = rec.get("store")
+        new_kind = rec.get("kind", NO_KIND)
+        new = rec["status"]
+        if new_sid != old_sid or new_kind != old_kind:
+            self._unlink(did, old_sid, old_kind, old_eff, dirty)
+            self._link(did, new_sid, new_kind, new, dirty)
+        elif new != old_eff:
+            self.status_moved(old_sid, old_kind, old_eff, new, dirty)
+        if old_sid is not None:
+            dirty.stores.add(old_sid)
+        new_ttl = self._ttl(rec)
+        if was_expired:
+            self.expired.discard(did)
+            self._arm(did, now + new_ttl)
+        elif new_ttl < old_ttl:
+            self._arm(did, now + new_ttl)
+
+    def remove_device(self, did: str, dirty: Dirty) -> None:
+        """Forget a device (``deleted: true``) and take it out of every count."""
+        rec = self.devices.pop(did)
+        eff = "unknown" if did in self.expired else rec["status"]
+        self.expired.discard(did)
+        self.armed.pop(did, None)
+        self._unlink(did, rec.get("store"), rec.get("kind", NO_KIND), eff, dirty)
+        dirty.devices.add(did)
+
+    def restore_device(self, rec: dict[str, Any], expired: bool, dirty: Dirty) -> None:
+        """Load one device record from a snapshot (``last_seen`` included)."""
+        did = rec["id"]
+        if did in self.devices:
+            self.remove_device(did, dirty)
+        self.devices[did] = rec
+        eff = "unknown" if expired else rec["status"]
+        self._link(did, rec.get("store"), rec.get("kind", NO_KIND), eff, dirty)
+        if expired:
+            self.expired.add(did)
+        else:
+            self._arm(did, rec["last_seen"] + self._ttl(rec))
+
+    def expire(self, now: float, dirty: Dirty) -> int:
+        """Turn devices silent past their ttl into ``unknown``; return how many."""
+        heap, armed, devices = self.heap, self.armed, self.devices
+        n = 0
+        while heap and heap[0][0] < now:
+            deadline, did = heapq.heappop(heap)
+            if armed.get(did) != deadline:
+                continue                                  # stale entry
+            rec = devices[did]
+            actual = rec["last_seen"] + rec.get("ttl_s", self.default_ttl)
+            if actual < now:
+                del armed[did]
+                self.expired.add(did)
+                st = rec["status"]
+                if st != "unknown":
+                    self.status_moved(rec.get("store"), rec.get("kind", NO_KIND), st, "unknown", dirty)
+                dirty.devices.add(did)
+                sid = rec.get("store")
+                if sid is not None:
+                    dirty.stores.add(sid)
+                n += 1
+            else:
+                armed[did] = actual
+                heapq.heappush(heap, (actual, did))
+        if len(heap) > 2 * len(armed) + 1024:            # too many stale entries: rebuild
+            self.heap = [(d, i) for i, d in armed.items()]
+            heapq.heapify(self.heap)
+        return n
+
+    def effective_status(self, did: str, now: float) -> str:
+        rec = self.devices[did]
+        if did in self.expired or now > rec["last_seen"] + rec.get("ttl_s", self.default_ttl):
+            return "unknown"
+        return rec["status"]
+
+    # ------------------------------------------------------------------ stores
+
+    def upsert_store(self, ev: dict[str, Any], dirty: Dirty) -> None:
+        """Create, merge or delete a store; attach waiting (orphan) devices to it."""
+        sid = ev["id"]
+        rec = self.stores.get(sid)
+        if ev.get("deleted"):
+            if rec is None:
+                self.counters["deleted_unknown"] += 1
+                return
+            self._set_city(sid, None, dirty)
+            del self.stores[sid]
+            self.orphans += len(self.sdevs.get(sid, ()))
+            dirty.stores.add(sid)
+            return
+        if rec is None:
+            rec = dict(ev)
+            rec.pop("deleted", None)
+            self.stores[sid] = rec
+            self.orphans -= len(self.sdevs.get(sid, ()))
+        else:
+            rec.update(ev)
+            rec.pop("deleted", None)
+        city = rec.get("city")
+        self._set_city(sid, city["id"] if city else None, dirty)
+        if city:
+            self.city_info[city["id"]] = city
+        dirty.stores.add(sid)
+
+    def _set_city(self, sid: str, city: str | None, dirty: Dirty) -> None:
+        old = self.store_city.get(sid)
+        if old == city:
+            if city is not None:
+                dirty.cities.add(city)
+            return
+        counts = self.scount.get(sid)
+        if old is not None:
+            del self.store_city[sid]
+            members = self.city_stores[old]
+            members.discard(sid)
+            if counts:
+                oc = self.ccount[old]
+                for s, n in counts.items():
+                    oc[s] -= n
+            if not members:
+                del self.city_stores[old]
+                del self.ccount[old]
+                self.city_info.pop(old, None)
+            dirty.cities.add(old)
+        if city is not None:
+            self.store_city[sid] = city
+            self.city_stores.setdefault(city, set()).add(sid)
+            cc = self.ccount.get(city)
+            if cc is None:
+                cc = self.ccount[city] = zero_counts()
+            if counts:
+                for s, n in counts.items():
+                    cc[s] += n
+            dirty.cities.add(city)
+
+    # ------------------------------------------------------------------ queries
+
+    def store_worst(self, sid: str) -> str:
+        c = self.scount.get(sid)
+        if c:
+            for s in reversed(STATUS_ORDER):
+                if c[s]:
+                    return s
+        return "ok"

@@ -1,0 +1,133 @@
+"""Incidents: the open set with counts by severity, and the resolved FIFO.
+
+An incident's ``opened_at`` defaults to the ``ts`` of its first event, ``status`` to
+``open`` and ``severity`` to ``P4`` (written into the record). Resolved incidents are
+kept up to ``max_resolved_incidents`` and for ``resolved_keep_s`` after their resolve
+time (``resolved_at``, else the ``ts`` of the event that resolved them), in the order
+they were resolved.
+"""
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Any, Callable
+
+from .config import RESOLVED, SEVERITIES, SEVERITY_RANK, StateConfig
+from .dirty import Dirty
+
+
+class IncidentBook:
+    """Incident records, open ids, counts of open incidents by severity."""
+
+    def __init__(self, config: StateConfig, counters: dict[str, int],
+                 store_city: Callable[[str], str | None]) -> None:
+        self.config = config
+        self.counters = counters
+        self.store_city = store_city
+        self.records: dict[str, dict[str, Any]] = {}
+        self.open: set[str] = set()
+        self.sev_counts: dict[str, int] = dict.fromkeys(SEVERITIES, 0)
+        self.resolved: OrderedDict[str, float] = OrderedDict()   # id -> resolve time
+
+    def upsert(self, ev: dict[str, Any], dirty: Dirty) -> None:
+        """Create, merge or delete one incident; keep the open counts and the FIFO."""
+        iid = ev["id"]
+        rec = self.records.get(iid)
+        if ev.get("deleted"):
+            if rec is None:
+                self.counters["deleted_unknown"] += 1
+                return
+            self._drop(iid, dirty)
+            return
+        if rec is None:
+            rec = dict(ev)
+            rec.pop("deleted", None)
+            rec.setdefault("status", "open")
+            rec.setdefault("severity", "P4")
+            if rec.get("opened_at") is None:
+                rec["opened_at"] = ev["ts"]
+            self.records[iid] = rec
+            old_stores: Any = ()
+            was_open, old_sev = False, None
+        else:
+            old_stores = rec.get("stores", ())
+            was_open, old_sev = iid in self.open, rec["severity"]
+            rec.update(ev)
+            rec.pop("deleted", None)
+            if rec.get("opened_at") is None:
+                rec["opened_at"] = ev["ts"]
+        is_open = rec["status"] != RESOLVED
+        if was_open:
+            self.sev_counts[old_sev] -= 1
+        if is_open:
+            self.sev_counts[rec["severity"]] += 1
+            self.open.add(iid)
+            self.resolved.pop(iid, None)
+        else:
+            self.open.discard(iid)
+            if iid not in self.resolved:
+                t = rec.get("resolved_at")
+                self.resolved[iid] = t if t is not None else ev["ts"]
+        self._mark(rec, old_stores, dirty)
+        while len(self.resolved) > self.config.max_resolved_incidents:
+            self._drop(next(iter(self.resolved)), dirty)
+            self.counters["evicted_incidents"] += 1
+        if len(self.open) > self.config.max_open_incidents:
+            for old in self.records:
+                if old in self.open:
+                    break
+            self._drop(old, dirty)
+            self.counters["evicted_open_incidents"] += 1
+
+    def _mark(self, rec: dict[str, Any], old_stores: Any, dirty: Dirty) -> None:
+        dirty.incidents.add(rec["id"])
+        for stores in (old_stores, rec.get("stores", ())):
+            for sid in stores:
+                dirty.stores.add(sid)
+                city = self.store_city(sid)
+                if city is not None:
+                    dirty.cities.add(city)
+
+    def _drop(self, iid: str, dirty: Dirty) -> None:
+        rec = self.records.pop(iid)
+        if iid in self.open:
+            self.open.discard(iid)
+            self.sev_counts[rec["severity"]] -= 1
+        self.resolved.pop(iid, None)
+        self._mark(rec, (), dirty)
+
+    def restore(self, records: list[dict[str, Any]], resolved: list[tuple[str, float]]) -> None:
+        """Load records and the resolved FIFO from a snapshot."""
+        for rec in records:
+            iid = rec["id"]
+            self.records[iid] = rec
+            if rec["status"] != RESOLVED:
+                self.open.add(iid)
+                self.sev_counts[rec["severity"]] += 1
+        for iid, t in resolved:
+            self.resolved[iid] = t
+
+    def sweep(self, now: float, dirty: Dirty) -> int:
+        """Drop resolved incidents older than ``resolved_keep_s`` (in resolve order)."""
+        limit = now - self.config.resolved_keep_s
+        n = 0
+        while self.resolved:
+            iid, t = next(iter(self.resolved.items()))
+            if t >= limit:
+                break
+            self._drop(iid, dirty)
+            n += 1
+        self.counters["expired_incidents"] += n
+        return n
+
+    # ------------------------------------------------------------------ queries
+
+    def open_sorted(self) -> list[dict[str, Any]]:
+        recs = [self.records[i] for i in self.open]
+        recs.sort(key=lambda r: (SEVERITY_RANK[r["severity"]], r["opened_at"], r["id"]))
+        return recs
+
+    def recent_resolved(self, now: float, keep_s: float) -> list[dict[str, Any]]:
+        limit = now - keep_s
+        out = [(t, self.records[i]) for i, t in self.resolved.items() if t >= limit]
+        out.sort(key=lambda x: (-x[0], x[1]["id"]))
+        return [r for _, r in out]

@@ -1,0 +1,359 @@
+"""``LiveState``: the wall's in-memory picture of the chain, fed by ``apply``.
+
+Pure and deterministic: every time-dependent call takes ``now`` (epoch seconds of the
+caller's clock); nothing here reads a clock, does I/O or imports Qt/asyncio.
+
+Typical use (UI thread, once per frame)::
+
+    dirty = state.apply(batch, now)      # may raise SeqGap -> feed.resync(gap.since)
+    dirty.merge(state.tick(now))         # TTL expiry + retention, cheap
+    panel.refresh(dirty, now)
+
+Records in ``stores``/``devices``/``changes``/``incidents`` are the merged events (with
+``type``, ``id``, and the ``ts``/``seq`` of the last event); devices also carry
+``last_seen`` (state clock). They are read-only for callers, and the events given to
+``apply`` must not be mutated afterwards (their nested values are shared).
+"""
+from __future__ import annotations
+
+import operator
+from typing import Any, Iterable
+
+import numpy as np
+
+from .changes import ChangeBook
+from .config import NO_KIND, SEVERITIES, STATUS_ORDER, StateConfig
+from .correlate import rank_suspects
+from .dirty import Dirty, SeqGap
+from .fleet import Fleet
+from .incidents import IncidentBook
+from .series import KpiStore, VoiceLog
+
+_seq_of = operator.itemgetter("seq")
+
+COUNTER_NAMES = (
+    "applied", "skipped_duplicates", "batches", "deleted_unknown", "unknown_type",
+    "expired_devices", "evicted_changes", "evicted_active_changes", "expired_changes",
+    "evicted_incidents", "evicted_open_incidents", "expired_incidents",
+    "evicted_kpi_series", "voice_outside_window", "controls",
+)
+
+
+class LiveState:
+    """Entities, derived views, staleness and retention; see the module docstring."""
+
+    def __init__(self, config: StateConfig | None = None) -> None:
+        self.config = config or StateConfig()
+        self._counters: dict[str, int] = dict.fromkeys(COUNTER_NAMES, 0)
+        self._fleet = Fleet(self.config.device_ttl_s, self._counters)
+        self._changes = ChangeBook(self.config, self._counters)
+        self._incidents = IncidentBook(self.config, self._counters, self._fleet.store_city.get)
+        self._voice = VoiceLog(self.config, self._counters)
+        self._kpi = KpiStore(self.config, self._counters)
+        self.seq = 0
+        self._last_msg: float | None = None
+
+    # ------------------------------------------------------------------ entities
+
+    @property
+    def stores(self) -> dict[str, dict[str, Any]]:
+        return self._fleet.stores
+
+    @property
+    def devices(self) -> dict[str, dict[str, Any]]:
+        return self._fleet.devices
+
+    @property
+    def changes(self) -> dict[str, dict[str, Any]]:
+        return self._changes.records
+
+    @property
+    def incidents(self) -> dict[str, dict[str, Any]]:
+        return self._incidents.records
+
+    @property
+    def counters(self) -> dict[str, int]:
+        """Counts of what happened (applied, skipped_duplicates, evictions...) and the
+        gauge ``orphan_devices`` (devices whose store is not known yet)."""
+        self._counters["orphan_devices"] = self._fleet.orphans
+        return self._counters
+
+    # ------------------------------------------------------------------ feeding
+
+    def touch(self, now: float) -> None:
+        """Record that a message of any kind (heartbeat too) arrived at ``now``."""
+        self._last_msg = now
+
+    def feed_age(self, now: float) -> float | None:
+        """Seconds since the last message (``apply`` or ``touch``); None if never."""
+        return None if self._last_msg is None else now - self._last_msg
+
+    def apply(self, events: list[dict[str, Any]], now: float) -> Dirty:
+        """Apply a batch of validated events with contiguous seqs; return what changed.
+
+        Raises ``SeqGap(expected, got)`` -- with nothing applied -- when the batch does
+        not continue ``self.seq`` (only checked once ``seq > 0``) or is not contiguous.
+        Events with ``seq <= self.seq`` (replay overlap) are skipped and counted.
+        ``now`` becomes ``last_seen`` of every device named in the batch.
+        """
+        dirty = Dirty()
+        self._last_msg = now
+        n = len(events)
+        if not n:
+            return dirty
+        first = events[0]["seq"]
+        seqs = list(map(_seq_of, events))
+        if seqs != list(range(first, first + n)):
+            for i, s in enumerate(seqs):
+                if s != first + i:
+                    raise SeqGap(first + i, s)
+        cur = self.seq
+        if cur > 0 and first > cur + 1:
+            raise SeqGap(cur + 1, first)
+        skip = cur + 1 - first if cur > 0 and first <= cur else 0
+        counters = self._counters
+        counters["batches"] += 1
+        if skip:
+            counters["skipped_duplicates"] += min(skip, n)
+            if skip >= n:
+                return dirty
+            events = events[skip:]
+        fleet = self._fleet
+        dget = fleet.devices.get
+        expired = fleet.expired
+        slow_device = fleet.upsert_device
+        moved = fleet.status_moved
+        ddev = dirty.devices.add
+        dsto = dirty.stores.add
+        other = self._apply_other
+        for ev in events:
+            if ev["type"] == "device":
+                did = ev["id"]
+                rec = dget(did)
+                if (rec is None or "deleted" in ev or (expired and did in expired)):
+                    slow_device(ev, now, dirty)
+                    continue
+                sid = rec.get("store")
+                x = ev.get("store")
+                if x is not None and x != sid:
+                    slow_device(ev, now, dirty)
+                    continue
+                x = ev.get("kind")
+                if x is not None and x != rec.get("kind"):
+                    slow_device(ev, now, dirty)
+                    continue
+                x = ev.get("ttl_s")
+                if x is not None and x != rec.get("ttl_s"):
+                    slow_device(ev, now, dirty)
+                    continue
+                old = rec["status"]
+                m = ev.get("metrics")
+                if m is None:
+                    rec.update(ev)
+                else:
+                    rm = rec.get("metrics")
+                    rec.update(ev)
+                    if rm is None:
+                        rec["metrics"] = dict(m)
+                    else:
+                        rm.update(m)
+                        rec["metrics"] = rm
+                rec["last_seen"] = now
+                new = rec["status"]
+                if new != old:
+                    moved(sid, rec.get("kind", NO_KIND), old, new, dirty)
+                ddev(did)
+                if sid is not None:
+                    dsto(sid)
+            else:
+                other(ev, now, dirty)
+        self.seq = events[-1]["seq"]
+        counters["applied"] += len(events)
+        if dirty.stores:
+            city_of = fleet.store_city.get
+            dirty.cities.update(c for c in map(city_of, dirty.stores) if c is not None)
+        return dirty
+
+    def _apply_other(self, ev: dict[str, Any], now: float, dirty: Dirty) -> None:
+        t = ev["type"]
+        if t == "store":
+            self._fleet.upsert_store(ev, dirty)
+        elif t == "change":
+            self._changes.upsert(ev, dirty)
+        elif t == "incident":
+            self._incidents.upsert(ev, dirty)
+        elif t == "kpi":
+            self._kpi.add(ev["metric"], ev["scope"], ev["ts"], ev["value"], ev.get("unit"), dirty.kpi)
+        elif t == "voice":
+            self._voice.add(ev)
+            dirty.voice = True
+        elif t == "control":
+            dirty.controls.append(ev)
+            self._counters["controls"] += 1
+        else:
+            self._counters["unknown_type"] += 1
+
+    def tick(self, now: float) -> Dirty:
+        """Expire silent devices (they count as ``unknown`` until their next event) and
+        drop resolved incidents / finished changes past their keep time. Cheap: call it
+        every frame or every second."""
+        dirty = Dirty()
+        self._counters["expired_devices"] += self._fleet.expire(now, dirty)
+        self._incidents.sweep(now, dirty)
+        self._changes.sweep(now, dirty)
+        if dirty.stores:
+            city_of = self._fleet.store_city.get
+            dirty.cities.update(c for c in map(city_of, dirty.stores) if c is not None)
+        return dirty
+
+    # ------------------------------------------------------------------ devices & stores
+
+    def device_status(self, device_id: str, now: float) -> str:
+        """Effective status: ``unknown`` once ``now - last_seen > ttl_s``, else the last
+        reported one. Raises KeyError for an unknown device."""
+        return self._fleet.effective_status(device_id, now)
+
+    def store_worst(self, store_id: str) -> str:
+        """Worst effective device status of the store (as of the last ``tick``); "ok"
+        for a store without devices."""
+        return self._fleet.store_worst(store_id)
+
+    def store_counts(self, store_id: str) -> dict[str, int]:
+        """Effective status -> device count for the store (every status present)."""
+        c = self._fleet.scount.get(store_id)
+        return dict(c) if c else dict.fromkeys(STATUS_ORDER, 0)
+
+    def city_counts(self, city_id: str) -> dict[str, int]:
+        """Effective status -> device count over the city's known stores."""
+        c = self._fleet.ccount.get(city_id)
+        return dict(c) if c else dict.fromkeys(STATUS_ORDER, 0)
+
+    def city_stores(self, city_id: str) -> list[str]:
+        """Ids of the known stores in the city, sorted."""
+        return sorted(self._fleet.city_stores.get(city_id, ()))
+
+    def cities(self) -> dict[str, dict[str, Any]]:
+        """City id -> city object (``id``, ``name``, ``name_en``) of the known stores."""
+        return dict(self._fleet.city_info)
+
+    def kind_counts(self) -> dict[str, dict[str, int]]:
+        """Device kind -> effective status -> count (kind "" = not given)."""
+        return {k: dict(v) for k, v in self._fleet.kcount.items()}
+
+    def total_counts(self) -> dict[str, int]:
+        """Effective status -> count over all devices."""
+        out = dict.fromkeys(STATUS_ORDER, 0)
+        for c in self._fleet.kcount.values():
+            for s, n in c.items():
+                out[s] += n
+        return out
+
+    def store_devices(self, store_id: str) -> list[str]:
+        """Ids of the devices that name this store, sorted."""
+        return sorted(self._fleet.sdevs.get(store_id, ()))
+
+    def orphan_store_ids(self) -> list[str]:
+        """Store ids named by devices but not (yet) known as stores, sorted."""
+        return sorted(s for s in self._fleet.sdevs if s is not None and s not in self._fleet.stores)
+
+    # ------------------------------------------------------------------ incidents & changes
+
+    def open_incidents(self) -> list[dict[str, Any]]:
+        """Incidents not resolved, by severity (P1 first), then ``opened_at``, then id."""
+        return self._incidents.open_sorted()
+
+    def open_by_severity(self) -> dict[str, int]:
+        """Severity -> number of open (not resolved) incidents."""
+        return dict(self._incidents.sev_counts)
+
+    def recent_resolved(self, now: float, keep_s: float) -> list[dict[str, Any]]:
+        """Resolved incidents still held, resolved within ``keep_s`` of ``now``, newest
+        first."""
+        return self._incidents.recent_resolved(now, keep_s)
+
+    def store_incidents(self, store_id: str, include_resolved: bool = False) -> list[dict[str, Any]]:
+        """Incidents naming the store (open ones unless ``include_resolved``), newest first."""
+        inc = self._incidents
+        ids: Iterable[str] = inc.records if include_resolved else inc.open
+        out = [inc.records[i] for i in ids if store_id in inc.records[i].get("stores", ())]
+        out.sort(key=lambda r: (-r["opened_at"], r["id"]))
+        return out
+
+    def changes_in_window(self, t0: float, t1: float) -> list[dict[str, Any]]:
+        """Changes whose [start, end] overlaps [t0, t1] (no end = still going), by start."""
+        return self._changes.window(t0, t1)
+
+    def store_changes(self, store_id: str, t0: float, t1: float) -> list[dict[str, Any]]:
+        """Changes in [t0, t1] whose scope reaches the store (directly, via its city, or
+        chain-wide), by start."""
+        city = self._fleet.store_city.get(store_id)
+        out = []
+        for ch in self._changes.window(t0, t1):
+            scope = ch.get("scope") or {}
+            stores, cities = scope.get("stores") or (), scope.get("cities") or ()
+            if store_id in stores or (city is not None and city in cities) or (not stores and not cities):
+                out.append(ch)
+        return out
+
+    def suspects(self, incident_id: str) -> list[tuple[str, float, list[str]]]:
+        """Changes that may have caused the incident, best first: ``[(change_id, score,
+        reasons)]``. See ``wallboard.state.correlate``. Unknown incident -> []."""
+        inc = self._incidents.records.get(incident_id)
+        if inc is None:
+            return []
+        w = self.config.correlation_window_s
+        opened = inc["opened_at"]
+        named = {c: self._changes.records[c] for c in inc.get("suspect_changes", ())
+                 if c in self._changes.records}
+        return rank_suspects(inc, self._changes.window(opened - w, opened),
+                             self._fleet.store_city.get, w, named)
+
+    # ------------------------------------------------------------------ samples
+
+    def voice_items(self, n: int) -> list[dict[str, Any]]:
+        """The newest ``n`` voice items, newest first."""
+        items = self._voice.items
+        n = max(0, min(n, len(items)))
+        return [items[-1 - i] for i in range(n)]
+
+    def voice_per_minute(self, t0: float, t1: float) -> tuple[np.ndarray, np.ndarray]:
+        """Minute starts (epoch s, float) covering [t0, t1] and the voice count of each."""
+        return self._voice.per_minute(t0, t1)
+
+    def kpi_series(self, metric: str, scope: str) -> tuple[np.ndarray, np.ndarray]:
+        """Copies of the series' timestamps and values in arrival order (empty if none)."""
+        ring = self._kpi.series.get((metric, scope))
+        if ring is None:
+            return np.zeros(0), np.zeros(0)
+        return ring.arrays()
+
+    def kpi_keys(self) -> list[tuple[str, str]]:
+        """Every ``(metric, scope)`` held, sorted."""
+        return sorted(self._kpi.series)
+
+    def latest_kpi(self, metric: str, scope: str) -> tuple[float, float, str | None] | None:
+        """``(ts, value, unit)`` of the series' newest point, or None."""
+        ring = self._kpi.series.get((metric, scope))
+        if ring is None or ring.n == 0:
+            return None
+        ts, v = ring.last()
+        return ts, v, ring.unit
+
+    # ------------------------------------------------------------------ snapshots
+
+    def snapshot(self) -> dict[str, Any]:
+        """A JSON-serialisable copy of the whole state (see ``wallboard.state.snapshot``).
+        List-valued keys may be split into parts by ``protocol.split_snapshot``."""
+        from .snapshot import to_snapshot
+        return to_snapshot(self)
+
+    @classmethod
+    def from_snapshot(cls, data: dict[str, Any], config: StateConfig | None = None,
+                      validate: bool = True) -> "LiveState":
+        """Build a state equal to the one that made ``data``; raises ``SnapshotError``
+        naming the bad key. After loading, repaint everything (``Dirty.everything()``)."""
+        from .snapshot import from_snapshot
+        return from_snapshot(cls, data, config, validate)
+
+
+__all__ = ["LiveState", "SEVERITIES"]

@@ -1,0 +1,183 @@
+"""``LiveState`` <-> a JSON-serialisable dict, exactly.
+
+Layout of a snapshot (list-valued keys can be split into parts by
+``protocol.split_snapshot``; scalar keys travel in part 0)::
+
+    {"version": 1, "seq": int, "feed_at": float | None, "counters": {name: int},
+     "stores": [record], "devices": [record with last_seen], "expired_devices": [id],
+     "changes": [record], "finished_changes": [[id, finish_time]],
+     "incidents": [record], "resolved_incidents": [[id, resolve_time]],
+     "voice": [item, oldest first], "voice_minutes": [[minute_start, count]],
+     "voice_newest": int | None,
+     "kpi": [{"metric", "scope", "unit", "ts": [...], "values": [...]}]}   # LRU order
+
+Devices keep ``last_seen`` (the producing state's clock) so their ttl keeps running
+after a load. The records are copied both ways: a snapshot never aliases a live state.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from .. import protocol as P
+from .config import SEVERITIES, STATUS_ORDER, StateConfig
+from .dirty import Dirty, SnapshotError
+
+SNAPSHOT_VERSION = 1
+_LIST_KEYS = ("stores", "devices", "expired_devices", "changes", "finished_changes",
+              "incidents", "resolved_incidents", "voice", "voice_minutes", "kpi")
+
+
+def _copy(rec: dict[str, Any]) -> dict[str, Any]:
+    out = dict(rec)
+    m = out.get("metrics")
+    if m is not None:
+        out["metrics"] = dict(m)
+    return out
+
+
+def to_snapshot(st: Any) -> dict[str, Any]:
+    """See the module docstring; O(size of the state)."""
+    fleet, voice = st._fleet, st._voice
+    return {
+        "version": SNAPSHOT_VERSION,
+        "seq": st.seq,
+        "feed_at": st._last_msg,
+        "counters": dict(st.counters),
+        "stores": [dict(r) for r in fleet.stores.values()],
+        "devices": [_copy(r) for r in fleet.devices.values()],
+        "expired_devices": sorted(fleet.expired),
+        "changes": [dict(r) for r in st._changes.records.values()],
+        "finished_changes": [[k, t] for k, t in st._changes.finished.items()],
+        "incidents": [dict(r) for r in st._incidents.records.values()],
+        "resolved_incidents": [[k, t] for k, t in st._incidents.resolved.items()],
+        "voice": [dict(v) for v in voice.items],
+        "voice_minutes": [[m, c] for m, c in voice.minutes.items()],
+        "voice_newest": voice.newest,
+        "kpi": st._kpi.to_records(),
+    }
+
+
+# ---------------------------------------------------------------------- validation
+
+def _num(v: Any) -> bool:
+    return type(v) in (int, float)
+
+
+def _check_record(rec: Any, path: str, etype: str, extra: dict[str, Any], validate: bool) -> dict[str, Any]:
+    """Check one entity/sample record; return a private copy."""
+    if type(rec) is not dict:
+        raise SnapshotError(path, f"is {type(rec).__name__}", "an object")
+    if rec.get("type") != etype:
+        raise SnapshotError(f"{path}.type", f"is {rec.get('type')!r}", repr(etype))
+    for key, (check, what) in extra.items():
+        if key not in rec or not check(rec[key]):
+            raise SnapshotError(f"{path}.{key}", "missing" if key not in rec else f"is {rec[key]!r}", what)
+    if validate:
+        probe = {k: v for k, v in rec.items() if k != "last_seen"}   # the one state-only key
+        try:
+            P.validate_event(probe, require_seq=False, require_ts=True)
+        except P.ProtocolError as e:
+            where = f"{path}.{e.field}" if e.field else path
+            raise SnapshotError(where, str(e)) from None
+    return _copy(rec)
+
+
+_ID = (lambda v: type(v) is str and 0 < len(v) <= P.MAX_ID, "a string id")
+_DEVICE = {"id": _ID, "status": (lambda v: v in STATUS_ORDER, "a device status"),
+           "last_seen": (_num, "a number")}
+_STORE = {"id": _ID}
+_CHANGE = {"id": _ID, "status": (lambda v: v in P.CHANGE_STATUSES, "a change status"),
+           "start": (_num, "a number")}
+_INCIDENT = {"id": _ID, "status": (lambda v: v in P.INCIDENT_STATUSES, "an incident status"),
+             "severity": (lambda v: v in SEVERITIES, "P1..P4"), "opened_at": (_num, "a number")}
+_VOICE: dict[str, Any] = {}
+
+
+def _list(d: dict[str, Any], key: str) -> list[Any]:
+    v = d.get(key, [])
+    if type(v) is not list:
+        raise SnapshotError(key, f"is {type(v).__name__}", "a list")
+    return v
+
+
+def _pairs(d: dict[str, Any], key: str, known: dict[str, Any]) -> list[tuple[str, float]]:
+    out = []
+    for i, p in enumerate(_list(d, key)):
+        if type(p) is not list or len(p) != 2 or p[0] not in known or not _num(p[1]):
+            raise SnapshotError(f"{key}[{i}]", f"is {p!r}", "[known id, number]")
+        out.append((p[0], p[1]))
+    return out
+
+
+def from_snapshot(cls: Any, d: Any, config: StateConfig | None, validate: bool) -> Any:
+    """Build a ``cls`` (``LiveState``) from ``d``; raise ``SnapshotError`` on bad data.
+
+    ``validate=False`` skips the per-field protocol check of every record (use only for
+    snapshots this process made itself)."""
+    if type(d) is not dict:
+        raise SnapshotError("(root)", f"is {type(d).__name__}", "an object")
+    if d.get("version") != SNAPSHOT_VERSION:
+        raise SnapshotError("version", f"is {d.get('version')!r}", str(SNAPSHOT_VERSION))
+    seq = d.get("seq")
+    if type(seq) is not int or seq < 0:
+        raise SnapshotError("seq", f"is {seq!r}", "an integer >= 0")
+    feed_at = d.get("feed_at")
+    if feed_at is not None and not _num(feed_at):
+        raise SnapshotError("feed_at", f"is {feed_at!r}", "a number or null")
+    counters = d.get("counters", {})
+    if type(counters) is not dict or not all(type(k) is str and type(v) is int for k, v in counters.items()):
+        raise SnapshotError("counters", "is not a mapping of names to integers", "{str: int}")
+    newest = d.get("voice_newest")
+    if newest is not None and type(newest) is not int:
+        raise SnapshotError("voice_newest", f"is {newest!r}", "an integer or null")
+
+    st = cls(config)
+    dirty = Dirty()
+    fleet = st._fleet
+    for i, rec in enumerate(_list(d, "stores")):
+        fleet.upsert_store(_check_record(rec, f"stores[{i}]", "store", _STORE, validate), dirty)
+    devices = [_check_record(r, f"devices[{i}]", "device", _DEVICE, validate)
+               for i, r in enumerate(_list(d, "devices"))]
+    ids = {r["id"]: r for r in devices}
+    expired = set()
+    for i, e in enumerate(_list(d, "expired_devices")):
+        if e not in ids:
+            raise SnapshotError(f"expired_devices[{i}]", f"is {e!r}", "the id of a device in 'devices'")
+        expired.add(e)
+    for rec in devices:
+        fleet.restore_device(rec, rec["id"] in expired, dirty)
+    changes = [_check_record(r, f"changes[{i}]", "change", _CHANGE, validate)
+               for i, r in enumerate(_list(d, "changes"))]
+    cmap = {r["id"]: r for r in changes}
+    st._changes.restore(changes, _pairs(d, "finished_changes", cmap))
+    incidents = [_check_record(r, f"incidents[{i}]", "incident", _INCIDENT, validate)
+                 for i, r in enumerate(_list(d, "incidents"))]
+    imap = {r["id"]: r for r in incidents}
+    st._incidents.restore(incidents, _pairs(d, "resolved_incidents", imap))
+    for i, item in enumerate(_list(d, "voice")):
+        st._voice.items.append(_check_record(item, f"voice[{i}]", "voice", _VOICE, validate))
+    for i, p in enumerate(_list(d, "voice_minutes")):
+        if type(p) is not list or len(p) != 2 or type(p[0]) is not int or type(p[1]) is not int:
+            raise SnapshotError(f"voice_minutes[{i}]", f"is {p!r}", "[minute start, count] integers")
+        st._voice.minutes[p[0]] = p[1]
+    st._voice.newest = newest
+    for i, k in enumerate(_list(d, "kpi")):
+        path = f"kpi[{i}]"
+        if type(k) is not dict:
+            raise SnapshotError(path, f"is {type(k).__name__}", "an object")
+        for key in ("metric", "scope"):
+            if type(k.get(key)) is not str:
+                raise SnapshotError(f"{path}.{key}", f"is {k.get(key)!r}", "a string")
+        if k.get("unit") is not None and type(k["unit"]) is not str:
+            raise SnapshotError(f"{path}.unit", f"is {k['unit']!r}", "a string or null")
+        ts, vals = k.get("ts"), k.get("values")
+        if type(ts) is not list or type(vals) is not list or len(ts) != len(vals):
+            raise SnapshotError(f"{path}.ts", "ts/values are not lists of the same length",
+                                "two lists of numbers")
+        if not all(map(_num, ts)) or not all(map(_num, vals)):
+            raise SnapshotError(f"{path}.values", "holds a non-number", "numbers")
+        st._kpi.restore(k)
+    st.seq = seq
+    st._last_msg = feed_at
+    st._counters.update(counters)
+    return st
