@@ -165,6 +165,8 @@ class PanelContext:
     #: Sends a ``control`` message to the hub; None where this wall has no control role.
     send_control: Callable[[str, dict[str, Any]], None] | None = None
     clock: Callable[[], float] = time.time
+    #: The event's change-freeze windows: ``{"start", "end", "label"}`` (epoch seconds).
+    freeze: list[dict[str, Any]] = field(default_factory=list)
 
     def tr(self, text: str) -> str:
         return translate(text, self.lang)

@@ -122,6 +122,9 @@ class WallController(QObject):
             scope={"cities": list(sc.cities), "stores": list(sc.stores)},
             send_control=send,
             clock=self.clock,
+            freeze=[{"start": f.start.timestamp(), "end": f.end.timestamp(),
+                     "label": (f.label_zh if self.lang == "zh" and f.label_zh else f.label)}
+                    for f in ev.freeze],
         )
 
     # ------------------------------------------------------------------ layouts

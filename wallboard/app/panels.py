@@ -47,6 +47,15 @@ def panel_class(kind: str) -> type:
     raise ImportError(f"{mod.__name__} defines no panel class")
 
 
+def _unset_removed(value: Any) -> Any:
+    """Layout options with unset (None) entries left out, so widgets apply their defaults."""
+    if isinstance(value, dict):
+        return {k: _unset_removed(v) for k, v in value.items() if v is not None}
+    if isinstance(value, (list, tuple)):
+        return [_unset_removed(v) for v in value]
+    return value
+
+
 class PanelFrame(QWidget):
     """A panel with its title strip; shows the data age when older than ``stale_after_s``."""
 
@@ -71,7 +80,10 @@ class PanelFrame(QWidget):
         self.widget: QWidget | None = None
         try:
             cls = panel_class(spec.type)
-            self.widget = cls(state, dict(spec.options), ctx, self)
+            options = _unset_removed(dict(spec.options))
+            if spec.type == "change_timeline" and ctx.freeze and "freeze" not in options:
+                options["freeze"] = list(ctx.freeze)
+            self.widget = cls(state, options, ctx, self)
         except Exception as e:  # noqa: BLE001 - a broken widget must not take the wall down
             self.error = f"{spec.type}: {type(e).__name__}: {e}"
             build_failures[spec.type] = self.error

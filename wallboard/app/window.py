@@ -44,6 +44,21 @@ class PageView(QWidget):
             frame.store_clicked.connect(self.store_clicked)
             grid.addWidget(frame, spec.row, spec.col, spec.rows, spec.cols)
             self.panels.append(frame)
+        # Selecting an incident on one panel (board or timeline) highlights it on the others.
+        for src in self.panels:
+            sig = getattr(src.widget, "incident_selected", None)
+            if sig is not None:
+                sig.connect(lambda inc, src=src: self._select_incident(inc, src))
+
+    def _select_incident(self, incident_id: str, source: PanelFrame) -> None:
+        for p in self.panels:
+            if p is source or p.widget is None:
+                continue
+            for name in ("select_incident", "select"):
+                fn = getattr(p.widget, name, None)
+                if callable(fn):
+                    fn(incident_id)
+                    break
 
     def refresh(self, dirty: Any, now: float) -> None:
         for p in self.panels:
