@@ -1,0 +1,166 @@
+"""Change timeline: bars grow with the clock, flags, suspect highlighting, options."""
+from __future__ import annotations
+
+import pytest
+
+from wallboard import protocol as P
+from wallboard.state import Dirty, LiveState
+from widgets.base import PanelContext
+from widgets.change_timeline import ChangeTimelinePanel
+
+NOW = 1_760_000_000.0
+
+
+def feed(state: LiveState, events: list[dict], now: float) -> Dirty:
+    """Apply plain event dicts through the real validator with fresh seqs."""
+    batch = []
+    for ev in events:
+        ev = dict(ev, seq=state.seq + len(batch) + 1)
+        ev.setdefault("ts", now)
+        batch.append(P.validate_event(ev))
+    return state.apply(batch, now)
+
+
+def make(qtbot, events=(), options=None, now=NOW, **ctx_kw):
+    st = LiveState()
+    if events:
+        feed(st, list(events), now)
+    panel = ChangeTimelinePanel(st, options or {}, PanelContext(clock=lambda: now, **ctx_kw))
+    qtbot.addWidget(panel)
+    panel.resize(1400, 500)
+    panel.refresh(Dirty.everything(), now)
+    return st, panel
+
+
+def change(cid, **kw):
+    ev = {"type": "change", "id": cid, "title": f"change {cid}", "system": "POS", "status": "succeeded",
+          "start": NOW - 1800, "end": NOW - 1200, "approved": True}
+    ev.update(kw)
+    return ev
+
+
+def test_running_change_grows_with_the_clock(qtbot):
+    st, panel = make(qtbot, [change("c1", status="running", start=NOW - 600, end=None)])
+    item = panel.items
+    assert panel.bars["c1"].x1 == pytest.approx(NOW)
+    assert panel.bars["c1"].open_end
+    panel.refresh(Dirty(), NOW + 10.2)
+    assert panel.bars["c1"].x1 == pytest.approx(NOW + 10.2)
+    assert panel.now_line.value() == pytest.approx(NOW + 10.2)
+    assert panel.items is item  # the same pyqtgraph item, updated in place
+    lo, hi = panel.vb.viewRange()[0]
+    assert lo < NOW + 10 < hi
+
+
+def test_idle_frames_within_a_second_do_not_rebuild(qtbot):
+    st, panel = make(qtbot, [change("c1")])
+    panel.refresh(Dirty(), NOW + 0.1)
+    n = panel.frames_rebuilt
+    for k in range(5):
+        panel.refresh(Dirty(), NOW + 0.2 + k * 0.1)
+    assert panel.frames_rebuilt == n
+    panel.refresh(feed(st, [change("c2", status="running", end=None)], NOW + 0.8), NOW + 0.8)
+    assert panel.frames_rebuilt == n + 1
+    assert "c2" in panel.bars
+
+
+def test_unapproved_change_in_freeze_window_is_flagged(qtbot):
+    freeze = [{"start": NOW - 3600, "end": NOW + 3600, "label": "Opening freeze"}]
+    st, panel = make(qtbot, [
+        change("bad", approved=False, start=NOW - 900, end=NOW - 300),
+        change("early", approved=True, start=NOW - 7000, end=NOW - 6000),
+        change("frozen", approved=True, start=NOW - 600, end=NOW - 100),
+    ], {"freeze": freeze})
+    assert panel.flags("bad") == {"unapproved", "freeze"}
+    assert panel.flags("early") == set()
+    assert panel.flags("frozen") == {"freeze"}
+    assert "2 in freeze" in panel.header.text() and "1 unapproved" in panel.header.text()
+
+
+def test_change_without_approval_field_counts_as_unapproved(qtbot):
+    ev = change("c1")
+    del ev["approved"]
+    st, panel = make(qtbot, [ev])
+    assert "unapproved" in panel.flags("c1")
+
+
+def test_selecting_an_incident_highlights_its_suspects(qtbot):
+    events = [
+        {"type": "store", "id": "s1", "name": "Store 1", "city": {"id": "sh", "name": "Shanghai"}},
+        change("bad", status="failed", approved=False, start=NOW - 1500, end=NOW - 1300,
+               scope={"cities": ["sh"]}, title="POS 4.2 rollout"),
+        change("far", start=NOW - 9000, end=NOW - 8500, system="ESL"),
+        {"type": "incident", "id": "i1", "title": "Payments down", "severity": "P3", "status": "open",
+         "opened_at": NOW - 1200, "stores": ["s1"]},
+    ]
+    st, panel = make(qtbot, events)
+    assert panel.selected_incident is None  # P3 is not auto-selected
+    panel.select_incident("i1")
+    assert panel.suspect_ids[0] == "bad"
+    assert "far" not in panel.suspect_ids
+    assert panel.items.selected == "i1" and panel.items.suspects[0] == "bad"
+    assert "POS 4.2 rollout" in panel.info.text()
+    assert "i1" in panel.markers
+
+
+def test_new_p1_is_selected_automatically(qtbot):
+    st, panel = make(qtbot, [change("c1", status="running", end=None, start=NOW - 300)])
+    with qtbot.waitSignal(panel.incident_selected, timeout=1000) as sig:
+        d = feed(st, [{"type": "incident", "id": "p1", "title": "All POS down", "severity": "P1",
+                       "status": "open", "opened_at": NOW}], NOW + 1)
+        panel.refresh(d, NOW + 1)
+    assert sig.args == ["p1"]
+    assert panel.selected_incident == "p1"
+    assert "c1" in panel.suspect_ids  # chain-wide running change
+
+
+def test_city_lanes_use_city_names(qtbot):
+    events = [
+        {"type": "store", "id": "s1", "name": "静安店", "city": {"id": "sh", "name": "上海", "name_en": "Shanghai"}},
+        change("a", scope={"stores": ["s1"]}),
+        change("b", scope={}),
+    ]
+    st, panel = make(qtbot, events, {"lanes": "city"})
+    assert panel.lane_names == sorted(["Shanghai", "chain-wide"])
+
+
+def test_scope_filter_hides_changes_of_other_cities(qtbot):
+    events = [
+        change("sh", scope={"cities": ["sh"]}),
+        change("bj", scope={"cities": ["bj"]}),
+        change("all", scope={}),
+    ]
+    st, panel = make(qtbot, events, scope={"cities": ["sh"]})
+    assert set(panel.bars) == {"sh", "all"}
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"lanes": "store"}, "option 'lanes' must be one of"),
+    ({"lanes": 3}, "option 'lanes' must be str"),
+    ({"window_min": "2h"}, "option 'window_min' must be int or float"),
+    ({"window_min": 0}, "option 'window_min' must be > 0"),
+    ({"windw_min": 5}, "unknown option 'windw_min' (did you mean 'window_min'?)"),
+    ({"freeze": [{"start": 1.0}]}, "option 'freeze[0]'.end must be epoch seconds"),
+    ({"freeze": [{"start": 2.0, "end": 1.0}]}, "option 'freeze[0]': end must be after start"),
+    ({"freeze": ["x"]}, "option 'freeze[0]' must be a table"),
+    ({"freeze": [{"start": 1.0, "end": 2.0, "lable": "x"}]}, "unknown key 'lable'"),
+])
+def test_bad_options_name_the_key(qtbot, options, message):
+    with pytest.raises(ValueError) as err:
+        ChangeTimelinePanel(LiveState(), options, PanelContext())
+    assert message in str(err.value)
+
+
+def test_renders_to_png(qtbot, tmp_path):
+    freeze = [{"start": NOW - 1200, "end": NOW + 900, "label": "Opening freeze"}]
+    st, panel = make(qtbot, [
+        change("c1", status="running", end=None, start=NOW - 1800, title="POS release 4.2"),
+        change("c2", status="failed", approved=False, start=NOW - 3000, end=NOW - 2400, system="Payments"),
+        {"type": "incident", "id": "i1", "title": "Payment failures", "severity": "P1", "status": "open",
+         "opened_at": NOW - 2200},
+    ], {"freeze": freeze}, lang="zh")
+    panel.set_dimmed(True)
+    panel.set_dimmed(False)
+    path = tmp_path / "timeline.png"
+    assert panel.grab().save(str(path))
+    assert path.stat().st_size > 5000
