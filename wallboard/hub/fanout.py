@@ -1,0 +1,195 @@
+"""Fan-out to walls: one shared tail of encoded events, one cursor and sender per wall.
+
+Every committed event is encoded to JSON **once** and appended to :class:`Tail`, a ring
+of the newest ``capacity`` events. Each wall is a :class:`WallSender`: a cursor (next
+seq to send), a small bounded queue of out-of-band frames (heartbeat, stats, errors) and
+one task that turns ``tail[cursor:]`` into ``events`` frames -- at most one frame per
+``batch_interval`` (10 ms) unless 500 events are waiting. So a wall's backlog is a
+number (``tail.last_seq - cursor``), never a growing copy of the data: when it exceeds
+``max_lag`` the wall's backlog is dropped and the wall is resynced with a snapshot; other
+walls are unaffected. Cursors older than the tail are served from the journal.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover
+    from websockets.asyncio.server import ServerConnection
+
+    from .server import Hub
+
+log = logging.getLogger("wallboard.hub")
+
+_EVENTS_HEAD = b'{"op":"events","events":['
+_EVENTS_TAIL = b"]}"
+
+
+class Tail:
+    """Ring of the newest committed events, each already encoded as JSON bytes."""
+
+    def __init__(self, capacity: int = 50_000) -> None:
+        self.capacity = max(1000, capacity)
+        self._buf: list[bytes] = []
+        self.base = 1  # seq of _buf[0]
+
+    @property
+    def last_seq(self) -> int:
+        return self.base + len(self._buf) - 1
+
+    def reset(self, last_seq: int) -> None:
+        """Empty the ring so that the next appended event is ``last_seq + 1``."""
+        self._buf = []
+        self.base = last_seq + 1
+
+    def extend(self, first_seq: int, encoded: list[bytes]) -> None:
+        if first_seq != self.last_seq + 1:  # never expected; keep the ring contiguous
+            self.reset(first_seq - 1)
+        self._buf.extend(encoded)
+        extra = len(self._buf) - self.capacity
+        if extra > self.capacity // 4:  # trim in chunks: amortised O(1)
+            del self._buf[:extra]
+            self.base += extra
+
+    def get(self, seq: int, max_n: int, max_bytes: int) -> list[bytes] | None:
+        """Encoded events from ``seq`` on (at most ``max_n`` / ``max_bytes``); None if
+        ``seq`` is older than the ring."""
+        if seq < self.base:
+            return None
+        i = seq - self.base
+        out = self._buf[i : i + max_n]
+        total = 0
+        for k, b in enumerate(out):
+            total += len(b) + 1
+            if total > max_bytes and k > 0:
+                return out[:k]
+        return out
+
+
+def events_frame(encoded: list[bytes]) -> bytes:
+    """An ``events`` frame from already-encoded events."""
+    return _EVENTS_HEAD + b",".join(encoded) + _EVENTS_TAIL
+
+
+class WallSender:
+    """One connected wall: cursor, out-of-band queue, resync flag, sender task."""
+
+    def __init__(self, hub: "Hub", ws: "ServerConnection", name: str, roles: set[str]) -> None:
+        self.hub = hub
+        self.ws = ws
+        self.name = name
+        self.roles = roles
+        self.cursor = 0  # next seq to send; 0 = not started
+        self.need_snapshot = False
+        self.oob: deque[bytes] = deque(maxlen=64)
+        self.wake = asyncio.Event()
+        self.sent_events = 0
+        self.resyncs = 0
+        self._last_send = 0.0
+        self.task: asyncio.Task[None] | None = None
+
+    # -- called by the hub (event loop thread) ---------------------------------------
+    def start_from(self, since: int | None) -> None:
+        """Position the cursor for ``hello.since``: replay if kept, else a snapshot."""
+        hub = self.hub
+        last = hub.seq
+        if not since or since > last or since + 1 < hub.journal.first_kept:
+            self.need_snapshot = True
+        else:
+            self.cursor = since + 1
+            self.need_snapshot = False
+        self.wake.set()
+        if self.task is None:
+            self.task = asyncio.create_task(self._run(), name=f"wall-{self.name}")
+
+    def push(self, frame: bytes) -> None:
+        """Queue an out-of-band frame (heartbeat, stats, error); oldest dropped past 64."""
+        self.oob.append(frame)
+        self.wake.set()
+
+    def notify(self) -> None:
+        """New events were committed: wake the sender, or resync a wall too far behind."""
+        if self.cursor and not self.need_snapshot and self.hub.seq - self.cursor + 1 > self.hub.config.max_lag:
+            self.need_snapshot = True
+            log.warning("wall %s is %d events behind (bound %d): dropping its backlog, resync",
+                        self.name, self.hub.seq - self.cursor + 1, self.hub.config.max_lag)
+        self.wake.set()
+
+    def stop(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+
+    # -- sender task ------------------------------------------------------------------
+    async def _run(self) -> None:
+        from websockets.exceptions import ConnectionClosed
+
+        try:
+            while True:
+                await self.wake.wait()
+                self.wake.clear()
+                while self.oob:
+                    await self.ws.send(self.oob.popleft(), text=True)
+                if self.need_snapshot:
+                    await self._send_snapshot()
+                    continue
+                if self.cursor and self.cursor <= self.hub.seq:
+                    await self._send_events()
+        except ConnectionClosed:
+            pass
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # never let one wall take the hub down
+            log.exception("wall %s sender failed; closing it", self.name)
+            await self.ws.close(1011, "internal error")
+
+    async def _send_snapshot(self) -> None:
+        self.need_snapshot = False
+        if self.cursor:
+            self.resyncs += 1
+            self.hub.count("resyncs")
+        seq, frames = self.hub.snapshot_frames()
+        for f in frames:
+            await self.ws.send(f, text=True)
+        self.hub.count("snapshots_sent")
+        self.cursor = seq + 1
+        self.wake.set()
+
+    async def _send_events(self) -> None:
+        cfg = self.hub.config
+        tail = self.hub.tail
+        waiting = self.hub.seq - self.cursor + 1
+        if waiting < cfg.batch_events:
+            # batch: at most one frame per batch_interval unless a full batch is waiting
+            pause = self._last_send + cfg.batch_interval - time.monotonic()
+            if pause > 0:
+                await asyncio.sleep(pause)
+        chunk = tail.get(self.cursor, cfg.batch_events, cfg.max_frame - 64)
+        if chunk is None:  # older than the ring: replay from the journal
+            events = await asyncio.to_thread(self.hub.journal.read, self.cursor - 1, cfg.batch_events)
+            if not events or events[0]["seq"] != self.cursor:
+                self.need_snapshot = True
+                self.wake.set()
+                return
+            import orjson
+
+            chunk = [orjson.dumps(e) for e in events]
+            self.hub.count("replayed", len(chunk))
+        if not chunk:
+            return
+        await self.ws.send(events_frame(chunk), text=True)
+        self._last_send = time.monotonic()
+        if self.need_snapshot:  # flagged while we were sending: cursor is stale anyway
+            self.wake.set()
+            return
+        self.cursor += len(chunk)
+        self.sent_events += len(chunk)
+        self.hub.count("events_out", len(chunk))
+        if self.cursor <= self.hub.seq or self.oob:
+            self.wake.set()
+
+    def info(self) -> dict[str, Any]:
+        return {"wall": self.name, "cursor": self.cursor, "lag": max(0, self.hub.seq - self.cursor + 1),
+                "sent": self.sent_events, "resyncs": self.resyncs}

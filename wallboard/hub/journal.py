@@ -1,0 +1,317 @@
+"""The hub's durable event log: seq assignment, group commit, replay, compaction.
+
+:class:`Journal` is the seam between the hub and its storage. The hub only ever calls
+the methods of that protocol, from one asyncio task at a time, through
+``asyncio.to_thread`` for the blocking ones (``append``, ``read``, ``compact``):
+
+* ``recover()`` once at start: the newest snapshot (or ``None``) and every event after it,
+  so the hub can rebuild its ``LiveState`` (kill -9 and restart lose no acked event);
+* ``append(batches)`` assigns the next contiguous seqs to every event of every batch,
+  writes them durably in **one** commit (one fsync) and returns the seq range per batch.
+  The hub acks a producer only after this returns (group commit: the hub gathers what
+  arrived in ~20 ms and appends it in one call);
+* ``read(after, limit)`` replays kept events with ``seq > after`` (for ``hello.since``);
+  ``first_kept`` is the lowest seq still replayable;
+* ``compact(seq, snapshot, keep)`` stores a snapshot of the state at ``seq`` and drops
+  events older than ``seq - keep`` -- disk stays bounded by configuration, not uptime;
+* ``batch_range(producer, batch)`` answers idempotency: the range a producer's batch got.
+
+Implementations: :class:`SqliteJournal` (embedded default, SQLite in WAL mode,
+``synchronous=FULL``) and :class:`MemoryJournal` (in-process demo, nothing on disk).
+A replicated log -- NATS JetStream, whose stream sequence is contiguous -- fits the
+same protocol: ``append`` publishes the batch and returns the stream sequences as seqs
+(``seq`` = JetStream stream sequence, so walls can fail over between hubs),
+``read`` is an ordered consumer starting at ``after + 1``, snapshots live in a KV
+bucket keyed by seq, ``compact`` purges the stream up to ``seq - keep``, and producer
+batch ids map to JetStream's ``Nats-Msg-Id`` de-duplication window.
+"""
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections import OrderedDict, deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import orjson
+
+#: Producers whose batch ranges are remembered for idempotent resends.
+MAX_PRODUCERS = 10_000
+#: Batch ranges remembered per producer (older batch numbers are still recognised as
+#: duplicates through the producer's high-water mark).
+BATCHES_PER_PRODUCER = 64
+
+
+@dataclass
+class Batch:
+    """One producer batch to append: validated events (``seq`` is set by ``append``)."""
+
+    events: list[dict[str, Any]]
+    producer: str | None = None
+    batch: int | None = None
+
+
+@dataclass
+class Recovered:
+    """What :meth:`Journal.recover` found: rebuild state from ``snapshot`` + ``events``."""
+
+    snapshot_seq: int = 0
+    snapshot: dict[str, Any] | None = None
+    events: list[dict[str, Any]] = field(default_factory=list)
+    last_seq: int = 0
+
+
+class Journal(Protocol):
+    """Storage seam of the hub (see the module docstring for the contract)."""
+
+    last_seq: int
+    first_kept: int
+
+    def recover(self) -> Recovered: ...
+    def append(self, batches: list[Batch]) -> list[tuple[int, int]]: ...
+    def read(self, after: int, limit: int) -> list[dict[str, Any]]: ...
+    def batch_range(self, producer: str, batch: int) -> tuple[int, int] | None: ...
+    def compact(self, seq: int, snapshot: dict[str, Any], keep: int) -> int: ...
+    def stats(self) -> dict[str, float]: ...
+    def close(self) -> None: ...
+
+
+class _Batches:
+    """Bounded memory of producer batch -> seq range, with a per-producer high-water mark."""
+
+    def __init__(self) -> None:
+        self.ranges: OrderedDict[str, OrderedDict[int, tuple[int, int]]] = OrderedDict()
+        self.hwm: dict[str, tuple[int, int, int]] = {}
+
+    def note(self, producer: str, batch: int, first: int, last: int) -> None:
+        per = self.ranges.get(producer)
+        if per is None:
+            per = self.ranges[producer] = OrderedDict()
+            if len(self.ranges) > MAX_PRODUCERS:
+                old, _ = self.ranges.popitem(last=False)
+                self.hwm.pop(old, None)
+        else:
+            self.ranges.move_to_end(producer)
+        per[batch] = (first, last)
+        while len(per) > BATCHES_PER_PRODUCER:
+            per.popitem(last=False)
+        h = self.hwm.get(producer)
+        if h is None or batch >= h[0]:
+            self.hwm[producer] = (batch, first, last)
+
+    def get(self, producer: str, batch: int) -> tuple[int, int] | None:
+        per = self.ranges.get(producer)
+        if per is not None and batch in per:
+            return per[batch]
+        h = self.hwm.get(producer)
+        if h is not None and batch <= h[0]:
+            # Older than what we remember in detail: a duplicate for sure; its exact range
+            # is gone, answer with the high-water batch's range.
+            return (h[1], h[2])
+        return None
+
+
+class MemoryJournal:
+    """In-memory journal for the embedded demo: same contract, nothing survives the process.
+
+    Keeps at most ``keep`` events, encoded (older ones are dropped as if compacted), so
+    memory is bounded by configuration and later mutation of the dicts cannot alter it.
+    """
+
+    def __init__(self, keep: int = 100_000) -> None:
+        self.keep = keep
+        self._events: deque[bytes] = deque()
+        self._snapshot: tuple[int, bytes] | None = None
+        self._batches = _Batches()
+        self.last_seq = 0
+        self.first_kept = 1
+        self.commits = 0
+
+    def recover(self) -> Recovered:
+        snap_seq, snap = (self._snapshot[0], orjson.loads(self._snapshot[1])) if self._snapshot else (0, None)
+        events = self.read(snap_seq, len(self._events)) if snap_seq + 1 >= self.first_kept else []
+        return Recovered(snap_seq, snap, events, self.last_seq)
+
+    def append(self, batches: list[Batch]) -> list[tuple[int, int]]:
+        out = []
+        seq = self.last_seq
+        for b in batches:
+            first = seq + 1
+            for ev in b.events:
+                seq += 1
+                ev["seq"] = seq
+                self._events.append(orjson.dumps(ev))
+            out.append((first, seq))
+            if b.producer is not None and b.batch is not None:
+                self._batches.note(b.producer, b.batch, first, seq)
+        self.last_seq = seq
+        self.commits += 1
+        while len(self._events) > self.keep:
+            self._events.popleft()
+        self.first_kept = self.last_seq - len(self._events) + 1
+        return out
+
+    def read(self, after: int, limit: int) -> list[dict[str, Any]]:
+        if after + 1 < self.first_kept:
+            return []
+        start = after + 1 - self.first_kept
+        stop = min(len(self._events), start + limit)
+        return [orjson.loads(self._events[i]) for i in range(start, stop)]
+
+    def batch_range(self, producer: str, batch: int) -> tuple[int, int] | None:
+        return self._batches.get(producer, batch)
+
+    def compact(self, seq: int, snapshot: dict[str, Any], keep: int) -> int:
+        self._snapshot = (seq, orjson.dumps(snapshot))
+        dropped = 0
+        while self._events and self.first_kept <= seq - keep:
+            self._events.popleft()
+            self.first_kept += 1
+            dropped += 1
+        return dropped
+
+    def stats(self) -> dict[str, float]:
+        return {"journal_events": len(self._events), "journal_commits": self.commits}
+
+    def close(self) -> None:
+        pass
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (seq INTEGER PRIMARY KEY, data BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS snapshots (seq INTEGER PRIMARY KEY, data BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS batches (
+    producer TEXT NOT NULL, batch INTEGER NOT NULL, first INTEGER NOT NULL, last INTEGER NOT NULL,
+    PRIMARY KEY (producer, batch));
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+"""
+
+
+class SqliteJournal:
+    """SQLite (WAL, ``synchronous=FULL``) journal: one transaction and one fsync per ``append``.
+
+    ``path`` is created if missing. Events are stored as JSON blobs keyed by seq; a
+    ``meta`` row keeps the last seq so seqs stay contiguous even after compaction has
+    deleted every event. Thread-safe (one lock): the hub calls it from worker threads.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.execute("PRAGMA journal_size_limit=67108864")
+        self._db.executescript(_SCHEMA)
+        self._batches = _Batches()
+        self.commits = 0
+        row = self._db.execute("SELECT value FROM meta WHERE key='last_seq'").fetchone()
+        top = self._db.execute("SELECT MAX(seq) FROM events").fetchone()[0] or 0
+        self.last_seq = max(row[0] if row else 0, top)
+        low = self._db.execute("SELECT MIN(seq) FROM events").fetchone()[0]
+        self.first_kept = low if low is not None else self.last_seq + 1
+        for producer, batch, first, last in self._db.execute(
+            "SELECT producer, batch, first, last FROM batches ORDER BY producer, batch"
+        ):
+            self._batches.note(producer, batch, first, last)
+
+    def recover(self) -> Recovered:
+        with self._lock:
+            row = self._db.execute("SELECT seq, data FROM snapshots ORDER BY seq DESC LIMIT 1").fetchone()
+            snap_seq, snap = (row[0], orjson.loads(row[1])) if row else (0, None)
+            events = [orjson.loads(d) for (d,) in self._db.execute(
+                "SELECT data FROM events WHERE seq > ? ORDER BY seq", (snap_seq,))]
+        return Recovered(snap_seq, snap, events, self.last_seq)
+
+    def append(self, batches: list[Batch]) -> list[tuple[int, int]]:
+        out: list[tuple[int, int]] = []
+        rows: list[tuple[int, bytes]] = []
+        brows: list[tuple[str, int, int, int]] = []
+        with self._lock:
+            seq = self.last_seq
+            for b in batches:
+                first = seq + 1
+                for ev in b.events:
+                    seq += 1
+                    ev["seq"] = seq
+                    rows.append((seq, orjson.dumps(ev)))
+                out.append((first, seq))
+                if b.producer is not None and b.batch is not None:
+                    brows.append((b.producer, b.batch, first, seq))
+            db = self._db
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                db.executemany("INSERT INTO events (seq, data) VALUES (?, ?)", rows)
+                if brows:
+                    db.executemany("INSERT OR REPLACE INTO batches VALUES (?, ?, ?, ?)", brows)
+                db.execute("INSERT OR REPLACE INTO meta VALUES ('last_seq', ?)", (seq,))
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                for b in batches:  # seqs were not taken
+                    for ev in b.events:
+                        ev.pop("seq", None)
+                raise
+            self.last_seq = seq
+            if self.first_kept > seq and rows:
+                self.first_kept = rows[0][0]
+            for producer, batch, first, last in brows:
+                self._batches.note(producer, batch, first, last)
+            self.commits += 1
+        return out
+
+    def read(self, after: int, limit: int) -> list[dict[str, Any]]:
+        with self._lock:
+            if after + 1 < self.first_kept:
+                return []
+            return [orjson.loads(d) for (d,) in self._db.execute(
+                "SELECT data FROM events WHERE seq > ? ORDER BY seq LIMIT ?", (after, limit))]
+
+    def batch_range(self, producer: str, batch: int) -> tuple[int, int] | None:
+        return self._batches.get(producer, batch)
+
+    def compact(self, seq: int, snapshot: dict[str, Any], keep: int) -> int:
+        """Store ``snapshot`` (the state at ``seq``), delete events ``<= seq - keep``,
+        older snapshots and batch rows nobody can resend any more. Returns events dropped."""
+        blob = orjson.dumps(snapshot)
+        with self._lock:
+            db = self._db
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                db.execute("INSERT OR REPLACE INTO snapshots VALUES (?, ?)", (seq, blob))
+                db.execute("DELETE FROM snapshots WHERE seq < ?", (seq,))
+                cur = db.execute("DELETE FROM events WHERE seq <= ?", (seq - keep,))
+                dropped = cur.rowcount
+                # keep each producer's newest batches (the high-water mark stays in memory
+                # and in the kept rows)
+                db.execute(
+                    "DELETE FROM batches WHERE last <= ? AND batch < "
+                    "(SELECT MAX(b2.batch) FROM batches b2 WHERE b2.producer = batches.producer) - ?",
+                    (seq - keep, BATCHES_PER_PRODUCER))
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            low = db.execute("SELECT MIN(seq) FROM events").fetchone()[0]
+            self.first_kept = low if low is not None else self.last_seq + 1
+            db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        return dropped
+
+    def stats(self) -> dict[str, float]:
+        n = max(0, self.last_seq - self.first_kept + 1)  # seqs are contiguous
+        size = sum(p.stat().st_size for p in (self.path, Path(str(self.path) + "-wal")) if p.exists())
+        return {"journal_events": n, "journal_commits": self.commits, "journal_bytes": size}
+
+    def close(self) -> None:
+        with self._lock:
+            try:
+                self._db.close()
+            except sqlite3.Error:
+                pass
+
+
+def open_journal(path: str | Path | None, keep: int = 100_000) -> Journal:
+    """``SqliteJournal(path)``, or a :class:`MemoryJournal` when ``path`` is None."""
+    return MemoryJournal(keep) if path is None else SqliteJournal(path)

@@ -1,0 +1,662 @@
+"""The hub: websockets server with a durable journal, live state and per-wall fan-out.
+
+Run it from the command line (``wallboard hub``, see :mod:`wallboard.hub.commands`) or
+in-process::
+
+    hub = Hub(HubConfig(host="127.0.0.1", port=0, journal=None, demo="launch-928"))
+    host, port = hub.start_in_thread()      # own asyncio loop in a daemon thread
+    hub.url                                  # "ws://127.0.0.1:PORT/feed"
+    hub.stop()
+
+or from asyncio code: ``await hub.start()`` ... ``await hub.stop()``.
+
+Paths: ``/feed`` (walls: hello -> welcome, replay or snapshot, events, heartbeat, stats;
+control messages need the control role), ``/publish`` (producers: publish -> ack or
+error), ``GET /metrics`` (plain-text counters). Every accepted event gets the next seq
+and is journaled before it is acked or fanned out (group commit, one fsync per
+``commit_interval``). On start the live state is rebuilt from the journal.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import ssl
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from typing import Any
+
+import orjson
+from websockets.asyncio.server import ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
+
+from wallboard import protocol as P
+from wallboard.state import LiveState
+
+from .auth import Auth, bearer
+from .fanout import Tail, WallSender
+from .journal import Batch, Journal, open_journal
+
+log = logging.getLogger("wallboard.hub")
+
+
+@dataclass
+class HubConfig:
+    """Every hub option (the CLI maps its flags 1:1 onto these fields)."""
+
+    host: str = "127.0.0.1"
+    port: int = 8765
+    journal: str | None = None          # SQLite path; None = in memory (demo)
+    demo: str | None = None             # run this simulator scenario in-process
+    speed: float = 1.0                  # simulator time acceleration
+    seed: int = 928                     # simulator seed
+    demo_options: dict[str, Any] = field(default_factory=dict)  # scale: stores, devices_per_store, rate
+    heartbeat_s: float = 1.0
+    stats_s: float = 5.0
+    max_frame: int = P.MAX_FRAME
+    max_batch: int = P.MAX_BATCH
+    rate_limit: float = 50_000.0        # events/s per publish connection (burst: 1 s worth)
+    max_lag: int = 20_000               # events a wall may fall behind before a resync
+    tail_events: int = 50_000           # encoded events kept in memory for fast replay
+    batch_events: int = 500             # events per frame to a wall
+    batch_interval: float = 0.010       # at most one frame per wall per this many seconds
+    commit_interval: float = 0.020      # at most one journal commit (fsync) per this
+    compact_every: int = 100_000        # events between snapshots
+    keep_events: int = 100_000          # events kept for replay after a snapshot
+    snapshot_records: int = 5_000       # list items per snapshot part
+    max_violations: int = 3             # protocol violations before closing with 1008
+    compression: bool = False           # permessage-deflate (off: see docs/protocol.md)
+    origins: list[str] = field(default_factory=list)  # Origin allow-list (empty = any)
+    token_file: str | None = None
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    hub_id: str = ""
+
+    def validate(self) -> None:
+        """Raise ValueError naming the first bad option."""
+        checks = [
+            ("port", 0 <= self.port <= 65535, "0..65535"),
+            ("speed", self.speed > 0, "> 0"),
+            ("heartbeat_s", self.heartbeat_s > 0, "> 0"),
+            ("stats_s", self.stats_s > 0, "> 0"),
+            ("max_frame", self.max_frame >= 1024, ">= 1024"),
+            ("max_batch", self.max_batch >= 1, ">= 1"),
+            ("rate_limit", self.rate_limit > 0, "> 0"),
+            ("max_lag", self.max_lag >= 1, ">= 1"),
+            ("tail_events", self.tail_events >= self.max_lag, ">= max_lag"),
+            ("batch_events", self.batch_events >= 1, ">= 1"),
+            ("keep_events", self.keep_events >= 0, ">= 0"),
+            ("compact_every", self.compact_every >= 1, ">= 1"),
+        ]
+        for name, ok, want in checks:
+            if not ok:
+                raise ValueError(f"hub option {name}={getattr(self, name)!r}: expected {want}")
+        if bool(self.tls_cert) != bool(self.tls_key):
+            raise ValueError("hub options tls_cert and tls_key go together")
+
+
+class _Bucket:
+    """Token bucket: ``rate`` events/s, burst of one second's worth."""
+
+    def __init__(self, rate: float) -> None:
+        self.rate = rate
+        self.level = rate
+        self.t = time.monotonic()
+
+    def take(self, n: int) -> bool:
+        now = time.monotonic()
+        self.level = min(self.rate, self.level + (now - self.t) * self.rate)
+        self.t = now
+        if n > self.level and n <= self.rate:
+            return False
+        self.level -= n
+        return True
+
+
+class Hub:
+    """The hub. Create, then ``await astart()`` (stop: ``await astop()``) or
+    ``start_in_thread()`` (stop: ``stop()``)."""
+
+    def __init__(self, config: HubConfig | None = None, *, auth: Auth | None = None,
+                 journal: Journal | None = None) -> None:
+        self.config = config or HubConfig()
+        self.config.validate()
+        self.auth = auth or Auth.from_env(token_file=self.config.token_file)
+        self.auth.check_bind(self.config.host)
+        self.hub_id = self.config.hub_id or f"hub-{uuid.uuid4().hex[:8]}"
+        self._journal_arg = journal
+        self.journal: Journal = journal  # type: ignore[assignment]
+        self.state = LiveState()
+        self.tail = Tail(self.config.tail_events)
+        self.walls: set[WallSender] = set()
+        self.counters: dict[str, float] = {}
+        self._pending: list[tuple[Batch, asyncio.Future[tuple[int, int]]]] = []
+        self._inflight: dict[tuple[str, int], asyncio.Future[tuple[int, int]]] = {}
+        self._pending_evt: asyncio.Event | None = None
+        self._snap_cache: tuple[int, list[bytes]] | None = None
+        self._logged_peers: set[str] = set()
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._server: Any = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._compacted_at = 0
+        self._last_commit_ms = 0.0
+        self.host = self.config.host
+        self.port = self.config.port
+
+    # ------------------------------------------------------------------ lifecycle
+    @property
+    def seq(self) -> int:
+        """The last committed seq."""
+        return self.tail.last_seq
+
+    @property
+    def url(self) -> str:
+        scheme = "wss" if self.config.tls_cert else "ws"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{scheme}://{host}:{self.port}/feed"
+
+    @property
+    def publish_url(self) -> str:
+        return self.url.rsplit("/", 1)[0] + "/publish"
+
+    async def astart(self) -> tuple[str, int]:
+        """Open the journal, rebuild the state, bind, start heartbeat/stats/demo tasks."""
+        cfg = self.config
+        self._loop = asyncio.get_running_loop()
+        self._pending_evt = asyncio.Event()
+        if self.journal is None:
+            self.journal = open_journal(cfg.journal, keep=max(cfg.keep_events, cfg.tail_events))
+        await asyncio.to_thread(self._recover)
+        ctx = None
+        if cfg.tls_cert:
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(cfg.tls_cert, cfg.tls_key)
+        self._server = await serve(
+            self._handler, cfg.host, cfg.port, process_request=self._process_request,
+            max_size=cfg.max_frame * 4, max_queue=64, compression="deflate" if cfg.compression else None,
+            ping_interval=20, ping_timeout=20, ssl=ctx, logger=logging.getLogger("wallboard.hub.ws"),
+            server_header="wallboard-hub",
+        )
+        sock = next(iter(self._server.sockets))
+        self.host, self.port = sock.getsockname()[:2]
+        self._tasks = [asyncio.create_task(self._committer(), name="committer"),
+                       asyncio.create_task(self._ticker(), name="ticker")]
+        if cfg.demo:
+            from .simulator import run_in_hub
+
+            self._tasks.append(asyncio.create_task(run_in_hub(self, cfg.demo, speed=cfg.speed, seed=cfg.seed,
+                                                              options=cfg.demo_options), name="demo"))
+        log.info("hub %s listening on %s (seq %d, journal %s, open roles: %s)", self.hub_id, self.url,
+                 self.seq, cfg.journal or "memory", ", ".join(self.auth.open_roles()) or "none")
+        return self.host, self.port
+
+    def _recover(self) -> None:
+        rec = self.journal.recover()
+        t0 = time.time()
+        if rec.snapshot is not None:
+            self.state = LiveState.from_snapshot(rec.snapshot)
+        if rec.events:
+            for i in range(0, len(rec.events), 5000):
+                self.state.apply(rec.events[i:i + 5000], t0)
+        self.tail.reset(rec.last_seq)
+        self._compacted_at = rec.snapshot_seq
+        if self.state.seq != rec.last_seq:
+            log.warning("journal ends at seq %d but state rebuilt to %d", rec.last_seq, self.state.seq)
+        if rec.last_seq:
+            log.info("rebuilt state from journal: snapshot seq %d + %d events -> seq %d in %.2fs",
+                     rec.snapshot_seq, len(rec.events), rec.last_seq, time.time() - t0)
+
+    async def astop(self) -> None:
+        """Stop serving, flush pending commits, close the journal."""
+        for t in self._tasks:
+            if t.get_name() == "demo":
+                t.cancel()
+        if self._server is not None:
+            self._server.close()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._server.wait_closed(), 5)
+        for w in list(self.walls):
+            w.stop()
+        if self._pending:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._commit_once(), 5)
+        for t in self._tasks:
+            t.cancel()
+        for t in self._tasks:
+            with contextlib.suppress(BaseException):
+                await t
+        self._tasks = []
+        if self.journal is not None:
+            self.journal.close()
+
+    def start_in_thread(self, timeout: float = 30.0) -> tuple[str, int]:
+        """Run the hub on its own asyncio loop in a daemon thread; returns (host, port)."""
+        ready = threading.Event()
+        box: dict[str, Any] = {}
+
+        def main() -> None:
+            loop = asyncio.new_event_loop()
+            self._loop = loop
+            try:
+                box["addr"] = loop.run_until_complete(self.astart())
+            except BaseException as e:  # report to the caller
+                box["error"] = e
+                ready.set()
+                loop.close()
+                return
+            ready.set()
+            loop.run_forever()
+            loop.run_until_complete(self.astop())
+            loop.close()
+
+        self._thread = threading.Thread(target=main, name="wallboard-hub", daemon=True)
+        self._thread.start()
+        if not ready.wait(timeout):
+            raise TimeoutError("hub did not start in time")
+        if "error" in box:
+            raise box["error"]
+        return box["addr"]
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop a hub started with :meth:`start_in_thread` and wait for its thread."""
+        if self._thread is None or self._loop is None:
+            return
+        with contextlib.suppress(RuntimeError):  # loop already closed
+            self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout)
+        self._thread = None
+
+    # ------------------------------------------------------------------ counters
+    def count(self, name: str, n: float = 1) -> None:
+        self.counters[name] = self.counters.get(name, 0) + n
+
+    def reject(self, code: str) -> None:
+        self.count("rejects")
+        self.count(f"rejects_{code}")
+
+    def stats(self) -> dict[str, float]:
+        """All counters: events in/out, walls, resyncs, rejects by reason, journal lag."""
+        out = dict(self.counters)
+        out.update(self.journal.stats() if self.journal else {})
+        out.update(seq=self.seq, walls=len(self.walls),
+                   journal_pending=sum(len(b.events) for b, _ in self._pending),
+                   journal_commit_ms=round(self._last_commit_ms, 2),
+                   wall_max_lag=max((self.seq - w.cursor + 1 for w in self.walls if w.cursor), default=0))
+        return out
+
+    def _log_refusal(self, peer: str, what: str) -> None:
+        peer = peer.rsplit(":", 1)[0]
+        if peer not in self._logged_peers:
+            if len(self._logged_peers) < 4096:
+                self._logged_peers.add(peer)
+            log.warning("refused %s: %s (further refusals from this peer are only counted)", peer, what)
+
+    # ------------------------------------------------------------------ ingest
+    def submit(self, events: list[dict[str, Any]], producer: str | None = None,
+               batch: int | None = None) -> "asyncio.Future[tuple[tuple[int, int], bool]]":
+        """Queue validated events for the next group commit (event loop thread only).
+
+        Returns a future of ``((first, last), duplicate)``; it resolves once every event
+        is journaled, applied to the live state and queued to the walls.
+        """
+        loop = asyncio.get_running_loop()
+        out: asyncio.Future[tuple[tuple[int, int], bool]] = loop.create_future()
+        if producer is not None and batch is not None:
+            key = (producer, batch)
+            done = self.journal.batch_range(producer, batch)
+            if done is not None:
+                self.count("duplicates")
+                out.set_result((done, True))
+                return out
+            running = self._inflight.get(key)
+            if running is not None:
+                self.count("duplicates")
+                running.add_done_callback(lambda f: out.set_exception(f.exception()) if f.exception()
+                                          else out.set_result((f.result(), True)))
+                return out
+        now = time.time()
+        for ev in events:
+            ev.pop("seq", None)
+            if "ts" not in ev:
+                ev["ts"] = now
+        fut: asyncio.Future[tuple[int, int]] = loop.create_future()
+        if producer is not None and batch is not None:
+            self._inflight[(producer, batch)] = fut
+        fut.add_done_callback(lambda f: out.set_exception(f.exception()) if f.exception()
+                              else out.set_result((f.result(), False)))
+        self._pending.append((Batch(events, producer, batch), fut))
+        assert self._pending_evt is not None
+        self._pending_evt.set()
+        return out
+
+    async def _committer(self) -> None:
+        assert self._pending_evt is not None
+        last = 0.0
+        while True:
+            await self._pending_evt.wait()
+            pause = last + self.config.commit_interval - time.monotonic()
+            if pause > 0:
+                await asyncio.sleep(pause)
+            last = time.monotonic()
+            try:
+                await self._commit_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("journal commit failed")
+                await asyncio.sleep(0.5)
+
+    async def _commit_once(self) -> None:
+        assert self._pending_evt is not None
+        self._pending_evt.clear()
+        work, self._pending = self._pending, []
+        if not work:
+            return
+        batches = [b for b, _ in work]
+        t0 = time.perf_counter()
+        try:
+            ranges = await asyncio.to_thread(self.journal.append, batches)
+        except Exception as e:
+            for b, f in work:
+                self._inflight.pop((b.producer, b.batch), None)  # type: ignore[arg-type]
+                if not f.done():
+                    f.set_exception(RuntimeError(f"journal write failed: {e}"))
+            raise
+        self._last_commit_ms = (time.perf_counter() - t0) * 1000
+        events = [ev for b in batches for ev in b.events]
+        first = ranges[0][0]
+        self.tail.extend(first, [orjson.dumps(ev) for ev in events])
+        try:
+            self.state.apply(events, time.time())
+        except Exception:  # journaled already: the state must follow; log loudly
+            log.exception("state.apply failed at seq %d..%d", first, ranges[-1][1])
+            self.count("state_errors")
+        self.count("events_in", len(events))
+        self.count("commits")
+        for (b, f), r in zip(work, ranges):
+            self._inflight.pop((b.producer, b.batch), None)  # type: ignore[arg-type]
+            if not f.done():
+                f.set_result(r)
+        for w in self.walls:
+            w.notify()
+        if self.seq - self._compacted_at >= self.config.compact_every:
+            await self.compact()
+
+    async def compact(self) -> None:
+        """Snapshot the state into the journal and drop events older than ``keep_events``."""
+        seq = self.seq
+        snap = self.state.snapshot()
+        self._compacted_at = seq
+        dropped = await asyncio.to_thread(self.journal.compact, seq, snap, self.config.keep_events)
+        self.count("compactions")
+        log.info("journal compacted at seq %d (%d events dropped)", seq, dropped)
+
+    def snapshot_frames(self) -> tuple[int, list[bytes]]:
+        """Encoded snapshot parts of the state at the current seq (cached per seq)."""
+        seq = self.seq
+        if self._snap_cache is None or self._snap_cache[0] != seq:
+            parts = P.split_snapshot(self.state.snapshot(), self.config.snapshot_records)
+            frames = [P.encode(P.Snapshot(seq=seq, part=i, parts=len(parts), data=d))
+                      for i, d in enumerate(parts)]
+            self._snap_cache = (seq, frames)
+        return self._snap_cache
+
+    # ------------------------------------------------------------------ periodic
+    async def _ticker(self) -> None:
+        cfg = self.config
+        next_stats = time.monotonic() + cfg.stats_s
+        while True:
+            await asyncio.sleep(cfg.heartbeat_s)
+            try:
+                self.state.tick(time.time())  # TTL expiry + retention: memory stays bounded
+            except Exception:
+                log.exception("state.tick failed")
+            hb = P.encode(P.Heartbeat(seq=self.seq, time=time.time()))
+            for w in self.walls:
+                if w.cursor or w.need_snapshot:
+                    w.push(hb)
+            if time.monotonic() >= next_stats:
+                next_stats += cfg.stats_s
+                st = P.encode(P.Stats(counters=self.stats()))
+                for w in self.walls:
+                    w.push(st)
+
+    # ------------------------------------------------------------------ connections
+    def _process_request(self, connection: ServerConnection, request: Any) -> Any:
+        path = request.path.split("?", 1)[0]
+        peer = _peer(connection)
+        if path == "/metrics":
+            body = "".join(f"wallboard_hub_{k} {v}\n" for k, v in sorted(self.stats().items()))
+            return connection.respond(HTTPStatus.OK, body)
+        if path not in ("/feed", "/publish"):
+            self.reject("not_found")
+            return connection.respond(HTTPStatus.NOT_FOUND, f"unknown path {path!r}: use /feed or /publish\n")
+        origin = request.headers.get("Origin")
+        if self.config.origins and origin is not None and origin not in self.config.origins:
+            self.reject("origin")
+            self._log_refusal(peer, f"origin {origin!r} not allowed")
+            return connection.respond(HTTPStatus.FORBIDDEN, f"origin {origin!r} is not allowed\n")
+        header = request.headers.get("Authorization")
+        if header is not None:
+            token = bearer(header)
+            role = "subscribe" if path == "/feed" else "publish"
+            roles = self.auth.roles_for(token)
+            if role not in roles:
+                self.reject("auth")
+                self._log_refusal(peer, f"bad {role} token in Authorization header")
+                return connection.respond(HTTPStatus.UNAUTHORIZED, f"auth: the token does not grant {role}\n")
+            connection.wb_token = token  # type: ignore[attr-defined]
+        return None
+
+    async def _handler(self, ws: ServerConnection) -> None:
+        path = ws.request.path.split("?", 1)[0] if ws.request else "/feed"
+        try:
+            if path == "/publish":
+                await self._publisher(ws)
+            else:
+                await self._wall(ws)
+        except ConnectionClosed:
+            pass
+
+    async def _refuse(self, ws: ServerConnection, code: str, message: str) -> None:
+        self.reject(code)
+        self._log_refusal(_peer(ws), message)
+        with contextlib.suppress(ConnectionClosed):
+            await ws.send(P.encode(P.Error(code=code, message=message)), text=True)
+        await ws.close(1008, f"{code}: {message}"[:120])
+
+    async def _violation(self, ws: ServerConnection, e: P.ProtocolError, count: int) -> bool:
+        """Answer a protocol violation; True when the connection must be closed."""
+        self.reject(e.code)
+        self.count("violations")
+        await ws.send(P.encode(e.to_message()), text=True)
+        if count >= self.config.max_violations:
+            await ws.close(1008, f"protocol: {count} violations, last {e.code}"[:120])
+            return True
+        return False
+
+    def _decode(self, raw: Any, expect: tuple[str, ...]) -> P.Message:
+        if len(raw) > self.config.max_frame:
+            raise P.ProtocolError("too_large", f"frame of {len(raw)} bytes",
+                                  expected=f"at most {self.config.max_frame} bytes")
+        return P.decode(raw, max_size=self.config.max_frame, max_batch=self.config.max_batch, expect=expect)
+
+    async def _publisher(self, ws: ServerConnection) -> None:
+        header_token = getattr(ws, "wb_token", None)
+        roles: set[str] | None = self.auth.roles_for(header_token) if header_token is not None else None
+        bucket = _Bucket(self.config.rate_limit)
+        acks: asyncio.Queue[Any] = asyncio.Queue(maxsize=64)
+        sender = asyncio.create_task(self._ack_sender(ws, acks))
+        violations = 0
+        self.count("publishers")
+        try:
+            async for raw in ws:
+                try:
+                    msg = self._decode(raw, ("publish",))
+                except P.ProtocolError as e:
+                    if e.index is not None:  # a bad event: refuse the batch, stay open
+                        self.reject(e.code)
+                        await acks.put(P.Error(code="bad_event", message=str(e), index=e.index, field=e.field,
+                                               seq=e.seq))
+                        continue
+                    violations += 1
+                    if await self._violation(ws, e, violations):
+                        return
+                    continue
+                assert isinstance(msg, P.Publish)
+                if roles is None:
+                    roles = self.auth.roles_for(msg.token)
+                    if "publish" not in roles:
+                        await self._refuse(ws, "auth", "a publish token is required" if msg.token is None
+                                           else "the token does not grant publish")
+                        return
+                for i, ev in enumerate(msg.events):
+                    if ev["type"] == "control" and "control" not in roles | self.auth.roles_for(msg.token):
+                        self.reject("forbidden")
+                        await acks.put(P.Error(code="forbidden", message="control events need the control role",
+                                               index=i, field="type"))
+                        break
+                else:
+                    if not bucket.take(len(msg.events)):
+                        self.reject("rate_limited")
+                        await acks.put(P.Error(code="rate_limited", message=(
+                            f"over {self.config.rate_limit:.0f} events/s on this connection; batch not "
+                            "applied, resend it later")))
+                        continue
+                    fut = self.submit(msg.events, msg.producer, msg.batch)
+                    await acks.put((fut, msg.producer, msg.batch))
+        finally:
+            await acks.put(None)
+            with contextlib.suppress(BaseException):
+                await asyncio.wait_for(sender, 10)
+
+    async def _ack_sender(self, ws: ServerConnection, acks: "asyncio.Queue[Any]") -> None:
+        while True:
+            item = await acks.get()
+            if item is None:
+                return
+            try:
+                if isinstance(item, P.Error):
+                    await ws.send(P.encode(item), text=True)
+                    continue
+                fut, producer, batch = item
+                try:
+                    (first, last), dup = await fut
+                except Exception as e:
+                    await ws.send(P.encode(P.Error(code="bad_value", message=str(e))), text=True)
+                    continue
+                await ws.send(P.encode(P.Ack(first=first, last=last, producer=producer, batch=batch,
+                                             duplicate=dup)), text=True)
+            except ConnectionClosed:
+                continue  # drain the queue; the producer resends unacked batches
+
+    async def _wall(self, ws: ServerConnection) -> None:
+        peer = _peer(ws)
+        try:
+            raw = await asyncio.wait_for(ws.recv(), 10)
+        except asyncio.TimeoutError:
+            await ws.close(1008, "protocol: expected hello within 10 s")
+            return
+        try:
+            hello = self._decode(raw, ("hello",))
+        except P.ProtocolError as e:
+            self.reject(e.code)
+            self.count("violations")
+            with contextlib.suppress(ConnectionClosed):
+                await ws.send(P.encode(e.to_message()), text=True)
+            await ws.close(1008, f"protocol: first message must be hello ({e.code})")
+            return
+        assert isinstance(hello, P.Hello)
+        token = getattr(ws, "wb_token", None)
+        if token is None:
+            token = hello.token
+        roles = self.auth.roles_for(token)
+        if "subscribe" not in roles:
+            await self._refuse(ws, "auth", "a subscribe token is required" if token is None
+                               else "the token does not grant subscribe")
+            return
+        wall = WallSender(self, ws, hello.wall or peer, roles)
+        await ws.send(P.encode(P.Welcome(protocol=P.PROTOCOL_VERSION, hub=self.hub_id, seq=self.seq,
+                                         heartbeat_s=self.config.heartbeat_s, roles=sorted(roles))), text=True)
+        self.walls.add(wall)
+        self.count("walls_connected")
+        wall.start_from(hello.since)
+        log.info("wall %s connected from %s (since %s, hub seq %d)", wall.name, peer, hello.since, self.seq)
+        violations = 0
+        try:
+            async for raw in ws:
+                try:
+                    msg = self._decode(raw, ("hello", "control"))
+                except P.ProtocolError as e:
+                    self.reject(e.code)
+                    if e.op == "control" and e.code not in ("not_json", "not_object", "unknown_op"):
+                        wall.push(P.encode(e.to_message()))  # a bad command, not a violation
+                        continue
+                    violations += 1
+                    self.count("violations")
+                    wall.push(P.encode(e.to_message()))
+                    if violations >= self.config.max_violations:
+                        await ws.close(1008, f"protocol: {violations} violations, last {e.code}"[:120])
+                        return
+                    continue
+                if isinstance(msg, P.Hello):  # resync on the same connection
+                    wall.start_from(msg.since)
+                    continue
+                assert isinstance(msg, P.Control)
+                await self._control(wall, msg)
+        finally:
+            self.walls.discard(wall)
+            wall.stop()
+            log.info("wall %s disconnected", wall.name)
+
+    async def _control(self, wall: WallSender, msg: P.Control) -> None:
+        roles = wall.roles | (self.auth.roles_for(msg.token) if msg.token else set())
+        if "control" not in roles:
+            self.reject("forbidden")
+            wall.push(P.encode(P.Error(code="forbidden", message=f"control {msg.command!r} needs the control role")))
+            return
+        now = time.time()
+        if msg.command == "ack_incident":
+            inc = msg.args["incident"]
+            if inc not in self.state.incidents:
+                self.reject("bad_value")
+                wall.push(P.encode(P.Error(code="bad_value", message=f"unknown incident {inc!r}",
+                                           field="args.incident")))
+                return
+            ev: dict[str, Any] = {"type": "incident", "id": inc, "status": "acknowledged",
+                                  "acknowledged_at": now, "ts": now}
+            if msg.args.get("owner"):
+                ev["owner"] = msg.args["owner"]
+        else:
+            ev = {"type": "control", "command": msg.command, **msg.args, "ts": now}
+        try:
+            P.validate_event(ev, require_seq=False, op="control")
+        except P.ProtocolError as e:
+            self.reject(e.code)
+            wall.push(P.encode(e.to_message()))
+            return
+        self.count("controls")
+        log.info("control %s from wall %s: %s", msg.command, wall.name, msg.args)
+        await self.submit([ev], None, None)
+
+
+def _peer(ws: ServerConnection) -> str:
+    addr = ws.remote_address
+    return f"{addr[0]}:{addr[1]}" if addr else "?"
+
+
+def configure_logging(level: str = "INFO") -> None:
+    """Plain ``logging`` setup for the command-line hub."""
+    logging.basicConfig(level=getattr(logging, level.upper(), logging.INFO),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+__all__ = ["Hub", "HubConfig", "configure_logging"]
+
+if os.environ.get("WALLBOARD_HUB_DEBUG"):
+    logging.getLogger("wallboard.hub").setLevel(logging.DEBUG)
