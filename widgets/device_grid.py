@@ -247,7 +247,10 @@ class DeviceGridPanel(QWidget):
         return [sid for sid, s in st.stores.items() if self.ctx.in_scope_store(s, sid)]
 
     def _code(self, dev_id: str, now: float) -> int:
-        status = self.state.device_status(dev_id, now)
+        try:
+            status = self.state.device_status(dev_id, now)
+        except KeyError:  # deleted since the last layout
+            return CODE["unknown"]
         if status == "unknown":
             dev = self.state.devices.get(dev_id) or {}
             if dev.get("status", "unknown") != "unknown":
@@ -731,7 +734,7 @@ class DeviceGridPanel(QWidget):
             lines.append(f"  {k} = {v:g}" if isinstance(v, (int, float)) else f"  {k} = {v}")
         if dev.get("msg"):
             lines.append(f"{tr('Message')}: {dev['msg']}")
-        ts = dev.get("ts")
+        ts = dev.get("last_seen", dev.get("ts"))
         lines.append(f"{tr('Age')}: {age_text(self._now - ts if isinstance(ts, (int, float)) else None)}")
         return "\n".join(lines)
 
