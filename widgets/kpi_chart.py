@@ -1,0 +1,178 @@
+"""KPI chart: several KPI series on one time axis, with threshold bands.
+
+One ``PlotDataItem`` per configured series is created in the constructor and only ever
+fed with ``setData`` (never recreated), from the state's ring buffers
+(``state.kpi_series``), so memory and cost follow the ring size, not uptime. Bands are
+static ``LinearRegionItem``s (y ranges) that do not take part in auto-ranging. The legend
+shows each series' latest value. Pens are 1 px (cosmetic).
+
+Build as ``KpiChartPanel(state, options, ctx)``; call ``refresh(dirty, now)`` each frame:
+series named in ``dirty.kpi`` are re-fed immediately; the time axis slides once per second.
+
+Options: ``series``: list of ``{metric, scope="global", label=metric}``; ``bands``: list of
+``{from, to, color | level}`` (``level`` one of ok/warn/crit, default warn);
+``window_min`` (60).
+"""
+from __future__ import annotations
+
+import difflib
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtGui import QColor
+from PySide6.QtWidgets import QVBoxLayout, QWidget
+
+from widgets.base import STATUS_COLORS, PanelContext, register_translations, ui_font
+from widgets.kpi_tiles import format_value
+
+register_translations({"KPIs": "关键指标"})
+
+PALETTE = ("#3a86ff", "#ffbe0b", "#2ec4b6", "#ff006e", "#8338ec", "#fb5607", "#a7c957", "#e5e5e5")
+BAND_LEVELS = ("ok", "warn", "crit")
+
+
+def _fail(path: str, what: str, value) -> ValueError:
+    return ValueError(f"kpi_chart: option {path} must be {what}, got {type(value).__name__} {value!r}")
+
+
+def _table(item, path: str, known: tuple[str, ...]) -> dict:
+    if not isinstance(item, dict):
+        raise _fail(path, "a table", item)
+    for key in item:
+        if key not in known:
+            near = difflib.get_close_matches(key, list(known), n=1)
+            hint = f" (did you mean {near[0]!r}?)" if near else ""
+            raise ValueError(f"kpi_chart: option {path}: unknown key {key!r}{hint}")
+    return item
+
+
+def parse_options(options) -> tuple[list[dict], list[dict], float]:
+    """Validate the options; return ``(series, bands, window_s)``. ValueError names the key."""
+    opts = _table(options, "table", ("series", "bands", "window_min"))
+    series_raw = opts.get("series", [])
+    if not isinstance(series_raw, list):
+        raise _fail("'series'", "list", series_raw)
+    series = []
+    for i, item in enumerate(series_raw):
+        s = _table(item, f"'series[{i}]'", ("metric", "scope", "label"))
+        if "metric" not in s:
+            raise ValueError(f"kpi_chart: option 'series[{i}]': missing key 'metric'")
+        for key in ("metric", "scope", "label"):
+            if key in s and not isinstance(s[key], str):
+                raise _fail(f"'series[{i}].{key}'", "str", s[key])
+        series.append({"metric": s["metric"], "scope": s.get("scope", "global"),
+                       "label": s.get("label", s["metric"])})
+    bands_raw = opts.get("bands", [])
+    if not isinstance(bands_raw, list):
+        raise _fail("'bands'", "list", bands_raw)
+    bands = []
+    for i, item in enumerate(bands_raw):
+        b = _table(item, f"'bands[{i}]'", ("from", "to", "color", "level"))
+        for key in ("from", "to"):
+            v = b.get(key)
+            if isinstance(v, bool) or not isinstance(v, (int, float)):
+                raise _fail(f"'bands[{i}].{key}'", "a number", v)
+        level = b.get("level", "warn")
+        if level not in BAND_LEVELS:
+            raise _fail(f"'bands[{i}].level'", f"one of {BAND_LEVELS}", level)
+        color = b.get("color", STATUS_COLORS[level])
+        if not isinstance(color, str) or not QColor.isValidColorName(color):
+            raise _fail(f"'bands[{i}].color'", "a colour name like '#e0a106'", color)
+        bands.append({"from": float(min(b["from"], b["to"])), "to": float(max(b["from"], b["to"])),
+                      "color": color})
+    window = opts.get("window_min", 60)
+    if isinstance(window, bool) or not isinstance(window, (int, float)) or window <= 0:
+        raise _fail("'window_min'", "a number > 0", window)
+    return series, bands, float(window) * 60.0
+
+
+class KpiChartPanel(QWidget):
+    """Multi-series KPI time chart with bands; see the module docstring."""
+
+    def __init__(self, state, options: dict, ctx: PanelContext, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.series, self.bands, self.window_s = parse_options(options)
+        self.state, self.ctx = state, ctx
+        self._keys = {(s["metric"], s["scope"]): i for i, s in enumerate(self.series)}
+        self._last_sec: int | None = None
+        self.feeds = 0
+        theme = ctx.theme
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        self.plot = pg.PlotWidget(parent=self, background=theme.panel,
+                                  axisItems={"bottom": pg.DateAxisItem(orientation="bottom")})
+        layout.addWidget(self.plot)
+        pi = self.plot.getPlotItem()
+        pi.hideButtons()
+        pi.setMenuEnabled(False)
+        pi.setMouseEnabled(x=False, y=False)
+        pi.showGrid(x=True, y=True, alpha=0.2)
+        for name in ("bottom", "left"):
+            ax = pi.getAxis(name)
+            ax.setTickFont(ui_font(13))
+            ax.setPen(pg.mkPen(theme.grid))
+            ax.setTextPen(pg.mkPen(theme.text))
+        pi.getAxis("bottom").setHeight(40)  # big tick font: reserve room or labels clip
+        pi.getAxis("left").setWidth(70)
+        pi.enableAutoRange(x=False, y=True)
+        self.legend = pi.addLegend(offset=(10, 10), labelTextColor=theme.text, labelTextSize="15pt",
+                                   brush=pg.mkBrush(11, 15, 20, 200))
+        self.band_items = []
+        for band in self.bands:
+            c = QColor(band["color"])
+            fill, edge = QColor(c), QColor(c)
+            fill.setAlpha(45)
+            edge.setAlpha(140)
+            reg = pg.LinearRegionItem((band["from"], band["to"]), orientation="horizontal", movable=False,
+                                      brush=pg.mkBrush(fill), pen=pg.mkPen(edge, width=1))
+            reg.setZValue(-10)
+            pi.addItem(reg, ignoreBounds=True)
+            self.band_items.append(reg)
+        #: one PlotDataItem per series, created here once and only fed with setData
+        self.items: list[pg.PlotDataItem] = []
+        for i, s in enumerate(self.series):
+            item = pi.plot([], [], pen=pg.mkPen(PALETTE[i % len(PALETTE)], width=1), name=s["label"])
+            item.setClipToView(True)
+            self.items.append(item)
+        now = ctx.clock()
+        for i in range(len(self.series)):
+            self._feed(i, now)
+        self._slide(now)
+
+    # ------------------------------------------------------------------ public API
+    def refresh(self, dirty, now: float) -> None:
+        """Re-feed series named in ``dirty.kpi`` (all on ``dirty.all``); slide the axis per second."""
+        todo = range(len(self.series)) if dirty.all else [self._keys[k] for k in dirty.kpi if k in self._keys]
+        for i in todo:
+            self._feed(i, now)
+        sec = int(now)
+        if sec != self._last_sec:
+            self._last_sec = sec
+            self._slide(now)
+
+    def set_dimmed(self, dimmed: bool) -> None:
+        """Fade the chart while the feed is STALE."""
+        self.plot.getPlotItem().setOpacity(0.4 if dimmed else 1.0)
+
+    # ------------------------------------------------------------------ internals
+    def _feed(self, i: int, now: float) -> None:
+        self.feeds += 1
+        s = self.series[i]
+        ts, values = self.state.kpi_series(s["metric"], s["scope"])
+        # only what the window shows (plus one point before it so the line enters from the edge)
+        start = max(0, int(np.searchsorted(ts, now - self.window_s)) - 1) if len(ts) else 0
+        self.items[i].setData(np.asarray(ts[start:], dtype=np.float64), np.asarray(values[start:], dtype=np.float64))
+        latest = self.state.latest_kpi(s["metric"], s["scope"])
+        label = s["label"]
+        if latest is not None:
+            unit = latest[2] or ""
+            label = f"{s['label']}  {format_value(latest[1])}{(' ' + unit) if unit else ''}"
+        sample = self.legend.getLabel(self.items[i]) if hasattr(self.legend, "getLabel") else None
+        if sample is not None and sample.text != label:
+            sample.setText(label)
+
+    def _slide(self, now: float) -> None:
+        self.plot.getPlotItem().setXRange(now - self.window_s, now, padding=0)
+
+
+__all__ = ["KpiChartPanel", "parse_options"]
