@@ -54,7 +54,7 @@ def test_rows_by_severity_then_age(qtbot):
 def test_timers_tick_once_per_second(qtbot):
     st, panel = make(qtbot, [incident("a", acknowledged_at=NOW - 60, status="acknowledged")])
     qtbot.waitExposed(panel)
-    panel.grab()
+    qtbot.wait(50)  # let the pending first paint happen
     paints = panel.paints
     panel.refresh(Dirty(), NOW + 0.3)  # same second: nothing to do
     qtbot.wait(30)
