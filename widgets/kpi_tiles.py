@@ -122,8 +122,8 @@ def format_value(value: float | None) -> str:
     if value is None or not math.isfinite(value):
         return "-"
     a = abs(value)
-    for div, suffix in ((1e9, "B"), (1e6, "M"), (1e4, "k")):
-        if a >= div:
+    for limit, div, suffix in ((1e9, 1e9, "B"), (1e6, 1e6, "M"), (1e4, 1e3, "k")):
+        if a >= limit:
             return f"{value / div:.3g}{suffix}" if a / div < 100 else f"{value / div:.0f}{suffix}"
     if a >= 100 or value == int(value):
         return f"{value:,.0f}"

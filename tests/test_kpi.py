@@ -1,0 +1,178 @@
+"""KPI tiles and KPI chart: values, deltas, thresholds, item reuse, retention, options."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from wallboard import protocol as P
+from wallboard.state import Dirty, LiveState, StateConfig
+from widgets.base import PanelContext
+from widgets.kpi_chart import KpiChartPanel
+from widgets.kpi_tiles import KpiTilesPanel, format_value, threshold_level
+
+NOW = 1_760_000_000.0
+
+
+def feed(state: LiveState, events: list[dict], now: float) -> Dirty:
+    batch = []
+    for ev in events:
+        ev = dict(ev, seq=state.seq + len(batch) + 1)
+        ev.setdefault("ts", now)
+        batch.append(P.validate_event(ev))
+    return state.apply(batch, now)
+
+
+def kpi(metric, value, ts, scope="global", unit=None):
+    ev = {"type": "kpi", "metric": metric, "scope": scope, "value": value, "ts": ts}
+    if unit:
+        ev["unit"] = unit
+    return ev
+
+
+TILES = [
+    {"metric": "orders_per_s", "label": "Orders/s", "label_zh": "订单/秒", "warn": 400, "crit": 500},
+    {"metric": "pay_ok", "label": "Payment success", "direction": "down_bad", "warn": 98, "crit": 97,
+     "reference": 99.5},
+    {"metric": "gmv", "scope": "city:sh", "label": "GMV Shanghai"},
+]
+
+
+def make_tiles(qtbot, events=(), options=None, now=NOW, **ctx_kw):
+    st = LiveState()
+    if events:
+        feed(st, list(events), now)
+    panel = KpiTilesPanel(st, options if options is not None else {"tiles": TILES},
+                          PanelContext(clock=lambda: now, **ctx_kw))
+    qtbot.addWidget(panel)
+    panel.resize(1200, 400)
+    panel.refresh(Dirty.everything(), now)
+    return st, panel
+
+
+def test_format_and_threshold():
+    assert format_value(1_234_567) == "1.23M"
+    assert format_value(45_600) == "45.6k"
+    assert format_value(99.24) == "99.2"
+    assert format_value(None) == "-"
+    assert threshold_level(510, 400, 500, "up_bad") == "crit"
+    assert threshold_level(450, 400, 500, "up_bad") == "warn"
+    assert threshold_level(97.5, 98, 97, "down_bad") == "warn"
+    assert threshold_level(None, 1, 2, "up_bad") == "unknown"
+
+
+def test_tiles_show_value_delta_and_level(qtbot):
+    st, panel = make_tiles(qtbot, [
+        kpi("orders_per_s", 300, NOW - 20, unit="/s"), kpi("orders_per_s", 450, NOW - 10, unit="/s"),
+        kpi("pay_ok", 96.5, NOW - 10, unit="%"),
+    ])
+    orders, pay, gmv = panel.views
+    assert (orders.value, orders.delta, orders.level, orders.unit) == (450, 150, "warn", "/s")
+    assert pay.level == "crit" and pay.delta == pytest.approx(-3.0)
+    assert gmv.value is None and gmv.level == "unknown"
+    assert len(orders.spark[0]) == 2
+
+
+def test_tiles_recompute_only_what_is_dirty(qtbot):
+    st, panel = make_tiles(qtbot, [kpi("orders_per_s", 300, NOW - 20)])
+    n = panel.recomputes
+    panel.refresh(Dirty(), NOW + 0.5)
+    assert panel.recomputes == n
+    d = feed(st, [kpi("orders_per_s", 520, NOW + 1), kpi("unrelated", 1, NOW + 1)], NOW + 1)
+    panel.refresh(d, NOW + 1)
+    assert panel.recomputes == n + 1
+    assert panel.views[0].level == "crit"
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"tiles": {}}, "option 'tiles' must be list"),
+    ({"tiles": [{"label": "x"}]}, "option 'tiles[0]': missing key 'metric'"),
+    ({"tiles": [{"metric": "m", "warn": "5"}]}, "option 'tiles[0]'.warn must be int or float or none"),
+    ({"tiles": [{"metric": "m", "direction": "up"}]}, "option 'tiles[0]'.direction must be one of"),
+    ({"tiles": [{"metric": "m", "reference": "last"}]}, "option 'tiles[0]'.reference must be 'prev' or a number"),
+    ({"tiles": [{"metric": "m", "treshold": 1}]}, "unknown key 'treshold'"),
+    ({"tile": []}, "unknown option 'tile' (did you mean 'tiles'?)"),
+])
+def test_bad_tile_options_name_the_key(qtbot, options, message):
+    with pytest.raises(ValueError) as err:
+        KpiTilesPanel(LiveState(), options, PanelContext())
+    assert message in str(err.value)
+
+
+def test_tiles_render_to_png(qtbot, tmp_path):
+    st, panel = make_tiles(qtbot, [kpi("orders_per_s", 300 + k, NOW - 600 + k * 10) for k in range(60)], lang="zh")
+    panel.set_dimmed(True)
+    path = tmp_path / "tiles.png"
+    assert panel.grab().save(str(path))
+    assert path.stat().st_size > 5000
+
+
+CHART = {"series": [{"metric": "orders_per_s", "label": "Orders/s"},
+                    {"metric": "orders_per_s", "scope": "city:sh", "label": "Shanghai"}],
+         "bands": [{"from": 400, "to": 500, "level": "warn"}, {"from": 500, "to": 900, "color": "#d7263d"}],
+         "window_min": 60}
+
+
+def make_chart(qtbot, config=None, options=None, now=NOW):
+    st = LiveState(config=config or StateConfig())
+    panel = KpiChartPanel(st, options or CHART, PanelContext(clock=lambda: now))
+    qtbot.addWidget(panel)
+    panel.resize(900, 400)
+    return st, panel
+
+
+def test_chart_updates_without_recreating_items_and_keeps_retention(qtbot):
+    st, panel = make_chart(qtbot, StateConfig(kpi_points=50))
+    items = list(panel.items)
+    plot_items = list(panel.plot.getPlotItem().items)
+    t = NOW
+    for batch in range(10):  # 10 frames of 20 points each = 200 points, ring holds 50
+        events = [kpi("orders_per_s", 100 + batch * 20 + k, t + k) for k in range(20)]
+        events += [kpi("orders_per_s", 50 + k, t + k, scope="city:sh") for k in range(20)]
+        t += 20
+        panel.refresh(feed(st, events, t), t)
+    assert panel.items == items and all(a is b for a, b in zip(panel.items, items))
+    assert list(panel.plot.getPlotItem().items) == plot_items
+    xs, ys = panel.items[0].getData()
+    assert len(xs) == 50  # the ring's retention, not everything ever received
+    assert ys[-1] == 100 + 9 * 20 + 19
+    assert np.all(np.diff(xs) > 0)
+    assert "299" in panel.legend.getLabel(panel.items[0]).text
+
+
+def test_chart_window_trims_old_points_and_feeds_only_dirty_series(qtbot):
+    st, panel = make_chart(qtbot)
+    feed(st, [kpi("orders_per_s", k, NOW - 7200 + k * 60) for k in range(121)], NOW)
+    panel.refresh(Dirty.everything(), NOW)
+    xs, _ = panel.items[0].getData()
+    assert xs[0] >= NOW - 3600 - 60 and xs[-1] == NOW
+    n = panel.feeds
+    d = feed(st, [kpi("other", 1, NOW + 1)], NOW + 1)
+    panel.refresh(d, NOW + 1)
+    assert panel.feeds == n
+    assert panel.plot.getPlotItem().getViewBox().viewRange()[0] == pytest.approx([NOW + 1 - 3600, NOW + 1])
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"series": "orders"}, "option 'series' must be list"),
+    ({"series": [{"scope": "global"}]}, "option 'series[0]': missing key 'metric'"),
+    ({"series": [{"metric": 5}]}, "option 'series[0].metric' must be str"),
+    ({"bands": [{"from": 1, "to": "x"}]}, "option 'bands[0].to' must be a number"),
+    ({"bands": [{"from": 1, "to": 2, "level": "bad"}]}, "option 'bands[0].level' must be one of"),
+    ({"bands": [{"from": 1, "to": 2, "color": "notacolor"}]}, "option 'bands[0].color' must be a colour"),
+    ({"window_min": 0}, "option 'window_min' must be a number > 0"),
+    ({"windowmin": 5}, "unknown key 'windowmin' (did you mean 'window_min'?)"),
+])
+def test_bad_chart_options_name_the_key(qtbot, options, message):
+    with pytest.raises(ValueError) as err:
+        KpiChartPanel(LiveState(), options, PanelContext())
+    assert message in str(err.value)
+
+
+def test_chart_renders_to_png(qtbot, tmp_path):
+    st, panel = make_chart(qtbot)
+    feed(st, [kpi("orders_per_s", 300 + (k % 40) * 5, NOW - 3000 + k * 10) for k in range(300)], NOW)
+    panel.refresh(Dirty.everything(), NOW)
+    panel.set_dimmed(True)
+    path = tmp_path / "chart.png"
+    assert panel.grab().save(str(path))
+    assert path.stat().st_size > 5000
