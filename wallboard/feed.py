@@ -1,0 +1,389 @@
+"""Feed client: the wall's connection to the hub, in its own thread. No Qt.
+
+Usage from the UI thread::
+
+    client = FeedClient("ws://127.0.0.1:8765/feed", token=None, on_wake=wake_ui)
+    client.start()
+    ...once per frame: for kind, payload in client.drain(64): ...
+    client.status / client.state -> FeedStatus(state, last_message_at, heartbeat_s, ...)
+    client.send_control("ack_incident", {"incident": "INC-1"})
+    client.resync(state.seq)       # when LiveState.apply raised SeqGap
+    client.stop()
+
+The thread runs an asyncio loop: connect, ``hello`` with ``since`` (the last seq it
+received), then every frame becomes one queue item: ``("events", [event, ...])``,
+``("snapshot", merged dict)`` (after its last part), ``("welcome", Welcome)``,
+``("heartbeat", Heartbeat)``, ``("stats", dict)``, ``("error", ProtocolError)`` and
+``("state", FeedStatus)`` on every state change. ``on_wake`` is called from the feed
+thread when the queue goes from empty to non-empty -- at most once until the next
+``drain`` -- never once per event.
+
+Reconnects follow :func:`wallboard.backoff.backoff` (first retry at once, then jittered
+exponential backoff capped at 5 s); keepalive ping every 5 s, 10 s timeout. A seq gap
+(first seq of a frame != last seq + 1) reconnects with ``since`` so the hub replays or
+sends a snapshot; a gap is never skipped. States: CONNECTING (first attempt),
+LIVE, RECONNECTING, STALE (connected but nothing received for 3 heartbeat intervals),
+AUTH_FAILED (token refused; retried only every ``auth_retry_s``, no retry storm).
+If the UI stops draining, the queue is bounded (``max_pending`` events): it is dropped
+and the feed resyncs with a snapshot instead of growing memory.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
+
+from wallboard import protocol as P
+from wallboard.backoff import backoff, classify_close
+
+log = logging.getLogger("wallboard.feed")
+
+CONNECTING, LIVE, RECONNECTING, STALE, AUTH_FAILED = "CONNECTING", "LIVE", "RECONNECTING", "STALE", "AUTH_FAILED"
+STATES = (CONNECTING, LIVE, RECONNECTING, STALE, AUTH_FAILED)
+Item = tuple[str, Any]
+
+
+@dataclass(frozen=True)
+class FeedStatus:
+    """A snapshot of the client's condition (immutable; read it from any thread)."""
+
+    state: str = CONNECTING
+    last_message_at: float | None = None
+    heartbeat_s: float = 1.0
+    rejects: dict[str, int] = field(default_factory=dict)
+    last_reject: str = ""
+    seq: int = 0
+    connects: int = 0
+    hub: str = ""
+    roles: tuple[str, ...] = ()
+
+
+class _Resync(Exception):
+    """Internal: leave the session and reconnect at once with the given ``since``."""
+
+
+class FeedClient:
+    """Threaded websocket client of a hub's ``/feed`` (see the module docstring)."""
+
+    def __init__(self, url: str, token: str | None = None, since: int | None = None,
+                 on_wake: Callable[[], None] | None = None, *, wall: str | None = None,
+                 ping_interval: float = 5.0, ping_timeout: float = 10.0, stale_heartbeats: float = 3.0,
+                 auth_retry_s: float | None = 60.0, max_pending: int = 200_000, open_timeout: float = 10.0,
+                 delays: Callable[[], Any] = backoff) -> None:
+        if not url.startswith(("ws://", "wss://")):
+            raise ValueError(f"feed URL {url!r}: expected ws://HOST:PORT/feed or wss://...")
+        self.url = url
+        self.token = token
+        self.wall = wall
+        self.on_wake = on_wake
+        self.ping_interval = ping_interval
+        self.ping_timeout = ping_timeout
+        self.stale_heartbeats = stale_heartbeats
+        self.auth_retry_s = auth_retry_s
+        self.max_pending = max_pending
+        self.open_timeout = open_timeout
+        self._delays = delays
+        self._since = since
+        self._lock = threading.Lock()
+        self._q: deque[Item] = deque()
+        self._q_events = 0
+        self._wake_pending = False
+        self._status = FeedStatus()
+        self._rejects: dict[str, int] = {}
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._ws: Any = None
+        self._resync_to: tuple[int | None] | None = None
+        self.dropped_events = 0
+        self._welcomed = False
+
+    # ------------------------------------------------------------------ UI side
+    def start(self) -> None:
+        """Start the feed thread (returns at once; watch ``state`` / the queue)."""
+        if self._thread is not None:
+            return
+        ready = threading.Event()
+        self._thread = threading.Thread(target=self._thread_main, args=(ready,), name="wallboard-feed",
+                                        daemon=True)
+        self._thread.start()
+        ready.wait(5)
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Close the connection and join the thread."""
+        loop, ev = self._loop, self._stop
+        if loop is not None and ev is not None:
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(ev.set)
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+    def drain(self, max_items: int = 64) -> list[Item]:
+        """Take up to ``max_items`` queued items (thread-safe, never blocks on the network)."""
+        with self._lock:
+            n = min(max_items, len(self._q))
+            out = [self._q.popleft() for _ in range(n)]
+            for kind, payload in out:
+                if kind == "events":
+                    self._q_events -= len(payload)
+            if not self._q:
+                self._wake_pending = False
+        return out
+
+    @property
+    def state(self) -> FeedStatus:
+        """The current :class:`FeedStatus` (``.state`` is one of :data:`STATES`)."""
+        return self._status
+
+    status = state
+
+    def pending(self) -> int:
+        with self._lock:
+            return len(self._q)
+
+    def send_control(self, command: str, args: dict[str, Any] | None = None) -> None:
+        """Send a control message (thread-safe); refusals come back as ``("error", ...)``."""
+        msg = P.encode(P.Control(command=command, args=dict(args or {}), token=self.token))
+        loop = self._loop
+        if loop is None:
+            self._push([("error", P.ProtocolError("forbidden", "feed not started: control not sent"))])
+            return
+        loop.call_soon_threadsafe(self._send_now, msg, command)
+
+    def resync(self, since: int | None) -> None:
+        """Drop queued events and reconnect asking for everything after ``since``
+        (``None``/0: a snapshot). Call it when ``LiveState.apply`` raised ``SeqGap``."""
+        with self._lock:
+            kept = [it for it in self._q if it[0] not in ("events", "snapshot")]
+            self.dropped_events += self._q_events
+            self._q.clear()
+            self._q.extend(kept)
+            self._q_events = 0
+        loop = self._loop
+        if loop is not None:
+            loop.call_soon_threadsafe(self._request_resync, since)
+
+    # ------------------------------------------------------------------ feed thread
+    def _push(self, items: list[Item]) -> None:
+        wake = False
+        overflow = False
+        with self._lock:
+            for it in items:
+                self._q.append(it)
+                if it[0] == "events":
+                    self._q_events += len(it[1])
+            if self._q_events > self.max_pending:
+                overflow = True
+                self.dropped_events += self._q_events
+                kept = [it for it in self._q if it[0] not in ("events", "snapshot")]
+                self._q.clear()
+                self._q.extend(kept)
+                self._q_events = 0
+            if self._q and not self._wake_pending:
+                self._wake_pending = wake = True
+        if overflow:
+            log.warning("UI did not drain %d queued events: dropped them, resyncing with a snapshot",
+                        self.max_pending)
+            self._reject("overflow", f"over {self.max_pending} events queued; resync")
+            self._request_resync(None)
+        if wake and self.on_wake is not None:
+            try:
+                self.on_wake()
+            except Exception:  # the UI's problem, not the feed's
+                log.exception("on_wake failed")
+
+    def _set(self, **changes: Any) -> None:
+        old = self._status
+        new = FeedStatus(**{**old.__dict__, **changes, "rejects": dict(self._rejects)})
+        self._status = new
+        if new.state != old.state:
+            log.info("feed %s: %s -> %s", self.url, old.state, new.state)
+            self._push([("state", new)])
+
+    def _reject(self, code: str, text: str) -> None:
+        self._rejects[code] = self._rejects.get(code, 0) + 1
+        self._set(last_reject=f"{code}: {text}"[:300])
+
+    def _send_now(self, data: bytes, command: str) -> None:
+        ws = self._ws
+        if ws is None:
+            self._push([("error", P.ProtocolError("forbidden", f"not connected: control {command!r} not sent"))])
+            return
+        task = asyncio.ensure_future(ws.send(data, text=True))
+        task.add_done_callback(lambda t: t.cancelled() or t.exception())
+
+    def _request_resync(self, since: int | None) -> None:
+        self._resync_to = (since,)
+        ws = self._ws
+        if ws is not None:
+            asyncio.ensure_future(ws.close(1000, "resync"))
+
+    def _thread_main(self, ready: threading.Event) -> None:
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+        self._stop = asyncio.Event()
+        ready.set()
+        try:
+            loop.run_until_complete(self._main())
+        finally:
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.close()
+
+    async def _sleep(self, seconds: float) -> bool:
+        """Sleep unless stopped; True when stopping."""
+        assert self._stop is not None
+        if seconds <= 0:
+            return self._stop.is_set()
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self._stop.wait(), seconds)
+        return self._stop.is_set()
+
+    async def _main(self) -> None:
+        assert self._stop is not None
+        delays = self._delays()
+        first = True
+        headers = {"Authorization": f"Bearer {self.token}"} if self.token else None
+        while not self._stop.is_set():
+            if self._status.state != AUTH_FAILED:
+                self._set(state=CONNECTING if first else RECONNECTING)
+            first = False
+            auth_failed = False
+            immediate = False
+            try:
+                async with connect(self.url, additional_headers=headers, compression=None, max_size=None,
+                                   ping_interval=self.ping_interval, ping_timeout=self.ping_timeout,
+                                   open_timeout=self.open_timeout, max_queue=64) as ws:
+                    self._ws = ws
+                    await ws.send(P.encode(P.Hello(token=self.token, since=self._since, wall=self.wall)), text=True)
+                    immediate = await self._session(ws)
+            except InvalidStatus as e:
+                code = e.response.status_code
+                if classify_close(http_status=code) == "auth":
+                    auth_failed = True
+                    self._reject("auth", f"HTTP {code} from hub: {e.response.body[:200]!r}")
+                else:
+                    self._reject("connect", f"HTTP {code}")
+            except ConnectionClosed as e:
+                rc = e.rcvd
+                if rc is not None and classify_close(rc.code, rc.reason) == "auth":
+                    auth_failed = True
+                    self._reject("auth", rc.reason)
+                elif self._resync_to is not None:
+                    immediate = True
+            except (OSError, asyncio.TimeoutError, InvalidHandshake, InvalidURI) as e:
+                log.debug("feed %s: connect failed: %s", self.url, e)
+            finally:
+                self._ws = None
+            if self._welcomed:  # the link worked: the next failure starts a fresh backoff
+                self._welcomed = False
+                delays = self._delays()
+            if self._resync_to is not None:
+                (self._since,) = self._resync_to
+                self._resync_to = None
+                immediate = True
+            if self._stop.is_set():
+                break
+            if auth_failed:
+                self._set(state=AUTH_FAILED)
+                if self.auth_retry_s is None:
+                    await self._stop.wait()
+                    break
+                if await self._sleep(self.auth_retry_s):
+                    break
+                continue
+            if immediate:
+                delays = self._delays()
+                continue
+            self._set(state=RECONNECTING)
+            if await self._sleep(next(delays)):
+                break
+
+    async def _session(self, ws: Any) -> bool:
+        """Receive until closed; True when the caller should reconnect at once (resync)."""
+        assert self._stop is not None
+        stop_task = asyncio.ensure_future(self._stop.wait())
+        parts: list[dict[str, Any]] = []
+        try:
+            while True:
+                timeout = self.stale_heartbeats * self._status.heartbeat_s
+                recv = asyncio.ensure_future(ws.recv())
+                done, _ = await asyncio.wait({recv, stop_task}, timeout=timeout,
+                                             return_when=asyncio.FIRST_COMPLETED)
+                if stop_task in done:
+                    recv.cancel()
+                    await ws.close()
+                    return False
+                if not done:  # nothing for 3 heartbeat intervals: STALE, keep waiting
+                    recv.cancel()
+                    with contextlib.suppress(BaseException):
+                        await recv
+                    if self._status.state == LIVE:
+                        self._set(state=STALE)
+                    continue
+                raw = recv.result()
+                now = time.time()
+                try:
+                    msg = P.decode(raw, max_size=1 << 30)
+                except P.ProtocolError as e:
+                    self._reject(e.code, str(e))
+                    self._push([("error", e)])
+                    continue
+                changes: dict[str, Any] = {"last_message_at": now}
+                if self._status.state in (STALE, CONNECTING, RECONNECTING, AUTH_FAILED) and \
+                        not isinstance(msg, P.Error):
+                    changes["state"] = LIVE
+                if isinstance(msg, P.Welcome):
+                    self._welcomed = True
+                    changes.update(heartbeat_s=msg.heartbeat_s, hub=msg.hub, roles=tuple(msg.roles),
+                                   connects=self._status.connects + 1, state=LIVE)
+                    self._set(**changes)
+                    self._push([("welcome", msg)])
+                    continue
+                self._set(**changes)
+                if isinstance(msg, P.Events):
+                    first = msg.events[0]["seq"] if msg.events else None
+                    if first is not None and self._since and first != self._since + 1:
+                        self._reject("seq_gap", f"expected seq {self._since + 1}, got {first}; resync")
+                        self._push([("error", P.ProtocolError("seq_gap", f"expected seq {self._since + 1}, got "
+                                                              f"{first}; resyncing", seq=first))])
+                        self._resync_to = (self._since,)
+                        await ws.close(1000, "resync")
+                        return True
+                    if msg.events:
+                        self._since = msg.events[-1]["seq"]
+                        self._set(seq=self._since)
+                        self._push([("events", msg.events)])
+                elif isinstance(msg, P.Snapshot):
+                    if msg.part != len(parts):
+                        self._reject("bad_value", f"snapshot part {msg.part} after {len(parts)} parts")
+                        parts = []
+                        if msg.part != 0:
+                            continue
+                    parts.append(msg.data)
+                    if msg.part + 1 == msg.parts:
+                        merged = P.merge_snapshot_parts(parts)
+                        parts = []
+                        self._since = msg.seq
+                        self._set(seq=msg.seq)
+                        self._push([("snapshot", merged)])
+                elif isinstance(msg, P.Heartbeat):
+                    self._push([("heartbeat", msg)])
+                elif isinstance(msg, P.Stats):
+                    self._push([("stats", msg.counters)])
+                elif isinstance(msg, P.Error):
+                    self._reject(msg.code, msg.message)
+                    self._push([("error", P.ProtocolError(msg.code, msg.message, index=msg.index,
+                                                          field=msg.field, seq=msg.seq, offset=msg.offset))])
+                else:
+                    self._reject("unknown_op", f"unexpected {msg.op} on /feed")
+        finally:
+            stop_task.cancel()

@@ -1,0 +1,285 @@
+"""Command-line subcommands of the hub side: ``hub``, ``demo``, ``record``, ``replay``.
+
+``register(subparsers)`` adds them to the ``wallboard`` console script's argparse
+subparsers; each sets ``func(args) -> exit code``. ``python -m wallboard.hub ...`` runs
+them without the wall. Exit codes: 0 ok, 1 runtime failure (e.g. auth refused),
+2 bad option or configuration.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+log = logging.getLogger("wallboard.hub")
+
+DEFAULT_PORT = 8765
+
+
+def _positive(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not v > 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be > 0")
+    return v
+
+
+def _count(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be >= 1")
+    return v
+
+
+def _add_scale(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("scale scenario")
+    g.add_argument("--stores", type=_count, metavar="N", help="scale: number of stores (up to 2000; default 200)")
+    g.add_argument("--devices-per-store", type=_count, metavar="N",
+                   help="scale: devices per store (up to 50; default 20)")
+    g.add_argument("--rate", type=_positive, metavar="EV/S",
+                   help="scale: device events per second (up to 20000; default 1000)")
+
+
+def _scale_options(args: argparse.Namespace) -> dict[str, Any]:
+    return {k: v for k in ("stores", "devices_per_store", "rate") if (v := getattr(args, k, None)) is not None}
+
+
+def client_token(token_file: str | None, role: str) -> str | None:
+    """A client's token: ``--token-file`` (``role = token`` lines, or just the token),
+    else ``WALLBOARD_<ROLE>_TOKEN`` from the environment."""
+    if token_file:
+        text = Path(token_file).read_text(encoding="utf-8")
+        pairs = [ln.split("=", 1) for ln in text.splitlines() if "=" in ln and not ln.lstrip().startswith("#")]
+        if pairs:
+            table = {k.strip(): v.strip().strip('"') for k, v in pairs}
+            return table.get(role) or None
+        return text.strip() or None
+    return os.environ.get(f"WALLBOARD_{role.upper()}_TOKEN") or None
+
+
+def register(subparsers: Any) -> None:
+    """Add ``hub``, ``demo``, ``record`` and ``replay`` to an argparse subparsers object."""
+    p = subparsers.add_parser(
+        "hub", help="run the hub (fan-out server with a durable journal)",
+        description="Run the hub: /feed for walls, /publish for producers, GET /metrics for counters. "
+        "Tokens come from WALLBOARD_PUBLISH_TOKEN, WALLBOARD_SUBSCRIBE_TOKEN, WALLBOARD_CONTROL_TOKEN or "
+        "--token-file; a role without a token is open, which is only allowed on a loopback bind.")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1, loopback)")
+    p.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port to bind (default {DEFAULT_PORT}; 0 = any)")
+    p.add_argument("--journal", metavar="PATH",
+                   help="SQLite journal file (WAL); events survive restarts and kill -9 (default: in memory)")
+    p.add_argument("--demo", metavar="SCENARIO", help="also run a simulator scenario in-process: "
+                   "launch-928, double-11, scale, or a path to a scenario .toml")
+    p.add_argument("--speed", type=_positive, default=1.0, metavar="X", help="demo time acceleration (default 1)")
+    p.add_argument("--seed", type=int, default=928, help="demo random seed (default 928)")
+    _add_scale(p)
+    p.add_argument("--heartbeat", type=_positive, default=1.0, metavar="S",
+                   help="seconds between heartbeats to walls (default 1)")
+    p.add_argument("--stats-interval", type=_positive, default=5.0, metavar="S",
+                   help="seconds between stats messages to walls (default 5)")
+    p.add_argument("--max-frame", type=_count, default=1 << 20, metavar="BYTES",
+                   help="largest accepted frame (default 1 MiB); larger ones are refused as too_large")
+    p.add_argument("--max-batch", type=_count, default=5000, metavar="N",
+                   help="most events per publish batch (default 5000)")
+    p.add_argument("--rate-limit", type=_positive, default=50_000.0, metavar="EV/S",
+                   help="events per second per publish connection (default 50000; excess batches get "
+                   "rate_limited)")
+    p.add_argument("--max-lag", type=_count, default=20_000, metavar="N",
+                   help="events a wall may fall behind before its backlog is dropped and it gets a "
+                   "snapshot (default 20000)")
+    p.add_argument("--compact-every", type=_count, default=100_000, metavar="N",
+                   help="events between journal snapshots (default 100000)")
+    p.add_argument("--keep-events", type=int, default=100_000, metavar="N",
+                   help="events kept after a snapshot for replay to reconnecting walls (default 100000)")
+    p.add_argument("--compression", action="store_true",
+                   help="enable permessage-deflate (off by default: CPU cost per wall outweighs the "
+                   "bandwidth saved on a LAN)")
+    p.add_argument("--origin", action="append", default=[], metavar="URL",
+                   help="allowed browser Origin (repeatable); without it any Origin is accepted")
+    p.add_argument("--token-file", metavar="F", help="file of 'role = token' lines (publish, subscribe, control)")
+    p.add_argument("--tls-cert", metavar="F", help="TLS certificate chain (PEM); serve wss://")
+    p.add_argument("--tls-key", metavar="F", help="TLS private key (PEM), with --tls-cert")
+    p.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"),
+                   help="logging level (default INFO)")
+    p.set_defaults(func=cmd_hub)
+
+    p = subparsers.add_parser("demo", help="publish a simulator scenario into a running hub",
+                              description="Run a demo scenario and publish it to a hub's /publish endpoint.")
+    p.add_argument("--hub", default=f"ws://127.0.0.1:{DEFAULT_PORT}/publish", metavar="URL",
+                   help=f"hub URL (/publish or /feed of the hub; default ws://127.0.0.1:{DEFAULT_PORT}/publish)")
+    p.add_argument("--scenario", default="launch-928", metavar="NAME",
+                   help="launch-928 (default), double-11, scale, or a path to a scenario .toml")
+    p.add_argument("--speed", type=_positive, default=1.0, metavar="X", help="time acceleration (default 1)")
+    p.add_argument("--seed", type=int, default=928, help="random seed (default 928)")
+    p.add_argument("--duration", type=_positive, metavar="S", help="stop after S real seconds (default: run until "
+                   "interrupted)")
+    _add_scale(p)
+    p.add_argument("--token-file", metavar="F",
+                   help="publish token file (default: WALLBOARD_PUBLISH_TOKEN from the environment)")
+    p.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"),
+                   help="logging level (default INFO)")
+    p.set_defaults(func=cmd_demo)
+
+    p = subparsers.add_parser("record", help="record a hub's feed into a JSON-lines file",
+                              description="Subscribe to a hub's /feed and append every event (and snapshot) "
+                              "as one JSON line to --out; resumes after a dropped connection.")
+    p.add_argument("--feed", required=True, metavar="URL", help="hub feed URL, e.g. ws://127.0.0.1:8765/feed")
+    p.add_argument("--out", required=True, metavar="FILE.jsonl", help="output file (appended to)")
+    p.add_argument("--duration", type=_positive, metavar="S", help="stop after S seconds (default: until Ctrl+C)")
+    p.add_argument("--token-file", metavar="F",
+                   help="subscribe token file (default: WALLBOARD_SUBSCRIBE_TOKEN from the environment)")
+    p.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"),
+                   help="logging level (default INFO)")
+    p.set_defaults(func=cmd_record)
+
+    p = subparsers.add_parser("replay", help="publish a recording into a hub",
+                              description="Publish a recording made by 'wallboard record' into a hub, paced "
+                              "by its timestamps; timestamps are shifted to now unless --keep-ts.")
+    p.add_argument("file", metavar="FILE.jsonl", help="recording to replay")
+    p.add_argument("--hub", default=f"ws://127.0.0.1:{DEFAULT_PORT}/publish", metavar="URL",
+                   help=f"hub URL (default ws://127.0.0.1:{DEFAULT_PORT}/publish)")
+    p.add_argument("--speed", type=_positive, default=1.0, metavar="X",
+                   help="replay speed factor (default 1 = as recorded)")
+    p.add_argument("--keep-ts", action="store_true", help="keep the recorded timestamps instead of shifting "
+                   "them to now")
+    p.add_argument("--token-file", metavar="F",
+                   help="publish token file (default: WALLBOARD_PUBLISH_TOKEN from the environment)")
+    p.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"),
+                   help="logging level (default INFO)")
+    p.set_defaults(func=cmd_replay)
+
+
+def _run(coro: Any) -> Any:
+    """Run a coroutine; Ctrl+C / SIGTERM end it cleanly."""
+    async def main() -> Any:
+        task = asyncio.ensure_future(coro)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                loop.add_signal_handler(sig, task.cancel)
+            except (NotImplementedError, RuntimeError):  # not the main thread / Windows
+                pass
+        try:
+            return await task
+        except asyncio.CancelledError:
+            return None
+
+    return asyncio.run(main())
+
+
+def cmd_hub(args: argparse.Namespace) -> int:
+    from .auth import AuthConfigError
+    from .server import Hub, HubConfig, configure_logging
+    from .simulator import ScenarioError, load_scenario
+
+    configure_logging(args.log_level)
+    try:
+        if args.demo:
+            load_scenario(args.demo)
+        cfg = HubConfig(host=args.host, port=args.port, journal=args.journal, demo=args.demo, speed=args.speed,
+                        seed=args.seed, demo_options=_scale_options(args), heartbeat_s=args.heartbeat,
+                        stats_s=args.stats_interval, max_frame=args.max_frame, max_batch=args.max_batch,
+                        rate_limit=args.rate_limit, max_lag=args.max_lag,
+                        tail_events=max(args.max_lag, 50_000), compact_every=args.compact_every,
+                        keep_events=args.keep_events, compression=args.compression, origins=args.origin,
+                        token_file=args.token_file, tls_cert=args.tls_cert, tls_key=args.tls_key)
+        hub = Hub(cfg)
+    except (AuthConfigError, ScenarioError, ValueError) as e:
+        print(f"wallboard hub: {e}", file=sys.stderr)
+        return 2
+
+    async def serve() -> None:
+        await hub.astart()
+        print(f"wallboard hub: listening on {hub.url} (publish: {hub.publish_url})", flush=True)
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await hub.astop()
+
+    try:
+        _run(serve())
+    except OSError as e:
+        print(f"wallboard hub: cannot bind {args.host}:{args.port}: {e.strerror}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _publish_url(url: str) -> str:
+    u = url.rstrip("/")
+    if u.endswith("/feed"):
+        return u[: -len("/feed")] + "/publish"
+    if not u.endswith("/publish"):
+        u += "/publish"
+    return u
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .record import AuthFailed
+    from .server import configure_logging
+    from .simulator import ScenarioError, load_scenario, run_to_url
+
+    configure_logging(args.log_level)
+    try:
+        load_scenario(args.scenario)
+    except ScenarioError as e:
+        print(f"wallboard demo: {e}", file=sys.stderr)
+        return 2
+    try:
+        rejected = _run(run_to_url(_publish_url(args.hub), args.scenario, speed=args.speed, seed=args.seed,
+                                   token=client_token(args.token_file, "publish"),
+                                   options=_scale_options(args), duration=args.duration))
+    except AuthFailed as e:
+        print(f"wallboard demo: {e}", file=sys.stderr)
+        return 1
+    return 1 if rejected else 0
+
+
+def cmd_record(args: argparse.Namespace) -> int:
+    from .record import AuthFailed, record
+    from .server import configure_logging
+
+    configure_logging(args.log_level)
+    try:
+        n = _run(record(args.feed, args.out, token=client_token(args.token_file, "subscribe"),
+                        duration=args.duration))
+    except AuthFailed as e:
+        print(f"wallboard record: {e}", file=sys.stderr)
+        return 1
+    print(f"wallboard record: {n or 0} events written to {args.out}")
+    return 0
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from .record import AuthFailed, replay
+    from .server import configure_logging
+
+    configure_logging(args.log_level)
+    try:
+        n = _run(replay(args.file, _publish_url(args.hub), speed=args.speed,
+                        token=client_token(args.token_file, "publish"), keep_ts=args.keep_ts))
+    except (ValueError, OSError) as e:
+        print(f"wallboard replay: {e}", file=sys.stderr)
+        return 2
+    except AuthFailed as e:
+        print(f"wallboard replay: {e}", file=sys.stderr)
+        return 1
+    print(f"wallboard replay: {n or 0} events published to {_publish_url(args.hub)}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m wallboard.hub COMMAND ...`` (same as ``wallboard COMMAND ...``)."""
+    p = argparse.ArgumentParser(prog="python -m wallboard.hub")
+    register(p.add_subparsers(dest="command", required=True))
+    args = p.parse_args(argv)
+    return int(args.func(args) or 0)
