@@ -693,13 +693,17 @@ class DeviceGridPanel(QWidget):
                     return self._store_page, d
             return self._store_page, None
         p = self._pitch
-        if 0 <= y // p < self._cellmap.shape[0] and 0 <= x // p < self._cellmap.shape[1]:
-            i = int(self._cellmap[y // p, x // p])
-            if i >= 0:
-                cx, cy = self._xy[i]
-                if cx <= x < cx + self._cell and cy <= y < cy + self._cell:
-                    d = self._dev_ids[i]
-                    return self.state.devices.get(d, {}).get("store"), d
+        # each cell is filed under the bucket of its top-left corner (unique: cells are a
+        # pitch apart); the cell holding (x, y) starts in this bucket or the one before
+        for by in (y // p, y // p - 1):
+            for bx in (x // p, x // p - 1):
+                if 0 <= by < self._cellmap.shape[0] and 0 <= bx < self._cellmap.shape[1]:
+                    i = int(self._cellmap[by, bx])
+                    if i >= 0:
+                        cx, cy = self._xy[i]
+                        if cx <= x < cx + self._cell and cy <= y < cy + self._cell:
+                            d = self._dev_ids[i]
+                            return self.state.devices.get(d, {}).get("store"), d
         for row in self._rows:
             if row.x <= x < row.x + row.label_w and row.y <= y < row.y + row.h:
                 return row.store, None
@@ -765,9 +769,13 @@ class DeviceGridPanel(QWidget):
         return QRect(int(x), int(y), self._cell, self._cell)
 
     def cell_pixel(self, device_id: str) -> int | None:
-        """The ARGB value at the top-left pixel of a device's cell in the grid image."""
+        """The main ARGB colour of a device's cell in the grid image (its most common
+        pixel; the status pattern is drawn over it)."""
         r = self.cell_rect(device_id)
-        return None if r is None else int(self._buf[r.y(), r.x()])
+        if r is None:
+            return None
+        vals, counts = np.unique(self._buf[r.y():r.bottom() + 1, r.x():r.right() + 1], return_counts=True)
+        return int(vals[np.argmax(counts)])
 
     @property
     def rolled_up(self) -> list[str]:

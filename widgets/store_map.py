@@ -34,7 +34,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QBrush, QColor, QFontMetrics, QPainter, QPainterPath, QPen
-from PySide6.QtWidgets import QGraphicsObject, QGraphicsPathItem, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QGraphicsObject, QGraphicsPathItem, QWidget
 
 from widgets.base import (
     CHANGE_STATUS_COLORS, STATUS_COLORS, STATUS_GLYPHS, STATUS_ORDER, STATUS_RANK,
@@ -201,9 +201,6 @@ class StoreMapPanel(QWidget):
         self.vb = pg.ViewBox(enableMenu=False)
         self.vb.setMouseEnabled(True, True)
         self.view.setCentralItem(self.vb)
-        lay = QVBoxLayout(self)
-        lay.setContentsMargins(0, 0, 0, 0)
-        lay.addWidget(self.view)
         self.overlay = _Overlay(self)
         self._add_basemap()
         self.markers = pg.ScatterPlotItem(pxMode=True)
@@ -624,6 +621,7 @@ class StoreMapPanel(QWidget):
 
     def resizeEvent(self, event):  # noqa: N802 (Qt)
         super().resizeEvent(event)
+        self.view.setGeometry(self.rect())  # no layout: keeps top-level size hints quiet
         self.overlay.setGeometry(self.rect())
         self.overlay.raise_()
 
