@@ -194,7 +194,7 @@ def test_out_of_range():
     text = MINIMAL.replace('order = "worst"', "min_cell_px = 1")
     err = one(text)
     assert err.path == "screens[0].panels[1].options.min_cell_px"
-    assert err.message == "out of range: 1; expected an integer at least 2 and at most 256"
+    assert err.message == "out of range: 1; expected an integer at least 4 and at most 64"
     assert err.line == line_of(text, "min_cell_px")
 
 
@@ -389,19 +389,64 @@ def test_check_layout_files_report(tmp_path):
     assert not check_layout_files([])[0]
 
 
-def test_basemap_extra_resolved_and_checked(tmp_path):
+def test_map_files_resolved_and_checked(tmp_path):
     text = MINIMAL.replace('type = "device_grid"', 'type = "store_map"').replace(
-        'order = "worst"', 'basemap_extra = "extra/roads.geojson"')
+        'order = "worst"', 'basemap_extra = ["extra/roads.geojson"]\nprovinces = "prov.json"')
     path = tmp_path / "m.toml"
     path.write_text(text, encoding="utf-8")
     lay = load_layout(path)
     target = tmp_path / "extra" / "roads.geojson"
-    assert lay.screens[0].panels[1].options["basemap_extra"] == str(target.resolve())
+    opts = lay.screens[0].panels[1].options
+    assert opts["basemap_extra"] == [str(target.resolve())]
+    assert opts["provinces"] == str((tmp_path / "prov.json").resolve())
     ok, report = check_layout_files([path])
-    assert not ok and "basemap_extra file not found" in report
+    assert not ok and report.count("file not found") == 2
+    assert f'screen "main", panel "Stores": file not found: {target.resolve()}' in report
     target.parent.mkdir()
     target.write_text("{}", encoding="utf-8")
+    (tmp_path / "prov.json").write_text("{}", encoding="utf-8")
     assert check_layout_files([path])[0]
+
+
+def test_device_grid_store_mode_needs_a_store():
+    err = one(MINIMAL.replace('order = "worst"', 'mode = "store"'))
+    assert err.path == "screens[0].panels[1].options.store"
+    assert err.message.startswith('missing: mode = "store" needs the store id')
+    err = one(MINIMAL.replace('order = "worst"', 'store = "sh-001"'))
+    assert err.message == 'only used with mode = "store"'
+    err = one(MINIMAL.replace('order = "worst"', "min_cell_px = 40\nmax_cell_px = 20"))
+    assert err.path.endswith("max_cell_px") and "below min_cell_px (40)" in err.message
+
+
+def test_options_are_accepted_by_the_widgets():
+    """The schema matches what the widgets implement: each shipped panel's options, as the
+    shell passes them (None left out), pass the widget's own validator."""
+    from wallboard.app.panels import _unset_removed
+    from widgets import device_grid, kpi_chart, kpi_tiles, store_map
+
+    specs = {"device_grid": device_grid.OPTION_SPEC, "store_map": store_map.OPTION_SPEC}
+    for typ, spec in specs.items():
+        assert set(WIDGET_OPTIONS[typ].fields) <= set(spec), typ
+    assert set(WIDGET_OPTIONS["kpi_tiles"].fields["tiles"].v.item.fields) <= set(kpi_tiles._TILE_KEYS)
+    checked = 0
+    for name in SHIPPED:
+        lay = load_layout(find_layout(name))
+        if lay.kind == "store":
+            lay = bind_store(lay, "sh-001", "sh", "Jing'an")
+        for s in lay.screens:
+            for p in s.panels:
+                opts = _unset_removed(dict(p.options))
+                if p.type in specs:
+                    mod = device_grid if p.type == "device_grid" else store_map
+                    assert mod.validate_options(p.type, mod.OPTION_SPEC, mod.DEFAULTS, opts)[1] == []
+                elif p.type == "kpi_tiles":
+                    kpi_tiles.parse_tiles(opts["tiles"])
+                elif p.type == "kpi_chart":
+                    kpi_chart.parse_options(opts)
+                else:
+                    continue
+                checked += 1
+    assert checked >= 15
 
 
 def test_docs_mention_every_key():

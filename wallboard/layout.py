@@ -665,6 +665,32 @@ _KPI_SCOPE = _Str(1, 100, r"global|(city|store):([^\s:{}]+|\{city\}|\{store\})",
 _TEXT = _Str(0, 200)
 
 
+class _Ref(_V):
+    """A tile's reference: ``"prev"`` (the previous sample) or a fixed number."""
+
+    doc = '"prev" or a number'
+
+    def check(self, v, path, ck):
+        if v == "prev":
+            return v
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            return _Num(-1e15, 1e15).check(v, path, ck)
+        return self._type_error(v, path, ck)
+
+
+class _Map(_V):
+    """A table of free keys (``key_pattern``) to ``value`` validated values."""
+
+    def __init__(self, value: _V, doc: str):
+        self.value, self.doc = value, doc
+
+    def check(self, v, path, ck):
+        if not isinstance(v, dict):
+            return self._type_error(v, path, ck)
+        out = {k: self.value.check(x, path + (k,), ck) for k, x in v.items()}
+        return _BAD if any(x is _BAD for x in out.values()) else out
+
+
 def _tile_post(t, path, ck):
     t["label"] = t["label"] or t["metric"]
     w, c = t["warn"], t["crit"]
@@ -686,12 +712,8 @@ def _series_post(s, path, ck):
 
 
 def _band_post(b, path, ck):
-    lo, hi = b["from"], b["to"]
-    if lo is None and hi is None:
-        ck.error(path, 'a band needs "from", "to" or both')
-        return _BAD
-    if lo is not None and hi is not None and not lo < hi:
-        ck.error(path + ("to",), f"to ({hi:g}) must be above from ({lo:g})")
+    if not b["from"] < b["to"]:
+        ck.error(path + ("to",), f"to ({b['to']:g}) must be above from ({b['from']:g})")
         return _BAD
     return b
 
@@ -708,53 +730,84 @@ def _chart_post(o, path, ck):
     return o
 
 
+def _grid_post(o, path, ck):
+    if o["mode"] == "store" and o["store"] is None:
+        ck.error(path + ("store",), 'missing: mode = "store" needs the store id '
+                 '(in a kind = "store" layout: store = "{store}")')
+        return _BAD
+    if o["mode"] == "scope" and o["store"] is not None:
+        ck.error(path + ("store",), 'only used with mode = "store"')
+        return _BAD
+    if o["max_cell_px"] < o["min_cell_px"]:
+        ck.error(path + ("max_cell_px",), f"max_cell_px ({o['max_cell_px']}) is below "
+                 f"min_cell_px ({o['min_cell_px']})")
+        return _BAD
+    return o
+
+
+_NUMBER = _Num(-1e15, 1e15)
+_PATH = _Str(1, 1000, doc="a file path")
+_COLOR = _Str(1, 40, r"#([0-9a-fA-F]{3}|[0-9a-fA-F]{6}|[0-9a-fA-F]{8})|[a-z]+",
+              doc='a color such as "#e0a106" or "orange"')
+
 _TILE = _Table({
     "metric": _F(_METRIC, _REQUIRED, "KPI metric name, e.g. orders_per_s"),
     "scope": _F(_KPI_SCOPE, "global", '"global", "city:ID" or "store:ID"'),
     "label": _F(_TEXT, "", "tile label (default: the metric name)"),
-    "label_zh": _F(_TEXT, "", "Chinese label"),
-    "unit": _F(_Str(0, 16), "", 'unit shown after the value, e.g. "%" or "CNY"'),
-    "warn": _F(_Num(-1e15, 1e15), None, "value at which the tile turns warn"),
-    "crit": _F(_Num(-1e15, 1e15), None, "value at which the tile turns crit"),
+    "label_zh": _F(_TEXT, None, "Chinese label (default: label)"),
+    "unit": _F(_Str(0, 16), None, 'unit after the value, e.g. "%" (default: the samples\' unit)'),
+    "warn": _F(_NUMBER, None, "value at which the tile turns warn"),
+    "crit": _F(_NUMBER, None, "value at which the tile turns crit"),
     "direction": _F(_Enum("up_bad", "down_bad"), "up_bad",
                     '"up_bad": higher is worse; "down_bad": lower is worse'),
-    "reference": _F(_Num(-1e15, 1e15), None, "target or baseline; the tile shows the delta"),
+    "reference": _F(_Ref(), "prev", 'delta against "prev" (previous sample) or a fixed number'),
 }, _tile_post, doc="a table {metric, scope, label, ...}")
 
 _SERIES = _Table({
     "metric": _F(_METRIC, _REQUIRED, "KPI metric name"),
     "scope": _F(_KPI_SCOPE, "global", '"global", "city:ID" or "store:ID"'),
     "label": _F(_TEXT, "", "legend label (default: the metric name)"),
-    "label_zh": _F(_TEXT, "", "Chinese legend label"),
 }, _series_post, doc="a table {metric, scope, label}")
 
 _BAND = _Table({
-    "from": _F(_Num(-1e15, 1e15), None, "lower edge (omit: unbounded)"),
-    "to": _F(_Num(-1e15, 1e15), None, "upper edge (omit: unbounded)"),
-    "level": _F(_Enum("ok", "warn", "crit"), "warn", "band color"),
-    "label": _F(_TEXT, "", "band label"),
-}, _band_post, doc="a table {from, to, level, label}")
+    "from": _F(_NUMBER, _REQUIRED, "lower edge"),
+    "to": _F(_NUMBER, _REQUIRED, "upper edge"),
+    "level": _F(_Enum("ok", "warn", "crit"), "warn", "band color by status"),
+    "color": _F(_COLOR, None, "explicit color instead of the level's"),
+}, _band_post, doc="a table {from, to, level, color}")
 
+#: Options per widget type; they match what each widget in ``widgets/`` accepts.
 WIDGET_OPTIONS: dict[str, _Table] = {
     "store_map": _Table({
-        "cluster_zoom": _F(_Num(0, 20), 7.0, "below this zoom level stores merge into "
-                           "one bubble per city"),
-        "labels": _F(_Enum("auto", "none", "city", "store"), "auto", "which names to draw"),
-        "basemap_extra": _F(_Str(1, 1000), None, "extra GeoJSON drawn over the basemap "
-                            "(path relative to the layout file)"),
-        "fit": _F(_Enum("scope", "china", "world"), "scope", "initial view"),
+        "provinces": _F(_PATH, None, "GeoJSON replacing the shipped province layer"),
+        "countries": _F(_PATH, None, "GeoJSON replacing the shipped country layer"),
+        "basemap_extra": _F(_List(_PATH, 0, 16, doc="an array of file paths"), [],
+                            "GeoJSON files drawn on top of the basemap"),
+        "show_countries": _F(_Bool(), True, "draw the country layer"),
+        "show_provinces": _F(_Bool(), True, "draw the province layer"),
+        "cluster_span_deg": _F(_Num(0.01, 360), 3.0, "when the view is wider than this "
+                               "(degrees of longitude) stores gather into one donut per city"),
+        "marker_px": _F(_Num(6, 64, integer=True), 18, "store marker size"),
+        "pulse_s": _F(_Num(0, 3600), 10.0, "seconds a store pulses after an incident opens"),
+        "label_max": _F(_Num(0, 5000, integer=True), 60, "at most this many store labels"),
     }),
     "device_grid": _Table({
         "mode": _F(_Enum("scope", "store"), "scope",
                    '"scope": one row per store of the scope; "store": every device of one store'),
+        "store": _F(_Str(1, 64, r"[^\s{}]+|\{store\}", doc='a store id (or "{store}")'), None,
+                    'the store for mode = "store"'),
         "order": _F(_Enum("worst", "fixed"), "worst", "worst rows first, or a fixed order"),
-        "min_cell_px": _F(_Num(2, 256, integer=True), 12, "smallest cell size in pixels"),
+        "min_cell_px": _F(_Num(4, 64, integer=True), 10, "below this cell size stores roll up"),
+        "max_cell_px": _F(_Num(8, 128, integer=True), 36, "largest cell size"),
+        "resort_s": _F(_Num(0, 3600), 5.0, "worst-first re-sort period"),
         "kinds": _F(_List(_ID, unique=True, doc="an array of device kinds"), [],
-                    "device kinds to show (empty: all)"),
-    }),
+                    "kind column order (empty: the standard order)"),
+        "key_metric": _F(_Map(_METRIC, "a table {kind = metric}"), {},
+                         "per kind, a device metric shown in store mode"),
+    }, _grid_post),
     "change_timeline": _Table({
         "lanes": _F(_Enum("system", "city"), "system", "one lane per system or per city"),
-        "window_min": _F(_Num(5, 10080, integer=True), 240, "minutes shown"),
+        "window_min": _F(_Num(5, 10080, integer=True), 120, "minutes shown"),
     }),
     "incident_board": _Table({
         "flash_s": _F(_Num(0, 3600, integer=True), 120, "seconds a new P1/P2 row flashes"),
@@ -765,7 +818,7 @@ WIDGET_OPTIONS: dict[str, _Table] = {
     "voice_feed": _Table({
         "spike_factor": _F(_Num(1, 100, lo_open=True), 3.0,
                            "a minute this many times the baseline is a spike"),
-        "baseline_min": _F(_Num(5, 1440, integer=True), 60, "minutes of the baseline"),
+        "baseline_min": _F(_Num(3, 1440, integer=True), 15, "minutes of the baseline"),
         "topics": _F(_List(_Str(1, 64), unique=True, doc="an array of topics"), [],
                      "topics to show (empty: all)"),
     }),
@@ -773,7 +826,7 @@ WIDGET_OPTIONS: dict[str, _Table] = {
         "tiles": _F(_List(_TILE, 1, 32), _REQUIRED, "the tiles, in order"),
     }),
     "kpi_chart": _Table({
-        "series": _F(_List(_SERIES, 1, 12), _REQUIRED, "the lines drawn"),
+        "series": _F(_List(_SERIES, 1, 8), _REQUIRED, "the lines drawn"),
         "bands": _F(_List(_BAND, 0, 12), [], "shaded value bands"),
         "window_min": _F(_Num(1, 10080, integer=True), 60, "minutes shown"),
     }, _chart_post),
@@ -782,6 +835,8 @@ WIDGET_OPTIONS: dict[str, _Table] = {
         "text_zh": _F(_Str(0, 4000), "", "the note (Chinese)"),
     }),
 }
+#: Options holding file paths: resolved against the layout file's directory.
+PATH_OPTIONS: dict[str, tuple[str, ...]] = {"store_map": ("provinces", "countries", "basemap_extra")}
 
 
 def _scope_table() -> _Table:
@@ -804,8 +859,12 @@ def _panel_post(p, path, ck):
     if opts is _BAD:
         # Reported already (the load will fail); keep the panel so grid checks still run.
         opts = {}
-    if typ == "store_map" and opts.get("basemap_extra") and ck.base_dir is not None:
-        opts["basemap_extra"] = str((ck.base_dir / opts["basemap_extra"]).resolve())
+    if ck.base_dir is not None:
+        for key in PATH_OPTIONS.get(typ, ()):
+            if isinstance(opts.get(key), str):
+                opts[key] = str((ck.base_dir / opts[key]).resolve())
+            elif isinstance(opts.get(key), list):
+                opts[key] = [str((ck.base_dir / x).resolve()) for x in opts[key]]
     en, zh = DEFAULT_TITLES[typ]
     return Panel(
         type=typ, title=p["title"] or en, title_zh=p["title_zh"] or zh,
@@ -1085,10 +1144,18 @@ def find_layout(name_or_path: str | Path, search_dirs: Sequence[str | Path] | No
                                    f"(in {', '.join(str(d) for d in dirs)})")])
 
 
+def _option_files(panel: Panel) -> list[str]:
+    out: list[str] = []
+    for key in PATH_OPTIONS.get(panel.type, ()):
+        v = panel.options.get(key)
+        out += [v] if isinstance(v, str) else list(v or [])
+    return out
+
+
 def check_layout_files(paths: Iterable[str | Path]) -> tuple[bool, str]:
     """Validate each file; returns ``(ok, report)`` where ``report`` has one line per good
-    file and every issue of the bad ones, then a summary. Also checks that a store map's
-    ``basemap_extra`` file exists. For ``wallboard check-layout``: exit 0 only when ok."""
+    file and every issue of the bad ones, then a summary. Also checks that the files a
+    panel names (a store map's GeoJSON layers) exist. For ``wallboard check-layout``: exit 0 only when ok."""
     lines: list[str] = []
     n_files = n_bad = n_issues = 0
     for path in paths:
@@ -1101,16 +1168,14 @@ def check_layout_files(paths: Iterable[str | Path]) -> tuple[bool, str]:
             lines.append(f"FAIL {path}: {len(exc.issues)} error(s)")
             lines.extend(f"  {i}" for i in exc.issues)
             continue
-        missing = [(s, p) for s in lay.screens for p in s.panels
-                   if p.type == "store_map" and p.options["basemap_extra"]
-                   and not Path(p.options["basemap_extra"]).is_file()]
+        missing = [(s, p, f) for s in lay.screens for p in s.panels
+                   for f in _option_files(p) if not Path(f).is_file()]
         if missing:
             n_bad += 1
             n_issues += len(missing)
             lines.append(f"FAIL {path}: {len(missing)} error(s)")
-            for s, p in missing:
-                lines.append(f"  {path}: screen {s.name}, panel {p.title}: basemap_extra "
-                             f"file not found: {p.options['basemap_extra']}")
+            for s, p, f in missing:
+                lines.append(f'  {path}: screen "{s.name}", panel "{p.title}": file not found: {f}')
             continue
         n_panels = sum(len(s.panels) for s in lay.screens)
         lines.append(f"ok   {path}: {lay.name} ({len(lay.screens)} screens, {n_panels} panels)")
