@@ -66,6 +66,7 @@ MIN_BAR_S = 300.0  # planned/finished changes without an end still get five minu
 MAX_SUBROWS = 4
 RESUME_LIVE_S = 120.0
 INCIDENT_LANE = -1.0
+MAX_SUSPECTS = 5  # highlighted and linked; a wall cannot show more and stay readable
 
 
 def _check_options(options: dict, known: dict[str, tuple], where: str) -> dict:
@@ -417,7 +418,7 @@ class ChangeTimelinePanel(QWidget):
     def _select(self, incident_id: str | None, emit: bool) -> None:
         self.selected_incident = incident_id
         self._suspect_info = list(self.state.suspects(incident_id)) if incident_id else []
-        self.suspect_ids = [s[0] for s in self._suspect_info]
+        self.suspect_ids = [s[0] for s in self._suspect_info[:MAX_SUSPECTS]]
         if emit and incident_id:
             self.incident_selected.emit(incident_id)
 

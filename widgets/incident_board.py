@@ -145,7 +145,11 @@ class IncidentBoardPanel(QWidget):
         sec = int(now)
         if data or sec != self._last_sec:
             self._last_sec = sec
-            self._rebuild(now)
+            expired = any(r.status == "resolved" and r.resolved_at is not None
+                          and now - r.resolved_at > self.resolved_keep_s for r in self.rows)
+            if data or expired or self.hidden_rows:
+                self._rebuild(now)  # rows, suspects and MTTA/MTTR only when they can change
+            self._now = now
             self.update()
 
     def set_dimmed(self, dimmed: bool) -> None:
