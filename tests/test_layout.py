@@ -459,6 +459,31 @@ def test_docs_mention_every_key():
         assert f"`{key}`" in doc
 
 
+#: The mistakes docs/layouts.md shows the report of (put into launch-928.toml).
+DOC_MISTAKES = [
+    ("frame_rate = 30", "frame_rat = 30"),
+    ("starts_at = 2026-09-28T09:28:00+08:00", "starts_at = 2026-09-28T09:28:00"),
+    ('lanes = "city"', 'lanes = "cities"'),
+    ("min_cell_px = 14", 'min_cell_px = 1\noder = "worst"'),
+    ('type = "voice_feed"', 'type = "voice-feed"'),
+    ("at = [8, 2]\nspan = [4, 6]", "at = [7, 2]\nspan = [4, 6]"),
+    ('screen = "cities"\nduration_s = 30', 'screen = "citys"\nduration_s = 30'),
+]
+
+
+def doc_error_report() -> str:
+    text = (DEFAULT_LAYOUT_DIR / "launch-928.toml").read_text(encoding="utf-8")
+    for old, new in DOC_MISTAKES:
+        assert old in text, old
+        text = text.replace(old, new, 1)
+    return str(pytest.raises(LayoutError, load_layout_text, text, "launch-928.toml").value)
+
+
+def test_docs_error_report_is_real():
+    doc = (ROOT / "docs" / "layouts.md").read_text(encoding="utf-8")
+    assert "```\n" + doc_error_report() + "\n```" in doc
+
+
 def test_docs_full_example_is_valid():
     doc = (ROOT / "docs" / "layouts.md").read_text(encoding="utf-8")
     start = doc.index("```toml\n") + len("```toml\n")
