@@ -108,6 +108,45 @@ class Fleet:
 
     # ------------------------------------------------------------------ devices
 
+    def apply_device(self, ev: dict[str, Any], now: float, dirty: Dirty) -> None:
+        """A device event that missed ``apply``'s inline path: take the short merge when
+        it repeats store/kind/ttl_s unchanged, else the general path."""
+        did = ev["id"]
+        rec = self.devices.get(did)
+        if rec is None or "deleted" in ev or did in self.expired:
+            self.upsert_device(ev, now, dirty)
+            return
+        sid = rec.get("store")
+        x = ev.get("store")
+        if x is not None and x != sid:
+            self.upsert_device(ev, now, dirty)
+            return
+        x = ev.get("kind")
+        if x is not None and x != rec.get("kind"):
+            self.upsert_device(ev, now, dirty)
+            return
+        x = ev.get("ttl_s")
+        if x is not None and x != rec.get("ttl_s"):
+            self.upsert_device(ev, now, dirty)
+            return
+        old = rec["status"]
+        rm = rec.get("metrics")
+        rec.update(ev)
+        m = ev.get("metrics")
+        if m is not None:
+            if rm is None:
+                rec["metrics"] = dict(m)
+            else:
+                rm.update(m)
+                rec["metrics"] = rm
+        rec["last_seen"] = now
+        new = rec["status"]
+        if new != old:
+            self.status_moved(sid, rec.get("kind", NO_KIND), old, new, dirty)
+        dirty.devices.add(did)
+        if sid is not None:
+            dirty.stores.add(sid)
+
     def upsert_device(self, ev: dict[str, Any], now: float, dirty: Dirty) -> None:
         """The general device path: create, delete, move, ttl change, recovery."""
         did = ev["id"]

@@ -30,6 +30,9 @@ from .incidents import IncidentBook
 from .series import KpiStore, VoiceLog
 
 _seq_of = operator.itemgetter("seq")
+#: Device events made only of these keys take the inline path in ``apply`` (they cannot
+#: move the device between stores/kinds, change its ttl or delete it).
+_FAST_KEYS = frozenset(("type", "id", "ts", "seq", "status", "metrics", "msg", "name"))
 
 COUNTER_NAMES = (
     "applied", "skipped_duplicates", "batches", "deleted_unknown", "unknown_type",
@@ -121,7 +124,7 @@ class LiveState:
         fleet = self._fleet
         dget = fleet.devices.get
         expired = fleet.expired
-        slow_device = fleet.upsert_device
+        device_path = fleet.apply_device
         moved = fleet.status_moved
         ddev = dirty.devices.add
         dsto = dirty.stores.add
@@ -130,21 +133,8 @@ class LiveState:
             if ev["type"] == "device":
                 did = ev["id"]
                 rec = dget(did)
-                if (rec is None or "deleted" in ev or (expired and did in expired)):
-                    slow_device(ev, now, dirty)
-                    continue
-                sid = rec.get("store")
-                x = ev.get("store")
-                if x is not None and x != sid:
-                    slow_device(ev, now, dirty)
-                    continue
-                x = ev.get("kind")
-                if x is not None and x != rec.get("kind"):
-                    slow_device(ev, now, dirty)
-                    continue
-                x = ev.get("ttl_s")
-                if x is not None and x != rec.get("ttl_s"):
-                    slow_device(ev, now, dirty)
+                if rec is None or not ev.keys() <= _FAST_KEYS or (expired and did in expired):
+                    device_path(ev, now, dirty)         # new, deleted, moved, ttl, recovery
                     continue
                 old = rec["status"]
                 m = ev.get("metrics")
@@ -161,14 +151,14 @@ class LiveState:
                 rec["last_seen"] = now
                 new = rec["status"]
                 if new != old:
-                    moved(sid, rec.get("kind", NO_KIND), old, new, dirty)
+                    moved(rec.get("store"), rec.get("kind", NO_KIND), old, new, dirty)
                 ddev(did)
-                if sid is not None:
-                    dsto(sid)
+                dsto(rec.get("store"))
             else:
                 other(ev, now, dirty)
         self.seq = events[-1]["seq"]
         counters["applied"] += len(events)
+        dirty.stores.discard(None)
         if dirty.stores:
             city_of = fleet.store_city.get
             dirty.cities.update(c for c in map(city_of, dirty.stores) if c is not None)

@@ -1,0 +1,186 @@
+"""Ingest benchmark: decode + apply of device-status event frames vs plain orjson.loads.
+
+    python benchmarks/ingest.py [--events N] [--devices N] [--stores N]
+
+Builds a state of 100,000 devices in 2,000 stores (stores first), then times, on the
+same pre-encoded ``events`` frames of 500 device-status events each:
+  (a) ``orjson.loads`` alone,
+  (b) ``wallboard.protocol.decode`` alone (for attribution),
+  (c) ``protocol.decode`` + ``LiveState.apply`` (the figure that counts).
+Then adds 10,000 changes and 10,000 incidents and reports the process's peak RSS.
+Prints one JSON object. Targets (issue 2): events_per_s >= 250,000 and ratio >= 0.6 on
+one core; peak RSS <= 300 MB.
+"""
+from __future__ import annotations
+
+import argparse
+import gc
+import random
+import resource
+import sys
+import time
+from pathlib import Path
+
+import orjson
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from wallboard import protocol as P  # noqa: E402
+from wallboard.state import LiveState, StateConfig  # noqa: E402
+
+BATCH = 500
+#: CPU time of this process: "events per second on one core", robust to other processes
+#: sharing the machine (wall-clock figures swing with their load).
+_clock = time.process_time
+T0 = 1_790_000_000.0
+KINDS = ("pos", "self_checkout", "scale", "esl_gateway", "camera", "gate", "printer", "ap", "router")
+
+
+class _Framer:
+    """Encodes events into ``events`` frames of ``BATCH`` as they are made (so the
+    benchmark never holds hundreds of thousands of event dicts at once)."""
+
+    def __init__(self) -> None:
+        self.frames: list[bytes] = []
+        self._cur: list[dict] = []
+        self.seq = 0
+
+    def add(self, ev: dict) -> None:
+        self.seq += 1
+        ev["seq"] = self.seq
+        self._cur.append(ev)
+        if len(self._cur) == BATCH:
+            self.flush()
+
+    def flush(self) -> list[bytes]:
+        if self._cur:
+            self.frames.append(P.encode_events(self._cur))
+            self._cur = []
+        return self.frames
+
+
+def build(args: argparse.Namespace, rng: random.Random) -> tuple[list[bytes], list[bytes], int]:
+    """Setup frames (stores + devices) and the timed status frames; return them + last seq."""
+    fr = _Framer()
+    for s in range(args.stores):
+        fr.add({"type": "store", "id": f"st-{s:05d}", "ts": T0, "name": f"Store {s}",
+                "city": {"id": f"c{s % 50:02d}", "name": f"City {s % 50}"},
+                "lat": 20 + (s % 200) / 10, "lon": 100 + (s // 200), "status": "open"})
+    for d in range(args.devices):
+        fr.add({"type": "device", "id": f"dev-{d:06d}", "ts": T0,
+                "store": f"st-{d % args.stores:05d}", "kind": KINDS[d % len(KINDS)],
+                "name": f"Device {d}", "status": "ok", "metrics": {"cpu": 0.1, "temp": 40.0}})
+    setup = fr.flush()
+    fr.frames = []
+    ids = [f"dev-{d:06d}" for d in range(args.devices)]
+    rnd, pick = rng.random, rng.randrange
+    for i in range(args.events):
+        r = rnd()
+        status = "ok" if r < 0.90 else "warn" if r < 0.96 else "crit" if r < 0.98 else \
+            "down" if r < 0.99 else "maint"
+        fr.add({"type": "device", "id": ids[pick(args.devices)], "ts": T0 + 60 + i * 0.001,
+                "status": status, "metrics": {"cpu": round(rnd(), 3), "temp": round(30 + 20 * rnd(), 1)}})
+    return setup, fr.flush(), fr.seq
+
+
+def timed_loads(frames: list[bytes]) -> float:
+    t = _clock()
+    for f in frames:
+        orjson.loads(f)
+    return _clock() - t
+
+
+def timed_decode(frames: list[bytes]) -> float:
+    t = _clock()
+    for f in frames:
+        P.decode(f)
+    return _clock() - t
+
+
+def timed_decode_apply(st: LiveState, frames: list[bytes], now: float) -> float:
+    t = _clock()
+    for f in frames:
+        st.apply(P.decode(f).events, now)
+        now += 0.002
+    return _clock() - t
+
+
+def add_changes_incidents(st: LiveState, n_changes: int, n_incidents: int, stores: int,
+                          seq: int, rng: random.Random) -> int:
+    fr = _Framer()
+    fr.seq = seq
+    for c in range(n_changes):
+        start = T0 - 86_400 + c * 8.0
+        status = rng.choice(("succeeded", "succeeded", "failed", "rolled_back", "running", "planned"))
+        fr.add({"type": "change", "id": f"chg-{c:05d}", "ts": start,
+                       "title": f"Deploy pos-service 1.{c}", "system": "pos", "owner": "ops",
+                       "scope": {"stores": [f"st-{rng.randrange(stores):05d}" for _ in range(3)]},
+                       "status": status, "start": start,
+                       "end": None if status in ("running", "planned") else start + 600,
+                       "approved": rng.random() > 0.1, "risk": "medium"})
+    for i in range(n_incidents):
+        status = "resolved" if i % 5 == 0 else rng.choice(("open", "acknowledged", "mitigated"))
+        opened = T0 - 43_200 + i * 4.0
+        fr.add({"type": "incident", "id": f"inc-{i:05d}", "ts": opened,
+                       "title": f"POS timeouts {i}", "severity": rng.choice(("P1", "P2", "P3", "P4")),
+                       "status": status, "stores": [f"st-{rng.randrange(stores):05d}"],
+                       "owner": "duty", "opened_at": opened,
+                       "resolved_at": opened + 900 if status == "resolved" else None})
+    for f in fr.flush():
+        st.apply(P.decode(f).events, T0 + 100)
+    return fr.seq
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--events", type=int, default=300_000, help="timed device-status events")
+    ap.add_argument("--devices", type=int, default=100_000)
+    ap.add_argument("--stores", type=int, default=2_000)
+    ap.add_argument("--repeat", type=int, default=3, help="best of N for loads/decode")
+    args = ap.parse_args(argv)
+    rng = random.Random(7)
+    setup, frames, _ = build(args, rng)
+    n = args.events
+
+    st = LiveState(StateConfig(max_resolved_incidents=10_000))
+    t = _clock()
+    for f in setup:
+        st.apply(P.decode(f).events, T0)
+    setup_s = _clock() - t
+
+    gc.collect()
+    loads_s = min(timed_loads(frames) for _ in range(args.repeat))
+    decode_s = min(timed_decode(frames) for _ in range(args.repeat))
+    apply_s = timed_decode_apply(st, frames, T0 + 60)
+
+    add_changes_incidents(st, 10_000, 10_000, args.stores, st.seq, rng)
+    del frames, setup
+    gc.collect()
+    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with open("/proc/self/statm") as fh:
+        rss_now_mb = int(fh.read().split()[1]) * resource.getpagesize() / 2**20
+    counts = st.total_counts()
+    out = {
+        "events": n,
+        "batch": BATCH,
+        "devices": len(st.devices),
+        "stores": len(st.stores),
+        "changes": len(st.changes),
+        "incidents": len(st.incidents),
+        "events_per_s": round(n / apply_s),
+        "orjson_loads_per_s": round(n / loads_s),
+        "ratio": round((n / apply_s) / (n / loads_s), 3),
+        "decode_only_per_s": round(n / decode_s),
+        "apply_only_per_s_est": round(n / max(apply_s - decode_s, 1e-9)),
+        "setup_events_per_s": round((args.stores + args.devices) / setup_s),
+        "peak_rss_mb": round(peak_kb / 1024, 1),
+        "rss_after_mb": round(rss_now_mb, 1),
+        "status_counts": counts,
+        "python": sys.version.split()[0],
+        "targets": {"events_per_s": 250_000, "ratio": 0.6, "peak_rss_mb": 300},
+    }
+    print(orjson.dumps(out).decode())
+
+
+if __name__ == "__main__":
+    main()
