@@ -164,3 +164,9 @@ def test_renders_to_png(qtbot, tmp_path):
     path = tmp_path / "timeline.png"
     assert panel.grab().save(str(path))
     assert path.stat().st_size > 5000
+
+
+def test_freeze_label_zh_on_a_chinese_wall(qtbot):
+    freeze = [{"start": NOW - 60, "end": NOW + 60, "label": "Freeze", "label_zh": "封网"}]
+    st, panel = make(qtbot, [], {"freeze": freeze}, lang="zh")
+    assert panel.freeze == [(NOW - 60, NOW + 60, "封网")]

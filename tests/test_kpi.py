@@ -176,3 +176,14 @@ def test_chart_renders_to_png(qtbot, tmp_path):
     path = tmp_path / "chart.png"
     assert panel.grab().save(str(path))
     assert path.stat().st_size > 5000
+
+
+def test_layout_filled_defaults_are_accepted(qtbot):
+    """The layout loader fills label="" / label_zh=None / color=None; widgets use their defaults."""
+    tiles = KpiTilesPanel(LiveState(), {"tiles": [{"metric": "m", "label": "", "label_zh": None, "unit": None}]},
+                          PanelContext())
+    assert (tiles.specs[0].label, tiles.specs[0].label_zh) == ("m", "m")
+    chart = KpiChartPanel(LiveState(), {"series": [{"metric": "m", "scope": "global", "label": ""}],
+                                        "bands": [{"from": 1, "to": 2, "level": "crit", "color": None}]},
+                          PanelContext())
+    assert chart.series[0]["label"] == "m" and chart.bands[0]["color"] == "#e4572e"

@@ -91,23 +91,26 @@ def _check_options(options: dict, known: dict[str, tuple], where: str) -> dict:
     return out
 
 
-def _parse_freeze(raw: list, where: str) -> list[tuple[float, float, str]]:
+def _parse_freeze(raw: list, where: str, lang: str = "en") -> list[tuple[float, float, str]]:
     """``[{start, end, label}]`` -> ``[(start, end, label)]``; ValueError naming the item."""
     out = []
     for i, item in enumerate(raw):
         path = f"{where}: option 'freeze[{i}]'"
         if not isinstance(item, dict):
             raise ValueError(f"{path} must be a table {{start, end, label}}, got {type(item).__name__}")
-        unknown = set(item) - {"start", "end", "label"}
+        unknown = set(item) - {"start", "end", "label", "label_zh"}
         if unknown:
-            raise ValueError(f"{path}: unknown key {sorted(unknown)[0]!r}; expected start, end, label")
+            raise ValueError(f"{path}: unknown key {sorted(unknown)[0]!r}; expected start, end, label, label_zh")
         for key in ("start", "end"):
             v = item.get(key)
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
                 raise ValueError(f"{path}.{key} must be epoch seconds (number), got {v!r}")
+        for key in ("label", "label_zh"):
+            if not isinstance(item.get(key, ""), str):
+                raise ValueError(f"{path}.{key} must be str, got {type(item[key]).__name__}")
         label = item.get("label", "")
-        if not isinstance(label, str):
-            raise ValueError(f"{path}.label must be str, got {type(label).__name__}")
+        if lang == "zh" and item.get("label_zh"):
+            label = item["label_zh"]
         if item["end"] <= item["start"]:
             raise ValueError(f"{path}: end must be after start")
         out.append((float(item["start"]), float(item["end"]), label))
@@ -292,7 +295,7 @@ class ChangeTimelinePanel(QWidget):
         self.state, self.ctx = state, ctx
         self.lane_mode: str = opts["lanes"]
         self.window_s = float(opts["window_min"]) * 60.0
-        self.freeze = _parse_freeze(opts["freeze"], "change_timeline")
+        self.freeze = _parse_freeze(opts["freeze"], "change_timeline", ctx.lang)
         self._dimmed = False
         self._last_sec: int | None = None
         self._following = True

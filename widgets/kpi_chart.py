@@ -58,10 +58,10 @@ def parse_options(options) -> tuple[list[dict], list[dict], float]:
         if "metric" not in s:
             raise ValueError(f"kpi_chart: option 'series[{i}]': missing key 'metric'")
         for key in ("metric", "scope", "label"):
-            if key in s and not isinstance(s[key], str):
+            if key in s and s[key] is not None and not isinstance(s[key], str):
                 raise _fail(f"'series[{i}].{key}'", "str", s[key])
-        series.append({"metric": s["metric"], "scope": s.get("scope", "global"),
-                       "label": s.get("label", s["metric"])})
+        series.append({"metric": s["metric"], "scope": s.get("scope") or "global",
+                       "label": s.get("label") or s["metric"]})
     bands_raw = opts.get("bands", [])
     if not isinstance(bands_raw, list):
         raise _fail("'bands'", "list", bands_raw)
@@ -72,10 +72,10 @@ def parse_options(options) -> tuple[list[dict], list[dict], float]:
             v = b.get(key)
             if isinstance(v, bool) or not isinstance(v, (int, float)):
                 raise _fail(f"'bands[{i}].{key}'", "a number", v)
-        level = b.get("level", "warn")
+        level = b.get("level") or "warn"
         if level not in BAND_LEVELS:
             raise _fail(f"'bands[{i}].level'", f"one of {BAND_LEVELS}", level)
-        color = b.get("color", STATUS_COLORS[level])
+        color = b.get("color") or STATUS_COLORS[level]  # the layout fills color = None
         if not isinstance(color, str) or not QColor.isValidColorName(color):
             raise _fail(f"'bands[{i}].color'", "a colour name like '#e0a106'", color)
         bands.append({"from": float(min(b["from"], b["to"])), "to": float(max(b["from"], b["to"])),

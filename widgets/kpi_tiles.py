@@ -91,7 +91,7 @@ def parse_tiles(raw, where: str = "kpi_tiles") -> list[TileSpec]:
         vals = {}
         for key, (types, default) in _TILE_KEYS.items():
             v = item.get(key, default)
-            if key in ("label", "label_zh") and v is None:
+            if key in ("label", "label_zh") and not v:  # the layout fills "" / None
                 v = vals.get("label") or vals["metric"]
             if isinstance(v, bool) or not isinstance(v, types):
                 names = " or ".join("none" if t is type(None) else t.__name__ for t in types)
