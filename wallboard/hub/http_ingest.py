@@ -1,0 +1,455 @@
+"""HTTP side of the hub: JSON/JSONL ingest, alert webhooks, Prometheus metrics, health.
+
+An aiohttp server that runs on the hub's own asyncio loop and feeds the same
+``Hub.submit()`` path as the websocket ``/publish`` endpoint, so every accepted event is
+journaled before it is answered. Start it after the hub::
+
+    await hub.astart()
+    ingest = await start_http_ingest(hub, "127.0.0.1", 8766, mapping=load_mapping(path))
+    ingest.port                  # the bound port (port 0 picks a free one)
+    ...
+    await ingest.stop()          # before hub.astop()
+
+Endpoints (see ``docs/integrations.md``):
+
+* ``POST /events``: a JSON array of events or JSON Lines. Needs the publish role
+  (``Authorization: Bearer <token>``). Optional ``X-Wallboard-Producer`` and
+  ``X-Wallboard-Batch`` headers make a resend idempotent. Answers
+  ``{"first", "last", "count", "duplicate"}``; ``400`` names the index (and line for
+  JSONL) and field of the first bad event -- nothing of that request is applied.
+* ``POST /alertmanager`` / ``POST /grafana``: alert webhooks mapped by
+  :mod:`wallboard.hub.alert_mapping` to incident and device upserts.
+* ``GET /metrics``: Prometheus text format 0.0.4 (needs the subscribe role).
+* ``GET /healthz``: ``{"status": "ok", ...}``, no token needed.
+
+Refusals: 401 no token, 403 a token without the role, 413 body over ``max_body`` (1 MiB)
+or more events than the hub's ``max_batch``, 429 over the rate limit, 503 when the
+journal write failed. Every refusal is counted in the hub's ``rejects_<reason>``.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import re
+import ssl
+import time
+from typing import TYPE_CHECKING, Any
+
+import orjson
+from aiohttp import web
+
+from wallboard import protocol as P
+
+from .alert_mapping import MappingRules, PayloadError, map_webhook
+from .auth import bearer
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .server import Hub
+
+log = logging.getLogger("wallboard.hub.http")
+
+MAX_BODY = 1 << 20
+PRODUCER_HEADER = "X-Wallboard-Producer"
+BATCH_HEADER = "X-Wallboard-Batch"
+_JSON = "application/json"
+
+
+def server_ssl_context(cert: str, key: str) -> ssl.SSLContext:
+    """A TLS server context from PEM certificate chain and key files (same as the hub's)."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(cert, key)
+    return ctx
+
+
+class _Refusal(Exception):
+    """An HTTP refusal: status, error code (a protocol error code) and JSON details."""
+
+    def __init__(self, status: int, code: str, message: str, **extra: Any) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.extra = {k: v for k, v in extra.items() if v is not None}
+
+    def response(self) -> web.Response:
+        body = {"error": self.code, "message": str(self), **self.extra}
+        headers = {}
+        if self.status == 401:
+            headers["WWW-Authenticate"] = 'Bearer realm="wallboard"'
+        elif self.status == 429:
+            headers["Retry-After"] = "1"
+        return web.Response(status=self.status, body=orjson.dumps(body), content_type=_JSON, headers=headers)
+
+
+class _Bucket:
+    """Token bucket: ``rate`` events/s, burst of one second's worth."""
+
+    def __init__(self, rate: float) -> None:
+        self.rate = rate
+        self.level = rate
+        self.t = time.monotonic()
+
+    def take(self, n: int) -> bool:
+        now = time.monotonic()
+        self.level = min(self.rate, self.level + (now - self.t) * self.rate)
+        self.t = now
+        if n > self.level and n <= self.rate:
+            return False
+        self.level -= n
+        return True
+
+
+def parse_event_body(body: bytes, max_batch: int) -> tuple[list[dict[str, Any]], list[int] | None]:
+    """Events of a ``POST /events`` body and, for JSON Lines, each event's line number.
+
+    A body whose first non-blank byte is ``[`` is a JSON array; anything else is JSON
+    Lines (one event per line, blank lines skipped). Every event is validated (``seq``
+    and ``ts`` optional). Raises :class:`_Refusal` (400/413) for the first problem.
+    """
+    text = body.lstrip()
+    if not text:
+        raise _Refusal(400, "missing_field", "empty body: expected a JSON array of events or JSON Lines")
+    lines: list[int] | None = None
+    if text[:1] == b"[":
+        try:
+            events = orjson.loads(body)
+        except orjson.JSONDecodeError as e:
+            raise _Refusal(400, "not_json", f"not JSON: {e.msg} at line {e.lineno} column {e.colno}",
+                           offset=e.pos, line=e.lineno) from None
+        if not isinstance(events, list):
+            raise _Refusal(400, "bad_type", "expected a JSON array of events")
+    else:
+        events, lines = [], []
+        for n, raw in enumerate(body.split(b"\n"), 1):
+            if not raw.strip():
+                continue
+            try:
+                events.append(orjson.loads(raw))
+            except orjson.JSONDecodeError as e:
+                raise _Refusal(400, "not_json", f"line {n}: not JSON: {e.msg} at column {e.colno}",
+                               line=n, index=len(events)) from None
+            lines.append(n)
+            if len(events) > max_batch:
+                break
+    if len(events) > max_batch:
+        raise _Refusal(413, "too_large", f"more than {max_batch} events in one request: split it "
+                       f"(at most {max_batch} events per request)")
+    if not events:
+        raise _Refusal(400, "missing_field", "no events in the body")
+    for i, ev in enumerate(events):
+        try:
+            P.validate_event(ev, index=i, require_seq=False, require_ts=False, op="publish")
+        except P.ProtocolError as e:
+            line = lines[i] if lines is not None else None
+            msg = f"line {line}: {e}" if line is not None else str(e)
+            raise _Refusal(400, e.code, msg, index=i, line=line, field=e.field) from None
+    return events, lines
+
+
+class HttpIngest:
+    """The running HTTP listener; create it with :func:`start_http_ingest`."""
+
+    def __init__(self, hub: "Hub", *, mapping: MappingRules | None = None, max_body: int = MAX_BODY,
+                 rate_limit: float | None = None) -> None:
+        if max_body < 1024:
+            raise ValueError(f"max_body={max_body!r}: expected >= 1024 bytes")
+        rate = hub.config.rate_limit if rate_limit is None else rate_limit
+        if not rate > 0:
+            raise ValueError(f"rate_limit={rate!r}: expected > 0 events/s")
+        self.hub = hub
+        self.mapping = mapping or MappingRules()
+        self.max_body = max_body
+        self.bucket = _Bucket(rate)
+        self.requests: dict[tuple[str, int], int] = {}
+        self.host = ""
+        self.port = 0
+        self.scheme = "http"
+        self._runner: web.AppRunner | None = None
+        self.app = web.Application(middlewares=[self._middleware], client_max_size=max_body)
+        self.app.add_routes([
+            web.post("/events", self._events),
+            web.post("/alertmanager", self._alertmanager),
+            web.post("/grafana", self._grafana),
+            web.get("/metrics", self._metrics),
+            web.get("/healthz", self._healthz),
+        ])
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{self.scheme}://{host}:{self.port}"
+
+    async def start(self, host: str, port: int, ssl_context: ssl.SSLContext | None = None) -> None:
+        """Bind and serve (on the running loop, which must be the hub's)."""
+        self.hub.auth.check_bind(host)
+        self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, host, port, ssl_context=ssl_context)
+        await site.start()
+        addr = self._runner.addresses[0]
+        self.host, self.port = addr[0], addr[1]
+        self.scheme = "https" if ssl_context is not None else "http"
+        log.info("HTTP ingest on %s (/events, /alertmanager, /grafana, /metrics, /healthz)", self.url)
+
+    async def stop(self) -> None:
+        """Stop accepting, finish in-flight requests (bounded), release the port."""
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    # ------------------------------------------------------------------ plumbing
+    @web.middleware
+    async def _middleware(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        try:
+            resp = await handler(request)
+        except _Refusal as r:
+            self.hub.reject(r.code)
+            resp = r.response()
+        except web.HTTPException as e:  # 404 / 405 from routing
+            code = "not_found" if e.status == 404 else "bad_method"
+            self.hub.reject(code)
+            msg = (f"unknown path {request.path!r}: use POST /events, /alertmanager, /grafana or GET "
+                   "/metrics, /healthz") if e.status == 404 else f"{request.method} not allowed on {request.path}"
+            resp = web.Response(status=e.status, body=orjson.dumps({"error": code, "message": msg}),
+                                content_type=_JSON, headers={k: v for k, v in e.headers.items() if k == "Allow"})
+        path = request.path if request.match_info.route.resource is not None else "other"
+        key = (path, resp.status)
+        if key in self.requests or len(self.requests) < 200:  # bounded label set
+            self.requests[key] = self.requests.get(key, 0) + 1
+        return resp
+
+    def _authorize(self, request: web.Request, role: str) -> set[str]:
+        header = request.headers.get("Authorization")
+        token = bearer(header)
+        if header is not None and token is None:
+            raise _Refusal(401, "auth", "malformed Authorization header: expected 'Bearer <token>'")
+        roles = self.hub.auth.roles_for(token)
+        if role not in roles:
+            if token is None:
+                raise _Refusal(401, "auth", f"a {role} token is required: send 'Authorization: Bearer <token>'")
+            raise _Refusal(403, "auth", f"the token does not grant {role}")
+        return roles
+
+    async def _read(self, request: web.Request) -> bytes:
+        size = request.content_length
+        if size is not None and size > self.max_body:
+            raise _Refusal(413, "too_large", f"body of {size} bytes: at most {self.max_body} bytes per request")
+        data = bytearray()
+        async for chunk in request.content.iter_chunked(1 << 16):
+            data += chunk
+            if len(data) > self.max_body:
+                raise _Refusal(413, "too_large", f"body over {self.max_body} bytes: at most {self.max_body} "
+                               "bytes per request")
+        return bytes(data)
+
+    async def _submit(self, events: list[dict[str, Any]], producer: str | None = None,
+                      batch: int | None = None) -> tuple[int, int, bool]:
+        if not self.bucket.take(len(events)):
+            raise _Refusal(429, "rate_limited", f"over {self.bucket.rate:.0f} events/s: nothing applied, "
+                           "resend after the Retry-After delay")
+        try:
+            (first, last), dup = await self.hub.submit(events, producer, batch)
+        except Exception as e:  # journal failure: the producer should retry
+            log.warning("HTTP ingest: submit failed: %s", e)
+            raise _Refusal(503, "journal", f"not applied: {e}; retry later") from None
+        return first, last, dup
+
+    # ------------------------------------------------------------------ handlers
+    async def _events(self, request: web.Request) -> web.Response:
+        roles = self._authorize(request, "publish")
+        producer = request.headers.get(PRODUCER_HEADER)
+        batch_raw = request.headers.get(BATCH_HEADER)
+        batch: int | None = None
+        if producer is not None and not 1 <= len(producer) <= 200:
+            raise _Refusal(400, "bad_value", f"header {PRODUCER_HEADER}: expected 1..200 characters",
+                           field=PRODUCER_HEADER)
+        if batch_raw is not None:
+            try:
+                batch = int(batch_raw)
+                if batch < 0:
+                    raise ValueError
+            except ValueError:
+                raise _Refusal(400, "bad_value", f"header {BATCH_HEADER}: expected an integer >= 0, got "
+                               f"{batch_raw[:40]!r}", field=BATCH_HEADER) from None
+        if (producer is None) != (batch is None):
+            raise _Refusal(400, "missing_field", f"headers {PRODUCER_HEADER} and {BATCH_HEADER} go together",
+                           field=BATCH_HEADER if batch is None else PRODUCER_HEADER)
+        body = await self._read(request)
+        events, lines = parse_event_body(body, self.hub.config.max_batch)
+        if "control" not in roles:
+            for i, ev in enumerate(events):
+                if ev["type"] == "control":
+                    line = lines[i] if lines is not None else None
+                    where = f"line {line}, " if line is not None else ""
+                    raise _Refusal(403, "forbidden", f"{where}event {i}: control events need the control role",
+                                   index=i, line=line, field="type")
+        first, last, dup = await self._submit(events, producer, batch)
+        self.hub.count("http_events", len(events))
+        return _json({"first": first, "last": last, "count": len(events), "duplicate": dup})
+
+    async def _webhook(self, request: web.Request, source: str) -> web.Response:
+        self._authorize(request, "publish")
+        body = await self._read(request)
+        try:
+            payload = orjson.loads(body)
+        except orjson.JSONDecodeError as e:
+            raise _Refusal(400, "not_json", f"not JSON: {e.msg} at line {e.lineno} column {e.colno}",
+                           offset=e.pos) from None
+        try:
+            mapped = map_webhook(payload, self.mapping, source=source, incidents=self.hub.state.incidents)
+        except PayloadError as e:
+            raise _Refusal(400, "bad_value", f"not a {source} webhook payload: {e}", field=e.path) from None
+        for i, ev in enumerate(mapped.events):
+            try:
+                P.validate_event(ev, index=i, require_seq=False, require_ts=False, op="publish")
+            except P.ProtocolError as e:
+                raise _Refusal(400, e.code, f"alert maps to a bad {ev.get('type')} event: {e}",
+                               field=e.field) from None
+        self.hub.count(f"webhooks_{source}")
+        reply: dict[str, Any] = {"first": None, "last": None, "count": 0, "incidents": mapped.incidents,
+                                 "devices": mapped.devices, "ignored": mapped.ignored}
+        if mapped.events:
+            first, last, _ = await self._submit(mapped.events)
+            reply.update(first=first, last=last, count=len(mapped.events))
+        return _json(reply)
+
+    async def _alertmanager(self, request: web.Request) -> web.Response:
+        return await self._webhook(request, "alertmanager")
+
+    async def _grafana(self, request: web.Request) -> web.Response:
+        return await self._webhook(request, "grafana")
+
+    async def _metrics(self, request: web.Request) -> web.Response:
+        self._authorize(request, "subscribe")
+        return web.Response(body=render_metrics(self.hub, self).encode(),
+                            headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
+
+    async def _healthz(self, request: web.Request) -> web.Response:
+        return _json({"status": "ok", "hub": self.hub.hub_id, "seq": self.hub.seq, "walls": len(self.hub.walls)})
+
+
+def _json(obj: Any, status: int = 200) -> web.Response:
+    return web.Response(status=status, body=orjson.dumps(obj), content_type=_JSON)
+
+
+# --------------------------------------------------------------------------- metrics
+
+# stats key -> (metric name, type, help, scale)
+_METRICS: dict[str, tuple[str, str, str, float]] = {
+    "events_in": ("wallboard_events_in_total", "counter", "Events accepted, journaled and applied.", 1),
+    "events_out": ("wallboard_events_out_total", "counter", "Events sent to walls (live and replayed).", 1),
+    "replayed": ("wallboard_events_replayed_total", "counter", "Events replayed to reconnecting walls.", 1),
+    "http_events": ("wallboard_http_events_total", "counter", "Events accepted through POST /events.", 1),
+    "walls": ("wallboard_walls_connected", "gauge", "Walls connected now.", 1),
+    "walls_connected": ("wallboard_wall_connections_total", "counter", "Wall connections accepted.", 1),
+    "resyncs": ("wallboard_resyncs_total", "counter", "Snapshots sent because a wall's seq was gone or it lagged.", 1),
+    "snapshots_sent": ("wallboard_snapshots_sent_total", "counter", "Snapshots sent to walls.", 1),
+    "duplicates": ("wallboard_duplicate_batches_total", "counter", "Resent batches acknowledged, not re-applied.", 1),
+    "publishers": ("wallboard_publish_connections_total", "counter", "Producer websocket connections.", 1),
+    "violations": ("wallboard_protocol_violations_total", "counter", "Frames that broke the protocol.", 1),
+    "controls": ("wallboard_controls_total", "counter", "Control commands journaled.", 1),
+    "compactions": ("wallboard_journal_compactions_total", "counter", "Journal snapshots + truncations.", 1),
+    "state_errors": ("wallboard_state_errors_total", "counter", "Journaled events the live state failed to apply.", 1),
+    "seq": ("wallboard_seq", "gauge", "Last committed seq.", 1),
+    "journal_events": ("wallboard_journal_events", "gauge", "Events held in the journal (journal size).", 1),
+    "journal_bytes": ("wallboard_journal_bytes", "gauge", "Journal file size on disk (SQLite + WAL).", 1),
+    "journal_commits": ("wallboard_journal_commits_total", "counter", "Journal commits (one fsync each).", 1),
+    "journal_pending": ("wallboard_journal_pending_events", "gauge",
+                        "Accepted events waiting for the next journal commit (journal lag).", 1),
+    "journal_commit_ms": ("wallboard_journal_last_commit_seconds", "gauge", "Duration of the last journal commit.",
+                          0.001),
+    "wall_max_lag": ("wallboard_wall_max_lag_events", "gauge", "Largest backlog of any wall, in events.", 1),
+}
+_SKIP = {"rejects", "commits"}  # sum of the labelled rejects; same as journal_commits
+_NAME_RE = re.compile(r"[^a-zA-Z0-9_]")
+
+
+def _num(v: Any) -> str:
+    if isinstance(v, bool):
+        return "1" if v else "0"
+    if isinstance(v, int):
+        return str(v)
+    f = float(v)
+    if math.isnan(f):
+        return "NaN"
+    if math.isinf(f):
+        return "+Inf" if f > 0 else "-Inf"
+    return repr(f)
+
+
+def _label(v: str) -> str:
+    return v.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def render_metrics(hub: "Hub", ingest: HttpIngest | None = None) -> str:
+    """The hub's counters in the Prometheus text exposition format (version 0.0.4).
+
+    Built from ``hub.stats()`` (known keys get stable names, types and help; rejects get a
+    ``reason`` label; any other counter is exported as ``wallboard_hub_<key>``), plus
+    per-wall gauges and the HTTP request counts of ``ingest``.
+    """
+    stats = hub.stats()
+    out: list[str] = []
+
+    def family(name: str, mtype: str, help_: str, samples: list[tuple[str, Any]]) -> None:
+        out.append(f"# HELP {name} {help_}")
+        out.append(f"# TYPE {name} {mtype}")
+        for labels, v in samples:
+            out.append(f"{name}{labels} {_num(v)}")
+
+    family("wallboard_hub_info", "gauge", "Hub identity (value always 1).", [(f'{{hub="{_label(hub.hub_id)}"}}', 1)])
+    for key, (name, mtype, help_, scale) in _METRICS.items():
+        v = stats.get(key, 0)
+        family(name, mtype, help_, [("", v * scale if scale != 1 else v)])
+    rejects = sorted((k[len("rejects_"):], v) for k, v in stats.items() if k.startswith("rejects_"))
+    family("wallboard_rejects_total", "counter", "Refused frames, events and requests, by reason.",
+           [(f'{{reason="{_label(r)}"}}', v) for r, v in rejects])
+    hooks = sorted((k[len("webhooks_"):], v) for k, v in stats.items() if k.startswith("webhooks_"))
+    family("wallboard_webhooks_total", "counter", "Alert webhook bodies accepted, by source.",
+           [(f'{{source="{_label(s)}"}}', v) for s, v in hooks])
+    for key in sorted(stats):
+        if key in _METRICS or key in _SKIP or key.startswith(("rejects_", "webhooks_")):
+            continue
+        v = stats[key]
+        if isinstance(v, (int, float)):
+            family(f"wallboard_hub_{_NAME_RE.sub('_', key)}", "untyped", f"Hub counter {key}.", [("", v)])
+    walls: list[tuple[str, Any]] = []
+    for w in hub.walls:
+        walls.append((w.name, w))
+    names: dict[str, int] = {}
+    lag, queue, sent, resyncs = [], [], [], []
+    for name, w in sorted(walls, key=lambda x: x[0]):
+        names[name] = names.get(name, 0) + 1
+        label = name if names[name] == 1 else f"{name}#{names[name]}"  # unique label sets
+        lbl = f'{{wall="{_label(label)}"}}'
+        info = w.info()
+        lag.append((lbl, info.get("lag", 0)))
+        queue.append((lbl, len(w.oob)))
+        sent.append((lbl, info.get("sent", 0)))
+        resyncs.append((lbl, info.get("resyncs", 0)))
+    family("wallboard_wall_lag_events", "gauge", "Events committed but not yet sent to this wall (queue depth).", lag)
+    family("wallboard_wall_queued_frames", "gauge", "Out-of-band frames (heartbeat, stats, errors) queued.", queue)
+    family("wallboard_wall_sent_events_total", "counter", "Events sent to this wall.", sent)
+    family("wallboard_wall_resyncs_total", "counter", "Snapshots sent to this wall.", resyncs)
+    if ingest is not None:
+        family("wallboard_http_requests_total", "counter", "HTTP ingest requests by path and status code.",
+               [(f'{{path="{_label(p)}",code="{c}"}}', n) for (p, c), n in sorted(ingest.requests.items())])
+    return "\n".join(out) + "\n"
+
+
+async def start_http_ingest(hub: "Hub", host: str, port: int, *, ssl_context: ssl.SSLContext | None = None,
+                            max_body: int = MAX_BODY, mapping: MappingRules | None = None,
+                            rate_limit: float | None = None) -> HttpIngest:
+    """Start the HTTP listener on the running loop (the hub's; after ``hub.astart()``).
+
+    ``port`` 0 binds a free port (read it from ``.port``). ``mapping`` defaults to the
+    documented alert mapping; ``rate_limit`` (events/s over all HTTP producers) to the
+    hub's ``rate_limit``. Stop it with ``await ingest.stop()`` before ``hub.astop()``.
+    Raises ``AuthConfigError`` for a non-loopback host while a role has no token.
+    """
+    ingest = HttpIngest(hub, mapping=mapping, max_body=max_body, rate_limit=rate_limit)
+    await ingest.start(host, port, ssl_context)
+    return ingest
+
+
+__all__ = ["HttpIngest", "start_http_ingest", "render_metrics", "parse_event_body", "server_ssl_context",
+           "MAX_BODY", "PRODUCER_HEADER", "BATCH_HEADER"]
