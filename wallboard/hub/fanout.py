@@ -114,6 +114,8 @@ class WallSender:
         """New events were committed: wake the sender, or resync a wall too far behind."""
         if self.cursor and not self.need_snapshot and self.hub.seq - self.cursor + 1 > self.hub.config.max_lag:
             self.need_snapshot = True
+            self.resyncs += 1
+            self.hub.count("resyncs")
             log.warning("wall %s is %d events behind (bound %d): dropping its backlog, resync",
                         self.name, self.hub.seq - self.cursor + 1, self.hub.config.max_lag)
         self.wake.set()
@@ -147,9 +149,6 @@ class WallSender:
 
     async def _send_snapshot(self) -> None:
         self.need_snapshot = False
-        if self.cursor:
-            self.resyncs += 1
-            self.hub.count("resyncs")
         seq, frames = self.hub.snapshot_frames()
         for f in frames:
             await self.ws.send(f, text=True)
