@@ -186,6 +186,7 @@ class DeviceGridPanel(QWidget):
         self._row_of_store: dict[str, int] = {}
         self._rolled: list[str] = []
         self._rolled_set: set[str] = set()
+        self._known_devices: set[str] = set()  # every device laid out (rolled up too)
         self._roll_xy = np.zeros((0, 2), np.int32)
         self._roll_codes = np.zeros(0, np.uint8)
         self._roll_rect = QRect()
@@ -266,8 +267,9 @@ class DeviceGridPanel(QWidget):
         return sorted(stores, key=lambda s: (-STATUS_RANK.get(worst(s), 3), name(s), s))
 
     def _structure_changed(self, dirty) -> bool:
+        known = self._known_devices
         for d in dirty.devices:
-            if (d in self._dev_index) != (d in self.state.devices):
+            if (d in known) != (d in self.state.devices):
                 return True
         for s in dirty.stores:
             if s not in self._row_of_store and s not in self._rolled_set \
@@ -303,6 +305,7 @@ class DeviceGridPanel(QWidget):
         self._last_sort = now
         devs = {s: sorted(st.store_devices(s), key=lambda d: (str(st.devices[d].get("name", d)), d))
                 for s in self._order}
+        self._known_devices = {d for ds in devs.values() for d in ds}
         kinds = self._kind_list(devs)
         self._kinds = kinds
         kidx = {k: i for i, k in enumerate(kinds)}

@@ -268,6 +268,8 @@ class StoreMapPanel(QWidget):
             item.setPen(pen)
             item.setBrush(QBrush(QColor(fill)) if fill else QBrush(Qt.BrushStyle.NoBrush))
             item.setZValue(-10 + z)
+            # painted once per zoom into a device pixmap; markers repaint over it cheaply
+            item.setCacheMode(QGraphicsPathItem.CacheMode.DeviceCoordinateCache)
             self.vb.addItem(item)
 
     # ------------------------------------------------------------------ public API
