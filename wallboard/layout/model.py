@@ -1,0 +1,215 @@
+"""The layout model: frozen dataclasses a validated layout is made of, and its errors.
+
+Built by :func:`wallboard.layout.load_layout`; the shell reads them, nothing mutates them.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Sequence
+
+WIDGET_TYPES: tuple[str, ...] = (
+    "store_map", "device_grid", "change_timeline", "incident_board",
+    "voice_feed", "kpi_tiles", "kpi_chart", "text",
+)
+#: Alert sounds shipped in ``assets/sounds/<name>.wav``; ``"none"`` is silence.
+SOUND_NAMES: tuple[str, ...] = ("p1_alarm", "p1_urgent", "p2_chime", "none")
+#: Placeholders a ``kind = "store"`` layout may use; :func:`bind_store` fills them.
+PLACEHOLDERS: tuple[str, ...] = ("{store}", "{city}", "{store_name}")
+#: A panel's default age threshold (seconds) per widget type; 0 means "never stale".
+STALE_DEFAULTS: dict[str, float] = {
+    "store_map": 60, "device_grid": 60, "change_timeline": 900, "incident_board": 120,
+    "voice_feed": 300, "kpi_tiles": 30, "kpi_chart": 30, "text": 0,
+}
+#: Title shown when a panel names none (English, Chinese).
+DEFAULT_TITLES: dict[str, tuple[str, str]] = {
+    "store_map": ("Stores", "门店地图"), "device_grid": ("Devices", "设备状态"),
+    "change_timeline": ("Changes", "变更时间线"), "incident_board": ("Incidents", "故障看板"),
+    "voice_feed": ("Voice of customers", "顾客之声"), "kpi_tiles": ("KPIs", "业务指标"),
+    "kpi_chart": ("Trend", "指标趋势"), "text": ("Notes", "备注"),
+}
+
+# --------------------------------------------------------------------------- errors
+
+
+@dataclass(frozen=True)
+class LayoutIssue:
+    """One problem in a layout file: where (file, line, key path) and what."""
+
+    file: str
+    line: int | None
+    path: str
+    message: str
+    column: int | None = None
+
+    def __str__(self) -> str:
+        where = self.file or "<layout>"
+        if self.line is not None:
+            where += f":{self.line}"
+            if self.column is not None:
+                where += f":{self.column}"
+        return f"{where}: {self.path}: {self.message}" if self.path else f"{where}: {self.message}"
+
+
+class LayoutError(Exception):
+    """A layout could not be used; ``issues`` lists every problem found, in file order."""
+
+    def __init__(self, issues: Sequence[LayoutIssue]):
+        self.issues: list[LayoutIssue] = list(issues)
+        n = len(self.issues)
+        head = f"{n} error{'s' if n != 1 else ''} in layout"
+        files = sorted({i.file for i in self.issues if i.file})
+        if len(files) == 1:
+            head += f" {files[0]}"
+        super().__init__(head + ":\n" + "\n".join(f"  {i}" for i in self.issues))
+
+    @property
+    def errors(self) -> list[LayoutIssue]:
+        """Alias of ``issues`` (the name used in docs/architecture.md)."""
+        return self.issues
+
+
+# --------------------------------------------------------------------------- model
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Cities and/or stores an event (or panel) covers; both empty means chain-wide."""
+
+    cities: tuple[str, ...] = ()
+    stores: tuple[str, ...] = ()
+
+    @property
+    def chain_wide(self) -> bool:
+        return not self.cities and not self.stores
+
+
+@dataclass(frozen=True)
+class FreezeWindow:
+    """A change freeze drawn on the change timeline; changes inside it stand out."""
+
+    start: datetime
+    end: datetime
+    label: str
+    label_zh: str = ""
+
+
+@dataclass(frozen=True)
+class Event:
+    title: str
+    title_zh: str = ""
+    starts_at: datetime | None = None      # aware; the header counts down / up to it
+    ends_at: datetime | None = None
+    scope: Scope = Scope()
+    freeze: tuple[FreezeWindow, ...] = ()
+
+
+@dataclass(frozen=True)
+class Panel:
+    """One widget on a screen's grid. ``options`` is validated with defaults filled in
+    (treat it as read-only); ``scope`` narrows the event scope for this panel only."""
+
+    type: str
+    title: str
+    title_zh: str
+    col: int
+    row: int
+    cols: int
+    rows: int
+    stale_after_s: float
+    options: dict = field(default_factory=dict, hash=False)
+    scope: Scope | None = None
+
+
+@dataclass(frozen=True)
+class Screen:
+    """A grid of panels; shown in its own window or as a page of the rotation."""
+
+    name: str
+    columns: int
+    rows: int
+    panels: tuple[Panel, ...]
+    title: str = ""
+    title_zh: str = ""
+    screen: int | None = None            # physical screen index (None: the shell decides)
+
+
+@dataclass(frozen=True)
+class RotationPage:
+    screen: str
+    duration_s: float
+
+
+@dataclass(frozen=True)
+class Rotation:
+    enabled: bool = False
+    pages: tuple[RotationPage, ...] = ()
+    screen: int | None = None            # physical screen of the rotating window
+
+
+@dataclass(frozen=True)
+class Sound:
+    enabled: bool = True
+    p1: str = "p1_alarm"
+    p1_escalated: str = "p1_urgent"
+    p2: str = "p2_chime"
+    repeat_s: float = 30.0
+    escalate_after_s: float = 120.0
+    volume: float = 0.8
+
+
+@dataclass(frozen=True)
+class Page:
+    screen: Screen
+    duration_s: float | None             # None: a static window (no rotation)
+
+
+@dataclass(frozen=True)
+class Window:
+    """What one top-level window shows: one page, or the rotation's pages in order."""
+
+    screen: int | None
+    pages: tuple[Page, ...]
+    rotating: bool                       # True: the rotation's window (PgUp/PgDn flip)
+
+
+@dataclass(frozen=True)
+class Layout:
+    name: str
+    event: Event
+    screens: tuple[Screen, ...]
+    path: str | None = None
+    description: str = ""
+    kind: str = "event"                  # "store": a drill-down template, see bind_store
+    theme: str = "dark"
+    frame_rate: int = 30
+    rotation: Rotation = Rotation()
+    sound: Sound = Sound()
+
+    def screen(self, name: str) -> Screen:
+        """The screen called ``name`` (KeyError if none)."""
+        for s in self.screens:
+            if s.name == name:
+                return s
+        raise KeyError(name)
+
+    def windows(self) -> tuple[Window, ...]:
+        """The windows to open: each screen not in the rotation gets its own window; the
+        rotation's pages share one window (on ``rotation.screen``, else the first page's
+        screen). A disabled rotation still groups its pages: the window shows the first
+        page and PgUp/PgDn flip by hand."""
+        rotated = {p.screen for p in self.rotation.pages}
+        out: list[Window] = []
+        placed = False
+        for s in self.screens:
+            if s.name not in rotated:
+                out.append(Window(s.screen, (Page(s, None),), False))
+            elif not placed:
+                placed = True
+                pages = tuple(Page(self.screen(p.screen), p.duration_s)
+                              for p in self.rotation.pages)
+                where = self.rotation.screen
+                if where is None:
+                    where = pages[0].screen.screen
+                out.append(Window(where, pages, True))
+        return tuple(out)
