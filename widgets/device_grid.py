@@ -358,7 +358,10 @@ class DeviceGridPanel(QWidget):
         self._rolled_set = set(self._rolled)
         self._layout_rolled(W, H, roll_h)
         # hit map at cell resolution
-        self._cellmap = np.full((H // p + 2, W // p + 2), -1, np.int32)
+        # sized to what was placed (a block may overhang a narrow panel), never out of bounds
+        span_x = max(W, int(self._xy[:, 0].max()) + p) if len(ids) else W
+        span_y = max(H, int(self._xy[:, 1].max()) + p) if len(ids) else H
+        self._cellmap = np.full((span_y // p + 2, span_x // p + 2), -1, np.int32)
         if len(ids):
             self._cellmap[self._xy[:, 1] // p, self._xy[:, 0] // p] = np.arange(len(ids))
         self._count_kinds()
