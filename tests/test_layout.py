@@ -10,6 +10,8 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from wallboard.layout import (
     DEFAULT_LAYOUT_DIR, SOUND_NAMES, WIDGET_OPTIONS, WIDGET_TYPES, Layout, LayoutError,
@@ -347,6 +349,70 @@ at = [0, 1]
     msg = str(exc)
     assert msg.startswith("6 errors in layout multi.toml:\n  multi.toml:1: theme: ")
     assert exc.errors == exc.issues
+
+
+Q3, L3 = '"' * 3, "'" * 3
+EDGE_TOML = "\n".join([
+    'a."b c" = 1',
+    '"中文" = { x = ' + Q3 + 'q\\"' + Q3 + ', y = [1, [2, 3], {z = \'w\'}] }',
+    "m = " + Q3,
+    "multi \\" + Q3 + " still",
+    Q3,
+    "lit = " + L3 + "it's" + L3,
+    "[t]",
+    "k = [",
+    "  { a = 1 },  # c",
+    '  { b = "]" },',
+    "]",
+    "[[t.arr]]",
+    "v = 1",
+    "[[t.arr]]",
+    "v = 2",
+    "",
+])
+
+
+def test_line_index_follows_toml_constructs():
+    import tomllib
+
+    from wallboard.layout.lines import LineIndex
+
+    assert tomllib.loads(EDGE_TOML)["m"] == 'multi """ still\n'
+    li = LineIndex(EDGE_TOML)
+    assert li.line(("a", "b c")) == 1
+    assert li.line(("中文", "y", 2, "z")) == 2
+    assert li.line(("m",)) == 3 and li.line(("lit",)) == 6
+    assert li.line(("t", "k", 1, "b")) == 10
+    assert li.line(("t", "arr", 1, "v")) == 15
+    assert li.line(("t", "arr", 1, "nope")) == 14      # falls back to the nearest parent
+    assert li.line(("nowhere",)) is None
+
+
+def test_deep_nesting_is_a_layout_error():
+    err = one("a = " + "[" * 3000 + "]" * 3000)
+    assert err.message == "TOML nested too deeply"
+
+
+_EDIT = st.sampled_from(list("[]{}\"'=,.#\n 0123456789abcxyz_-:+T") + ["[[screens]]", Q3])
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(name=st.sampled_from(SHIPPED), edits=st.lists(
+    st.tuples(st.floats(0, 1), st.integers(0, 12), st.lists(_EDIT, max_size=4)),
+    min_size=1, max_size=4))
+def test_mutated_layouts_give_a_layout_or_issues_never_a_crash(name, edits):
+    text = (DEFAULT_LAYOUT_DIR / f"{name}.toml").read_text(encoding="utf-8")
+    for where, cut, insert in edits:
+        i = int(where * len(text))
+        text = text[:i] + "".join(insert) + text[i + cut:]
+    try:
+        load_layout_text(text, f"{name}.toml")
+    except LayoutError as exc:
+        n_lines = text.count("\n") + 1
+        assert exc.issues
+        for issue in exc.issues:
+            assert issue.line is None or 1 <= issue.line <= n_lines
+            assert str(issue).startswith(f"{name}.toml")
 
 
 # --------------------------------------------------------------------------- files

@@ -54,6 +54,8 @@ def load_layout_text(text: str, name: str = "<layout>", path: str | Path | None 
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise LayoutError([_syntax_issue(file, str(exc), text)]) from None
+    except RecursionError:
+        raise LayoutError([LayoutIssue(file, None, "", "TOML nested too deeply")]) from None
     base = Path(path).resolve().parent if path is not None else None
     ck = Check(file, LineIndex(text), base)
     top, _ = SCHEMA.check_fields(raw, (), ck)   # cross-checks also see the valid parts

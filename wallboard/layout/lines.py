@@ -2,7 +2,11 @@
 from __future__ import annotations
 
 import re
+import tomllib
 from bisect import bisect_right
+
+_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
+_SCALAR = re.compile(r"[^,\]\}\n#]*")
 
 
 class LineIndex:
@@ -21,8 +25,8 @@ class LineIndex:
         self._aot: dict[tuple, int] = {}
         try:
             self._document()
-        except (IndexError, ValueError):  # pragma: no cover - best effort only
-            pass
+        except (IndexError, ValueError, AttributeError, RecursionError):
+            pass  # best effort: what was placed so far stays usable
 
     def line(self, path: tuple) -> int | None:
         while path:
@@ -55,14 +59,11 @@ class LineIndex:
             self._skip(False)
             c = s[self.i]
             if c in "\"'":
-                j = self.i + 1
-                while s[j] != c:
-                    j += 2 if (c == '"' and s[j] == "\\") else 1
-                raw = s[self.i + 1:j]
-                parts.append(raw if c == "'" else raw.encode().decode("unicode_escape"))
-                self.i = j + 1
+                j = self._string_end(self.i)
+                parts.append(tomllib.loads("k = " + s[self.i:j])["k"])
+                self.i = j
             else:
-                m = re.compile(r"[A-Za-z0-9_-]+").match(s, self.i)
+                m = _BARE_KEY.match(s, self.i)
                 parts.append(m.group())
                 self.i = m.end()
             self._skip(False)
@@ -108,52 +109,49 @@ class LineIndex:
             if self.i <= start:
                 return
 
+    def _string_end(self, i: int) -> int:
+        """Index just past the string literal (any of the four kinds) starting at ``i``."""
+        s = self.s
+        q = s[i] * 3 if s.startswith(s[i] * 3, i) else s[i]
+        j = i + len(q)
+        while not s.startswith(q, j):
+            j += 2 if (q[0] == '"' and s[j] == "\\") else 1
+            if j >= len(s):
+                raise ValueError("unterminated string")
+        j += len(q)
+        while len(q) == 3 and s.startswith(q[0], j):  # """"" : quotes may end the content
+            j += 1
+        return j
+
     def _value(self, path: tuple) -> None:
         s = self.s
         self._skip(False)
-        for q in ('"""', "'''"):
-            if s.startswith(q, self.i):
-                j = self.i + 3
-                while not s.startswith(q, j) or (q == '"""' and s[j - 1] == "\\"):
-                    j += 1
-                while s.startswith(q[0], j + 3):  # up to two quotes may end the content
-                    j += 1
-                self.i = j + 3
-                return
         c = s[self.i]
         if c in "\"'":
-            j = self.i + 1
-            while s[j] != c:
-                j += 2 if (c == '"' and s[j] == "\\") else 1
-            self.i = j + 1
-        elif c == "[":
+            self.i = self._string_end(self.i)
+        elif c in "[{":
+            close = "]" if c == "[" else "}"
             self.i += 1
             n = 0
             while True:
-                self._skip(True)
-                if s[self.i] == "]":
+                self._skip(c == "[")
+                if s[self.i] == close:
                     self.i += 1
                     return
-                self._mark(path + (n,))
-                self._value(path + (n,))
-                self._skip(True)
-                if s[self.i] == ",":
-                    self.i += 1
-                n += 1
-        elif c == "{":
-            self.i += 1
-            while True:
-                self._skip(False)
-                if s[self.i] == "}":
-                    self.i += 1
-                    return
-                sub = path + tuple(self._key())
-                self._mark(sub)
-                self.i += 1  # "="
+                start = self.i
+                if c == "[":
+                    sub = path + (n,)
+                    self._mark(sub)
+                else:
+                    sub = path + tuple(self._key())
+                    self._mark(sub)
+                    self.i += 1  # "="
                 self._value(sub)
-                self._skip(False)
+                self._skip(c == "[")
                 if s[self.i] == ",":
                     self.i += 1
+                if self.i <= start:
+                    raise ValueError("no progress")
+                n += 1
         else:
-            m = re.compile(r"[^,\]\}\n#]*").match(s, self.i)
-            self.i = m.end()
+            self.i = _SCALAR.match(s, self.i).end()
