@@ -271,7 +271,7 @@ def test_p1_sound_plays_until_acknowledged(wall):
     ctl, feed, clock, _ = wall
     clock.t += 1.1
     ctl.frame()
-    assert ctl.sound.played[:1] == ["p1"]
+    assert ctl.sound.played[:1] == [ctl.layout.sound.p1]
     seq = ctl.state.seq
     feed.items.append(("events", [{"type": "incident", "id": "inc-1", "ts": clock.t, "seq": seq + 1,
                                     "status": "acknowledged", "acknowledged_at": clock.t}]))

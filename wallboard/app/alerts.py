@@ -16,6 +16,7 @@ class Alert:
     sound: str  # "p1" or "p2"
     volume: float
     incident: str
+    escalated: bool = False
 
 
 @dataclass
@@ -46,7 +47,8 @@ class AlertPolicy:
             if last is not None and now - last < interval:
                 continue
             if best is None:
-                best = Alert("p1" if sev == "P1" else "p2", 1.0 if (escalated or sev == "P1") else 0.7, inc)
+                best = Alert("p1" if sev == "P1" else "p2", 1.0 if (escalated or sev == "P1") else 0.7, inc,
+                             escalated)
         if best is None or not self.enabled or self.muted:
             return None
         for inc, sev in severe:  # one sound covers every incident due at this moment

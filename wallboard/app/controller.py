@@ -420,7 +420,10 @@ class WallController(QObject):
                 severe.append((inc["id"], inc["severity"]))
         alert = self.alerts.due(severe, now)
         if alert is not None:
-            self.sound.play(alert.sound, alert.volume * self.layout.sound.volume)
+            snd = self.layout.sound
+            name = snd.p2 if alert.sound == "p2" else (snd.p1_escalated if alert.escalated else snd.p1)
+            if name != "none":
+                self.sound.play(name, alert.volume * snd.volume)
 
     # ------------------------------------------------------------------ keys
     def tr(self, text: str) -> str:  # type: ignore[override]

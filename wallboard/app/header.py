@@ -145,9 +145,13 @@ class HeaderBar(QWidget):
             p.setPen(QColor(self.theme.accent))
             p.drawText(QRectF(x_right - cw, 0, cw, h), Qt.AlignmentFlag.AlignVCenter, countdown)
             x_right -= cw + pad
+        # The title keeps what it needs (up to half the strip); counters take the rest.
+        p.setFont(big)
+        title_w = min(p.fontMetrics().horizontalAdvance(title), int(r.width() * 0.5))
         p.setFont(small)
         fs = p.fontMetrics()
-        cw = min(fs.horizontalAdvance(counters), max(0, int(x_right - r.width() * 0.35)))
+        room = max(0, int(x_right - pad * 3 - title_w))
+        cw = min(fs.horizontalAdvance(counters), room)
         p.setPen(QColor(self.theme.text_dim if not self._status.rejects else "#e0a106"))
         p.drawText(QRectF(x_right - cw, 0, cw, h), Qt.AlignmentFlag.AlignVCenter,
                    fs.elidedText(counters, Qt.TextElideMode.ElideRight, int(cw)))

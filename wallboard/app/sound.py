@@ -14,11 +14,13 @@ from PySide6.QtCore import QUrl
 from PySide6.QtGui import QGuiApplication
 
 SOUNDS_DIR = Path(__file__).resolve().parents[2] / "assets" / "sounds"
-SOUND_FILES = {"p1": "p1.wav", "p2": "p2.wav"}
+from wallboard.layout import SOUND_NAMES  # noqa: E402
+
+SOUND_FILES = {n: f"{n}.wav" for n in SOUND_NAMES if n != "none"}
 
 
 class SoundPlayer:
-    """``play("p1", volume)``; silent (but counting) where audio is unavailable."""
+    """``play("p1_alarm", volume)``; silent (but counting) where audio is unavailable."""
 
     def __init__(self, sounds_dir: Path = SOUNDS_DIR, files: dict[str, str] | None = None) -> None:
         self.unavailable = ""
