@@ -43,6 +43,12 @@ MAX_PRODUCERS = 10_000
 BATCHES_PER_PRODUCER = 64
 
 
+def _exact(b: bytes) -> bytes:
+    """A right-sized copy: orjson's result keeps its ~4 KiB working buffer, which would
+    make every kept event cost 4 KiB of memory."""
+    return memoryview(b).tobytes()
+
+
 @dataclass
 class Batch:
     """One producer batch to append: validated events (``seq`` is set by ``append``)."""
@@ -141,7 +147,7 @@ class MemoryJournal:
             for ev in b.events:
                 seq += 1
                 ev["seq"] = seq
-                self._events.append(orjson.dumps(ev))
+                self._events.append(_exact(orjson.dumps(ev)))
             out.append((first, seq))
             if b.producer is not None and b.batch is not None:
                 self._batches.note(b.producer, b.batch, first, seq)

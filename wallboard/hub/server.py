@@ -39,7 +39,7 @@ from wallboard.state import LiveState
 
 from .auth import Auth, bearer
 from .fanout import Tail, WallSender
-from .journal import Batch, Journal, open_journal
+from .journal import Batch, Journal, _exact, open_journal
 
 log = logging.getLogger("wallboard.hub")
 
@@ -370,7 +370,7 @@ class Hub:
         self._last_commit_ms = (time.perf_counter() - t0) * 1000
         events = [ev for b in batches for ev in b.events]
         first = ranges[0][0]
-        self.tail.extend(first, [orjson.dumps(ev) for ev in events])
+        self.tail.extend(first, [_exact(orjson.dumps(ev)) for ev in events])
         try:
             self.state.apply(events, time.time())
         except Exception:  # journaled already: the state must follow; log loudly
