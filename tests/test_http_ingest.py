@@ -321,7 +321,7 @@ def test_webhook_refusals_name_the_field():
             assert status == 400 and reply["error"] == "not_json"
             status, reply = await env.post("/alertmanager", {"alerts": [{"status": "firing"}]})
             assert status == 400 and reply["field"] == "alerts[0].labels"
-            assert reply["message"].startswith("not a alertmanager webhook payload: alerts[0].labels")
+            assert reply["message"].startswith("not a valid alertmanager webhook payload: alerts[0].labels")
             status, reply = await env.post("/grafana", {"status": "firing"})
             assert status == 400 and reply["field"] == "alerts"
             long_label = {"alerts": [{"status": "firing", "labels": {"alertname": "x", "owner": "o",

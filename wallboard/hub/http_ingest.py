@@ -297,7 +297,7 @@ class HttpIngest:
         try:
             mapped = map_webhook(payload, self.mapping, source=source, incidents=self.hub.state.incidents)
         except PayloadError as e:
-            raise _Refusal(400, "bad_value", f"not a {source} webhook payload: {e}", field=e.path) from None
+            raise _Refusal(400, "bad_value", f"not a valid {source} webhook payload: {e}", field=e.path) from None
         for i, ev in enumerate(mapped.events):
             try:
                 P.validate_event(ev, index=i, require_seq=False, require_ts=False, op="publish")
