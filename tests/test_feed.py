@@ -128,7 +128,7 @@ def test_seq_gap_reconnects_with_since_and_is_never_skipped():
             await ws.send(events(5, 6))  # gap
         else:
             await ws.send(events(hello.since + 1, 6))
-        await asyncio.sleep(5)
+        await ws.wait_closed()
 
     fake = FakeHub(script)
     client = FeedClient(fake.url, since=0)
@@ -149,7 +149,7 @@ def test_stale_after_three_missed_heartbeats_then_live_again():
         await ws.send(welcome(hb=0.1))
         await asyncio.sleep(0.8)  # silence: > 3 heartbeat intervals
         await ws.send(P.encode(P.Heartbeat(seq=0, time=time.time())))
-        await asyncio.sleep(5)
+        await ws.wait_closed()
 
     fake = FakeHub(script)
     client = FeedClient(fake.url)
@@ -190,7 +190,7 @@ def test_one_wake_per_batch_of_work_and_bounded_queue():
         await ws.send(welcome())
         for k in range(50):
             await ws.send(events(k * 10 + 1, k * 10 + 10))
-        await asyncio.sleep(5)
+        await ws.wait_closed()
 
     fake = FakeHub(script)
     wakes = []
