@@ -102,13 +102,13 @@ def test_resume_after_a_dropped_connection_replays_without_a_snapshot():
                 evs = [{"type": "kpi", "metric": "m", "scope": "global", "value": float(i)} for i in range(n0, n0 + n)]
                 fut = hub.submit(evs)
                 await fut
-            asyncio.run_coroutine_threadsafe(go(), hub._loop).result(5)
+            asyncio.run_coroutine_threadsafe(go(), hub.loop).result(5)
 
         publish(0, 10)
         assert wait_for(lambda: len(col.pump()) and col.seqs()[-1:] == [10])
         # drop every wall connection from the hub side
         for w in list(hub.walls):
-            asyncio.run_coroutine_threadsafe(w.ws.close(1001, "going away"), hub._loop).result(5)
+            asyncio.run_coroutine_threadsafe(w.ws.close(1001, "going away"), hub.loop).result(5)
         publish(10, 5)
         assert wait_for(lambda: col.pump() and col.seqs()[-1:] == [15])
         assert col.seqs() == list(range(1, 16))

@@ -82,7 +82,7 @@ def test_bad_lines_reported_with_line_numbers_over_websocket(hub, token, tmp_pat
 
 
 def test_http_transport_and_idempotent_rerun(hub, token, tmp_path, capsys):
-    fut = asyncio.run_coroutine_threadsafe(start_http_ingest(hub, "127.0.0.1", 0), hub._loop)
+    fut = asyncio.run_coroutine_threadsafe(start_http_ingest(hub, "127.0.0.1", 0), hub.loop)
     ingest = fut.result(10)
     try:
         path = write(tmp_path, BAD_FILE)
@@ -93,7 +93,7 @@ def test_http_transport_and_idempotent_rerun(hub, token, tmp_path, capsys):
         code, err = publish(argv, capsys)  # same producer + same file: acknowledged, not applied again
         assert code == 1 and "2 duplicate acks" in err and hub.seq == 3
     finally:
-        asyncio.run_coroutine_threadsafe(ingest.stop(), hub._loop).result(10)
+        asyncio.run_coroutine_threadsafe(ingest.stop(), hub.loop).result(10)
 
 
 def test_all_good_from_stdin_exits_zero(hub, token, monkeypatch, capsys):

@@ -109,6 +109,11 @@ def register(subparsers: Any) -> None:
     p.add_argument("--token-file", metavar="F", help="file of 'role = token' lines (publish, subscribe, control)")
     p.add_argument("--tls-cert", metavar="F", help="TLS certificate chain (PEM); serve wss://")
     p.add_argument("--tls-key", metavar="F", help="TLS private key (PEM), with --tls-cert")
+    p.add_argument("--http-port", type=int, default=None, metavar="PORT",
+                   help="also serve HTTP ingest on this port: POST /events, /alertmanager, /grafana, GET /metrics, "
+                   "/healthz (same host, tokens and TLS; default off; 0 = any free port)")
+    p.add_argument("--mapping", metavar="FILE",
+                   help="alert mapping TOML for /alertmanager and /grafana (default: the rules in docs/integrations.md)")
     p.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"),
                    help="logging level (default INFO)")
     p.set_defaults(func=cmd_hub)
@@ -192,7 +197,8 @@ def cmd_hub(args: argparse.Namespace) -> int:
                         rate_limit=args.rate_limit, max_lag=args.max_lag,
                         tail_events=max(args.max_lag, 50_000), compact_every=args.compact_every,
                         keep_events=args.keep_events, compression=args.compression, origins=args.origin,
-                        token_file=args.token_file, tls_cert=args.tls_cert, tls_key=args.tls_key)
+                        token_file=args.token_file, tls_cert=args.tls_cert, tls_key=args.tls_key,
+                        http_port=args.http_port, mapping=args.mapping)
         hub = Hub(cfg)
     except (AuthConfigError, ScenarioError, ValueError) as e:
         print(f"wallboard hub: {e}", file=sys.stderr)
@@ -201,6 +207,9 @@ def cmd_hub(args: argparse.Namespace) -> int:
     async def serve() -> None:
         await hub.astart()
         print(f"wallboard hub: listening on {hub.url} (publish: {hub.publish_url})", flush=True)
+        if hub.http is not None:
+            print(f"wallboard hub: HTTP ingest on {hub.http.url} (/events, /alertmanager, /grafana, /metrics)",
+                  flush=True)
         try:
             await asyncio.Event().wait()
         finally:

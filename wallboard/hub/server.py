@@ -75,11 +75,15 @@ class HubConfig:
     tls_cert: str | None = None
     tls_key: str | None = None
     hub_id: str = ""
+    http_port: int | None = None        # HTTP ingest port (/events, /alertmanager, /grafana, /metrics, /healthz); None = off
+    mapping: str | None = None          # alert mapping TOML for the webhooks (None = documented defaults)
+    max_body: int = 1 << 20             # largest HTTP request body
 
     def validate(self) -> None:
         """Raise ValueError naming the first bad option."""
         checks = [
             ("port", 0 <= self.port <= 65535, "0..65535"),
+            ("http_port", self.http_port is None or 0 <= self.http_port <= 65535, "0..65535"),
             ("speed", self.speed > 0, "> 0"),
             ("heartbeat_s", self.heartbeat_s > 0, "> 0"),
             ("stats_s", self.stats_s > 0, "> 0"),
@@ -127,6 +131,10 @@ class Hub:
         self.config.validate()
         self.auth = auth or Auth.from_env(token_file=self.config.token_file)
         self.auth.check_bind(self.config.host)
+        from .alert_mapping import load_mapping
+
+        self.mapping = load_mapping(self.config.mapping)  # a bad mapping file stops the start
+        self.http: Any = None
         self.hub_id = self.config.hub_id or f"hub-{uuid.uuid4().hex[:8]}"
         self._journal_arg = journal
         self.journal: Journal = journal  # type: ignore[assignment]
@@ -161,6 +169,11 @@ class Hub:
         return f"{scheme}://{host}:{self.port}/feed"
 
     @property
+    def loop(self) -> asyncio.AbstractEventLoop | None:
+        """The hub's running event loop (None before start)."""
+        return self._loop
+
+    @property
     def publish_url(self) -> str:
         return self.url.rsplit("/", 1)[0] + "/publish"
 
@@ -186,6 +199,11 @@ class Hub:
         self.host, self.port = sock.getsockname()[:2]
         self._tasks = [asyncio.create_task(self._committer(), name="committer"),
                        asyncio.create_task(self._ticker(), name="ticker")]
+        if cfg.http_port is not None:
+            from .http_ingest import start_http_ingest
+
+            self.http = await start_http_ingest(self, cfg.host, cfg.http_port, ssl_context=ctx,
+                                                max_body=cfg.max_body, mapping=self.mapping)
         if cfg.demo:
             from .simulator import run_in_hub
 
@@ -213,6 +231,9 @@ class Hub:
 
     async def astop(self) -> None:
         """Stop serving, flush pending commits, close the journal."""
+        if self.http is not None:
+            await self.http.stop()
+            self.http = None
         for t in self._tasks:
             if t.get_name() == "demo":
                 t.cancel()
