@@ -88,7 +88,7 @@ def test_shipped_layouts_are_all_listed_and_checked():
 
 def test_launch_928_event_scope_and_windows():
     lay = load_layout(find_layout("launch-928"))
-    assert lay.event.scope.cities == ("sh", "hz", "nj", "sz", "cd")
+    assert lay.event.scope.cities == ("shanghai", "hangzhou", "nanjing", "suzhou", "chengdu")
     tz = timezone(timedelta(hours=8))
     assert lay.event.starts_at == datetime(2026, 9, 28, 9, 28, tzinfo=tz)
     assert lay.event.freeze and lay.event.freeze[0].end > lay.event.freeze[0].start
@@ -100,7 +100,13 @@ def test_launch_928_event_scope_and_windows():
 
 
 def test_kpi_metrics_are_the_simulator_names():
-    known = {"orders_per_s", "payment_success_rate", "gmv", "queue_len", "basket_size"}
+    import tomllib
+
+    from wallboard.hub.simulator import SCENARIO_DIR
+
+    known = {k["metric"] for f in SCENARIO_DIR.glob("*.toml")
+             for k in tomllib.loads(f.read_text(encoding="utf-8")).get("kpis", [])}
+    assert {"orders_per_s", "payment_success_rate", "queue_len"} <= known
     for name in SHIPPED:
         lay = load_layout(find_layout(name))
         for s in lay.screens:

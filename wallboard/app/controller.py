@@ -57,6 +57,7 @@ class WallController(QObject):
         muted: bool = False,
         layout_dirs: list[Path] | None = None,
         clock: Callable[[], float] = time.time,
+        starts_at: float | None = None,
     ) -> None:
         super().__init__()
         self.state = state
@@ -68,6 +69,8 @@ class WallController(QObject):
         self.size = size
         self.clock = clock
         self.layout_dirs = layout_dirs or [L.DEFAULT_LAYOUT_DIR]
+        #: Overrides the layout's ``starts_at`` (the embedded demo's own opening moment).
+        self.starts_at_override = starts_at
         self.layout: L.Layout = layout
         self.previous_layouts: list[str] = []
         self.layout_error = ""
@@ -364,6 +367,8 @@ class WallController(QObject):
     def _update_headers(self, now: float) -> None:
         status = self._feed_status()
         starts = self.layout.event.starts_at.timestamp() if self.layout.event.starts_at else None
+        if self.starts_at_override is not None and starts is not None:
+            starts = self.starts_at_override
         feed_state = getattr(status, "state", "CONNECTING") if status is not None else "CONNECTING"
         if self.stale and feed_state == "LIVE":
             feed_state = "STALE"

@@ -123,7 +123,7 @@ class HeaderBar(QWidget):
         h = r.height()
         pad = int(h * 0.3)
         big = ui_font(max(10.0, h * 0.34), bold=True)
-        small = ui_font(max(8.0, h * 0.22))
+        small = ui_font(max(8.0, h * 0.26))
         # Feed pill (right), clock left of it, counters under nothing: one line for walls.
         p.setFont(big)
         fm = p.fontMetrics()
@@ -151,7 +151,7 @@ class HeaderBar(QWidget):
         p.setFont(small)
         fs = p.fontMetrics()
         room = max(0, int(x_right - pad * 3 - title_w))
-        cw = min(fs.horizontalAdvance(counters), room)
+        cw = min(fs.horizontalAdvance(counters) + 8, room)  # + slack: elision rounds down
         p.setPen(QColor(self.theme.text_dim if not self._status.rejects else "#e0a106"))
         p.drawText(QRectF(x_right - cw, 0, cw, h), Qt.AlignmentFlag.AlignVCenter,
                    fs.elidedText(counters, Qt.TextElideMode.ElideRight, int(cw)))

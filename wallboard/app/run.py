@@ -44,6 +44,22 @@ def _load_start_layout(name: str, dirs: list[Path]):
     return None
 
 
+def _demo_moment(scenario: str, speed: float) -> float | None:
+    """When the demo's big moment (the opening, the peak) happens, in wall-clock time, so the
+    header's countdown follows the demo rather than the layout's calendar date."""
+    from wallboard.hub.simulator import load_scenario
+
+    try:
+        sc = load_scenario(scenario)
+    except Exception:  # noqa: BLE001 - the hub reports bad scenarios itself
+        return None
+    at = float(sc.get("open_at") or 0)
+    if not at:
+        peaks = [float(k["peak_at"]) for k in sc.get("kpis", []) if "peak_at" in k]
+        at = min(peaks) if peaks else 0.0
+    return time.time() + at / speed if at else None
+
+
 def run_wall(args: Any) -> int:
     """Run the wall until it is closed; see the module docstring for exit codes."""
     logging.basicConfig(level=os.environ.get("WALLBOARD_LOG", "WARNING"),
@@ -72,12 +88,14 @@ def run_wall(args: Any) -> int:
     app.setApplicationName("wallboard")
 
     hub = None
+    starts_at = None
     url = args.feed
     if demo:
         from wallboard.hub.server import Hub, HubConfig
 
         hub = Hub(HubConfig(host="127.0.0.1", port=0, journal=None, demo=args.scenario, speed=args.speed))
         hub.start_in_thread()
+        starts_at = _demo_moment(args.scenario, args.speed)
         url = hub.url
         log.info("embedded demo hub on %s (scenario %s)", url, args.scenario)
 
@@ -86,7 +104,7 @@ def run_wall(args: Any) -> int:
     size = args.size or ((1920, 1080) if app.platformName() == "offscreen" or args.screenshot else None)
     ctl = WallController(state, client, layout, lang=args.lang, screen=args.screen, fps=args.fps,
                          fullscreen=args.fullscreen and not args.screenshot, size=size, muted=args.no_sound,
-                         layout_dirs=dirs)
+                         layout_dirs=dirs, starts_at=starts_at)
     client.start()
     ctl.start()
 
