@@ -7,7 +7,8 @@ same pre-encoded ``events`` frames of 500 device-status events each:
   (a) ``orjson.loads`` alone,
   (b) ``wallboard.protocol.decode`` alone (for attribution),
   (c) ``protocol.decode`` + ``LiveState.apply`` (the figure that counts).
-Then adds 10,000 changes and 10,000 incidents and reports the process's peak RSS.
+Then adds 10,000 changes and 10,000 incidents, times ``snapshot()`` and a validating
+``from_snapshot()`` of that state, and reports the process's peak RSS (ru_maxrss).
 Prints one JSON object. Targets (issue 2): events_per_s >= 250,000 and ratio >= 0.6 on
 one core; peak RSS <= 300 MB.
 """
@@ -159,6 +160,14 @@ def main(argv: list[str] | None = None) -> None:
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     with open("/proc/self/statm") as fh:
         rss_now_mb = int(fh.read().split()[1]) * resource.getpagesize() / 2**20
+    t = _clock()
+    snap = st.snapshot()
+    snapshot_s = _clock() - t
+    t = _clock()
+    LiveState.from_snapshot(snap, st.config)
+    restore_s = _clock() - t
+    del snap
+    peak_snap_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     counts = st.total_counts()
     out = {
         "events": n,
@@ -173,8 +182,11 @@ def main(argv: list[str] | None = None) -> None:
         "decode_only_per_s": round(n / decode_s),
         "apply_only_per_s_est": round(n / max(apply_s - decode_s, 1e-9)),
         "setup_events_per_s": round((args.stores + args.devices) / setup_s),
+        "snapshot_s": round(snapshot_s, 3),
+        "from_snapshot_s": round(restore_s, 3),
         "peak_rss_mb": round(peak_kb / 1024, 1),
-        "rss_after_mb": round(rss_now_mb, 1),
+        "rss_state_loaded_mb": round(rss_now_mb, 1),
+        "peak_rss_with_snapshot_mb": round(peak_snap_kb / 1024, 1),
         "status_counts": counts,
         "python": sys.version.split()[0],
         "targets": {"events_per_s": 250_000, "ratio": 0.6, "peak_rss_mb": 300},

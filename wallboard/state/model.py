@@ -22,7 +22,7 @@ from typing import Any, Iterable
 import numpy as np
 
 from .changes import ChangeBook
-from .config import NO_KIND, SEVERITIES, STATUS_ORDER, StateConfig
+from .config import NO_KIND, STATUS_ORDER, StateConfig
 from .correlate import rank_suspects
 from .dirty import Dirty, SeqGap
 from .fleet import Fleet
@@ -346,4 +346,4 @@ class LiveState:
         return from_snapshot(cls, data, config, validate)
 
 
-__all__ = ["LiveState", "SEVERITIES"]
+__all__ = ["LiveState", "COUNTER_NAMES"]
