@@ -68,6 +68,8 @@ def wall_parser() -> argparse.ArgumentParser:
                    help="render headless (offscreen) after the feed has settled, write the PNG and exit")
     p.add_argument("--after", type=_positive, default=4.0, metavar="SECONDS",
                    help="with --screenshot: seconds to let the feed settle after it is LIVE (default 4)")
+    p.add_argument("--connect-timeout", type=_positive, default=20.0, metavar="SECONDS",
+                   help="with --screenshot: give up (exit 3) when the feed is not LIVE within this time (default 20)")
     p.add_argument("--size", type=_size, default=None, metavar="WxH",
                    help="window size, e.g. 3840x2160 (default: the screen, or 1920x1080 offscreen)")
     p.add_argument("--wall-name", default=None, metavar="NAME", help="this wall's name, sent to the hub")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import socket
 import sys
 import time
 from pathlib import Path
@@ -66,6 +67,15 @@ def run_wall(args: Any) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.screenshot and not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    if args.feed and not args.feed.startswith(("ws://", "wss://")):
+        print(f"wallboard: --feed {args.feed!r}: expected ws://HOST:PORT/feed or wss://HOST:PORT/feed",
+              file=sys.stderr)
+        return 2
+    if (sys.platform.startswith("linux") and not os.environ.get("QT_QPA_PLATFORM")
+            and not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY")):
+        print("wallboard: no display (DISPLAY/WAYLAND_DISPLAY unset): run it on a desktop session, "
+              "or render headless with --screenshot OUT.png", file=sys.stderr)
+        return 2
     from wallboard import layout as L
 
     dirs = [L.DEFAULT_LAYOUT_DIR]
@@ -100,7 +110,13 @@ def run_wall(args: Any) -> int:
         log.info("embedded demo hub on %s (scenario %s)", url, args.scenario)
 
     state = LiveState()
-    client = FeedClient(url, token=token)
+    try:
+        client = FeedClient(url, token=token, wall=args.wall_name or socket.gethostname())
+    except ValueError as e:
+        print(f"wallboard: --feed: {e}", file=sys.stderr)
+        if hub is not None:
+            hub.stop()
+        return 2
     size = args.size or ((1920, 1080) if app.platformName() == "offscreen" or args.screenshot else None)
     ctl = WallController(state, client, layout, lang=args.lang, screen=args.screen, fps=args.fps,
                          fullscreen=args.fullscreen and not args.screenshot, size=size, muted=args.no_sound,
@@ -130,7 +146,8 @@ def run_wall(args: Any) -> int:
 
 def _screenshot(app, ctl, client, args) -> int:
     """Wait for LIVE, then ``--after`` seconds, then save each window as a PNG."""
-    deadline = time.monotonic() + SCREENSHOT_CONNECT_TIMEOUT_S
+    timeout = float(getattr(args, "connect_timeout", SCREENSHOT_CONNECT_TIMEOUT_S))
+    deadline = time.monotonic() + timeout
     live_at = None
     while time.monotonic() < deadline or live_at is not None:
         app.processEvents()
@@ -142,7 +159,7 @@ def _screenshot(app, ctl, client, args) -> int:
         time.sleep(0.01)
     if live_at is None:
         state = getattr(ctl._feed_status(), "state", "?")
-        print(f"wallboard: --screenshot: the feed never became LIVE within {SCREENSHOT_CONNECT_TIMEOUT_S:.0f} s "
+        print(f"wallboard: --screenshot: the feed never became LIVE within {timeout:.0f} s "
               f"(feed {args.feed or 'embedded demo'}, state {state})", file=sys.stderr)
         return 3
     ctl.frame()
