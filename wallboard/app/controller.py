@@ -87,6 +87,9 @@ class WallController(QObject):
         self._page_started = clock()
         self._last_second = 0.0
         self._pulse = Dirty()
+        #: Instrumentation: each is called at the end of every :meth:`frame` with
+        #: (event batches applied this frame, dirty, now); benchmarks force the paint there.
+        self.frame_observers: list[Callable[[list[list[dict]], Dirty, float], None]] = []
         self.watcher = QFileSystemWatcher(self)
         self.watcher.fileChanged.connect(self._layout_file_changed)
         self.timer = QTimer(self)
@@ -284,6 +287,8 @@ class WallController(QObject):
         if now - self._last_second >= 1.0:
             self._last_second = now
             self._second(now)
+        for observer in self.frame_observers:
+            observer(self.driver.frame_events, dirty, now)
 
     def _second(self, now: float) -> None:
         stale = self.is_stale(now)

@@ -98,6 +98,8 @@ class FrameDriver:
         self.clock = clock
         self.on_item = on_item
         self.stats = FrameStats()
+        #: Event batches applied by the last :meth:`step` (read-only; for instrumentation).
+        self.frame_events: list[list[dict]] = []
         self._pending: deque[tuple[str, Any]] = deque()
 
     def step(self) -> Dirty:
@@ -107,6 +109,7 @@ class FrameDriver:
         dirty = Dirty()
         applied = 0
         handled = 0
+        self.frame_events = []
         while True:
             if not self._pending:
                 self._pending.extend(self.source.drain(self.max_items))
@@ -153,6 +156,7 @@ class FrameDriver:
             self.source.resync(self.state.seq)
             return 0
         self.state.touch(now)
+        self.frame_events.append(events)
         return len(events)
 
 
