@@ -58,6 +58,23 @@ def test_partial_merge_keeps_fields_and_merges_metrics(feed: Feed) -> None:
     assert st.stores["s1"]["name"] == "West Lake 2" and st.stores["s1"]["status"] == "open"
 
 
+@pytest.mark.parametrize("fields", [
+    {"msg": "paper low"}, {"name": "Till 2", "status": "warn"}, {"metrics": {"cpu": 0.7}},
+    {"status": "crit", "metrics": {"mem": 0.9}, "msg": "m", "name": "n"}, {"status": "ok", "msg": "x"},
+    {"metrics": {"cpu": 0.2}, "name": "only"}, {},
+])
+def test_inline_path_merges_like_the_general_path(feed: Feed, fields: dict) -> None:
+    fast, slow = base_state(Feed()), base_state(Feed())
+    f1, f2 = Feed(seq=6), Feed(seq=6)
+    fast.apply([f1.ev("device", "d1", ts=2000.0, **fields)], 120.0)
+    # x_ extension fields force the general path; the rest must end up identical
+    slow.apply([f2.ev("device", "d1", ts=2000.0, x_probe=1, **fields)], 120.0)
+    slow.devices["d1"].pop("x_probe")
+    assert fast.devices == slow.devices
+    assert fast.store_counts("s1") == slow.store_counts("s1") and fast.kind_counts() == slow.kind_counts()
+    check_aggregates(fast, 120.0)
+
+
 def test_merge_does_not_alias_event_metrics(feed: Feed) -> None:
     st = LiveState()
     m = {"cpu": 1.0}

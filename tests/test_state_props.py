@@ -44,6 +44,12 @@ devices = entity("device", [f"d{i}" for i in range(5)], {
 }, required={"store": S.sampled_from(["s0", "s1", "s2", "s9"])})
 device_status = S.fixed_dictionaries({"type": S.just("device"), "id": S.sampled_from([f"d{i}" for i in range(5)]),
                                       "status": S.sampled_from(["ok", "warn", "crit"])})
+# the inline path of apply: any mix of the fast keys
+device_update = S.fixed_dictionaries(
+    {"type": S.just("device"), "id": S.sampled_from([f"d{i}" for i in range(5)])},
+    optional={"status": S.sampled_from(["ok", "warn", "unknown"]), "msg": S.text(max_size=2),
+              "name": S.text(max_size=2),
+              "metrics": S.dictionaries(S.sampled_from(["cpu", "mem"]), S.integers(0, 9), max_size=2)})
 incidents = entity("incident", ["i0", "i1", "i2", "i3", "i4", "i5"], {
     "severity": S.sampled_from(["P1", "P2", "P3", "P4"]),
     "status": S.sampled_from(["open", "acknowledged", "resolved"]),
@@ -63,7 +69,7 @@ kpi = S.fixed_dictionaries({"type": S.just("kpi"), "metric": S.sampled_from(["gm
                             "scope": S.sampled_from(["global", "city:c0"]),
                             "value": S.floats(-1e6, 1e6, allow_nan=False)},
                            optional={"unit": S.just("CNY")})
-event = S.one_of(stores, stores, stores_plain, devices, devices, device_status, device_status, device_status,
+event = S.one_of(stores, stores, stores_plain, devices, devices, device_status, device_status, device_update, device_update,
                  incidents, changes, voice, kpi)
 # a step: (seconds to advance, event ts, events)
 steps = S.lists(S.tuples(S.floats(0, 40, allow_nan=False), ts, S.lists(event, max_size=10)),

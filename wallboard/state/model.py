@@ -136,22 +136,34 @@ class LiveState:
                 if rec is None or not ev.keys() <= _FAST_KEYS or (expired and did in expired):
                     device_path(ev, now, dirty)         # new, deleted, moved, ttl, recovery
                     continue
-                old = rec["status"]
-                m = ev.get("metrics")
-                if m is None:
-                    rec.update(ev)
-                else:
-                    rm = rec.get("metrics")
-                    rec.update(ev)
-                    if rm is None:
-                        rec["metrics"] = dict(m)
-                    else:
-                        rm.update(m)
-                        rec["metrics"] = rm
+                # only the keys of _FAST_KEYS: set them one by one (cheaper than
+                # update(): equal type/id/status objects are not replaced)
+                rec["ts"] = ev["ts"]
+                rec["seq"] = ev["seq"]
                 rec["last_seen"] = now
-                new = rec["status"]
-                if new != old:
-                    moved(rec.get("store"), rec.get("kind", NO_KIND), old, new, dirty)
+                k = 4
+                x = ev.get("status")
+                if x is not None:
+                    k = 5
+                    old = rec["status"]
+                    if x != old:
+                        rec["status"] = x
+                        moved(rec.get("store"), rec.get("kind", NO_KIND), old, x, dirty)
+                x = ev.get("metrics")
+                if x is not None:
+                    k += 1
+                    rm = rec.get("metrics")
+                    if rm is None:
+                        rec["metrics"] = dict(x)
+                    else:
+                        rm.update(x)
+                if len(ev) > k:                         # msg and/or name
+                    x = ev.get("msg")
+                    if x is not None:
+                        rec["msg"] = x
+                    x = ev.get("name")
+                    if x is not None:
+                        rec["name"] = x
                 ddev(did)
                 dsto(rec.get("store"))
             else:
