@@ -12,7 +12,7 @@ from typing import Any
 
 from PySide6.QtCore import QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QPainter
-from PySide6.QtWidgets import QVBoxLayout, QWidget
+from PySide6.QtWidgets import QSizePolicy, QVBoxLayout, QWidget
 
 from widgets.base import PanelContext, age_text, ui_font
 
@@ -72,6 +72,9 @@ class PanelFrame(QWidget):
         self.error = ""
         self.dimmed = False
         self._age_text = ""
+        # The layout's grid decides the size, not what the widget would like: equal cells.
+        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Ignored)
+        self.setMinimumSize(1, 1)
         self.title_bar = _TitleBar(self)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
