@@ -14,10 +14,23 @@ comes due, so the hot path never touches the heap.
 from __future__ import annotations
 
 import heapq
+from sys import intern
 from typing import Any
 
 from .config import NO_KIND, STATUS_ORDER, zero_counts
 from .dirty import Dirty
+
+
+_SHARED = ("type", "store", "kind", "status")
+
+
+def _share_strings(rec: dict[str, Any]) -> None:
+    """Intern the few-valued strings of a device record: 100,000 devices then share a
+    handful of "pos"/"ok"/store-id objects instead of holding one copy each."""
+    for k in _SHARED:
+        v = rec.get(k)
+        if v is not None:
+            rec[k] = intern(v)
 
 
 class Fleet:
@@ -132,6 +145,7 @@ class Fleet:
         old = rec["status"]
         rm = rec.get("metrics")
         rec.update(ev)
+        _share_strings(rec)
         m = ev.get("metrics")
         if m is not None:
             if rm is None:
@@ -165,6 +179,7 @@ class Fleet:
             if m is not None:
                 rec["metrics"] = dict(m)
             rec.setdefault("status", "unknown")
+            _share_strings(rec)
             rec["last_seen"] = now
             self.devices[did] = rec
             self._link(did, rec.get("store"), rec.get("kind", NO_KIND), rec["status"], dirty)
@@ -185,6 +200,7 @@ class Fleet:
             else:
                 rm.update(m)
                 rec["metrics"] = rm
+        _share_strings(rec)
         rec["last_seen"] = now
         new_sid = rec.get("store")
         new_kind = rec.get("kind", NO_KIND)
@@ -217,6 +233,7 @@ class Fleet:
         did = rec["id"]
         if did in self.devices:
             self.remove_device(did, dirty)
+        _share_strings(rec)
         self.devices[did] = rec
         eff = "unknown" if expired else rec["status"]
         self._link(did, rec.get("store"), rec.get("kind", NO_KIND), eff, dirty)

@@ -17,6 +17,7 @@ Records in ``stores``/``devices``/``changes``/``incidents`` are the merged event
 from __future__ import annotations
 
 import operator
+from sys import intern
 from typing import Any, Iterable
 
 import numpy as np
@@ -147,7 +148,7 @@ class LiveState:
                     k = 5
                     old = rec["status"]
                     if x != old:
-                        rec["status"] = x
+                        rec["status"] = x = intern(x)
                         moved(rec.get("store"), rec.get("kind", NO_KIND), old, x, dirty)
                 x = ev.get("metrics")
                 if x is not None:
