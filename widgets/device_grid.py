@@ -7,12 +7,19 @@ to turn the panel into the one-store drill-down page (``show_store(None)`` goes 
 
 Scale: in scope mode the dense cells live in ONE ``uint32`` numpy pixel buffer shared with
 a ``QImage``; a frame writes only the cells of ``dirty.devices`` (one vectorised numpy
-assignment) and asks Qt to repaint just those rectangles, so cost follows change, not
-wall size. Each status has a baked pixel pattern besides its colour (warn: dot, crit:
-triangle, down: cross, maint: bar, unknown: ring, past-TTL: hatch), readable for the
-colour blind and on a washed-out projector. When the cells would get smaller than
-``min_cell_px`` the worst stores keep their cells and the rest are rolled up to one cell
-per store, and the panel says so.
+assignment) and asks Qt to repaint just those rectangles (the paint walks the dirty
+region's rectangles, never its bounding box), so cost follows change, not wall size. Each
+status has a baked pixel pattern besides its colour (warn: dot, crit: triangle, down:
+cross, maint: bar, unknown: ring, past-TTL: hatch), readable for the colour blind and on a
+washed-out projector. When the cells would get smaller than ``min_cell_px`` the worst
+stores keep their cells and the rest are rolled up to one cell per store, and the panel
+says so.
+
+Layout vs. order: a full layout (cell size, kind blocks, every device's offset inside its
+store row) runs only when the set of stores or devices, the size or the mode changes. The
+worst-first re-sort (every ``resort_s``) re-places the existing rows: only rows that moved
+are re-blitted and repainted. The per-kind header counts repaint at most ``HEADER_HZ``
+times a second.
 
 Options (validated; a bad one is reported on the panel and in ``errors``, the default
 stays): ``mode`` ``"scope"|"store"``, ``store`` (store id for mode store), ``order``
@@ -27,9 +34,13 @@ from dataclasses import dataclass
 
 import numpy as np
 from PySide6.QtCore import QPoint, QRect, Qt, Signal
-from PySide6.QtGui import QColor, QFont, QFontMetrics, QImage, QPainter, QPen
+from PySide6.QtGui import QColor, QFont, QFontMetrics, QImage, QPainter, QRegion
 from PySide6.QtWidgets import QToolTip, QWidget
 
+from widgets._grid_cells import (  # noqa: F401 (re-exported)
+    CODE, CODE_RANK, CODES, DEFAULTS, KIND_CAPS, KIND_ORDER, KIND_SHORT, OPTION_SPEC, STALE,
+    _rgb, cell_templates, place_rows, validate_options,
+)
 from widgets.base import (
     STATUS_COLORS, STATUS_GLYPHS, STATUS_RANK, PanelContext, age_text, paint_dim,
     register_translations, ui_font,
@@ -46,105 +57,9 @@ register_translations({
     "back": "返回",
 })
 
-#: Cell codes: the six statuses in STATUS_ORDER, then "past TTL" (hatched unknown).
-CODES = ("ok", "maint", "warn", "unknown", "crit", "down", "stale")
-CODE = {s: i for i, s in enumerate(CODES)}
-STALE = CODE["stale"]
-#: Worst-first rank of a code (stale ranks as unknown).
-CODE_RANK = np.array([STATUS_RANK[s] for s in CODES[:6]] + [STATUS_RANK["unknown"]], np.int8)
-KIND_ORDER = ("pos", "self_checkout", "scale", "esl_gateway", "camera", "gate", "printer",
-              "ap", "router")
-KIND_SHORT = {"pos": "POS", "self_checkout": "SCO", "scale": "SCL", "esl_gateway": "ESL",
-              "camera": "CAM", "gate": "GATE", "printer": "PRN", "ap": "AP", "router": "RTR"}
-#: Candidate widths (cells) of a kind block; more devices of a kind wrap to more lines.
-KIND_CAPS = (16, 8, 4)
-
-OPTION_SPEC = {
-    "mode": ("scope", "store"),
-    "store": str,
-    "order": ("worst", "fixed"),
-    "min_cell_px": (4, 64),
-    "max_cell_px": (8, 128),
-    "resort_s": (0, 3600),
-    "kinds": list,
-    "key_metric": dict,
-}
-DEFAULTS = {"mode": "scope", "store": None, "order": "worst", "min_cell_px": 10,
-            "max_cell_px": 36, "resort_s": 5.0, "kinds": None, "key_metric": {}}
-
-
-def validate_options(panel: str, spec: dict, defaults: dict, options: dict | None):
-    """Check a panel's ``options`` against ``spec`` (tuple of str = choices, (lo, hi) of
-    numbers = range, a type = isinstance). Returns ``(clean, errors)``: every bad or unknown
-    key gets a message naming ``panel.options.key`` and what was expected; its default stays.
-    """
-    clean, errors = dict(defaults), []
-    if options is None:
-        return clean, errors
-    if not isinstance(options, dict):
-        return clean, [f"{panel}.options: expected a table of options, got {type(options).__name__}"]
-    for key, value in options.items():
-        where = f"{panel}.options.{key}"
-        if key not in spec:
-            import difflib
-            hint = difflib.get_close_matches(key, list(spec), n=1)
-            errors.append(f"{where}: unknown option; expected one of {', '.join(sorted(spec))}"
-                          + (f" (did you mean {hint[0]!r}?)" if hint else ""))
-            continue
-        rule = spec[key]
-        if isinstance(rule, tuple) and rule and isinstance(rule[0], str):
-            if value not in rule:
-                errors.append(f"{where}: expected one of {', '.join(rule)}, got {value!r}")
-                continue
-        elif isinstance(rule, tuple):
-            if isinstance(value, bool) or not isinstance(value, (int, float)) \
-                    or not rule[0] <= value <= rule[1]:
-                errors.append(f"{where}: expected a number in {rule[0]}..{rule[1]}, got {value!r}")
-                continue
-        elif not isinstance(value, rule):
-            errors.append(f"{where}: expected {rule.__name__}, got {type(value).__name__}")
-            continue
-        clean[key] = value
-    return clean, errors
-
-
-def _rgb(hex_color: str) -> int:
-    c = QColor(hex_color)
-    return 0xFF000000 | (c.red() << 16) | (c.green() << 8) | c.blue()
-
-
-def _shade(hex_color: str, f: float) -> int:
-    c = QColor(hex_color)
-    return 0xFF000000 | (int(c.red() * f) << 16) | (int(c.green() * f) << 8) | int(c.blue() * f)
-
-
-def cell_templates(c: int) -> np.ndarray:
-    """``(7, c, c)`` uint32 pixel patterns, one per cell code (see module docstring)."""
-    t = np.empty((len(CODES), c, c), np.uint32)
-    yy, xx = np.mgrid[0:c, 0:c]
-    m = (c - 1) / 2.0
-    for i, name in enumerate(CODES):
-        col = STATUS_COLORS["unknown" if name == "stale" else name]
-        t[i] = _rgb(col)
-        dark = _shade(col, 0.3)
-        if c < 5:
-            continue
-        r = max(1.0, c / 6.0)
-        if name == "warn":
-            t[i][(abs(xx - m) <= r) & (abs(yy - m) <= r)] = dark
-        elif name == "crit":  # upward triangle
-            h = (yy - c * 0.2) / (c * 0.6)
-            t[i][(h >= 0) & (h <= 1) & (abs(xx - m) <= h * c * 0.32 + 0.5)] = dark
-        elif name == "down":  # cross
-            t[i][(abs(xx - yy) <= r * 0.6) | (abs(xx + yy - (c - 1)) <= r * 0.6)] = dark
-        elif name == "maint":
-            t[i][(abs(yy - m) <= r * 0.6) & (abs(xx - m) <= c * 0.3)] = dark
-        elif name == "unknown":
-            d = np.hypot(xx - m, yy - m)
-            t[i][(d <= c * 0.3) & (d >= c * 0.3 - max(1.0, c / 8))] = dark
-        elif name == "stale":  # hatch
-            t[i][((xx + yy) % max(3, c // 3)) < max(1, c // 8)] = _shade(col, 0.45)
-    return t
+#: Repaints per second of the per-kind counts in the header (they change every frame
+#: under load; four times a second is as fast as anyone reads them).
+HEADER_HZ = 4.0
 
 
 @dataclass
@@ -176,13 +91,24 @@ class DeviceGridPanel(QWidget):
         self._order: list[str] = []
         self._buf = np.zeros((1, 1), np.uint32)
         self._img: QImage | None = None
+        # every device of the scope (placed or rolled up), grouped by store
         self._dev_ids: list[str] = []
         self._dev_index: dict[str, int] = {}
-        self._xy = np.zeros((0, 2), np.int32)
+        self._dev_store = np.zeros(0, np.int32)     # index into self._stores
+        self._rel = np.zeros((0, 2), np.int32)      # offset inside its store row
+        self._xy = np.zeros((0, 2), np.int32)       # cell position; -1 when rolled up
+        self._placed = np.zeros(0, bool)
         self._codes = np.zeros(0, np.uint8)
         self._kind_of = np.zeros(0, np.int16)
+        self._stores: list[str] = []
+        self._store_k: dict[str, int] = {}
+        self._lines: dict[str, int] = {}
+        self._geom: tuple = ()
         self._kinds: list[str] = []
+        self._block_px: list[int] = []
         self._rows: list[_Row] = []
+        self._row_box = np.zeros((0, 4), np.int64)
+        self._row_origin = np.zeros((0, 2), np.int32)
         self._row_of_store: dict[str, int] = {}
         self._rolled: list[str] = []
         self._rolled_set: set[str] = set()
@@ -192,12 +118,17 @@ class DeviceGridPanel(QWidget):
         self._roll_rect = QRect()
         self._cell = 10
         self._pitch = 12
+        self._count_w = 0
         self._cellmap = np.full((1, 1), -1, np.int32)
         self._kind_counts = np.zeros((0, len(CODES)), np.int64)
         self._header_h = 0
+        self._header_due = False
+        self._header_at = -1e18
         self._label_font = ui_font(12)
         self._need_layout = True
         self._store_cells: list[tuple[QRect, str]] = []
+        self.layouts = 0   # full layouts done (the re-sort avoids them)
+        self.resorts = 0   # cheap re-sorts done
         self.setMouseTracking(True)
         self.setMinimumSize(200, 120)
         self.setAttribute(Qt.WidgetAttribute.WA_OpaquePaintEvent, True)
@@ -220,7 +151,8 @@ class DeviceGridPanel(QWidget):
         """Apply a frame's dirty set: repaint only the cells and margins it names.
 
         Cheap when ``dirty`` names nothing of this panel. A new or deleted device, a new
-        store, a resize or (order = worst) a due re-sort lays the grid out again.
+        store, a resize or the mode lays the grid out again; a due worst-first re-sort
+        (order = worst, every ``resort_s``) only moves the rows whose place changed.
         """
         self._now = now
         if self._store_page is not None:
@@ -232,14 +164,19 @@ class DeviceGridPanel(QWidget):
             return
         if self.opts["order"] == "worst" and now - self._last_sort >= self.opts["resort_s"] \
                 and (dirty.devices or dirty.stores):
-            if self._sorted_stores(now) != self._order:
+            self._last_sort = now
+            order = self._sorted_stores(now)
+            if order != self._order and not self._resort(order):
                 self._relayout(now)
                 return
-            self._last_sort = now
         if dirty.devices:
             self._update_devices(dirty.devices, now)
         if self._rolled and dirty.stores:
             self._update_rolled(dirty.stores)
+        if self._header_due and now - self._header_at >= 1.0 / HEADER_HZ:
+            self._header_due = False
+            self._header_at = now
+            self.update(0, 0, self.width(), self._header_h)
 
     # ------------------------------------------------------------------ model
 
@@ -272,8 +209,8 @@ class DeviceGridPanel(QWidget):
             if (d in known) != (d in self.state.devices):
                 return True
         for s in dirty.stores:
-            if s not in self._row_of_store and s not in self._rolled_set \
-                    and s in self.state.stores and self.ctx.in_scope_store(self.state.stores[s], s):
+            if s not in self._store_k and s in self.state.stores \
+                    and self.ctx.in_scope_store(self.state.stores[s], s):
                 return True
         return False
 
@@ -290,13 +227,19 @@ class DeviceGridPanel(QWidget):
         super().resizeEvent(event)
 
     def _relayout(self, now: float) -> None:
+        """Full layout: cell size, kind blocks, each device's offset in its row, then
+        placement of the rows in the current order. Costly (all devices); see _resort."""
         self._need_layout = False
+        self.layouts += 1
         W, H = max(1, self.width()), max(1, self.height())
         self._buf = np.empty((H, W), np.uint32)
         self._buf[:] = _rgb(self.ctx.theme.panel)
         self._img = QImage(self._buf.data, W, H, W * 4, QImage.Format.Format_RGB32)
-        self._rows, self._row_of_store, self._rolled = [], {}, []
-        self._dev_ids, self._dev_index = [], {}
+        self._rows, self._row_of_store, self._rolled, self._rolled_set = [], {}, [], set()
+        self._dev_ids, self._dev_index, self._stores, self._store_k = [], {}, [], {}
+        self._xy = np.zeros((0, 2), np.int32)
+        self._placed = np.zeros(0, bool)
+        self._roll_xy = np.zeros((0, 2), np.int32)
         if self._store_page is not None:
             self.update()
             return
@@ -309,9 +252,9 @@ class DeviceGridPanel(QWidget):
         kinds = self._kind_list(devs)
         self._kinds = kinds
         kidx = {k: i for i, k in enumerate(kinds)}
-        per = {s: np.bincount([kidx[st.devices[d].get("kind", "?")] for d in devs[s]],
-                              minlength=len(kinds)) if devs[s] else np.zeros(len(kinds), int)
-               for s in self._order}
+        dev_kind = {d: kidx[st.devices[d].get("kind", "?")] for ds in devs.values() for d in ds}
+        per = {s: np.bincount([dev_kind[d] for d in devs[s]], minlength=len(kinds))
+               if devs[s] else np.zeros(len(kinds), int) for s in self._order}
         maxc = np.max(np.array(list(per.values())), axis=0) if per and kinds else np.zeros(0, int)
         best = None
         for cap in KIND_CAPS:  # wider blocks or more lines per store: keep the biggest cells
@@ -325,81 +268,47 @@ class DeviceGridPanel(QWidget):
                 best = (key, fit_c, widths_c, lines_c, ncells_c)
         _, fit, widths, lines, ncells = best
         c, p, label_w, count_w, header_h, roll_h, placed = fit
-        self._cell, self._pitch, self._header_h = c, p, header_h
+        self._cell, self._pitch, self._header_h, self._count_w = c, p, header_h, count_w
+        self._lines, self._geom = lines, (W, H, ncells, c, roll_h, label_w)
+        self._block_px = [int(w) * p for w in widths]
         self._label_font = ui_font(10)
         self._label_font.setPixelSize(max(9, min(26, int(p * 0.85))))
-        # block x offsets within a row (in cells)
+        # every scope device's offset inside its row (kind blocks, wrapping lines)
         offs = np.concatenate([[0], np.cumsum(widths + 1)[:-1]]).astype(int) if kinds else []
-        xs, ys, ks, ids = [], [], [], []
-        for s, (x0, y0) in placed:
-            rh = lines[s] * p
-            self._row_of_store[s] = len(self._rows)
-            self._rows.append(_Row(s, x0, y0, rh, label_w, ncells * p))
+        ids, rel, ks, owner = [], [], [], []
+        for k, s in enumerate(self._order):
             counters = [0] * len(kinds)
             for d in devs[s]:
-                k = kidx[st.devices[d].get("kind", "?")]
-                j = counters[k]
-                counters[k] += 1
-                col, line = j % widths[k], j // widths[k]
-                xs.append(x0 + label_w + (offs[k] + col) * p)
-                ys.append(y0 + line * p)
-                ks.append(k)
+                kk = dev_kind[d]
+                j = counters[kk]
+                counters[kk] += 1
+                rel.append((label_w + (offs[kk] + j % widths[kk]) * p, (j // widths[kk]) * p))
+                ks.append(kk)
                 ids.append(d)
+                owner.append(k)
+        self._stores = list(self._order)
+        self._store_k = {s: k for k, s in enumerate(self._stores)}
         self._dev_ids = ids
         self._dev_index = {d: i for i, d in enumerate(ids)}
-        self._xy = np.array([xs, ys], np.int32).T.reshape(-1, 2)
+        self._rel = np.array(rel, np.int32).reshape(-1, 2)
+        self._dev_store = np.array(owner, np.int32)
         self._kind_of = np.array(ks, np.int16)
         self._codes = np.array([self._code(d, now) for d in ids], np.uint8)
         self._templates = cell_templates(c)
-        self._paint_cells(np.arange(len(ids)))
-        # rolled-up stores: one cell per store below the rows
-        placed_set = {s for s, _ in placed}
-        self._rolled = [s for s in self._order if s not in placed_set]
-        self._rolled_set = set(self._rolled)
-        self._layout_rolled(W, H, roll_h)
-        # hit map at cell resolution
-        # sized to what was placed (a block may overhang a narrow panel), never out of bounds
-        span_x = max(W, int(self._xy[:, 0].max()) + p) if len(ids) else W
-        span_y = max(H, int(self._xy[:, 1].max()) + p) if len(ids) else H
-        self._cellmap = np.full((span_y // p + 2, span_x // p + 2), -1, np.int32)
-        if len(ids):
-            self._cellmap[self._xy[:, 1] // p, self._xy[:, 0] // p] = np.arange(len(ids))
+        self._apply_placement(placed)
+        self._paint_cells(np.nonzero(self._placed)[0])
         self._count_kinds()
-        self._count_w = count_w
         self.update()
 
     def _fit(self, W: int, H: int, ncells: int, lines: dict[str, int]):
         """Largest cell size whose rows all fit; else min size with the rest rolled up."""
         order = self._order
         lo, hi = int(self.opts["min_cell_px"]), int(max(self.opts["min_cell_px"], self.opts["max_cell_px"]))
-
-        def geometry(c: int, roll_h: int):
-            p = c + (1 if c < 8 else 2)
-            labels = p >= 12
-            fpx = max(9, min(26, int(p * 0.85)))
-            label_w = int(fpx * 9.5) if labels else 0
-            count_w = int(fpx * 6) if labels else 0
-            header_h = 34 + (fpx + 6 if labels else 0)
-            row_w = label_w + ncells * p + count_w + 12
-            ncol = max(1, (W + 16) // (row_w + 16))
-            avail = H - header_h - roll_h
-            placed, col, y = [], 0, header_h
-            for s in order:
-                rh = lines[s] * p + max(2, p // 3)
-                if y + rh > header_h + avail:
-                    col += 1
-                    y = header_h
-                    if col >= ncol or rh > avail:
-                        break
-                placed.append((s, (col * (row_w + 16), y)))
-                y += rh
-            return p, label_w, count_w, header_h, placed
-
         best = None
         a, b = lo, hi
         while a <= b:  # fitting is monotonic in the cell size: binary search
             c = (a + b) // 2
-            p, lw, cw, hh, placed = geometry(c, 0)
+            p, lw, cw, hh, placed = place_rows(order, lines, W, H, ncells, c, 0)
             if len(placed) == len(order):
                 best = (c, p, lw, cw, hh, 0, placed)
                 a = c + 1
@@ -409,7 +318,7 @@ class DeviceGridPanel(QWidget):
             return best
         roll_h = 0
         for _ in range(3):  # reserve room for the rolled-up strip, then re-place
-            p, lw, cw, hh, placed = geometry(lo, roll_h)
+            p, lw, cw, hh, placed = place_rows(order, lines, W, H, ncells, lo, roll_h)
             rest = len(order) - len(placed)
             rp = max(lo, 10) + 2
             per_line = max(1, (W - 8) // rp)
@@ -417,8 +326,81 @@ class DeviceGridPanel(QWidget):
             if need <= roll_h:
                 break
             roll_h = min(need, H // 3)
-        p, lw, cw, hh, placed = geometry(lo, roll_h)
+        p, lw, cw, hh, placed = place_rows(order, lines, W, H, ncells, lo, roll_h)
         return (lo, p, lw, cw, hh, roll_h, placed)
+
+    def _apply_placement(self, placed) -> np.ndarray:
+        """Rows, device positions, rolled-up strip and hit map for a placement.
+        Returns the row origin per store (-1 for rolled-up stores)."""
+        W, H, ncells, c, roll_h, label_w = self._geom
+        p = self._pitch
+        origin = np.full((len(self._stores), 2), -1, np.int32)
+        self._rows, self._row_of_store = [], {}
+        for s, (x0, y0) in placed:
+            origin[self._store_k[s]] = (x0, y0)
+            self._row_of_store[s] = len(self._rows)
+            self._rows.append(_Row(s, x0, y0, self._lines[s] * p, label_w, ncells * p))
+        self._row_origin = origin
+        rw = label_w + ncells * p + self._count_w + 12
+        self._row_box = np.array([(r.x, r.y, r.x + rw, r.y + r.h) for r in self._rows], np.int64).reshape(-1, 4)
+        o = origin[self._dev_store] if len(self._dev_store) else np.zeros((0, 2), np.int32)
+        self._placed = o[:, 0] >= 0
+        self._xy = np.where(self._placed[:, None], o + self._rel, -1).astype(np.int32)
+        placed_set = {s for s, _ in placed}
+        self._rolled = [s for s in self._order if s not in placed_set]
+        self._rolled_set = set(self._rolled)
+        self._layout_rolled(W, H, roll_h)
+        # hit map at cell resolution, sized to what was placed (a block may overhang a
+        # narrow panel), never out of bounds
+        xy = self._xy[self._placed]
+        span_x = max(W, int(xy[:, 0].max()) + p) if len(xy) else W
+        span_y = max(H, int(xy[:, 1].max()) + p) if len(xy) else H
+        self._cellmap = np.full((span_y // p + 2, span_x // p + 2), -1, np.int32)
+        if len(xy):
+            self._cellmap[xy[:, 1] // p, xy[:, 0] // p] = np.nonzero(self._placed)[0]
+        return origin
+
+    def _resort(self, order: list[str]) -> bool:
+        """Re-place the laid-out rows in a new order; re-blit and repaint only the rows
+        that moved. False when the new order needs a full layout (other stores, or rows
+        of other heights no longer fitting the same way)."""
+        if len(order) != len(self._stores) or any(s not in self._store_k for s in order):
+            return False
+        W, H, ncells, c, roll_h, label_w = self._geom
+        p, _, _, _, placed = place_rows(order, self._lines, W, H, ncells, c, roll_h)
+        if len(placed) != len(self._rows):
+            return False
+        old = self._row_origin
+        self._order = list(order)
+        new = self._apply_placement(placed)
+        moved = np.nonzero(np.any(old != new, axis=1))[0]
+        self.resorts += 1
+        if not len(moved):
+            return True
+        panel = _rgb(self.ctx.theme.panel)
+        cells_w = ncells * p
+        rects = []
+        for k in moved:  # clear the old cells of moved rows, then draw them at their new place
+            s = self._stores[k]
+            for (x0, y0) in (old[k], new[k]):
+                if x0 >= 0:
+                    h = self._lines[s] * p
+                    self._buf[y0:y0 + h, x0 + label_w:x0 + label_w + cells_w] = panel
+                    rects.append((x0, y0, h))
+        dev = np.nonzero(np.isin(self._dev_store, moved) & self._placed)[0]
+        self._paint_cells(dev)
+        row_w = label_w + cells_w + self._count_w + 12
+        spans: dict[int, list[int]] = {}   # one repaint rectangle per column of rows
+        for x0, y0, h in rects:
+            sp = spans.setdefault(int(x0), [y0, y0 + h])
+            sp[0], sp[1] = min(sp[0], y0), max(sp[1], y0 + h)
+        for x0, (y0, y1) in spans.items():
+            self.update(x0, int(y0), row_w, int(y1 - y0))
+        if self._rolled:
+            self._buf[self._roll_rect.top():, :] = panel
+            self._blit(self._roll_xy, self._roll_codes, self._roll_tmpl)
+            self.update(self._roll_rect)
+        return True
 
     def _layout_rolled(self, W: int, H: int, roll_h: int) -> None:
         n = len(self._rolled)
@@ -471,21 +453,26 @@ class DeviceGridPanel(QWidget):
         changed = new != self._codes[idx]
         if not changed.any():
             return
-        idx = idx[changed]
-        self._codes[idx] = new[changed]
+        idx, new = idx[changed], new[changed]
+        nc = len(CODES)
+        flat = self._kind_counts.reshape(-1)   # per-kind counts follow the change
+        np.subtract.at(flat, self._kind_of[idx].astype(np.int64) * nc + self._codes[idx], 1)
+        np.add.at(flat, self._kind_of[idx].astype(np.int64) * nc + new, 1)
+        self._codes[idx] = new
+        self._header_due = True
+        idx = idx[self._placed[idx]]
+        if not len(idx):
+            return
         self._paint_cells(idx)
         c = self._cell
-        for x, y in self._xy[idx]:
-            self.update(int(x), int(y), c, c)
-        self._count_kinds()
-        self.update(0, 0, self.width(), self._header_h)
+        for x, y in self._xy[idx].tolist():
+            self.update(x, y, c, c)
         if self._count_w:
-            stores = {self.state.devices.get(self._dev_ids[i], {}).get("store") for i in idx}
-            for s in stores:
-                r = self._row_of_store.get(s)
+            for k in set(self._dev_store[idx].tolist()):
+                r = self._row_of_store.get(self._stores[k])
                 if r is not None:
                     row = self._rows[r]
-                    self.update(row.x, row.y, row.label_w + row.cells_w + self._count_w + 12, row.h)
+                    self.update(row.x + row.label_w + row.cells_w + 4, row.y, self._count_w, self._pitch)
 
     def _update_rolled(self, stores) -> None:
         pos = {s: i for i, s in enumerate(self._rolled[: len(self._roll_xy)])}
@@ -513,14 +500,15 @@ class DeviceGridPanel(QWidget):
 
     def paintEvent(self, event):  # noqa: N802 (Qt)
         p = QPainter(self)
-        rect = event.rect()
+        region = event.region()
         theme = self.ctx.theme
         if self._store_page is not None:
             self._paint_store_page(p)
         else:
             if self._img is not None:
-                p.drawImage(rect, self._img, rect)
-            self._paint_text(p, rect)
+                for r in region:  # the dirty rectangles, not their bounding box
+                    p.drawImage(r, self._img, r)
+            self._paint_text(p, region)
         if self._dimmed:
             paint_dim(self, p, True)
             f = ui_font(10, bold=True)
@@ -529,6 +517,101 @@ class DeviceGridPanel(QWidget):
             p.setPen(QColor(theme.stale))
             p.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter, self.ctx.tr("STALE"))
         p.end()
+
+    def _paint_text(self, p: QPainter, region: QRegion) -> None:
+        theme, tr = self.ctx.theme, self.ctx.tr
+        W = self.width()
+        if region.intersects(QRect(0, 0, W, self._header_h)):  # per-kind counts
+            p.fillRect(QRect(0, 0, W, self._header_h), QColor(theme.panel))
+            f = ui_font(10, bold=True)
+            f.setPixelSize(20)
+            p.setFont(f)
+            fm = QFontMetrics(f)
+            x = 8
+            total = int(self._kind_counts.sum()) if len(self._dev_ids) else 0
+            p.setPen(QColor(theme.text))
+            head = f"{total:,} {tr('devices')} · {len(self._order):,} {tr('stores')}"
+            if not self._order:
+                head = tr("No devices in scope")
+            p.drawText(x, 24, head)
+            x += fm.horizontalAdvance(head) + 24
+            for k, kind in enumerate(self._kinds):
+                counts = self._kind_counts[k]
+                label = f"{tr(kind)} {int(counts.sum())}"
+                p.setPen(QColor(theme.text_dim))
+                p.drawText(x, 24, label)
+                x += fm.horizontalAdvance(label) + 6
+                for text, color in self._status_chips(counts):
+                    p.setPen(QColor(color))
+                    p.drawText(x, 24, text)
+                    x += fm.horizontalAdvance(text) + 4
+                x += 18
+            if self._rows and self._rows[0].label_w:  # kind names above the blocks
+                f2 = QFont(self._label_font)
+                f2.setPixelSize(max(9, min(16, self._pitch - 2)))
+                p.setFont(f2)
+                p.setPen(QColor(theme.text_dim))
+                fm2 = QFontMetrics(f2)
+                for x0 in sorted({r.x for r in self._rows}):
+                    cx = x0 + self._rows[0].label_w
+                    for k, kind in enumerate(self._kinds):
+                        w = self._block_px[k] if k < len(self._block_px) else self._pitch
+                        t = fm2.elidedText(KIND_SHORT.get(kind, kind), Qt.TextElideMode.ElideRight, w)
+                        p.drawText(cx, self._header_h - 6, t)
+                        cx += w + self._pitch
+        if self._rows and self._rows[0].label_w:  # store names and per-store counts
+            self._paint_row_text(p, region)
+        if self._rolled and region.intersects(self._roll_rect):
+            f = ui_font(10, bold=True)
+            f.setPixelSize(18)
+            p.setFont(f)
+            tr_rect = QRect(0, self._roll_rect.top(), W, 26)
+            p.fillRect(tr_rect, QColor(theme.panel_border))
+            p.setPen(QColor(theme.text))
+            msg = tr("{n} stores rolled up - drill down or enlarge to see their devices")
+            p.drawText(tr_rect.adjusted(8, 0, 0, 0), Qt.AlignmentFlag.AlignVCenter,
+                       "▦ " + msg.format(n=f"{len(self._rolled):,}"))
+
+    def _paint_row_text(self, p: QPainter, region: QRegion) -> None:
+        """Names and count chips of the rows the region touches."""
+        theme = self.ctx.theme
+        fm = QFontMetrics(self._label_font)
+        p.setFont(self._label_font)
+        rows = self._rows
+        bx = self._row_box   # (n, 4): x0, y0, x1, y1 of each row (label to counts)
+        todo: set[int] = set()
+        for rect in region:  # labelled rows are few (>= 12 px each): a vector test per rect
+            hit = (bx[:, 0] <= rect.right()) & (bx[:, 2] >= rect.left()) & \
+                  (bx[:, 1] <= rect.bottom()) & (bx[:, 3] >= rect.top())
+            todo.update(np.nonzero(hit)[0].tolist())
+        for i in sorted(todo):
+            row = rows[i]
+            lr = QRect(row.x, row.y, row.label_w - 4, self._pitch)
+            if region.intersects(lr):
+                st = self.state.stores.get(row.store) or {}
+                city = (st.get("city") or {})
+                zh = self.ctx.lang == "zh"
+                name = st.get("name", row.store) if zh else st.get("name_en") or st.get("name", row.store)
+                cname = city.get("name", "") if zh else city.get("name_en") or city.get("name", "")
+                text = fm.elidedText(f"{name} · {cname}" if cname else name,
+                                     Qt.TextElideMode.ElideRight, row.label_w - 8)
+                p.fillRect(lr, QColor(theme.panel))
+                p.setPen(QColor(theme.text))
+                p.drawText(lr, Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignLeft, text)
+            cr = QRect(row.x + row.label_w + row.cells_w + 4, row.y, self._count_w, self._pitch)
+            if region.intersects(cr):
+                p.fillRect(cr, QColor(theme.panel))
+                arr = [0] * len(CODES)
+                for s, n in self.state.store_counts(row.store).items():
+                    arr[CODE.get(s, 3)] += n
+                x = cr.x()
+                chips = self._status_chips(arr) or [(f"✓{sum(arr)}", STATUS_COLORS["ok"])]
+                for t, color in chips[:3]:
+                    p.setPen(QColor(color))
+                    p.drawText(x, cr.y(), cr.right() - x, cr.height(),
+                               Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignLeft, t)
+                    x += fm.horizontalAdvance(t) + 6
+
 
     def _status_chips(self, counts) -> list[tuple[str, str]]:
         """(text, colour) per non-ok status, worst first: '▲3', '✖1', ..."""
@@ -540,99 +623,6 @@ class DeviceGridPanel(QWidget):
                 glyph = STATUS_GLYPHS["unknown" if name == "stale" else name]
                 out.append((f"{glyph}{n}", STATUS_COLORS["unknown" if name == "stale" else name]))
         return out
-
-    def _paint_text(self, p: QPainter, rect: QRect) -> None:
-        theme, tr = self.ctx.theme, self.ctx.tr
-        W = self.width()
-        if rect.top() < self._header_h:  # per-kind counts
-            p.fillRect(QRect(0, 0, W, self._header_h), QColor(theme.panel))
-            f = ui_font(10, bold=True)
-            f.setPixelSize(20)
-            p.setFont(f)
-            x = 8
-            total = int(self._kind_counts.sum()) if len(self._dev_ids) else 0
-            p.setPen(QColor(theme.text))
-            head = f"{total:,} {tr('devices')} · {len(self._order):,} {tr('stores')}"
-            if not self._order:
-                head = tr("No devices in scope")
-            p.drawText(x, 24, head)
-            x += QFontMetrics(f).horizontalAdvance(head) + 24
-            for k, kind in enumerate(self._kinds):
-                counts = self._kind_counts[k]
-                label = f"{tr(kind)} {int(counts.sum())}"
-                p.setPen(QColor(theme.text_dim))
-                p.drawText(x, 24, label)
-                x += QFontMetrics(f).horizontalAdvance(label) + 6
-                for text, color in self._status_chips(counts):
-                    p.setPen(QColor(color))
-                    p.drawText(x, 24, text)
-                    x += QFontMetrics(f).horizontalAdvance(text) + 4
-                x += 18
-            if self._rows and self._rows[0].label_w:  # kind names above the blocks
-                f2 = QFont(self._label_font)
-                f2.setPixelSize(max(9, min(16, self._pitch - 2)))
-                p.setFont(f2)
-                p.setPen(QColor(theme.text_dim))
-                xs = sorted({r.x for r in self._rows})
-                fm = QFontMetrics(f2)
-                for x0 in xs:
-                    cx = x0 + self._rows[0].label_w
-                    for k, kind in enumerate(self._kinds):
-                        w = self._block_w(k)
-                        t = fm.elidedText(KIND_SHORT.get(kind, kind), Qt.TextElideMode.ElideRight, w)
-                        p.drawText(cx, self._header_h - 6, t)
-                        cx += w + self._pitch
-        if self._rows and self._rows[0].label_w:  # store names and per-store counts
-            fm = QFontMetrics(self._label_font)
-            p.setFont(self._label_font)
-            for row in self._rows:
-                if row.y > rect.bottom() or row.y + row.h < rect.top():
-                    continue
-                st = self.state.stores.get(row.store) or {}
-                city = (st.get("city") or {})
-                name = st.get("name", row.store) if self.ctx.lang == "zh" else st.get("name_en") or st.get("name", row.store)
-                cname = city.get("name", "") if self.ctx.lang == "zh" else city.get("name_en") or city.get("name", "")
-                text = fm.elidedText(f"{name} · {cname}" if cname else name,
-                                     Qt.TextElideMode.ElideRight, row.label_w - 8)
-                lr = QRect(row.x, row.y, row.label_w - 4, self._pitch)
-                if lr.intersects(rect):
-                    p.fillRect(lr, QColor(theme.panel))
-                    p.setPen(QColor(theme.text))
-                    p.drawText(lr, Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignLeft, text)
-                cr = QRect(row.x + row.label_w + row.cells_w + 4, row.y, self._count_w, self._pitch)
-                if cr.intersects(rect):
-                    p.fillRect(cr, QColor(theme.panel))
-                    counts = self.state.store_counts(row.store)
-                    arr = [0] * len(CODES)
-                    for s, n in counts.items():
-                        arr[CODE.get(s, 3)] += n
-                    x = cr.x()
-                    chips = self._status_chips(arr) or [(f"✓{sum(arr)}", STATUS_COLORS["ok"])]
-                    for t, color in chips[:3]:
-                        p.setPen(QColor(color))
-                        p.drawText(x, cr.y(), cr.right() - x, cr.height(),
-                                   Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignLeft, t)
-                        x += fm.horizontalAdvance(t) + 6
-        if self._rolled and self._roll_rect.intersects(rect):
-            f = ui_font(10, bold=True)
-            f.setPixelSize(18)
-            p.setFont(f)
-            tr_rect = QRect(0, self._roll_rect.top(), W, 26)
-            p.fillRect(tr_rect, QColor(theme.panel_border))
-            p.setPen(QColor(theme.text))
-            msg = tr("{n} stores rolled up - drill down or enlarge to see their devices")
-            p.drawText(tr_rect.adjusted(8, 0, 0, 0), Qt.AlignmentFlag.AlignVCenter,
-                       "▦ " + msg.format(n=f"{len(self._rolled):,}"))
-
-    def _block_w(self, k: int) -> int:
-        # width in px of kind block k (recomputed from cells: widths are implicit in xy)
-        sel = self._kind_of == k
-        if not sel.any() or not self._rows:
-            return self._pitch
-        x0 = self._rows[0].x + self._rows[0].label_w
-        xs = self._xy[sel, 0]
-        xs = xs[(xs >= x0) & (xs < x0 + self._rows[0].cells_w)]
-        return int(xs.max() - xs.min()) + self._pitch if len(xs) else self._pitch
 
     def _paint_store_page(self, p: QPainter) -> None:
         """One store: big cells with the device name, status glyph and key metric."""
@@ -769,7 +759,7 @@ class DeviceGridPanel(QWidget):
     def cell_rect(self, device_id: str) -> QRect | None:
         """Where a device's cell is drawn (None when rolled up or out of scope)."""
         i = self._dev_index.get(device_id)
-        if i is None:
+        if i is None or not self._placed[i]:
             return None
         x, y = self._xy[i]
         return QRect(int(x), int(y), self._cell, self._cell)

@@ -2,17 +2,28 @@
 
 ``StoreMapPanel(state, options, ctx)``; the shell calls ``refresh(dirty, now)`` once per
 frame and ``set_dimmed(True)`` while the feed is stale; ``store_clicked(store_id)`` fires
-when a store marker is clicked (a click on a city cluster zooms into that city).
+when a store marker is clicked (a click on a city cluster zooms into its stores).
 
 Projection: equirectangular lon/lat in a pyqtgraph ``ViewBox`` whose aspect is locked to
 ``cos(latitude)`` of the scope's centre, so shapes look right at the latitude that
-matters. Markers are one ``ScatterPlotItem``: a frame patches only the spots of
-``dirty.stores`` (brush, pen, symbol) and re-looks-up just those in the symbol atlas, so
-10,000 stores stay smooth. Worst device status sets the colour AND the shape (ok/maint
-circle, warn diamond, unknown square, crit triangle, down cross); the store's own state
-shows as a dashed hollow ring (planned), a slow blue pulse (opening) or a solid marker
-(open). Zoomed out (the view wider than ``cluster_span_deg``) stores gather per city
-into a donut of store counts by status; zoomed in each store gets its label.
+matters. The basemap is the view's cached background (painted once per pan/zoom, see
+:class:`widgets._map_items.BasemapView`). Markers are one ``ScatterPlotItem``: a visual
+update patches only the spots of the stores that changed. Worst device status sets the
+colour AND the shape (ok/maint circle, warn diamond, unknown square, crit triangle, down
+cross); the store's own state shows as a dashed hollow ring (planned), a slow blue pulse
+(opening) or a solid marker (open).
+
+Zoomed out (the view wider than ``cluster_span_deg``) stores gather per city into a donut
+of store counts by status; cities whose donuts would overlap on screen merge into one
+donut with the combined counts, named "Shanghai +3" (zooming in splits them). Zoomed in,
+each store gets its label. Labels (cluster and store) are placed around their marker so
+that none overlaps another label or marker; a label that only fits further away gets a
+leader line, one that fits nowhere is dropped (worst stores are placed first).
+
+Cost follows change: a frame updates the worst-status cache and the city counts of the
+changed stores only; clusters and markers are cached pixmaps repainted only when what
+they show changes, at most ``UPDATE_HZ`` times a second each (a change waits at most
+``1 / UPDATE_HZ`` s, never more than a second).
 
 Live effects, all driven by ``refresh(now)`` (no timer per store): a red pulse for
 ``pulse_s`` seconds on the stores of an incident that just opened; a square outline on
@@ -32,12 +43,15 @@ from pathlib import Path
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QPointF, QRectF, Qt, Signal
-from PySide6.QtGui import QBrush, QColor, QFontMetrics, QPainter, QPainterPath, QPen
-from PySide6.QtWidgets import QGraphicsObject, QGraphicsPathItem, QWidget
+from PySide6.QtCore import QPointF, QRect, QRectF, Qt, Signal
+from PySide6.QtGui import QColor, QFontMetrics, QPainter
+from PySide6.QtWidgets import QWidget
 
+from widgets._map_items import (
+    BasemapView, ClusterItem, StoreLabelItem, merge_discs, place_labels, rings_path,
+)
 from widgets.base import (
-    CHANGE_STATUS_COLORS, STATUS_COLORS, STATUS_GLYPHS, STATUS_ORDER, STATUS_RANK,
+    CHANGE_STATUS_COLORS, STATUS_COLORS, STATUS_GLYPHS, STATUS_RANK,
     STORE_STATUS_COLORS, PanelContext, register_translations, ui_font,
 )
 from widgets.basemap import BasemapError, MapLayer, load_basemap, load_geojson
@@ -61,82 +75,15 @@ DEFAULTS = {"provinces": None, "countries": None, "basemap_extra": [],
             "marker_px": 18, "pulse_s": 10.0, "label_max": 60}
 SYMBOLS = {"ok": "o", "maint": "o", "warn": "d", "unknown": "s", "crit": "t1", "down": "x"}
 CHINA_BBOX = (73.5, 18.0, 135.1, 53.6)
+#: Visual updates per second of the markers and of each cluster (changes are aggregated
+#: in between; a change is on screen at most 1 / UPDATE_HZ seconds after it arrived).
+UPDATE_HZ = 4.0
+#: Legend strip height (px) at the bottom of the panel.
+LEGEND_H = 40
 
 
-def rings_path(layer: MapLayer) -> QPainterPath:
-    """All rings of a layer as one painter path (lon, lat coordinates)."""
-    path = QPainterPath()
-    for f in layer.features:
-        for ring in f.rings:
-            path.moveTo(float(ring[0, 0]), float(ring[0, 1]))
-            for x, y in ring[1:].tolist():
-                path.lineTo(x, y)
-            if len(ring) > 2 and np.allclose(ring[0], ring[-1]):
-                path.closeSubpath()
-    return path
-
-
-class ClusterItem(QGraphicsObject):
-    """A city cluster: donut of store counts by worst status, count, name and chips.
-    Drawn in pixels (ignores the view's zoom)."""
-
-    def __init__(self, city: str, ctx: PanelContext):
-        super().__init__()
-        self.city, self.ctx = city, ctx
-        self.counts: dict[str, int] = {}
-        self.name = city
-        self.radius = 20.0
-        self.setFlag(QGraphicsObject.GraphicsItemFlag.ItemIgnoresTransformations, True)
-        self.setZValue(20)
-
-    def set_counts(self, name: str, counts: dict[str, int]) -> None:
-        self.prepareGeometryChange()
-        self.name, self.counts = name, counts
-        n = sum(counts.values())
-        self.radius = 14.0 + 4.5 * math.log2(1 + n)
-        self.update()
-
-    def boundingRect(self) -> QRectF:  # noqa: N802 (Qt)
-        r = self.radius
-        return QRectF(-max(r, 140), -r - 4, 2 * max(r, 140), 2 * r + 70)
-
-    def paint(self, p: QPainter, option, widget=None) -> None:
-        p.setRenderHint(QPainter.RenderHint.Antialiasing)
-        r, total = self.radius, max(1, sum(self.counts.values()))
-        rect = QRectF(-r, -r, 2 * r, 2 * r)
-        p.setPen(Qt.PenStyle.NoPen)
-        p.setBrush(QColor(self.ctx.theme.panel))
-        p.drawEllipse(rect)
-        start = 90 * 16
-        width = max(6.0, r * 0.32)
-        for status in reversed(STATUS_ORDER):  # worst segments first, from 12 o'clock
-            n = self.counts.get(status, 0)
-            if not n:
-                continue
-            span = -int(round(360 * 16 * n / total))
-            pen = QPen(QColor(STATUS_COLORS[status]), width)
-            pen.setCapStyle(Qt.PenCapStyle.FlatCap)
-            p.setPen(pen)
-            p.drawArc(rect.adjusted(width / 2, width / 2, -width / 2, -width / 2), start, span)
-            start += span
-        f = ui_font(10, bold=True)
-        f.setPixelSize(int(max(16, r * 0.7)))
-        p.setFont(f)
-        p.setPen(QColor(self.ctx.theme.text))
-        p.drawText(rect, Qt.AlignmentFlag.AlignCenter, str(sum(self.counts.values())))
-        f.setPixelSize(22)
-        p.setFont(f)
-        bad = [(STATUS_GLYPHS[s] + str(self.counts[s]), STATUS_COLORS[s])
-               for s in ("down", "crit", "unknown", "warn") if self.counts.get(s)]
-        fm = QFontMetrics(f)
-        p.setPen(QColor(self.ctx.theme.text))
-        p.drawText(QRectF(-140, r + 2, 280, 28), Qt.AlignmentFlag.AlignHCenter, self.name)
-        widths = [fm.horizontalAdvance(t) + 8 for t, _ in bad]
-        x = -sum(widths) / 2
-        for (t, c), w in zip(bad, widths):
-            p.setPen(QColor(c))
-            p.drawText(QRectF(x, r + 30, w, 28), Qt.AlignmentFlag.AlignLeft, t)
-            x += w
+def _rect_at(off, size) -> QRectF:
+    return QRectF(off[0], off[1], size[0], size[1])
 
 
 class _Overlay(QWidget):
@@ -147,26 +94,37 @@ class _Overlay(QWidget):
         self.panel = panel
         self.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents, True)
 
+    def _top_h(self) -> int:
+        pnl = self.panel
+        return 8 + 36 * (len(pnl.chain_wide_changes()) + (1 if pnl.errors else 0))
+
     def paintEvent(self, event):  # noqa: N802 (Qt)
-        pnl, p = self.panel, QPainter(self)
+        pnl = self.panel
+        rect = event.rect()
+        legend = QRect(0, self.height() - LEGEND_H, self.width(), LEGEND_H)
+        top = QRect(0, 0, self.width(), self._top_h())
+        if not pnl.dimmed and not rect.intersects(legend) and not rect.intersects(top):
+            return  # a marker or cluster repaint below: nothing of ours there
+        p = QPainter(self)
         theme, tr = pnl.ctx.theme, pnl.ctx.tr
         f = ui_font(10, bold=True)
         f.setPixelSize(20)
         p.setFont(f)
         fm = QFontMetrics(f)
         x, y = 12, self.height() - 14
-        for s in ("ok", "warn", "unknown", "crit", "down"):
-            t = f"{STATUS_GLYPHS[s] or '●'} {tr(s)}"
-            p.setPen(QColor(STATUS_COLORS[s]))
-            p.drawText(x, y, t)
-            x += fm.horizontalAdvance(t) + 18
-        for s, glyph in (("planned", "◌"), ("opening", "◎")):
-            t = f"{glyph} {tr(s)}"
-            p.setPen(QColor(STORE_STATUS_COLORS[s]))
-            p.drawText(x, y, t)
-            x += fm.horizontalAdvance(t) + 18
-        p.setPen(QColor(theme.text_dim))
-        p.drawText(x, y, f"{pnl.store_count():,} {tr('stores')}")
+        if rect.intersects(legend):
+            for s in ("ok", "warn", "unknown", "crit", "down"):
+                t = f"{STATUS_GLYPHS[s] or '●'} {tr(s)}"
+                p.setPen(QColor(STATUS_COLORS[s]))
+                p.drawText(x, y, t)
+                x += fm.horizontalAdvance(t) + 18
+            for s, glyph in (("planned", "◌"), ("opening", "◎")):
+                t = f"{glyph} {tr(s)}"
+                p.setPen(QColor(STORE_STATUS_COLORS[s]))
+                p.drawText(x, y, t)
+                x += fm.horizontalAdvance(t) + 18
+            p.setPen(QColor(theme.text_dim))
+            p.drawText(x, y, f"{pnl.store_count():,} {tr('stores')}")
         yb = 32
         for title, status in pnl.chain_wide_changes():
             p.fillRect(8, yb - 24, fm.horizontalAdvance(title) + 220, 32, QColor(theme.panel))
@@ -196,12 +154,15 @@ class StoreMapPanel(QWidget):
         self.opts, self.errors = validate_options("store_map", OPTION_SPEC, DEFAULTS, options)
         self.dimmed = False
         self._now = ctx.clock()
-        self.view = pg.GraphicsView(self, background=ctx.theme.background)
+        self.view = BasemapView(self, background=ctx.theme.background)
         self.view.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         self.vb = pg.ViewBox(enableMenu=False)
         self.vb.setMouseEnabled(True, True)
         self.view.setCentralItem(self.vb)
+        self.view.attach(self.vb)
         self.overlay = _Overlay(self)
+        self._font = ui_font(10, bold=True)
+        self._label_fm = QFontMetrics(StoreLabelItem(self._font)._font)
         self._add_basemap()
         self.markers = pg.ScatterPlotItem(pxMode=True)
         self.markers.setZValue(10)
@@ -215,9 +176,19 @@ class StoreMapPanel(QWidget):
         self._index: dict[str, int] = {}
         self._xy = np.zeros((0, 2))
         self._style: list[tuple] = []
+        self._worst: list[str] = []
         self._city_of: list[str] = []
+        self._city_idx: dict[str, np.ndarray] = {}        # city -> store indexes
+        self._city_counts: dict[str, dict[str, int]] = {}  # city -> worst status -> stores
+        self._groups: dict[str, list[str]] = {}            # cluster key -> cities
+        self._group_of: dict[str, str] = {}                 # city -> cluster key
         self._clusters: dict[str, ClusterItem] = {}
-        self._labels: list[pg.TextItem] = []
+        self._stale_groups: set[str] = set()                # counts changed, not yet shown
+        self._next_ok: dict[str, float] = {}                # cluster key -> earliest repaint
+        self._pending: set[str] = set()                     # stores awaiting a marker restyle
+        self._last_flush = -1e18
+        self._scale: tuple[float, float] | None = None      # px per degree at last grouping
+        self._labels: list[StoreLabelItem] = []
         self._labelled: list[str] = []
         self._pulse_list: list[tuple[str, float, str]] = []
         self._chain_wide: list[tuple[str, str]] = []
@@ -238,7 +209,7 @@ class StoreMapPanel(QWidget):
         except BasemapError as exc:
             self.errors.append(str(exc))
             shipped = {}
-        layers: list[tuple[MapLayer, str, str, float]] = []
+        layers: list[tuple[MapLayer, str | None, str]] = []
         for name, fill in (("countries", theme.land), ("provinces", theme.panel)):
             if not self.opts[f"show_{name}"]:
                 continue
@@ -249,28 +220,20 @@ class StoreMapPanel(QWidget):
                 except BasemapError as exc:
                     self.errors.append(f"store_map.options.{name}: {exc}")
             if layer is not None:
-                layers.append((layer, fill, theme.land_border, 1.0))
+                layers.append((layer, fill, theme.land_border))
         for i, extra in enumerate(self.opts["basemap_extra"]):
             if not isinstance(extra, str):
                 self.errors.append(f"store_map.options.basemap_extra[{i}]: expected a GeoJSON path "
                                    f"string, got {type(extra).__name__}")
                 continue
             try:
-                layers.append((load_geojson(Path(extra), f"extra{i}"), None, theme.accent, 1.0))
+                layers.append((load_geojson(Path(extra), f"extra{i}"), None, theme.accent))
             except BasemapError as exc:
                 self.errors.append(f"store_map.options.basemap_extra[{i}]: {exc}")
         self.layers = [lay for lay, *_ in layers]
-        for z, (layer, fill, border, width) in enumerate(layers):
+        for layer, *_ in layers:
             self.errors.extend(layer.errors)
-            item = QGraphicsPathItem(rings_path(layer))
-            pen = QPen(QColor(border), width)
-            pen.setCosmetic(True)
-            item.setPen(pen)
-            item.setBrush(QBrush(QColor(fill)) if fill else QBrush(Qt.BrushStyle.NoBrush))
-            item.setZValue(-10 + z)
-            # painted once per zoom into a device pixmap; markers repaint over it cheaply
-            item.setCacheMode(QGraphicsPathItem.CacheMode.DeviceCoordinateCache)
-            self.vb.addItem(item)
+        self.view.set_layers([(rings_path(lay), fill, border) for lay, fill, border in layers])
 
     # ------------------------------------------------------------------ public API
 
@@ -281,7 +244,8 @@ class StoreMapPanel(QWidget):
             self.overlay.update()
 
     def refresh(self, dirty, now: float) -> None:
-        """Apply a frame's dirty set: patch changed markers, clusters, outlines, pulses."""
+        """Apply a frame's dirty set: update the counts of changed stores at once, and
+        repaint their markers and clusters (at most ``UPDATE_HZ`` times a second)."""
         self._now = now
         structural = dirty.all or any(
             (s in self._index) != (s in self.state.stores) for s in dirty.stores)
@@ -298,16 +262,12 @@ class StoreMapPanel(QWidget):
             self._rebuild(now)
         else:
             if dirty.stores:
-                self._patch(dirty.stores)
-                if self._clustered:
-                    self._update_clusters({self._city_of[self._index[s]] for s in dirty.stores
-                                           if s in self._index})
-                if self._labelled:
-                    self._update_labels()
+                self._count_changes(dirty.stores)
             if dirty.changes:
                 self._update_blast()
             if dirty.incidents:
                 self._update_pulse_list(now)
+        self._flush(now)
         self._animate(now)
 
     def fit_scope(self) -> None:
@@ -354,11 +314,19 @@ class StoreMapPanel(QWidget):
     def marker_symbol(self, store_id: str) -> str:
         return self.markers.data["symbol"][self._index[store_id]]
 
+    def cluster_of(self, city: str) -> ClusterItem | None:
+        """The cluster showing ``city`` (alone or merged with its neighbours)."""
+        key = self._group_of.get(city)
+        return self._clusters.get(key) if key is not None else None
+
+    def pending_updates(self) -> int:
+        """Stores and clusters whose change is counted but not yet repainted."""
+        return len(self._pending) + len(self._stale_groups)
+
     # ------------------------------------------------------------------ markers
 
-    def _spot_style(self, store_id: str) -> tuple:
+    def _spot_style(self, store_id: str, worst: str) -> tuple:
         st = self.state.stores.get(store_id) or {}
-        worst = self.state.store_worst(store_id)
         status = st.get("status", "open")
         key = (worst, status)
         cached = self._styles_cache.get(key)
@@ -389,20 +357,76 @@ class StoreMapPanel(QWidget):
         self._index = {s: i for i, s in enumerate(ids)}
         self._xy = np.array([[st.stores[s]["lon"], st.stores[s]["lat"]] for s in ids], float).reshape(-1, 2)
         self._city_of = [(st.stores[s].get("city") or {}).get("id", "") for s in ids]
-        self._style = [self._spot_style(s) for s in ids]
+        self._worst = [st.store_worst(s) for s in ids]
+        self._style = [self._spot_style(s, w) for s, w in zip(ids, self._worst)]
         self.markers.setData(
             x=self._xy[:, 0], y=self._xy[:, 1], data=np.array(ids, dtype=object),
             symbol=[s[0] for s in self._style], size=[s[1] for s in self._style],
             pen=[s[2] for s in self._style], brush=[s[3] for s in self._style])
-        for item in self._clusters.values():
-            self.vb.removeItem(item)
-        self._clusters = {}
-        self._clustered = None
+        by_city: dict[str, list[int]] = {}
+        for i, c in enumerate(self._city_of):
+            by_city.setdefault(c, []).append(i)
+        self._city_idx = {c: np.array(v) for c, v in by_city.items()}
+        self._city_counts = {}
+        for c, idx in by_city.items():
+            counts: dict[str, int] = {}
+            for i in idx:
+                counts[self._worst[i]] = counts.get(self._worst[i], 0) + 1
+            self._city_counts[c] = counts
+        self._pending.clear()
+        self._stale_groups.clear()
+        self._scale = None  # regroup clusters
         if not self._fitted:
             self.fit_scope()
         self._update_blast()
         self._update_pulse_list(now)
         self._on_range()
+        self._update_labels()
+
+    def _count_changes(self, stores) -> None:
+        """Worst-status cache and city counts of the changed stores (cheap, every frame);
+        their markers and clusters are queued for the next visual update."""
+        worst_of, index = self.state.store_worst, self._index
+        for s in stores:
+            i = index.get(s)
+            if i is None:
+                continue
+            self._pending.add(s)
+            w = worst_of(s)
+            old = self._worst[i]
+            if w == old:
+                continue
+            self._worst[i] = w
+            counts = self._city_counts[self._city_of[i]]
+            counts[old] -= 1
+            counts[w] = counts.get(w, 0) + 1
+            key = self._group_of.get(self._city_of[i])
+            if key is not None:
+                self._stale_groups.add(key)
+
+    def _flush(self, now: float) -> None:
+        """Repaint what the aggregated changes touched: markers at most UPDATE_HZ times a
+        second, each cluster at most UPDATE_HZ times a second (clusters are staggered so
+        their repaints spread over frames)."""
+        period = 1.0 / UPDATE_HZ
+        if self._pending and now - self._last_flush >= period:
+            pending, self._pending = self._pending, set()
+            self._last_flush = now
+            self._patch(pending)
+            if self._labelled and not pending.isdisjoint(self._labelled):
+                self._update_labels()
+        if self._stale_groups and self._clustered:
+            resized = False
+            for key in [k for k in self._stale_groups if now >= self._next_ok.get(k, 0.0)]:
+                self._stale_groups.discard(key)
+                self._next_ok[key] = now + period
+                item = self._clusters.get(key)
+                if item is not None:
+                    size = item.label_size()
+                    if self._show_counts(key, item) and item.label_size() != size:
+                        resized = True
+            if resized:
+                self._place_cluster_labels()
 
     def _patch(self, stores) -> None:
         """Restyle just the changed spots (only they are looked up in the symbol atlas)."""
@@ -412,7 +436,7 @@ class StoreMapPanel(QWidget):
             i = self._index.get(s)
             if i is None:
                 continue
-            style = self._spot_style(s)
+            style = self._spot_style(s, self._worst[i])
             if style is not self._style[i]:
                 self._style[i] = style
                 changed.append(i)
@@ -427,6 +451,10 @@ class StoreMapPanel(QWidget):
 
     # ------------------------------------------------------------------ clusters/labels
 
+    def _px_scale(self) -> tuple[float, float]:
+        t = self.vb.childTransform()  # brings pyqtgraph's lazily updated matrix up to date
+        return abs(t.m11()), abs(t.m22())
+
     def _on_range(self, *args) -> None:
         (x0, x1), _ = self.vb.viewRange()
         clustered = bool((x1 - x0) > self.opts["cluster_span_deg"])
@@ -434,68 +462,140 @@ class StoreMapPanel(QWidget):
             self._clustered = clustered
             self.markers.setVisible(not clustered)
             self.blast.setVisible(not clustered)
-            if clustered:
-                self._update_clusters(set(self._city_of))
             for item in self._clusters.values():
                 item.setVisible(clustered)
+        if clustered:
+            scale = self._px_scale()
+            if self._scale is None or any(abs(a - b) > 1e-9 * max(a, 1e-12) for a, b in zip(scale, self._scale)):
+                self._scale = scale
+                self._regroup()
+            else:
+                self._place_cluster_labels()
         self._update_labels()
 
-    def _update_clusters(self, cities) -> None:
-        st, lang = self.state, self.ctx.lang
-        for city in cities:
-            members = st.city_stores(city) if city else [s for s, c in zip(self._ids, self._city_of) if not c]
-            members = [s for s in members if s in self._index]
-            item = self._clusters.get(city)
-            if not members:
-                if item is not None:
-                    self.vb.removeItem(item)
-                    del self._clusters[city]
-                continue
+    def _regroup(self) -> None:
+        """Merge cities whose donuts would overlap at this zoom; reuse cluster items."""
+        sx, sy = self._scale or self._px_scale()
+        cities = [c for c in self._city_idx if len(self._city_idx[c])]
+        centre = {c: self._xy[self._city_idx[c]].mean(axis=0) for c in cities}
+        pts = [(float(centre[c][0]) * sx, -float(centre[c][1]) * sy, len(self._city_idx[c])) for c in cities]
+        groups: dict[str, list[str]] = {}
+        for members in merge_discs(pts):
+            cs = sorted((cities[i] for i in members), key=lambda c: (-len(self._city_idx[c]), c))
+            groups["|".join(sorted(cs))] = cs
+        for key in [k for k in self._clusters if k not in groups]:
+            self.vb.removeItem(self._clusters.pop(key))
+            self._next_ok.pop(key, None)
+        self._groups = groups
+        self._group_of = {c: key for key, cs in groups.items() for c in cs}
+        period, n = 1.0 / UPDATE_HZ, max(1, len(groups))
+        for k, (key, cs) in enumerate(groups.items()):
+            item = self._clusters.get(key)
             if item is None:
-                item = ClusterItem(city, self.ctx)
-                self._clusters[city] = item
+                item = ClusterItem(key, self.ctx, self._font)
+                self._clusters[key] = item
                 self.vb.addItem(item)
-            idx = [self._index[s] for s in members]
-            cx, cy = self._xy[idx].mean(axis=0)
-            item.setPos(float(cx), float(cy))
-            counts: dict[str, int] = {}
-            for s in members:
-                w = st.store_worst(s)
-                counts[w] = counts.get(w, 0) + 1
-            c = st.stores[members[0]].get("city") or {}
-            name = c.get("name", city) if lang == "zh" else c.get("name_en") or c.get("name", city)
-            item.set_counts(name or "?", counts)
+                self._next_ok[key] = self._now + period * k / n  # staggered repaints
+            w = np.array([len(self._city_idx[c]) for c in cs], float)
+            pos = (np.array([centre[c] for c in cs]) * w[:, None]).sum(axis=0) / w.sum()
+            item.setPos(float(pos[0]), float(pos[1]))
             item.setVisible(bool(self._clustered))
+            self._show_counts(key, item)
+        self._stale_groups.clear()
+        self._place_cluster_labels()
+
+    def _city_name(self, city: str) -> str:
+        idx = self._city_idx.get(city)
+        c = (self.state.stores.get(self._ids[int(idx[0])]) or {}).get("city") or {} if idx is not None and len(idx) else {}
+        if self.ctx.lang == "zh":
+            return c.get("name") or city or "?"
+        return c.get("name_en") or c.get("name") or city or "?"
+
+    def _show_counts(self, key: str, item: ClusterItem) -> bool:
+        cs = self._groups.get(key, [])
+        counts: dict[str, int] = {}
+        for c in cs:
+            for s, n in self._city_counts.get(c, {}).items():
+                counts[s] = counts.get(s, 0) + n
+        name = self._city_name(cs[0]) if cs else "?"
+        if len(cs) > 1:
+            name += f" +{len(cs) - 1}"
+        return item.set_counts(name, counts)
+
+    def _place_cluster_labels(self) -> None:
+        if not self._clusters:
+            return
+        keys = sorted(self._clusters, key=lambda k: (
+            -max((STATUS_RANK.get(s, 3) for s in self._clusters[k].counts), default=0),
+            -sum(self._clusters[k].counts.values()), k))
+        anchors, sizes = [], []
+        for k in keys:
+            item = self._clusters[k]
+            p = self.vb.mapViewToScene(item.pos())
+            anchors.append((p.x(), p.y(), item.radius))
+            sizes.append(item.label_size())
+        b = self.vb.sceneBoundingRect()
+        placed = place_labels(anchors, sizes, (b.left(), b.top(), b.right(), b.bottom() - LEGEND_H))
+        for k, off in zip(keys, placed):
+            self._clusters[k].set_label(off)
 
     def _update_labels(self) -> None:
-        for t in self._labels:
-            t.setVisible(False)
+        """Label the stores in view (when at most ``label_max``), worst first, without
+        overlaps; only labels whose text, colour or place changed repaint."""
         self._labelled = []
-        if self._clustered or not len(self._xy):
-            return
-        (x0, x1), (y0, y1) = self.vb.viewRange()
-        inside = np.nonzero((self._xy[:, 0] >= x0) & (self._xy[:, 0] <= x1) &
-                            (self._xy[:, 1] >= y0) & (self._xy[:, 1] <= y1))[0]
-        if len(inside) > self.opts["label_max"]:
-            return
-        font = ui_font(10, bold=True)
-        font.setPixelSize(20)
-        while len(self._labels) < len(inside):
-            t = pg.TextItem(anchor=(0.5, -0.35), color=self.ctx.theme.text)
-            t.setFont(font)
-            t.setZValue(12)
-            self.vb.addItem(t)
-            self._labels.append(t)
-        for t, i in zip(self._labels, inside):
+        inside = np.zeros(0, int)
+        if not self._clustered and len(self._xy):
+            (x0, x1), (y0, y1) = self.vb.viewRange()
+            inside = np.nonzero((self._xy[:, 0] >= x0) & (self._xy[:, 0] <= x1) &
+                                (self._xy[:, 1] >= y0) & (self._xy[:, 1] <= y1))[0]
+            if len(inside) > self.opts["label_max"]:
+                inside = np.zeros(0, int)
+        rank = STATUS_RANK
+        order = sorted(inside.tolist(), key=lambda i: (-rank.get(self._worst[i], 3), self._ids[i]))
+        anchors, sizes, texts = [], [], []
+        for i in order:
             s = self._ids[i]
             st = self.state.stores.get(s) or {}
             name = st.get("name", s) if self.ctx.lang == "zh" else st.get("name_en") or st.get("name", s)
-            worst = self.state.store_worst(s)
-            glyph = STATUS_GLYPHS.get(worst, "")
-            t.setText(f"{glyph} {name}".strip(), color=STATUS_COLORS[worst] if glyph else self.ctx.theme.text)
-            t.setPos(float(self._xy[i, 0]), float(self._xy[i, 1]))
-            t.setVisible(True)
-            self._labelled.append(s)
+            glyph = STATUS_GLYPHS.get(self._worst[i], "")
+            text = f"{glyph} {name}".strip()
+            p = self.vb.mapViewToScene(QPointF(*self._xy[i]))
+            anchors.append((p.x(), p.y(), self._style[i][1] * 0.6))
+            sizes.append((self._label_fm.horizontalAdvance(text) + 8.0, 26.0))
+            texts.append((text, STATUS_COLORS[self._worst[i]] if glyph else self.ctx.theme.text))
+        b = self.vb.sceneBoundingRect()
+        placed = place_labels(anchors, sizes, (b.left(), b.top(), b.right(), b.bottom() - LEGEND_H)) \
+            if anchors else []
+        n = 0
+        for i, (text, color), off, (_, _, r) in zip(order, texts, placed, anchors):
+            if off is None:
+                continue
+            if n == len(self._labels):
+                item = StoreLabelItem(self._font)
+                self.vb.addItem(item)
+                self._labels.append(item)
+            item = self._labels[n]
+            item.setPos(float(self._xy[i, 0]), float(self._xy[i, 1]))
+            item.set_label(text, color, off, r)
+            item.setVisible(True)
+            self._labelled.append(self._ids[i])
+            n += 1
+        for item in self._labels[n:]:
+            item.setVisible(False)
+
+    def label_rects(self) -> dict[str, tuple[float, float, float, float]]:
+        """Scene (pixel) rectangles of the shown labels: store id or cluster key ->
+        (x0, y0, x1, y1). For tests and debugging."""
+        out = {}
+        for s, item in zip(self._labelled, self._labels):
+            r = item.mapRectToScene(_rect_at(item.off, item.measure(item.text)))
+            out[s] = (r.left(), r.top(), r.right(), r.bottom())
+        if self._clustered:
+            for k, item in self._clusters.items():
+                if item.label_off is not None:
+                    r = item.mapRectToScene(_rect_at(item.label_off, item.label_size()))
+                    out[k] = (r.left(), r.top(), r.right(), r.bottom())
+        return out
 
     # ------------------------------------------------------------------ effects
 
@@ -584,12 +684,12 @@ class StoreMapPanel(QWidget):
         px, py = self.vb.viewPixelSize()
         if self._clustered:
             best, best_d = None, 1e18
-            for city, item in self._clusters.items():
+            for key, item in self._clusters.items():
                 d = math.hypot((item.pos().x() - lon) / px, (item.pos().y() - lat) / py)
                 if d <= item.radius + 6 and d < best_d:
-                    best, best_d = city, d
-            if best is not None:
-                idx = [i for i, c in enumerate(self._city_of) if c == best]
+                    best, best_d = key, d
+            if best is not None:  # zoom to the cluster's stores: a merged cluster splits
+                idx = np.concatenate([self._city_idx[c] for c in self._groups[best]])
                 (x0, y0), (x1, y1) = self._xy[idx].min(axis=0), self._xy[idx].max(axis=0)
                 self.zoom_to(x0, y0, x1, y1)
             return

@@ -1,0 +1,140 @@
+"""Device grid building blocks: cell codes and their pixel patterns, option checking,
+and the row placement of the scope grid. Pure numpy + QColor (no widgets); used by
+:mod:`widgets.device_grid` (and ``validate_options`` by the other panels).
+"""
+from __future__ import annotations
+
+import numpy as np
+from PySide6.QtGui import QColor
+
+from widgets.base import STATUS_COLORS, STATUS_RANK
+
+CODES = ("ok", "maint", "warn", "unknown", "crit", "down", "stale")
+CODE = {s: i for i, s in enumerate(CODES)}
+STALE = CODE["stale"]
+#: Worst-first rank of a code (stale ranks as unknown).
+CODE_RANK = np.array([STATUS_RANK[s] for s in CODES[:6]] + [STATUS_RANK["unknown"]], np.int8)
+KIND_ORDER = ("pos", "self_checkout", "scale", "esl_gateway", "camera", "gate", "printer",
+              "ap", "router")
+KIND_SHORT = {"pos": "POS", "self_checkout": "SCO", "scale": "SCL", "esl_gateway": "ESL",
+              "camera": "CAM", "gate": "GATE", "printer": "PRN", "ap": "AP", "router": "RTR"}
+#: Candidate widths (cells) of a kind block; more devices of a kind wrap to more lines.
+KIND_CAPS = (16, 8, 4)
+
+OPTION_SPEC = {
+    "mode": ("scope", "store"),
+    "store": str,
+    "order": ("worst", "fixed"),
+    "min_cell_px": (4, 64),
+    "max_cell_px": (8, 128),
+    "resort_s": (0, 3600),
+    "kinds": list,
+    "key_metric": dict,
+}
+DEFAULTS = {"mode": "scope", "store": None, "order": "worst", "min_cell_px": 10,
+            "max_cell_px": 36, "resort_s": 5.0, "kinds": None, "key_metric": {}}
+
+
+def validate_options(panel: str, spec: dict, defaults: dict, options: dict | None):
+    """Check a panel's ``options`` against ``spec`` (tuple of str = choices, (lo, hi) of
+    numbers = range, a type = isinstance). Returns ``(clean, errors)``: every bad or unknown
+    key gets a message naming ``panel.options.key`` and what was expected; its default stays.
+    """
+    clean, errors = dict(defaults), []
+    if options is None:
+        return clean, errors
+    if not isinstance(options, dict):
+        return clean, [f"{panel}.options: expected a table of options, got {type(options).__name__}"]
+    for key, value in options.items():
+        where = f"{panel}.options.{key}"
+        if key not in spec:
+            import difflib
+            hint = difflib.get_close_matches(key, list(spec), n=1)
+            errors.append(f"{where}: unknown option; expected one of {', '.join(sorted(spec))}"
+                          + (f" (did you mean {hint[0]!r}?)" if hint else ""))
+            continue
+        rule = spec[key]
+        if isinstance(rule, tuple) and rule and isinstance(rule[0], str):
+            if value not in rule:
+                errors.append(f"{where}: expected one of {', '.join(rule)}, got {value!r}")
+                continue
+        elif isinstance(rule, tuple):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) \
+                    or not rule[0] <= value <= rule[1]:
+                errors.append(f"{where}: expected a number in {rule[0]}..{rule[1]}, got {value!r}")
+                continue
+        elif not isinstance(value, rule):
+            errors.append(f"{where}: expected {rule.__name__}, got {type(value).__name__}")
+            continue
+        clean[key] = value
+    return clean, errors
+
+
+def _rgb(hex_color: str) -> int:
+    c = QColor(hex_color)
+    return 0xFF000000 | (c.red() << 16) | (c.green() << 8) | c.blue()
+
+
+def _shade(hex_color: str, f: float) -> int:
+    c = QColor(hex_color)
+    return 0xFF000000 | (int(c.red() * f) << 16) | (int(c.green() * f) << 8) | int(c.blue() * f)
+
+
+def cell_templates(c: int) -> np.ndarray:
+    """``(7, c, c)`` uint32 pixel patterns, one per cell code (see module docstring)."""
+    t = np.empty((len(CODES), c, c), np.uint32)
+    yy, xx = np.mgrid[0:c, 0:c]
+    m = (c - 1) / 2.0
+    for i, name in enumerate(CODES):
+        col = STATUS_COLORS["unknown" if name == "stale" else name]
+        t[i] = _rgb(col)
+        dark = _shade(col, 0.3)
+        if c < 5:
+            continue
+        r = max(1.0, c / 6.0)
+        if name == "warn":
+            t[i][(abs(xx - m) <= r) & (abs(yy - m) <= r)] = dark
+        elif name == "crit":  # upward triangle
+            h = (yy - c * 0.2) / (c * 0.6)
+            t[i][(h >= 0) & (h <= 1) & (abs(xx - m) <= h * c * 0.32 + 0.5)] = dark
+        elif name == "down":  # cross
+            t[i][(abs(xx - yy) <= r * 0.6) | (abs(xx + yy - (c - 1)) <= r * 0.6)] = dark
+        elif name == "maint":
+            t[i][(abs(yy - m) <= r * 0.6) & (abs(xx - m) <= c * 0.3)] = dark
+        elif name == "unknown":
+            d = np.hypot(xx - m, yy - m)
+            t[i][(d <= c * 0.3) & (d >= c * 0.3 - max(1.0, c / 8))] = dark
+        elif name == "stale":  # hatch
+            t[i][((xx + yy) % max(3, c // 3)) < max(1, c // 8)] = _shade(col, 0.45)
+    return t
+
+
+def place_rows(order: list[str], lines: dict[str, int], W: int, H: int, ncells: int, c: int,
+               roll_h: int):
+    """Place store rows top to bottom, then in further columns, for cell size ``c``.
+
+    ``lines[s]``: cell lines of store ``s``; ``ncells``: cells per line (with the gaps
+    between kind blocks); ``roll_h``: height kept free at the bottom for rolled-up stores.
+    Returns ``(pitch, label_w, count_w, header_h, placed)`` where ``placed`` lists
+    ``(store, (x, y))`` for the leading stores of ``order`` that fit.
+    """
+    p = c + (1 if c < 8 else 2)
+    labels = p >= 12
+    fpx = max(9, min(26, int(p * 0.85)))
+    label_w = int(fpx * 9.5) if labels else 0
+    count_w = int(fpx * 6) if labels else 0
+    header_h = 34 + (fpx + 6 if labels else 0)
+    row_w = label_w + ncells * p + count_w + 12
+    ncol = max(1, (W + 16) // (row_w + 16))
+    avail = H - header_h - roll_h
+    placed, col, y = [], 0, header_h
+    for s in order:
+        rh = lines[s] * p + max(2, p // 3)
+        if y + rh > header_h + avail:
+            col += 1
+            y = header_h
+            if col >= ncol or rh > avail:
+                break
+        placed.append((s, (col * (row_w + 16), y)))
+        y += rh
+    return p, label_w, count_w, header_h, placed
