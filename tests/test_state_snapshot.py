@@ -117,3 +117,29 @@ def test_validate_false_skips_field_checks_but_keeps_structure_checks() -> None:
     snap["devices"][0]["status"] = "green"
     with pytest.raises(SnapshotError, match="devices.0..status"):
         LiveState.from_snapshot(snap, validate=False)
+
+
+def test_fifo_pairs_must_name_finished_or_resolved_records() -> None:
+    e = bad(lambda s: s["resolved_incidents"].append(["i1", 5.0]))
+    assert e.path == "resolved_incidents[1]" and "'i1' has status 'open'" in str(e)
+    assert "expected the id of a resolved incident" in str(e)
+    e = bad(lambda s: s["finished_changes"].__setitem__(0, ["c1", 1.0]) or
+            s["changes"][0].__setitem__("status", "running"))
+    assert e.path == "finished_changes[0]" and "finished change" in str(e)
+
+
+def test_load_into_smaller_config_enforces_its_bounds() -> None:
+    f, st = Feed(), LiveState()
+    for i in range(20):
+        st.apply([f.ev("incident", f"r{i:02d}", status="resolved", resolved_at=float(i)),
+                  f.ev("change", f"c{i:02d}", start=float(i), end=float(i + 1), status="succeeded"),
+                  f.ev("voice", ts=i * 60.0, channel="app", text="x"),
+                  f.ev("kpi", ts=float(i), metric=f"m{i}", scope="global", value=1.0)], 1.0)
+    snap = st.snapshot()
+    snap["resolved_incidents"] = snap["resolved_incidents"][5:]        # FIFO misses r00..r04
+    small = StateConfig(max_resolved_incidents=4, max_finished_changes=3, max_voice_items=2,
+                        voice_window_minutes=5, kpi_points=2, max_kpi_series=6)
+    st2 = LiveState.from_snapshot(snap, small)
+    assert len(st2.incidents) == 4 and len(st2.changes) == 3
+    assert len(st2.voice_items(100)) == 2 and len(st2._voice.minutes) <= 5
+    assert len(st2.kpi_keys()) == 6

@@ -116,12 +116,22 @@ class ChangeBook:
         self._mark(rec, dirty)
 
     def restore(self, records: list[dict[str, Any]], finished: list[tuple[str, float]]) -> None:
-        """Load records and the finished FIFO from a snapshot."""
+        """Load records and the finished FIFO from a snapshot (ids already checked to be
+        finished changes); finished changes the FIFO misses are appended, and the caps of
+        this state's config are enforced (a snapshot from a larger config shrinks)."""
         for rec in records:
             self.records[rec["id"]] = rec
             self._index(rec["id"], rec)
         for cid, t in finished:
             self.finished[cid] = t
+        for cid, rec in self.records.items():
+            if rec["status"] in FINISHED_CHANGE and cid not in self.finished:
+                end = rec.get("end")
+                self.finished[cid] = end if end is not None else rec["ts"]
+        dirty = Dirty()
+        while len(self.finished) > self.config.max_finished_changes:
+            self._drop(next(iter(self.finished)), dirty)
+            self.counters["evicted_changes"] += 1
 
     def sweep(self, now: float, dirty: Dirty) -> int:
         """Drop finished changes older than ``finished_keep_s`` (oldest finished first)."""

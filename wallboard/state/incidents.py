@@ -96,7 +96,8 @@ class IncidentBook:
         self._mark(rec, (), dirty)
 
     def restore(self, records: list[dict[str, Any]], resolved: list[tuple[str, float]]) -> None:
-        """Load records and the resolved FIFO from a snapshot."""
+        """Load records and the resolved FIFO from a snapshot (ids already checked to be
+        resolved incidents); enforce this config's cap."""
         for rec in records:
             iid = rec["id"]
             self.records[iid] = rec
@@ -105,6 +106,14 @@ class IncidentBook:
                 self.sev_counts[rec["severity"]] += 1
         for iid, t in resolved:
             self.resolved[iid] = t
+        for iid, rec in self.records.items():           # resolved ones the FIFO misses
+            if rec["status"] == RESOLVED and iid not in self.resolved:
+                t = rec.get("resolved_at")
+                self.resolved[iid] = t if t is not None else rec["ts"]
+        dirty = Dirty()
+        while len(self.resolved) > self.config.max_resolved_incidents:
+            self._drop(next(iter(self.resolved)), dirty)
+            self.counters["evicted_incidents"] += 1
 
     def sweep(self, now: float, dirty: Dirty) -> int:
         """Drop resolved incidents older than ``resolved_keep_s`` (in resolve order)."""

@@ -44,6 +44,12 @@ class VoiceLog:
             return
         self.minutes[m] = self.minutes.get(m, 0) + n
         if len(self.minutes) > self.window:
+            self.trim()
+
+    def trim(self) -> None:
+        """Drop per-minute counts older than the window (after a snapshot load too)."""
+        if self.newest is not None and len(self.minutes) > self.window:
+            cutoff = self.newest - (self.window - 1) * 60
             self.minutes = {k: v for k, v in self.minutes.items() if k >= cutoff}
 
     def per_minute(self, t0: float, t1: float) -> tuple[np.ndarray, np.ndarray]:

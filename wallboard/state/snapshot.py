@@ -19,7 +19,7 @@ from __future__ import annotations
 from typing import Any
 
 from .. import protocol as P
-from .config import SEVERITIES, STATUS_ORDER, StateConfig
+from .config import FINISHED_CHANGE, SEVERITIES, STATUS_ORDER, StateConfig
 from .dirty import Dirty, SnapshotError
 
 SNAPSHOT_VERSION = 1
@@ -100,11 +100,15 @@ def _list(d: dict[str, Any], key: str) -> list[Any]:
     return v
 
 
-def _pairs(d: dict[str, Any], key: str, known: dict[str, Any]) -> list[tuple[str, float]]:
+def _pairs(d: dict[str, Any], key: str, known: dict[str, Any], statuses: Any,
+           what: str) -> list[tuple[str, float]]:
     out = []
     for i, p in enumerate(_list(d, key)):
         if type(p) is not list or len(p) != 2 or p[0] not in known or not _num(p[1]):
             raise SnapshotError(f"{key}[{i}]", f"is {p!r}", "[known id, number]")
+        if known[p[0]]["status"] not in statuses:
+            raise SnapshotError(f"{key}[{i}]", f"{p[0]!r} has status {known[p[0]]['status']!r}",
+                                f"the id of a {what}")
         out.append((p[0], p[1]))
     return out
 
@@ -149,11 +153,12 @@ def from_snapshot(cls: Any, d: Any, config: StateConfig | None, validate: bool) 
     changes = [_check_record(r, f"changes[{i}]", "change", _CHANGE, validate)
                for i, r in enumerate(_list(d, "changes"))]
     cmap = {r["id"]: r for r in changes}
-    st._changes.restore(changes, _pairs(d, "finished_changes", cmap))
+    st._changes.restore(changes, _pairs(d, "finished_changes", cmap, FINISHED_CHANGE, "finished change"))
     incidents = [_check_record(r, f"incidents[{i}]", "incident", _INCIDENT, validate)
                  for i, r in enumerate(_list(d, "incidents"))]
     imap = {r["id"]: r for r in incidents}
-    st._incidents.restore(incidents, _pairs(d, "resolved_incidents", imap))
+    st._incidents.restore(incidents, _pairs(d, "resolved_incidents", imap, ("resolved",),
+                                            "resolved incident"))
     for i, item in enumerate(_list(d, "voice")):
         st._voice.items.append(_check_record(item, f"voice[{i}]", "voice", _VOICE, validate))
     for i, p in enumerate(_list(d, "voice_minutes")):
@@ -161,6 +166,7 @@ def from_snapshot(cls: Any, d: Any, config: StateConfig | None, validate: bool) 
             raise SnapshotError(f"voice_minutes[{i}]", f"is {p!r}", "[minute start, count] integers")
         st._voice.minutes[p[0]] = p[1]
     st._voice.newest = newest
+    st._voice.trim()
     for i, k in enumerate(_list(d, "kpi")):
         path = f"kpi[{i}]"
         if type(k) is not dict:
