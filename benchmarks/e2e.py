@@ -1,0 +1,293 @@
+"""Event-to-pixel benchmark: producer process -> hub process -> wall process (offscreen).
+
+    python benchmarks/e2e.py                                  # 10,000 events/s for 60 s (~2.5 min)
+    python benchmarks/e2e.py --rate 2000 --duration 20        # a quick run
+    python benchmarks/e2e.py --screen 1                       # only the device-grid screen
+
+Three processes on 127.0.0.1: ``wallboard hub`` (SQLite journal, unless ``--memory``), a
+producer (this script with ``--producer``) and the wall (this process: QApplication on
+the offscreen platform, ``double-11`` layout, every window 3840x2160). The producer first
+publishes the world (2,000 stores x 50 devices = 100,000 devices) and the wall loads it
+(a snapshot); then the producer publishes device status changes at ``--rate`` events/s,
+each stamped with its publish time in the extension field ``x_t0``.
+
+Per event the wall measures ``x_t0`` -> the end of the paint of the frame that first
+shows it: a frame observer (``WallController.frame_observers``) forces that frame's
+pending paints (``sendPostedEvents(UpdateRequest)``: exactly the dirty regions Qt would
+paint on the next loop turn) and then takes the time. Both clocks are ``time.time()`` on
+one machine. ``frame_ms`` is the whole frame: drain + apply + refresh + paint.
+
+Prints one JSON object. Targets at 10,000 events/s: p99 <= 100 ms (goal 50), 30 frames/s
+held, the UI thread never blocked more than 50 ms (``frame_ms.max``, ``loop_block_ms_max``).
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import ROOT, HubProcess, cpu_s, free_port, machine_busy_s, pct, rss_kb, world_events  # noqa: E402
+
+
+# ---------------------------------------------------------------------- producer process
+def producer_main(args: argparse.Namespace) -> int:
+    """Publish the world, say ``loaded SEQ``, wait for ``go`` on stdin, then stream at
+    ``--rate`` for ``--duration`` s and say ``done SENT LAST_SEQ ELAPSED REJECTED``."""
+    from wallboard.hub.record import Publisher
+
+    world = world_events(args.stores, args.devices_per_store)
+    devices = [e["id"] for e in world if e["type"] == "device"]
+    kinds = {e["id"]: e["kind"] for e in world if e["type"] == "device"}
+    rng = random.Random(11)
+
+    async def main() -> None:
+        pub = Publisher(args.producer, producer=f"e2e-{os.getpid()}", window=256)
+        pub.keep_acks = True
+        async with pub:
+            for i in range(0, len(world), 2000):
+                await pub.publish(world[i:i + 2000])
+            await pub.flush(300)
+            print(f"loaded {max(a.last for a in pub.acks)}", flush=True)
+            pub.acks.clear()
+            pub.keep_acks = False
+            await asyncio.to_thread(sys.stdin.readline)  # "go"
+            tick = 0.01
+            acc = 0.0
+            sent = 0
+            start = time.time()
+            k = 0
+            while time.time() - start < args.duration:
+                acc += args.rate * tick
+                n = int(acc)
+                acc -= n
+                if n:
+                    t = time.time()
+                    batch = []
+                    for _ in range(n):
+                        did = devices[rng.randrange(len(devices))]
+                        x = rng.random()
+                        status = "ok" if x < 0.90 else "warn" if x < 0.96 else "crit" if x < 0.99 else "down"
+                        batch.append({"type": "device", "id": did, "status": status, "ts": t, "x_t0": t,
+                                      "msg": "" if status == "ok" else f"{kinds[did]} {status}"})
+                    await pub.publish(batch)
+                    sent += n
+                k += 1
+                await asyncio.sleep(max(0.0, start + k * tick - time.time()))
+            elapsed = time.time() - start
+            pub.keep_acks = True
+            await pub.flush(120)
+            last = max((a.last for a in pub.acks), default=0)
+            print(f"done {sent} {last} {elapsed:.3f} {pub.rejected}", flush=True)
+
+    asyncio.run(main())
+    return 0
+
+
+# ---------------------------------------------------------------------- wall process
+class Measure:
+    """Frame observer + timed frame wrapper: event-to-pixel latencies and frame times."""
+
+    def __init__(self, ctl) -> None:
+        from PySide6.QtCore import QEvent
+        from PySide6.QtWidgets import QApplication
+
+        self.ctl = ctl
+        self.app = QApplication.instance()
+        self.update_request = QEvent.Type.UpdateRequest
+        self.active = False
+        self.lat: list[float] = []
+        self.frame_ms: list[float] = []
+        self.frame_starts: list[float] = []
+        self.frames = 0
+        self.events = 0
+        ctl.frame_observers.append(self.observe)
+        ctl.timer.timeout.disconnect(ctl.frame)
+        ctl.timer.timeout.connect(self.timed_frame)
+
+    def timed_frame(self) -> None:
+        t0 = time.perf_counter()
+        self.ctl.frame()
+        if self.active:
+            self.frame_ms.append((time.perf_counter() - t0) * 1000.0)
+            self.frame_starts.append(t0)
+            self.frames += 1
+
+    def observe(self, batches, dirty, now) -> None:
+        # paint what this frame made dirty now (what Qt would do on the next loop turn)
+        self.app.sendPostedEvents(None, self.update_request)
+        if not self.active:
+            return
+        t = time.time()
+        lat = self.lat
+        for batch in batches:
+            for ev in batch:
+                t0 = ev.get("x_t0")
+                if t0 is not None:
+                    lat.append(t - t0)
+            self.events += len(batch)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rate", type=float, default=10_000.0, help="offered device events/s (default 10000)")
+    ap.add_argument("--duration", type=float, default=60.0, help="seconds of load (default 60)")
+    ap.add_argument("--stores", type=int, default=2000, help="stores (default 2000)")
+    ap.add_argument("--devices-per-store", type=int, default=50, help="devices per store (default 50)")
+    ap.add_argument("--layout", default="double-11", help="wall layout (default double-11)")
+    ap.add_argument("--size", default="3840x2160", help="window size WxH (default 3840x2160)")
+    ap.add_argument("--screen", type=int, default=None, help="show only this screen of the layout (default all)")
+    ap.add_argument("--panel-option", action="append", default=[], metavar="TYPE.KEY=VALUE",
+                    help="override a widget option for diagnosis, e.g. device_grid.order=fixed (repeatable)")
+    ap.add_argument("--memory", action="store_true", help="in-memory hub journal instead of SQLite")
+    ap.add_argument("--profile", metavar="FILE", help="cProfile the wall's UI thread during the load into FILE")
+    ap.add_argument("--producer", metavar="URL", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.producer:
+        return producer_main(args)
+
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    panel_options: dict[str, dict] = {}
+    for item in args.panel_option:
+        key, sep, value = item.partition("=")
+        ptype, dot, opt = key.partition(".")
+        if not sep or not dot:
+            ap.error(f"--panel-option {item!r}: expected TYPE.KEY=VALUE, e.g. device_grid.order=fixed")
+        try:
+            panel_options.setdefault(ptype, {})[opt] = json.loads(value)
+        except ValueError:
+            panel_options.setdefault(ptype, {})[opt] = value
+    w, h = (int(x) for x in args.size.lower().split("x"))
+    tmp = tempfile.mkdtemp(prefix="wallboard-e2e-")
+    hub = HubProcess(free_port(), journal=None if args.memory else os.path.join(tmp, "hub.db"),
+                     extra=["--rate-limit", "1000000"]).start()
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    prod = subprocess.Popen([sys.executable, __file__, "--producer", hub.publish_url, "--rate", str(args.rate),
+                             "--duration", str(args.duration), "--stores", str(args.stores),
+                             "--devices-per-store", str(args.devices_per_store)],
+                            env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    lines: list[str] = []
+    threading.Thread(target=lambda: [lines.append(ln.strip()) for ln in prod.stdout], daemon=True).start()
+    try:
+        t_load = time.monotonic()
+        while not any(ln.startswith("loaded") for ln in lines):
+            if prod.poll() is not None:
+                raise SystemExit(f"producer exited with code {prod.returncode} before loading the world")
+            if time.monotonic() - t_load > 300:
+                raise SystemExit("producer did not load the world within 300 s")
+            time.sleep(0.1)
+        world_seq = int(next(ln for ln in lines if ln.startswith("loaded")).split()[1])
+
+        from _common import OffscreenWall
+        from PySide6.QtCore import QTimer
+
+        wall = OffscreenWall(hub.feed_url, args.layout, size=(w, h), screen=args.screen, panel_options=panel_options)
+        load_s = wall.wait_until(lambda: wall.state.seq >= world_seq, 300, "world loaded on the wall")
+        wall.pump(2.0)  # first full paints, the layout settles
+        m = Measure(wall.ctl)
+        stats0 = wall.ctl.driver.stats
+        overruns0, resyncs0, snaps0 = stats0.overruns, stats0.resyncs, stats0.snapshots
+        rss_start = rss_kb()
+        hub_rss_start = rss_kb(hub.pid)
+        cpu0 = {"wall": cpu_s(), "hub": cpu_s(hub.pid), "producer": cpu_s(prod.pid)}
+        ui_cpu0 = time.thread_time()
+        busy0 = machine_busy_s()
+        profiler = None
+        if args.profile:
+            import cProfile
+
+            profiler = cProfile.Profile()
+            profiler.enable()
+        m.active = True
+        prod.stdin.write("go\n")
+        prod.stdin.flush()
+        t_start = time.monotonic()
+        result: dict = {}
+
+        def poll() -> None:
+            done = next((ln for ln in lines if ln.startswith("done")), None)
+            if done and not result:
+                _, sent, last, elapsed, rejected = done.split()
+                result.update(sent=int(sent), last=int(last), elapsed=float(elapsed), rejected=int(rejected),
+                              at=time.monotonic())
+            if result and (wall.state.seq >= result["last"] or time.monotonic() - result["at"] > 30):
+                wall.app.quit()
+            if time.monotonic() - t_start > args.duration + 180:
+                wall.app.quit()
+
+        poller = QTimer()
+        poller.timeout.connect(poll)
+        poller.start(100)
+        wall.app.exec()
+        poller.stop()
+        m.active = False
+        if profiler is not None:
+            profiler.disable()
+            profiler.dump_stats(args.profile)
+        run_s = time.monotonic() - t_start
+        ui_cpu = time.thread_time() - ui_cpu0
+        busy = machine_busy_s() - busy0
+        cpu = {"wall": cpu_s() - cpu0["wall"], "hub": cpu_s(hub.pid) - cpu0["hub"],
+               "producer": cpu_s(prod.pid) - cpu0["producer"] if prod.poll() is None else None}
+        rss_end = rss_kb()
+        st = wall.ctl.driver.stats
+        lat_ms = sorted(x * 1000.0 for x in m.lat)
+        gaps = [(b - a) * 1000.0 for a, b in zip(m.frame_starts, m.frame_starts[1:])]
+        interval_ms = wall.ctl.timer.interval()
+        sent = result.get("sent", 0)
+        out = {
+            "layout": args.layout, "panel_options": panel_options, "window_px": [w, h], "windows": len(wall.ctl.windows),
+            "stores": len(wall.state.stores), "devices": len(wall.state.devices),
+            "journal": "memory" if args.memory else "sqlite",
+            "world_load_s": round(load_s, 2),
+            "events_per_s_offered": round(sent / result["elapsed"], 1) if result else None,
+            "events_sent": sent, "events_shown": len(lat_ms),
+            "missing": sent - len(lat_ms) if result else None,
+            "event_to_pixel_ms": {"p50": round(pct(lat_ms, 0.50), 1), "p95": round(pct(lat_ms, 0.95), 1),
+                                  "p99": round(pct(lat_ms, 0.99), 1),
+                                  "max": round(lat_ms[-1], 1) if lat_ms else None},
+            "frames_per_s": round(m.frames / run_s, 1) if run_s else None,
+            "frame_interval_ms": interval_ms,
+            "frame_ms": {"p50": round(pct(m.frame_ms, 0.5), 2), "p95": round(pct(m.frame_ms, 0.95), 2),
+                         "max": round(max(m.frame_ms), 1) if m.frame_ms else None},
+            "loop_block_ms_max": round(max(gaps) - interval_ms, 1) if gaps else None,
+            "frame_gap_ms_p99": round(pct(gaps, 0.99), 1),
+            "coalesced_frames": st.overruns - overruns0,
+            "feed_dropped_events": wall.client.dropped_events,
+            "resyncs": st.resyncs - resyncs0, "snapshots_during_load": st.snapshots - snaps0,
+            "publish_rejected": result.get("rejected"),
+            "wall_rss_mb": {"start": round(rss_start / 1024, 1), "end": round(rss_end / 1024, 1)},
+            "hub_rss_mb": {"start": round(hub_rss_start / 1024, 1), "end": round(rss_kb(hub.pid) / 1024, 1)},
+            "run_s": round(run_s, 1),
+            "cpu_cores_used": {k: (round(v / run_s, 2) if v is not None else None) for k, v in cpu.items()},
+            "wall_ui_thread_cores": round(ui_cpu / run_s, 2),
+            "machine_cores": os.cpu_count(),
+            "machine_busy_cores": round(busy / run_s, 2),
+            "other_processes_cores": round(max(0.0, busy - sum(v or 0 for v in cpu.values())) / run_s, 2),
+            "targets": {"p99_ms": 100, "p99_goal_ms": 50, "frames_per_s": 30, "ui_block_ms": 50},
+        }
+        out["targets_met"] = {
+            "p99": bool(lat_ms) and out["event_to_pixel_ms"]["p99"] <= 100,
+            "fps": (out["frames_per_s"] or 0) >= 29.0,
+            "ui_block": (out["frame_ms"]["max"] or 0) <= 50 and (out["loop_block_ms_max"] or 0) <= 50,
+        }
+        print(json.dumps(out))
+        wall.close()
+    finally:
+        if prod.poll() is None:
+            prod.kill()
+        prod.wait(10)
+        hub.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
