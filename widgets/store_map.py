@@ -78,6 +78,10 @@ CHINA_BBOX = (73.5, 18.0, 135.1, 53.6)
 #: Visual updates per second of the markers and of each cluster (changes are aggregated
 #: in between; a change is on screen at most 1 / UPDATE_HZ seconds after it arrived).
 UPDATE_HZ = 4.0
+#: Repaints per second of one cluster donut; the repaints of all clusters are spread
+#: evenly over frames, and no change waits longer than MAX_DELAY_S.
+CLUSTER_HZ = 2.0
+MAX_DELAY_S = 1.0
 #: Legend strip height (px) at the bottom of the panel.
 LEGEND_H = 40
 
@@ -177,6 +181,7 @@ class StoreMapPanel(QWidget):
         self._xy = np.zeros((0, 2))
         self._style: list[tuple] = []
         self._worst: list[str] = []
+        self._geo: dict[str, tuple] = {}                    # store -> (lat, lon, city) drawn
         self._city_of: list[str] = []
         self._city_idx: dict[str, np.ndarray] = {}        # city -> store indexes
         self._city_counts: dict[str, dict[str, int]] = {}  # city -> worst status -> stores
@@ -185,6 +190,8 @@ class StoreMapPanel(QWidget):
         self._clusters: dict[str, ClusterItem] = {}
         self._stale_groups: set[str] = set()                # counts changed, not yet shown
         self._next_ok: dict[str, float] = {}                # cluster key -> earliest repaint
+        self._stale_since: dict[str, float] = {}            # cluster key -> first unshown change
+        self._prev_now = self._now
         self._pending: set[str] = set()                     # stores awaiting a marker restyle
         self._last_flush = -1e18
         self._scale: tuple[float, float] | None = None      # px per degree at last grouping
@@ -247,17 +254,20 @@ class StoreMapPanel(QWidget):
         """Apply a frame's dirty set: update the counts of changed stores at once, and
         repaint their markers and clusters (at most ``UPDATE_HZ`` times a second)."""
         self._now = now
-        structural = dirty.all or any(
-            (s in self._index) != (s in self.state.stores) for s in dirty.stores)
-        if not structural:
+        structural = dirty.all
+        if not structural and dirty.stores:
+            stores, geo = self.state.stores, self._geo
             for s in dirty.stores:
-                i = self._index.get(s)
-                if i is not None:
-                    st = self.state.stores[s]
-                    if (st.get("lat"), st.get("lon")) != tuple(self._xy[i][::-1]) or \
-                            (st.get("city") or {}).get("id", "") != self._city_of[i]:
-                        structural = True
-                        break
+                st = stores.get(s)
+                g = geo.get(s)
+                if st is None:
+                    structural = g is not None
+                elif g is None:
+                    structural = isinstance(st.get("lat"), (int, float)) and isinstance(st.get("lon"), (int, float))
+                else:
+                    structural = (st.get("lat"), st.get("lon"), (st.get("city") or {}).get("id", "")) != g
+                if structural:
+                    break
         if structural:
             self._rebuild(now)
         else:
@@ -357,6 +367,7 @@ class StoreMapPanel(QWidget):
         self._index = {s: i for i, s in enumerate(ids)}
         self._xy = np.array([[st.stores[s]["lon"], st.stores[s]["lat"]] for s in ids], float).reshape(-1, 2)
         self._city_of = [(st.stores[s].get("city") or {}).get("id", "") for s in ids]
+        self._geo = {s: (st.stores[s]["lat"], st.stores[s]["lon"], c) for s, c in zip(ids, self._city_of)}
         self._worst = [st.store_worst(s) for s in ids]
         self._style = [self._spot_style(s, w) for s, w in zip(ids, self._worst)]
         self.markers.setData(
@@ -401,25 +412,34 @@ class StoreMapPanel(QWidget):
             counts[old] -= 1
             counts[w] = counts.get(w, 0) + 1
             key = self._group_of.get(self._city_of[i])
-            if key is not None:
+            if key is not None and key not in self._stale_groups:
                 self._stale_groups.add(key)
+                self._stale_since[key] = self._now
 
     def _flush(self, now: float) -> None:
         """Repaint what the aggregated changes touched: markers at most UPDATE_HZ times a
         second, each cluster at most UPDATE_HZ times a second (clusters are staggered so
         their repaints spread over frames)."""
         period = 1.0 / UPDATE_HZ
-        if self._pending and now - self._last_flush >= period:
+        if self._pending and not self._clustered and now - self._last_flush >= period:
             pending, self._pending = self._pending, set()
             self._last_flush = now
             self._patch(pending)
             if self._labelled and not pending.isdisjoint(self._labelled):
                 self._update_labels()
         if self._stale_groups and self._clustered:
+            # a per-frame budget spreads the repaints evenly over frames; a change older
+            # than MAX_DELAY_S is shown regardless of the budget
+            dt = min(1.0, max(0.0, now - self._prev_now))
+            budget = max(1, math.ceil(len(self._clusters) * CLUSTER_HZ * dt))
+            due = sorted((k for k in self._stale_groups if now >= self._next_ok.get(k, 0.0)),
+                         key=lambda k: self._stale_since.get(k, now))
+            late = [k for k in due[budget:] if now - self._stale_since.get(k, now) >= MAX_DELAY_S]
             resized = False
-            for key in [k for k in self._stale_groups if now >= self._next_ok.get(k, 0.0)]:
+            for key in due[:budget] + late:
                 self._stale_groups.discard(key)
-                self._next_ok[key] = now + period
+                self._stale_since.pop(key, None)
+                self._next_ok[key] = now + 1.0 / CLUSTER_HZ
                 item = self._clusters.get(key)
                 if item is not None:
                     size = item.label_size()
@@ -427,6 +447,7 @@ class StoreMapPanel(QWidget):
                         resized = True
             if resized:
                 self._place_cluster_labels()
+        self._prev_now = now
 
     def _patch(self, stores) -> None:
         """Restyle just the changed spots (only they are looked up in the symbol atlas)."""
@@ -464,6 +485,9 @@ class StoreMapPanel(QWidget):
             self.blast.setVisible(not clustered)
             for item in self._clusters.values():
                 item.setVisible(clustered)
+            if not clustered and self._pending:  # markers were hidden: restyle them now
+                pending, self._pending = self._pending, set()
+                self._patch(pending)
         if clustered:
             scale = self._px_scale()
             if self._scale is None or any(abs(a - b) > 1e-9 * max(a, 1e-12) for a, b in zip(scale, self._scale)):
@@ -488,7 +512,7 @@ class StoreMapPanel(QWidget):
             self._next_ok.pop(key, None)
         self._groups = groups
         self._group_of = {c: key for key, cs in groups.items() for c in cs}
-        period, n = 1.0 / UPDATE_HZ, max(1, len(groups))
+        period, n = 1.0 / CLUSTER_HZ, max(1, len(groups))
         for k, (key, cs) in enumerate(groups.items()):
             item = self._clusters.get(key)
             if item is None:
@@ -502,6 +526,7 @@ class StoreMapPanel(QWidget):
             item.setVisible(bool(self._clustered))
             self._show_counts(key, item)
         self._stale_groups.clear()
+        self._stale_since.clear()
         self._place_cluster_labels()
 
     def _city_name(self, city: str) -> str:
