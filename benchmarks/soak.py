@@ -1,0 +1,156 @@
+"""Soak: a wall under the ``double-11`` demo for N minutes that cover a simulated day.
+
+    python benchmarks/soak.py --minutes 15                     # the reference run
+    python benchmarks/soak.py --minutes 2 --warmup 0.5 --interval 10   # a smoke run
+
+A ``wallboard hub --demo double-11 --speed 1440/N`` subprocess (SQLite journal) drives
+a real wall in this process (offscreen, ``double-11`` layout, every window ``--size``).
+Layout rotation is on: every ``--rotate-s`` seconds the wall sends a ``switch_layout``
+control through the hub (launch-928 -> overview -> double-11 -> ...), so the journal ->
+feed -> controller path switches the layout, as the staff would on the day.
+
+Every ``--interval`` seconds it samples the wall's RSS, Python objects
+(``len(gc.get_objects())`` after a collection), QObjects (top-level widgets' children,
+recursively, plus the controller's) with the layout shown at that moment, the hub's RSS
+and the sizes of the live state. After ``--warmup`` minutes it fits a line to each series
+and prints one JSON object: the growth over the post-warm-up window in percent (fit end vs
+fit start) and per hour, overall and per layout shown at the sample (RSS and the QObject
+count depend on the layout on screen; with ``--interval`` a multiple of 3 x ``--rotate-s``
+every sample shows the same layout). Targets: RSS and Python objects grow <= 2 %, QObjects do not grow.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import (HubProcess, OffscreenWall, free_port, linear_fit, python_object_count,  # noqa: E402
+                     qobject_count, rss_kb)
+
+ROTATION = ("launch-928", "overview", "double-11")
+
+
+def growth(samples: list[dict], key: str, t_from: float) -> dict:
+    """Linear fit of ``key`` over samples at ``t >= t_from``: percent growth and per hour."""
+    pts = [(s["t_s"], s[key]) for s in samples if s["t_s"] >= t_from]
+    if len(pts) < 2:
+        return {"samples": len(pts), "growth_pct": None, "per_hour": None}
+    xs, ys = [p[0] for p in pts], [float(p[1]) for p in pts]
+    slope, icpt = linear_fit(xs, ys)
+    start, end = icpt + slope * xs[0], icpt + slope * xs[-1]
+    return {"samples": len(pts), "first": ys[0], "last": ys[-1], "min": min(ys), "max": max(ys),
+            "growth_pct": round((end - start) / start * 100.0, 2) if start else None,
+            "per_hour": round(slope * 3600.0, 1)}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--minutes", type=float, default=10.0, help="real minutes of the run (a simulated day)")
+    ap.add_argument("--warmup", type=float, default=5.0, help="minutes before the trend is measured (default 5)")
+    ap.add_argument("--interval", type=float, default=60.0, help="seconds between samples (default 60)")
+    ap.add_argument("--rotate-s", type=float, default=20.0, help="seconds between layout switches (0 = off)")
+    ap.add_argument("--size", default="3840x2160", help="window size WxH (default 3840x2160)")
+    ap.add_argument("--speed", type=float, default=None, help="demo speed (default 1440 / minutes: a day)")
+    args = ap.parse_args()
+    if args.minutes <= 0 or args.interval <= 0 or args.warmup < 0:
+        ap.error("--minutes and --interval must be > 0, --warmup >= 0")
+    if args.warmup >= args.minutes:
+        ap.error(f"--warmup {args.warmup} must be shorter than --minutes {args.minutes}")
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    w, h = (int(x) for x in args.size.lower().split("x"))
+    speed = args.speed or 1440.0 / args.minutes
+    tmp = tempfile.mkdtemp(prefix="wallboard-soak-")
+    hub = HubProcess(free_port(), journal=os.path.join(tmp, "hub.db"),
+                     extra=["--demo", "double-11", "--speed", f"{speed:g}"]).start()
+    try:
+        from PySide6.QtCore import QEvent, QTimer
+
+        wall = OffscreenWall(hub.feed_url, "double-11", size=(w, h))
+        wall.wait_until(lambda: wall.state.seq > 0 and wall.feed_state == "LIVE", 60, "wall LIVE")
+        app, ctl = wall.app, wall.ctl
+        t0 = time.monotonic()
+        samples: list[dict] = []
+        switches = {"sent": 0, "seen": 0}
+        ctl.layout_changed.connect(lambda _name: switches.__setitem__("seen", switches["seen"] + 1))
+
+        def sample() -> None:
+            app.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+            st = wall.state
+            samples.append({
+                "t_s": round(time.monotonic() - t0, 1), "layout": ctl.layout.name,
+                "rss_kb": rss_kb(), "py_objects": python_object_count(),
+                "qobjects": qobject_count(app, [ctl]), "hub_rss_kb": rss_kb(hub.pid),
+                "seq": st.seq, "devices": len(st.devices), "changes": len(st.changes),
+                "incidents": len(st.incidents), "feed": wall.feed_state,
+                "frames": ctl.driver.stats.frames, "feed_dropped": wall.client.dropped_events,
+            })
+            print(json.dumps(samples[-1]), file=sys.stderr, flush=True)
+
+        k = [0]
+
+        def rotate() -> None:
+            name = ROTATION[k[0] % len(ROTATION)]
+            k[0] += 1
+            wall.client.send_control("switch_layout", {"layout": name})
+            switches["sent"] += 1
+
+        sampler = QTimer()
+        sampler.timeout.connect(sample)
+        sampler.start(int(args.interval * 1000))
+        rotator = QTimer()
+        rotator.timeout.connect(rotate)
+        if args.rotate_s > 0:
+            rotator.start(int(args.rotate_s * 1000))
+        sample()
+        wall.run_for(args.minutes * 60.0)
+        sampler.stop()
+        rotator.stop()
+        sample()
+        warm = args.warmup * 60.0
+        layouts = sorted({s["layout"] for s in samples if s["t_s"] >= warm})
+        q_by_layout = {name: growth([s for s in samples if s["layout"] == name], "qobjects", warm)
+                       for name in layouts}
+        q_growth = [g["last"] - g["first"] for g in q_by_layout.values() if g.get("first") is not None]
+        rss = growth(samples, "rss_kb", warm)
+        rss_by_layout = {name: growth([s for s in samples if s["layout"] == name], "rss_kb", warm)
+                         for name in layouts}
+        rss_growth = [g["growth_pct"] for g in rss_by_layout.values() if g.get("growth_pct") is not None]
+        pyo = growth(samples, "py_objects", warm)
+        out = {
+            "minutes": args.minutes, "warmup_min": args.warmup, "interval_s": args.interval,
+            "demo": "double-11", "speed": round(speed, 2), "simulated_hours": round(args.minutes * speed / 60, 1),
+            "window_px": [w, h], "rotate_s": args.rotate_s, "layout_switches_sent": switches["sent"],
+            "layout_switches_applied": switches["seen"],
+            "events_applied": samples[-1]["seq"], "frames": samples[-1]["frames"],
+            "feed_dropped_events": samples[-1]["feed_dropped"], "resyncs": ctl.driver.stats.resyncs,
+            "rss_mb": {"start": round(samples[0]["rss_kb"] / 1024, 1), "end": round(samples[-1]["rss_kb"] / 1024, 1),
+                       "peak_hwm": round(rss_kb(None, "VmHWM") / 1024, 1)},
+            "rss_after_warmup": rss, "rss_after_warmup_by_layout": rss_by_layout,
+            "rss_growth_pct_max_by_layout": max(rss_growth) if rss_growth else None,
+            "py_objects_after_warmup": pyo,
+            "qobjects_after_warmup_by_layout": q_by_layout,
+            "qobject_growth_max": max(q_growth) if q_growth else None,
+            "hub_rss_after_warmup": growth(samples, "hub_rss_kb", warm),
+            "targets": {"growth_pct_max": 2.0, "qobject_growth": 0},
+            "targets_met": {
+                "rss": (rss["growth_pct"] is not None and rss["growth_pct"] <= 2.0) or
+                       (bool(rss_growth) and max(rss_growth) <= 2.0),
+                "py_objects": pyo["growth_pct"] is not None and pyo["growth_pct"] <= 2.0,
+                "qobjects": bool(q_growth) and max(q_growth) <= 0,
+            },
+            "samples": samples,
+        }
+        print(json.dumps(out))
+        wall.close()
+    finally:
+        hub.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
