@@ -299,7 +299,12 @@ def test_snapshot_replaces_state_in_place(wall):
     other.apply([dict(e) for e in demo_events(NOW)[:3]], NOW)
     state_obj = ctl.state
     feed.items.append(("snapshot", other.snapshot()))
-    ctl.frame()
+    ctl.frame()  # the snapshot is built on a worker thread; frames go on meanwhile
+    for _ in range(100):
+        if not ctl.driver.loading_snapshot:
+            break
+        ctl.driver._building.result(10)
+        ctl.frame()
     assert ctl.state is state_obj
     assert len(ctl.state.stores) == 1 and ctl.state.seq == 3
     assert snap["seq"] > 3

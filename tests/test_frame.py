@@ -77,3 +77,46 @@ def test_events_per_second():
         t[0] += 0.1
         d.step()
     assert 8.0 <= d.stats.events_per_s(t[0]) <= 12.0
+
+
+def test_bad_snapshot_keeps_state_counts_and_asks_again():
+    st = LiveState()
+    st.apply([kpi(1)], 1000.0)
+    src = Source([("snapshot", {"seq": 5, "stores": "not a list"})])
+    d = FrameDriver(st, src, clock=lambda: 2000.0)
+    d.step()
+    assert st.seq == 1
+    assert d.stats.rejects == 1 and d.stats.last_reject.startswith("bad snapshot")
+    assert src.resyncs == [None]
+
+
+def test_snapshot_builds_off_the_ui_thread_then_swaps_in_place():
+    from concurrent.futures import ThreadPoolExecutor
+
+    donor = LiveState()
+    donor.apply([kpi(i) for i in range(1, 8)], 1000.0)
+    st = LiveState()
+    st.apply([kpi(1)], 1000.0)
+    src = Source([("snapshot", donor.snapshot()), ("events", [kpi(8)])])
+    with ThreadPoolExecutor(1) as ex:
+        d = FrameDriver(st, src, clock=lambda: 2000.0, executor=ex)
+        d.step()
+        for _ in range(200):
+            if st.seq == 8:
+                break
+            d._building is not None and d._building.result(10)
+            d.step()
+    assert st.seq == 8 and d.stats.snapshots == 1 and not d.loading_snapshot
+
+
+def test_bad_snapshot_built_off_thread_is_counted():
+    from concurrent.futures import ThreadPoolExecutor
+
+    st = LiveState()
+    src = Source([("snapshot", {"seq": 5, "stores": "not a list"})])
+    with ThreadPoolExecutor(1) as ex:
+        d = FrameDriver(st, src, clock=lambda: 2000.0, executor=ex)
+        d.step()
+        d._building.exception(10)
+        d.step()
+    assert d.stats.rejects == 1 and src.resyncs == [None] and st.seq == 0

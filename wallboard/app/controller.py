@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable
 
@@ -75,7 +76,8 @@ class WallController(QObject):
         self.previous_layouts: list[str] = []
         self.layout_error = ""
         self.windows: list[WallWindow] = []
-        self.driver = FrameDriver(state, client, clock=clock, on_item=self._on_item)
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="snapshot")
+        self.driver = FrameDriver(state, client, clock=clock, on_item=self._on_item, executor=self._executor)
         self.alerts = AlertPolicy(muted=muted)
         self.sound = SoundPlayer()
         self.paused = False
@@ -106,6 +108,7 @@ class WallController(QObject):
 
     def shutdown(self) -> None:
         self.timer.stop()
+        self._executor.shutdown(wait=False, cancel_futures=True)
         for w in self.windows:
             w.close()
 

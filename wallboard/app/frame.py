@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import time
 from collections import deque
+from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol
 
 from wallboard.protocol import ProtocolError
-from wallboard.state import Dirty, LiveState, SeqGap
+from wallboard.state import Dirty, LiveState, SeqGap, SnapshotError
 
 
 class FeedSource(Protocol):
@@ -49,29 +50,22 @@ class FrameStats:
         return sum(n for _, n in list(self._rate)[1:]) / span
 
 
+def build_state(state: LiveState, snap: dict) -> LiveState:
+    """A new state from a snapshot, with ``state``'s config (pure; may run off the UI thread).
+    Raises ``SnapshotError`` for a snapshot that does not load."""
+    return LiveState.from_snapshot(snap, config=getattr(state, "config", None))
+
+
+def swap_state_in_place(state: LiveState, fresh: LiveState) -> Dirty:
+    """Make ``state`` hold ``fresh``'s contents: panels keep their reference and see the new data."""
+    state.__dict__.clear()
+    state.__dict__.update(fresh.__dict__)
+    return Dirty.everything()
+
+
 def load_snapshot_in_place(state: LiveState, snap: dict) -> Dirty:
-    """Replace ``state``'s contents with a snapshot; panels holding ``state`` see the new data."""
-    loader = getattr(state, "load_snapshot", None)
-    if loader is not None:
-        result = loader(snap)
-        if isinstance(result, Dirty):
-            return result
-    else:
-        fresh = LiveState.from_snapshot(snap, config=state.config) if _takes_config() else LiveState.from_snapshot(snap)
-        state.__dict__.clear()
-        state.__dict__.update(fresh.__dict__)
-    d = Dirty()
-    d.all = True
-    return d
-
-
-def _takes_config() -> bool:
-    import inspect
-
-    try:
-        return "config" in inspect.signature(LiveState.from_snapshot).parameters
-    except (TypeError, ValueError):  # pragma: no cover
-        return False
+    """Replace ``state``'s contents with a snapshot (on the calling thread)."""
+    return swap_state_in_place(state, build_state(state, snap))
 
 
 class FrameDriver:
@@ -90,6 +84,7 @@ class FrameDriver:
         max_items: int = 64,
         clock: Callable[[], float] = time.time,
         on_item: Callable[[str, Any], None] | None = None,
+        executor: Executor | None = None,
     ) -> None:
         self.state = state
         self.source = source
@@ -101,6 +96,10 @@ class FrameDriver:
         #: Event batches applied by the last :meth:`step` (read-only; for instrumentation).
         self.frame_events: list[list[dict]] = []
         self._pending: deque[tuple[str, Any]] = deque()
+        #: A snapshot being turned into a state on a worker thread (a 100,000-device
+        #: snapshot takes a second or two: the UI keeps painting meanwhile).
+        self._building: Future | None = None
+        self._executor = executor
 
     def step(self) -> Dirty:
         """One frame's worth of work; returns the merged dirty set (TTL expiry included)."""
@@ -110,7 +109,11 @@ class FrameDriver:
         applied = 0
         handled = 0
         self.frame_events = []
-        while True:
+        if self._building is not None:
+            if not self._building.done():
+                return self._finish(t0, now, dirty, 0)  # keep painting the old state
+            self._finish_snapshot(now, dirty)
+        while self._building is None:
             if not self._pending:
                 self._pending.extend(self.source.drain(self.max_items))
                 if not self._pending:
@@ -123,7 +126,14 @@ class FrameDriver:
             if kind == "events":
                 applied += self._apply(payload, now, dirty)
             elif kind == "snapshot":
-                dirty.merge(load_snapshot_in_place(self.state, payload))
+                if self._executor is not None:
+                    self._building = self._executor.submit(build_state, self.state, payload)
+                    break  # what follows the snapshot waits until it is loaded
+                try:
+                    dirty.merge(load_snapshot_in_place(self.state, payload))
+                except SnapshotError as e:
+                    self._bad_snapshot(e)
+                    continue
                 self.state.touch(now)
                 self.stats.snapshots += 1
             else:
@@ -136,12 +146,38 @@ class FrameDriver:
                     self.stats.last_reject = _reason(payload)
                 if self.on_item is not None:
                     self.on_item(kind, payload)
+        return self._finish(t0, now, dirty, applied)
+
+    def _finish(self, t0: float, now: float, dirty: Dirty, applied: int) -> Dirty:
         dirty.merge(self.state.tick(now))
         self.stats.frames += 1
         self.stats.applied += applied
         self.stats._rate.append((now, applied))
         self.stats.last_frame_ms = (time.perf_counter() - t0) * 1000.0
         return dirty
+
+    def _finish_snapshot(self, now: float, dirty: Dirty) -> None:
+        fut, self._building = self._building, None
+        try:
+            fresh = fut.result()
+        except SnapshotError as e:
+            self._bad_snapshot(e)
+            return
+        dirty.merge(swap_state_in_place(self.state, fresh))
+        self.state.touch(now)
+        self.stats.snapshots += 1
+
+    def _bad_snapshot(self, e: Exception) -> None:
+        """A snapshot we cannot load leaves the old state in place and asks again."""
+        self._pending.clear()
+        self.stats.rejects += 1
+        self.stats.last_reject = f"bad snapshot: {e}"
+        self.stats.resyncs += 1
+        self.source.resync(None)
+
+    @property
+    def loading_snapshot(self) -> bool:
+        return self._building is not None
 
     def _apply(self, events: list[dict], now: float, dirty: Dirty) -> int:
         if not events:
