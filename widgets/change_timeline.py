@@ -18,7 +18,6 @@ Options: ``lanes`` ("system" | "city", default "system"), ``window_min`` (120),
 """
 from __future__ import annotations
 
-import difflib
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,6 +28,7 @@ from PySide6.QtGui import QBrush, QColor, QFontMetricsF, QPainter, QPainterPath,
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
 from widgets.base import (
+    check_options,
     CHANGE_STATUS_COLORS,
     SEVERITY_COLORS,
     PanelContext,
@@ -69,26 +69,6 @@ INCIDENT_LANE = -1.0
 MAX_SUSPECTS = 5  # highlighted and linked; a wall cannot show more and stay readable
 
 
-def _check_options(options: dict, known: dict[str, tuple], where: str) -> dict:
-    """Validate ``options`` against ``known`` ({key: (types, default)}); return merged values.
-
-    Raises ``ValueError`` naming the key for an unknown key (with a hint) or a wrong type.
-    """
-    if not isinstance(options, dict):
-        raise ValueError(f"{where}: options must be a table, got {type(options).__name__}")
-    for key in options:
-        if key not in known:
-            near = difflib.get_close_matches(key, list(known), n=1)
-            hint = f" (did you mean {near[0]!r}?)" if near else ""
-            raise ValueError(f"{where}: unknown option {key!r}{hint}; known: {', '.join(sorted(known))}")
-    out = {}
-    for key, (types, default) in known.items():
-        value = options.get(key, default)
-        if isinstance(value, bool) and bool not in types or not isinstance(value, types):
-            names = " or ".join(t.__name__ for t in types)
-            raise ValueError(f"{where}: option {key!r} must be {names}, got {type(value).__name__} {value!r}")
-        out[key] = value
-    return out
 
 
 def _parse_freeze(raw: list, where: str, lang: str = "en") -> list[tuple[float, float, str]]:
@@ -283,7 +263,7 @@ class ChangeTimelinePanel(QWidget):
 
     def __init__(self, state, options: dict, ctx: PanelContext, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        opts = _check_options(
+        opts = check_options(
             options,
             {"lanes": ((str,), "system"), "window_min": ((int, float), 120), "freeze": ((list,), [])},
             "change_timeline",

@@ -17,14 +17,13 @@ Options: ``flash_s`` (120), ``resolved_keep_s`` (300), ``max_rows`` (12).
 """
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass, field
 
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QFontMetricsF, QPainter, QPen
 from PySide6.QtWidgets import QMenu, QWidget
 
-from widgets.base import SEVERITY_COLORS, PanelContext, paint_dim, register_translations, ui_font
+from widgets.base import check_options, SEVERITY_COLORS, PanelContext, paint_dim, register_translations, ui_font
 
 register_translations(
     {
@@ -55,23 +54,6 @@ register_translations(
 SEVERE = ("P1", "P2")
 
 
-def _check_options(options: dict, known: dict[str, tuple], where: str) -> dict:
-    """Validate ``options`` against ``{key: (types, default)}``; ValueError naming the key."""
-    if not isinstance(options, dict):
-        raise ValueError(f"{where}: options must be a table, got {type(options).__name__}")
-    for key in options:
-        if key not in known:
-            near = difflib.get_close_matches(key, list(known), n=1)
-            hint = f" (did you mean {near[0]!r}?)" if near else ""
-            raise ValueError(f"{where}: unknown option {key!r}{hint}; known: {', '.join(sorted(known))}")
-    out = {}
-    for key, (types, default) in known.items():
-        value = options.get(key, default)
-        if isinstance(value, bool) and bool not in types or not isinstance(value, types):
-            names = " or ".join(t.__name__ for t in types)
-            raise ValueError(f"{where}: option {key!r} must be {names}, got {type(value).__name__} {value!r}")
-        out[key] = value
-    return out
 
 
 def duration_text(seconds: float | None) -> str:
@@ -109,7 +91,7 @@ class IncidentBoardPanel(QWidget):
 
     def __init__(self, state, options: dict, ctx: PanelContext, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        opts = _check_options(
+        opts = check_options(
             options,
             {"flash_s": ((int, float), 120), "resolved_keep_s": ((int, float), 300), "max_rows": ((int,), 12)},
             "incident_board",

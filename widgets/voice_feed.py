@@ -17,7 +17,6 @@ all topics).
 """
 from __future__ import annotations
 
-import difflib
 import math
 
 import numpy as np
@@ -26,7 +25,7 @@ from PySide6.QtCore import QRectF, Qt
 from PySide6.QtGui import QColor, QFontMetricsF, QPainter
 from PySide6.QtWidgets import QVBoxLayout, QWidget
 
-from widgets.base import PanelContext, age_text, paint_dim, register_translations, ui_font
+from widgets.base import check_options, PanelContext, age_text, paint_dim, register_translations, ui_font
 
 register_translations(
     {
@@ -48,23 +47,6 @@ SPIKE_COLOR = "#d7263d"
 BAR_COLOR = "#3a86ff"
 
 
-def _check_options(options: dict, known: dict[str, tuple], where: str) -> dict:
-    """Validate ``options`` against ``{key: (types, default)}``; ValueError naming the key."""
-    if not isinstance(options, dict):
-        raise ValueError(f"{where}: options must be a table, got {type(options).__name__}")
-    for key in options:
-        if key not in known:
-            near = difflib.get_close_matches(key, list(known), n=1)
-            hint = f" (did you mean {near[0]!r}?)" if near else ""
-            raise ValueError(f"{where}: unknown option {key!r}{hint}; known: {', '.join(sorted(known))}")
-    out = {}
-    for key, (types, default) in known.items():
-        value = options.get(key, default)
-        if isinstance(value, bool) and bool not in types or not isinstance(value, types):
-            names = " or ".join(t.__name__ for t in types)
-            raise ValueError(f"{where}: option {key!r} must be {names}, got {type(value).__name__} {value!r}")
-        out[key] = value
-    return out
 
 
 def find_spikes(counts: np.ndarray, baseline_min: int, factor: float,
@@ -185,7 +167,7 @@ class VoiceFeedPanel(QWidget):
 
     def __init__(self, state, options: dict, ctx: PanelContext, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        opts = _check_options(
+        opts = check_options(
             options,
             {"spike_factor": ((int, float), 3.0), "baseline_min": ((int,), 15), "topics": ((list,), [])},
             "voice_feed",
