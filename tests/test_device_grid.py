@@ -196,3 +196,64 @@ def test_templates_have_non_colour_cue():
     for code in range(1, 7):       # every non-ok status carries a pattern
         assert len(set(t[code].ravel().tolist())) == 2
     assert len(set(t[0].ravel().tolist())) == 1
+
+
+def test_resort_moves_rows_without_full_layout(qtbot):
+    st, f = make_state(n_stores=6, per_store=6)
+    w = DeviceGridPanel(st, {"order": "worst", "resort_s": 5}, PanelContext(clock=lambda: NOW))
+    qtbot.addWidget(w)
+    w.resize(900, 500)
+    w.show()
+    w.refresh(all_dirty(), NOW)
+    layouts = w.layouts
+    assert w._order[0] == "s0"
+    top = w.cell_rect("s0-d0")
+    d = st.apply([f.ev(type="device", id="s5-d2", status="down")], NOW + 1)
+    w.refresh(d, NOW + 1)                               # before resort_s: order kept
+    assert w._order[0] == "s0" and w.cell_pixel("s5-d2") == rgb("down")
+    d = st.apply([f.ev(type="device", id="s5-d3", status="warn")], NOW + 6)
+    w.refresh(d, NOW + 6)                               # due: s5 moves to the top
+    assert w._order[0] == "s5"
+    assert w.layouts == layouts and w.resorts == 1      # no full layout
+    assert w.cell_rect("s5-d0") == top
+    assert w.cell_pixel("s5-d2") == rgb("down") and w.cell_pixel("s5-d3") == rgb("warn")
+    assert w.cell_pixel("s0-d0") == rgb("ok")           # shifted rows redrawn correctly
+    for sid in ("s0", "s1", "s2", "s3", "s4", "s5"):    # hit map follows the new places
+        r = w.cell_rect(f"{sid}-d1")
+        assert w.hit(r.center()) == (sid, f"{sid}-d1")
+    img = w.grab().toImage()                            # and it is what Qt paints
+    r = w.cell_rect("s5-d2")
+    assert img.pixelColor(r.x() + 1, r.y() + r.height() // 2) == QColor(STATUS_COLORS["down"])
+
+
+def test_resort_brings_rolled_up_store_back(qtbot):
+    st, f = make_state(n_stores=120, per_store=10)
+    w = DeviceGridPanel(st, {"min_cell_px": 10, "resort_s": 1}, PanelContext(clock=lambda: NOW))
+    qtbot.addWidget(w)
+    w.resize(400, 300)
+    w.show()
+    w.refresh(all_dirty(), NOW)
+    rolled = w.rolled_up[-1]
+    assert w.cell_rect(f"{rolled}-d0") is None
+    d = st.apply([f.ev(type="device", id=f"{rolled}-d0", status="crit")], NOW + 2)
+    w.refresh(d, NOW + 2)
+    assert rolled not in w.rolled_up and w.resorts == 1
+    assert w.cell_pixel(f"{rolled}-d0") == rgb("crit")
+
+
+def test_kind_counts_follow_changes_including_rolled_up(qtbot):
+    import random
+    st, f = make_state(n_stores=120, per_store=10)
+    w = DeviceGridPanel(st, {"min_cell_px": 10, "order": "fixed"}, PanelContext(clock=lambda: NOW))
+    qtbot.addWidget(w)
+    w.resize(400, 300)
+    w.refresh(all_dirty(), NOW)
+    assert w.rolled_up and int(w._kind_counts.sum()) == 1200     # rolled-up devices count too
+    rnd = random.Random(1)
+    for k in range(20):
+        evs = [f.ev(type="device", id=f"s{rnd.randrange(120)}-d{rnd.randrange(10)}",
+                    status=rnd.choice(["ok", "warn", "crit", "down", "maint"])) for _ in range(15)]
+        w.refresh(st.apply(evs, NOW + k), NOW + k)
+    incremental = w._kind_counts.copy()
+    w._count_kinds()
+    assert (incremental == w._kind_counts).all()

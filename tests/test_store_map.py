@@ -226,3 +226,214 @@ def test_shipped_basemap():
     assert {"上海", "北京", "广东"} <= names
     lon0, lat0, lon1, lat1 = layers["provinces"].bbox()
     assert 70 < lon0 < 80 and 130 < lon1 < 140 and 15 < lat0 < 25 and 50 < lat1 < 56
+
+
+# --------------------------------------------------------------------------- placement
+
+
+def _overlap(a, b) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+
+def test_merge_discs_groups_only_overlapping():
+    from widgets._map_items import DISC_GAP, disc_radius, merge_discs
+    pts = [(0.0, 0.0, 2), (30.0, 0.0, 2), (500.0, 0.0, 2), (520.0, 10.0, 5), (1000.0, 0.0, 1)]
+    groups = merge_discs(pts)
+    assert sorted(sorted(g) for g in groups) == [[0, 1], [2, 3], [4]]
+    assert groups[0] == [3, 2] or sorted(groups[0]) == [2, 3]       # biggest group first
+    far = merge_discs([(0.0, 0.0, 1), (2 * disc_radius(1) + DISC_GAP + 1, 0.0, 1)])
+    assert len(far) == 2
+
+
+def test_merge_discs_leaves_no_overlap_property():
+    import random
+
+    from widgets._map_items import DISC_GAP, disc_radius, merge_discs
+    rnd = random.Random(3)
+    for _ in range(20):
+        pts = [(rnd.uniform(0, 600), rnd.uniform(0, 400), rnd.randint(1, 40)) for _ in range(30)]
+        groups = merge_discs(pts)
+        assert sorted(i for g in groups for i in g) == list(range(30))
+        discs = []
+        for g in groups:
+            n = sum(pts[i][2] for i in g)
+            x = sum(pts[i][0] * pts[i][2] for i in g) / n
+            y = sum(pts[i][1] * pts[i][2] for i in g) / n
+            discs.append((x, y, disc_radius(n)))
+        for a in range(len(discs)):
+            for b in range(a + 1, len(discs)):
+                (x1, y1, r1), (x2, y2, r2) = discs[a], discs[b]
+                assert ((x1 - x2) ** 2 + (y1 - y2) ** 2) ** 0.5 >= r1 + r2 + DISC_GAP - 1e-6
+
+
+def test_place_labels_never_overlap_and_drop_when_full():
+    import random
+
+    from widgets._map_items import place_labels
+    rnd = random.Random(5)
+    anchors = [(rnd.uniform(0, 800), rnd.uniform(0, 600), 8.0) for _ in range(80)]
+    sizes = [(rnd.uniform(60, 200), 26.0) for _ in anchors]
+    out = place_labels(anchors, sizes, (0, 0, 800, 600))
+    rects = []
+    for (x, y, r), (w, h), off in zip(anchors, sizes, out):
+        if off is None:
+            continue
+        rect = (x + off[0], y + off[1], x + off[0] + w, y + off[1] + h)
+        assert 0 <= rect[0] and rect[2] <= 800 and 0 <= rect[1] and rect[3] <= 600
+        for ax, ay, ar in anchors:   # never over a marker
+            assert not _overlap(rect, (ax - ar, ay - ar, ax + ar, ay + ar))
+        rects.append(rect)
+    for i in range(len(rects)):
+        for j in range(i + 1, len(rects)):
+            assert not _overlap(rects[i], rects[j])
+    assert 0 < len(rects) < 80                      # crowded: some are dropped
+    # alone, a label sits centred below its marker; a marker below pushes it aside
+    out = place_labels([(100, 100, 8)], [(120, 26)], (0, 0, 400, 400))
+    assert out == [(-60.0, 12.0, False)]
+    out = place_labels([(100, 100, 8), (100, 130, 8)], [(120, 26), (120, 26)], (0, 0, 400, 400))
+    assert out[0] is not None and out[1] is not None
+    assert out[0][:2] != (-60.0, 12.0)
+    # no room next to the marker: a leader-lined spot further out
+    obstacles = [(100 + dx, 100 + dy, 10) for dx in (-22, 0, 22) for dy in (-22, 0, 22) if dx or dy]
+    out = place_labels([(100, 100, 8)], [(40, 20)], (0, 0, 400, 400), obstacles)
+    assert out[0] is not None and out[0][2] is True
+
+
+# --------------------------------------------------------------------------- launch-928
+
+
+def launch_928_state():
+    import tomllib
+    from pathlib import Path
+    base = Path(__file__).resolve().parent.parent / "wallboard" / "hub" / "scenarios"
+    sc = tomllib.loads((base / "launch-928.toml").read_text(encoding="utf-8"))
+    cities = {c["id"]: c for c in tomllib.loads((base / "cities.toml").read_text(encoding="utf-8"))["cities"]}
+    st, f = LiveState(), Feed()
+    evs = []
+    for s in sc["stores"]:
+        c = cities[s["city"]]
+        evs.append(f.ev(type="store", id=s["id"], name=s["name"], name_en=s["name_en"],
+                        city={"id": c["id"], "name": c["name"], "name_en": c["name_en"]},
+                        lat=s["lat"], lon=s["lon"], status="open"))
+        evs.append(f.ev(type="device", id=f"{s['id']}-pos", store=s["id"], kind="pos", status="ok",
+                        ttl_s=3600.0))
+    st.apply(evs, NOW)
+    return st, f, list(sc["cities"])
+
+
+@pytest.fixture
+def launch(qtbot):
+    st, f, cities = launch_928_state()
+    w = StoreMapPanel(st, {}, PanelContext(clock=lambda: NOW, scope={"cities": cities}))
+    qtbot.addWidget(w)
+    w.resize(1920, 1080)
+    w.show()
+    w.refresh(all_dirty(), NOW)
+    return w, st, f
+
+
+def _assert_readable(w):
+    rects = w.label_rects()
+    keys = list(rects)
+    for i in range(len(keys)):
+        for j in range(i + 1, len(keys)):
+            assert not _overlap(rects[keys[i]], rects[keys[j]]), (keys[i], keys[j])
+    if w.clustered:
+        discs = []
+        for item in w._clusters.values():
+            p = w.vb.mapViewToScene(item.pos())
+            discs.append((p.x() - item.radius, p.y() - item.radius, p.x() + item.radius, p.y() + item.radius))
+        for i in range(len(discs)):
+            for j in range(i + 1, len(discs)):
+                assert not _overlap(discs[i], discs[j])
+            for r in rects.values():
+                assert not _overlap(discs[i], r)
+    return rects
+
+
+def test_launch_928_fit_view_labels_do_not_overlap(launch):
+    w, st, f = launch
+    assert w.clustered
+    rects = _assert_readable(w)
+    assert set(rects) == {"shanghai", "hangzhou", "nanjing", "suzhou", "chengdu"}  # all named
+
+
+def test_close_cities_merge_when_zoomed_out_and_split_when_zoomed_in(launch):
+    w, st, f = launch
+    w.zoom_to(100, 20, 125, 40)                       # the whole country
+    sh, sz = w.cluster_of("shanghai"), w.cluster_of("suzhou")
+    assert sh is sz and sh.name == "Shanghai +1"
+    assert sh.counts == {"ok": 4}
+    _assert_readable(w)
+    d = st.apply([f.ev(type="device", id="sz-guanqian-pos", status="down")], NOW + 1)
+    w.refresh(d, NOW + 1)
+    w.refresh(Dirty(), NOW + 2.5)                      # shown within a second or so
+    assert sh.counts == {"ok": 3, "down": 1}
+    w.click_at(sh.pos().x(), sh.pos().y())            # a click zooms in: the group splits
+    assert w.cluster_of("shanghai") is not w.cluster_of("suzhou") or not w.clustered
+    w.fit_scope()
+    assert w.cluster_of("shanghai") is not w.cluster_of("suzhou")
+
+
+def test_store_labels_placed_without_overlap(launch):
+    w, st, f = launch
+    w.zoom_to(120.55, 31.1, 121.5, 31.35)             # shanghai + suzhou, declustered
+    assert not w.clustered
+    rects = _assert_readable(w)
+    assert set(rects) == {"sh-xuhui", "sh-jingan", "sz-guanqian", "sz-jinjihu"}
+    for s, r in rects.items():                        # and never over a marker
+        for o in rects:
+            p = w.marker_pos(o)
+            m = 18 * 0.6
+            assert not _overlap(r, (p.x() - m, p.y() - m, p.x() + m, p.y() + m)), (s, o)
+
+
+def test_many_labels_crowded_drops_some(qtbot):
+    st, f = LiveState(), Feed()
+    evs = []
+    for i in range(40):   # 40 stores within a few hundred metres
+        evs.append(f.ev(type="store", id=f"x{i}", name=f"Very long store name number {i}",
+                        city={"id": "sh", "name": "上海"}, lat=31.2 + (i % 7) * 0.002,
+                        lon=121.4 + (i // 7) * 0.002, status="open"))
+    st.apply(evs, NOW)
+    w = StoreMapPanel(st, {}, PanelContext(clock=lambda: NOW))
+    qtbot.addWidget(w)
+    w.resize(800, 600)
+    w.show()
+    w.refresh(all_dirty(), NOW)
+    assert not w.clustered
+    rects = _assert_readable(w)
+    assert 0 < len(rects) < 40
+
+
+def test_changes_are_aggregated_but_shown_within_a_second(panel):
+    w, st, f = panel
+    d = st.apply([f.ev(type="device", id="s2-pos", status="crit")], NOW + 1)
+    w.refresh(d, NOW + 1)                              # first change: shown at once
+    assert w.marker_symbol("s2") == "t1"
+    d = st.apply([f.ev(type="device", id="s4-pos", status="down")], NOW + 1.01)
+    w.refresh(d, NOW + 1.01)                           # right after: aggregated
+    assert w.pending_updates() == 1 and w.marker_symbol("s4") == "o"
+    for k in range(1, 40):                             # plain frames, no new events
+        w.refresh(Dirty(), NOW + 1.01 + k / 30)
+        if not w.pending_updates():
+            break
+    assert w.marker_symbol("s4") == "x"
+    assert k / 30 <= 1.0
+
+
+def test_cluster_repaints_only_when_counts_change(panel):
+    w, st, f = panel
+    w.zoom_to(100, 20, 130, 45)
+    item = w._clusters["sh"]
+    assert not item.set_counts(item.name, dict(item.counts))   # same counts: no repaint
+    renders = w.view.background_renders
+    d = st.apply([f.ev(type="device", id="s0-pos", status="ok", metrics={"cpu": 3.0})], NOW + 1)
+    w.refresh(d, NOW + 1)                               # worst unchanged: nothing stale
+    assert w.pending_updates() <= 1 and not w._stale_groups
+    d = st.apply([f.ev(type="device", id="s0-pos", status="warn")], NOW + 2)
+    w.refresh(d, NOW + 2)
+    assert item.counts == {"ok": 4, "warn": 1}
+    w.grab()
+    w.grab()
+    assert w.view.background_renders <= renders + 1     # basemap came from the cache

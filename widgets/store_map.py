@@ -330,8 +330,9 @@ class StoreMapPanel(QWidget):
         return self._clusters.get(key) if key is not None else None
 
     def pending_updates(self) -> int:
-        """Stores and clusters whose change is counted but not yet repainted."""
-        return len(self._pending) + len(self._stale_groups)
+        """Clusters (zoomed out) or store markers (zoomed in) whose change is counted but
+        not yet repainted; each is repainted within ``MAX_DELAY_S`` of frames."""
+        return len(self._stale_groups) if self._clustered else len(self._pending)
 
     # ------------------------------------------------------------------ markers
 
@@ -612,14 +613,17 @@ class StoreMapPanel(QWidget):
         """Scene (pixel) rectangles of the shown labels: store id or cluster key ->
         (x0, y0, x1, y1). For tests and debugging."""
         out = {}
+
+        def rect(item, off, size):
+            p = self.vb.mapViewToScene(item.pos())
+            return (p.x() + off[0], p.y() + off[1], p.x() + off[0] + size[0], p.y() + off[1] + size[1])
+
         for s, item in zip(self._labelled, self._labels):
-            r = item.mapRectToScene(_rect_at(item.off, item.measure(item.text)))
-            out[s] = (r.left(), r.top(), r.right(), r.bottom())
+            out[s] = rect(item, item.off, item.measure(item.text))
         if self._clustered:
             for k, item in self._clusters.items():
                 if item.label_off is not None:
-                    r = item.mapRectToScene(_rect_at(item.label_off, item.label_size()))
-                    out[k] = (r.left(), r.top(), r.right(), r.bottom())
+                    out[k] = rect(item, item.label_off, item.label_size())
         return out
 
     # ------------------------------------------------------------------ effects
