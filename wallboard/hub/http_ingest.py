@@ -32,7 +32,6 @@ import logging
 import math
 import re
 import ssl
-import time
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -42,6 +41,7 @@ from wallboard import protocol as P
 
 from .alert_mapping import MappingRules, PayloadError, map_webhook
 from .auth import bearer
+from .server import TokenBucket
 
 if TYPE_CHECKING:  # pragma: no cover
     from .server import Hub
@@ -79,23 +79,6 @@ class _Refusal(Exception):
             headers["Retry-After"] = "1"
         return web.Response(status=self.status, body=orjson.dumps(body), content_type=_JSON, headers=headers)
 
-
-class _Bucket:
-    """Token bucket: ``rate`` events/s, burst of one second's worth."""
-
-    def __init__(self, rate: float) -> None:
-        self.rate = rate
-        self.level = rate
-        self.t = time.monotonic()
-
-    def take(self, n: int) -> bool:
-        now = time.monotonic()
-        self.level = min(self.rate, self.level + (now - self.t) * self.rate)
-        self.t = now
-        if n > self.level and n <= self.rate:
-            return False
-        self.level -= n
-        return True
 
 
 def parse_event_body(body: bytes, max_batch: int) -> tuple[list[dict[str, Any]], list[int] | None]:
@@ -158,7 +141,7 @@ class HttpIngest:
         self.hub = hub
         self.mapping = mapping or MappingRules()
         self.max_body = max_body
-        self.bucket = _Bucket(rate)
+        self.bucket = TokenBucket(rate)
         self.requests: dict[tuple[str, int], int] = {}
         self.host = ""
         self.port = 0

@@ -103,7 +103,7 @@ class HubConfig:
             raise ValueError("hub options tls_cert and tls_key go together")
 
 
-class _Bucket:
+class TokenBucket:
     """Token bucket: ``rate`` events/s, burst of one second's worth."""
 
     def __init__(self, rate: float) -> None:
@@ -510,7 +510,7 @@ class Hub:
     async def _publisher(self, ws: ServerConnection) -> None:
         header_token = getattr(ws, "wb_token", None)
         roles: set[str] | None = self.auth.roles_for(header_token) if header_token is not None else None
-        bucket = _Bucket(self.config.rate_limit)
+        bucket = TokenBucket(self.config.rate_limit)
         acks: asyncio.Queue[Any] = asyncio.Queue(maxsize=64)
         sender = asyncio.create_task(self._ack_sender(ws, acks))
         violations = 0
