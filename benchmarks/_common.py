@@ -286,3 +286,102 @@ class OffscreenWall:
         for w in list(self.ctl.windows):
             w.deleteLater()
         self.app.processEvents()
+
+
+class CutProxy:
+    """A TCP proxy on 127.0.0.1 in its own thread, to cut a wall's link on purpose.
+
+    ``proxy = CutProxy(target_port).start()``; point the wall at ``proxy.port``.
+    ``pause()`` stops forwarding in both directions (a silent network: nothing is closed,
+    nothing arrives); ``resume()`` forwards again; ``drop()`` closes every open
+    connection (new ones are still accepted); ``stop()`` ends it.
+    """
+
+    def __init__(self, target_port: int) -> None:
+        import threading
+
+        self.target_port = target_port
+        self.port = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._server: Any = None
+        self._open = threading.Event()
+        self._open.set()
+        self._gate: asyncio.Event | None = None
+        self._writers: set[Any] = set()
+        self._thread: Any = None
+
+    def start(self) -> "CutProxy":
+        import threading
+
+        ready = threading.Event()
+
+        def main() -> None:
+            loop = asyncio.new_event_loop()
+            self._loop = loop
+            self._gate = asyncio.Event()
+            self._gate.set()
+            self._server = loop.run_until_complete(asyncio.start_server(self._client, "127.0.0.1", 0))
+            self.port = self._server.sockets[0].getsockname()[1]
+            ready.set()
+            loop.run_forever()
+            self._server.close()
+            for w in list(self._writers):
+                w.close()
+            loop.run_until_complete(asyncio.sleep(0.05))
+            loop.close()
+
+        self._thread = threading.Thread(target=main, name="cut-proxy", daemon=True)
+        self._thread.start()
+        ready.wait(10)
+        return self
+
+    async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            up_r, up_w = await asyncio.open_connection("127.0.0.1", self.target_port)
+        except OSError:
+            writer.close()
+            return
+        self._writers.update((writer, up_w))
+
+        async def pump(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+            try:
+                while True:
+                    data = await r.read(65536)
+                    if not data:
+                        break
+                    assert self._gate is not None
+                    await self._gate.wait()
+                    w.write(data)
+                    await w.drain()
+            except (OSError, asyncio.CancelledError):
+                pass
+            finally:
+                w.close()
+                self._writers.discard(w)
+
+        await asyncio.gather(pump(reader, up_w), pump(up_r, writer))
+
+    def _call(self, fn: Callable[[], Any]) -> None:
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(fn)
+
+    def pause(self) -> None:
+        assert self._gate is not None
+        self._call(self._gate.clear)
+
+    def resume(self) -> None:
+        assert self._gate is not None
+        self._call(self._gate.set)
+
+    def drop(self) -> None:
+        def close_all() -> None:
+            for w in list(self._writers):
+                w.close()
+            self._writers.clear()
+        self._call(close_all)
+
+    def stop(self) -> None:
+        if self._loop is not None:
+            self._call(self._loop.stop)
+            self._thread.join(10)
+            self._loop = None
