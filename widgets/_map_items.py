@@ -12,18 +12,24 @@ Used by :mod:`widgets.store_map`; nothing here reads the live state.
   :class:`StoreLabelItem` (one store's name) are drawn in pixels, cached as device
   pixmaps (``DeviceCoordinateCache``) and only repainted when their own content changes.
 - :class:`BasemapView` draws the basemap as the view's cached background: one rendering
-  per pan/zoom/resize, after which repainting any small region is a pixmap copy.
+  per pan/zoom/resize, after which repainting any small region is a pixmap copy;
+  :func:`load_layers` reads the layers the map's options ask for.
+- :class:`MapOverlay`: legend, banners and the stale veil over the map; it skips painting
+  when a repaint below touches none of its parts.
 """
 from __future__ import annotations
 
 import math
 
 import pyqtgraph as pg
-from PySide6.QtCore import QPointF, QRectF, Qt
+from PySide6.QtCore import QPointF, QRect, QRectF, Qt
 from PySide6.QtGui import QBrush, QColor, QFont, QFontMetrics, QPainter, QPainterPath, QPen
-from PySide6.QtWidgets import QGraphicsObject
+from PySide6.QtWidgets import QGraphicsObject, QWidget
 
-from widgets.base import STATUS_COLORS, STATUS_GLYPHS, STATUS_ORDER, PanelContext
+from widgets.base import (
+    CHANGE_STATUS_COLORS, STATUS_COLORS, STATUS_GLYPHS, STATUS_ORDER, STORE_STATUS_COLORS,
+    PanelContext,
+)
 
 #: Gap (px) kept between discs that stay apart and between a marker and its label.
 DISC_GAP = 10.0
@@ -399,5 +405,117 @@ class BasemapView(pg.GraphicsView):
         p.restore()
 
 
-__all__ = ["ClusterItem", "StoreLabelItem", "BasemapView", "merge_discs", "place_labels",
-           "disc_radius", "rings_path"]
+def load_layers(opts: dict, theme) -> tuple[list, list, list[str]]:
+    """The map's basemap layers from its options: shipped ``countries`` / ``provinces``
+    (or the user's GeoJSON replacing them) and ``basemap_extra`` files on top.
+
+    Returns ``(layers, paths, errors)``: the :class:`MapLayer` objects, ``(path, fill,
+    border)`` for :meth:`BasemapView.set_layers`, and one message per problem (file and
+    option named); a bad file is skipped, the rest still drawn.
+    """
+    from pathlib import Path
+
+    from widgets.basemap import BasemapError, load_basemap, load_geojson
+
+    errors: list[str] = []
+    try:
+        shipped = load_basemap()
+    except BasemapError as exc:
+        errors.append(str(exc))
+        shipped = {}
+    layers: list[tuple] = []
+    for name, fill in (("countries", theme.land), ("provinces", theme.panel)):
+        if not opts[f"show_{name}"]:
+            continue
+        layer = shipped.get(name)
+        if opts[name]:
+            try:
+                layer = load_geojson(Path(opts[name]), name)
+            except BasemapError as exc:
+                errors.append(f"store_map.options.{name}: {exc}")
+        if layer is not None:
+            layers.append((layer, fill, theme.land_border))
+    for i, extra in enumerate(opts["basemap_extra"]):
+        if not isinstance(extra, str):
+            errors.append(f"store_map.options.basemap_extra[{i}]: expected a GeoJSON path "
+                          f"string, got {type(extra).__name__}")
+            continue
+        try:
+            layers.append((load_geojson(Path(extra), f"extra{i}"), None, theme.accent))
+        except BasemapError as exc:
+            errors.append(f"store_map.options.basemap_extra[{i}]: {exc}")
+    for layer, *_ in layers:
+        errors.extend(layer.errors)
+    return [lay for lay, *_ in layers], [(rings_path(lay), f, b) for lay, f, b in layers], errors
+
+
+# --------------------------------------------------------------------------- overlay
+
+#: Legend strip height (px) at the bottom of the map panel.
+LEGEND_H = 40
+
+
+def rect_at(off, size) -> QRectF:
+    """QRectF at ``off`` = (left, top, ...) of ``size`` = (w, h)."""
+    return QRectF(off[0], off[1], size[0], size[1])
+
+
+class MapOverlay(QWidget):
+    """Legend, banners, basemap problems and the stale veil, over the map view."""
+
+    def __init__(self, panel):
+        super().__init__(panel)
+        self.panel = panel
+        self.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents, True)
+
+    def _top_h(self) -> int:
+        pnl = self.panel
+        return 8 + 36 * (len(pnl.chain_wide_changes()) + (1 if pnl.errors else 0))
+
+    def paintEvent(self, event):  # noqa: N802 (Qt)
+        pnl = self.panel
+        rect = event.rect()
+        legend = QRect(0, self.height() - LEGEND_H, self.width(), LEGEND_H)
+        top = QRect(0, 0, self.width(), self._top_h())
+        if not pnl.dimmed and not rect.intersects(legend) and not rect.intersects(top):
+            return  # a marker or cluster repaint below: nothing of ours there
+        p = QPainter(self)
+        theme, tr = pnl.ctx.theme, pnl.ctx.tr
+        f = QFont(pnl._font)  # the panel's UI font (a CJK one when installed)
+        f.setPixelSize(20)
+        p.setFont(f)
+        fm = QFontMetrics(f)
+        x, y = 12, self.height() - 14
+        if rect.intersects(legend):
+            for s in ("ok", "warn", "unknown", "crit", "down"):
+                t = f"{STATUS_GLYPHS[s] or '●'} {tr(s)}"
+                p.setPen(QColor(STATUS_COLORS[s]))
+                p.drawText(x, y, t)
+                x += fm.horizontalAdvance(t) + 18
+            for s, glyph in (("planned", "◌"), ("opening", "◎")):
+                t = f"{glyph} {tr(s)}"
+                p.setPen(QColor(STORE_STATUS_COLORS[s]))
+                p.drawText(x, y, t)
+                x += fm.horizontalAdvance(t) + 18
+            p.setPen(QColor(theme.text_dim))
+            p.drawText(x, y, f"{pnl.store_count():,} {tr('stores')}")
+        yb = 32
+        for title, status in pnl.chain_wide_changes():
+            p.fillRect(8, yb - 24, fm.horizontalAdvance(title) + 220, 32, QColor(theme.panel))
+            p.setPen(QColor(CHANGE_STATUS_COLORS.get(status, theme.accent)))
+            p.drawText(16, yb, f"⬚ {tr('Chain-wide change')} ({tr(status)}): {title}")
+            yb += 36
+        if pnl.errors:
+            p.setPen(QColor(STATUS_COLORS["warn"]))
+            p.drawText(12, yb, f"! {len(pnl.errors)} {tr('basemap problems')}: {pnl.errors[0][:120]}")
+        if pnl.dimmed:
+            p.fillRect(self.rect(), QColor(0, 0, 0, 140))
+            f.setPixelSize(max(18, min(64, self.height() // 8)))
+            p.setFont(f)
+            p.setPen(QColor(theme.stale))
+            p.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter, tr("STALE"))
+        p.end()
+
+
+__all__ = ["ClusterItem", "StoreLabelItem", "BasemapView", "MapOverlay", "merge_discs",
+           "place_labels", "disc_radius", "rings_path", "load_layers", "rect_at", "LEGEND_H"]

@@ -39,22 +39,21 @@ most, default 60). Keys: arrows pan, ``+``/``-`` zoom, ``Home`` fits the scope.
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QPointF, QRect, QRectF, Qt, Signal
-from PySide6.QtGui import QColor, QFontMetrics, QPainter
+from PySide6.QtCore import QPointF, Qt, Signal
+from PySide6.QtGui import QColor, QFontMetrics
 from PySide6.QtWidgets import QWidget
 
 from widgets._map_items import (
-    BasemapView, ClusterItem, StoreLabelItem, merge_discs, place_labels, rings_path,
+    LEGEND_H, BasemapView, ClusterItem, MapOverlay, StoreLabelItem, load_layers, merge_discs,
+    place_labels, rings_path,
 )
 from widgets.base import (
     CHANGE_STATUS_COLORS, STATUS_COLORS, STATUS_GLYPHS, STATUS_RANK,
     STORE_STATUS_COLORS, PanelContext, register_translations, ui_font,
 )
-from widgets.basemap import BasemapError, MapLayer, load_basemap, load_geojson
 from widgets.device_grid import validate_options
 
 register_translations({
@@ -82,69 +81,6 @@ UPDATE_HZ = 4.0
 #: evenly over frames, and no change waits longer than MAX_DELAY_S.
 CLUSTER_HZ = 2.0
 MAX_DELAY_S = 1.0
-#: Legend strip height (px) at the bottom of the panel.
-LEGEND_H = 40
-
-
-def _rect_at(off, size) -> QRectF:
-    return QRectF(off[0], off[1], size[0], size[1])
-
-
-class _Overlay(QWidget):
-    """Legend, banners, basemap problems and the stale veil, over the map view."""
-
-    def __init__(self, panel: "StoreMapPanel"):
-        super().__init__(panel)
-        self.panel = panel
-        self.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents, True)
-
-    def _top_h(self) -> int:
-        pnl = self.panel
-        return 8 + 36 * (len(pnl.chain_wide_changes()) + (1 if pnl.errors else 0))
-
-    def paintEvent(self, event):  # noqa: N802 (Qt)
-        pnl = self.panel
-        rect = event.rect()
-        legend = QRect(0, self.height() - LEGEND_H, self.width(), LEGEND_H)
-        top = QRect(0, 0, self.width(), self._top_h())
-        if not pnl.dimmed and not rect.intersects(legend) and not rect.intersects(top):
-            return  # a marker or cluster repaint below: nothing of ours there
-        p = QPainter(self)
-        theme, tr = pnl.ctx.theme, pnl.ctx.tr
-        f = ui_font(10, bold=True)
-        f.setPixelSize(20)
-        p.setFont(f)
-        fm = QFontMetrics(f)
-        x, y = 12, self.height() - 14
-        if rect.intersects(legend):
-            for s in ("ok", "warn", "unknown", "crit", "down"):
-                t = f"{STATUS_GLYPHS[s] or '●'} {tr(s)}"
-                p.setPen(QColor(STATUS_COLORS[s]))
-                p.drawText(x, y, t)
-                x += fm.horizontalAdvance(t) + 18
-            for s, glyph in (("planned", "◌"), ("opening", "◎")):
-                t = f"{glyph} {tr(s)}"
-                p.setPen(QColor(STORE_STATUS_COLORS[s]))
-                p.drawText(x, y, t)
-                x += fm.horizontalAdvance(t) + 18
-            p.setPen(QColor(theme.text_dim))
-            p.drawText(x, y, f"{pnl.store_count():,} {tr('stores')}")
-        yb = 32
-        for title, status in pnl.chain_wide_changes():
-            p.fillRect(8, yb - 24, fm.horizontalAdvance(title) + 220, 32, QColor(theme.panel))
-            p.setPen(QColor(CHANGE_STATUS_COLORS.get(status, theme.accent)))
-            p.drawText(16, yb, f"⬚ {tr('Chain-wide change')} ({tr(status)}): {title}")
-            yb += 36
-        if pnl.errors:
-            p.setPen(QColor(STATUS_COLORS["warn"]))
-            p.drawText(12, yb, f"! {len(pnl.errors)} {tr('basemap problems')}: {pnl.errors[0][:120]}")
-        if pnl.dimmed:
-            p.fillRect(self.rect(), QColor(0, 0, 0, 140))
-            f.setPixelSize(max(18, min(64, self.height() // 8)))
-            p.setFont(f)
-            p.setPen(QColor(theme.stale))
-            p.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter, tr("STALE"))
-        p.end()
 
 
 class StoreMapPanel(QWidget):
@@ -164,7 +100,7 @@ class StoreMapPanel(QWidget):
         self.vb.setMouseEnabled(True, True)
         self.view.setCentralItem(self.vb)
         self.view.attach(self.vb)
-        self.overlay = _Overlay(self)
+        self.overlay = MapOverlay(self)
         self._font = ui_font(10, bold=True)
         self._label_fm = QFontMetrics(StoreLabelItem(self._font)._font)
         self._add_basemap()
@@ -210,37 +146,9 @@ class StoreMapPanel(QWidget):
     # ------------------------------------------------------------------ basemap
 
     def _add_basemap(self) -> None:
-        theme = self.ctx.theme
-        try:
-            shipped = load_basemap()
-        except BasemapError as exc:
-            self.errors.append(str(exc))
-            shipped = {}
-        layers: list[tuple[MapLayer, str | None, str]] = []
-        for name, fill in (("countries", theme.land), ("provinces", theme.panel)):
-            if not self.opts[f"show_{name}"]:
-                continue
-            layer = shipped.get(name)
-            if self.opts[name]:
-                try:
-                    layer = load_geojson(Path(self.opts[name]), name)
-                except BasemapError as exc:
-                    self.errors.append(f"store_map.options.{name}: {exc}")
-            if layer is not None:
-                layers.append((layer, fill, theme.land_border))
-        for i, extra in enumerate(self.opts["basemap_extra"]):
-            if not isinstance(extra, str):
-                self.errors.append(f"store_map.options.basemap_extra[{i}]: expected a GeoJSON path "
-                                   f"string, got {type(extra).__name__}")
-                continue
-            try:
-                layers.append((load_geojson(Path(extra), f"extra{i}"), None, theme.accent))
-            except BasemapError as exc:
-                self.errors.append(f"store_map.options.basemap_extra[{i}]: {exc}")
-        self.layers = [lay for lay, *_ in layers]
-        for layer, *_ in layers:
-            self.errors.extend(layer.errors)
-        self.view.set_layers([(rings_path(lay), fill, border) for lay, fill, border in layers])
+        self.layers, paths, errors = load_layers(self.opts, self.ctx.theme)
+        self.errors.extend(errors)
+        self.view.set_layers(paths)
 
     # ------------------------------------------------------------------ public API
 
