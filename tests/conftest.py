@@ -34,3 +34,12 @@ def port() -> int:
 @pytest.fixture
 def root() -> Path:
     return ROOT
+
+
+@pytest.fixture(autouse=True)
+def _reset_ui_scale():
+    """The wall's UI scale is process-wide; every test starts at 1.0."""
+    yield
+    mod = sys.modules.get("widgets.base")
+    if mod is not None:
+        mod.set_ui_scale(1.0)

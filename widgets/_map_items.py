@@ -27,6 +27,7 @@ from PySide6.QtGui import QBrush, QColor, QFont, QFontMetrics, QPainter, QPainte
 from PySide6.QtWidgets import QGraphicsObject, QWidget
 
 from widgets.base import (
+    ui_scale,
     CHANGE_STATUS_COLORS, STATUS_COLORS, STATUS_GLYPHS, STATUS_ORDER, STORE_STATUS_COLORS,
     PanelContext,
 )
@@ -482,7 +483,7 @@ class MapOverlay(QWidget):
         p = QPainter(self)
         theme, tr = pnl.ctx.theme, pnl.ctx.tr
         f = QFont(pnl._font)  # the panel's UI font (a CJK one when installed)
-        f.setPixelSize(20)
+        f.setPixelSize(int(20 * ui_scale()))
         p.setFont(f)
         fm = QFontMetrics(f)
         x, y = 12, self.height() - 14

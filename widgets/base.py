@@ -186,15 +186,33 @@ class PanelContext:
         return False
 
 
-def ui_font(point_size: float, bold: bool = False) -> QFont:
-    """The wall's UI font: a CJK-capable sans when installed, else Qt's default sans."""
+_UI_SCALE = 1.0
+
+
+def set_ui_scale(scale: float) -> None:
+    """Scale every fixed point size given to :func:`ui_font` (the shell sets it from the
+    wall's logical height: 1.0 at 1080 lines, 2.0 on a 2160-line wall without OS scaling)."""
+    global _UI_SCALE
+    _UI_SCALE = max(0.75, min(4.0, float(scale)))
+
+
+def ui_scale() -> float:
+    return _UI_SCALE
+
+
+def ui_font(point_size: float, bold: bool = False, *, fixed: bool = False) -> QFont:
+    """The wall's UI font: a CJK-capable sans when installed, else Qt's default sans.
+
+    ``point_size`` is scaled by the wall's UI scale (see :func:`set_ui_scale`) unless
+    ``fixed`` (sizes already derived from the widget's own geometry).
+    """
     font = QFont()
     families = set(QFontDatabase.families())
     for fam in ("Noto Sans CJK SC", "Noto Sans SC", "Source Han Sans SC", "WenQuanYi Micro Hei"):
         if fam in families:
             font.setFamily(fam)
             break
-    font.setPointSizeF(point_size)
+    font.setPointSizeF(point_size if fixed else point_size * _UI_SCALE)
     font.setBold(bold)
     return font
 
@@ -259,6 +277,8 @@ __all__ = [
     "register_translations",
     "translate",
     "ui_font",
+    "set_ui_scale",
+    "ui_scale",
     "paint_dim",
     "age_text",
     "worst",

@@ -43,6 +43,7 @@ from widgets._grid_cells import (  # noqa: F401 (re-exported)
 )
 from widgets._grid_paint import GridPainting
 from widgets.base import (
+    ui_scale,
     STATUS_GLYPHS, STATUS_RANK, PanelContext, age_text, paint_dim,
     register_translations, ui_font,
 )
@@ -304,7 +305,9 @@ class DeviceGridPanel(GridPainting, QWidget):
     def _fit(self, W: int, H: int, ncells: int, lines: dict[str, int]):
         """Largest cell size whose rows all fit; else min size with the rest rolled up."""
         order = self._order
-        lo, hi = int(self.opts["min_cell_px"]), int(max(self.opts["min_cell_px"], self.opts["max_cell_px"]))
+        k = ui_scale()  # cell sizes are for a 1080-line wall; a 2160-line wall doubles them
+        lo = int(self.opts["min_cell_px"] * k)
+        hi = int(max(self.opts["min_cell_px"], self.opts["max_cell_px"]) * k)
         best = None
         a, b = lo, hi
         while a <= b:  # fitting is monotonic in the cell size: binary search

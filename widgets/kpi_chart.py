@@ -22,7 +22,7 @@ import pyqtgraph as pg
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QVBoxLayout, QWidget
 
-from widgets.base import STATUS_COLORS, PanelContext, register_translations, ui_font
+from widgets.base import STATUS_COLORS, PanelContext, register_translations, ui_font, ui_scale
 from widgets.kpi_tiles import format_value
 
 register_translations({"KPIs": "关键指标"})
@@ -115,7 +115,7 @@ class KpiChartPanel(QWidget):
         pi.getAxis("bottom").setHeight(40)  # big tick font: reserve room or labels clip
         pi.getAxis("left").setWidth(70)
         pi.enableAutoRange(x=False, y=True)
-        self.legend = pi.addLegend(offset=(10, 10), labelTextColor=theme.text, labelTextSize="15pt",
+        self.legend = pi.addLegend(offset=(10, 10), labelTextColor=theme.text, labelTextSize=f"{15 * ui_scale():.0f}pt",
                                    brush=pg.mkBrush(11, 15, 20, 200))
         self.band_items = []
         for band in self.bands:

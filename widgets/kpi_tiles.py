@@ -250,7 +250,14 @@ class KpiTilesPanel(QWidget):
         font = _px(h * 0.36, True)
         fm = QFontMetricsF(font)
         unit_font = _px(h * 0.15, True)
-        unit_w = QFontMetricsF(unit_font).horizontalAdvance(" " + view.unit) if view.unit else 0.0
+        unit = view.unit or ""
+        unit_w = QFontMetricsF(unit_font).horizontalAdvance(" " + unit) if unit else 0.0
+        # The number matters more than its unit: shrink the unit first, then drop it.
+        while unit and unit_w > value_rect.width() * 0.35 and unit_font.pixelSize() > 9:
+            unit_font.setPixelSize(int(unit_font.pixelSize() * 0.85))
+            unit_w = QFontMetricsF(unit_font).horizontalAdvance(" " + unit)
+        if unit and unit_w > value_rect.width() * 0.35:
+            unit, unit_w = "", 0.0
         while fm.horizontalAdvance(text) + unit_w > value_rect.width() and font.pixelSize() > 10:
             font.setPixelSize(int(font.pixelSize() * 0.9))
             fm = QFontMetricsF(font)
@@ -260,12 +267,12 @@ class KpiTilesPanel(QWidget):
             color = QColor(theme.text_dim)
         p.setPen(color)
         p.drawText(value_rect, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, text)
-        if view.unit:
+        if unit:
             p.setFont(unit_font)
             p.setPen(QColor(theme.text_dim))
             ux = value_rect.left() + fm.horizontalAdvance(text) + 6
             p.drawText(QRectF(ux, value_rect.top(), value_rect.right() - ux, value_rect.height() * 0.8),
-                       Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignBottom, view.unit)
+                       Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignBottom, unit)
         # delta vs reference, coloured by whether the move is bad
         bottom = QRectF(rect.left() + pad, value_rect.bottom(), rect.width() - 2 * pad, h * 0.14)
         if view.delta is not None:

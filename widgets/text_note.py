@@ -45,11 +45,11 @@ class TextNote(QWidget):
         size = max(10.0, min(40.0, inner.height() / 6))
         flags = Qt.TextFlag.TextWordWrap | Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop
         while size > 10:
-            p.setFont(ui_font(size))
+            p.setFont(ui_font(size, fixed=True))
             if p.fontMetrics().boundingRect(inner, int(flags), self.text).height() <= inner.height():
                 break
             size -= 2
-        p.setFont(ui_font(size))
+        p.setFont(ui_font(size, fixed=True))
         p.setPen(QColor(self.ctx.theme.text))
         p.drawText(inner, int(flags), self.text)
         paint_dim(self, p, self.dimmed)

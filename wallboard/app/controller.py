@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from PySide6.QtCore import QFileSystemWatcher, QObject, Qt, QTimer, Signal
-from PySide6.QtGui import QKeyEvent
+from PySide6.QtGui import QGuiApplication, QKeyEvent
 from PySide6.QtWidgets import QApplication
 
 from wallboard import layout as L
@@ -29,7 +29,7 @@ from wallboard.app.overlays import HelpOverlay, LayoutPicker
 from wallboard.app.sound import SoundPlayer
 from wallboard.app.window import PageView, WallWindow
 from wallboard.state import Dirty, LiveState
-from widgets.base import THEMES, PanelContext
+from widgets.base import THEMES, PanelContext, set_ui_scale
 
 log = logging.getLogger(__name__)
 register_shell_translations()
@@ -97,7 +97,15 @@ class WallController(QObject):
         self.timer = QTimer(self)
         self.timer.setTimerType(Qt.TimerType.PreciseTimer)
         self.timer.timeout.connect(self.frame)
+        set_ui_scale(self._logical_height() / 1080.0)
         self.apply_layout(layout)
+
+    def _logical_height(self) -> int:
+        """The wall's height in logical pixels: the given size, else the primary screen's."""
+        if self.size:
+            return self.size[1]
+        screen = QGuiApplication.primaryScreen()
+        return screen.size().height() if screen is not None else 1080
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> None:

@@ -122,8 +122,8 @@ class HeaderBar(QWidget):
         title, clock, countdown, feed, counters = self._texts
         h = r.height()
         pad = int(h * 0.3)
-        big = ui_font(max(10.0, h * 0.34), bold=True)
-        small = ui_font(max(8.0, h * 0.26))
+        big = ui_font(max(10.0, h * 0.34), bold=True, fixed=True)
+        small = ui_font(max(8.0, h * 0.26), fixed=True)
         # Feed pill (right), clock left of it, counters under nothing: one line for walls.
         p.setFont(big)
         fm = p.fontMetrics()
@@ -210,7 +210,7 @@ class BannerBar(QWidget):
             color = color.lighter(125)
         p.fillRect(r, color)
         p.setPen(QColor("#ffffff"))
-        p.setFont(ui_font(max(10.0, r.height() * 0.42), bold=True))
+        p.setFont(ui_font(max(10.0, r.height() * 0.42), bold=True, fixed=True))
         p.drawText(r, Qt.AlignmentFlag.AlignCenter,
                    p.fontMetrics().elidedText(self.text, Qt.TextElideMode.ElideRight, r.width() - 20))
         p.end()

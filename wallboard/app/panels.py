@@ -162,7 +162,7 @@ class _TitleBar(QWidget):
         r = self.rect()
         p.fillRect(r, QColor(th.panel_border))
         h = r.height()
-        p.setFont(ui_font(max(9.0, h * 0.42), bold=True))
+        p.setFont(ui_font(max(9.0, h * 0.42), bold=True, fixed=True))
         p.setPen(QColor(th.text_dim if f.dimmed else th.text))
         p.drawText(QRectF(h * 0.4, 0, r.width() * 0.65, h), Qt.AlignmentFlag.AlignVCenter, f.title)
         badge = f._age_text
