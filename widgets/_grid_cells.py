@@ -34,6 +34,29 @@ OPTION_SPEC = {
 DEFAULTS = {"mode": "scope", "store": None, "order": "worst", "min_cell_px": 10,
             "max_cell_px": 36, "resort_s": 5.0, "kinds": None, "key_metric": {}}
 
+#: Grid margins in px for a 1080-line wall; :func:`px` scales them by the UI scale.
+#: ROW_PAD: room after a row's counts; COL_GAP: between columns of rows; HEAD_PX: the
+#: totals line of the header; KIND_PAD: room under the kind names; COUNT_GAP: between
+#: the cells and the counts, and between count chips; LABEL_PAD: right of a store name.
+ROW_PAD, COL_GAP, HEAD_PX, KIND_PAD, COUNT_GAP, LABEL_PAD = 12, 16, 34, 6, 4, 4
+
+
+def px(value: float, scale: float) -> int:
+    """``value`` px of a 1080-line wall at UI ``scale`` (rounded, at least 1)."""
+    return max(1, int(round(value * scale)))
+
+
+def label_px(pitch: int, scale: float) -> int:
+    """Pixel size of the store-label font for rows ``pitch`` px apart: it fills the row
+    (85%) up to 26 px of a 1080-line wall, times the UI ``scale``."""
+    return max(9, min(px(26, scale), int(pitch * 0.85)))
+
+
+def pitch_of(c: int, scale: float) -> int:
+    """Distance between cells of size ``c``: a 2 px gap (1 px for tiny cells) of a
+    1080-line wall, times the UI ``scale``."""
+    return c + px(1 if c < 8 * scale else 2, scale)
+
 
 def validate_options(panel: str, spec: dict, defaults: dict, options: dict | None):
     """Check a panel's ``options`` against ``spec`` (tuple of str = choices, (lo, hi) of
@@ -110,22 +133,25 @@ def cell_templates(c: int) -> np.ndarray:
 
 
 def place_rows(order: list[str], lines: dict[str, int], W: int, H: int, ncells: int, c: int,
-               roll_h: int):
+               roll_h: int, scale: float = 1.0):
     """Place store rows top to bottom, then in further columns, for cell size ``c``.
 
     ``lines[s]``: cell lines of store ``s``; ``ncells``: cells per line (with the gaps
-    between kind blocks); ``roll_h``: height kept free at the bottom for rolled-up stores.
-    Returns ``(pitch, label_w, count_w, header_h, placed)`` where ``placed`` lists
-    ``(store, (x, y))`` for the leading stores of ``order`` that fit.
+    between kind blocks); ``roll_h``: height kept free at the bottom for rolled-up stores;
+    ``scale``: the UI scale (margins, header and label font grow with it; ``c`` is
+    already in screen pixels). Rows get store labels when they are at least 12 px (times
+    ``scale``) apart. Returns ``(pitch, label_w, count_w, header_h, placed)`` where
+    ``placed`` lists ``(store, (x, y))`` for the leading stores of ``order`` that fit.
     """
-    p = c + (1 if c < 8 else 2)
-    labels = p >= 12
-    fpx = max(9, min(26, int(p * 0.85)))
+    p = pitch_of(c, scale)
+    labels = p >= 12 * scale
+    fpx = label_px(p, scale)
     label_w = int(fpx * 9.5) if labels else 0
     count_w = int(fpx * 6) if labels else 0
-    header_h = 34 + (fpx + 6 if labels else 0)
-    row_w = label_w + ncells * p + count_w + 12
-    ncol = max(1, (W + 16) // (row_w + 16))
+    header_h = px(HEAD_PX, scale) + (fpx + px(KIND_PAD, scale) if labels else 0)
+    row_w = row_width(label_w, ncells * p, count_w, scale)
+    gap = px(COL_GAP, scale)
+    ncol = max(1, (W + gap) // (row_w + gap))
     avail = H - header_h - roll_h
     placed, col, y = [], 0, header_h
     for s in order:
@@ -135,6 +161,11 @@ def place_rows(order: list[str], lines: dict[str, int], W: int, H: int, ncells: 
             y = header_h
             if col >= ncol or rh > avail:
                 break
-        placed.append((s, (col * (row_w + 16), y)))
+        placed.append((s, (col * (row_w + gap), y)))
         y += rh
     return p, label_w, count_w, header_h, placed
+
+
+def row_width(label_w: int, cells_w: int, count_w: int, scale: float) -> int:
+    """Width of a store row: label column, cells, counts and the pad after them."""
+    return label_w + cells_w + count_w + px(ROW_PAD, scale)

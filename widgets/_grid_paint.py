@@ -3,7 +3,9 @@
 
 ``_paint_text(p, region)`` draws the per-kind header, the store names and per-store count
 chips of the rows the dirty ``region`` touches, and the roll-up note;
-``_paint_store_page(p)`` draws the one-store page. Both read the panel's layout fields.
+``_paint_store_page(p)`` draws the one-store page. Both read the panel's layout fields;
+every fixed pixel size (fonts, baselines, gaps) is for a 1080-line wall and multiplied by
+the panel's UI scale ``self._k`` (via :func:`widgets._grid_cells.px`).
 """
 from __future__ import annotations
 
@@ -13,7 +15,9 @@ import numpy as np
 from PySide6.QtCore import QRect, Qt
 from PySide6.QtGui import QColor, QFont, QFontMetrics, QPainter, QRegion
 
-from widgets._grid_cells import CODE, CODES, KIND_ORDER, KIND_SHORT
+from widgets._grid_cells import (
+    CODE, CODES, COUNT_GAP, HEAD_PX, KIND_ORDER, KIND_PAD, KIND_SHORT, LABEL_PAD, px,
+)
 from widgets.base import STATUS_COLORS, STATUS_GLYPHS
 
 
@@ -21,36 +25,14 @@ class GridPainting:
     """Painting helpers; the panel provides ``_ui_font`` and its layout fields."""
 
     def _paint_text(self, p: QPainter, region: QRegion) -> None:
-        theme, tr = self.ctx.theme, self.ctx.tr
+        theme, tr, sc = self.ctx.theme, self.ctx.tr, self._k
         W = self.width()
         if region.intersects(QRect(0, 0, W, self._header_h)):  # per-kind counts
             p.fillRect(QRect(0, 0, W, self._header_h), QColor(theme.panel))
-            f = self._ui_font(10, bold=True)
-            f.setPixelSize(20)
-            p.setFont(f)
-            fm = QFontMetrics(f)
-            x = 8
-            total = int(self._kind_counts.sum()) if len(self._dev_ids) else 0
-            p.setPen(QColor(theme.text))
-            head = f"{total:,} {tr('devices')} · {len(self._order):,} {tr('stores')}"
-            if not self._order:
-                head = tr("No devices in scope")
-            p.drawText(x, 24, head)
-            x += fm.horizontalAdvance(head) + 24
-            for k, kind in enumerate(self._kinds):
-                counts = self._kind_counts[k]
-                label = f"{tr(kind)} {int(counts.sum())}"
-                p.setPen(QColor(theme.text_dim))
-                p.drawText(x, 24, label)
-                x += fm.horizontalAdvance(label) + 6
-                for text, color in self._status_chips(counts):
-                    p.setPen(QColor(color))
-                    p.drawText(x, 24, text)
-                    x += fm.horizontalAdvance(text) + 4
-                x += 18
+            self._paint_totals(p, W)
             if self._rows and self._rows[0].label_w:  # kind names above the blocks
                 f2 = QFont(self._label_font)
-                f2.setPixelSize(max(9, min(16, self._pitch - 2)))
+                f2.setPixelSize(self._kind_px())
                 p.setFont(f2)
                 p.setPen(QColor(theme.text_dim))
                 fm2 = QFontMetrics(f2)
@@ -59,24 +41,80 @@ class GridPainting:
                     for k, kind in enumerate(self._kinds):
                         w = self._block_px[k] if k < len(self._block_px) else self._pitch
                         t = fm2.elidedText(KIND_SHORT.get(kind, kind), Qt.TextElideMode.ElideRight, w)
-                        p.drawText(cx, self._header_h - 6, t)
+                        p.drawText(cx, self._header_h - px(KIND_PAD, sc), t)
                         cx += w + self._pitch
         if self._rows and self._rows[0].label_w:  # store names and per-store counts
             self._paint_row_text(p, region)
         if self._rolled and region.intersects(self._roll_rect):
             f = self._ui_font(10, bold=True)
-            f.setPixelSize(18)
+            f.setPixelSize(px(18, sc))
             p.setFont(f)
-            tr_rect = QRect(0, self._roll_rect.top(), W, 26)
+            tr_rect = QRect(0, self._roll_rect.top(), W, px(26, sc))
             p.fillRect(tr_rect, QColor(theme.panel_border))
             p.setPen(QColor(theme.text))
             msg = tr("{n} stores rolled up - drill down or enlarge to see their devices")
-            p.drawText(tr_rect.adjusted(8, 0, 0, 0), Qt.AlignmentFlag.AlignVCenter,
+            p.drawText(tr_rect.adjusted(px(8, sc), 0, 0, 0), Qt.AlignmentFlag.AlignVCenter,
                        "▦ " + msg.format(n=f"{len(self._rolled):,}"))
+
+    def _header_parts(self) -> list[tuple[str, str, float]]:
+        """The totals line: (text, colour, gap after it in px of a 1080-line wall)."""
+        theme, tr = self.ctx.theme, self.ctx.tr
+        total = int(self._kind_counts.sum()) if len(self._dev_ids) else 0
+        head = f"{total:,} {tr('devices')} · {len(self._order):,} {tr('stores')}"
+        if not self._order:
+            head = tr("No devices in scope")
+        parts = [(head, theme.text, 24.0)]
+        for k, kind in enumerate(self._kinds):
+            counts = self._kind_counts[k]
+            parts.append((f"{tr(kind)} {int(counts.sum())}", theme.text_dim, 6.0))
+            parts.extend((text, color, 4.0) for text, color in self._status_chips(counts))
+            text, color, _ = parts[-1]
+            parts[-1] = (text, color, parts[-1][2] + 18.0)
+        return parts
+
+    def header_font_px(self) -> int:
+        """Pixel size of the totals line: 20 px of a 1080-line wall, shrunk (to 70% at
+        most) so the line fits the panel width; what still does not fit is cut with "…"."""
+        sc = self._k
+        full = px(20, sc)
+        parts = self._header_parts()
+        f = self._ui_font(10, bold=True)
+        f.setPixelSize(full)
+        fm = QFontMetrics(f)
+        need = sum(fm.horizontalAdvance(t) + px(g, sc) for t, _, g in parts) + px(8, sc)
+        avail = max(1, self.width() - px(8, sc))
+        if need <= avail:
+            return full
+        return max(int(full * 0.7), int(full * avail / need))
+
+    def _paint_totals(self, p: QPainter, W: int) -> None:
+        sc = self._k
+        f = self._ui_font(10, bold=True)
+        f.setPixelSize(self.header_font_px())
+        p.setFont(f)
+        fm = QFontMetrics(f)
+        x, base, right = px(8, sc), px(HEAD_PX - 10, sc), W - px(8, sc)
+        ell = fm.horizontalAdvance("…")
+        parts = self._header_parts()
+        for i, (text, color, gap) in enumerate(parts):
+            w = fm.horizontalAdvance(text)
+            if x + w > right or (i + 1 < len(parts) and x + w + ell > right):
+                p.setPen(QColor(self.ctx.theme.text_dim))
+                p.drawText(x, base, "…")
+                break
+            p.setPen(QColor(color))
+            p.drawText(x, base, text)
+            x += w + px(gap, sc)
+
+    def _kind_px(self) -> int:
+        """Pixel size of the kind names above the blocks (they sit in the header band
+        under the totals line, ``label_px + KIND_PAD`` high)."""
+        return max(9, min(px(16, self._k), self._pitch - 2))
 
     def _paint_row_text(self, p: QPainter, region: QRegion) -> None:
         """Names and count chips of the rows the region touches."""
-        theme = self.ctx.theme
+        theme, sc = self.ctx.theme, self._k
+        pad, gap = px(LABEL_PAD, sc), px(COUNT_GAP, sc)
         fm = QFontMetrics(self._label_font)
         p.setFont(self._label_font)
         rows = self._rows
@@ -88,19 +126,29 @@ class GridPainting:
             todo.update(np.nonzero(hit)[0].tolist())
         for i in sorted(todo):
             row = rows[i]
-            lr = QRect(row.x, row.y, row.label_w - 4, self._pitch)
+            two = row.h >= 2 * self._pitch  # room for the city on a second line
+            lr = QRect(row.x, row.y, row.label_w - pad, self._pitch * (2 if two else 1))
             if region.intersects(lr):
                 st = self.state.stores.get(row.store) or {}
                 city = (st.get("city") or {})
                 zh = self.ctx.lang == "zh"
                 name = st.get("name", row.store) if zh else st.get("name_en") or st.get("name", row.store)
                 cname = city.get("name", "") if zh else city.get("name_en") or city.get("name", "")
-                text = fm.elidedText(f"{name} · {cname}" if cname else name,
-                                     Qt.TextElideMode.ElideRight, row.label_w - 8)
+                width = row.label_w - 2 * pad
                 p.fillRect(lr, QColor(theme.panel))
                 p.setPen(QColor(theme.text))
-                p.drawText(lr, Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignLeft, text)
-            cr = QRect(row.x + row.label_w + row.cells_w + 4, row.y, self._count_w, self._pitch)
+                left = Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignLeft
+                if two and cname:
+                    line = QRect(row.x, row.y, lr.width(), self._pitch)
+                    p.drawText(line, left, fm.elidedText(name, Qt.TextElideMode.ElideRight, width))
+                    p.setPen(QColor(theme.text_dim))
+                    p.drawText(line.translated(0, self._pitch), left,
+                               fm.elidedText(cname, Qt.TextElideMode.ElideRight, width))
+                else:
+                    text = fm.elidedText(f"{name} · {cname}" if cname else name,
+                                         Qt.TextElideMode.ElideRight, width)
+                    p.drawText(QRect(row.x, row.y, lr.width(), self._pitch), left, text)
+            cr = QRect(row.x + row.label_w + row.cells_w + gap, row.y, self._count_w, self._pitch)
             if region.intersects(cr):
                 p.fillRect(cr, QColor(theme.panel))
                 arr = [0] * len(CODES)
@@ -112,7 +160,7 @@ class GridPainting:
                     p.setPen(QColor(color))
                     p.drawText(x, cr.y(), cr.right() - x, cr.height(),
                                Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignLeft, t)
-                    x += fm.horizontalAdvance(t) + 6
+                    x += fm.horizontalAdvance(t) + px(6, sc)
 
 
     def _status_chips(self, counts) -> list[tuple[str, str]]:
@@ -128,34 +176,36 @@ class GridPainting:
 
     def _paint_store_page(self, p: QPainter) -> None:
         """One store: big cells with the device name, status glyph and key metric."""
-        theme, tr, st = self.ctx.theme, self.ctx.tr, self.state
+        theme, tr, st, sc = self.ctx.theme, self.ctx.tr, self.state, self._k
         p.fillRect(self.rect(), QColor(theme.panel))
         sid = self._store_page
         store = st.stores.get(sid) or {}
         f = self._ui_font(10, bold=True)
-        f.setPixelSize(28)
+        f.setPixelSize(px(28, sc))
         p.setFont(f)
         p.setPen(QColor(theme.text))
         city = (store.get("city") or {}).get("name", "")
-        p.drawText(16, 40, f"{store.get('name', sid)} · {city}")
+        m, top, gap = px(16, sc), px(60, sc), px(8, sc)
+        p.drawText(m, px(40, sc), f"{store.get('name', sid)} · {city}")
         devs = sorted(st.store_devices(sid), key=lambda d: (
             list(KIND_ORDER).index(st.devices[d].get("kind")) if st.devices[d].get("kind") in KIND_ORDER else 99,
             str(st.devices[d].get("name", d))))
         self._store_cells = []
         if not devs:
             return
-        W, H = self.width() - 32, self.height() - 70
+        W, H = self.width() - 2 * m, self.height() - top - px(10, sc)
         n = len(devs)
-        best = 40
-        for c in range(260, 39, -4):  # biggest square-ish cells that fit
-            cols = max(1, W // (c + 8))
-            if math.ceil(n / cols) * (int(c * 0.6) + 8) <= H:
+        lo, hi = px(40, sc), px(260, sc)
+        best = lo
+        for c in range(hi, lo - 1, -px(4, sc)):  # biggest square-ish cells that fit
+            cols = max(1, W // (c + gap))
+            if math.ceil(n / cols) * (int(c * 0.6) + gap) <= H:
                 best = c
                 break
         cw, ch = best, int(best * 0.6)
-        cols = max(1, W // (cw + 8))
+        cols = max(1, W // (cw + gap))
         fn = self._ui_font(10, bold=True)
-        fn.setPixelSize(max(11, ch // 5))
+        fn.setPixelSize(max(px(11, sc), ch // 5))
         fm = QFontMetrics(fn)
         km = self.opts["key_metric"] or {}
         for i, d in enumerate(devs):
@@ -163,7 +213,7 @@ class GridPainting:
             code = self._code(d, self._now)
             name = CODES[code]
             color = STATUS_COLORS["unknown" if name == "stale" else name]
-            r = QRect(16 + (i % cols) * (cw + 8), 60 + (i // cols) * (ch + 8), cw, ch)
+            r = QRect(m + (i % cols) * (cw + gap), top + (i // cols) * (ch + gap), cw, ch)
             self._store_cells.append((r, d))
             p.fillRect(r, QColor(color))
             if name == "stale":
@@ -172,10 +222,12 @@ class GridPainting:
             p.setFont(fn)
             p.setPen(QColor("#ffffff"))
             glyph = STATUS_GLYPHS["unknown" if name == "stale" else name]
-            p.drawText(r.adjusted(6, 4, -6, -4), Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft,
-                       fm.elidedText(f"{glyph} {dev.get('name', d)}".strip(), Qt.TextElideMode.ElideRight, cw - 12))
+            inner = r.adjusted(px(6, sc), px(4, sc), -px(6, sc), -px(4, sc))
+            p.drawText(inner, Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft,
+                       fm.elidedText(f"{glyph} {dev.get('name', d)}".strip(), Qt.TextElideMode.ElideRight,
+                                     inner.width()))
             metrics = dev.get("metrics") or {}
             key = km.get(dev.get("kind")) or (next(iter(metrics)) if metrics else None)
             sub = f"{key} {metrics[key]:g}" if key in metrics else tr(name if name != "stale" else "past TTL")
-            p.drawText(r.adjusted(6, 4, -6, -4), Qt.AlignmentFlag.AlignBottom | Qt.AlignmentFlag.AlignLeft,
-                       fm.elidedText(sub, Qt.TextElideMode.ElideRight, cw - 12))
+            p.drawText(inner, Qt.AlignmentFlag.AlignBottom | Qt.AlignmentFlag.AlignLeft,
+                       fm.elidedText(sub, Qt.TextElideMode.ElideRight, inner.width()))

@@ -16,6 +16,11 @@ Used by :mod:`widgets.store_map`; nothing here reads the live state.
   :func:`load_layers` reads the layers the map's options ask for.
 - :class:`MapOverlay`: legend, banners and the stale veil over the map; it skips painting
   when a repaint below touches none of its parts.
+
+Every pixel constant here (fonts, disc radii, chips, gaps, leader lines, legend) is for a
+1080-line wall; the items and functions take a ``scale`` (the panel passes
+:func:`widgets.base.ui_scale` read when it was built) that multiplies all of them
+together, so a 2160-line wall gets twice the size with the same proportions.
 """
 from __future__ import annotations
 
@@ -23,13 +28,14 @@ import math
 
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, QRect, QRectF, Qt
-from PySide6.QtGui import QBrush, QColor, QFont, QFontMetrics, QPainter, QPainterPath, QPen
+from PySide6.QtGui import (
+    QBrush, QColor, QFont, QFontMetrics, QFontMetricsF, QPainter, QPainterPath, QPen,
+)
 from PySide6.QtWidgets import QGraphicsObject, QWidget
 
 from widgets.base import (
-    ui_scale,
     CHANGE_STATUS_COLORS, STATUS_COLORS, STATUS_GLYPHS, STATUS_ORDER, STORE_STATUS_COLORS,
-    PanelContext,
+    PanelContext, ui_scale,
 )
 
 #: Gap (px) kept between discs that stay apart and between a marker and its label.
@@ -39,9 +45,9 @@ LABEL_GAP = 4.0
 CHIP_STATUSES = ("down", "crit", "unknown", "warn")
 
 
-def disc_radius(n_stores: int) -> float:
-    """Pixel radius of a cluster disc holding ``n_stores`` stores."""
-    return 14.0 + 4.5 * math.log2(1 + max(0, n_stores))
+def disc_radius(n_stores: int, scale: float = 1.0) -> float:
+    """Pixel radius of a cluster disc holding ``n_stores`` stores (times the UI ``scale``)."""
+    return (14.0 + 4.5 * math.log2(1 + max(0, n_stores))) * scale
 
 
 # --------------------------------------------------------------------------- geometry
@@ -111,9 +117,9 @@ def merge_discs(points: list[tuple[float, float, int]], gap: float = DISC_GAP,
 _SIDES = ((0, 1), (1, 0), (-1, 0), (0, -1), (1, 1), (-1, 1), (1, -1), (-1, -1))
 
 
-def _label_rect(x, y, r, w, h, side, extra):
+def _label_rect(x, y, r, w, h, side, extra, gap=LABEL_GAP):
     ux, uy = side
-    d = r + LABEL_GAP + extra
+    d = r + gap + extra
     if ux == 0:
         left = x - w / 2
     elif ux > 0:
@@ -131,7 +137,7 @@ def _label_rect(x, y, r, w, h, side, extra):
 
 def place_labels(anchors: list[tuple[float, float, float]], sizes: list[tuple[float, float]],
                  bounds: tuple[float, float, float, float] | None = None,
-                 obstacles: list[tuple[float, float, float]] = ()):
+                 obstacles: list[tuple[float, float, float]] = (), scale: float = 1.0):
     """Greedy label placement without overlaps.
 
     ``anchors``: ``(x, y, r)`` pixel centre and radius of each marker, in priority order
@@ -139,9 +145,11 @@ def place_labels(anchors: list[tuple[float, float, float]], sizes: list[tuple[fl
     and ``obstacles`` disc is kept free. ``bounds`` ``(x0, y0, x1, y1)`` keeps labels on
     screen (labels of anchors outside it are dropped). Returns per label ``None``
     (dropped) or ``(left, top, leader)`` relative to its anchor; ``leader`` is True when the
-    label sits away from the marker and needs a line to it.
+    label sits away from the marker and needs a line to it. ``scale`` (the UI scale)
+    multiplies the marker-label gap and the leader distance.
     """
-    taken = _Hash()
+    taken = _Hash(96.0 * scale)
+    gap = LABEL_GAP * scale
     for x, y, r in list(anchors) + list(obstacles):
         taken.add((x - r, y - r, x + r, y + r))
     out: list = []
@@ -150,9 +158,9 @@ def place_labels(anchors: list[tuple[float, float, float]], sizes: list[tuple[fl
             out.append(None)
             continue
         found = None
-        for extra, leader in ((0.0, False), (max(18.0, h * 1.2), True)):
+        for extra, leader in ((0.0, False), (max(18.0 * scale, h * 1.2), True)):
             for side in _SIDES:
-                rect = _label_rect(x, y, r, w, h, side, extra)
+                rect = _label_rect(x, y, r, w, h, side, extra, gap)
                 if bounds is not None and (rect[0] < bounds[0] or rect[1] < bounds[1]
                                            or rect[2] > bounds[2] or rect[3] > bounds[3]):
                     continue
@@ -173,26 +181,37 @@ def place_labels(anchors: list[tuple[float, float, float]], sizes: list[tuple[fl
 # --------------------------------------------------------------------------- items
 
 
-def _font(base: QFont, px: int) -> QFont:
+def _font(base: QFont, px: float) -> QFont:
     f = QFont(base)
-    f.setPixelSize(px)
+    f.setPixelSize(max(1, int(round(px))))
     return f
+
+
+#: Cluster label metrics (px at scale 1): name and chip font sizes, their line heights,
+#: horizontal padding of the name and of each chip.
+NAME_PX, CHIP_PX, NAME_H, CHIP_H, NAME_PAD, CHIP_PAD = 22, 20, 28.0, 26.0, 6.0, 8.0
+#: Store label metrics (px at scale 1): font size, line height, horizontal padding.
+STORE_PX, STORE_H, STORE_PAD = 20, 26.0, 8.0
 
 
 class ClusterItem(QGraphicsObject):
     """A (possibly merged) city cluster: donut of store counts by worst status with the
     total in the middle, and a label (name, "+N" more cities, bad-status chips) at the
     offset the placer chose. Drawn in pixels and cached: :meth:`set_counts` and
-    :meth:`set_label` repaint it only when what it shows changes."""
+    :meth:`set_label` repaint it only when what it shows changes. ``scale`` (default: the
+    UI scale now) multiplies every size: disc, ring, fonts, chips, leader line."""
 
-    def __init__(self, key: tuple[str, ...], ctx: PanelContext, font: QFont):
+    def __init__(self, key: tuple[str, ...], ctx: PanelContext, font: QFont,
+                 scale: float | None = None):
         super().__init__()
         self.key, self.ctx = key, ctx
+        self.k = k = ui_scale() if scale is None else float(scale)
         self.counts: dict[str, int] = {}
         self.name = ""
-        self.radius = disc_radius(0)
+        self.radius = disc_radius(0, k)
         self.label_off: tuple[float, float, bool] | None = (0.0, 0.0, False)
-        self._name_font, self._chip_font = _font(font, 22), _font(font, 20)
+        self._name_font, self._chip_font = _font(font, NAME_PX * k), _font(font, CHIP_PX * k)
+        self._name_h, self._chip_h = NAME_H * k, CHIP_H * k
         self._chips: list[tuple[str, str, float]] = []
         self._name_w = 0.0
         self._rect = QRectF()
@@ -206,19 +225,26 @@ class ClusterItem(QGraphicsObject):
         if name == self.name and counts == self.counts:
             return False
         self.name, self.counts = name, counts
-        self.radius = disc_radius(sum(counts.values()))
+        self.radius = disc_radius(sum(counts.values()), self.k)
         fm = QFontMetrics(self._chip_font)
+        pad = CHIP_PAD * self.k
         self._chips = [(STATUS_GLYPHS[s] + str(counts[s]), STATUS_COLORS[s],
-                        fm.horizontalAdvance(STATUS_GLYPHS[s] + str(counts[s])) + 8)
+                        fm.horizontalAdvance(STATUS_GLYPHS[s] + str(counts[s])) + pad)
                        for s in CHIP_STATUSES if counts.get(s)]
-        self._name_w = QFontMetrics(self._name_font).horizontalAdvance(name) + 6
+        self._name_w = QFontMetrics(self._name_font).horizontalAdvance(name) + NAME_PAD * self.k
         self._geometry()
         return True
 
     def label_size(self) -> tuple[float, float]:
         """Pixel size of the label block (name line + chips line)."""
         w = max(self._name_w, sum(c[2] for c in self._chips))
-        return w, 28.0 + (26.0 if self._chips else 0.0)
+        return w, self._name_h + (self._chip_h if self._chips else 0.0)
+
+    def label_rect(self) -> QRectF | None:
+        """The label block in item pixels (None when hidden)."""
+        if self.label_off is None:
+            return None
+        return QRectF(self.label_off[0], self.label_off[1], *self.label_size())
 
     def set_label(self, off: tuple[float, float, bool] | None) -> None:
         """Place the label at ``(left, top, leader)`` relative to the disc centre, or hide it."""
@@ -228,34 +254,63 @@ class ClusterItem(QGraphicsObject):
 
     def _geometry(self) -> None:
         self.prepareGeometryChange()
-        r = self.radius + 2
+        r = self.radius + 2 * self.k
         rect = QRectF(-r, -r, 2 * r, 2 * r)
-        if self.label_off is not None:
-            w, h = self.label_size()
-            rect = rect.united(QRectF(self.label_off[0], self.label_off[1], w, h))
-        self._rect = rect.adjusted(-2, -2, 2, 2)
+        label = self.label_rect()
+        if label is not None:
+            rect = rect.united(label)
+        m = 2 * self.k
+        self._rect = rect.adjusted(-m, -m, m, m)
         self.update()
 
     def boundingRect(self) -> QRectF:  # noqa: N802 (Qt)
         return self._rect
 
+    def text_rects(self) -> list[QRectF]:
+        """Item-pixel ink rectangles of the texts drawn (total, name, chips): for tests
+        that check nothing is clipped by :meth:`boundingRect`."""
+        out = []
+        r = self.radius
+        f = self._total_font()
+        out.append(_ink(f, QRectF(-r, -r, 2 * r, 2 * r), Qt.AlignmentFlag.AlignCenter,
+                        str(sum(self.counts.values()))))
+        for rect, font, flags, text in self._label_texts():
+            out.append(_ink(font, rect, flags, text))
+        return out
+
+    def _total_font(self) -> QFont:
+        return _font(self._name_font, max(16 * self.k, self.radius * 0.7))
+
+    def _label_texts(self):
+        """(rect, font, flags, text) of the name and of each chip, as painted."""
+        label = self.label_rect()
+        if label is None:
+            return []
+        x0, y0, w = label.x(), label.y(), label.width()
+        out = [(QRectF(x0, y0, w, self._name_h), self._name_font,
+                Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignVCenter, self.name)]
+        x = x0 + (w - sum(c[2] for c in self._chips)) / 2
+        for text, _, cw in self._chips:
+            out.append((QRectF(x, y0 + self._name_h, cw, self._chip_h), self._chip_font,
+                        Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, text))
+            x += cw
+        return out
+
     def paint(self, p: QPainter, option, widget=None) -> None:
-        theme = self.ctx.theme
+        theme, k = self.ctx.theme, self.k
         p.setRenderHint(QPainter.RenderHint.Antialiasing)
         r, total = self.radius, max(1, sum(self.counts.values()))
         rect = QRectF(-r, -r, 2 * r, 2 * r)
-        if self.label_off is not None and self.label_off[2]:  # leader line to a far label
-            w, h = self.label_size()
-            lx, ly = self.label_off[0] + w / 2, self.label_off[1] + h / 2
-            d = math.hypot(lx, ly) or 1.0
-            p.setPen(QPen(QColor(theme.text_dim), 1.5))
-            p.drawLine(QPointF(lx / d * r, ly / d * r),
-                       QPointF(min(max(0, lx), lx), ly if abs(ly) < h / 2 else
-                               (self.label_off[1] if ly > 0 else self.label_off[1] + h)))
+        label = self.label_rect()
+        if label is not None and self.label_off[2]:  # leader line to a far label
+            c = label.center()
+            d = math.hypot(c.x(), c.y()) or 1.0
+            p.setPen(QPen(QColor(theme.text_dim), 1.5 * k))
+            p.drawLine(QPointF(c.x() / d * r, c.y() / d * r), _nearest(label, 0.0, 0.0))
         p.setPen(Qt.PenStyle.NoPen)
         p.setBrush(QColor(theme.panel))
         p.drawEllipse(rect)
-        start, width = 90 * 16, max(6.0, r * 0.32)
+        start, width = 90 * 16, max(6.0 * k, r * 0.32)
         inner = rect.adjusted(width / 2, width / 2, -width / 2, -width / 2)
         for status in reversed(STATUS_ORDER):  # worst segments first, from 12 o'clock
             n = self.counts.get(status, 0)
@@ -267,36 +322,42 @@ class ClusterItem(QGraphicsObject):
             p.setPen(pen)
             p.drawArc(inner, start, span)
             start += span
-        f = _font(self._name_font, int(max(16, r * 0.7)))
-        p.setFont(f)
+        p.setFont(self._total_font())
         p.setPen(QColor(theme.text))
         p.drawText(rect, Qt.AlignmentFlag.AlignCenter, str(sum(self.counts.values())))
-        if self.label_off is None:
-            return
-        w, h = self.label_size()
-        x0, y0 = self.label_off[0], self.label_off[1]
-        p.setFont(self._name_font)
-        p.drawText(QRectF(x0, y0, w, 28), Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignVCenter,
-                   self.name)
-        p.setFont(self._chip_font)
-        x = x0 + (w - sum(c[2] for c in self._chips)) / 2
-        for text, color, cw in self._chips:
+        colors = [theme.text] + [c[1] for c in self._chips]
+        for (box, font, flags, text), color in zip(self._label_texts(), colors):
+            p.setFont(font)
             p.setPen(QColor(color))
-            p.drawText(QRectF(x, y0 + 28, cw, 26), Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
-                       text)
-            x += cw
+            p.drawText(box, flags, text)
+
+
+def _nearest(rect: QRectF, x: float, y: float) -> QPointF:
+    """The point of ``rect`` nearest to (x, y) (where a leader line ends)."""
+    return QPointF(min(max(x, rect.left()), rect.right()), min(max(y, rect.top()), rect.bottom()))
+
+
+def _ink(font: QFont, box: QRectF, flags, text: str) -> QRectF:
+    """Where the ink of ``text`` drawn in ``box`` with ``flags`` lands (tight bounds)."""
+    fm = QFontMetricsF(font)
+    br = fm.boundingRect(box, int(flags), text)          # the laid-out line box
+    tight = fm.tightBoundingRect(text)                  # ink relative to the baseline
+    return QRectF(br.x() + tight.x(), br.y() + fm.ascent() + tight.y(), tight.width(), tight.height())
 
 
 class StoreLabelItem(QGraphicsObject):
     """One store's label (status glyph + name) at a placed offset from its marker, with a
-    leader line when it sits away from the marker. Cached; repaints only on change."""
+    leader line when it sits away from the marker. Cached; repaints only on change.
+    ``scale`` (default: the UI scale now) multiplies font, padding and line widths."""
 
-    def __init__(self, font: QFont):
+    def __init__(self, font: QFont, scale: float | None = None):
         super().__init__()
-        self._font = _font(font, 20)
+        self.k = ui_scale() if scale is None else float(scale)
+        self._font = _font(font, STORE_PX * self.k)
+        self._fm = QFontMetrics(self._font)
         self.text, self.color = "", QColor("#ffffff")
         self.off: tuple[float, float, bool] = (0.0, 0.0, False)
-        self.marker_r = 9.0
+        self.marker_r = 9.0 * self.k
         self._size = (0.0, 0.0)
         self._rect = QRectF()
         self.setFlag(QGraphicsObject.GraphicsItemFlag.ItemIgnoresTransformations, True)
@@ -305,7 +366,7 @@ class StoreLabelItem(QGraphicsObject):
 
     def measure(self, text: str) -> tuple[float, float]:
         """Pixel size ``text`` would take."""
-        return QFontMetrics(self._font).horizontalAdvance(text) + 8.0, 26.0
+        return self._fm.horizontalAdvance(text) + STORE_PAD * self.k, STORE_H * self.k
 
     def set_label(self, text: str, color: str, off: tuple[float, float, bool], marker_r: float) -> None:
         """Show ``text`` in ``color`` at ``off`` = (left, top, leader) from the marker."""
@@ -315,24 +376,29 @@ class StoreLabelItem(QGraphicsObject):
         self.prepareGeometryChange()
         self.text, self.color, self.off, self.marker_r = text, c, off, marker_r
         self._size = self.measure(text)
+        m = 2 * self.k
         self._rect = QRectF(off[0], off[1], *self._size).united(
-            QRectF(-marker_r, -marker_r, 2 * marker_r, 2 * marker_r)).adjusted(-2, -2, 2, 2)
+            QRectF(-marker_r, -marker_r, 2 * marker_r, 2 * marker_r)).adjusted(-m, -m, m, m)
         self.update()
 
     def boundingRect(self) -> QRectF:  # noqa: N802 (Qt)
         return self._rect
+
+    def text_rect(self) -> QRectF:
+        """Item-pixel ink rectangle of the text as painted (for tests)."""
+        return _ink(self._font, QRectF(self.off[0], self.off[1], *self._size),
+                    Qt.AlignmentFlag.AlignCenter, self.text)
 
     def paint(self, p: QPainter, option, widget=None) -> None:
         w, h = self._size
         x0, y0, leader = self.off
         if leader:
             p.setRenderHint(QPainter.RenderHint.Antialiasing)
-            p.setPen(QPen(QColor(self.color), 1.2))
+            p.setPen(QPen(QColor(self.color), 1.2 * self.k))
             cx, cy = x0 + w / 2, y0 + h / 2
             d = math.hypot(cx, cy) or 1.0
-            ex = min(max(0.0, x0), x0 + w)
-            ey = min(max(0.0, y0), y0 + h)
-            p.drawLine(QPointF(cx / d * self.marker_r, cy / d * self.marker_r), QPointF(ex, ey))
+            p.drawLine(QPointF(cx / d * self.marker_r, cy / d * self.marker_r),
+                       _nearest(QRectF(x0, y0, w, h), 0.0, 0.0))
         p.setFont(self._font)
         p.setPen(self.color)
         p.drawText(QRectF(x0, y0, w, h), Qt.AlignmentFlag.AlignCenter, self.text)
@@ -452,7 +518,8 @@ def load_layers(opts: dict, theme) -> tuple[list, list, list[str]]:
 
 # --------------------------------------------------------------------------- overlay
 
-#: Legend strip height (px) at the bottom of the map panel.
+#: Legend strip height (px at scale 1) at the bottom of the map panel; the panel keeps
+#: ``legend_h`` = this times its UI scale free of labels.
 LEGEND_H = 40
 
 
@@ -462,7 +529,8 @@ def rect_at(off, size) -> QRectF:
 
 
 class MapOverlay(QWidget):
-    """Legend, banners, basemap problems and the stale veil, over the map view."""
+    """Legend, banners, basemap problems and the stale veil, over the map view; every
+    size follows the panel's UI scale (``panel.k``)."""
 
     def __init__(self, panel):
         super().__init__(panel)
@@ -471,47 +539,56 @@ class MapOverlay(QWidget):
 
     def _top_h(self) -> int:
         pnl = self.panel
-        return 8 + 36 * (len(pnl.chain_wide_changes()) + (1 if pnl.errors else 0))
+        return round((8 + 36 * (len(pnl.chain_wide_changes()) + (1 if pnl.errors else 0))) * pnl.k)
+
+    def legend_rect(self) -> QRect:
+        """The legend strip at the bottom (labels are kept out of it)."""
+        h = self.panel.legend_h
+        return QRect(0, self.height() - h, self.width(), h)
 
     def paintEvent(self, event):  # noqa: N802 (Qt)
         pnl = self.panel
+        k = pnl.k
         rect = event.rect()
-        legend = QRect(0, self.height() - LEGEND_H, self.width(), LEGEND_H)
+        legend = self.legend_rect()
         top = QRect(0, 0, self.width(), self._top_h())
         if not pnl.dimmed and not rect.intersects(legend) and not rect.intersects(top):
             return  # a marker or cluster repaint below: nothing of ours there
         p = QPainter(self)
         theme, tr = pnl.ctx.theme, pnl.ctx.tr
         f = QFont(pnl._font)  # the panel's UI font (a CJK one when installed)
-        f.setPixelSize(int(20 * ui_scale()))
+        f.setPixelSize(max(1, round(20 * k)))
         p.setFont(f)
         fm = QFontMetrics(f)
-        x, y = 12, self.height() - 14
+        gap = round(18 * k)
+        x, y = round(12 * k), legend.top() + round((LEGEND_H - 14) * k)
         if rect.intersects(legend):
             for s in ("ok", "warn", "unknown", "crit", "down"):
                 t = f"{STATUS_GLYPHS[s] or '●'} {tr(s)}"
                 p.setPen(QColor(STATUS_COLORS[s]))
                 p.drawText(x, y, t)
-                x += fm.horizontalAdvance(t) + 18
+                x += fm.horizontalAdvance(t) + gap
             for s, glyph in (("planned", "◌"), ("opening", "◎")):
                 t = f"{glyph} {tr(s)}"
                 p.setPen(QColor(STORE_STATUS_COLORS[s]))
                 p.drawText(x, y, t)
-                x += fm.horizontalAdvance(t) + 18
+                x += fm.horizontalAdvance(t) + gap
             p.setPen(QColor(theme.text_dim))
             p.drawText(x, y, f"{pnl.store_count():,} {tr('stores')}")
-        yb = 32
+        line, yb = round(36 * k), round(32 * k)
         for title, status in pnl.chain_wide_changes():
-            p.fillRect(8, yb - 24, fm.horizontalAdvance(title) + 220, 32, QColor(theme.panel))
+            t = f"⬚ {tr('Chain-wide change')} ({tr(status)}): {title}"
+            p.fillRect(round(8 * k), yb - round(24 * k), fm.horizontalAdvance(t) + round(16 * k),
+                       round(32 * k), QColor(theme.panel))
             p.setPen(QColor(CHANGE_STATUS_COLORS.get(status, theme.accent)))
-            p.drawText(16, yb, f"⬚ {tr('Chain-wide change')} ({tr(status)}): {title}")
-            yb += 36
+            p.drawText(round(16 * k), yb, t)
+            yb += line
         if pnl.errors:
             p.setPen(QColor(STATUS_COLORS["warn"]))
-            p.drawText(12, yb, f"! {len(pnl.errors)} {tr('basemap problems')}: {pnl.errors[0][:120]}")
+            p.drawText(round(12 * k), yb, f"! {len(pnl.errors)} {tr('basemap problems')}: {pnl.errors[0][:120]}")
         if pnl.dimmed:
             p.fillRect(self.rect(), QColor(0, 0, 0, 140))
-            f.setPixelSize(max(18, min(64, self.height() // 8)))
+            f.setPixelSize(max(18, min(round(64 * k), self.height() // 8)))
             p.setFont(f)
             p.setPen(QColor(theme.stale))
             p.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter, tr("STALE"))

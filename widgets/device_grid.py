@@ -26,6 +26,11 @@ stays): ``mode`` ``"scope"|"store"``, ``store`` (store id for mode store), ``ord
 ``"worst"|"fixed"``, ``min_cell_px`` (default 10), ``max_cell_px`` (36), ``resort_s``
 (worst-first re-sort period, default 5 s), ``kinds`` (list: fixed kind column order),
 ``key_metric`` (``{kind: metric}`` shown in store mode).
+
+UI scale: cell sizes (``min_cell_px`` / ``max_cell_px``), margins, the header, the store
+label column and its font, the count chips, the rolled-up strip and the store page are
+all sized for a 1080-line wall and multiplied together by :func:`widgets.base.ui_scale`,
+read at each full layout (``self._k``; the shell sets it before building panels).
 """
 from __future__ import annotations
 
@@ -38,14 +43,13 @@ from PySide6.QtGui import QColor, QFont, QImage, QPainter
 from PySide6.QtWidgets import QToolTip, QWidget
 
 from widgets._grid_cells import (  # noqa: F401 (re-exported)
-    CODE, CODE_RANK, CODES, DEFAULTS, KIND_CAPS, KIND_ORDER, KIND_SHORT, OPTION_SPEC, STALE,
-    _rgb, cell_templates, place_rows, validate_options,
+    CODE, CODE_RANK, CODES, COUNT_GAP, DEFAULTS, KIND_CAPS, KIND_ORDER, KIND_SHORT, OPTION_SPEC,
+    STALE, _rgb, cell_templates, label_px, place_rows, px, row_width, validate_options,
 )
 from widgets._grid_paint import GridPainting
 from widgets.base import (
-    ui_scale,
     STATUS_GLYPHS, STATUS_RANK, PanelContext, age_text, paint_dim,
-    register_translations, ui_font,
+    register_translations, ui_font, ui_scale,
 )
 
 register_translations({
@@ -62,6 +66,8 @@ register_translations({
 #: Repaints per second of the per-kind counts in the header (they change every frame
 #: under load; twice a second is as fast as anyone reads them).
 HEADER_HZ = 2.0
+#: Height (px of a 1080-line wall) of the "rolled up" note above the rolled-up cells.
+ROLL_TOP = 28
 
 
 @dataclass
@@ -88,6 +94,7 @@ class DeviceGridPanel(GridPainting, QWidget):
             self.opts["mode"] = "scope"
         self._store_page = self.opts["store"] if self.opts["mode"] == "store" else None
         self._dimmed = False
+        self._k = ui_scale()  # the UI scale, re-read at every full layout
         self._now = ctx.clock()
         self._last_sort = -1e18
         self._order: list[str] = []
@@ -233,6 +240,7 @@ class DeviceGridPanel(GridPainting, QWidget):
         placement of the rows in the current order. Costly (all devices); see _resort."""
         self._need_layout = False
         self.layouts += 1
+        self._k = ui_scale()
         W, H = max(1, self.width()), max(1, self.height())
         self._buf = np.empty((H, W), np.uint32)
         self._buf[:] = _rgb(self.ctx.theme.panel)
@@ -274,7 +282,7 @@ class DeviceGridPanel(GridPainting, QWidget):
         self._lines, self._geom = lines, (W, H, ncells, c, roll_h, label_w)
         self._block_px = [int(w) * p for w in widths]
         self._label_font = ui_font(10)
-        self._label_font.setPixelSize(max(9, min(26, int(p * 0.85))))
+        self._label_font.setPixelSize(label_px(p, self._k))
         # every scope device's offset inside its row (kind blocks, wrapping lines)
         offs = np.concatenate([[0], np.cumsum(widths + 1)[:-1]]).astype(int) if kinds else []
         ids, rel, ks, owner = [], [], [], []
@@ -303,17 +311,19 @@ class DeviceGridPanel(GridPainting, QWidget):
         self.update()
 
     def _fit(self, W: int, H: int, ncells: int, lines: dict[str, int]):
-        """Largest cell size whose rows all fit; else min size with the rest rolled up."""
+        """Largest cell size whose rows all fit (in height, and in width: a row wider
+        than the panel would hide its last kind blocks and counts); else min size with
+        the rest rolled up."""
         order = self._order
-        k = ui_scale()  # cell sizes are for a 1080-line wall; a 2160-line wall doubles them
+        k = self._k  # cell sizes are for a 1080-line wall; a 2160-line wall doubles them
         lo = int(self.opts["min_cell_px"] * k)
         hi = int(max(self.opts["min_cell_px"], self.opts["max_cell_px"]) * k)
         best = None
         a, b = lo, hi
         while a <= b:  # fitting is monotonic in the cell size: binary search
             c = (a + b) // 2
-            p, lw, cw, hh, placed = place_rows(order, lines, W, H, ncells, c, 0)
-            if len(placed) == len(order):
+            p, lw, cw, hh, placed = place_rows(order, lines, W, H, ncells, c, 0, k)
+            if len(placed) == len(order) and (c == lo or row_width(lw, ncells * p, cw, k) <= W):
                 best = (c, p, lw, cw, hh, 0, placed)
                 a = c + 1
             else:
@@ -321,16 +331,16 @@ class DeviceGridPanel(GridPainting, QWidget):
         if best is not None:
             return best
         roll_h = 0
+        rc, rp = self._roll_cell()
         for _ in range(3):  # reserve room for the rolled-up strip, then re-place
-            p, lw, cw, hh, placed = place_rows(order, lines, W, H, ncells, lo, roll_h)
+            p, lw, cw, hh, placed = place_rows(order, lines, W, H, ncells, lo, roll_h, k)
             rest = len(order) - len(placed)
-            rp = max(lo, 10) + 2
-            per_line = max(1, (W - 8) // rp)
-            need = 30 + rp * math.ceil(rest / per_line)
+            per_line = max(1, (W - px(8, k)) // rp)
+            need = px(ROLL_TOP + 2, k) + rp * math.ceil(rest / per_line)
             if need <= roll_h:
                 break
             roll_h = min(need, H // 3)
-        p, lw, cw, hh, placed = place_rows(order, lines, W, H, ncells, lo, roll_h)
+        p, lw, cw, hh, placed = place_rows(order, lines, W, H, ncells, lo, roll_h, k)
         return (lo, p, lw, cw, hh, roll_h, placed)
 
     def _apply_placement(self, placed) -> np.ndarray:
@@ -345,7 +355,7 @@ class DeviceGridPanel(GridPainting, QWidget):
             self._row_of_store[s] = len(self._rows)
             self._rows.append(_Row(s, x0, y0, self._lines[s] * p, label_w, ncells * p))
         self._row_origin = origin
-        rw = label_w + ncells * p + self._count_w + 12
+        rw = row_width(label_w, ncells * p, self._count_w, self._k)
         self._row_box = np.array([(r.x, r.y, r.x + rw, r.y + r.h) for r in self._rows], np.int64).reshape(-1, 4)
         o = origin[self._dev_store] if len(self._dev_store) else np.zeros((0, 2), np.int32)
         self._placed = o[:, 0] >= 0
@@ -371,7 +381,7 @@ class DeviceGridPanel(GridPainting, QWidget):
         if len(order) != len(self._stores) or any(s not in self._store_k for s in order):
             return False
         W, H, ncells, c, roll_h, label_w = self._geom
-        p, _, _, _, placed = place_rows(order, self._lines, W, H, ncells, c, roll_h)
+        p, _, _, _, placed = place_rows(order, self._lines, W, H, ncells, c, roll_h, self._k)
         if len(placed) != len(self._rows):
             return False
         old = self._row_origin
@@ -383,7 +393,7 @@ class DeviceGridPanel(GridPainting, QWidget):
             return True
         panel = _rgb(self.ctx.theme.panel)
         cells_w = ncells * p
-        row_w = label_w + cells_w + self._count_w + 12
+        row_w = row_width(label_w, cells_w, self._count_w, self._k)
         # per column of rows: the y span that moved rows left or entered; clear its cells
         # and redraw every row starting inside it (one slice + one blit per column)
         h = np.array([self._lines[self._stores[k]] * p for k in moved])
@@ -408,6 +418,12 @@ class DeviceGridPanel(GridPainting, QWidget):
             self.update(self._roll_rect)
         return True
 
+    def _roll_cell(self) -> tuple[int, int]:
+        """(size, pitch) of a rolled-up store's cell: at least 10 px of a 1080-line wall."""
+        k = self._k
+        c = max(int(self.opts["min_cell_px"] * k), px(10, k))
+        return c, c + px(2, k)
+
     def _layout_rolled(self, W: int, H: int, roll_h: int) -> None:
         n = len(self._rolled)
         if not n:
@@ -415,12 +431,13 @@ class DeviceGridPanel(GridPainting, QWidget):
             self._roll_codes = np.zeros(0, np.uint8)
             self._roll_rect = QRect()
             return
-        c = max(int(self.opts["min_cell_px"]), 10)
-        rp = c + 2
-        top = H - roll_h + 28
-        per_line = max(1, (W - 8) // rp)
+        k = self._k
+        c, rp = self._roll_cell()
+        top = H - roll_h + px(ROLL_TOP, k)
+        per_line = max(1, (W - px(8, k)) // rp)
         i = np.arange(n)
-        self._roll_xy = np.stack([4 + (i % per_line) * rp, top + (i // per_line) * rp], 1).astype(np.int32)
+        self._roll_xy = np.stack([px(4, k) + (i % per_line) * rp, top + (i // per_line) * rp],
+                                 1).astype(np.int32)
         keep = self._roll_xy[:, 1] + c <= H
         self._roll_xy = self._roll_xy[keep]
         self._rolled = [s for s, k in zip(self._rolled, keep) if k] + \
@@ -478,7 +495,8 @@ class DeviceGridPanel(GridPainting, QWidget):
                 r = self._row_of_store.get(self._stores[k])
                 if r is not None:
                     row = self._rows[r]
-                    self.update(row.x + row.label_w + row.cells_w + 4, row.y, self._count_w, self._pitch)
+                    self.update(row.x + row.label_w + row.cells_w + px(COUNT_GAP, self._k), row.y,
+                                self._count_w, self._pitch)
 
     def _update_rolled(self, stores) -> None:
         pos = {s: i for i, s in enumerate(self._rolled[: len(self._roll_xy)])}
@@ -521,7 +539,7 @@ class DeviceGridPanel(GridPainting, QWidget):
         if self._dimmed:
             paint_dim(self, p, True)
             f = ui_font(10, bold=True)
-            f.setPixelSize(max(18, min(64, self.height() // 8)))
+            f.setPixelSize(max(18, min(px(64, self._k), self.height() // 8)))
             p.setFont(f)
             p.setPen(QColor(theme.stale))
             p.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter, self.ctx.tr("STALE"))

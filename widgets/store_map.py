@@ -33,8 +33,14 @@ chain-wide change is named in a banner instead.
 Options (validated, bad ones reported in ``errors`` and on the panel): ``provinces`` /
 ``countries`` (GeoJSON path replacing a shipped layer), ``basemap_extra`` (list of GeoJSON
 paths drawn on top), ``show_countries`` / ``show_provinces`` (bool), ``cluster_span_deg``
-(default 3.0), ``marker_px`` (18), ``pulse_s`` (10), ``label_max`` (stores labelled at
+(default 3.0), ``marker_px`` (18, px on a 1080-line wall), ``pulse_s`` (10), ``label_max`` (stores labelled at
 most, default 60). Keys: arrows pan, ``+``/``-`` zoom, ``Home`` fits the scope.
+
+UI scale: every pixel size (``marker_px``, disc radii, fonts, chips, label gaps, leader
+lines, legend, click radii, merge distances) is for a 1080-line wall and is multiplied by
+:func:`widgets.base.ui_scale` as read when the panel is built (``self.k``; the shell
+sets the scale before it builds panels), so a 2160-line wall shows everything twice as
+big with the same layout.
 """
 from __future__ import annotations
 
@@ -43,16 +49,16 @@ import math
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, Qt, Signal
-from PySide6.QtGui import QColor, QFontMetrics
+from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QWidget
 
 from widgets._map_items import (
-    LEGEND_H, BasemapView, ClusterItem, MapOverlay, StoreLabelItem, load_layers, merge_discs,
-    place_labels, rings_path,
+    DISC_GAP, LEGEND_H, BasemapView, ClusterItem, MapOverlay, StoreLabelItem, disc_radius,
+    load_layers, merge_discs, place_labels, rings_path,
 )
 from widgets.base import (
     CHANGE_STATUS_COLORS, STATUS_COLORS, STATUS_GLYPHS, STATUS_RANK,
-    STORE_STATUS_COLORS, PanelContext, register_translations, ui_font,
+    STORE_STATUS_COLORS, PanelContext, register_translations, ui_font, ui_scale,
 )
 from widgets.device_grid import validate_options
 
@@ -93,6 +99,10 @@ class StoreMapPanel(QWidget):
         self.state, self.ctx = state, ctx
         self.opts, self.errors = validate_options("store_map", OPTION_SPEC, DEFAULTS, options)
         self.dimmed = False
+        #: UI scale read once at construction: multiplies every pixel size of the panel
+        self.k = k = ui_scale()
+        self.legend_h = round(LEGEND_H * k)
+        self._marker_px = self.opts["marker_px"] * k
         self._now = ctx.clock()
         self.view = BasemapView(self, background=ctx.theme.background)
         self.view.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
@@ -102,7 +112,7 @@ class StoreMapPanel(QWidget):
         self.view.attach(self.vb)
         self.overlay = MapOverlay(self)
         self._font = ui_font(10, bold=True)
-        self._label_fm = QFontMetrics(StoreLabelItem(self._font)._font)
+        self._label_proto = StoreLabelItem(self._font, k)  # measures store labels
         self._add_basemap()
         self.markers = pg.ScatterPlotItem(pxMode=True)
         self.markers.setZValue(10)
@@ -251,18 +261,19 @@ class StoreMapPanel(QWidget):
         cached = self._styles_cache.get(key)
         if cached:
             return cached
-        size = self.opts["marker_px"] * (1.3 if worst in ("crit", "down") else 1.0)
+        k = self.k
+        size = self._marker_px * (1.3 if worst in ("crit", "down") else 1.0)
         color = QColor(STATUS_COLORS.get(worst, STATUS_COLORS["unknown"]))
         if status == "planned":
             brush = pg.mkBrush(0, 0, 0, 0)
-            pen = pg.mkPen(STORE_STATUS_COLORS["planned"], width=2, style=Qt.PenStyle.DashLine)
+            pen = pg.mkPen(STORE_STATUS_COLORS["planned"], width=2 * k, style=Qt.PenStyle.DashLine)
             symbol = "o"
         elif status == "closed":
-            brush, pen, symbol = pg.mkBrush(STORE_STATUS_COLORS["closed"]), pg.mkPen("#000000"), "o"
+            brush, pen, symbol = pg.mkBrush(STORE_STATUS_COLORS["closed"]), pg.mkPen("#000000", width=k), "o"
         else:
             brush = pg.mkBrush(color)
-            pen = pg.mkPen(STORE_STATUS_COLORS["opening"], width=3) if status == "opening" \
-                else pg.mkPen(self.ctx.theme.background, width=1.5)
+            pen = pg.mkPen(STORE_STATUS_COLORS["opening"], width=3 * k) if status == "opening" \
+                else pg.mkPen(self.ctx.theme.background, width=1.5 * k)
             symbol = SYMBOLS.get(worst, "s")
         style = (symbol, size, pen, brush)
         self._styles_cache[key] = style
@@ -413,7 +424,8 @@ class StoreMapPanel(QWidget):
         centre = {c: self._xy[self._city_idx[c]].mean(axis=0) for c in cities}
         pts = [(float(centre[c][0]) * sx, -float(centre[c][1]) * sy, len(self._city_idx[c])) for c in cities]
         groups: dict[str, list[str]] = {}
-        for members in merge_discs(pts):
+        scale = self.k
+        for members in merge_discs(pts, DISC_GAP * scale, lambda n: disc_radius(n, scale)):
             cs = sorted((cities[i] for i in members), key=lambda c: (-len(self._city_idx[c]), c))
             groups["|".join(sorted(cs))] = cs
         for key in [k for k in self._clusters if k not in groups]:
@@ -425,7 +437,7 @@ class StoreMapPanel(QWidget):
         for k, (key, cs) in enumerate(groups.items()):
             item = self._clusters.get(key)
             if item is None:
-                item = ClusterItem(key, self.ctx, self._font)
+                item = ClusterItem(key, self.ctx, self._font, self.k)
                 self._clusters[key] = item
                 self.vb.addItem(item)
                 self._next_ok[key] = self._now + period * k / n  # staggered repaints
@@ -468,8 +480,7 @@ class StoreMapPanel(QWidget):
             p = self.vb.mapViewToScene(item.pos())
             anchors.append((p.x(), p.y(), item.radius))
             sizes.append(item.label_size())
-        b = self.vb.sceneBoundingRect()
-        placed = place_labels(anchors, sizes, (b.left(), b.top(), b.right(), b.bottom() - LEGEND_H))
+        placed = place_labels(anchors, sizes, self._label_bounds(), scale=self.k)
         for k, off in zip(keys, placed):
             self._clusters[k].set_label(off)
 
@@ -495,17 +506,15 @@ class StoreMapPanel(QWidget):
             text = f"{glyph} {name}".strip()
             p = self.vb.mapViewToScene(QPointF(*self._xy[i]))
             anchors.append((p.x(), p.y(), self._style[i][1] * 0.6))
-            sizes.append((self._label_fm.horizontalAdvance(text) + 8.0, 26.0))
+            sizes.append(self._label_proto.measure(text))
             texts.append((text, STATUS_COLORS[self._worst[i]] if glyph else self.ctx.theme.text))
-        b = self.vb.sceneBoundingRect()
-        placed = place_labels(anchors, sizes, (b.left(), b.top(), b.right(), b.bottom() - LEGEND_H)) \
-            if anchors else []
+        placed = place_labels(anchors, sizes, self._label_bounds(), scale=self.k) if anchors else []
         n = 0
         for i, (text, color), off, (_, _, r) in zip(order, texts, placed, anchors):
             if off is None:
                 continue
             if n == len(self._labels):
-                item = StoreLabelItem(self._font)
+                item = StoreLabelItem(self._font, self.k)
                 self.vb.addItem(item)
                 self._labels.append(item)
             item = self._labels[n]
@@ -516,6 +525,11 @@ class StoreMapPanel(QWidget):
             n += 1
         for item in self._labels[n:]:
             item.setVisible(False)
+
+    def _label_bounds(self) -> tuple[float, float, float, float]:
+        """Scene box labels must stay in: the view minus the legend strip."""
+        b = self.vb.sceneBoundingRect()
+        return b.left(), b.top(), b.right(), b.bottom() - self.legend_h
 
     def label_rects(self) -> dict[str, tuple[float, float, float, float]]:
         """Scene (pixel) rectangles of the shown labels: store id or cluster key ->
@@ -556,11 +570,11 @@ class StoreMapPanel(QWidget):
             if stores is None:
                 self._chain_wide.append((str(ch.get("title", ch.get("id", ""))), status))
                 continue
-            pen = pg.mkPen(CHANGE_STATUS_COLORS[status], width=3 if status == "failed" else 2)
+            pen = pg.mkPen(CHANGE_STATUS_COLORS[status], width=(3 if status == "failed" else 2) * self.k)
             for s in stores:
                 pts.append(self._xy[self._index[s]])
                 pens.append(pen)
-        size = self.opts["marker_px"] * 2.2
+        size = self._marker_px * 2.2
         if pts:
             a = np.array(pts)
             self.blast.setData(x=a[:, 0], y=a[:, 1], symbol="s", size=size, pen=pens,
@@ -592,7 +606,7 @@ class StoreMapPanel(QWidget):
             self.pulses.setData([], [])
             return
         xs, ys, sizes, pens = [], [], [], []
-        base = self.opts["marker_px"]
+        base, width = self._marker_px, 3 * self.k
         for s, t0, kind in live:
             period = 1.2 if kind == "incident" else 3.0
             phase = round(((now - t0) % period) / period * 8) / 8  # 8 steps: bounded atlas
@@ -601,7 +615,7 @@ class StoreMapPanel(QWidget):
             xs.append(self._xy[self._index[s], 0])
             ys.append(self._xy[self._index[s], 1])
             sizes.append(base * (1.2 + (3.0 if kind == "incident" else 1.2) * phase))
-            pens.append(pg.mkPen(color, width=3))
+            pens.append(pg.mkPen(color, width=width))
         self.pulses.setData(x=xs, y=ys, size=sizes, pen=pens, brush=pg.mkBrush(0, 0, 0, 0), symbol="o")
 
     def pulsing(self) -> list[str]:
@@ -623,7 +637,7 @@ class StoreMapPanel(QWidget):
             best, best_d = None, 1e18
             for key, item in self._clusters.items():
                 d = math.hypot((item.pos().x() - lon) / px, (item.pos().y() - lat) / py)
-                if d <= item.radius + 6 and d < best_d:
+                if d <= item.radius + 6 * self.k and d < best_d:
                     best, best_d = key, d
             if best is not None:  # zoom to the cluster's stores: a merged cluster splits
                 idx = np.concatenate([self._city_idx[c] for c in self._groups[best]])
@@ -632,7 +646,7 @@ class StoreMapPanel(QWidget):
             return
         d = np.hypot((self._xy[:, 0] - lon) / px, (self._xy[:, 1] - lat) / py)
         i = int(np.argmin(d))
-        if d[i] <= self.opts["marker_px"] * 0.8 + 4:
+        if d[i] <= self._marker_px * 0.8 + 4 * self.k:
             self.store_clicked.emit(self._ids[i])
 
     def eventFilter(self, obj, event):  # noqa: N802 (Qt)
