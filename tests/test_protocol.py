@@ -110,6 +110,7 @@ ERROR_CASES = [
     (frame({"op": "events", "events": [5]}), "bad_type", "event is an integer"),
     (frame({"op": "events", "events": [{"id": "x"}]}), "missing_field", "'type' is required"),
     (frame({"op": "events", "events": [dev(type="devise")]}), "bad_value", "did you mean 'device'?"),
+    (frame({"op": "events", "events": [dev(type={"a": 1})]}), "bad_type", "type is an object"),
     (frame({"op": "events", "events": [dev(seq=None)]}), "missing_field", "seq must be an integer"),
     (frame({"op": "events", "events": [dev(seq="1")]}), "bad_type", "seq must be an integer"),
     (frame({"op": "events", "events": [dev(1), dev(3)]}), "seq_gap", "seq 3 follows 1 (expected seq 2)"),
@@ -260,3 +261,99 @@ def test_fuzz_event_field_values_never_escape(base, key, value):
         _safe_decode(orjson.dumps({"op": "events", "events": [ev]}))
     except orjson.JSONEncodeError:
         pass
+
+
+# ------------------------------------------------------------------ batch fast path
+# decode() checks typical device-status batches column by column and falls back to the
+# per-event validator when not sure; both must agree on every input.
+
+def _general(events, require_seq=True, require_ts=True):
+    try:
+        return P._validate_batch(events, "events", require_seq=require_seq, require_ts=require_ts)
+    except P.ProtocolError as e:
+        return (e.code, str(e))
+
+
+def _decoded(data):
+    try:
+        return P.decode(data).events
+    except P.ProtocolError as e:
+        return (e.code, str(e))
+
+
+def status_batch(n=5, first=1):
+    return [{"type": "device", "id": f"d{i}", "ts": 1790000000.5 + i, "seq": first + i, "status": "ok",
+             "metrics": {"cpu": 0.5, "temp": 41}} for i in range(n)]
+
+
+def test_typical_status_batch_takes_the_fast_path_unchanged():
+    events = status_batch() + [dev(6, msg="m", name="n", ttl_s=30, metrics={}), dev(7, deleted=True)]
+    assert P._batch_is_plainly_valid(orjson.loads(orjson.dumps(events)), True, True)
+    assert P.decode(frame({"op": "events", "events": events})).events == events
+
+
+@pytest.mark.parametrize("events", [
+    [dict(e, ts=1790000000) for e in status_batch()],            # int ts: normalised to float
+    [dict(e, ts="2026-09-28T09:28:00+08:00") for e in status_batch()],
+    [dict(e, x_src="zbx") for e in status_batch()],              # extension field kept
+    status_batch()[:2] + [dict(VALID_EVENTS[5], seq=3)],         # mixed: kpi with int ts
+])
+def test_batches_the_fast_path_is_unsure_of_go_the_general_way(events):
+    data = frame({"op": "events", "events": events})
+    assert not P._batch_is_plainly_valid(orjson.loads(data), True, True)
+    out = P.decode(data).events
+    assert out == _general(orjson.loads(data)["events"])
+    assert all(type(e["ts"]) is float for e in out)
+
+
+def test_mixed_batch_fast_path_validates_the_other_events_too():
+    events = status_batch(3) + [dict(VALID_EVENTS[6], seq=4, ts=1.5), dict(VALID_EVENTS[1], seq=5)]
+    assert P._batch_is_plainly_valid(orjson.loads(frame(events)), True, True)
+    bad = status_batch(3) + [dict(VALID_EVENTS[6], seq=4, ts=1.5, layout=3)]
+    with pytest.raises(P.ProtocolError) as ei:
+        P.decode(frame({"op": "events", "events": bad}))
+    assert (ei.value.code, ei.value.index, ei.value.field) == ("bad_type", 3, "layout")
+
+
+def test_publish_batch_fast_path_and_seq_fallback():
+    evs = [{k: v for k, v in e.items() if k != "seq"} for e in status_batch()]
+    assert P._batch_is_plainly_valid(orjson.loads(frame(evs)), False, False)
+    evs[2]["seq"] = 0                                             # producers' seq: checked by the general path
+    with pytest.raises(P.ProtocolError) as ei:
+        P.decode(frame({"op": "publish", "events": evs}))
+    assert (ei.value.code, ei.value.index) == ("bad_type", 2)
+
+
+_DEVICE_FIELDS = sorted(set(P._ALL_FIELDS["device"]) | {"x_note", "bogus", "metrics.cpu", "metrics.x" * 30})
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.integers(1, 6), st.integers(1, 5), st.lists(st.tuples(
+    st.integers(0, 5), st.sampled_from(_DEVICE_FIELDS), st.sampled_from(["set", "drop"]),
+    json_values | st.sampled_from(["ok", "warn", "", "x" * 201, 0.0, -1.0, 1e300, 2**62, True, {"a": 1.5}]))),
+    st.booleans())
+def test_fast_path_agrees_with_the_general_path(n, first, mutations, publish):
+    events = status_batch(n, first) + [dict(dev(first + n, msg="m", ttl_s=5.0), ts=1.0)]
+    for i, key, how, value in mutations:
+        ev = events[i % len(events)]
+        if key.startswith("metrics."):
+            if type(ev.get("metrics")) is dict:
+                ev["metrics"][key[8:]] = value
+        elif how == "drop":
+            ev.pop(key, None)
+        else:
+            ev[key] = value
+    if publish:
+        for ev in events:
+            ev.pop("seq", None)
+    try:
+        data = frame({"op": "publish" if publish else "events", "events": events})
+    except orjson.JSONEncodeError:
+        return
+    loaded = orjson.loads(data)["events"]
+    want = _general(orjson.loads(data)["events"], require_seq=not publish, require_ts=not publish)
+    got = _decoded(data) if not publish else _general(loaded, False, False)
+    if not publish:
+        assert got == want
+    if P._batch_is_plainly_valid(orjson.loads(data)["events"], not publish, not publish):
+        assert want == orjson.loads(data)["events"]                # valid and already normalised

@@ -75,6 +75,41 @@ def test_inline_path_merges_like_the_general_path(feed: Feed, fields: dict) -> N
     check_aggregates(fast, 120.0)
 
 
+def test_batch_with_a_moving_device_event_checks_each_event(feed: Feed) -> None:
+    # apply() skips the per-event key check only when no event of the batch carries
+    # store/kind/ttl_s/deleted/x_*; a batch mixing both kinds must still route each right
+    st = base_state(feed)
+    d = st.apply([
+        feed.ev("device", "d1", status="warn", metrics={"cpu": 0.3}),
+        feed.ev("device", "d2", store="s2", x_src="zbx"),             # moves, keeps x_src
+        feed.ev("voice", None, channel="app", text="slow", store="s1"),
+        feed.ev("device", "d3", ttl_s=7.0, msg="t"),
+        feed.ev("kpi", None, metric="gmv", scope="global", value=1.0),
+        feed.ev("device", "d1", name="Till 1"),
+    ], 130.0)
+    assert st.devices["d1"]["status"] == "warn" and st.devices["d1"]["name"] == "Till 1"
+    assert st.devices["d1"]["metrics"] == {"cpu": 0.3, "mem": 0.5}
+    assert st.devices["d2"]["store"] == "s2" and st.devices["d2"]["x_src"] == "zbx"
+    assert st.devices["d3"]["ttl_s"] == 7.0 and st.devices["d3"]["msg"] == "t"
+    assert st.store_devices("s2") == ["d2", "d3"]
+    assert d.devices == {"d1", "d2", "d3"} and d.stores == {"s1", "s2"} and d.voice
+    check_aggregates(st, 130.0)
+
+
+def test_batch_of_plain_updates_with_other_types_uses_inline_path(feed: Feed) -> None:
+    st = base_state(feed)
+    d = st.apply([
+        feed.ev("kpi", None, metric="gmv", scope="global", value=1.0),
+        feed.ev("device", "d2", status="ok", msg="fixed"),
+        feed.ev("incident", "i1", title="x", severity="P2", status="open", opened_at=1.0, stores=["s1"]),
+        feed.ev("device", "gone", status="down"),                     # unknown: general path creates it
+    ], 131.0)
+    assert st.devices["d2"]["status"] == "ok" and st.devices["d2"]["msg"] == "fixed"
+    assert st.devices["gone"]["status"] == "down" and st.store_devices("s1") == ["d1", "d2"]
+    assert d.devices == {"d2", "gone"} and d.kinds == {"scale", ""} and d.incidents == {"i1"}
+    check_aggregates(st, 131.0)
+
+
 def test_merge_does_not_alias_event_metrics(feed: Feed) -> None:
     st = LiveState()
     m = {"cpu": 1.0}

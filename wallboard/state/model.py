@@ -22,6 +22,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
+from .. import protocol as P
 from .changes import ChangeBook
 from .config import NO_KIND, STATUS_ORDER, StateConfig
 from .correlate import rank_suspects
@@ -34,6 +35,12 @@ _seq_of = operator.itemgetter("seq")
 #: Device events made only of these keys take the inline path in ``apply`` (they cannot
 #: move the device between stores/kinds, change its ttl or delete it).
 _FAST_KEYS = frozenset(("type", "id", "ts", "seq", "status", "metrics", "msg", "name"))
+#: Keys that only other event types carry. A batch whose keys are all in _FAST_KEYS or
+#: here has no device event with store/kind/ttl_s/deleted/x_* (which need
+#: ``Fleet.apply_device``), so ``apply`` skips the per-event key check.
+_OTHER_TYPE_KEYS = frozenset(
+    k for t, fields in P.SCHEMAS.items() if t != "device" for k in fields
+) - frozenset(P.SCHEMAS["device"]) - {"deleted"}
 
 COUNTER_NAMES = (
     "applied", "skipped_duplicates", "batches", "deleted_unknown", "unknown_type",
@@ -130,45 +137,48 @@ class LiveState:
         ddev = dirty.devices.add
         dsto = dirty.stores.add
         other = self._apply_other
+        # One look at the batch's key union (a C loop) instead of a key check per event:
+        # when no event carries a key that could move a device (store, kind, ttl_s,
+        # deleted, x_*), every known device of the batch can take the inline path.
+        keys = set().union(*events)
+        plain = keys <= _FAST_KEYS or keys - _FAST_KEYS <= _OTHER_TYPE_KEYS
+        named = "msg" in keys or "name" in keys
         for ev in events:
-            if ev["type"] == "device":
-                did = ev["id"]
-                rec = dget(did)
-                if rec is None or not ev.keys() <= _FAST_KEYS or (expired and did in expired):
-                    device_path(ev, now, dirty)         # new, deleted, moved, ttl, recovery
-                    continue
-                # only the keys of _FAST_KEYS: set them one by one (cheaper than
-                # update(): equal type/id/status objects are not replaced)
-                rec["ts"] = ev["ts"]
-                rec["seq"] = ev["seq"]
-                rec["last_seen"] = now
-                k = 4
-                x = ev.get("status")
-                if x is not None:
-                    k = 5
-                    old = rec["status"]
-                    if x != old:
-                        rec["status"] = x = intern(x)
-                        moved(rec.get("store"), rec.get("kind", NO_KIND), old, x, dirty)
-                x = ev.get("metrics")
-                if x is not None:
-                    k += 1
-                    rm = rec.get("metrics")
-                    if rm is None:
-                        rec["metrics"] = dict(x)
-                    else:
-                        rm.update(x)
-                if len(ev) > k:                         # msg and/or name
-                    x = ev.get("msg")
-                    if x is not None:
-                        rec["msg"] = x
-                    x = ev.get("name")
-                    if x is not None:
-                        rec["name"] = x
-                ddev(did)
-                dsto(rec.get("store"))
-            else:
+            if ev["type"] != "device":
                 other(ev, now, dirty)
+                continue
+            did = ev["id"]
+            rec = dget(did)
+            if rec is None or (expired and did in expired) or not (plain or ev.keys() <= _FAST_KEYS):
+                device_path(ev, now, dirty)             # new, deleted, moved, ttl, recovery
+                continue
+            # Inline path: only keys of _FAST_KEYS, set one by one (cheaper than update(),
+            # and the record keeps its interned type/id/status objects).
+            rec["ts"] = ev["ts"]
+            rec["seq"] = ev["seq"]
+            rec["last_seen"] = now
+            x = ev.get("status")
+            if x is not None:
+                old = rec["status"]
+                if x != old:
+                    rec["status"] = x = intern(x)
+                    moved(rec.get("store"), rec.get("kind", NO_KIND), old, x, dirty)
+            x = ev.get("metrics")
+            if x is not None:
+                rm = rec.get("metrics")
+                if rm is None:
+                    rec["metrics"] = dict(x)
+                else:
+                    rm.update(x)
+            if named:
+                x = ev.get("msg")
+                if x is not None:
+                    rec["msg"] = x
+                x = ev.get("name")
+                if x is not None:
+                    rec["name"] = x
+            ddev(did)
+            dsto(rec.get("store"))
         self.seq = events[-1]["seq"]
         counters["applied"] += len(events)
         dirty.stores.discard(None)
