@@ -21,16 +21,24 @@ every sample shows the same layout). Targets: RSS and Python objects grow <= 2 %
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import (HubProcess, OffscreenWall, free_port, linear_fit, python_object_count,  # noqa: E402
                      qobject_count, rss_kb)
+
+def type_histogram() -> Counter:
+    """Live Python objects by type name, after a full collection."""
+    gc.collect()
+    return Counter(type(o).__name__ for o in gc.get_objects())
+
 
 ROTATION = ("launch-928", "overview", "double-11")
 
@@ -55,6 +63,8 @@ def main() -> int:
     ap.add_argument("--interval", type=float, default=60.0, help="seconds between samples (default 60)")
     ap.add_argument("--rotate-s", type=float, default=20.0, help="seconds between layout switches (0 = off)")
     ap.add_argument("--size", default="3840x2160", help="window size WxH (default 3840x2160)")
+    ap.add_argument("--types", action="store_true",
+                    help="also report the Python object types that grew most after the warm-up")
     ap.add_argument("--speed", type=float, default=None, help="demo speed (default 1440 / minutes: a day)")
     args = ap.parse_args()
     if args.minutes <= 0 or args.interval <= 0 or args.warmup < 0:
@@ -78,8 +88,15 @@ def main() -> int:
         switches = {"sent": 0, "seen": 0}
         ctl.layout_changed.connect(lambda _name: switches.__setitem__("seen", switches["seen"] + 1))
 
+        types_at: dict[str, Counter] = {}
+
         def sample() -> None:
             app.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+            if args.types:
+                t_s = time.monotonic() - t0
+                if t_s >= args.warmup * 60.0 and "warm" not in types_at:
+                    types_at["warm"] = type_histogram()
+                types_at["last"] = type_histogram()
             st = wall.state
             samples.append({
                 "t_s": round(time.monotonic() - t0, 1), "layout": ctl.layout.name,
@@ -145,6 +162,9 @@ def main() -> int:
             },
             "samples": samples,
         }
+        if args.types and "warm" in types_at:
+            diff = types_at["last"] - types_at["warm"]
+            out["py_types_grown_after_warmup"] = dict(diff.most_common(12))
         print(json.dumps(out))
         wall.close()
     finally:
