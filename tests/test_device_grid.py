@@ -257,3 +257,123 @@ def test_kind_counts_follow_changes_including_rolled_up(qtbot):
     incremental = w._kind_counts.copy()
     w._count_kinds()
     assert (incremental == w._kind_counts).all()
+
+
+# --------------------------------------------------------------------------- UI scale (4K wall)
+
+
+def _grid_at(qtbot, scale, size, n_stores=3, per_store=6, **opts):
+    from widgets.base import set_ui_scale
+    set_ui_scale(scale)   # the shell sets it before building panels; conftest resets it
+    st, f = make_state(n_stores=n_stores, per_store=per_store)
+    w = DeviceGridPanel(st, opts, PanelContext(clock=lambda: NOW))
+    qtbot.addWidget(w)
+    w.resize(*size)
+    w.show()
+    w.refresh(all_dirty(), NOW)
+    return w, st, f
+
+
+def test_scale_2_doubles_the_1080_layout(qtbot):
+    w1, _, _ = _grid_at(qtbot, 1.0, (900, 500))
+    g1 = (w1._cell, w1._pitch, w1._header_h, w1._rows[0].label_w, w1._count_w, w1._label_font.pixelSize())
+    w2, _, _ = _grid_at(qtbot, 2.0, (1800, 1000))
+    g2 = (w2._cell, w2._pitch, w2._header_h, w2._rows[0].label_w, w2._count_w, w2._label_font.pixelSize())
+    assert w2._k == 2.0
+    for a, b in zip(g1, g2):
+        assert abs(b - 2 * a) <= 2 + 0.03 * b, (g1, g2)
+    assert w2._label_font.pixelSize() >= 40           # store names readable from 5 m
+    assert w2.header_font_px() == 40
+
+
+def test_scale_2_header_does_not_overlap_the_first_row(qtbot):
+    from PySide6.QtGui import QFontMetrics
+    from widgets._grid_cells import HEAD_PX, KIND_PAD, px
+    w, st, f = _grid_at(qtbot, 2.0, (1800, 1000))
+    top = min(r.y for r in w._rows)
+    assert w._header_h <= top
+    f1 = QFont(w._label_font)
+    f1.setPixelSize(w.header_font_px())
+    base = px(HEAD_PX - 10, 2.0)
+    assert base + QFontMetrics(f1).descent() <= px(HEAD_PX, 2.0)      # totals line in its band
+    f2 = QFont(w._label_font)
+    f2.setPixelSize(w._kind_px())
+    fm2 = QFontMetrics(f2)
+    kind_base = w._header_h - px(KIND_PAD, 2.0)
+    assert kind_base + fm2.descent() <= top                           # kind names above row 1
+    assert kind_base - fm2.tightBoundingRect("GATE").height() >= base + QFontMetrics(f1).descent() - 1
+    # and on screen: the pixel row just above the first cells is the panel's background
+    img = w.grab().toImage()
+    r = w.cell_rect("s0-d0")
+    assert img.pixelColor(r.x() + 2, r.y() + 3) == QColor(STATUS_COLORS["ok"])
+    assert img.pixelColor(r.x() + 2, w._header_h - 1) != QColor(STATUS_COLORS["ok"])
+
+
+def test_scale_2_clicks_and_tooltips_hit(qtbot):
+    w, st, f = _grid_at(qtbot, 2.0, (1800, 1000))
+    r = w.cell_rect("s2-d4")
+    assert r.width() == w._cell >= 20
+    with qtbot.waitSignal(w.store_clicked, timeout=1000) as sig:
+        qtbot.mouseClick(w, Qt.MouseButton.LeftButton, pos=r.bottomRight())
+    assert sig.args == ["s2"]
+    assert w.hit(r.topLeft()) == ("s2", "s2-d4")
+    row = w._rows[w._row_of_store["s1"]]
+    assert w.hit(QPoint(row.x + row.label_w - 10, row.y + 5)) == ("s1", None)   # the label column
+    assert "dev4" in w.tooltip_text(r.center())
+
+
+def test_scale_2_rolled_up_strip(qtbot):
+    w, st, f = _grid_at(qtbot, 2.0, (800, 600), n_stores=120, per_store=10)
+    assert 0 < len(w.rolled_up) < 120
+    c = w._roll_tmpl.shape[1]
+    assert c == 20                                     # 10 px of a 1080-line wall
+    assert int(w._roll_xy[:, 1].min()) >= w._roll_rect.top() + 52   # below the 52 px note
+    assert int(w._roll_xy[:, 1].max()) + c <= w.height()
+    last = max((r.y + r.h for r in w._rows), default=0)
+    assert last <= w._roll_rect.top()                  # rows stay above the strip
+    x, y = w._roll_xy[0]
+    assert w.hit(QPoint(int(x) + c - 1, int(y) + c - 1)) == (w.rolled_up[0], None)
+    assert not w.grab().isNull()
+
+
+def test_scale_2_store_page(qtbot):
+    w, st, f = _grid_at(qtbot, 2.0, (1600, 1000), mode="store", store="s1")
+    w.grab()
+    cells = [r for r, _ in w._store_cells]
+    assert cells[0].top() >= 120 and cells[0].left() >= 32
+    assert all(r.right() < w.width() and r.bottom() < w.height() for r in cells)
+    assert w.hit(cells[-1].center())[1].startswith("s1-")
+
+
+def test_rows_fit_the_width_when_cells_can_shrink(qtbot):
+    """Many kinds: the cells shrink until the whole row (label, every kind block and the
+    counts) fits the panel instead of running off its right edge."""
+    from wallboard.state import LiveState
+    st, fd = LiveState(), Feed()
+    evs = []
+    kinds = ["pos", "self_checkout", "scale", "esl_gateway", "camera", "gate", "printer", "ap", "router"]
+    for i in range(4):
+        evs.append(fd.ev(type="store", id=f"s{i}", name=f"Store {i}", city={"id": "sh", "name": "上海"},
+                         lat=31.2, lon=121.4, status="open"))
+        for j in range(60):
+            evs.append(fd.ev(type="device", id=f"s{i}-d{j}", store=f"s{i}", kind=kinds[j % 9],
+                             status="ok", ttl_s=60.0))
+    st.apply(evs, NOW)
+    for scale, size in ((1.0, (900, 700)), (2.0, (1800, 1400))):
+        from widgets.base import set_ui_scale
+        set_ui_scale(scale)
+        w = DeviceGridPanel(st, {}, PanelContext(clock=lambda: NOW))
+        qtbot.addWidget(w)
+        w.resize(*size)
+        w.refresh(all_dirty(), NOW)
+        assert not w.rolled_up
+        assert int(w._row_box[:, 2].max()) <= w.width()
+        assert all(w.cell_rect(f"s3-d{j}").right() < w.width() for j in range(60))
+
+
+def test_header_line_shrinks_then_cuts_to_fit(qtbot):
+    w, st, f = _grid_at(qtbot, 2.0, (1800, 1000))
+    assert w.header_font_px() == 40
+    w.resize(420, 1000)
+    assert 28 <= w.header_font_px() < 40               # shrunk at most to 70%
+    assert not w.grab().isNull()                        # and what does not fit is cut with "…"

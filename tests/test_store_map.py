@@ -437,3 +437,124 @@ def test_cluster_repaints_only_when_counts_change(panel):
     w.grab()
     w.grab()
     assert w.view.background_renders <= renders + 1     # basemap came from the cache
+
+
+# --------------------------------------------------------------------------- UI scale (4K wall)
+
+
+def _launch_at(qtbot, scale, size):
+    from widgets.base import set_ui_scale
+    set_ui_scale(scale)   # the shell sets it before building panels; conftest resets it
+    st, f, cities = launch_928_state()
+    w = StoreMapPanel(st, {}, PanelContext(clock=lambda: NOW, scope={"cities": cities}))
+    qtbot.addWidget(w)
+    w.resize(*size)
+    w.show()
+    w.refresh(all_dirty(), NOW)
+    return w, st, f
+
+
+def _inside(inner, outer, slack=0.5) -> bool:
+    return (inner.left() >= outer.left() - slack and inner.top() >= outer.top() - slack
+            and inner.right() <= outer.right() + slack and inner.bottom() <= outer.bottom() + slack)
+
+
+def test_scale_2_cluster_texts_inside_their_items_and_readable(qtbot):
+    w, st, f = _launch_at(qtbot, 2.0, (3840, 2160))
+    assert w.k == 2.0 and w.legend_h == 80
+    assert w.clustered
+    rects = _assert_readable(w)                        # no label over a label or a disc
+    assert set(rects) == {"shanghai", "hangzhou", "nanjing", "suzhou", "chengdu"}
+    for item in w._clusters.values():
+        assert item._name_font.pixelSize() == 44 and item._chip_font.pixelSize() == 40
+        assert item.radius == pytest.approx(2 * (14.0 + 4.5 * __import__("math").log2(1 + sum(item.counts.values()))))
+        box = item.boundingRect()
+        texts = item.text_rects()
+        assert len(texts) == 2 + len(item._chips)     # total, name, chips
+        for r in texts:                               # nothing clipped by the item's rect
+            assert _inside(r, box), (item.key, r, box)
+        label = item.label_rect()
+        for r in texts[1:]:                           # name and chips inside the placed block
+            assert _inside(r, label), (item.key, r, label)
+    bottom = w.vb.sceneBoundingRect().bottom() - w.legend_h
+    assert all(r[3] <= bottom + 0.5 for r in rects.values())   # labels stay off the legend
+    w.grab()                                          # paints (cached items, legend) at scale 2
+
+
+def test_scale_2_geometry_is_the_1080_geometry_doubled(qtbot):
+    """Same data on a 1920x1080 panel at scale 1 and a 3840x2160 panel at scale 2: the
+    same clusters, each label on the same side, every size about twice as big."""
+    w1, _, _ = _launch_at(qtbot, 1.0, (1920, 1080))
+    r1 = {k: (w1._clusters[k].radius, w1.label_rects()[k]) for k in w1.label_rects()}
+    w2, _, _ = _launch_at(qtbot, 2.0, (3840, 2160))
+    r2 = {k: (w2._clusters[k].radius, w2.label_rects()[k]) for k in w2.label_rects()}
+    assert set(r1) == set(r2)
+    for k in r1:
+        (ra, a), (rb, b) = r1[k], r2[k]
+        assert rb == pytest.approx(2 * ra)
+        assert (b[2] - b[0]) == pytest.approx(2 * (a[2] - a[0]), rel=0.1)
+        assert (b[3] - b[1]) == pytest.approx(2 * (a[3] - a[1]), rel=0.01)
+        pa, pb = w1.vb.mapViewToScene(w1._clusters[k].pos()), w2.vb.mapViewToScene(w2._clusters[k].pos())
+        assert (pb.x(), pb.y()) == pytest.approx((2 * pa.x(), 2 * pa.y()), abs=2)
+        # the label sits on the same side of its disc
+        side_a = ((a[0] + a[2]) / 2 > pa.x() + 1, (a[1] + a[3]) / 2 > pa.y() + 1)
+        side_b = ((b[0] + b[2]) / 2 > pb.x() + 2, (b[1] + b[3]) / 2 > pb.y() + 2)
+        assert side_a == side_b, k
+
+
+def test_scale_2_store_labels_markers_and_clicks(qtbot):
+    w, st, f = _launch_at(qtbot, 2.0, (3840, 2160))
+    w.zoom_to(120.55, 31.1, 121.5, 31.35)             # shanghai + suzhou, declustered
+    assert not w.clustered
+    rects = _assert_readable(w)
+    assert set(rects) == {"sh-xuhui", "sh-jingan", "sz-guanqian", "sz-jinjihu"}
+    assert w.markers.data["size"][w._index["sh-xuhui"]] == 36     # marker_px 18 for 1080 lines
+    for s, r in rects.items():                        # never over a (doubled) marker
+        for o in rects:
+            p = w.marker_pos(o)
+            m = 36 * 0.6
+            assert not _overlap(r, (p.x() - m, p.y() - m, p.x() + m, p.y() + m)), (s, o)
+    for item in w._labels:
+        if item.isVisible():
+            assert item._font.pixelSize() == 40
+            assert _inside(item.text_rect(), item.boundingRect()), item.text
+    # a click 28 px beside a marker hits it on the 4K wall (radius 0.8 * 36 + 8 px) ...
+    px, py = w.vb.viewPixelSize()
+    x, y = w._xy[w._index["sz-jinjihu"]]
+    with qtbot.waitSignal(w.store_clicked, timeout=1000) as sig:
+        w.click_at(x + 28 * px, y)
+    assert sig.args == ["sz-jinjihu"]
+
+
+def test_scale_1_click_radius_unchanged(launch, qtbot):
+    w, st, f = launch
+    w.zoom_to(120.55, 31.1, 121.5, 31.35)
+    px, py = w.vb.viewPixelSize()
+    x, y = w._xy[w._index["sz-jinjihu"]]
+    with qtbot.assertNotEmitted(w.store_clicked):
+        w.click_at(x + 28 * px, y)                    # 28 px is off the marker at 1080 lines
+    with qtbot.waitSignal(w.store_clicked, timeout=1000) as sig:
+        w.click_at(x + 16 * px, y)
+    assert sig.args == ["sz-jinjihu"]
+
+
+def test_scale_2_cluster_click_zooms_from_the_ring_edge(qtbot):
+    w, st, f = _launch_at(qtbot, 2.0, (3840, 2160))
+    item = w.cluster_of("chengdu")
+    px, py = w.vb.viewPixelSize()
+    w.click_at(item.pos().x() + (item.radius + 8) * px, item.pos().y())  # beside the disc
+    assert not w.clustered                            # zoomed to Chengdu's stores
+    (x0, x1), _ = w.vb.viewRange()
+    assert x0 < item.pos().x() < x1
+
+
+def test_scale_2_merge_distance_and_label_gap_follow_the_scale():
+    from widgets._map_items import DISC_GAP, disc_radius, merge_discs, place_labels
+    # two single-store discs 70 px apart: apart at 1080 lines, merged when twice as big
+    pts = [(0.0, 0.0, 1), (2 * disc_radius(1) + DISC_GAP + 1, 0.0, 1)]
+    assert len(merge_discs(pts)) == 2
+    assert len(merge_discs(pts, 2 * DISC_GAP, lambda n: disc_radius(n, 2.0))) == 1
+    (off,) = place_labels([(400, 100, 16)], [(240, 52)], (0, 0, 800, 800), scale=2.0)
+    assert off == (-120, 16 + 8, False)               # below the marker, 8 px gap at scale 2
+    (off,) = place_labels([(400, 100, 16)], [(240, 52)], (0, 0, 800, 800))
+    assert off == (-120, 16 + 4, False)               # 4 px at 1080 lines

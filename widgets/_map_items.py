@@ -194,6 +194,44 @@ NAME_PX, CHIP_PX, NAME_H, CHIP_H, NAME_PAD, CHIP_PAD = 22, 20, 28.0, 26.0, 6.0, 
 STORE_PX, STORE_H, STORE_PAD = 20, 26.0, 8.0
 
 
+class _Ink:
+    """Text measured by its ink: advance and tight bounds relative to the baseline, so a
+    line can be centred on what is drawn (CJK fonts have a tall ascent that would push
+    Latin text down) and sized so no glyph sticks out of its box. Results are cached."""
+
+    def __init__(self, font: QFont):
+        self.font = font
+        self._fm = QFontMetricsF(font)
+        self._cache: dict[str, tuple[float, QRectF]] = {}
+
+    def measure(self, text: str) -> tuple[float, QRectF]:
+        """``(advance, tight ink rect relative to the baseline origin)``."""
+        got = self._cache.get(text)
+        if got is None:
+            if len(self._cache) > 2000:
+                self._cache.clear()
+            got = (self._fm.horizontalAdvance(text), self._fm.tightBoundingRect(text))
+            self._cache[text] = got
+        return got
+
+    def line_h(self, text: str, minimum: float, pad: float) -> float:
+        """Height of a line holding ``text``: ``minimum``, or its ink plus ``pad`` above and
+        below when that is taller."""
+        return max(minimum, self.measure(text)[1].height() + 2 * pad)
+
+    def origin(self, box: QRectF, text: str, align: str = "center") -> QPointF:
+        """Baseline origin that puts the ink of ``text`` in the vertical middle of ``box``
+        and horizontally at its left (``align="left"``) or centre."""
+        adv, ink = self.measure(text)
+        x = box.left() if align == "left" else box.left() + (box.width() - adv) / 2
+        return QPointF(x, box.center().y() - (ink.top() + ink.bottom()) / 2)
+
+    def ink_at(self, box: QRectF, text: str, align: str = "center") -> QRectF:
+        """Where the ink of ``text`` lands when drawn in ``box`` (see :meth:`origin`)."""
+        o = self.origin(box, text, align)
+        return self.measure(text)[1].translated(o)
+
+
 class ClusterItem(QGraphicsObject):
     """A (possibly merged) city cluster: donut of store counts by worst status with the
     total in the middle, and a label (name, "+N" more cities, bad-status chips) at the
@@ -210,8 +248,11 @@ class ClusterItem(QGraphicsObject):
         self.name = ""
         self.radius = disc_radius(0, k)
         self.label_off: tuple[float, float, bool] | None = (0.0, 0.0, False)
+        self._base = font
         self._name_font, self._chip_font = _font(font, NAME_PX * k), _font(font, CHIP_PX * k)
-        self._name_h, self._chip_h = NAME_H * k, CHIP_H * k
+        self._name_ink, self._chip_ink = _Ink(self._name_font), _Ink(self._chip_font)
+        self._total_ink = _Ink(self._total_font())
+        self._name_h, self._chip_h = NAME_H * k, 0.0
         self._chips: list[tuple[str, str, float]] = []
         self._name_w = 0.0
         self._rect = QRectF()
@@ -224,21 +265,25 @@ class ClusterItem(QGraphicsObject):
         counts = {s: n for s, n in counts.items() if n}
         if name == self.name and counts == self.counts:
             return False
+        k = self.k
         self.name, self.counts = name, counts
-        self.radius = disc_radius(sum(counts.values()), self.k)
-        fm = QFontMetrics(self._chip_font)
-        pad = CHIP_PAD * self.k
-        self._chips = [(STATUS_GLYPHS[s] + str(counts[s]), STATUS_COLORS[s],
-                        fm.horizontalAdvance(STATUS_GLYPHS[s] + str(counts[s])) + pad)
-                       for s in CHIP_STATUSES if counts.get(s)]
-        self._name_w = QFontMetrics(self._name_font).horizontalAdvance(name) + NAME_PAD * self.k
+        radius = disc_radius(sum(counts.values()), k)
+        if radius != self.radius:
+            self.radius = radius
+            self._total_ink = _Ink(self._total_font())
+        pad = CHIP_PAD * k
+        texts = [(STATUS_GLYPHS[s] + str(counts[s]), STATUS_COLORS[s]) for s in CHIP_STATUSES if counts.get(s)]
+        self._chips = [(t, c, self._chip_ink.measure(t)[0] + pad) for t, c in texts]
+        self._chip_h = max((self._chip_ink.line_h(t, CHIP_H * k, k) for t, _ in texts), default=0.0)
+        self._name_w = self._name_ink.measure(name)[0] + NAME_PAD * k
+        self._name_h = self._name_ink.line_h(name, NAME_H * k, k)
         self._geometry()
         return True
 
     def label_size(self) -> tuple[float, float]:
         """Pixel size of the label block (name line + chips line)."""
         w = max(self._name_w, sum(c[2] for c in self._chips))
-        return w, self._name_h + (self._chip_h if self._chips else 0.0)
+        return w, self._name_h + self._chip_h
 
     def label_rect(self) -> QRectF | None:
         """The label block in item pixels (None when hidden)."""
@@ -266,35 +311,30 @@ class ClusterItem(QGraphicsObject):
     def boundingRect(self) -> QRectF:  # noqa: N802 (Qt)
         return self._rect
 
+    def _total_font(self) -> QFont:
+        return _font(self._base, max(16 * self.k, self.radius * 0.7))
+
+    def _texts(self):
+        """(ink measurer, box, align, text, colour) of everything written, as painted:
+        the total in the disc, then the name and each chip of the label."""
+        r, theme = self.radius, self.ctx.theme
+        out = [(self._total_ink, QRectF(-r, -r, 2 * r, 2 * r), "center",
+                str(sum(self.counts.values())), theme.text)]
+        label = self.label_rect()
+        if label is None:
+            return out
+        x0, y0, w = label.x(), label.y(), label.width()
+        out.append((self._name_ink, QRectF(x0, y0, w, self._name_h), "center", self.name, theme.text))
+        x = x0 + (w - sum(c[2] for c in self._chips)) / 2
+        for text, color, cw in self._chips:
+            out.append((self._chip_ink, QRectF(x, y0 + self._name_h, cw, self._chip_h), "left", text, color))
+            x += cw
+        return out
+
     def text_rects(self) -> list[QRectF]:
         """Item-pixel ink rectangles of the texts drawn (total, name, chips): for tests
         that check nothing is clipped by :meth:`boundingRect`."""
-        out = []
-        r = self.radius
-        f = self._total_font()
-        out.append(_ink(f, QRectF(-r, -r, 2 * r, 2 * r), Qt.AlignmentFlag.AlignCenter,
-                        str(sum(self.counts.values()))))
-        for rect, font, flags, text in self._label_texts():
-            out.append(_ink(font, rect, flags, text))
-        return out
-
-    def _total_font(self) -> QFont:
-        return _font(self._name_font, max(16 * self.k, self.radius * 0.7))
-
-    def _label_texts(self):
-        """(rect, font, flags, text) of the name and of each chip, as painted."""
-        label = self.label_rect()
-        if label is None:
-            return []
-        x0, y0, w = label.x(), label.y(), label.width()
-        out = [(QRectF(x0, y0, w, self._name_h), self._name_font,
-                Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignVCenter, self.name)]
-        x = x0 + (w - sum(c[2] for c in self._chips)) / 2
-        for text, _, cw in self._chips:
-            out.append((QRectF(x, y0 + self._name_h, cw, self._chip_h), self._chip_font,
-                        Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, text))
-            x += cw
-        return out
+        return [ink.ink_at(box, text, align) for ink, box, align, text, _ in self._texts()]
 
     def paint(self, p: QPainter, option, widget=None) -> None:
         theme, k = self.ctx.theme, self.k
@@ -322,27 +362,15 @@ class ClusterItem(QGraphicsObject):
             p.setPen(pen)
             p.drawArc(inner, start, span)
             start += span
-        p.setFont(self._total_font())
-        p.setPen(QColor(theme.text))
-        p.drawText(rect, Qt.AlignmentFlag.AlignCenter, str(sum(self.counts.values())))
-        colors = [theme.text] + [c[1] for c in self._chips]
-        for (box, font, flags, text), color in zip(self._label_texts(), colors):
-            p.setFont(font)
+        for ink, box, align, text, color in self._texts():
+            p.setFont(ink.font)
             p.setPen(QColor(color))
-            p.drawText(box, flags, text)
+            p.drawText(ink.origin(box, text, align), text)
 
 
 def _nearest(rect: QRectF, x: float, y: float) -> QPointF:
     """The point of ``rect`` nearest to (x, y) (where a leader line ends)."""
     return QPointF(min(max(x, rect.left()), rect.right()), min(max(y, rect.top()), rect.bottom()))
-
-
-def _ink(font: QFont, box: QRectF, flags, text: str) -> QRectF:
-    """Where the ink of ``text`` drawn in ``box`` with ``flags`` lands (tight bounds)."""
-    fm = QFontMetricsF(font)
-    br = fm.boundingRect(box, int(flags), text)          # the laid-out line box
-    tight = fm.tightBoundingRect(text)                  # ink relative to the baseline
-    return QRectF(br.x() + tight.x(), br.y() + fm.ascent() + tight.y(), tight.width(), tight.height())
 
 
 class StoreLabelItem(QGraphicsObject):
@@ -354,7 +382,7 @@ class StoreLabelItem(QGraphicsObject):
         super().__init__()
         self.k = ui_scale() if scale is None else float(scale)
         self._font = _font(font, STORE_PX * self.k)
-        self._fm = QFontMetrics(self._font)
+        self._ink = _Ink(self._font)
         self.text, self.color = "", QColor("#ffffff")
         self.off: tuple[float, float, bool] = (0.0, 0.0, False)
         self.marker_r = 9.0 * self.k
@@ -366,7 +394,8 @@ class StoreLabelItem(QGraphicsObject):
 
     def measure(self, text: str) -> tuple[float, float]:
         """Pixel size ``text`` would take."""
-        return self._fm.horizontalAdvance(text) + STORE_PAD * self.k, STORE_H * self.k
+        k = self.k
+        return self._ink.measure(text)[0] + STORE_PAD * k, self._ink.line_h(text, STORE_H * k, k)
 
     def set_label(self, text: str, color: str, off: tuple[float, float, bool], marker_r: float) -> None:
         """Show ``text`` in ``color`` at ``off`` = (left, top, leader) from the marker."""
@@ -386,22 +415,21 @@ class StoreLabelItem(QGraphicsObject):
 
     def text_rect(self) -> QRectF:
         """Item-pixel ink rectangle of the text as painted (for tests)."""
-        return _ink(self._font, QRectF(self.off[0], self.off[1], *self._size),
-                    Qt.AlignmentFlag.AlignCenter, self.text)
+        return self._ink.ink_at(QRectF(self.off[0], self.off[1], *self._size), self.text)
 
     def paint(self, p: QPainter, option, widget=None) -> None:
         w, h = self._size
         x0, y0, leader = self.off
+        box = QRectF(x0, y0, w, h)
         if leader:
             p.setRenderHint(QPainter.RenderHint.Antialiasing)
             p.setPen(QPen(QColor(self.color), 1.2 * self.k))
             cx, cy = x0 + w / 2, y0 + h / 2
             d = math.hypot(cx, cy) or 1.0
-            p.drawLine(QPointF(cx / d * self.marker_r, cy / d * self.marker_r),
-                       _nearest(QRectF(x0, y0, w, h), 0.0, 0.0))
+            p.drawLine(QPointF(cx / d * self.marker_r, cy / d * self.marker_r), _nearest(box, 0.0, 0.0))
         p.setFont(self._font)
         p.setPen(self.color)
-        p.drawText(QRectF(x0, y0, w, h), Qt.AlignmentFlag.AlignCenter, self.text)
+        p.drawText(self._ink.origin(box, self.text), self.text)
 
 
 # --------------------------------------------------------------------------- view
