@@ -64,6 +64,7 @@ def producer_main(args: argparse.Namespace) -> int:
             acc = 0.0
             sent = 0
             start = time.time()
+            cpu0 = time.process_time()
             k = 0
             while time.time() - start < args.duration:
                 acc += args.rate * tick
@@ -83,10 +84,11 @@ def producer_main(args: argparse.Namespace) -> int:
                 k += 1
                 await asyncio.sleep(max(0.0, start + k * tick - time.time()))
             elapsed = time.time() - start
+            cpu = time.process_time() - cpu0
             pub.keep_acks = True
             await pub.flush(120)
             last = max((a.last for a in pub.acks), default=0)
-            print(f"done {sent} {last} {elapsed:.3f} {pub.rejected}", flush=True)
+            print(f"done {sent} {last} {elapsed:.3f} {pub.rejected} {cpu:.3f}", flush=True)
 
     asyncio.run(main())
     return 0
@@ -215,9 +217,9 @@ def main() -> int:
         def poll() -> None:
             done = next((ln for ln in lines if ln.startswith("done")), None)
             if done and not result:
-                _, sent, last, elapsed, rejected = done.split()
+                _, sent, last, elapsed, rejected, pcpu = done.split()
                 result.update(sent=int(sent), last=int(last), elapsed=float(elapsed), rejected=int(rejected),
-                              at=time.monotonic())
+                              cpu=float(pcpu), at=time.monotonic())
             if result and (wall.state.seq >= result["last"] or time.monotonic() - result["at"] > 30):
                 wall.app.quit()
             if time.monotonic() - t_start > args.duration + 180:
@@ -236,7 +238,7 @@ def main() -> int:
         ui_cpu = time.thread_time() - ui_cpu0
         busy = machine_busy_s() - busy0
         cpu = {"wall": cpu_s() - cpu0["wall"], "hub": cpu_s(hub.pid) - cpu0["hub"],
-               "producer": cpu_s(prod.pid) - cpu0["producer"] if prod.poll() is None else None}
+               "producer": result.get("cpu")}  # the producer's own CPU while streaming
         rss_end = rss_kb()
         st = wall.ctl.driver.stats
         lat_ms = sorted(x * 1000.0 for x in m.lat)
