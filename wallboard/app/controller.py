@@ -388,7 +388,10 @@ class WallController(QObject):
         feed_state = getattr(status, "state", "CONNECTING") if status is not None else "CONNECTING"
         if self.stale and feed_state == "LIVE":
             feed_state = "STALE"
-        rejects = int(getattr(status, "rejects", 0) or 0) + self.driver.stats.rejects
+        feed_rejects = getattr(status, "rejects", 0) or 0
+        if isinstance(feed_rejects, dict):  # FeedStatus counts by reason
+            feed_rejects = sum(feed_rejects.values())
+        rejects = int(feed_rejects) + self.driver.stats.rejects
         last = getattr(status, "last_reject", "") or self.driver.stats.last_reject
         for w in self.windows:
             page = w.current_page()
