@@ -72,12 +72,12 @@ class GridPainting:
             parts[-1] = (text, color, parts[-1][2] + 18.0)
         return parts
 
-    def header_font_px(self) -> int:
+    def header_font_px(self, parts=None) -> int:
         """Pixel size of the totals line: 20 px of a 1080-line wall, shrunk (to 70% at
         most) so the line fits the panel width; what still does not fit is cut with "…"."""
         sc = self._k
         full = px(20, sc)
-        parts = self._header_parts()
+        parts = self._header_parts() if parts is None else parts
         f = self._ui_font(10, bold=True)
         f.setPixelSize(full)
         fm = QFontMetrics(f)
@@ -89,13 +89,13 @@ class GridPainting:
 
     def _paint_totals(self, p: QPainter, W: int) -> None:
         sc = self._k
+        parts = self._header_parts()
         f = self._ui_font(10, bold=True)
-        f.setPixelSize(self.header_font_px())
+        f.setPixelSize(self.header_font_px(parts))
         p.setFont(f)
         fm = QFontMetrics(f)
         x, base, right = px(8, sc), px(HEAD_PX - 10, sc), W - px(8, sc)
         ell = fm.horizontalAdvance("…")
-        parts = self._header_parts()
         for i, (text, color, gap) in enumerate(parts):
             w = fm.horizontalAdvance(text)
             if x + w > right or (i + 1 < len(parts) and x + w + ell > right):
