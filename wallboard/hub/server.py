@@ -337,8 +337,7 @@ class Hub:
             running = self._inflight.get(key)
             if running is not None:
                 self.count("duplicates")
-                running.add_done_callback(lambda f: out.set_exception(f.exception()) if f.exception()
-                                          else out.set_result((f.result(), True)))
+                running.add_done_callback(_forward(out, True))
                 return out
         now = time.time()
         for ev in events:
@@ -348,8 +347,7 @@ class Hub:
         fut: asyncio.Future[tuple[int, int]] = loop.create_future()
         if producer is not None and batch is not None:
             self._inflight[(producer, batch)] = fut
-        fut.add_done_callback(lambda f: out.set_exception(f.exception()) if f.exception()
-                              else out.set_result((f.result(), False)))
+        fut.add_done_callback(_forward(out, False))
         self._pending.append((Batch(events, producer, batch), fut))
         assert self._pending_evt is not None
         self._pending_evt.set()
@@ -664,6 +662,21 @@ class Hub:
         self.count("controls")
         log.info("control %s from wall %s: %s", msg.command, wall.name, msg.args)
         await self.submit([ev], None, None)
+
+
+def _forward(out: "asyncio.Future[Any]", duplicate: bool) -> Any:
+    """A done-callback passing a commit's outcome to ``out``; safe when either side was
+    cancelled (hub shutdown) or ``out`` is already settled."""
+    def done(f: "asyncio.Future[Any]") -> None:
+        if out.done():
+            return
+        if f.cancelled():
+            out.cancel()
+        elif f.exception() is not None:
+            out.set_exception(f.exception())
+        else:
+            out.set_result((f.result(), duplicate))
+    return done
 
 
 def _peer(ws: ServerConnection) -> str:
