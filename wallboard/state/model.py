@@ -50,6 +50,14 @@ COUNTER_NAMES = (
 )
 
 
+def _mark_cities(dirty: Dirty, store_city: dict[str, str]) -> None:
+    """Mark the cities of ``dirty.stores`` dirty (a C loop: up to a batch of stores)."""
+    if dirty.stores:
+        cities = set(map(store_city.get, dirty.stores))
+        cities.discard(None)
+        dirty.cities |= cities
+
+
 class LiveState:
     """Entities, derived views, staleness and retention; see the module docstring."""
 
@@ -182,9 +190,7 @@ class LiveState:
         self.seq = events[-1]["seq"]
         counters["applied"] += len(events)
         dirty.stores.discard(None)
-        if dirty.stores:
-            city_of = fleet.store_city.get
-            dirty.cities.update(c for c in map(city_of, dirty.stores) if c is not None)
+        _mark_cities(dirty, fleet.store_city)
         return dirty
 
     def _apply_other(self, ev: dict[str, Any], now: float, dirty: Dirty) -> None:
@@ -214,9 +220,7 @@ class LiveState:
         self._counters["expired_devices"] += self._fleet.expire(now, dirty)
         self._incidents.sweep(now, dirty)
         self._changes.sweep(now, dirty)
-        if dirty.stores:
-            city_of = self._fleet.store_city.get
-            dirty.cities.update(c for c in map(city_of, dirty.stores) if c is not None)
+        _mark_cities(dirty, self._fleet.store_city)
         return dirty
 
     # ------------------------------------------------------------------ devices & stores
