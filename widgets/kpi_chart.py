@@ -92,6 +92,7 @@ class KpiChartPanel(QWidget):
     def __init__(self, state, options: dict, ctx: PanelContext, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.series, self.bands, self.window_s = parse_options(options)
+        self._first_ts: dict[int, float] = {}  # per series: its oldest point in the window
         self.state, self.ctx = state, ctx
         self._keys = {(s["metric"], s["scope"]): i for i, s in enumerate(self.series)}
         self._last_sec: int | None = None
@@ -162,6 +163,8 @@ class KpiChartPanel(QWidget):
         # only what the window shows (plus one point before it so the line enters from the edge)
         start = max(0, int(np.searchsorted(ts, now - self.window_s)) - 1) if len(ts) else 0
         self.items[i].setData(np.asarray(ts[start:], dtype=np.float64), np.asarray(values[start:], dtype=np.float64))
+        if len(ts) > start:
+            self._first_ts[i] = float(ts[start])
         latest = self.state.latest_kpi(s["metric"], s["scope"])
         label = s["label"]
         if latest is not None:
@@ -172,7 +175,14 @@ class KpiChartPanel(QWidget):
             sample.setText(label)
 
     def _slide(self, now: float) -> None:
-        self.plot.getPlotItem().setXRange(now - self.window_s, now, padding=0)
+        """Show the window ending now; while the data is younger than the window, start a
+        little before the first point so a fresh feed is not a sliver at the right edge."""
+        lo = now - self.window_s
+        if self._first_ts:
+            first = min(self._first_ts.values())
+            if first > lo:
+                lo = max(lo, first - max(60.0, (now - first) * 0.1))
+        self.plot.getPlotItem().setXRange(lo, now, padding=0)
 
 
 __all__ = ["KpiChartPanel", "parse_options"]

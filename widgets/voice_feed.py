@@ -25,7 +25,7 @@ from PySide6.QtCore import QRectF, Qt
 from PySide6.QtGui import QColor, QFontMetricsF, QPainter
 from PySide6.QtWidgets import QVBoxLayout, QWidget
 
-from widgets.base import check_options, PanelContext, age_text, paint_dim, register_translations, ui_font
+from widgets.base import check_options, ui_scale, PanelContext, age_text, paint_dim, register_translations, ui_font
 
 register_translations(
     {
@@ -100,7 +100,8 @@ class _ItemList(QWidget):
         p.setRenderHint(QPainter.RenderHint.Antialiasing, True)
         w, h = self.width(), self.height()
         p.fillRect(self.rect(), QColor(theme.panel))
-        base = max(14.0, min(26.0, h / 14.0))
+        k = ui_scale()
+        base = max(14.0 * k, min(26.0 * k, h / 14.0))
         # topic chips
         chip_font = _px(base * 0.95, True)
         p.setFont(chip_font)
