@@ -257,8 +257,10 @@ def test_cut_link_goes_stale_dimmed_then_live_with_the_exact_state(qtbot, qapp, 
 def test_a_stalled_wall_is_resynced_and_other_walls_are_unaffected(qtbot, qapp):
     hub = Hub(HubConfig(host="127.0.0.1", port=0, journal=None), auth=Auth())
     hub.start_in_thread()
+    # a small queue bound so that a 2 s stall overflows it at test scale; the other wall
+    # keeps the default bound and keeps stepping
     ctl, client = make_wall(qtbot, hub.url, max_pending=2000)
-    other = HeadlessWall(hub.url, max_pending=2000)
+    other = HeadlessWall(hub.url)
     try:
         publish_sync(hub.publish_url, [world()], producer="world")
         pump(qapp, [other], lambda: ctl.state.seq == other.state.seq == hub.seq > 0, 20, "walls loaded")
