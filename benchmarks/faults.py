@@ -1,6 +1,6 @@
 """Fault drills, long versions with figures (the bounded ones: tests/test_fault_drills.py).
 
-    python benchmarks/faults.py                      # every drill (~5 minutes)
+    python benchmarks/faults.py                      # every drill (~3 minutes)
     python benchmarks/faults.py --drills kill9,cut --rounds 3 --cut-s 30
     python benchmarks/faults.py --drills fuzz --fuzz 1000000
 
