@@ -281,7 +281,9 @@ class Fleet:
 
     def upsert_store(self, ev: dict[str, Any], dirty: Dirty) -> None:
         """Create, merge or delete a store; attach waiting (orphan) devices to it."""
-        sid = ev["id"]
+        # interned like the devices' "store" values, so the per-store dicts (store_city,
+        # scount, ...) find them by identity without reading the key string (cold memory)
+        sid = intern(ev["id"])
         rec = self.stores.get(sid)
         if ev.get("deleted"):
             if rec is None:
@@ -295,6 +297,7 @@ class Fleet:
         if rec is None:
             rec = dict(ev)
             rec.pop("deleted", None)
+            rec["id"] = sid
             self.stores[sid] = rec
             self.orphans -= len(self.sdevs.get(sid, ()))
         else:
