@@ -83,3 +83,25 @@ def test_screenshot_without_a_feed_fails_clearly(tmp_path):
             "--connect-timeout", "2", env={"QT_QPA_PLATFORM": "offscreen"}, timeout=120)
     assert r.returncode == 3 and "never became LIVE" in r.stderr
     assert not (tmp_path / "x.png").exists()
+
+
+def test_demo_command_publishes_a_scenario_into_a_hub_and_record_keeps_it(tmp_path):
+    """``wallboard demo --hub URL`` drives a separate hub; ``wallboard record`` captures the feed."""
+    from wallboard.hub.server import Hub, HubConfig
+
+    hub = Hub(HubConfig(host="127.0.0.1", port=0, journal=None))
+    hub.start_in_thread()
+    try:
+        out = tmp_path / "day.jsonl"
+        rec = subprocess.Popen([sys.executable, "-m", "wallboard.cli", "record", "--feed", hub.url, "--out",
+                                str(out), "--duration", "6"], cwd=ROOT, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+        r = run("demo", "--hub", hub.publish_url, "--scenario", "launch-928", "--speed", "30",
+                "--duration", "3", timeout=120)
+        assert r.returncode == 0, r.stderr[-2000:]
+        assert len(hub.state.stores) == 10 and len(hub.state.devices) > 300
+        rec.communicate(timeout=60)
+        assert rec.returncode == 0
+        assert out.exists() and out.stat().st_size > 10_000
+    finally:
+        hub.stop()
