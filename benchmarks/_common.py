@@ -198,6 +198,16 @@ def qobject_count(app: Any = None, extra: list[Any] | None = None) -> int:
     return n
 
 
+def wrapped_qobjects_alive() -> int:
+    """QObjects that Python holds a wrapper of and whose C++ object still exists, wherever
+    they are (parentless QObjects included, which ``qobject_count`` cannot see)."""
+    import shiboken6
+    from PySide6.QtCore import QObject
+
+    gc.collect()
+    return sum(1 for o in gc.get_objects() if isinstance(o, QObject) and shiboken6.isValid(o))
+
+
 def python_object_count() -> int:
     """Objects tracked by the garbage collector after a full collection."""
     gc.collect()

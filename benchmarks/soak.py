@@ -11,7 +11,8 @@ feed -> controller path switches the layout, as the staff would on the day.
 
 Every ``--interval`` seconds it samples the wall's RSS, Python objects
 (``len(gc.get_objects())`` after a collection), QObjects (top-level widgets' children,
-recursively, plus the controller's) with the layout shown at that moment, the hub's RSS
+recursively, plus the controller's; and every Python-wrapped QObject still alive in C++,
+parentless ones included) with the layout shown at that moment, the hub's RSS
 and the sizes of the live state. After ``--warmup`` minutes it fits a line to each series
 and prints one JSON object: the growth over the post-warm-up window in percent (fit end vs
 fit start) and per hour, overall and per layout shown at the sample (RSS and the QObject
@@ -32,7 +33,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import (HubProcess, OffscreenWall, free_port, linear_fit, python_object_count,  # noqa: E402
-                     qobject_count, rss_kb)
+                     qobject_count, rss_kb, wrapped_qobjects_alive)
 
 def type_histogram() -> Counter:
     """Live Python objects by type name, after a full collection."""
@@ -101,7 +102,8 @@ def main() -> int:
             samples.append({
                 "t_s": round(time.monotonic() - t0, 1), "layout": ctl.layout.name,
                 "rss_kb": rss_kb(), "py_objects": python_object_count(),
-                "qobjects": qobject_count(app, [ctl]), "hub_rss_kb": rss_kb(hub.pid),
+                "qobjects": qobject_count(app, [ctl]), "qobjects_wrapped": wrapped_qobjects_alive(),
+                "hub_rss_kb": rss_kb(hub.pid),
                 "seq": st.seq, "devices": len(st.devices), "changes": len(st.changes),
                 "incidents": len(st.incidents), "feed": wall.feed_state,
                 "frames": ctl.driver.stats.frames, "feed_dropped": wall.client.dropped_events,
@@ -133,6 +135,8 @@ def main() -> int:
         q_by_layout = {name: growth([s for s in samples if s["layout"] == name], "qobjects", warm)
                        for name in layouts}
         q_growth = [g["last"] - g["first"] for g in q_by_layout.values() if g.get("first") is not None]
+        qw_by_layout = {name: growth([s for s in samples if s["layout"] == name], "qobjects_wrapped", warm)
+                        for name in layouts}
         rss = growth(samples, "rss_kb", warm)
         rss_by_layout = {name: growth([s for s in samples if s["layout"] == name], "rss_kb", warm)
                          for name in layouts}
@@ -152,6 +156,7 @@ def main() -> int:
             "py_objects_after_warmup": pyo,
             "qobjects_after_warmup_by_layout": q_by_layout,
             "qobject_growth_max": max(q_growth) if q_growth else None,
+            "qobjects_wrapped_alive_after_warmup_by_layout": qw_by_layout,
             "hub_rss_after_warmup": growth(samples, "hub_rss_kb", warm),
             "targets": {"growth_pct_max": 2.0, "qobject_growth": 0},
             "targets_met": {
