@@ -22,7 +22,6 @@ import sys
 import threading
 import time
 
-import orjson
 import pytest
 from websockets.asyncio.client import connect
 from websockets.asyncio.server import serve
