@@ -120,3 +120,20 @@ def test_bad_snapshot_built_off_thread_is_counted():
         d._building.exception(10)
         d.step()
     assert d.stats.rejects == 1 and src.resyncs == [None] and st.seq == 0
+
+
+def test_budget_grows_with_a_backlog_and_shrinks_when_caught_up():
+    src = Source([("events", [kpi(i)]) for i in range(1, 3001)])
+    st = LiveState()
+    d = FrameDriver(st, src, budget_s=0.0001, max_budget_s=0.004, max_items=4, clock=lambda: 2000.0)
+    d.step()
+    first = d._budget
+    for _ in range(5):
+        d.step()
+    assert d._budget > first and d._budget <= 0.004
+    for _ in range(5000):
+        if st.seq == 3000:
+            break
+        d.step()
+    d.step()
+    assert st.seq == 3000 and d._budget < 0.004

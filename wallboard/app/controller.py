@@ -295,20 +295,38 @@ class WallController(QObject):
             page = w.current_page()
             if page is not None:
                 page.refresh(dirty, now)
+        self._check_stale(now)
         if now - self._last_second >= 1.0:
             self._last_second = now
             self._second(now)
         for observer in self.frame_observers:
             observer(self.driver.frame_events, dirty, now)
 
-    def _second(self, now: float) -> None:
+    def _check_stale(self, now: float) -> bool:
+        """Every frame (it is cheap): dim the panels and raise the banner the moment the
+        feed goes STALE, clear both the moment it is back."""
         stale = self.is_stale(now)
         if stale != self.stale:
             self.stale = stale
             for w in self.windows:
                 for p in w.pages + w.drill:
                     p.set_dimmed(stale)
+                if stale:
+                    self._stale_banner(w, now)
+                else:
+                    w.stale_banner.clear()
             self.stale_changed.emit(stale)
+            self._update_headers(now)
+        return stale
+
+    def _stale_banner(self, w: WallWindow, now: float) -> None:
+        age = self.state.feed_age(now)
+        w.stale_banner.show_message(
+            f"{self.tr('STALE')} — {self.tr('no data for')} {int(age or 0)}s · "
+            f"{self.tr('showing the last known state')}", "crit")
+
+    def _second(self, now: float) -> None:
+        stale = self._check_stale(now)
         for w in self.windows:
             page = w.current_page()
             if page is not None:
@@ -318,12 +336,7 @@ class WallController(QObject):
             if self.banner_until and now > self.banner_until:
                 w.banner.clear()
             if stale:
-                age = self.state.feed_age(now)
-                w.stale_banner.show_message(
-                    f"{self.tr('STALE')} — {self.tr('no data for')} {int(age or 0)}s · "
-                    f"{self.tr('showing the last known state')}", "crit")
-            else:
-                w.stale_banner.clear()
+                self._stale_banner(w, now)  # the age keeps counting
         if self.banner_until and now > self.banner_until:
             self.banner_until = 0.0
         self._rotate(now)

@@ -81,6 +81,7 @@ class FrameDriver:
         source: FeedSource,
         *,
         budget_s: float = 0.006,
+        max_budget_s: float = 0.020,
         max_items: int = 64,
         clock: Callable[[], float] = time.time,
         on_item: Callable[[str, Any], None] | None = None,
@@ -89,6 +90,10 @@ class FrameDriver:
         self.state = state
         self.source = source
         self.budget_s = budget_s
+        #: While a backlog persists the budget grows (x1.5 a frame) up to this, leaving
+        #: room to paint at 30 fps; it shrinks back once the queue is drained.
+        self.max_budget_s = max(budget_s, max_budget_s)
+        self._budget = budget_s
         self.max_items = max_items
         self.clock = clock
         self.on_item = on_item
@@ -117,9 +122,11 @@ class FrameDriver:
             if not self._pending:
                 self._pending.extend(self.source.drain(self.max_items))
                 if not self._pending:
+                    self._budget = max(self.budget_s, self._budget / 1.5)  # caught up
                     break
-            if handled and time.perf_counter() - t0 > self.budget_s:
+            if handled and time.perf_counter() - t0 > self._budget:
                 self.stats.overruns += 1  # the rest waits for the next frame (coalesced)
+                self._budget = min(self.max_budget_s, self._budget * 1.5)
                 break
             kind, payload = self._pending.popleft()
             handled += 1
