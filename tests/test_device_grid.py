@@ -326,7 +326,7 @@ def test_scale_2_rolled_up_strip(qtbot):
     w, st, f = _grid_at(qtbot, 2.0, (800, 600), n_stores=120, per_store=10)
     assert 0 < len(w.rolled_up) < 120
     c = w._roll_tmpl.shape[1]
-    assert c == 20                                     # 10 px of a 1080-line wall
+    assert c == 32                                     # ROLL_CELL_PX (16) of a 1080-line wall
     assert int(w._roll_xy[:, 1].min()) >= w._roll_rect.top() + 52   # below the 52 px note
     assert int(w._roll_xy[:, 1].max()) + c <= w.height()
     last = max((r.y + r.h for r in w._rows), default=0)
@@ -377,3 +377,197 @@ def test_header_line_shrinks_then_cuts_to_fit(qtbot):
     w.resize(420, 1000)
     assert 28 <= w.header_font_px() < 40               # shrunk at most to 70%
     assert not w.grab().isNull()                        # and what does not fit is cut with "…"
+
+
+# --------------------------------------------------------------------------- kinds filter
+
+
+def _mixed_state(n_stores=4):
+    """Stores with two checkout kinds (pos, scale) and two others (camera, ap)."""
+    st, f = LiveState(), Feed()
+    evs = []
+    for i in range(n_stores):
+        sid = f"s{i}"
+        evs.append(f.ev(type="store", id=sid, name=f"Store {i}", city={"id": "sh", "name": "上海"},
+                        lat=31.2, lon=121.4, status="open"))
+        for kind, n in (("pos", 2), ("scale", 1), ("camera", 3), ("ap", 1)):
+            for j in range(n):
+                evs.append(f.ev(type="device", id=f"{sid}-{kind}{j}", store=sid, kind=kind,
+                                name=f"{kind} {j}", status="ok", ttl_s=60.0))
+    st.apply(evs, NOW)
+    return st, f
+
+
+def test_kinds_option_filters_devices(qtbot):
+    st, f = _mixed_state()
+    st.apply([f.ev(type="device", id="s3-camera0", status="down")], NOW)   # not a shown kind
+    w = DeviceGridPanel(st, {"kinds": ["pos", "scale"]}, PanelContext(clock=lambda: NOW))
+    qtbot.addWidget(w)
+    w.resize(900, 500)
+    w.show()
+    w.refresh(all_dirty(), NOW)
+    assert w._kinds == ["pos", "scale"]
+    assert w.cell_rect("s0-pos0") is not None and w.cell_rect("s0-scale0") is not None
+    assert w.cell_rect("s0-camera0") is None and w.cell_rect("s0-ap0") is None
+    assert int(w._kind_counts.sum()) == 4 * 3                  # only shown kinds are counted
+    assert w._order[0] == "s0"                                 # the down camera does not sort
+    assert w.store_code_counts("s3")[0] == 3 and sum(w.store_code_counts("s3")) == 3
+    texts = [t for t, _, _ in w._header_parts()]
+    assert texts[0].startswith("12 devices") and texts[1] == "filtered to:"
+    assert texts[2:] == ["pos 8", "scale 4"]
+    assert "filtered to: pos, scale" in w.tooltip_text(
+        QPoint(w._rows[0].x + 4, w._rows[0].y + 4))
+    # a change of a filtered-out device neither lays out again nor shows anywhere
+    layouts = w.layouts
+    d = st.apply([f.ev(type="device", id="s1-ap0", status="crit"),
+                  f.ev(type="device", id="s9-camera0", store="s1", kind="camera", status="ok",
+                       ttl_s=60.0)], NOW + 1)
+    w.refresh(d, NOW + 1)
+    assert w.layouts == layouts and int(w._kind_counts.sum()) == 12
+    # a new device of a shown kind does lay out again
+    d = st.apply([f.ev(type="device", id="s1-pos9", store="s1", kind="pos", status="warn",
+                       ttl_s=60.0)], NOW + 2)
+    w.refresh(d, NOW + 2)
+    assert w.layouts == layouts + 1 and w.cell_rect("s1-pos9") is not None
+    # the store page shows the same kinds
+    w.show_store("s2")
+    w.grab()
+    assert {d.split("-")[1][:-1] for _, d in w._store_cells} == {"pos", "scale"}
+
+
+def test_kinds_listing_every_kind_is_not_called_filtered(qtbot):
+    st, f = _mixed_state()
+    w = DeviceGridPanel(st, {"kinds": ["camera", "pos", "scale", "ap"]}, PanelContext(clock=lambda: NOW))
+    qtbot.addWidget(w)
+    w.resize(900, 500)
+    w.refresh(all_dirty(), NOW)
+    assert w._kinds == ["camera", "pos", "scale", "ap"]        # the given column order
+    assert "filtered to:" not in [t for t, _, _ in w._header_parts()]
+    w2 = DeviceGridPanel(st, {"kinds": []}, PanelContext(clock=lambda: NOW))   # layouts' default
+    qtbot.addWidget(w2)
+    w2.resize(900, 500)
+    w2.refresh(all_dirty(), NOW)
+    assert int(w2._kind_counts.sum()) == 4 * 7 and not w2.errors
+
+
+def test_bad_kind_entries_reported_and_skipped(qtbot):
+    st, f = _mixed_state()
+    w = DeviceGridPanel(st, {"kinds": ["pos", 3, ""]}, PanelContext(clock=lambda: NOW))
+    qtbot.addWidget(w)
+    assert w.errors == [
+        "device_grid.options.kinds[1]: expected a device kind name (a non-empty string), got 3",
+        "device_grid.options.kinds[2]: expected a device kind name (a non-empty string), got ''"]
+    w.resize(900, 500)
+    w.refresh(all_dirty(), NOW)
+    assert w._kinds == ["pos"]
+
+
+def test_rolled_up_cell_shows_worst_of_shown_kinds_only(qtbot):
+    st, f = _mixed_state(n_stores=200)
+    st.apply([f.ev(type="device", id="s150-camera1", status="down"),
+              f.ev(type="device", id="s160-scale0", status="crit")], NOW)
+    w = DeviceGridPanel(st, {"kinds": ["pos", "scale"], "order": "fixed"}, PanelContext(clock=lambda: NOW))
+    qtbot.addWidget(w)
+    w.resize(700, 400)
+    w.refresh(all_dirty(), NOW)
+    assert "s150" in w.rolled_up and "s160" in w.rolled_up
+    assert w.store_code("s150") == 0 and w.store_code("s160") == 4   # ok (camera hidden), crit
+    pos = {s: i for i, s in enumerate(w.rolled_up)}
+    assert int(w._roll_codes[pos["s160"]]) == 4 and int(w._roll_codes[pos["s150"]]) == 0
+    d = st.apply([f.ev(type="device", id="s150-pos1", status="warn")], NOW + 1)
+    w.refresh(d, NOW + 1)
+    assert int(w._roll_codes[pos["s150"]]) == 2
+
+
+# --------------------------------------------------------------------------- readable rows
+
+
+def _double_11_like(n_stores=320):
+    """Many stores with ~8 checkout devices each: the double-11 floor grid."""
+    st, f = LiveState(), Feed()
+    evs = []
+    for i in range(n_stores):
+        sid = f"s{i}"
+        evs.append(f.ev(type="store", id=sid, name=f"FreshDa Hangzhou #{i + 1}", name_en=f"FreshDa Hangzhou #{i + 1}",
+                        city={"id": "hz", "name": "杭州", "name_en": "Hangzhou"},
+                        lat=30.2, lon=120.2, status="open"))
+        for kind, n in (("pos", 3), ("self_checkout", 2), ("scale", 2), ("printer", 1), ("camera", 3)):
+            for j in range(n):
+                evs.append(f.ev(type="device", id=f"{sid}-{kind}{j}", store=sid, kind=kind,
+                                status="warn" if (i % 37 == 5 and kind == "pos") else "ok", ttl_s=600.0))
+    st.apply(evs, NOW)
+    return st, f
+
+
+@pytest.mark.parametrize("scale,size", [(1.0, (1280, 1000)), (2.0, (2560, 2000))])
+def test_rows_are_drawn_only_with_a_readable_label_else_rolled_up(qtbot, scale, size):
+    from PySide6.QtGui import QFontMetrics
+    from widgets._grid_cells import LABEL_MIN_PX, px
+    from widgets.base import set_ui_scale
+    set_ui_scale(scale)
+    st, f = _double_11_like()
+    opts = {"mode": "scope", "order": "worst", "min_cell_px": 6,
+            "kinds": ["pos", "self_checkout", "scale", "printer"]}
+    w = DeviceGridPanel(st, opts, PanelContext(clock=lambda: NOW))
+    qtbot.addWidget(w)
+    w.resize(*size)
+    w.show()
+    w.refresh(all_dirty(), NOW)
+    assert w._rows and all(r.label_w > 0 for r in w._rows)          # every drawn row is named
+    assert w._label_font.pixelSize() >= px(LABEL_MIN_PX, scale)
+    assert w._cell >= w.min_cell() > 6 * scale                       # min_cell_px 6 is not readable
+    assert 0 < len(w.rolled_up) < 320 and len(w._rows) + len(w.rolled_up) == 320
+    assert w._order[0] in {r.store for r in w._rows}                # the worst stores keep rows
+    warn_stores = {f"s{i}" for i in range(320) if i % 37 == 5}
+    assert warn_stores <= {r.store for r in w._rows}
+    note = w.roll_note_parts()
+    assert note[0][0].startswith(f"▦ {len(w.rolled_up)} stores rolled up")
+    # the city is not repeated when the name says it, and a name too long for its
+    # column keeps the store's number (elided in the middle)
+    from widgets._grid_cells import LABEL_PAD
+    fm = QFontMetrics(w._label_font)
+    for row in w._rows:
+        name, city = w.row_label(row.store)
+        shown = fm.elidedText(name, Qt.TextElideMode.ElideMiddle, row.label_w - 2 * px(LABEL_PAD, scale))
+        assert city == "" and shown.endswith(name.split()[-1])
+    # rolled-up cells are big enough for their status pattern, and say so on hover
+    c = w._roll_tmpl.shape[1]
+    assert c >= px(16, scale)
+    x, y = w._roll_xy[0]
+    assert w.hit(QPoint(int(x) + 1, int(y) + 1)) == (w.rolled_up[0], None)
+    assert not w.grab().isNull()
+
+
+def test_allow_unlabelled_keeps_the_dense_mosaic(qtbot):
+    st, f = _double_11_like(200)
+    w = DeviceGridPanel(st, {"min_cell_px": 4, "allow_unlabelled": True}, PanelContext(clock=lambda: NOW))
+    qtbot.addWidget(w)
+    w.resize(1000, 800)
+    w.refresh(all_dirty(), NOW)
+    from widgets._grid_cells import labelled_min_cell
+    assert w.min_cell() == 4 and not w.rolled_up and w._cell < labelled_min_cell(1.0)
+
+
+def test_roll_note_counts_bad_rolled_stores_and_more(qtbot):
+    st, f = _double_11_like(400)
+    st.apply([f.ev(type="device", id="s399-camera0", status="down")], NOW)
+    w = DeviceGridPanel(st, {"order": "fixed"}, PanelContext(clock=lambda: NOW))
+    qtbot.addWidget(w)
+    w.resize(400, 260)
+    w.refresh(all_dirty(), NOW)
+    parts = [t for t, _ in w.roll_note_parts()]
+    shown = len(w._roll_xy)
+    assert shown < len(w.rolled_up)
+    assert f"+{len(w.rolled_up) - shown} more" in parts
+    assert "✖1" in parts and any(p.startswith("!") for p in parts)
+    w.show()
+    assert not w.grab().isNull()
+
+
+def test_store_names_sort_by_number(qtbot):
+    st, f = _double_11_like(12)
+    w = DeviceGridPanel(st, {"order": "fixed"}, PanelContext(clock=lambda: NOW))
+    qtbot.addWidget(w)
+    w.resize(1200, 900)
+    w.refresh(all_dirty(), NOW)
+    assert w._order[:3] == ["s0", "s1", "s2"] and w._order[-1] == "s11"

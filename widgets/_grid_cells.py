@@ -18,8 +18,15 @@ KIND_ORDER = ("pos", "self_checkout", "scale", "esl_gateway", "camera", "gate", 
               "ap", "router")
 KIND_SHORT = {"pos": "POS", "self_checkout": "SCO", "scale": "SCL", "esl_gateway": "ESL",
               "camera": "CAM", "gate": "GATE", "printer": "PRN", "ap": "AP", "router": "RTR"}
-#: Candidate widths (cells) of a kind block; more devices of a kind wrap to more lines.
-KIND_CAPS = (16, 8, 4)
+#: Candidate widths (cells) of a kind block; more devices of a kind wrap to more lines
+#: (narrow blocks keep a many-kind row inside the panel at a readable cell size).
+KIND_CAPS = (16, 8, 4, 2, 1)
+#: Smallest store-label font (px of a 1080-line wall) that is drawn at all: a store row
+#: whose label would be smaller is rolled up instead of drawn as unlabelled cells.
+LABEL_MIN_PX = 14
+#: Size (px of a 1080-line wall) of a rolled-up store's cell: big enough for the status
+#: pattern (triangle, cross, ring...) to read as a glyph.
+ROLL_CELL_PX = 16
 
 OPTION_SPEC = {
     "mode": ("scope", "store"),
@@ -30,9 +37,11 @@ OPTION_SPEC = {
     "resort_s": (0, 3600),
     "kinds": list,
     "key_metric": dict,
+    "allow_unlabelled": bool,
 }
 DEFAULTS = {"mode": "scope", "store": None, "order": "worst", "min_cell_px": 10,
-            "max_cell_px": 36, "resort_s": 5.0, "kinds": None, "key_metric": {}}
+            "max_cell_px": 36, "resort_s": 5.0, "kinds": None, "key_metric": {},
+            "allow_unlabelled": False}
 
 #: Grid margins in px for a 1080-line wall; :func:`px` scales them by the UI scale.
 #: ROW_PAD: room after a row's counts; COL_GAP: between columns of rows; HEAD_PX: the
@@ -50,6 +59,16 @@ def label_px(pitch: int, scale: float) -> int:
     """Pixel size of the store-label font for rows ``pitch`` px apart: it fills the row
     (85%) up to 26 px of a 1080-line wall, times the UI ``scale``."""
     return max(9, min(px(26, scale), int(pitch * 0.85)))
+
+
+def labelled_min_cell(scale: float) -> int:
+    """Smallest cell size (screen px) whose rows get a readable store label: the label
+    font (:func:`label_px` of the row pitch) is at least ``LABEL_MIN_PX`` times ``scale``."""
+    want = px(LABEL_MIN_PX, scale)
+    c = 1
+    while label_px(pitch_of(c, scale), scale) < want and c < 512:
+        c += 1
+    return c
 
 
 def pitch_of(c: int, scale: float) -> int:
@@ -133,14 +152,17 @@ def cell_templates(c: int) -> np.ndarray:
 
 
 def place_rows(order: list[str], lines: dict[str, int], W: int, H: int, ncells: int, c: int,
-               roll_h: int, scale: float = 1.0):
+               roll_h: int, scale: float = 1.0, label_em: float = 9.5):
     """Place store rows top to bottom, then in further columns, for cell size ``c``.
 
     ``lines[s]``: cell lines of store ``s``; ``ncells``: cells per line (with the gaps
     between kind blocks); ``roll_h``: height kept free at the bottom for rolled-up stores;
     ``scale``: the UI scale (margins, header and label font grow with it; ``c`` is
-    already in screen pixels). Rows get store labels when they are at least 12 px (times
-    ``scale``) apart. Returns ``(pitch, label_w, count_w, header_h, placed)`` where
+    already in screen pixels). ``label_em``: the widest store label in units of its font
+    size; the label column is 9.5 of them and grows towards ``label_em`` into width the
+    columns of rows leave unused (never at the cost of a column). Rows get store labels when they are at least 12 px (times
+    ``scale``) apart (the panel keeps ``c`` at or above :func:`labelled_min_cell` unless
+    its ``allow_unlabelled`` option is set, so its labels are readable). Returns ``(pitch, label_w, count_w, header_h, placed)`` where
     ``placed`` lists ``(store, (x, y))`` for the leading stores of ``order`` that fit.
     """
     p = pitch_of(c, scale)
@@ -152,6 +174,11 @@ def place_rows(order: list[str], lines: dict[str, int], W: int, H: int, ncells: 
     row_w = row_width(label_w, ncells * p, count_w, scale)
     gap = px(COL_GAP, scale)
     ncol = max(1, (W + gap) // (row_w + gap))
+    want = int(fpx * label_em) + px(2 * LABEL_PAD, scale)
+    if labels and want > label_w:  # longer names: use the width the columns leave unused
+        spare = max(0, (W + gap) - ncol * (row_w + gap)) // ncol
+        label_w += min(want - label_w, spare)
+        row_w = row_width(label_w, ncells * p, count_w, scale)
     avail = H - header_h - roll_h
     placed, col, y = [], 0, header_h
     for s in order:

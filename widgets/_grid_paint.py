@@ -40,21 +40,58 @@ class GridPainting:
                     cx = x0 + self._rows[0].label_w
                     for k, kind in enumerate(self._kinds):
                         w = self._block_px[k] if k < len(self._block_px) else self._pitch
-                        t = fm2.elidedText(KIND_SHORT.get(kind, kind), Qt.TextElideMode.ElideRight, w)
+                        # a name may run into the blank cell after its block (into the
+                        # counts column after the last block): "PRN" over a 1-cell block
+                        room = w + (self._pitch if k + 1 < len(self._kinds) else self._count_w)
+                        t = fm2.elidedText(KIND_SHORT.get(kind, kind), Qt.TextElideMode.ElideRight, room)
                         p.drawText(cx, self._header_h - px(KIND_PAD, sc), t)
                         cx += w + self._pitch
         if self._rows and self._rows[0].label_w:  # store names and per-store counts
             self._paint_row_text(p, region)
         if self._rolled and region.intersects(self._roll_rect):
-            f = self._ui_font(10, bold=True)
-            f.setPixelSize(px(18, sc))
-            p.setFont(f)
-            tr_rect = QRect(0, self._roll_rect.top(), W, px(26, sc))
-            p.fillRect(tr_rect, QColor(theme.panel_border))
-            p.setPen(QColor(theme.text))
-            msg = tr("{n} stores rolled up - drill down or enlarge to see their devices")
-            p.drawText(tr_rect.adjusted(px(8, sc), 0, 0, 0), Qt.AlignmentFlag.AlignVCenter,
-                       "▦ " + msg.format(n=f"{len(self._rolled):,}"))
+            self._paint_roll_note(p, W)
+
+    def roll_note_parts(self) -> list[tuple[str, str]]:
+        """The rolled-up strip's note as (text, colour): how many stores are rolled up and
+        why, how many of them are in each bad status, and how many did not even fit the
+        strip ("+N more")."""
+        theme, tr = self.ctx.theme, self.ctx.tr
+        msg = tr("{n} stores rolled up to one cell each (worst status): too many to label readably")
+        parts = [("▦ " + msg.format(n=f"{len(self._rolled):,}"), theme.text)]
+        codes = [self.store_code(s) for s in self._rolled]
+        parts.extend(self._status_chips(np.bincount(np.array(codes, np.int64), minlength=len(CODES))))
+        unshown = len(self._rolled) - len(self._roll_xy)
+        if unshown > 0:
+            parts.append((tr("+{n} more").format(n=f"{unshown:,}"), theme.text_dim))
+        return parts
+
+    def _paint_roll_note(self, p: QPainter, W: int) -> None:
+        theme, sc = self.ctx.theme, self._k
+        f = self._ui_font(10, bold=True)
+        f.setPixelSize(px(18, sc))
+        fm = QFontMetrics(f)
+        parts = self.roll_note_parts()
+        need = sum(fm.horizontalAdvance(t) + px(10, sc) for t, _ in parts) + px(8, sc)
+        if need > W:  # shrink (to 70% at most) so the chips stay on screen
+            f.setPixelSize(max(int(px(18, sc) * 0.7), int(px(18, sc) * W / need)))
+            fm = QFontMetrics(f)
+        p.setFont(f)
+        note = QRect(0, self._roll_rect.top(), W, px(26, sc))
+        p.fillRect(note, QColor(theme.panel_border))
+        x, right = px(8, sc), W - px(4, sc)
+        # the counts first (they matter most), then the sentence, elided to what is left
+        chips = parts[1:]
+        chips_w = sum(fm.horizontalAdvance(t) + px(10, sc) for t, _ in chips)
+        text, color = parts[0]
+        p.setPen(QColor(color))
+        room = max(0, right - x - chips_w)
+        p.drawText(QRect(x, note.top(), room, note.height()), Qt.AlignmentFlag.AlignVCenter,
+                   fm.elidedText(text, Qt.TextElideMode.ElideRight, room))
+        x += min(room, fm.horizontalAdvance(text)) + px(10, sc)
+        for t, c in chips:
+            p.setPen(QColor(c))
+            p.drawText(QRect(x, note.top(), right - x, note.height()), Qt.AlignmentFlag.AlignVCenter, t)
+            x += fm.horizontalAdvance(t) + px(10, sc)
 
     def _header_parts(self) -> list[tuple[str, str, float]]:
         """The totals line: (text, colour, gap after it in px of a 1080-line wall)."""
@@ -64,6 +101,8 @@ class GridPainting:
         if not self._order:
             head = tr("No devices in scope")
         parts = [(head, theme.text, 24.0)]
+        if self._kind_filter is not None and self._hidden:   # say that devices are left out
+            parts.append((tr("filtered to:"), theme.accent, 8.0))
         for k, kind in enumerate(self._kinds):
             counts = self._kind_counts[k]
             parts.append((f"{tr(kind)} {int(counts.sum())}", theme.text_dim, 6.0))
@@ -129,31 +168,26 @@ class GridPainting:
             two = row.h >= 2 * self._pitch  # room for the city on a second line
             lr = QRect(row.x, row.y, row.label_w - pad, self._pitch * (2 if two else 1))
             if region.intersects(lr):
-                st = self.state.stores.get(row.store) or {}
-                city = (st.get("city") or {})
-                zh = self.ctx.lang == "zh"
-                name = st.get("name", row.store) if zh else st.get("name_en") or st.get("name", row.store)
-                cname = city.get("name", "") if zh else city.get("name_en") or city.get("name", "")
+                name, cname = self.row_label(row.store)
                 width = row.label_w - 2 * pad
                 p.fillRect(lr, QColor(theme.panel))
                 p.setPen(QColor(theme.text))
                 left = Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignLeft
                 if two and cname:
                     line = QRect(row.x, row.y, lr.width(), self._pitch)
-                    p.drawText(line, left, fm.elidedText(name, Qt.TextElideMode.ElideRight, width))
+                    p.drawText(line, left, fm.elidedText(name, Qt.TextElideMode.ElideMiddle, width))
                     p.setPen(QColor(theme.text_dim))
                     p.drawText(line.translated(0, self._pitch), left,
                                fm.elidedText(cname, Qt.TextElideMode.ElideRight, width))
                 else:
+                    # elided in the middle: a store's number at the end stays visible
                     text = fm.elidedText(f"{name} · {cname}" if cname else name,
-                                         Qt.TextElideMode.ElideRight, width)
+                                         Qt.TextElideMode.ElideMiddle, width)
                     p.drawText(QRect(row.x, row.y, lr.width(), self._pitch), left, text)
             cr = QRect(row.x + row.label_w + row.cells_w + gap, row.y, self._count_w, self._pitch)
             if region.intersects(cr):
                 p.fillRect(cr, QColor(theme.panel))
-                arr = [0] * len(CODES)
-                for s, n in self.state.store_counts(row.store).items():
-                    arr[CODE.get(s, 3)] += n
+                arr = self.store_code_counts(row.store)   # shown kinds only
                 x = cr.x()
                 chips = self._status_chips(arr) or [(f"✓{sum(arr)}", STATUS_COLORS["ok"])]
                 for t, color in chips[:3]:
@@ -187,8 +221,9 @@ class GridPainting:
         city = (store.get("city") or {}).get("name", "")
         m, top, gap = px(16, sc), px(60, sc), px(8, sc)
         p.drawText(m, px(40, sc), f"{store.get('name', sid)} · {city}")
-        devs = sorted(st.store_devices(sid), key=lambda d: (
-            list(KIND_ORDER).index(st.devices[d].get("kind")) if st.devices[d].get("kind") in KIND_ORDER else 99,
+        order = list(self.opts["kinds"] or KIND_ORDER)
+        devs = sorted(self._devices_of(sid), key=lambda d: (
+            order.index(st.devices[d].get("kind")) if st.devices[d].get("kind") in order else 99,
             str(st.devices[d].get("name", d))))
         self._store_cells = []
         if not devs:

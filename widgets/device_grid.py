@@ -11,9 +11,15 @@ assignment) and asks Qt to repaint just those rectangles (the paint walks the di
 region's rectangles, never its bounding box), so cost follows change, not wall size. Each
 status has a baked pixel pattern besides its colour (warn: dot, crit: triangle, down:
 cross, maint: bar, unknown: ring, past-TTL: hatch), readable for the colour blind and on a
-washed-out projector. When the cells would get smaller than ``min_cell_px`` the worst
-stores keep their cells and the rest are rolled up to one cell per store, and the panel
-says so.
+washed-out projector. A store row is drawn as cells only when its name can be drawn
+readably beside them (label font at least ``LABEL_MIN_PX``) and its cells are at least
+``min_cell_px``: when not every store fits that way, the worst stores keep their rows and
+the rest are rolled up to one cell per store (worst status, with its pattern), under a
+note that says how many are rolled up and how many of them are bad -- like the "more"
+cell of Zabbix's honeycomb, rather than a mosaic of unlabelled dots.
+
+``kinds`` filters: only devices of the listed kinds are laid out, counted, sorted on and
+shown on the store page (the header says "filtered to:" when that hides devices).
 
 Layout vs. order: a full layout (cell size, kind blocks, every device's offset inside its
 store row) runs only when the set of stores or devices, the size or the mode changes. The
@@ -24,8 +30,11 @@ times a second.
 Options (validated; a bad one is reported on the panel and in ``errors``, the default
 stays): ``mode`` ``"scope"|"store"``, ``store`` (store id for mode store), ``order``
 ``"worst"|"fixed"``, ``min_cell_px`` (default 10), ``max_cell_px`` (36), ``resort_s``
-(worst-first re-sort period, default 5 s), ``kinds`` (list: fixed kind column order),
-``key_metric`` (``{kind: metric}`` shown in store mode).
+(worst-first re-sort period, default 5 s), ``kinds`` (list: the only kinds shown, in this
+column order; empty = every kind, standard order), ``key_metric`` (``{kind: metric}``
+shown in store mode), ``allow_unlabelled`` (default false: true lets rows shrink below a
+readable label down to ``min_cell_px``, a mosaic for a workstation or a benchmark, never
+for a wall read from 5 m).
 
 UI scale: cell sizes (``min_cell_px`` / ``max_cell_px``), margins, the header, the store
 label column and its font, the count chips, the rolled-up strip and the store page are
@@ -35,26 +44,31 @@ read at each full layout (``self._k``; the shell sets it before building panels)
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 
 import numpy as np
 from PySide6.QtCore import QPoint, QRect, Qt, Signal
-from PySide6.QtGui import QColor, QFont, QImage, QPainter
+from PySide6.QtGui import QColor, QFont, QFontMetrics, QImage, QPainter
 from PySide6.QtWidgets import QToolTip, QWidget
 
 from widgets._grid_cells import (  # noqa: F401 (re-exported)
-    CODE, CODE_RANK, CODES, COUNT_GAP, DEFAULTS, KIND_CAPS, KIND_ORDER, KIND_SHORT, OPTION_SPEC,
-    STALE, _rgb, cell_templates, label_px, place_rows, px, row_width, validate_options,
+    CODE, CODE_RANK, CODES, COUNT_GAP, DEFAULTS, KIND_CAPS, KIND_ORDER, KIND_SHORT, LABEL_MIN_PX,
+    OPTION_SPEC, ROLL_CELL_PX, STALE, _rgb, cell_templates, label_px, labelled_min_cell,
+    place_rows, px, row_width, validate_options,
 )
 from widgets._grid_paint import GridPainting
 from widgets.base import (
-    STATUS_GLYPHS, STATUS_RANK, PanelContext, age_text, paint_dim,
+    STATUS_GLYPHS, PanelContext, age_text, paint_dim,
     register_translations, ui_font, ui_scale,
 )
 
 register_translations({
     "{n} stores rolled up - drill down or enlarge to see their devices":
         "{n} 家门店已汇总 - 点击门店或放大查看设备",
+    "{n} stores rolled up to one cell each (worst status): too many to label readably":
+        "{n} 家门店汇总为每店一格（最差状态）：门店太多，无法清晰标注",
+    "+{n} more": "另 {n} 家", "filtered to:": "仅显示：",
     "devices": "设备", "stores": "门店", "No devices in scope": "范围内无设备",
     "Store": "门店", "Kind": "类型", "Status": "状态", "Age": "时长", "Message": "消息",
     "past TTL": "超时未上报", "Unknown option": "未知选项",
@@ -66,6 +80,7 @@ register_translations({
 #: Repaints per second of the per-kind counts in the header (they change every frame
 #: under load; twice a second is as fast as anyone reads them).
 HEADER_HZ = 2.0
+_DIGITS = re.compile(r"(\d+)")
 #: Height (px of a 1080-line wall) of the "rolled up" note above the rolled-up cells.
 ROLL_TOP = 28
 
@@ -93,6 +108,8 @@ class DeviceGridPanel(GridPainting, QWidget):
             self.errors.append("device_grid.options.store: expected a store id with mode = \"store\"")
             self.opts["mode"] = "scope"
         self._store_page = self.opts["store"] if self.opts["mode"] == "store" else None
+        self._kind_filter = self._check_kinds()
+        self._hidden = 0   # scope devices of kinds the filter leaves out
         self._dimmed = False
         self._k = ui_scale()  # the UI scale, re-read at every full layout
         self._now = ctx.clock()
@@ -111,6 +128,7 @@ class DeviceGridPanel(GridPainting, QWidget):
         self._kind_of = np.zeros(0, np.int16)
         self._stores: list[str] = []
         self._store_k: dict[str, int] = {}
+        self._store_start = np.zeros(1, np.int64)  # store k's devices: [start[k], start[k+1])
         self._lines: dict[str, int] = {}
         self._geom: tuple = ()
         self._kinds: list[str] = []
@@ -125,6 +143,7 @@ class DeviceGridPanel(GridPainting, QWidget):
         self._roll_xy = np.zeros((0, 2), np.int32)
         self._roll_codes = np.zeros(0, np.uint8)
         self._roll_rect = QRect()
+        self._roll_tmpl = cell_templates(1)
         self._cell = 10
         self._pitch = 12
         self._count_w = 0
@@ -134,6 +153,7 @@ class DeviceGridPanel(GridPainting, QWidget):
         self._header_due = False
         self._header_at = -1e18
         self._label_font = ui_font(12)
+        self._label_em = 9.5   # widest store label / its font size (measured per layout)
         self._need_layout = True
         self._store_cells: list[tuple[QRect, str]] = []
         self.layouts = 0   # full layouts done (the re-sort avoids them)
@@ -171,6 +191,8 @@ class DeviceGridPanel(GridPainting, QWidget):
         if dirty.all or self._need_layout or self._structure_changed(dirty):
             self._relayout(now)
             return
+        if dirty.devices:  # first: the worst-first re-sort ranks on these codes
+            self._update_devices(dirty.devices, now)
         if self.opts["order"] == "worst" and now - self._last_sort >= self.opts["resort_s"] \
                 and (dirty.devices or dirty.stores):
             self._last_sort = now
@@ -178,8 +200,6 @@ class DeviceGridPanel(GridPainting, QWidget):
             if order != self._order and not self._resort(order):
                 self._relayout(now)
                 return
-        if dirty.devices:
-            self._update_devices(dirty.devices, now)
         if self._rolled and dirty.stores:
             self._update_rolled(dirty.stores)
         if self._header_due and now - self._header_at >= 1.0 / HEADER_HZ:
@@ -189,9 +209,73 @@ class DeviceGridPanel(GridPainting, QWidget):
 
     # ------------------------------------------------------------------ model
 
+    def _check_kinds(self) -> frozenset | None:
+        """The ``kinds`` filter (None: every kind); a bad entry is reported and skipped."""
+        kinds = self.opts["kinds"]
+        if not kinds:
+            self.opts["kinds"] = None
+            return None
+        good = []
+        for i, k in enumerate(kinds):
+            if isinstance(k, str) and k:
+                good.append(k)
+            else:
+                self.errors.append(f"device_grid.options.kinds[{i}]: expected a device kind name "
+                                   f"(a non-empty string), got {k!r}")
+        self.opts["kinds"] = good or None
+        return frozenset(good) or None
+
+    def _kind_shown(self, dev: dict | None) -> bool:
+        return self._kind_filter is None or (dev or {}).get("kind") in self._kind_filter
+
+    def _devices_of(self, store_id: str) -> list[str]:
+        """The store's devices this panel shows (the ``kinds`` filter applied)."""
+        devs = self.state.store_devices(store_id)
+        if self._kind_filter is None:
+            return list(devs)
+        D = self.state.devices
+        return [d for d in devs if self._kind_shown(D.get(d))]
+
     def _scope_stores(self) -> list[str]:
         st = self.state
         return [sid for sid, s in st.stores.items() if self.ctx.in_scope_store(s, sid)]
+
+    def _order_stores(self, stores: list[str], rank) -> list[str]:
+        """``stores`` in the panel's order: by name (fixed) or worst ``rank(store)`` first;
+        names compare numbers by value ("#2" before "#10")."""
+        def name(sid):
+            text = str((self.state.stores.get(sid) or {}).get("name", sid))
+            return [(0, int(t), "") if t.isdigit() else (1, 0, t) for t in _DIGITS.split(text) if t]
+        if self.opts["order"] == "fixed":
+            return sorted(stores, key=lambda s: (name(s), s))
+        return sorted(stores, key=lambda s: (-rank(s), name(s), s))
+
+    def _store_ranks(self) -> np.ndarray:
+        """Worst-status rank per laid-out store (``self._stores`` order), from the cell
+        codes of its shown devices (one vectorised pass)."""
+        r = np.full(len(self._stores), int(CODE_RANK[CODE["ok"]]), np.int16)
+        if len(self._codes):
+            np.maximum.at(r, self._dev_store, CODE_RANK[self._codes].astype(np.int16))
+        return r
+
+    def store_code(self, store_id: str) -> int:
+        """Cell code of a laid-out store's worst shown device (ok without devices)."""
+        k = self._store_k.get(store_id)
+        if k is None:
+            return CODE.get(self.state.store_worst(store_id), CODE["unknown"])
+        c = self._codes[self._store_start[k]:self._store_start[k + 1]]
+        return int(c[np.argmax(CODE_RANK[c])]) if len(c) else CODE["ok"]
+
+    def store_code_counts(self, store_id: str) -> list[int]:
+        """Shown devices of a store per cell code (``CODES`` order)."""
+        k = self._store_k.get(store_id)
+        if k is None:
+            arr = [0] * len(CODES)
+            for d in self._devices_of(store_id):
+                arr[self._code(d, self._now)] += 1
+            return arr
+        c = self._codes[self._store_start[k]:self._store_start[k + 1]]
+        return np.bincount(c, minlength=len(CODES)).tolist()
 
     def _code(self, dev_id: str, now: float) -> int:
         try:
@@ -205,27 +289,56 @@ class DeviceGridPanel(GridPainting, QWidget):
         return CODE.get(status, CODE["unknown"])
 
     def _sorted_stores(self, now: float) -> list[str]:
-        stores = self._scope_stores()
-        name = lambda sid: str((self.state.stores.get(sid) or {}).get("name", sid))  # noqa: E731
-        if self.opts["order"] == "fixed":
-            return sorted(stores, key=lambda s: (name(s), s))
-        worst = self.state.store_worst
-        return sorted(stores, key=lambda s: (-STATUS_RANK.get(worst(s), 3), name(s), s))
+        """The scope's stores in the panel's order, ranked by the laid-out cell codes (a
+        store not laid out yet ranks as ok: it forces a full layout anyway)."""
+        ranks = self._store_ranks()
+        k_of, ok = self._store_k, int(CODE_RANK[CODE["ok"]])
+        return self._order_stores(self._scope_stores(),
+                                  lambda s: int(ranks[k_of[s]]) if s in k_of else ok)
 
     def _structure_changed(self, dirty) -> bool:
-        known = self._known_devices
+        known, D, S = self._known_devices, self.state.devices, self.state.stores
         for d in dirty.devices:
-            if (d in known) != (d in self.state.devices):
-                return True
+            if d in known:
+                if d not in D:
+                    return True
+            elif d in D and self._kind_shown(D[d]):
+                s = D[d].get("store")
+                if self.ctx.in_scope_store(S.get(s), s):
+                    return True
         for s in dirty.stores:
             if s not in self._store_k and s in self.state.stores \
                     and self.ctx.in_scope_store(self.state.stores[s], s):
                 return True
         return False
 
+    def row_label(self, store_id: str) -> tuple[str, str]:
+        """(name, city) a store row shows; the city is left out ("") when the name
+        already says it (e.g. "FreshDa Hangzhou #12")."""
+        st = self.state.stores.get(store_id) or {}
+        city = st.get("city") or {}
+        if self.ctx.lang == "zh":
+            name, cname = st.get("name", store_id), city.get("name", "")
+        else:
+            name = st.get("name_en") or st.get("name", store_id)
+            cname = city.get("name_en") or city.get("name", "")
+        name, cname = str(name), str(cname)
+        return name, ("" if cname and cname in name else cname)
+
+    def _measure_labels(self, stores: list[str]) -> float:
+        """Widest one-line row label in units of its font size (capped at 24)."""
+        f = QFont(ui_font(10))
+        f.setPixelSize(100)
+        fm = QFontMetrics(f)
+        widest = 0
+        for s in stores:
+            name, city = self.row_label(s)
+            widest = max(widest, fm.horizontalAdvance(f"{name} · {city}" if city else name))
+        return min(24.0, max(9.5, widest / 100 + 0.3))
+
     def _kind_list(self, devs_by_store: dict[str, list[str]]) -> list[str]:
         seen = {self.state.devices[d].get("kind", "?") for ds in devs_by_store.values() for d in ds}
-        fixed = list(self.opts["kinds"] or KIND_ORDER)
+        fixed = list(self.opts["kinds"] or KIND_ORDER)   # (the filter already left others out)
         return [k for k in fixed if k in seen] + sorted(seen - set(fixed))
 
     # ------------------------------------------------------------------ layout
@@ -254,11 +367,20 @@ class DeviceGridPanel(GridPainting, QWidget):
             self.update()
             return
         st = self.state
-        self._order = self._sorted_stores(now)
+        scope = self._scope_stores()
+        devs, self._hidden = {}, 0
+        for s in scope:
+            shown = self._devices_of(s)
+            if self._kind_filter is not None:
+                self._hidden += len(st.store_devices(s)) - len(shown)
+            devs[s] = sorted(shown, key=lambda d: (str(st.devices[d].get("name", d)), d))
+        code_of = {d: self._code(d, now) for ds in devs.values() for d in ds}
+        ok = int(CODE_RANK[CODE["ok"]])
+        self._order = self._order_stores(
+            scope, lambda s: max((int(CODE_RANK[code_of[d]]) for d in devs[s]), default=ok))
         self._last_sort = now
-        devs = {s: sorted(st.store_devices(s), key=lambda d: (str(st.devices[d].get("name", d)), d))
-                for s in self._order}
-        self._known_devices = {d for ds in devs.values() for d in ds}
+        self._known_devices = set(code_of)
+        self._label_em = self._measure_labels(scope)
         kinds = self._kind_list(devs)
         self._kinds = kinds
         kidx = {k: i for i, k in enumerate(kinds)}
@@ -267,13 +389,15 @@ class DeviceGridPanel(GridPainting, QWidget):
                if devs[s] else np.zeros(len(kinds), int) for s in self._order}
         maxc = np.max(np.array(list(per.values())), axis=0) if per and kinds else np.zeros(0, int)
         best = None
-        for cap in KIND_CAPS:  # wider blocks or more lines per store: keep the biggest cells
+        for cap in KIND_CAPS:  # wider blocks or more lines per store: most stores placed,
+            # then rows inside the panel width, then the biggest cells
             widths_c = np.minimum(np.maximum(maxc, 1), cap)
             lines_c = {s: max(1, int(np.max(np.ceil(per[s] / widths_c)))) if kinds else 1
                        for s in self._order}
             ncells_c = int(widths_c.sum()) + max(0, len(kinds) - 1)  # blank cell between blocks
             fit_c = self._fit(W, H, ncells_c, lines_c)
-            key = (len(fit_c[6]), fit_c[0])
+            fits = row_width(fit_c[2], ncells_c * fit_c[1], fit_c[3], self._k) <= W
+            key = (len(fit_c[6]), fits, fit_c[0])
             if best is None or key > best[0]:
                 best = (key, fit_c, widths_c, lines_c, ncells_c)
         _, fit, widths, lines, ncells = best
@@ -298,31 +422,41 @@ class DeviceGridPanel(GridPainting, QWidget):
                 owner.append(k)
         self._stores = list(self._order)
         self._store_k = {s: k for k, s in enumerate(self._stores)}
+        self._store_start = np.searchsorted(np.array(owner, np.int64), np.arange(len(self._stores) + 1))
         self._dev_ids = ids
         self._dev_index = {d: i for i, d in enumerate(ids)}
         self._rel = np.array(rel, np.int32).reshape(-1, 2)
         self._dev_store = np.array(owner, np.int32)
         self._kind_of = np.array(ks, np.int16)
-        self._codes = np.array([self._code(d, now) for d in ids], np.uint8)
+        self._codes = np.array([code_of[d] for d in ids], np.uint8).reshape(-1)
         self._templates = cell_templates(c)
         self._apply_placement(placed)
         self._paint_cells(np.nonzero(self._placed)[0])
         self._count_kinds()
         self.update()
 
+    def min_cell(self) -> int:
+        """Smallest cell (screen px) a store row is drawn with: ``min_cell_px`` times the
+        UI scale, and never so small that the row's store label is unreadable (unless
+        ``allow_unlabelled``). Below it, stores are rolled up."""
+        lo = int(self.opts["min_cell_px"] * self._k)
+        if not self.opts["allow_unlabelled"]:
+            lo = max(lo, labelled_min_cell(self._k))
+        return lo
+
     def _fit(self, W: int, H: int, ncells: int, lines: dict[str, int]):
         """Largest cell size whose rows all fit (in height, and in width: a row wider
-        than the panel would hide its last kind blocks and counts); else min size with
-        the rest rolled up."""
+        than the panel would hide its last kind blocks and counts); else the smallest
+        readable size (:meth:`min_cell`) with the rest rolled up."""
         order = self._order
         k = self._k  # cell sizes are for a 1080-line wall; a 2160-line wall doubles them
-        lo = int(self.opts["min_cell_px"] * k)
-        hi = int(max(self.opts["min_cell_px"], self.opts["max_cell_px"]) * k)
+        lo = self.min_cell()
+        hi = max(lo, int(self.opts["max_cell_px"] * k))
         best = None
         a, b = lo, hi
         while a <= b:  # fitting is monotonic in the cell size: binary search
             c = (a + b) // 2
-            p, lw, cw, hh, placed = place_rows(order, lines, W, H, ncells, c, 0, k)
+            p, lw, cw, hh, placed = place_rows(order, lines, W, H, ncells, c, 0, k, self._label_em)
             if len(placed) == len(order) and (c == lo or row_width(lw, ncells * p, cw, k) <= W):
                 best = (c, p, lw, cw, hh, 0, placed)
                 a = c + 1
@@ -333,14 +467,14 @@ class DeviceGridPanel(GridPainting, QWidget):
         roll_h = 0
         rc, rp = self._roll_cell()
         for _ in range(3):  # reserve room for the rolled-up strip, then re-place
-            p, lw, cw, hh, placed = place_rows(order, lines, W, H, ncells, lo, roll_h, k)
+            p, lw, cw, hh, placed = place_rows(order, lines, W, H, ncells, lo, roll_h, k, self._label_em)
             rest = len(order) - len(placed)
             per_line = max(1, (W - px(8, k)) // rp)
             need = px(ROLL_TOP + 2, k) + rp * math.ceil(rest / per_line)
             if need <= roll_h:
                 break
             roll_h = min(need, H // 3)
-        p, lw, cw, hh, placed = place_rows(order, lines, W, H, ncells, lo, roll_h, k)
+        p, lw, cw, hh, placed = place_rows(order, lines, W, H, ncells, lo, roll_h, k, self._label_em)
         return (lo, p, lw, cw, hh, roll_h, placed)
 
     def _apply_placement(self, placed) -> np.ndarray:
@@ -381,7 +515,8 @@ class DeviceGridPanel(GridPainting, QWidget):
         if len(order) != len(self._stores) or any(s not in self._store_k for s in order):
             return False
         W, H, ncells, c, roll_h, label_w = self._geom
-        p, _, _, _, placed = place_rows(order, self._lines, W, H, ncells, c, roll_h, self._k)
+        p, _, _, _, placed = place_rows(order, self._lines, W, H, ncells, c, roll_h, self._k,
+                                        self._label_em)
         if len(placed) != len(self._rows):
             return False
         old = self._row_origin
@@ -419,10 +554,11 @@ class DeviceGridPanel(GridPainting, QWidget):
         return True
 
     def _roll_cell(self) -> tuple[int, int]:
-        """(size, pitch) of a rolled-up store's cell: at least 10 px of a 1080-line wall."""
+        """(size, pitch) of a rolled-up store's cell: ``ROLL_CELL_PX`` of a 1080-line
+        wall (or ``min_cell_px`` when bigger), so its status pattern reads as a glyph."""
         k = self._k
-        c = max(int(self.opts["min_cell_px"] * k), px(10, k))
-        return c, c + px(2, k)
+        c = max(int(self.opts["min_cell_px"] * k), px(ROLL_CELL_PX, k))
+        return c, c + px(3, k)
 
     def _layout_rolled(self, W: int, H: int, roll_h: int) -> None:
         n = len(self._rolled)
@@ -444,8 +580,8 @@ class DeviceGridPanel(GridPainting, QWidget):
             [s for s, k in zip(self._rolled, keep) if not k]  # unshown ones still counted
         self._roll_rect = QRect(0, H - roll_h, W, roll_h)
         self._roll_tmpl = cell_templates(c)
-        self._roll_codes = np.array([CODE.get(self.state.store_worst(s), 3)
-                                     for s in self._rolled[: len(self._roll_xy)]], np.uint8)
+        self._roll_codes = np.array([self.store_code(s) for s in self._rolled[: len(self._roll_xy)]],
+                                    np.uint8).reshape(-1)
         self._blit(self._roll_xy, self._roll_codes, self._roll_tmpl)
 
     # ------------------------------------------------------------------ pixels
@@ -504,7 +640,7 @@ class DeviceGridPanel(GridPainting, QWidget):
         if not idx:
             return
         idx = np.array(idx)
-        new = np.array([CODE.get(self.state.store_worst(self._rolled[i]), 3) for i in idx], np.uint8)
+        new = np.array([self.store_code(self._rolled[i]) for i in idx], np.uint8)
         ch = new != self._roll_codes[idx]
         if not ch.any():
             return
@@ -587,8 +723,12 @@ class DeviceGridPanel(GridPainting, QWidget):
         s = st.stores.get(store) or {}
         city = (s.get("city") or {}).get("name", "")
         if dev_id is None:
-            counts = st.store_counts(store)
-            parts = [f"{tr(k)} {v}" for k, v in sorted(counts.items(), key=lambda kv: -STATUS_RANK.get(kv[0], 3))]
+            arr = self.store_code_counts(store)
+            counts = [(CODES[c], n) for c, n in enumerate(arr) if n]
+            parts = [f"{tr(k) if k != 'stale' else tr('past TTL')} {v}"
+                     for k, v in sorted(counts, key=lambda kv: -int(CODE_RANK[CODE[kv[0]]]))]
+            if self._kind_filter is not None:
+                parts.append(f"({tr('filtered to:')} {', '.join(tr(k) for k in self._kinds)})")
             return f"{s.get('name', store)} · {city}\n" + "  ".join(parts)
         dev = st.devices.get(dev_id) or {}
         code = self._code(dev_id, self._now)
