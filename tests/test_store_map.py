@@ -344,8 +344,10 @@ def _assert_readable(w):
             p = w.vb.mapViewToScene(item.pos())
             discs.append((p.x() - item.radius, p.y() - item.radius, p.x() + item.radius, p.y() + item.radius))
         for i in range(len(discs)):
-            for j in range(i + 1, len(discs)):
-                assert not _overlap(discs[i], discs[j])
+            for j in range(i + 1, len(discs)):   # discs (circles) never touch
+                (a0, b0, a1, b1), (c0, d0, c1, d1) = discs[i], discs[j]
+                dist = (((a0 + a1) - (c0 + c1)) ** 2 + ((b0 + b1) - (d0 + d1)) ** 2) ** 0.5 / 2
+                assert dist >= (a1 - a0) / 2 + (c1 - c0) / 2 - 0.5
             for r in rects.values():
                 assert not _overlap(discs[i], r)
     return rects
@@ -460,6 +462,7 @@ def _inside(inner, outer, slack=0.5) -> bool:
 
 
 def test_scale_2_cluster_texts_inside_their_items_and_readable(qtbot):
+    from widgets._map_items import disc_min_radius, disc_radius
     w, st, f = _launch_at(qtbot, 2.0, (3840, 2160))
     assert w.k == 2.0 and w.legend_h == 80
     assert w.clustered
@@ -467,7 +470,9 @@ def test_scale_2_cluster_texts_inside_their_items_and_readable(qtbot):
     assert set(rects) == {"shanghai", "hangzhou", "nanjing", "suzhou", "chengdu"}
     for item in w._clusters.values():
         assert item._name_font.pixelSize() == 44 and item._chip_font.pixelSize() == 40
-        assert item.radius == pytest.approx(2 * (14.0 + 4.5 * __import__("math").log2(1 + sum(item.counts.values()))))
+        n = sum(item.counts.values())                 # sized by count, within the cap
+        assert disc_min_radius(n, 2.0) <= item.radius <= disc_radius(n, 2.0, w._disc_cap()) + 1e-9
+        assert item._total_ink.font.pixelSize() >= 16   # the total stays readable
         box = item.boundingRect()
         texts = item.text_rects()
         assert len(texts) == 2 + len(item._chips)     # total, name, chips
@@ -558,3 +563,186 @@ def test_scale_2_merge_distance_and_label_gap_follow_the_scale():
     assert off == (-120, 16 + 8, False)               # below the marker, 8 px gap at scale 2
     (off,) = place_labels([(400, 100, 16)], [(240, 52)], (0, 0, 800, 800))
     assert off == (-120, 16 + 4, False)               # 4 px at 1080 lines
+
+
+# --------------------------------------------------------------------------- double 11: chain-wide
+
+
+def double_11_events():
+    """The double-11 demo's stores (320 over 20 real cities) with one POS each, and its
+    chain-wide change-freeze banner."""
+    from wallboard.hub.simulator import Simulator, load_scenario
+    sim = Simulator(load_scenario("double-11"), t0=NOW)
+    f, evs = Feed(), []
+    for s in sim.stores.values():
+        c = sim.cities[s["city"]]
+        evs.append(f.ev(type="store", id=s["id"], name=s["name"], name_en=s["name_en"],
+                        city={"id": c["id"], "name": c["name"], "name_en": c["name_en"]},
+                        lat=s["lat"], lon=s["lon"], status="open"))
+        evs.append(f.ev(type="device", id=f"{s['id']}-pos", store=s["id"], kind="pos", status="ok",
+                        ttl_s=3600.0))
+    evs.append(f.ev(type="change", id="freeze", title="Change freeze: Double 11 peak", status="running",
+                    started_at=NOW - 60, scope={}))
+    return evs, f
+
+
+def _scene_of(w, store_id):
+    from PySide6.QtCore import QPointF
+    return w.vb.mapViewToScene(QPointF(*w._xy[w._index[store_id]]))
+
+
+def _map_area(w):
+    """Scene box stores must be in: the view minus banner and legend."""
+    b = w.vb.sceneBoundingRect()
+    return b.left(), b.top() + w.overlay._top_h(), b.right(), b.bottom() - w.legend_h
+
+
+@pytest.mark.parametrize("scale,size", [(1.0, (640, 376)), (2.0, (1280, 753))])
+def test_double_11_chain_wide_fit_shows_every_store_and_the_geography(qtbot, scale, size):
+    from widgets._map_items import disc_min_radius
+    from widgets.base import set_ui_scale
+    set_ui_scale(scale)
+    evs, f = double_11_events()
+    st = LiveState()
+    st.apply(evs, NOW)
+    w = StoreMapPanel(st, {"cluster_span_deg": 8.0, "label_max": 30}, PanelContext(clock=lambda: NOW))
+    qtbot.addWidget(w)
+    w.resize(*size)
+    w.show()
+    w.refresh(all_dirty(), NOW)
+    assert w.clustered and w.chain_wide_changes()
+    x0, y0, x1, y1 = _map_area(w)
+    m = 8 * scale
+    for s in st.stores:                                   # every store, with a margin
+        p = _scene_of(w, s)
+        assert x0 + m <= p.x() <= x1 - m and y0 + m <= p.y() <= y1 - m, s
+    rects = _assert_readable(w)                           # no disc or label over another
+    assert set(rects) >= set(w._clusters)                 # every cluster is named
+    for item in w._clusters.values():                     # discs inside the map area too
+        p = w.vb.mapViewToScene(item.pos())
+        assert x0 <= p.x() - item.radius and p.x() + item.radius <= x1 + 0.5
+        assert y0 <= p.y() - item.radius and p.y() + item.radius <= y1 + 0.5
+        assert item.radius >= disc_min_radius(sum(item.counts.values()), scale) - 1e-9
+        assert item.radius <= 0.08 * min(size) + 1e-9   # capped by the panel size
+    # the merge does not swallow the country: far-apart cities keep their own donuts
+    assert len(w._clusters) >= 8
+    assert max(len(cs) for cs in w._groups.values()) <= 6
+    apart = ["kunming", "guangzhou", "chengdu", "shenyang", "beijing", "shanghai", "qingdao"]
+    assert len({id(w.cluster_of(c)) for c in apart}) == len(apart)
+    assert max(sum(c.counts.values()) for c in w._clusters.values()) < 320 // 2
+
+
+def test_merged_cluster_is_named_after_its_biggest_city(qtbot):
+    st, f = LiveState(), Feed()
+    evs = []
+    for cid, name, n, dlon in (("aa", "Aacity", 2, 0.0), ("zz", "Zzcity", 9, 0.05), ("mm", "Mmcity", 4, 0.1)):
+        for i in range(n):
+            evs.append(f.ev(type="store", id=f"{cid}{i}", name=f"{name} {i}",
+                            city={"id": cid, "name": name, "name_en": name},
+                            lat=30.0 + i * 0.001, lon=110.0 + dlon, status="open"))
+    evs.append(f.ev(type="store", id="far", name="Far", city={"id": "far", "name": "Far"},
+                    lat=40.0, lon=90.0, status="open"))
+    st.apply(evs, NOW)
+    w = StoreMapPanel(st, {}, PanelContext(clock=lambda: NOW))
+    qtbot.addWidget(w)
+    w.resize(800, 600)
+    w.show()
+    w.refresh(all_dirty(), NOW)
+    assert w.clustered
+    item = w.cluster_of("aa")
+    assert item is w.cluster_of("zz") is w.cluster_of("mm") and item is not w.cluster_of("far")
+    assert item.name == "Zzcity +2" and sum(item.counts.values()) == 15
+
+
+def test_layout_discs_merges_only_close_pairs_and_shrinks_the_rest():
+    from widgets._map_items import DISC_GAP, disc_min_radius, disc_radius, layout_discs
+    rmin = disc_min_radius(50)
+    # a chain of cities each just far enough apart for their minimum discs: nothing merges
+    # (the old rule merged the whole chain into one donut), every disc shrinks to fit
+    step = 2 * rmin + DISC_GAP + 1
+    pts = [(i * step, 0.0, 50) for i in range(8)]
+    out = layout_discs(pts)
+    assert len(out) == 8
+    for mem, x, y, r in out:
+        assert rmin - 1e-9 <= r < disc_radius(50)
+    xs = sorted((x, r) for _, x, _, r in out)
+    for (xa, ra), (xb, rb) in zip(xs, xs[1:]):
+        assert xb - xa >= ra + rb + DISC_GAP - 1e-6
+    # two cities almost on top of each other merge; the far one stays alone and keeps
+    # its full size (capped)
+    out = layout_discs([(0.0, 0.0, 30), (5.0, 0.0, 3), (400.0, 0.0, 7)],
+                       radius=lambda n: disc_radius(n, 1.0, 25.0))
+    assert [g[0] for g in out] == [[0, 1], [2]]          # members biggest first
+    assert out[0][3] == 25.0 and out[1][3] == disc_radius(7, 1.0, 25.0)
+    assert out[0][1] == pytest.approx(5.0 * 3 / 33)       # store-weighted centre
+    # closest pairs merge first: a, b close; c a bit further from b; one round merges
+    # (a, b) only, and c stays apart when the merged disc does not reach it
+    out = layout_discs([(0.0, 0.0, 1), (20.0, 0.0, 1), (20.0 + 2 * disc_min_radius(2) + DISC_GAP + 20, 0.0, 1)])
+    assert sorted(sorted(g[0]) for g in out) == [[0, 1], [2]]
+
+
+def test_view_keeps_fitting_until_the_user_moves_it(qtbot):
+    evs, f = double_11_events()
+    st = LiveState()
+    w = StoreMapPanel(st, {"cluster_span_deg": 8.0}, PanelContext(clock=lambda: NOW))
+    qtbot.addWidget(w)
+    w.show()                                              # built empty, default size
+    w.refresh(all_dirty(), NOW)
+    w.resize(900, 600)
+    first = [e for e in evs if e["type"] == "store" and e["id"].startswith("beijing")]
+    rest = [e for e in evs if e not in first]
+    for seq, e in enumerate(first + rest, 1):
+        e["seq"] = seq
+    d = st.apply(first, NOW)                              # the first stores: Beijing only
+    w.refresh(d, NOW)
+    (vx0, vx1), _ = w.vb.viewRange()
+    assert vx0 < 116.4 < vx1 and not (vx0 < 102.7 < vx1)   # fitted to Beijing
+    d = st.apply(rest, NOW + 1)                           # then the rest of the chain
+    w.refresh(d, NOW + 1)
+
+    def all_in():
+        x0, y0, x1, y1 = _map_area(w)
+        for s in st.stores:
+            p = _scene_of(w, s)
+            if not (x0 <= p.x() <= x1 and y0 <= p.y() <= y1):
+                return False
+        return True
+
+    assert w.auto_fit and all_in()                        # Kunming ... Shenyang
+    w.resize(500, 700)                                    # a resize refits
+    qtbot.waitUntil(lambda: w.vb.width() == 500, timeout=2000)
+    assert all_in()
+    w.handle_key(Qt.Key.Key_Plus)                         # the user zooms: the view stays
+    assert not w.auto_fit
+    r = w.vb.viewRange()
+    w.resize(520, 700)
+    qtbot.waitUntil(lambda: w.vb.width() == 520, timeout=2000)
+    w.refresh(all_dirty(), NOW + 2)
+    assert w.vb.viewRange()[1] == pytest.approx(r[1], rel=0.05)
+    w.handle_key(Qt.Key.Key_Home)                         # Home fits and follows again
+    assert w.auto_fit and all_in()
+    w.vb.sigRangeChangedManually.emit([True, True])       # a mouse drag or wheel
+    assert not w.auto_fit
+
+
+def test_legend_and_banner_fit_a_narrow_map(qtbot):
+    from PySide6.QtGui import QFontMetrics
+    evs, f = double_11_events()
+    st = LiveState()
+    st.apply(evs, NOW)
+    w = StoreMapPanel(st, {}, PanelContext(clock=lambda: NOW))
+    qtbot.addWidget(w)
+    w.resize(420, 400)
+    w.show()
+    w.refresh(all_dirty(), NOW)
+    ov = w.overlay
+    size = ov.legend_font_px()
+    assert 9 <= size < 20
+    font = QFont(w._font)
+    font.setPixelSize(size)
+    fm = QFontMetrics(font)
+    entries = ov.legend_entries()
+    assert entries[-1][0] == "320 stores"
+    gap = round(18 * size / 20)                      # the gap shrinks with the font
+    assert 12 + sum(fm.horizontalAdvance(t) for t, _ in entries) + gap * (len(entries) - 1) <= 420
+    assert not w.grab().isNull()

@@ -2,9 +2,13 @@
 
 Used by :mod:`widgets.store_map`; nothing here reads the live state.
 
-- :func:`merge_discs` groups city discs (pixel centre, store count) whose discs would
-  overlap on screen into one combined disc; the map calls it whenever the zoom changes,
-  so zooming in splits groups again.
+- :func:`layout_discs` lays out the city discs (pixel centre, store count) for one zoom:
+  it merges only cities so close that even their smallest readable discs would overlap
+  (closest pairs first, so a merge does not snowball across the country), then shrinks
+  the discs that would still touch, never below that readable minimum; disc radii grow
+  with the store count up to a cap the map derives from its panel size. The map calls it
+  whenever the zoom changes, so zooming in splits groups again. :func:`merge_discs` is
+  the grouping alone.
 - :func:`place_labels` puts each label next to its marker without overlapping another
   label or marker: it tries eight positions around the marker, then the same eight
   further out with a leader line, and drops the label when none fits.
@@ -45,9 +49,20 @@ LABEL_GAP = 4.0
 CHIP_STATUSES = ("down", "crit", "unknown", "warn")
 
 
-def disc_radius(n_stores: int, scale: float = 1.0) -> float:
-    """Pixel radius of a cluster disc holding ``n_stores`` stores (times the UI ``scale``)."""
-    return (14.0 + 4.5 * math.log2(1 + max(0, n_stores))) * scale
+def disc_min_radius(n_stores: int, scale: float = 1.0) -> float:
+    """Smallest pixel radius of a disc whose store count (its digits) is still readable
+    inside the ring (times the UI ``scale``)."""
+    return (10.0 + 3.0 * len(str(max(0, int(n_stores))))) * scale
+
+
+def disc_radius(n_stores: int, scale: float = 1.0, cap: float | None = None) -> float:
+    """Pixel radius of a cluster disc holding ``n_stores`` stores (times the UI ``scale``):
+    grows with the log of the count, at most ``cap`` px (the map passes a share of its
+    panel size), never below :func:`disc_min_radius`."""
+    r = (11.0 + 3.5 * math.log2(1 + max(0, n_stores))) * scale
+    if cap is not None:
+        r = min(r, cap)
+    return max(r, disc_min_radius(n_stores, scale))
 
 
 # --------------------------------------------------------------------------- geometry
@@ -78,38 +93,85 @@ class _Hash:
         return False
 
 
-def merge_discs(points: list[tuple[float, float, int]], gap: float = DISC_GAP,
-                radius=disc_radius) -> list[list[int]]:
-    """Group discs that would overlap on screen.
+def layout_discs(points: list[tuple[float, float, int]], gap: float = DISC_GAP,
+                 radius=disc_radius, min_radius=disc_min_radius) -> list[tuple[list[int], float, float, float]]:
+    """Merge and size city discs for one zoom so that none overlaps another.
 
-    ``points``: ``(x_px, y_px, n_stores)`` per city. Returns groups of indices (biggest
-    group first); a group's disc sits at the store-weighted centroid with the radius of
-    its total count, and no two resulting discs come closer than ``gap`` pixels.
+    ``points``: ``(x_px, y_px, n_stores)`` per city; ``radius(n)``: the disc radius wanted
+    for ``n`` stores; ``min_radius(n)``: the smallest readable one. Two discs merge only
+    when even their minimum discs would come closer than ``gap`` (the closest pairs first,
+    round by round, so merges stay local instead of chaining across the map); a merged
+    disc sits at the store-weighted centroid. Discs that would still overlap at their
+    wanted radius are shrunk (the room above their minimum shared in proportion), so every
+    pair keeps ``gap`` between them. Returns ``(members, x, y, r)`` per disc, biggest count
+    first; ``members`` lists the point indices, biggest count first.
     """
-    order = sorted(range(len(points)), key=lambda i: (-points[i][2], i))
-    groups: list[list] = []  # [x, y, n, members]
-    for i in order:
-        x, y, n = points[i]
-        groups.append([x, y, max(1, n), [i]])
-    changed, rounds = True, 0
-    while changed and rounds < len(points) + 1:
-        changed, rounds = False, rounds + 1
-        out: list[list] = []
-        for g in groups:
-            for h in out:
-                if math.hypot(g[0] - h[0], g[1] - h[1]) < radius(g[2]) + radius(h[2]) + gap:
-                    n = h[2] + g[2]
-                    h[0] = (h[0] * h[2] + g[0] * g[2]) / n
-                    h[1] = (h[1] * h[2] + g[1] * g[2]) / n
-                    h[2] = n
-                    h[3].extend(g[3])
-                    changed = True
-                    break
-            else:
-                out.append(g)
-        groups = out
-    groups.sort(key=lambda g: (-g[2], min(g[3])))
-    return [g[3] for g in groups]
+    import numpy as np
+
+    if not points:
+        return []
+    xy = np.array([(p[0], p[1]) for p in points], float).reshape(-1, 2)
+    n = np.array([max(1, int(p[2])) for p in points], float)
+    members: list[list[int]] = [[i] for i in range(len(points))]
+    for _ in range(len(points)):  # rounds; each merges at least one pair or stops
+        m = len(members)
+        if m < 2:
+            break
+        rmin = np.array([min_radius(int(c)) for c in n])
+        d = np.hypot(xy[:, None, 0] - xy[None, :, 0], xy[:, None, 1] - xy[None, :, 1])
+        need = rmin[:, None] + rmin[None, :] + gap
+        ratio = d / need
+        iu = np.triu_indices(m, 1)
+        close = np.nonzero(ratio[iu] < 1.0)[0]
+        if not len(close):
+            break
+        pairs = sorted(zip(ratio[iu][close].tolist(), iu[0][close].tolist(), iu[1][close].tolist()))
+        into = list(range(m))  # each disc merges at most once per round: closest pairs win
+        used: set[int] = set()
+        for _, a, b in pairs:
+            if a in used or b in used:
+                continue
+            used.update((a, b))
+            into[b] = a
+        keep = [i for i in range(m) if into[i] == i]
+        new_xy, new_n, new_members = [], [], []
+        for i in keep:
+            group = [j for j in range(m) if into[j] == i]
+            w = n[group]
+            new_xy.append((xy[group] * w[:, None]).sum(axis=0) / w.sum())
+            new_n.append(w.sum())
+            new_members.append([k for j in group for k in members[j]])
+        xy, n, members = np.array(new_xy).reshape(-1, 2), np.array(new_n), new_members
+    m = len(members)
+    want = np.array([radius(int(c)) for c in n])
+    rmin = np.minimum(np.array([min_radius(int(c)) for c in n]), want)
+    r = want.copy()
+    if m > 1:
+        d = np.hypot(xy[:, None, 0] - xy[None, :, 0], xy[:, None, 1] - xy[None, :, 1])
+        spare = want - rmin
+        for a in range(m):  # pairwise shares: both discs of a pair fit in their distance
+            for b in range(a + 1, m):
+                room = d[a, b] - gap - rmin[a] - rmin[b]
+                if want[a] + want[b] + gap <= d[a, b]:
+                    continue
+                tot = spare[a] + spare[b]
+                fa = spare[a] / tot if tot > 0 else 0.5
+                r[a] = min(r[a], rmin[a] + max(0.0, room) * fa)
+                r[b] = min(r[b], rmin[b] + max(0.0, room) * (1 - fa))
+    size = {i: points[i][2] for i in range(len(points))}
+    out = []
+    for k in range(m):
+        mem = sorted(members[k], key=lambda i: (-size[i], i))
+        out.append((mem, float(xy[k, 0]), float(xy[k, 1]), float(r[k])))
+    out.sort(key=lambda g: (-sum(points[i][2] for i in g[0]), min(g[0])))
+    return out
+
+
+def merge_discs(points: list[tuple[float, float, int]], gap: float = DISC_GAP,
+                radius=disc_radius, min_radius=None) -> list[list[int]]:
+    """The groups of :func:`layout_discs` alone (indices, biggest group first).
+    ``min_radius`` defaults to ``radius`` (merge whenever the wanted discs overlap)."""
+    return [g[0] for g in layout_discs(points, gap, radius, min_radius or radius)]
 
 
 #: Candidate label positions around a marker, in order of preference: (ux, uy) picks the
@@ -145,7 +207,7 @@ def place_labels(anchors: list[tuple[float, float, float]], sizes: list[tuple[fl
     and ``obstacles`` disc is kept free. ``bounds`` ``(x0, y0, x1, y1)`` keeps labels on
     screen (labels of anchors outside it are dropped). Returns per label ``None``
     (dropped) or ``(left, top, leader)`` relative to its anchor; ``leader`` is True when the
-    label sits away from the marker and needs a line to it. ``scale`` (the UI scale)
+    label sits away from the marker (one of two further rings) and needs a line to it. ``scale`` (the UI scale)
     multiplies the marker-label gap and the leader distance.
     """
     taken = _Hash(96.0 * scale)
@@ -158,7 +220,8 @@ def place_labels(anchors: list[tuple[float, float, float]], sizes: list[tuple[fl
             out.append(None)
             continue
         found = None
-        for extra, leader in ((0.0, False), (max(18.0 * scale, h * 1.2), True)):
+        for extra, leader in ((0.0, False), (max(18.0 * scale, h * 1.2), True),
+                              (max(40.0 * scale, h * 2.4), True)):
             for side in _SIDES:
                 rect = _label_rect(x, y, r, w, h, side, extra, gap)
                 if bounds is not None and (rect[0] < bounds[0] or rect[1] < bounds[1]
@@ -247,6 +310,7 @@ class ClusterItem(QGraphicsObject):
         self.counts: dict[str, int] = {}
         self.name = ""
         self.radius = disc_radius(0, k)
+        self._radius_set = False   # True once the map sized the disc (set_radius)
         self.label_off: tuple[float, float, bool] | None = (0.0, 0.0, False)
         self._base = font
         self._name_font, self._chip_font = _font(font, NAME_PX * k), _font(font, CHIP_PX * k)
@@ -266,9 +330,10 @@ class ClusterItem(QGraphicsObject):
         if name == self.name and counts == self.counts:
             return False
         k = self.k
+        digits = len(str(sum(self.counts.values()))) != len(str(sum(counts.values())))
         self.name, self.counts = name, counts
-        radius = disc_radius(sum(counts.values()), k)
-        if radius != self.radius:
+        radius = self.radius if self._radius_set else disc_radius(sum(counts.values()), k)
+        if radius != self.radius or digits:
             self.radius = radius
             self._total_ink = _Ink(self._total_font())
         pad = CHIP_PAD * k
@@ -279,6 +344,21 @@ class ClusterItem(QGraphicsObject):
         self._name_h = self._name_ink.line_h(name, NAME_H * k, k)
         self._geometry()
         return True
+
+    def set_radius(self, radius: float) -> bool:
+        """Size the disc (the map's :func:`layout_discs` decides it); True when it changed.
+        The total in the middle is re-fitted to the ring."""
+        self._radius_set = True
+        if abs(radius - self.radius) < 0.25:
+            return False
+        self.radius = radius
+        self._total_ink = _Ink(self._total_font())
+        self._geometry()
+        return True
+
+    def ring_width(self) -> float:
+        """Width of the status ring (the rest of the disc holds the total)."""
+        return max(3.5 * self.k, self.radius * 0.26)
 
     def label_size(self) -> tuple[float, float]:
         """Pixel size of the label block (name line + chips line)."""
@@ -312,7 +392,10 @@ class ClusterItem(QGraphicsObject):
         return self._rect
 
     def _total_font(self) -> QFont:
-        return _font(self._base, max(16 * self.k, self.radius * 0.7))
+        """Font of the total: as big as fits inside the ring (its digits side by side)."""
+        digits = len(str(sum(self.counts.values())))
+        inner = 2 * (self.radius - self.ring_width())
+        return _font(self._base, max(8.0 * self.k, min(self.radius * 0.8, 0.9 * inner / (0.6 * digits))))
 
     def _texts(self):
         """(ink measurer, box, align, text, colour) of everything written, as painted:
@@ -350,7 +433,7 @@ class ClusterItem(QGraphicsObject):
         p.setPen(Qt.PenStyle.NoPen)
         p.setBrush(QColor(theme.panel))
         p.drawEllipse(rect)
-        start, width = 90 * 16, max(6.0 * k, r * 0.32)
+        start, width = 90 * 16, self.ring_width()
         inner = rect.adjusted(width / 2, width / 2, -width / 2, -width / 2)
         for status in reversed(STATUS_ORDER):  # worst segments first, from 12 o'clock
             n = self.counts.get(status, 0)
@@ -569,6 +652,28 @@ class MapOverlay(QWidget):
         pnl = self.panel
         return round((8 + 36 * (len(pnl.chain_wide_changes()) + (1 if pnl.errors else 0))) * pnl.k)
 
+    def legend_entries(self) -> list[tuple[str, str]]:
+        """The legend as (text, colour): statuses with their glyphs, store states, count."""
+        pnl, tr = self.panel, self.panel.ctx.tr
+        out = [(f"{STATUS_GLYPHS[s] or '●'} {tr(s)}", STATUS_COLORS[s])
+               for s in ("ok", "warn", "unknown", "crit", "down")]
+        out += [(f"{glyph} {tr(s)}", STORE_STATUS_COLORS[s]) for s, glyph in (("planned", "◌"), ("opening", "◎"))]
+        out.append((f"{pnl.store_count():,} {tr('stores')}", pnl.ctx.theme.text_dim))
+        return out
+
+    def legend_font_px(self, entries=None, font: QFont | None = None) -> int:
+        """Legend font size: 20 px of a 1080-line wall, shrunk so every entry fits the
+        panel width (not below 9 px)."""
+        k = self.panel.k
+        f = QFont(font or self.panel._font)
+        full = max(1, round(20 * k))
+        f.setPixelSize(full)
+        fm = QFontMetrics(f)
+        entries = self.legend_entries() if entries is None else entries
+        need = sum(fm.horizontalAdvance(t) for t, _ in entries) + round(18 * k) * (len(entries) - 1)
+        avail = max(1, self.width() - round(24 * k))
+        return full if need <= avail else max(9, int(full * avail / need))
+
     def legend_rect(self) -> QRect:
         """The legend strip at the bottom (labels are kept out of it)."""
         h = self.panel.legend_h
@@ -588,24 +693,23 @@ class MapOverlay(QWidget):
         f.setPixelSize(max(1, round(20 * k)))
         p.setFont(f)
         fm = QFontMetrics(f)
-        gap = round(18 * k)
         x, y = round(12 * k), legend.top() + round((LEGEND_H - 14) * k)
         if rect.intersects(legend):
-            for s in ("ok", "warn", "unknown", "crit", "down"):
-                t = f"{STATUS_GLYPHS[s] or '●'} {tr(s)}"
-                p.setPen(QColor(STATUS_COLORS[s]))
+            entries = self.legend_entries()
+            lf = QFont(f)
+            lf.setPixelSize(self.legend_font_px(entries, f))
+            lfm = QFontMetrics(lf)
+            p.setFont(lf)
+            gap = round(18 * k * lf.pixelSize() / f.pixelSize())
+            for t, color in entries:
+                p.setPen(QColor(color))
                 p.drawText(x, y, t)
-                x += fm.horizontalAdvance(t) + gap
-            for s, glyph in (("planned", "◌"), ("opening", "◎")):
-                t = f"{glyph} {tr(s)}"
-                p.setPen(QColor(STORE_STATUS_COLORS[s]))
-                p.drawText(x, y, t)
-                x += fm.horizontalAdvance(t) + gap
-            p.setPen(QColor(theme.text_dim))
-            p.drawText(x, y, f"{pnl.store_count():,} {tr('stores')}")
+                x += lfm.horizontalAdvance(t) + gap
+            p.setFont(f)
         line, yb = round(36 * k), round(32 * k)
         for title, status in pnl.chain_wide_changes():
-            t = f"⬚ {tr('Chain-wide change')} ({tr(status)}): {title}"
+            t = fm.elidedText(f"⬚ {tr('Chain-wide change')} ({tr(status)}): {title}",
+                              Qt.TextElideMode.ElideRight, max(1, self.width() - round(32 * k)))
             p.fillRect(round(8 * k), yb - round(24 * k), fm.horizontalAdvance(t) + round(16 * k),
                        round(32 * k), QColor(theme.panel))
             p.setPen(QColor(CHANGE_STATUS_COLORS.get(status, theme.accent)))

@@ -14,8 +14,12 @@ cross); the store's own state shows as a dashed hollow ring (planned), a slow bl
 (opening) or a solid marker (open).
 
 Zoomed out (the view wider than ``cluster_span_deg``) stores gather per city into a donut
-of store counts by status; cities whose donuts would overlap on screen merge into one
-donut with the combined counts, named "Shanghai +3" (zooming in splits them). Zoomed in,
+of store counts by status. Donut radii grow with the store count up to ``DISC_CAP`` of
+the panel's smaller side; cities merge only when even their smallest readable donuts
+would overlap (the closest first, so a merge stays local and the country stays
+recognisable), other donuts that would touch are shrunk instead. A merged donut shows the
+combined counts and is named after its biggest city: "Shanghai +3" (zooming in splits
+it). Zoomed in,
 each store gets its label. Labels (cluster and store) are placed around their marker so
 that none overlaps another label or marker; a label that only fits further away gets a
 leader line, one that fits nowhere is dropped (worst stores are placed first).
@@ -29,6 +33,11 @@ Live effects, all driven by ``refresh(now)`` (no timer per store): a red pulse f
 ``pulse_s`` seconds on the stores of an incident that just opened; a square outline on
 stores in the scope of a running (blue) or failed (red) change -- the blast radius; a
 chain-wide change is named in a banner instead.
+
+The view fits the layout's scope (all stores when the event has no scope) with a margin
+in pixels: the donuts, the banner on top and the legend at the bottom never hide a store.
+It keeps fitting -- as stores arrive, when the panel is resized, when a banner appears --
+until someone pans or zooms (mouse, keys, a click on a cluster); ``Home`` fits again.
 
 Options (validated, bad ones reported in ``errors`` and on the panel): ``provinces`` /
 ``countries`` (GeoJSON path replacing a shipped layer), ``basemap_extra`` (list of GeoJSON
@@ -53,8 +62,8 @@ from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QWidget
 
 from widgets._map_items import (
-    DISC_GAP, LEGEND_H, BasemapView, ClusterItem, MapOverlay, StoreLabelItem, disc_radius,
-    load_layers, merge_discs, place_labels, rings_path,
+    DISC_GAP, LEGEND_H, NAME_H, BasemapView, ClusterItem, MapOverlay, StoreLabelItem, disc_min_radius,
+    disc_radius, layout_discs, load_layers, place_labels, rings_path,
 )
 from widgets.base import (
     CHANGE_STATUS_COLORS, STATUS_COLORS, STATUS_GLYPHS, STATUS_RANK,
@@ -87,6 +96,8 @@ UPDATE_HZ = 4.0
 #: evenly over frames, and no change waits longer than MAX_DELAY_S.
 CLUSTER_HZ = 2.0
 MAX_DELAY_S = 1.0
+#: Largest cluster donut radius, as a share of the map panel's smaller side.
+DISC_CAP = 0.08
 
 
 class StoreMapPanel(QWidget):
@@ -148,8 +159,13 @@ class StoreMapPanel(QWidget):
         self._clustered: bool | None = None
         self._styles_cache: dict = {}
         self._fitted = False
+        #: keep fitting the scope (new stores, resize, banner) until the user moves the view
+        self.auto_fit = True
+        self._fit_top = 0
         self.view.installEventFilter(self)
         self.vb.sigRangeChanged.connect(self._on_range)
+        self.vb.sigRangeChangedManually.connect(self._on_manual_range)
+        self.vb.sigResized.connect(self._on_vb_resized)
         self.view.scene().sigMouseClicked.connect(self._on_click)
         self._rebuild(self._now)
 
@@ -193,13 +209,17 @@ class StoreMapPanel(QWidget):
                 self._count_changes(dirty.stores)
             if dirty.changes:
                 self._update_blast()
+                if self.auto_fit and self.overlay._top_h() != self._fit_top:
+                    self.fit_scope()   # a banner came or went: keep the stores clear of it
             if dirty.incidents:
                 self._update_pulse_list(now)
         self._flush(now)
         self._animate(now)
 
     def fit_scope(self) -> None:
-        """Show the stores of the layout's scope (all stores when the scope is empty)."""
+        """Show every store of the layout's scope (all stores when the scope is empty) with
+        a margin, and keep doing so as stores arrive or the panel resizes (``auto_fit``)
+        until the user pans or zooms."""
         sel = [i for i, s in enumerate(self._ids) if self.ctx.in_scope_store(self.state.stores.get(s), s)]
         pts = self._xy[sel] if sel else self._xy
         if len(pts):
@@ -207,16 +227,74 @@ class StoreMapPanel(QWidget):
             x1, y1 = pts.max(axis=0)
         else:
             x0, y0, x1, y1 = CHINA_BBOX
-        self.zoom_to(x0, y0, x1, y1)
+        self._show_box(float(x0), float(y0), float(x1), float(y1), self._fit_margin(sel),
+                       self._label_room())
+        self.auto_fit = True
 
     def zoom_to(self, lon0: float, lat0: float, lon1: float, lat1: float) -> None:
-        """Show a lon/lat box (padded 10%, at least 0.05 degrees)."""
+        """Show a lon/lat box (at least 0.05 degrees) with a margin; the view then stays
+        where it is (``auto_fit`` off) until :meth:`fit_scope`."""
+        self._show_box(lon0, lat0, lon1, lat1, self._marker_px + 8 * self.k)
+        self.auto_fit = False
+
+    def _fit_margin(self, sel: list[int]) -> float:
+        """Pixels kept free around the fitted stores: the biggest donut a city of the
+        selection can get (or a marker with its label gap, when few stores)."""
+        if not len(self._ids):
+            return self._marker_px
+        cities: dict[str, int] = {}
+        for i in sel or range(len(self._ids)):
+            c = self._city_of[i]
+            cities[c] = cities.get(c, 0) + 1
+        r = disc_radius(max(cities.values()), self.k, self._disc_cap())
+        return max(r, self._marker_px) + DISC_GAP * self.k / 2
+
+    def _label_room(self) -> float:
+        """Extra pixels under the fitted stores: one label line, so the bottom discs can
+        still be named below themselves (labels never go over the legend)."""
+        return NAME_H * self.k
+
+    def _disc_cap(self) -> float:
+        """Largest donut radius: ``DISC_CAP`` of the panel's smaller side."""
+        w, h = self.vb.width(), self.vb.height()
+        if w < 64 or h < 64:
+            w, h = max(self.width(), 64), max(self.height(), 64)
+        return DISC_CAP * min(w, h)
+
+    def _show_box(self, lon0: float, lat0: float, lon1: float, lat1: float, margin: float,
+                  below: float = 0.0) -> None:
+        """Range the view so the box fills the map area -- the view minus the banner on
+        top, the legend at the bottom, ``margin`` px all round and ``below`` px more at the
+        bottom -- at the aspect of its centre latitude (cos(lat) px of longitude per px of
+        latitude)."""
         w, h = max(lon1 - lon0, 0.05), max(lat1 - lat0, 0.05)
         cx, cy = (lon0 + lon1) / 2, (lat0 + lat1) / 2
-        self.vb.setAspectLocked(True, ratio=math.cos(math.radians(max(-80, min(80, cy)))))
-        self.vb.setRange(xRange=(cx - w * 0.6, cx + w * 0.6), yRange=(cy - h * 0.6, cy + h * 0.6),
-                         padding=0)
+        ratio = math.cos(math.radians(max(-80, min(80, cy))))
+        self.vb.setAspectLocked(True, ratio=ratio)
+        W, H = self.vb.width(), self.vb.height()
+        top = self.overlay._top_h()
+        self._fit_top = top
+        bottom = self.legend_h + below
+        if W < 64 or H < 64:  # not laid out yet: a plain 10% pad, refitted on resize
+            self.vb.setRange(xRange=(cx - w * 0.6, cx + w * 0.6), yRange=(cy - h * 0.6, cy + h * 0.6),
+                             padding=0)
+        else:
+            aw = max(W - 2 * margin, W * 0.3)
+            ah = max(H - top - bottom - 2 * margin, H * 0.3)
+            px_lon = min(aw / w, ah * ratio / h)          # px per degree of longitude
+            px_lat = px_lon / ratio
+            # the box's centre sits in the middle of the area between banner and legend
+            y_top = cy + (top + (H - top - bottom) / 2) / px_lat
+            self.vb.setRange(xRange=(cx - W / 2 / px_lon, cx + W / 2 / px_lon),
+                             yRange=(y_top - H / px_lat, y_top), padding=0)
         self._fitted = True
+
+    def _on_manual_range(self, *args) -> None:
+        self.auto_fit = False   # the user moved the view: leave it there
+
+    def _on_vb_resized(self, *args) -> None:
+        if self.auto_fit and self._fitted:
+            self.fit_scope()
 
     @property
     def clustered(self) -> bool:
@@ -307,9 +385,9 @@ class StoreMapPanel(QWidget):
         self._pending.clear()
         self._stale_groups.clear()
         self._scale = None  # regroup clusters
-        if not self._fitted:
-            self.fit_scope()
         self._update_blast()
+        if self.auto_fit:  # stores came or went: fit them all (banner height known now)
+            self.fit_scope()
         self._update_pulse_list(now)
         self._on_range()
         self._update_labels()
@@ -418,16 +496,22 @@ class StoreMapPanel(QWidget):
         self._update_labels()
 
     def _regroup(self) -> None:
-        """Merge cities whose donuts would overlap at this zoom; reuse cluster items."""
+        """Lay the city donuts out for this zoom (:func:`layout_discs`: merge only what
+        would overlap even at the smallest readable size, shrink the rest); reuse items."""
         sx, sy = self._scale or self._px_scale()
         cities = [c for c in self._city_idx if len(self._city_idx[c])]
         centre = {c: self._xy[self._city_idx[c]].mean(axis=0) for c in cities}
         pts = [(float(centre[c][0]) * sx, -float(centre[c][1]) * sy, len(self._city_idx[c])) for c in cities]
         groups: dict[str, list[str]] = {}
-        scale = self.k
-        for members in merge_discs(pts, DISC_GAP * scale, lambda n: disc_radius(n, scale)):
+        radii: dict[str, float] = {}
+        k, cap = self.k, self._disc_cap()
+        for members, _, _, r in layout_discs(pts, DISC_GAP * k, lambda n: disc_radius(n, k, cap),
+                                             lambda n: disc_min_radius(n, k)):
+            # biggest city first (it names the group), ties by id: never an arbitrary one
             cs = sorted((cities[i] for i in members), key=lambda c: (-len(self._city_idx[c]), c))
-            groups["|".join(sorted(cs))] = cs
+            key = "|".join(sorted(cs))
+            groups[key] = cs
+            radii[key] = r
         for key in [k for k in self._clusters if k not in groups]:
             self.vb.removeItem(self._clusters.pop(key))
             self._next_ok.pop(key, None)
@@ -446,6 +530,7 @@ class StoreMapPanel(QWidget):
             item.setPos(float(pos[0]), float(pos[1]))
             item.setVisible(bool(self._clustered))
             self._show_counts(key, item)
+            item.set_radius(radii[key])
         self._stale_groups.clear()
         self._stale_since.clear()
         self._place_cluster_labels()
@@ -527,9 +612,9 @@ class StoreMapPanel(QWidget):
             item.setVisible(False)
 
     def _label_bounds(self) -> tuple[float, float, float, float]:
-        """Scene box labels must stay in: the view minus the legend strip."""
+        """Scene box labels must stay in: the view minus the banner and the legend strip."""
         b = self.vb.sceneBoundingRect()
-        return b.left(), b.top(), b.right(), b.bottom() - self.legend_h
+        return b.left(), b.top() + self.overlay._top_h(), b.right(), b.bottom() - self.legend_h
 
     def label_rects(self) -> dict[str, tuple[float, float, float, float]]:
         """Scene (pixel) rectangles of the shown labels: store id or cluster key ->
@@ -642,7 +727,7 @@ class StoreMapPanel(QWidget):
             if best is not None:  # zoom to the cluster's stores: a merged cluster splits
                 idx = np.concatenate([self._city_idx[c] for c in self._groups[best]])
                 (x0, y0), (x1, y1) = self._xy[idx].min(axis=0), self._xy[idx].max(axis=0)
-                self.zoom_to(x0, y0, x1, y1)
+                self.zoom_to(float(x0), float(y0), float(x1), float(y1))
             return
         d = np.hypot((self._xy[:, 0] - lon) / px, (self._xy[:, 1] - lat) / py)
         i = int(np.argmin(d))
@@ -668,8 +753,10 @@ class StoreMapPanel(QWidget):
             self.vb.scaleBy((1 / 0.7, 1 / 0.7))
         elif key == K.Key_Home:
             self.fit_scope()
+            return True
         else:
             return False
+        self.auto_fit = False   # moved by hand: stays until Home
         return True
 
     def resizeEvent(self, event):  # noqa: N802 (Qt)
