@@ -746,3 +746,30 @@ def test_legend_and_banner_fit_a_narrow_map(qtbot):
     gap = round(18 * size / 20)                      # the gap shrinks with the font
     assert 12 + sum(fm.horizontalAdvance(t) for t, _ in entries) + gap * (len(entries) - 1) <= 420
     assert not w.grab().isNull()
+
+
+@pytest.mark.parametrize("scale,size", [(1.0, (1115, 700)), (2.0, (2230, 1400))])
+def test_launch_928_layout_fits_the_five_cities_and_names_every_store(qtbot, scale, size):
+    """launch-928's map (cluster_span_deg 25, marker_px 22): the view fits the event's
+    five cities -- not the whole country -- and every store gets its label, the ones at
+    the edges too."""
+    from widgets.base import set_ui_scale
+    set_ui_scale(scale)
+    st, f, cities = launch_928_state()
+    w = StoreMapPanel(st, {"cluster_span_deg": 25.0, "marker_px": 22, "label_max": 20},
+                      PanelContext(clock=lambda: NOW, scope={"cities": cities}))
+    qtbot.addWidget(w)
+    w.resize(*size)
+    w.show()
+    w.refresh(all_dirty(), NOW)
+    assert not w.clustered
+    (x0, x1), _ = w.vb.viewRange()
+    assert 100 < x0 < 104.0 and 121.5 < x1 < 127                # Chengdu .. Shanghai
+    rects = _assert_readable(w)
+    # the stores at the edges (Chengdu, Shanghai) are named; in the crowded Yangtze delta
+    # at most one label finds no free spot and is dropped (never drawn over another)
+    assert {"cd-chunxi", "cd-gaoxin", "sh-xuhui", "sh-jingan"} <= set(rects)
+    assert len(rects) >= len(st.stores) - 1
+    ax0, ay0, ax1, ay1 = _map_area(w)
+    for r in rects.values():
+        assert ax0 <= r[0] and r[2] <= ax1 and ay0 <= r[1] and r[3] <= ay1

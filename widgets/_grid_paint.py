@@ -10,6 +10,7 @@ the panel's UI scale ``self._k`` (via :func:`widgets._grid_cells.px`).
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 from PySide6.QtCore import QRect, Qt
@@ -19,6 +20,9 @@ from widgets._grid_cells import (
     CODE, CODES, COUNT_GAP, HEAD_PX, KIND_ORDER, KIND_PAD, KIND_SHORT, LABEL_PAD, px,
 )
 from widgets.base import STATUS_COLORS, STATUS_GLYPHS
+
+#: A store name that ends in its number ("#12", "12号店" does not: it ends in 店).
+_NUMBERED = re.compile(r"\d+\s*$")
 
 
 class GridPainting:
@@ -170,19 +174,20 @@ class GridPainting:
             if region.intersects(lr):
                 name, cname = self.row_label(row.store)
                 width = row.label_w - 2 * pad
+                # a name ending in a number ("FreshDa Hangzhou #12") is elided in the
+                # middle so the number stays; any other name keeps its beginning
+                mode = Qt.TextElideMode.ElideMiddle if _NUMBERED.search(name) else Qt.TextElideMode.ElideRight
                 p.fillRect(lr, QColor(theme.panel))
                 p.setPen(QColor(theme.text))
                 left = Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignLeft
                 if two and cname:
                     line = QRect(row.x, row.y, lr.width(), self._pitch)
-                    p.drawText(line, left, fm.elidedText(name, Qt.TextElideMode.ElideMiddle, width))
+                    p.drawText(line, left, fm.elidedText(name, mode, width))
                     p.setPen(QColor(theme.text_dim))
                     p.drawText(line.translated(0, self._pitch), left,
                                fm.elidedText(cname, Qt.TextElideMode.ElideRight, width))
                 else:
-                    # elided in the middle: a store's number at the end stays visible
-                    text = fm.elidedText(f"{name} · {cname}" if cname else name,
-                                         Qt.TextElideMode.ElideMiddle, width)
+                    text = fm.elidedText(f"{name} · {cname}" if cname else name, mode, width)
                     p.drawText(QRect(row.x, row.y, lr.width(), self._pitch), left, text)
             cr = QRect(row.x + row.label_w + row.cells_w + gap, row.y, self._count_w, self._pitch)
             if region.intersects(cr):

@@ -11,7 +11,7 @@ Used by :mod:`widgets.store_map`; nothing here reads the live state.
   the grouping alone.
 - :func:`place_labels` puts each label next to its marker without overlapping another
   label or marker: it tries eight positions around the marker, then the same eight
-  further out with a leader line, and drops the label when none fits.
+  on three rings further out with a leader line, and drops the label when none fits.
 - :class:`ClusterItem` (a donut of store counts by status plus its placed label) and
   :class:`StoreLabelItem` (one store's name) are drawn in pixels, cached as device
   pixmaps (``DeviceCoordinateCache``) and only repainted when their own content changes.
@@ -207,7 +207,7 @@ def place_labels(anchors: list[tuple[float, float, float]], sizes: list[tuple[fl
     and ``obstacles`` disc is kept free. ``bounds`` ``(x0, y0, x1, y1)`` keeps labels on
     screen (labels of anchors outside it are dropped). Returns per label ``None``
     (dropped) or ``(left, top, leader)`` relative to its anchor; ``leader`` is True when the
-    label sits away from the marker (one of two further rings) and needs a line to it. ``scale`` (the UI scale)
+    label sits away from the marker (one of three further rings) and needs a line to it. ``scale`` (the UI scale)
     multiplies the marker-label gap and the leader distance.
     """
     taken = _Hash(96.0 * scale)
@@ -221,7 +221,7 @@ def place_labels(anchors: list[tuple[float, float, float]], sizes: list[tuple[fl
             continue
         found = None
         for extra, leader in ((0.0, False), (max(18.0 * scale, h * 1.2), True),
-                              (max(40.0 * scale, h * 2.4), True)):
+                              (max(40.0 * scale, h * 2.4), True), (max(64.0 * scale, h * 3.6), True)):
             for side in _SIDES:
                 rect = _label_rect(x, y, r, w, h, side, extra, gap)
                 if bounds is not None and (rect[0] < bounds[0] or rect[1] < bounds[1]

@@ -227,8 +227,9 @@ class StoreMapPanel(QWidget):
             x1, y1 = pts.max(axis=0)
         else:
             x0, y0, x1, y1 = CHINA_BBOX
+        side = self._label_side_room(sel, float(x1 - x0))
         self._show_box(float(x0), float(y0), float(x1), float(y1), self._fit_margin(sel),
-                       self._label_room())
+                       self._label_room(), side)
         self.auto_fit = True
 
     def zoom_to(self, lon0: float, lat0: float, lon1: float, lat1: float) -> None:
@@ -239,7 +240,7 @@ class StoreMapPanel(QWidget):
 
     def _fit_margin(self, sel: list[int]) -> float:
         """Pixels kept free around the fitted stores: the biggest donut a city of the
-        selection can get (or a marker with its label gap, when few stores)."""
+        selection can get, or a marker with its blast-radius outline, plus a gap."""
         if not len(self._ids):
             return self._marker_px
         cities: dict[str, int] = {}
@@ -247,7 +248,24 @@ class StoreMapPanel(QWidget):
             c = self._city_of[i]
             cities[c] = cities.get(c, 0) + 1
         r = disc_radius(max(cities.values()), self.k, self._disc_cap())
-        return max(r, self._marker_px) + DISC_GAP * self.k / 2
+        # (zoomed in: a marker's blast-radius square is 2.2 markers wide)
+        return max(r, 1.1 * self._marker_px) + DISC_GAP * self.k / 2
+
+    def _label_side_room(self, sel: list[int], span_deg: float) -> float:
+        """Extra pixels left and right of the fitted stores when they will be shown as
+        labelled markers (few enough, not clustered): half the widest label, so a store
+        at the edge can still be named centred above or below it (at most 15% of the
+        width)."""
+        idx = sel or list(range(len(self._ids)))
+        if not idx or len(idx) > self.opts["label_max"] or span_deg > self.opts["cluster_span_deg"]:
+            return 0.0
+        widest = 0.0
+        for i in idx:
+            s = self._ids[i]
+            st = self.state.stores.get(s) or {}
+            name = st.get("name", s) if self.ctx.lang == "zh" else st.get("name_en") or st.get("name", s)
+            widest = max(widest, self._label_proto.measure(f"{STATUS_GLYPHS['crit']} {name}")[0])
+        return min(widest / 2, 0.15 * max(self.vb.width(), 1.0))
 
     def _label_room(self) -> float:
         """Extra pixels under the fitted stores: one label line, so the bottom discs can
@@ -262,11 +280,11 @@ class StoreMapPanel(QWidget):
         return DISC_CAP * min(w, h)
 
     def _show_box(self, lon0: float, lat0: float, lon1: float, lat1: float, margin: float,
-                  below: float = 0.0) -> None:
+                  below: float = 0.0, side: float = 0.0) -> None:
         """Range the view so the box fills the map area -- the view minus the banner on
-        top, the legend at the bottom, ``margin`` px all round and ``below`` px more at the
-        bottom -- at the aspect of its centre latitude (cos(lat) px of longitude per px of
-        latitude)."""
+        top, the legend at the bottom, ``margin`` px all round, ``below`` px more at the
+        bottom and ``side`` px more left and right -- at the aspect of its centre latitude
+        (cos(lat) px of longitude per px of latitude)."""
         w, h = max(lon1 - lon0, 0.05), max(lat1 - lat0, 0.05)
         cx, cy = (lon0 + lon1) / 2, (lat0 + lat1) / 2
         ratio = math.cos(math.radians(max(-80, min(80, cy))))
@@ -279,7 +297,7 @@ class StoreMapPanel(QWidget):
             self.vb.setRange(xRange=(cx - w * 0.6, cx + w * 0.6), yRange=(cy - h * 0.6, cy + h * 0.6),
                              padding=0)
         else:
-            aw = max(W - 2 * margin, W * 0.3)
+            aw = max(W - 2 * (margin + side), W * 0.3)
             ah = max(H - top - bottom - 2 * margin, H * 0.3)
             px_lon = min(aw / w, ah * ratio / h)          # px per degree of longitude
             px_lat = px_lon / ratio
