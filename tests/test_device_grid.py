@@ -571,3 +571,17 @@ def test_store_names_sort_by_number(qtbot):
     w.resize(1200, 900)
     w.refresh(all_dirty(), NOW)
     assert w._order[:3] == ["s0", "s1", "s2"] and w._order[-1] == "s11"
+
+
+def test_roll_note_counts_follow_a_rolled_store_change(qtbot):
+    st, f = _double_11_like(200)
+    w = DeviceGridPanel(st, {"order": "fixed", "resort_s": 3600}, PanelContext(clock=lambda: NOW))
+    qtbot.addWidget(w)
+    w.resize(700, 400)
+    w.refresh(all_dirty(), NOW)
+    rolled = w.rolled_up[0]
+    assert "✖1" not in [t for t, _ in w.roll_note_parts()]
+    d = st.apply([f.ev(type="device", id=f"{rolled}-pos0", status="down")], NOW + 1)
+    w.refresh(d, NOW + 1)
+    assert "✖1" in [t for t, _ in w.roll_note_parts()]
+    assert int(w._roll_codes[0]) == 5

@@ -52,8 +52,12 @@ class GridPainting:
                         cx += w + self._pitch
         if self._rows and self._rows[0].label_w:  # store names and per-store counts
             self._paint_row_text(p, region)
-        if self._rolled and region.intersects(self._roll_rect):
+        if self._rolled and region.intersects(self.roll_note_rect()):
             self._paint_roll_note(p, W)
+
+    def roll_note_rect(self) -> QRect:
+        """The note line at the top of the rolled-up strip."""
+        return QRect(0, self._roll_rect.top(), self.width(), px(26, self._k))
 
     def roll_note_parts(self) -> list[tuple[str, str]]:
         """The rolled-up strip's note as (text, colour): how many stores are rolled up and
@@ -62,9 +66,12 @@ class GridPainting:
         theme, tr = self.ctx.theme, self.ctx.tr
         msg = tr("{n} stores rolled up to one cell each (worst status): too many to label readably")
         parts = [("▦ " + msg.format(n=f"{len(self._rolled):,}"), theme.text)]
-        codes = [self.store_code(s) for s in self._rolled]
-        parts.extend(self._status_chips(np.bincount(np.array(codes, np.int64), minlength=len(CODES))))
+        # shown cells: their codes are kept current; the few that did not fit: looked up
         unshown = len(self._rolled) - len(self._roll_xy)
+        counts = np.bincount(self._roll_codes.astype(np.int64), minlength=len(CODES))
+        for s in self._rolled[len(self._roll_xy):]:
+            counts[self.store_code(s)] += 1
+        parts.extend(self._status_chips(counts))
         if unshown > 0:
             parts.append((tr("+{n} more").format(n=f"{unshown:,}"), theme.text_dim))
         return parts
@@ -80,7 +87,7 @@ class GridPainting:
             f.setPixelSize(max(int(px(18, sc) * 0.7), int(px(18, sc) * W / need)))
             fm = QFontMetrics(f)
         p.setFont(f)
-        note = QRect(0, self._roll_rect.top(), W, px(26, sc))
+        note = self.roll_note_rect()
         p.fillRect(note, QColor(theme.panel_border))
         x, right = px(8, sc), W - px(4, sc)
         # the counts first (they matter most), then the sentence, elided to what is left

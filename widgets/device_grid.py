@@ -650,6 +650,7 @@ class DeviceGridPanel(GridPainting, QWidget):
         c = self._roll_tmpl.shape[1]
         for x, y in self._roll_xy[idx]:
             self.update(int(x), int(y), c, c)
+        self.update(self.roll_note_rect())   # its per-status counts follow
 
     def _count_kinds(self) -> None:
         nk = max(1, len(self._kinds))
