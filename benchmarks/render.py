@@ -87,7 +87,9 @@ def main() -> int:
     win = QWidget()
     win.resize(3840, 2160)
     smap = StoreMapPanel(st, {}, ctx, win)
-    grid = DeviceGridPanel(st, {"min_cell_px": args.min_cell_px}, ctx, win)
+    # allow_unlabelled: measure the dense 100,000-cell image (a wall layout would roll rows
+    # up rather than draw cells whose store label cannot be read)
+    grid = DeviceGridPanel(st, {"min_cell_px": args.min_cell_px, "allow_unlabelled": True}, ctx, win)
     smap.setGeometry(0, 0, 1920, 2160)
     grid.setGeometry(1920, 0, 1920, 2160)
     win.show()

@@ -9,6 +9,7 @@ the panel's UI scale ``self._k`` (via :func:`widgets._grid_cells.px`).
 """
 from __future__ import annotations
 
+
 import math
 import re
 
@@ -62,7 +63,18 @@ class GridPainting:
     def roll_note_parts(self) -> list[tuple[str, str]]:
         """The rolled-up strip's note as (text, colour): how many stores are rolled up and
         why, how many of them are in each bad status, and how many did not even fit the
-        strip ("+N more")."""
+        strip ("+N more"). Counting looks at every rolled-up store, so the result is reused
+        for up to a second (the cells themselves are never late)."""
+        key = (len(self._rolled), len(self._roll_xy), self.ctx.lang)
+        cached = getattr(self, "_roll_note_cache", None)
+        t = self._now  # the wall clock the grid was last refreshed with
+        if cached is not None and cached[0] == key and t - cached[1] < 1.0:
+            return cached[2]
+        parts = self._roll_note_parts()
+        self._roll_note_cache = (key, t, parts)
+        return parts
+
+    def _roll_note_parts(self) -> list[tuple[str, str]]:
         theme, tr = self.ctx.theme, self.ctx.tr
         msg = tr("{n} stores rolled up to one cell each (worst status): too many to label readably")
         parts = [("▦ " + msg.format(n=f"{len(self._rolled):,}"), theme.text)]
