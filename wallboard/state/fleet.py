@@ -22,6 +22,7 @@ from .dirty import Dirty
 
 
 _SHARED = ("type", "store", "kind", "status")
+_STATUS_OBJ = {s: intern(s) for s in STATUS_ORDER}
 
 
 def _share_strings(rec: dict[str, Any]) -> None:
@@ -144,8 +145,18 @@ class Fleet:
             return
         old = rec["status"]
         rm = rec.get("metrics")
+        kind = rec.get("kind")
         rec.update(ev)
-        _share_strings(rec)
+        # store and kind are unchanged here: put the shared objects back instead of
+        # interning the event's copies again; only the status may be new
+        rec["type"] = "device"
+        if sid is not None:
+            rec["store"] = sid
+        if kind is not None:
+            rec["kind"] = kind
+        st = rec.get("status")
+        if st is not None:
+            rec["status"] = _STATUS_OBJ.get(st) or intern(st)
         m = ev.get("metrics")
         if m is not None:
             if rm is None:
