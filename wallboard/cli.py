@@ -12,6 +12,7 @@ import sys
 from typing import Sequence
 
 from wallboard import __version__
+from wallboard.argtypes import positive as _positive
 
 SUBCOMMANDS = ("hub", "demo", "record", "replay", "publish", "check-layout")
 
@@ -26,15 +27,6 @@ def _size(text: str) -> tuple[int, int]:
         raise argparse.ArgumentTypeError(f"size {text!r}: each side must be 100..16384 pixels")
     return size
 
-
-def _positive(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not v > 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be > 0")
-    return v
 
 
 def wall_parser() -> argparse.ArgumentParser:

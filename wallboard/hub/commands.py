@@ -15,30 +15,14 @@ import signal
 import sys
 from pathlib import Path
 from typing import Any, Sequence
+from wallboard.argtypes import positive as _positive
+from wallboard.argtypes import count as _count
 
 log = logging.getLogger("wallboard.hub")
 
 DEFAULT_PORT = 8765
 
 
-def _positive(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not v > 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be > 0")
-    return v
-
-
-def _count(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} must be >= 1")
-    return v
 
 
 def _add_scale(p: argparse.ArgumentParser) -> None:

@@ -32,6 +32,8 @@ import orjson
 
 from wallboard import protocol as P
 from wallboard.backoff import backoff
+from wallboard.argtypes import count
+from wallboard.argtypes import positive as _positive
 
 MAX_BATCH_BYTES = 512 * 1024
 
@@ -360,24 +362,6 @@ async def publish_stream(stream: TextIO, transport: Any, *, name: str, producer:
     return pub.report
 
 
-def _positive_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} must be >= 1")
-    return v
-
-
-def _positive(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not v > 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be > 0")
-    return v
 
 
 def run(args: argparse.Namespace) -> int:
@@ -430,11 +414,11 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--producer", metavar="ID",
                    help="producer id for idempotent resends (default: publish-HOST-RANDOM); reuse it with the "
                         "same input to make a rerun acknowledge batches already applied instead of repeating them")
-    p.add_argument("--batch-size", type=_positive_int, default=500, metavar="N",
+    p.add_argument("--batch-size", type=count, default=500, metavar="N",
                    help=f"events per batch (default 500, at most {P.MAX_BATCH})")
     p.add_argument("--linger", type=_positive, default=0.2, metavar="S",
                    help="send a partial batch when the input pauses this long (default 0.2 s)")
-    p.add_argument("--retries", type=_positive_int, default=10, metavar="N",
+    p.add_argument("--retries", type=count, default=10, metavar="N",
                    help="attempts per batch before giving up (default 10)")
     p.add_argument("--timeout", type=_positive, default=10.0, metavar="S",
                    help="seconds to wait for a connection or an ack (default 10)")
