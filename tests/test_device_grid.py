@@ -585,3 +585,31 @@ def test_roll_note_counts_follow_a_rolled_store_change(qtbot):
     w.refresh(d, NOW + 1)
     assert "✖1" in [t for t, _ in w.roll_note_parts()]
     assert int(w._roll_codes[0]) == 5
+
+
+def test_store_codes_match_store_code_one_by_one(qtbot):
+    """The vectorised per-store worst code equals the one-by-one lookup, ties between
+    unknown and past-TTL included (the first such device decides), and for stores
+    without shown devices or not laid out."""
+    st, f = make_state(n_stores=6, per_store=6, ttl=60.0)
+    later = NOW + 30
+    evs = [f.ev(type="device", id="s0-d2", status="down", ts=later),
+           f.ev(type="device", id="s1-d1", status="unknown", ts=later),
+           f.ev(type="device", id="s2-d4", status="warn", ts=later),
+           f.ev(type="device", id="s2-d5", status="maint", ts=later)]
+    st.apply(evs, later)
+    w = DeviceGridPanel(st, {"order": "fixed"}, PanelContext(clock=lambda: later))
+    qtbot.addWidget(w)
+    w.resize(900, 500)
+    w.refresh(all_dirty(), later)
+    # s3: every device past TTL except one reported "unknown" after the first stale one
+    w._codes[w._store_start[3]:w._store_start[4]] = 6
+    w._codes[w._store_start[3] + 2] = 3
+    # s4: an explicit unknown before the stale ones
+    w._codes[w._store_start[4]] = 3
+    w._codes[w._store_start[4] + 1:w._store_start[5]] = 6
+    ids = ["s0", "s1", "s2", "s3", "s4", "s5", "no-such-store"]
+    one_by_one = [w.store_code(s) for s in ids]
+    assert w.store_codes(ids).tolist() == one_by_one
+    assert one_by_one[:5] == [5, 3, 2, 6, 3]
+    assert w.store_codes([]).tolist() == []

@@ -81,8 +81,8 @@ class GridPainting:
         # shown cells: their codes are kept current; the few that did not fit: looked up
         unshown = len(self._rolled) - len(self._roll_xy)
         counts = np.bincount(self._roll_codes.astype(np.int64), minlength=len(CODES))
-        for s in self._rolled[len(self._roll_xy):]:
-            counts[self.store_code(s)] += 1
+        rest = self.store_codes(self._rolled[len(self._roll_xy):])
+        counts += np.bincount(rest.astype(np.int64), minlength=len(CODES))
         parts.extend(self._status_chips(counts))
         if unshown > 0:
             parts.append((tr("+{n} more").format(n=f"{unshown:,}"), theme.text_dim))

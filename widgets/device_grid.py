@@ -83,6 +83,12 @@ HEADER_HZ = 2.0
 _DIGITS = re.compile(r"(\d+)")
 #: Height (px of a 1080-line wall) of the "rolled up" note above the rolled-up cells.
 ROLL_TOP = 28
+#: Cell code of each worst-first rank (the rank shared by unknown and past-TTL maps to
+#: unknown; :meth:`DeviceGridPanel.store_codes` settles that tie per store).
+_RANK_CODE = np.zeros(int(CODE_RANK.max()) + 1, np.uint8)
+for _c in range(len(CODES) - 1, -1, -1):
+    _RANK_CODE[CODE_RANK[_c]] = _c
+_TIE_RANK = int(CODE_RANK[STALE])
 
 
 @dataclass
@@ -142,6 +148,7 @@ class DeviceGridPanel(GridPainting, QWidget):
         self._known_devices: set[str] = set()  # every device laid out (rolled up too)
         self._roll_xy = np.zeros((0, 2), np.int32)
         self._roll_codes = np.zeros(0, np.uint8)
+        self._roll_pos: dict[str, int] = {}   # shown rolled-up store -> its cell index
         self._roll_rect = QRect()
         self._roll_tmpl = cell_templates(1)
         self._cell = 10
@@ -266,6 +273,43 @@ class DeviceGridPanel(GridPainting, QWidget):
         c = self._codes[self._store_start[k]:self._store_start[k + 1]]
         return int(c[np.argmax(CODE_RANK[c])]) if len(c) else CODE["ok"]
 
+    def store_codes(self, store_ids) -> np.ndarray:
+        """Cell codes (``uint8``) of many stores at once, as :meth:`store_code` gives them
+        one by one: laid-out stores in one vectorised pass over the laid-out code array
+        (max-rank reduction per store slice; among unknown and past-TTL, the first
+        device's code wins, as in :meth:`store_code`), the others looked up singly."""
+        store_ids = list(store_ids)
+        out = np.full(len(store_ids), CODE["ok"], np.uint8)
+        k_of = self._store_k
+        sel, ks = [], []
+        for i, s in enumerate(store_ids):
+            k = k_of.get(s)
+            if k is None:
+                out[i] = self.store_code(s)
+            else:
+                sel.append(i)
+                ks.append(k)
+        if not ks:
+            return out
+        ks = np.asarray(ks, np.int64)
+        start, end = self._store_start[ks], self._store_start[ks + 1]
+        n = len(self._codes)
+        rk = np.empty(n + 1, np.int8)
+        rk[:n] = CODE_RANK[self._codes]
+        rk[n] = -1
+        bounds = np.empty(2 * len(ks), np.int64)
+        bounds[0::2], bounds[1::2] = start, end
+        best = np.maximum.reduceat(rk, bounds)[0::2]
+        codes = _RANK_CODE[np.clip(best, 0, len(_RANK_CODE) - 1)]
+        tie = np.nonzero((best == _TIE_RANK) & (end > start))[0]
+        if len(tie):  # unknown or past-TTL: the first such device of the store decides
+            at = np.flatnonzero(rk[:n] == _TIE_RANK)
+            first = at[np.searchsorted(at, start[tie])]
+            codes[tie] = self._codes[first]
+        codes[end <= start] = CODE["ok"]
+        out[np.asarray(sel, np.int64)] = codes
+        return out
+
     def store_code_counts(self, store_id: str) -> list[int]:
         """Shown devices of a store per cell code (``CODES`` order)."""
         k = self._store_k.get(store_id)
@@ -276,6 +320,22 @@ class DeviceGridPanel(GridPainting, QWidget):
             return arr
         c = self._codes[self._store_start[k]:self._store_start[k + 1]]
         return np.bincount(c, minlength=len(CODES)).tolist()
+
+    def _codes_of(self, dev_ids, now: float) -> list[int]:
+        """:meth:`_code` of many devices in one tight loop (the per-frame path)."""
+        status_of, D = self.state.device_status, self.state.devices
+        code_get, unknown = CODE.get, CODE["unknown"]
+        out = []
+        for d in dev_ids:
+            try:
+                c = code_get(status_of(d, now), unknown)
+            except KeyError:  # deleted since the last layout
+                out.append(unknown)
+                continue
+            if c == unknown and (D.get(d) or {}).get("status", "unknown") != "unknown":
+                c = STALE
+            out.append(c)
+        return out
 
     def _code(self, dev_id: str, now: float) -> int:
         try:
@@ -298,17 +358,17 @@ class DeviceGridPanel(GridPainting, QWidget):
 
     def _structure_changed(self, dirty) -> bool:
         known, D, S = self._known_devices, self.state.devices, self.state.stores
-        for d in dirty.devices:
-            if d in known:
-                if d not in D:
-                    return True
-            elif d in D and self._kind_shown(D[d]):
+        seen = dirty.devices & known      # set ops: C speed for the usual case
+        if not all(map(D.__contains__, seen)):
+            return True                   # a laid-out device was deleted
+        for d in dirty.devices - seen if len(seen) < len(dirty.devices) else ():
+            if d in D and self._kind_shown(D[d]):
                 s = D[d].get("store")
                 if self.ctx.in_scope_store(S.get(s), s):
                     return True
-        for s in dirty.stores:
-            if s not in self._store_k and s in self.state.stores \
-                    and self.ctx.in_scope_store(self.state.stores[s], s):
+        k_of = self._store_k
+        for s in [s for s in dirty.stores if s not in k_of]:
+            if s in S and self.ctx.in_scope_store(S[s], s):
                 return True
         return False
 
@@ -363,6 +423,7 @@ class DeviceGridPanel(GridPainting, QWidget):
         self._xy = np.zeros((0, 2), np.int32)
         self._placed = np.zeros(0, bool)
         self._roll_xy = np.zeros((0, 2), np.int32)
+        self._roll_pos = {}
         if self._store_page is not None:
             self.update()
             return
@@ -563,6 +624,7 @@ class DeviceGridPanel(GridPainting, QWidget):
     def _layout_rolled(self, W: int, H: int, roll_h: int) -> None:
         n = len(self._rolled)
         if not n:
+            self._roll_pos = {}
             self._roll_xy = np.zeros((0, 2), np.int32)
             self._roll_codes = np.zeros(0, np.uint8)
             self._roll_rect = QRect()
@@ -580,8 +642,9 @@ class DeviceGridPanel(GridPainting, QWidget):
             [s for s, k in zip(self._rolled, keep) if not k]  # unshown ones still counted
         self._roll_rect = QRect(0, H - roll_h, W, roll_h)
         self._roll_tmpl = cell_templates(c)
-        self._roll_codes = np.array([self.store_code(s) for s in self._rolled[: len(self._roll_xy)]],
-                                    np.uint8).reshape(-1)
+        shown = self._rolled[: len(self._roll_xy)]
+        self._roll_pos = {s: i for i, s in enumerate(shown)}
+        self._roll_codes = self.store_codes(shown)
         self._blit(self._roll_xy, self._roll_codes, self._roll_tmpl)
 
     # ------------------------------------------------------------------ pixels
@@ -604,11 +667,11 @@ class DeviceGridPanel(GridPainting, QWidget):
 
     def _update_devices(self, dev_ids, now: float) -> None:
         index = self._dev_index
-        idx = [index[d] for d in dev_ids if d in index]
-        if not idx:
+        ids = [d for d in dev_ids if d in index]
+        if not ids:
             return
-        idx = np.fromiter(idx, np.int64, len(idx))
-        new = np.fromiter((self._code(self._dev_ids[i], now) for i in idx), np.uint8, len(idx))
+        idx = np.array([index[d] for d in ids], np.int64)
+        new = np.array(self._codes_of(ids, now), np.uint8)
         changed = new != self._codes[idx]
         if not changed.any():
             return
@@ -635,12 +698,12 @@ class DeviceGridPanel(GridPainting, QWidget):
                                 self._count_w, self._pitch)
 
     def _update_rolled(self, stores) -> None:
-        pos = {s: i for i, s in enumerate(self._rolled[: len(self._roll_xy)])}
+        pos = self._roll_pos
         idx = [pos[s] for s in stores if s in pos]
         if not idx:
             return
-        idx = np.array(idx)
-        new = np.array([self.store_code(self._rolled[i]) for i in idx], np.uint8)
+        idx = np.array(idx, np.int64)
+        new = self.store_codes([self._rolled[i] for i in idx.tolist()])
         ch = new != self._roll_codes[idx]
         if not ch.any():
             return
