@@ -425,3 +425,25 @@ def test_state_imports_no_qt_asyncio_or_websockets() -> None:
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
                        cwd=str(__import__("pathlib").Path(__file__).resolve().parent.parent))
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_grown_state_freezes_its_records_out_of_gc_scans(feed: Feed, monkeypatch) -> None:
+    import gc
+
+    from wallboard.state import model
+
+    monkeypatch.setattr(model, "GC_FREEZE_STEP", 5)
+    try:
+        st = base_state(feed)                        # 6 records >= 5: frozen after apply
+        frozen = gc.get_freeze_count()
+        assert frozen > 0 and st._frozen_size == 6
+        st.apply([feed.ev("device", "d4", store="s3", status="ok")], 101.0)
+        assert st._frozen_size == 6                  # grew by 1 < 5: no new freeze
+        st.apply([feed.ev("device", "d1", deleted=True), feed.ev("device", "d2", deleted=True)], 102.0)
+        assert st._frozen_size == 5                  # shrunk: growth counted from here
+        rec = st.devices["d3"]
+        st2 = LiveState.from_snapshot(st.snapshot())
+        assert st2._frozen_size == 5 and st2.devices["d3"] == rec
+        assert gc.get_freeze_count() >= frozen
+    finally:
+        gc.unfreeze()
