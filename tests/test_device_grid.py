@@ -613,3 +613,30 @@ def test_store_codes_match_store_code_one_by_one(qtbot):
     assert w.store_codes(ids).tolist() == one_by_one
     assert one_by_one[:5] == [5, 3, 2, 6, 3]
     assert w.store_codes([]).tolist() == []
+
+
+def test_store_ranks_are_the_worst_rank_of_each_store_slice(qtbot):
+    import numpy as np
+    from widgets.device_grid import CODE_RANK
+    st, f = make_state(n_stores=5, per_store=4)
+    w = DeviceGridPanel(st, {"order": "fixed"}, PanelContext(clock=lambda: NOW))
+    qtbot.addWidget(w)
+    w.resize(900, 500)
+    w.refresh(all_dirty(), NOW)
+    rng = np.random.default_rng(7)
+    for _ in range(5):
+        w._codes[:] = rng.integers(0, 7, len(w._codes))
+        naive = [max([0] + [int(CODE_RANK[c]) for c in w._codes[w._store_start[k]:w._store_start[k + 1]]])
+                 for k in range(len(w._stores))]
+        assert w._store_ranks().tolist() == naive
+
+
+def test_fixed_order_follows_a_renamed_store(qtbot):
+    st, f = _double_11_like(12)
+    w = DeviceGridPanel(st, {"order": "fixed"}, PanelContext(clock=lambda: NOW))
+    qtbot.addWidget(w)
+    w.resize(1200, 900)
+    w.refresh(all_dirty(), NOW)
+    assert w._order[0] == "s0"
+    st.apply([f.ev(type="store", id="s0", name="zz last")], NOW + 1)
+    assert w._sorted_stores(NOW + 1)[-1] == "s0"

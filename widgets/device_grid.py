@@ -91,6 +91,11 @@ for _c in range(len(CODES) - 1, -1, -1):
 _TIE_RANK = int(CODE_RANK[STALE])
 
 
+def _name_key(text: str) -> list[tuple]:
+    """Sort key of a store name that compares numbers by value ("#2" before "#10")."""
+    return [(0, int(t), "") if t.isdigit() else (1, 0, t) for t in _DIGITS.split(text) if t]
+
+
 @dataclass
 class _Row:
     store: str
@@ -146,6 +151,7 @@ class DeviceGridPanel(GridPainting, QWidget):
         self._rolled: list[str] = []
         self._rolled_set: set[str] = set()
         self._known_devices: set[str] = set()  # every device laid out (rolled up too)
+        self._name_keys: dict[str, tuple] = {}  # store -> (name, its sort key), see _order_stores
         self._roll_xy = np.zeros((0, 2), np.int32)
         self._roll_codes = np.zeros(0, np.uint8)
         self._roll_pos: dict[str, int] = {}   # shown rolled-up store -> its cell index
@@ -250,19 +256,32 @@ class DeviceGridPanel(GridPainting, QWidget):
     def _order_stores(self, stores: list[str], rank) -> list[str]:
         """``stores`` in the panel's order: by name (fixed) or worst ``rank(store)`` first;
         names compare numbers by value ("#2" before "#10")."""
-        def name(sid):
-            text = str((self.state.stores.get(sid) or {}).get("name", sid))
-            return [(0, int(t), "") if t.isdigit() else (1, 0, t) for t in _DIGITS.split(text) if t]
+        S, cache = self.state.stores, self._name_keys
+        keys = {}
+        for sid in stores:
+            text = str((S.get(sid) or {}).get("name", sid))
+            hit = cache.get(sid)
+            if hit is None or hit[0] != text:   # split a name once, not at every re-sort
+                hit = cache[sid] = (text, _name_key(text))
+            keys[sid] = hit[1]
         if self.opts["order"] == "fixed":
-            return sorted(stores, key=lambda s: (name(s), s))
-        return sorted(stores, key=lambda s: (-rank(s), name(s), s))
+            return sorted(stores, key=lambda s: (keys[s], s))
+        return sorted(stores, key=lambda s: (-rank(s), keys[s], s))
 
     def _store_ranks(self) -> np.ndarray:
         """Worst-status rank per laid-out store (``self._stores`` order), from the cell
         codes of its shown devices (one vectorised pass)."""
-        r = np.full(len(self._stores), int(CODE_RANK[CODE["ok"]]), np.int16)
-        if len(self._codes):
-            np.maximum.at(r, self._dev_store, CODE_RANK[self._codes].astype(np.int16))
+        ok = int(CODE_RANK[CODE["ok"]])
+        r = np.full(len(self._stores), ok, np.int16)
+        n = len(self._codes)
+        if n and len(r):
+            start = self._store_start
+            rk = np.empty(n + 1, np.int16)
+            rk[:n] = CODE_RANK[self._codes]
+            rk[n] = ok
+            best = np.maximum.reduceat(rk, np.minimum(start[:-1], n))  # stores' slices
+            has = start[1:] > start[:-1]
+            r[has] = np.maximum(best[has], ok)
         return r
 
     def store_code(self, store_id: str) -> int:
@@ -573,7 +592,7 @@ class DeviceGridPanel(GridPainting, QWidget):
         """Re-place the laid-out rows in a new order; re-blit and repaint only the rows
         that moved. False when the new order needs a full layout (other stores, or rows
         of other heights no longer fitting the same way)."""
-        if len(order) != len(self._stores) or any(s not in self._store_k for s in order):
+        if len(order) != len(self._stores) or not all(map(self._store_k.__contains__, order)):
             return False
         W, H, ncells, c, roll_h, label_w = self._geom
         p, _, _, _, placed = place_rows(order, self._lines, W, H, ncells, c, roll_h, self._k,
