@@ -773,3 +773,23 @@ def test_launch_928_layout_fits_the_five_cities_and_names_every_store(qtbot, sca
     ax0, ay0, ax1, ay1 = _map_area(w)
     for r in rects.values():
         assert ax0 <= r[0] and r[2] <= ax1 and ay0 <= r[1] and r[3] <= ay1
+
+
+def test_store_moving_city_in_a_batch_of_status_changes_rebuilds_counts(panel):
+    """Counting and the structural check share one pass: a store that changed city in the
+    same frame as status changes of other stores still rebuilds, with exact counts."""
+    w, st, f = panel
+    evs = [f.ev(type="device", id=f"s{i}-pos", status="down") for i in (0, 2, 4)]
+    evs.append(f.ev(type="store", id="s1", name="北京1号店", city={"id": "sh", "name": "上海"},
+                    lat=31.3, lon=121.5))
+    d = st.apply(evs, NOW + 1)
+    assert {"s0", "s1", "s2", "s4"} <= d.stores
+    w.refresh(d, NOW + 1)
+    assert w._geo["s1"][2] == "sh"
+    sh = w._city_counts["sh"]
+    assert sh.get("down") == 3 and sum(sh.values()) == 6
+    assert sum(w._city_counts["bj"].values()) == 4
+    # a store without coordinates is not on the map and never forces a rebuild
+    d = st.apply([f.ev(type="store", id="s99", name="x", city={"id": "sh", "name": "上海"})], NOW + 2)
+    w.refresh(d, NOW + 2)
+    assert "s99" not in w._geo and w.store_count() == 10

@@ -188,25 +188,10 @@ class StoreMapPanel(QWidget):
         """Apply a frame's dirty set: update the counts of changed stores at once, and
         repaint their markers and clusters (at most ``UPDATE_HZ`` times a second)."""
         self._now = now
-        structural = dirty.all
-        if not structural and dirty.stores:
-            stores, geo = self.state.stores, self._geo
-            for s in dirty.stores:
-                st = stores.get(s)
-                g = geo.get(s)
-                if st is None:
-                    structural = g is not None
-                elif g is None:
-                    structural = isinstance(st.get("lat"), (int, float)) and isinstance(st.get("lon"), (int, float))
-                else:
-                    structural = (st.get("lat"), st.get("lon"), (st.get("city") or {}).get("id", "")) != g
-                if structural:
-                    break
+        structural = dirty.all or (bool(dirty.stores) and not self._count_changes(dirty.stores))
         if structural:
             self._rebuild(now)
         else:
-            if dirty.stores:
-                self._count_changes(dirty.stores)
             if dirty.changes:
                 self._update_blast()
                 if self.auto_fit and self.overlay._top_h() != self._fit_top:
@@ -410,27 +395,42 @@ class StoreMapPanel(QWidget):
         self._on_range()
         self._update_labels()
 
-    def _count_changes(self, stores) -> None:
+    def _count_changes(self, stores) -> bool:
         """Worst-status cache and city counts of the changed stores (cheap, every frame);
-        their markers and clusters are queued for the next visual update."""
-        worst_of, index = self.state.store_worst, self._index
+        their markers and clusters are queued for the next visual update. Returns False
+        (and stops) at the first store that was added, deleted, moved or changed city:
+        the caller then rebuilds everything (:meth:`_rebuild`)."""
+        all_stores, geo, index = self.state.stores, self._geo, self._index
+        worst_of, worst, pending = self.state.store_worst, self._worst, self._pending
+        city_of, city_counts, group_of = self._city_of, self._city_counts, self._group_of
+        stale, now = self._stale_groups, self._now
         for s in stores:
-            i = index.get(s)
-            if i is None:
+            st = all_stores.get(s)
+            g = geo.get(s)
+            if g is None:   # not on the map: structural only if it now has coordinates
+                if st is not None and isinstance(st.get("lat"), (int, float)) \
+                        and isinstance(st.get("lon"), (int, float)):
+                    return False
                 continue
-            self._pending.add(s)
+            if st is None or st.get("lat") != g[0] or st.get("lon") != g[1] \
+                    or (st.get("city") or {}).get("id", "") != g[2]:
+                return False
+            i = index[s]
+            pending.add(s)
             w = worst_of(s)
-            old = self._worst[i]
+            old = worst[i]
             if w == old:
                 continue
-            self._worst[i] = w
-            counts = self._city_counts[self._city_of[i]]
+            worst[i] = w
+            city = city_of[i]
+            counts = city_counts[city]
             counts[old] -= 1
             counts[w] = counts.get(w, 0) + 1
-            key = self._group_of.get(self._city_of[i])
-            if key is not None and key not in self._stale_groups:
-                self._stale_groups.add(key)
-                self._stale_since[key] = self._now
+            key = group_of.get(city)
+            if key is not None and key not in stale:
+                stale.add(key)
+                self._stale_since[key] = now
+        return True
 
     def _flush(self, now: float) -> None:
         """Repaint what the aggregated changes touched: markers at most UPDATE_HZ times a
