@@ -640,3 +640,20 @@ def test_fixed_order_follows_a_renamed_store(qtbot):
     assert w._order[0] == "s0"
     st.apply([f.ev(type="store", id="s0", name="zz last")], NOW + 1)
     assert w._sorted_stores(NOW + 1)[-1] == "s0"
+
+
+def test_filtered_out_device_is_checked_again_when_its_kind_changes(qtbot):
+    st, f = _mixed_state()
+    w = DeviceGridPanel(st, {"kinds": ["pos", "scale"]}, PanelContext(clock=lambda: NOW))
+    qtbot.addWidget(w)
+    w.resize(900, 500)
+    w.refresh(all_dirty(), NOW)
+    layouts = w.layouts
+    for t in (1, 2):   # the second time it is remembered as not shown: still no layout
+        d = st.apply([f.ev(type="device", id="s1-ap0", status="crit" if t == 1 else "ok")], NOW + t)
+        w.refresh(d, NOW + t)
+        assert w.layouts == layouts and w.cell_rect("s1-ap0") is None
+    d = st.apply([f.ev(type="device", id="s1-ap0", store="s1", kind="pos", status="warn",
+                       ttl_s=60.0)], NOW + 3)
+    w.refresh(d, NOW + 3)
+    assert w.layouts == layouts + 1 and w.cell_rect("s1-ap0") is not None

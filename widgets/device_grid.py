@@ -152,6 +152,8 @@ class DeviceGridPanel(GridPainting, QWidget):
         self._rolled_set: set[str] = set()
         self._known_devices: set[str] = set()  # every device laid out (rolled up too)
         self._name_keys: dict[str, tuple] = {}  # store -> (name, its sort key), see _order_stores
+        # devices found not shown by the structure check -> their (store, kind) then
+        self._hidden_seen: dict[str, tuple] = {}
         self._roll_xy = np.zeros((0, 2), np.int32)
         self._roll_codes = np.zeros(0, np.uint8)
         self._roll_pos: dict[str, int] = {}   # shown rolled-up store -> its cell index
@@ -380,11 +382,20 @@ class DeviceGridPanel(GridPainting, QWidget):
         seen = dirty.devices & known      # set ops: C speed for the usual case
         if not all(map(D.__contains__, seen)):
             return True                   # a laid-out device was deleted
+        hidden = self._hidden_seen
         for d in dirty.devices - seen if len(seen) < len(dirty.devices) else ():
-            if d in D and self._kind_shown(D[d]):
-                s = D[d].get("store")
-                if self.ctx.in_scope_store(S.get(s), s):
-                    return True
+            rec = D.get(d)
+            if rec is None:
+                hidden.pop(d, None)
+                continue
+            s, kind = rec.get("store"), rec.get("kind")
+            if hidden.get(d) == (s, kind):
+                continue   # checked before, same store and kind: still not shown
+            if self._kind_shown(rec) and self.ctx.in_scope_store(S.get(s), s):
+                return True
+            # not shown (kind filtered out, or its store out of scope); a store that
+            # enters the scope later comes through ``dirty.stores`` below
+            hidden[d] = (s, kind)
         k_of = self._store_k
         for s in [s for s in dirty.stores if s not in k_of]:
             if s in S and self.ctx.in_scope_store(S[s], s):
@@ -460,6 +471,7 @@ class DeviceGridPanel(GridPainting, QWidget):
             scope, lambda s: max((int(CODE_RANK[code_of[d]]) for d in devs[s]), default=ok))
         self._last_sort = now
         self._known_devices = set(code_of)
+        self._hidden_seen = {}
         self._label_em = self._measure_labels(scope)
         kinds = self._kind_list(devs)
         self._kinds = kinds
