@@ -657,3 +657,26 @@ def test_filtered_out_device_is_checked_again_when_its_kind_changes(qtbot):
                        ttl_s=60.0)], NOW + 3)
     w.refresh(d, NOW + 3)
     assert w.layouts == layouts + 1 and w.cell_rect("s1-ap0") is not None
+
+
+def test_resort_leaves_the_same_pixels_as_a_full_layout(qtbot):
+    """The re-sort redraws only moved rows and the rolled-up cells whose status changed;
+    the image must still equal what a full layout of the new order draws."""
+    import numpy as np
+    st, f = make_state(n_stores=120, per_store=10)
+    w = DeviceGridPanel(st, {"min_cell_px": 10, "resort_s": 1}, PanelContext(clock=lambda: NOW))
+    qtbot.addWidget(w)
+    w.resize(400, 300)
+    w.refresh(all_dirty(), NOW)
+    assert len(w.rolled_up) > 10
+    bad = [(w.rolled_up[-1], "crit"), (w.rolled_up[3], "warn"), (w._order[1], "down"),
+           (w._order[-2], "maint")] + [(s, "maint") for s in w._order[-1:-60:-3]]
+    d = st.apply([f.ev(type="device", id=f"{s}-d0", status=v) for s, v in bad], NOW + 2)
+    w.refresh(d, NOW + 2)
+    assert w.resorts == 1
+    fresh = DeviceGridPanel(st, {"min_cell_px": 10, "resort_s": 1}, PanelContext(clock=lambda: NOW + 2))
+    qtbot.addWidget(fresh)
+    fresh.resize(400, 300)
+    fresh.refresh(all_dirty(), NOW + 2)
+    assert fresh._order == w._order and fresh.rolled_up == w.rolled_up
+    assert np.array_equal(fresh._buf, w._buf)

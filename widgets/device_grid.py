@@ -569,9 +569,10 @@ class DeviceGridPanel(GridPainting, QWidget):
         p, lw, cw, hh, placed = place_rows(order, lines, W, H, ncells, lo, roll_h, k, self._label_em)
         return (lo, p, lw, cw, hh, roll_h, placed)
 
-    def _apply_placement(self, placed) -> np.ndarray:
-        """Rows, device positions, rolled-up strip and hit map for a placement.
-        Returns the row origin per store (-1 for rolled-up stores)."""
+    def _apply_placement(self, placed, blit_rolled: bool = True) -> np.ndarray:
+        """Rows, device positions, rolled-up strip and hit map for a placement (the
+        rolled-up cells are drawn too unless ``blit_rolled`` is False: the caller then
+        draws them). Returns the row origin per store (-1 for rolled-up stores)."""
         W, H, ncells, c, roll_h, label_w = self._geom
         p = self._pitch
         origin = np.full((len(self._stores), 2), -1, np.int32)
@@ -589,7 +590,7 @@ class DeviceGridPanel(GridPainting, QWidget):
         placed_set = {s for s, _ in placed}
         self._rolled = [s for s in self._order if s not in placed_set]
         self._rolled_set = set(self._rolled)
-        self._layout_rolled(W, H, roll_h)
+        self._layout_rolled(W, H, roll_h, blit_rolled)
         # hit map at cell resolution, sized to what was placed (a block may overhang a
         # narrow panel), never out of bounds
         xy = self._xy[self._placed]
@@ -612,8 +613,10 @@ class DeviceGridPanel(GridPainting, QWidget):
         if len(placed) != len(self._rows):
             return False
         old = self._row_origin
+        old_roll_xy, old_roll_codes = self._roll_xy, self._roll_codes
         self._order = list(order)
-        new = self._apply_placement(placed)
+        new = self._apply_placement(placed, blit_rolled=False)
+        self._redraw_rolled(old_roll_xy, old_roll_codes)
         moved = np.nonzero(np.any(old != new, axis=1))[0]
         self.resorts += 1
         if not len(moved):
@@ -639,11 +642,30 @@ class DeviceGridPanel(GridPainting, QWidget):
             redraw |= (row_of_dev[:, 0] == x0) & (row_of_dev[:, 1] >= y0) & (row_of_dev[:, 1] < y1)
             self.update(x0, y0, row_w, y1 - y0)
         self._paint_cells(np.nonzero(redraw & self._placed)[0])
-        if self._rolled:
-            self._buf[self._roll_rect.top():, :] = panel
-            self._blit(self._roll_xy, self._roll_codes, self._roll_tmpl)
-            self.update(self._roll_rect)
         return True
+
+    def _redraw_rolled(self, old_xy: np.ndarray, old_codes: np.ndarray) -> None:
+        """After a re-sort: redraw the rolled-up strip. Its cells sit at fixed places, so
+        when the places are the same only the cells whose code changed are drawn again
+        (a store moving along the strip often leaves a cell of the same status)."""
+        if not self._rolled and not len(old_xy):
+            return
+        if old_xy.shape == self._roll_xy.shape and np.array_equal(old_xy, self._roll_xy):
+            ch = np.nonzero(old_codes != self._roll_codes)[0]
+            self._blit(self._roll_xy[ch], self._roll_codes[ch], self._roll_tmpl)
+            c = self._roll_tmpl.shape[1]
+            if len(ch) > 64:
+                self.update(self._roll_rect)
+            else:
+                for x, y in self._roll_xy[ch].tolist():
+                    self.update(x, y, c, c)
+                if self._rolled:
+                    self.update(self.roll_note_rect())
+            return
+        if not self._roll_rect.isNull():
+            self._buf[self._roll_rect.top():, :] = _rgb(self.ctx.theme.panel)
+        self._blit(self._roll_xy, self._roll_codes, self._roll_tmpl)
+        self.update(self._roll_rect)
 
     def _roll_cell(self) -> tuple[int, int]:
         """(size, pitch) of a rolled-up store's cell: ``ROLL_CELL_PX`` of a 1080-line
@@ -652,7 +674,7 @@ class DeviceGridPanel(GridPainting, QWidget):
         c = max(int(self.opts["min_cell_px"] * k), px(ROLL_CELL_PX, k))
         return c, c + px(3, k)
 
-    def _layout_rolled(self, W: int, H: int, roll_h: int) -> None:
+    def _layout_rolled(self, W: int, H: int, roll_h: int, blit: bool = True) -> None:
         n = len(self._rolled)
         if not n:
             self._roll_pos = {}
@@ -676,7 +698,8 @@ class DeviceGridPanel(GridPainting, QWidget):
         shown = self._rolled[: len(self._roll_xy)]
         self._roll_pos = {s: i for i, s in enumerate(shown)}
         self._roll_codes = self.store_codes(shown)
-        self._blit(self._roll_xy, self._roll_codes, self._roll_tmpl)
+        if blit:
+            self._blit(self._roll_xy, self._roll_codes, self._roll_tmpl)
 
     # ------------------------------------------------------------------ pixels
 
