@@ -676,8 +676,12 @@ _DEVICE_STATUS_SET = frozenset(DEVICE_STATUSES)
 
 
 def _column(events: list[dict], key: str, default: Any) -> list[Any]:
-    """``[ev.get(key, default) for ev in events]``, looped in C."""
-    return list(map(_dict_get, events, repeat(key), repeat(default)))
+    """``[ev.get(key, default) for ev in events]``, looped in C (an itemgetter first:
+    twice as fast when, as usual, every event has the key)."""
+    try:
+        return list(map(itemgetter(key), events))
+    except KeyError:
+        return list(map(_dict_get, events, repeat(key), repeat(default)))
 
 
 def _strs_ok(values: list[Any], lo: int, hi: int) -> bool:
