@@ -612,6 +612,9 @@ def test_store_codes_match_store_code_one_by_one(qtbot):
     one_by_one = [w.store_code(s) for s in ids]
     assert w.store_codes(ids).tolist() == one_by_one
     assert one_by_one[:5] == [5, 3, 2, 6, 3]
+    for s, code in zip(ids, one_by_one):    # a few stores: only their slices are read
+        assert w.store_codes([s]).tolist() == [code]
+    assert w.store_codes(["s4", "s3"]).tolist() == [3, 6]
     assert w.store_codes([]).tolist() == []
 
 

@@ -314,9 +314,17 @@ class DeviceGridPanel(GridPainting, QWidget):
             return out
         ks = np.asarray(ks, np.int64)
         start, end = self._store_start[ks], self._store_start[ks + 1]
-        n = len(self._codes)
+        lens = end - start
+        cum = np.zeros(len(ks) + 1, np.int64)
+        np.cumsum(lens, out=cum[1:])
+        if 4 * int(cum[-1]) < len(self._codes):  # few stores: gather just their slices
+            all_codes = self._codes[np.repeat(start - cum[:-1], lens) + np.arange(cum[-1])]
+            start, end = cum[:-1], cum[1:]
+        else:
+            all_codes = self._codes
+        n = len(all_codes)
         rk = np.empty(n + 1, np.int8)
-        rk[:n] = CODE_RANK[self._codes]
+        rk[:n] = CODE_RANK[all_codes]
         rk[n] = -1
         bounds = np.empty(2 * len(ks), np.int64)
         bounds[0::2], bounds[1::2] = start, end
@@ -326,7 +334,7 @@ class DeviceGridPanel(GridPainting, QWidget):
         if len(tie):  # unknown or past-TTL: the first such device of the store decides
             at = np.flatnonzero(rk[:n] == _TIE_RANK)
             first = at[np.searchsorted(at, start[tie])]
-            codes[tie] = self._codes[first]
+            codes[tie] = all_codes[first]
         codes[end <= start] = CODE["ok"]
         out[np.asarray(sel, np.int64)] = codes
         return out
