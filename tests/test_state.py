@@ -447,3 +447,27 @@ def test_grown_state_freezes_its_records_out_of_gc_scans(feed: Feed, monkeypatch
         assert gc.get_freeze_count() >= frozen
     finally:
         gc.unfreeze()
+
+
+def test_snapshot_load_reclaims_cycles_that_died_while_frozen(feed: Feed, monkeypatch) -> None:
+    import gc
+    import weakref
+
+    from wallboard.state import model
+
+    class Node:
+        pass
+
+    monkeypatch.setattr(model, "GC_FREEZE_STEP", 5)
+    try:
+        a, b = Node(), Node()
+        a.other, b.other = b, a                      # a reference cycle
+        gone = weakref.ref(a)
+        st = base_state(feed)                        # freezes the cycle with the records
+        del a, b
+        gc.collect()
+        assert gone() is not None                    # frozen: the collector skips it
+        LiveState.from_snapshot(st.snapshot())       # a resync unfreezes and collects
+        assert gone() is None
+    finally:
+        gc.unfreeze()

@@ -22,7 +22,8 @@ grown by ``GC_FREEZE_STEP`` records since the last time (during the initial load
 ``gc.freeze()``: every object alive at that moment (records, but also the rest of the
 process) moves to the permanent generation, which the collector no longer scans. They
 are still freed normally by reference counting when dropped (records hold no cycles);
-only reference cycles among frozen objects would be kept until ``gc.unfreeze()``.
+only reference cycles that die while frozen are kept, until the next snapshot load
+(a resync), which unfreezes and collects everything before freezing again.
 """
 from __future__ import annotations
 
@@ -93,12 +94,16 @@ class LiveState:
         return (len(fleet.devices) + len(fleet.stores) + len(self._changes.records)
                 + len(self._incidents.records))
 
-    def _settle_gc(self) -> None:
+    def _settle_gc(self, reclaim: bool = False) -> None:
         """Freeze the long-lived records out of the collector's scans once the state has
-        grown by ``GC_FREEZE_STEP`` records (called by ``apply`` and ``from_snapshot``)."""
+        grown by ``GC_FREEZE_STEP`` records (called by ``apply`` and ``from_snapshot``).
+        ``reclaim`` (a snapshot load, i.e. a resync) first unfreezes everything, so the
+        full collection also frees reference cycles that died while frozen."""
         size = self._record_count()
         grown = size - self._frozen_size
         if grown >= GC_FREEZE_STEP:
+            if reclaim:
+                gc.unfreeze()
             gc.collect()               # leave no cyclic garbage behind in the frozen set
             gc.freeze()
             self._frozen_size = size

@@ -186,5 +186,5 @@ def from_snapshot(cls: Any, d: Any, config: StateConfig | None, validate: bool) 
     st.seq = seq
     st._last_msg = feed_at
     st._counters.update(counters)
-    st._settle_gc()                    # freeze the loaded records out of gc scans
+    st._settle_gc(reclaim=True)        # freeze the loaded records out of gc scans
     return st
