@@ -683,3 +683,25 @@ def test_resort_leaves_the_same_pixels_as_a_full_layout(qtbot):
     fresh.refresh(all_dirty(), NOW + 2)
     assert fresh._order == w._order and fresh.rolled_up == w.rolled_up
     assert np.array_equal(fresh._buf, w._buf)
+
+
+def test_order_stores_matches_the_plain_sort_as_names_and_ranks_change(qtbot):
+    import random
+    from widgets.device_grid import _name_key
+    st, f = make_state(n_stores=30, per_store=1)
+    rng = random.Random(3)
+    for order in ("worst", "fixed"):
+        w = DeviceGridPanel(st, {"order": order}, PanelContext(clock=lambda: NOW))
+        qtbot.addWidget(w)
+        for step in range(6):
+            stores = [f"s{i}" for i in range(30) if step < 3 or i % 4]   # the set changes
+            if step % 2:   # renames, with numbers compared by value
+                st.apply([f.ev(type="store", id=f"s{rng.randrange(30)}", name=f"店 #{rng.randrange(12)}")],
+                         NOW)
+            ranks = {s: rng.randrange(6) for s in stores}
+
+            def name(s):
+                return _name_key(str(st.stores[s].get("name", s)))
+            want = sorted(stores, key=lambda s: (name(s), s)) if order == "fixed" else \
+                sorted(stores, key=lambda s: (-ranks[s], name(s), s))
+            assert w._order_stores(stores, ranks.__getitem__) == want

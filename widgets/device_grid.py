@@ -152,6 +152,7 @@ class DeviceGridPanel(GridPainting, QWidget):
         self._rolled_set: set[str] = set()
         self._known_devices: set[str] = set()  # every device laid out (rolled up too)
         self._name_keys: dict[str, tuple] = {}  # store -> (name, its sort key), see _order_stores
+        self._name_pos: dict[str, int] = {}     # store -> its place in name order
         # devices found not shown by the structure check -> their (store, kind) then
         self._hidden_seen: dict[str, tuple] = {}
         self._roll_xy = np.zeros((0, 2), np.int32)
@@ -259,16 +260,25 @@ class DeviceGridPanel(GridPainting, QWidget):
         """``stores`` in the panel's order: by name (fixed) or worst ``rank(store)`` first;
         names compare numbers by value ("#2" before "#10")."""
         S, cache = self.state.stores, self._name_keys
-        keys = {}
+        keys, renamed = {}, False
         for sid in stores:
             text = str((S.get(sid) or {}).get("name", sid))
             hit = cache.get(sid)
             if hit is None or hit[0] != text:   # split a name once, not at every re-sort
                 hit = cache[sid] = (text, _name_key(text))
+                renamed = True
             keys[sid] = hit[1]
+        # each store's place in name order: sorted again only when a name or the set of
+        # stores changed (the worst-first re-sort then is one lexsort)
+        pos = self._name_pos
+        if renamed or len(pos) != len(stores) or not all(map(pos.__contains__, stores)):
+            pos = self._name_pos = {s: i for i, s in enumerate(
+                sorted(stores, key=lambda s: (keys[s], s)))}
         if self.opts["order"] == "fixed":
-            return sorted(stores, key=lambda s: (keys[s], s))
-        return sorted(stores, key=lambda s: (-rank(s), keys[s], s))
+            return sorted(stores, key=pos.__getitem__)
+        ranks = np.array([rank(s) for s in stores], np.int64).reshape(-1)
+        names = np.array([pos[s] for s in stores], np.int64).reshape(-1)
+        return [stores[i] for i in np.lexsort((names, -ranks)).tolist()]
 
     def _store_ranks(self) -> np.ndarray:
         """Worst-status rank per laid-out store (``self._stores`` order), from the cell
