@@ -24,7 +24,8 @@ shown on the store page (the header says "filtered to:" when that hides devices)
 Layout vs. order: a full layout (cell size, kind blocks, every device's offset inside its
 store row) runs only when the set of stores or devices, the size or the mode changes. The
 worst-first re-sort (every ``resort_s``) re-places the existing rows: only rows that moved
-are re-blitted and repainted. The per-kind header counts repaint at most ``HEADER_HZ``
+are re-blitted and repainted, and only the rolled-up cells whose status changed; it ranks
+stores with one reduction over the laid-out codes and keeps the name order between sorts. The per-kind header counts repaint at most ``HEADER_HZ``
 times a second.
 
 Options (validated; a bad one is reported on the panel and in ``errors``, the default
