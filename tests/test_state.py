@@ -444,7 +444,9 @@ def test_grown_state_freezes_its_records_out_of_gc_scans(feed: Feed, monkeypatch
         rec = st.devices["d3"]
         st2 = LiveState.from_snapshot(st.snapshot())
         assert st2._frozen_size == 5 and st2.devices["d3"] == rec
-        assert gc.get_freeze_count() >= frozen
+        # from_snapshot unfreezes, collects (what died while frozen goes) and freezes again:
+        # the count can drop below the earlier one, but the live records are frozen again
+        assert gc.get_freeze_count() > 0
     finally:
         gc.unfreeze()
 
