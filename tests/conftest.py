@@ -43,3 +43,16 @@ def _reset_ui_scale():
     mod = sys.modules.get("widgets.base")
     if mod is not None:
         mod.set_ui_scale(1.0)
+
+
+def feed_events(state, events: list[dict], now: float):
+    """Apply plain event dicts to a LiveState through the real validator, with fresh seqs
+    (``ts`` defaults to ``now``); returns the Dirty set."""
+    from wallboard import protocol as P
+
+    batch = []
+    for ev in events:
+        ev = dict(ev, seq=state.seq + len(batch) + 1)
+        ev.setdefault("ts", now)
+        batch.append(P.validate_event(ev))
+    return state.apply(batch, now)

@@ -3,22 +3,13 @@ from __future__ import annotations
 
 import pytest
 
-from wallboard import protocol as P
 from wallboard.state import Dirty, LiveState
 from widgets.base import PanelContext
 from widgets.change_timeline import ChangeTimelinePanel
+from conftest import feed_events as feed
 
 NOW = 1_760_000_000.0
 
-
-def feed(state: LiveState, events: list[dict], now: float) -> Dirty:
-    """Apply plain event dicts through the real validator with fresh seqs."""
-    batch = []
-    for ev in events:
-        ev = dict(ev, seq=state.seq + len(batch) + 1)
-        ev.setdefault("ts", now)
-        batch.append(P.validate_event(ev))
-    return state.apply(batch, now)
 
 
 def make(qtbot, events=(), options=None, now=NOW, **ctx_kw):

@@ -8,7 +8,6 @@ import sys
 import threading
 import time
 
-import orjson
 import pytest
 from websockets.asyncio.server import serve
 

@@ -4,22 +4,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from wallboard import protocol as P
 from wallboard.state import Dirty, LiveState, StateConfig
 from widgets.base import PanelContext
 from widgets.kpi_chart import KpiChartPanel
 from widgets.kpi_tiles import KpiTilesPanel, format_value, threshold_level
+from conftest import feed_events as feed
 
 NOW = 1_760_000_000.0
 
-
-def feed(state: LiveState, events: list[dict], now: float) -> Dirty:
-    batch = []
-    for ev in events:
-        ev = dict(ev, seq=state.seq + len(batch) + 1)
-        ev.setdefault("ts", now)
-        batch.append(P.validate_event(ev))
-    return state.apply(batch, now)
 
 
 def kpi(metric, value, ts, scope="global", unit=None):

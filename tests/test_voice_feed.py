@@ -4,21 +4,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from wallboard import protocol as P
 from wallboard.state import Dirty, LiveState
 from widgets.base import PanelContext
 from widgets.voice_feed import VoiceFeedPanel, find_spikes, sentiment_color
+from conftest import feed_events as feed
 
 NOW = 1_760_000_040.0  # 40 s into a minute
 
-
-def feed(state: LiveState, events: list[dict], now: float) -> Dirty:
-    batch = []
-    for ev in events:
-        ev = dict(ev, seq=state.seq + len(batch) + 1)
-        ev.setdefault("ts", now)
-        batch.append(P.validate_event(ev))
-    return state.apply(batch, now)
 
 
 def voice(ts, topic="payment", store="s1", sentiment=-0.6, text="支付失败"):

@@ -18,7 +18,7 @@ from PySide6.QtCore import QRect, Qt
 from PySide6.QtGui import QColor, QFont, QFontMetrics, QPainter, QRegion
 
 from widgets._grid_cells import (
-    CODE, CODES, COUNT_GAP, HEAD_PX, KIND_ORDER, KIND_PAD, KIND_SHORT, LABEL_PAD, px,
+    CODES, COUNT_GAP, HEAD_PX, KIND_ORDER, KIND_PAD, KIND_SHORT, LABEL_PAD, px,
 )
 from widgets.base import STATUS_COLORS, STATUS_GLYPHS
 
@@ -30,7 +30,7 @@ class GridPainting:
     """Painting helpers; the panel provides ``_ui_font`` and its layout fields."""
 
     def _paint_text(self, p: QPainter, region: QRegion) -> None:
-        theme, tr, sc = self.ctx.theme, self.ctx.tr, self._k
+        theme, sc = self.ctx.theme, self._k
         W = self.width()
         if region.intersects(QRect(0, 0, W, self._header_h)):  # per-kind counts
             p.fillRect(QRect(0, 0, W, self._header_h), QColor(theme.panel))

@@ -32,7 +32,6 @@ from widgets.base import (
     CHANGE_STATUS_COLORS,
     SEVERITY_COLORS,
     PanelContext,
-    paint_dim,
     register_translations,
     ui_font,
 )
