@@ -287,9 +287,13 @@ def test_a_stalled_wall_is_resynced_and_other_walls_are_unaffected(qtbot, qapp):
         # the bounded queue overflowed (once per 2,000 events while stuck): dropped, counted
         overflows = client.state.rejects.get("overflow", 0)
         assert client.dropped_events > 0 and overflows >= 1
-        # the first load, then a resync snapshot (one queued behind a later overflow is dropped too)
-        assert 2 <= ctl.driver.stats.snapshots <= 1 + overflows
-        assert hub.counters.get("snapshots_sent", 0) >= snaps0 + 1  # the hub resynced it
+        # then a resync: a snapshot, or a replay from the hub's journal when it still holds
+        # the seqs after the wall's last one (which of the two depends on timing); never a skip
+        snaps = ctl.driver.stats.snapshots
+        assert snaps <= 1 + overflows
+        assert snaps >= 2 or ctl.driver.stats.resyncs >= 1
+        if snaps >= 2:
+            assert hub.counters.get("snapshots_sent", 0) >= snaps0 + 1  # the hub resynced it
         assert other.client.dropped_events == 0 and other.driver.stats.snapshots == 1
         assert other.driver.stats.resyncs == 0 and not other.client.state.rejects
         assert entities(ctl.state) == entities(other.state)
