@@ -56,3 +56,13 @@ def feed_events(state, events: list[dict], now: float):
         ev.setdefault("ts", now)
         batch.append(P.validate_event(ev))
     return state.apply(batch, now)
+
+
+def missing_font(size, bold=False, **_kw):
+    """Stands in for ``ui_font`` as if no CJK (or any named) font were installed."""
+    from PySide6.QtGui import QFont
+
+    f = QFont("No Such Font Family 12345")
+    f.setPointSizeF(size)
+    f.setBold(bold)
+    return f

@@ -158,13 +158,9 @@ def test_blast_radius_outline(panel):
 def test_no_cjk_font_renders(qtbot, monkeypatch):
     import widgets.store_map as mod
 
-    def fake_font(size, bold=False):
-        f = QFont("No Such Font Family 12345")
-        f.setPointSizeF(size)
-        f.setBold(bold)
-        return f
+    from conftest import missing_font
 
-    monkeypatch.setattr(mod, "ui_font", fake_font)
+    monkeypatch.setattr(mod, "ui_font", missing_font)
     st, f = make_state()
     w = StoreMapPanel(st, {}, PanelContext(lang="zh", clock=lambda: NOW))
     qtbot.addWidget(w)

@@ -34,6 +34,18 @@ def _share_strings(rec: dict[str, Any]) -> None:
             rec[k] = intern(v)
 
 
+def _merge_metrics(rec: dict[str, Any], old: dict[str, Any] | None, new: dict[str, Any] | None) -> None:
+    """After ``rec.update(ev)``: metrics merge key by key into the record's own dict (the
+    event's dict is never kept, so a later event cannot alias it)."""
+    if new is None:
+        return
+    if old is None:
+        rec["metrics"] = dict(new)
+    else:
+        old.update(new)
+        rec["metrics"] = old
+
+
 class Fleet:
     """Stores, devices and their aggregates (per store, per city, per kind)."""
 
@@ -157,13 +169,7 @@ class Fleet:
         st = rec.get("status")
         if st is not None:
             rec["status"] = _STATUS_OBJ.get(st) or intern(st)
-        m = ev.get("metrics")
-        if m is not None:
-            if rm is None:
-                rec["metrics"] = dict(m)
-            else:
-                rm.update(m)
-                rec["metrics"] = rm
+        _merge_metrics(rec, rm, ev.get("metrics"))
         rec["last_seen"] = now
         new = rec["status"]
         if new != old:
@@ -204,13 +210,7 @@ class Fleet:
         rm = rec.get("metrics")
         rec.update(ev)
         rec.pop("deleted", None)
-        m = ev.get("metrics")
-        if m is not None:
-            if rm is None:
-                rec["metrics"] = dict(m)
-            else:
-                rm.update(m)
-                rec["metrics"] = rm
+        _merge_metrics(rec, rm, ev.get("metrics"))
         _share_strings(rec)
         rec["last_seen"] = now
         new_sid = rec.get("store")
