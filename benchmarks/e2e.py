@@ -94,7 +94,106 @@ def producer_main(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---------------------------------------------------------------------- listener process
+def listener_main(args: argparse.Namespace) -> int:
+    """``--listen URL``: a plain subscriber (no Qt, no GIL shared with paint) that times
+    publish -> received for every event from seq ``--since`` + 1 on; on stdin EOF it prints
+    ``lat P50 P95 P99 N`` in ms. Separates the hub's leg from the wall process's."""
+    import orjson
+    import websockets
+
+    lat: list[float] = []
+
+    async def main() -> None:
+        async with websockets.connect(args.listen, max_size=None, compression=None) as ws:
+            await ws.send(orjson.dumps({"op": "hello", "since": args.since}))
+            eof = asyncio.ensure_future(asyncio.to_thread(sys.stdin.read))
+            while not eof.done():
+                recv = asyncio.ensure_future(ws.recv())
+                done, _ = await asyncio.wait({recv, eof}, return_when=asyncio.FIRST_COMPLETED)
+                if recv not in done:
+                    recv.cancel()
+                    break
+                t = time.time()
+                msg = orjson.loads(recv.result())
+                if msg.get("op") == "events":
+                    lat.extend(t - t0 for ev in msg["events"] if (t0 := ev.get("x_t0")) is not None)
+
+    asyncio.run(main())
+    ms = sorted(x * 1000.0 for x in lat)
+    print("lat", *(round(pct(ms, f), 1) for f in (0.5, 0.95, 0.99)), len(ms), flush=True)
+    return 0
+
+
 # ---------------------------------------------------------------------- wall process
+class EventProbe:
+    """Diagnostics (``--probe``): a QApplication whose ``notify`` times every event.
+
+    Events delivered straight from the event loop (depth 0) are what can block it: they
+    are summed by receiver class and event type; events taking >= 5 ms are also counted
+    by nested receiver (a paint inside a timer) to show where the time goes.
+    """
+
+    _instance = None
+
+    @classmethod
+    def install(cls) -> "EventProbe":
+        from PySide6.QtWidgets import QApplication
+
+        probe = cls()
+
+        class ProbedApp(QApplication):
+            def notify(self, receiver, event):  # noqa: D102 - Qt override
+                return probe.timed(super().notify, receiver, event)
+
+        probe.app = ProbedApp([])
+        cls._instance = probe
+        return probe
+
+    def __init__(self) -> None:
+        self.depth = 0
+        self.top: dict[tuple[str, str], list[float]] = {}
+        self.nested: dict[tuple[str, str], list[float]] = {}
+
+    def reset(self) -> None:
+        self.top.clear()
+        self.nested.clear()
+
+    def timed(self, notify, receiver, event):
+        kind = event.type()
+        self.depth += 1
+        t0 = time.perf_counter()
+        try:
+            return notify(receiver, event)
+        finally:
+            ms = (time.perf_counter() - t0) * 1000.0
+            self.depth -= 1
+            if self.depth == 0 or ms >= 5.0:
+                try:
+                    name = receiver.objectName() or type(receiver).__name__
+                    parent = receiver.parent() if hasattr(receiver, "parent") else None
+                    if parent is not None and not receiver.objectName():
+                        name = f"{parent.objectName() or type(parent).__name__}/{name}"
+                except RuntimeError:  # deleted by the event it just handled
+                    name = type(receiver).__name__
+                key = (name, str(kind).rsplit(".", 1)[-1])
+                book = self.top if self.depth == 0 else self.nested
+                rec = book.get(key)
+                if rec is None:
+                    rec = book[key] = [0, 0.0, 0.0, 0]
+                rec[0] += 1
+                rec[1] += ms
+                rec[2] = max(rec[2], ms)
+                rec[3] += ms >= 50.0
+
+    def report(self, n: int = 15) -> dict:
+        def rows(book):
+            items = sorted(book.items(), key=lambda kv: -kv[1][1])[:n]
+            return [{"receiver": k[0], "event": k[1], "count": v[0], "total_ms": round(v[1], 1),
+                     "max_ms": round(v[2], 1), "over_50ms": v[3]} for k, v in items]
+        return {"top_level": rows(self.top), "nested_over_5ms": rows(self.nested)}
+
+
 class Measure:
     """Frame observer + timed frame wrapper: event-to-pixel latencies and frame times."""
 
@@ -111,6 +210,19 @@ class Measure:
         self.frame_starts: list[float] = []
         self.frames = 0
         self.events = 0
+        self.arrived: dict[int, float] = {}   # id(batch) -> time the feed thread queued it
+        self.hub_leg: list[float] = []         # publish -> queued by the wall's feed thread
+        client = ctl.client
+        push = client._push
+
+        def stamped_push(items, _push=push, _arrived=self.arrived):
+            t = time.time()
+            for it in items:
+                if it[0] == "events":
+                    _arrived[id(it[1])] = t
+            _push(items)
+
+        client._push = stamped_push
         ctl.frame_observers.append(self.observe)
         ctl.timer.timeout.disconnect(ctl.frame)
         ctl.timer.timeout.connect(self.timed_frame)
@@ -130,11 +242,15 @@ class Measure:
             return
         t = time.time()
         lat = self.lat
+        arrived, hub_leg = self.arrived, self.hub_leg
         for batch in batches:
+            ta = arrived.pop(id(batch), None)
             for ev in batch:
                 t0 = ev.get("x_t0")
                 if t0 is not None:
                     lat.append(t - t0)
+                    if ta is not None:
+                        hub_leg.append(ta - t0)
             self.events += len(batch)
 
 
@@ -150,11 +266,23 @@ def main() -> int:
     ap.add_argument("--panel-option", action="append", default=[], metavar="TYPE.KEY=VALUE",
                     help="override a widget option for diagnosis, e.g. device_grid.order=fixed (repeatable)")
     ap.add_argument("--memory", action="store_true", help="in-memory hub journal instead of SQLite")
+    ap.add_argument("--hub-arg", action="append", default=[], metavar="ARG",
+                    help="extra argument for `wallboard hub` (repeat; e.g. --hub-arg=--compact-every=1000000)")
+    ap.add_argument("--switch-interval", type=float, default=None, metavar="S",
+                    help="override sys.setswitchinterval in the wall process (diagnostics)")
+    ap.add_argument("--probe", action="store_true",
+                    help="time every Qt event the wall delivers; report the slowest kinds (diagnostics, slows the wall)")
     ap.add_argument("--profile", metavar="FILE", help="cProfile (CPU time) the wall UI thread during the load into FILE")
+    ap.add_argument("--listener", action="store_true",
+                    help="also time publish -> receive in a separate plain subscriber process (one more process)")
     ap.add_argument("--producer", metavar="URL", help=argparse.SUPPRESS)
+    ap.add_argument("--listen", metavar="URL", help=argparse.SUPPRESS)
+    ap.add_argument("--since", type=int, default=0, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.producer:
         return producer_main(args)
+    if args.listen:
+        return listener_main(args)
 
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     panel_options: dict[str, dict] = {}
@@ -170,7 +298,7 @@ def main() -> int:
     w, h = (int(x) for x in args.size.lower().split("x"))
     tmp = tempfile.mkdtemp(prefix="wallboard-e2e-")
     hub = HubProcess(free_port(), journal=None if args.memory else os.path.join(tmp, "hub.db"),
-                     extra=["--rate-limit", "1000000"]).start()
+                     extra=["--rate-limit", "1000000", *args.hub_arg]).start()
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     prod = subprocess.Popen([sys.executable, __file__, "--producer", hub.publish_url, "--rate", str(args.rate),
                              "--duration", str(args.duration), "--stores", str(args.stores),
@@ -191,6 +319,10 @@ def main() -> int:
         from _common import OffscreenWall
         from PySide6.QtCore import QTimer
 
+        probe = EventProbe.install() if args.probe else None
+        if args.switch_interval is not None:
+            sys.setswitchinterval(args.switch_interval)
+
         wall = OffscreenWall(hub.feed_url, args.layout, size=(w, h), screen=args.screen, panel_options=panel_options)
         load_s = wall.wait_until(lambda: wall.state.seq >= world_seq, 300, "world loaded on the wall")
         wall.pump(2.0)  # first full paints, the layout settles
@@ -208,7 +340,14 @@ def main() -> int:
 
             profiler = cProfile.Profile(time.thread_time)  # UI-thread CPU, not waiting time
             profiler.enable()
+        listener = None
+        if args.listener:
+            listener = subprocess.Popen([sys.executable, __file__, "--listen", hub.feed_url, "--since", str(world_seq)],
+                                        env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+            time.sleep(1.0)
         m.active = True
+        if probe is not None:
+            probe.reset()
         prod.stdin.write("go\n")
         prod.stdin.flush()
         t_start = time.monotonic()
@@ -242,6 +381,7 @@ def main() -> int:
         rss_end = rss_kb()
         st = wall.ctl.driver.stats
         lat_ms = sorted(x * 1000.0 for x in m.lat)
+        hub_ms = sorted(x * 1000.0 for x in m.hub_leg)
         gaps = [(b - a) * 1000.0 for a, b in zip(m.frame_starts, m.frame_starts[1:])]
         interval_ms = wall.ctl.timer.interval()
         sent = result.get("sent", 0)
@@ -256,6 +396,10 @@ def main() -> int:
             "event_to_pixel_ms": {"p50": round(pct(lat_ms, 0.50), 1), "p95": round(pct(lat_ms, 0.95), 1),
                                   "p99": round(pct(lat_ms, 0.99), 1),
                                   "max": round(lat_ms[-1], 1) if lat_ms else None},
+            # the two legs: publish -> queued by the wall's feed thread (producer, hub,
+            # network, wall decode), queued -> painted (the wall's frame loop)
+            "publish_to_wall_queue_ms": {q: round(pct(hub_ms, f), 1) for q, f in
+                                         (("p50", 0.5), ("p95", 0.95), ("p99", 0.99))},
             "frames_per_s": round(m.frames / run_s, 1) if run_s else None,
             "frame_interval_ms": interval_ms,
             "frame_ms": {"p50": round(pct(m.frame_ms, 0.5), 2), "p95": round(pct(m.frame_ms, 0.95), 2),
@@ -281,6 +425,14 @@ def main() -> int:
             "fps": (out["frames_per_s"] or 0) >= 29.0,
             "ui_block": (out["frame_ms"]["max"] or 0) <= 50 and (out["loop_block_ms_max"] or 0) <= 50,
         }
+        if listener is not None:
+            lout, _ = listener.communicate("", timeout=60)
+            parts = (lout.strip().splitlines() or ["lat"])[-1].split()
+            if len(parts) == 5:
+                out["publish_to_listener_ms"] = {"p50": float(parts[1]), "p95": float(parts[2]),
+                                                 "p99": float(parts[3]), "events": int(parts[4])}
+        if probe is not None:
+            out["slow_events"] = probe.report()
         print(json.dumps(out))
         wall.close()
     finally:
