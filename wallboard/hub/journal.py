@@ -12,8 +12,13 @@ the methods of that protocol, from one asyncio task at a time, through
   arrived in ~20 ms and appends it in one call);
 * ``read(after, limit)`` replays kept events with ``seq > after`` (for ``hello.since``);
   ``first_kept`` is the lowest seq still replayable;
-* ``compact(seq, snapshot, keep)`` stores a snapshot of the state at ``seq`` and drops
-  events older than ``seq - keep`` -- disk stays bounded by configuration, not uptime;
+* ``compact(seq, snapshot, keep)`` stores a snapshot of the state at ``seq`` (the JSON
+  bytes of ``wallboard.state.snapshot.encode_snapshot``, or a dict) and drops events
+  older than ``seq - keep`` -- disk stays bounded by configuration, not uptime. It runs
+  in short steps, so ``append`` and ``read`` calls from other threads interleave with it
+  (a compaction never holds up acks and fan-out for long); at every step the journal
+  recovers exactly (newest snapshot + the events after it) and ``first_kept`` is right
+  (readers never get a range with a hole: ``read`` answers ``[]`` below ``first_kept``);
 * ``batch_range(producer, batch)`` answers idempotency: the range a producer's batch got.
 
 Implementations: :class:`SqliteJournal` (embedded default, SQLite in WAL mode,
@@ -41,6 +46,22 @@ MAX_PRODUCERS = 10_000
 #: Batch ranges remembered per producer (older batch numbers are still recognised as
 #: duplicates through the producer's high-water mark).
 BATCHES_PER_PRODUCER = 64
+#: Rows (events, batch ranges) deleted per transaction by ``compact``; the journal lock
+#: is released between chunks so appends interleave (~3 ms per chunk).
+COMPACT_CHUNK = 5_000
+#: Bytes per stored snapshot part: a 24 MB snapshot is written as 24 short transactions,
+#: not one that holds the lock (and the SQLite write lock) for ~100 ms.
+SNAPSHOT_PART = 1 << 20
+
+
+def _snapshot_bytes(snapshot: bytes | dict[str, Any]) -> bytes:
+    """The JSON bytes to store: ``snapshot`` itself when already encoded."""
+    if isinstance(snapshot, (bytes, bytearray, memoryview)):
+        return bytes(snapshot)
+    if isinstance(snapshot, dict):
+        return orjson.dumps(snapshot)
+    raise TypeError(f"journal compact: snapshot is {type(snapshot).__name__}, "
+                    "expected JSON bytes (encode_snapshot) or a dict")
 
 
 def _exact(b: bytes) -> bytes:
@@ -78,7 +99,7 @@ class Journal(Protocol):
     def append(self, batches: list[Batch]) -> list[tuple[int, int]]: ...
     def read(self, after: int, limit: int) -> list[dict[str, Any]]: ...
     def batch_range(self, producer: str, batch: int) -> tuple[int, int] | None: ...
-    def compact(self, seq: int, snapshot: dict[str, Any], keep: int) -> int: ...
+    def compact(self, seq: int, snapshot: bytes | dict[str, Any], keep: int) -> int: ...
     def stats(self) -> dict[str, float]: ...
     def close(self) -> None: ...
 
@@ -123,10 +144,12 @@ class MemoryJournal:
 
     Keeps at most ``keep`` events, encoded (older ones are dropped as if compacted), so
     memory is bounded by configuration and later mutation of the dicts cannot alter it.
+    Thread-safe (one lock, held briefly: ``compact`` drops events in chunks).
     """
 
     def __init__(self, keep: int = 100_000) -> None:
         self.keep = keep
+        self._lock = threading.Lock()
         self._events: deque[bytes] = deque()
         self._snapshot: tuple[int, bytes] | None = None
         self._batches = _Batches()
@@ -135,47 +158,62 @@ class MemoryJournal:
         self.commits = 0
 
     def recover(self) -> Recovered:
-        snap_seq, snap = (self._snapshot[0], orjson.loads(self._snapshot[1])) if self._snapshot else (0, None)
-        events = self.read(snap_seq, len(self._events)) if snap_seq + 1 >= self.first_kept else []
-        return Recovered(snap_seq, snap, events, self.last_seq)
+        with self._lock:
+            snap_seq, blob = self._snapshot if self._snapshot else (0, None)
+            last = self.last_seq
+        snap = orjson.loads(blob) if blob is not None else None
+        events = self.read(snap_seq, last - snap_seq) if snap_seq + 1 >= self.first_kept else []
+        return Recovered(snap_seq, snap, events, last)
 
     def append(self, batches: list[Batch]) -> list[tuple[int, int]]:
         out = []
-        seq = self.last_seq
-        for b in batches:
-            first = seq + 1
-            for ev in b.events:
-                seq += 1
-                ev["seq"] = seq
-                self._events.append(_exact(orjson.dumps(ev)))
-            out.append((first, seq))
-            if b.producer is not None and b.batch is not None:
-                self._batches.note(b.producer, b.batch, first, seq)
-        self.last_seq = seq
-        self.commits += 1
-        while len(self._events) > self.keep:
-            self._events.popleft()
-        self.first_kept = self.last_seq - len(self._events) + 1
+        with self._lock:
+            seq = self.last_seq
+            for b in batches:
+                first = seq + 1
+                for ev in b.events:
+                    seq += 1
+                    ev["seq"] = seq
+                    self._events.append(_exact(orjson.dumps(ev)))
+                out.append((first, seq))
+                if b.producer is not None and b.batch is not None:
+                    self._batches.note(b.producer, b.batch, first, seq)
+            self.last_seq = seq
+            self.commits += 1
+            while len(self._events) > self.keep:
+                self._events.popleft()
+            self.first_kept = self.last_seq - len(self._events) + 1
         return out
 
     def read(self, after: int, limit: int) -> list[dict[str, Any]]:
-        if after + 1 < self.first_kept:
-            return []
-        start = after + 1 - self.first_kept
-        stop = min(len(self._events), start + limit)
-        return [orjson.loads(self._events[i]) for i in range(start, stop)]
+        with self._lock:
+            if after + 1 < self.first_kept:
+                return []
+            start = after + 1 - self.first_kept
+            stop = min(len(self._events), start + max(0, limit))
+            blobs = [self._events[i] for i in range(start, stop)]
+        return [orjson.loads(b) for b in blobs]
 
     def batch_range(self, producer: str, batch: int) -> tuple[int, int] | None:
         return self._batches.get(producer, batch)
 
-    def compact(self, seq: int, snapshot: dict[str, Any], keep: int) -> int:
-        self._snapshot = (seq, orjson.dumps(snapshot))
+    def compact(self, seq: int, snapshot: bytes | dict[str, Any], keep: int) -> int:
+        """Keep ``snapshot`` (JSON bytes or a dict: the state at ``seq``), then drop events
+        ``<= seq - keep`` in chunks of ``COMPACT_CHUNK``. Returns events dropped."""
+        blob = _snapshot_bytes(snapshot)
+        with self._lock:
+            if self._snapshot is None or self._snapshot[0] < seq:  # same seq: same state, kept
+                self._snapshot = (seq, blob)
         dropped = 0
-        while self._events and self.first_kept <= seq - keep:
-            self._events.popleft()
-            self.first_kept += 1
-            dropped += 1
-        return dropped
+        while True:
+            with self._lock:
+                n = min(len(self._events), seq - keep - self.first_kept + 1, COMPACT_CHUNK)
+                if n <= 0:
+                    return dropped
+                for _ in range(n):
+                    self._events.popleft()
+                self.first_kept += n
+                dropped += n
 
     def stats(self) -> dict[str, float]:
         return {"journal_events": len(self._events), "journal_commits": self.commits}
@@ -187,6 +225,8 @@ class MemoryJournal:
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (seq INTEGER PRIMARY KEY, data BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS snapshots (seq INTEGER PRIMARY KEY, data BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS snapshot_parts (
+    seq INTEGER NOT NULL, part INTEGER NOT NULL, data BLOB NOT NULL, PRIMARY KEY (seq, part));
 CREATE TABLE IF NOT EXISTS batches (
     producer TEXT NOT NULL, batch INTEGER NOT NULL, first INTEGER NOT NULL, last INTEGER NOT NULL,
     PRIMARY KEY (producer, batch));
@@ -200,17 +240,28 @@ class SqliteJournal:
     ``path`` is created if missing. Events are stored as JSON blobs keyed by seq; a
     ``meta`` row keeps the last seq so seqs stay contiguous even after compaction has
     deleted every event. Thread-safe (one lock): the hub calls it from worker threads.
+
+    A snapshot is a ``snapshots`` row ``(seq, data, parts)``: ``parts == 0`` (files of
+    older versions) means ``data`` is the JSON; otherwise the JSON is the ``data`` of the
+    ``snapshot_parts`` rows ``(seq, 0 .. parts-1)``, written each in its own transaction
+    *before* the ``snapshots`` row, whose commit makes the snapshot exist. Parts without
+    their row (a crash mid-write) are deleted on open.
     """
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
+        self._compacting = threading.Lock()    # one compaction at a time
         self._db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute("PRAGMA journal_size_limit=67108864")
         self._db.executescript(_SCHEMA)
+        columns = [r[1] for r in self._db.execute("PRAGMA table_info(snapshots)")]
+        if "parts" not in columns:   # a journal written before snapshots came in parts
+            self._db.execute("ALTER TABLE snapshots ADD COLUMN parts INTEGER NOT NULL DEFAULT 0")
+        self._db.execute("DELETE FROM snapshot_parts WHERE seq NOT IN (SELECT seq FROM snapshots)")
         self._batches = _Batches()
         self.commits = 0
         row = self._db.execute("SELECT value FROM meta WHERE key='last_seq'").fetchone()
@@ -224,12 +275,25 @@ class SqliteJournal:
             self._batches.note(producer, batch, first, last)
 
     def recover(self) -> Recovered:
+        """The newest snapshot and every event after it (raises ``RuntimeError`` naming
+        the seq when a snapshot's parts are missing: a damaged file)."""
         with self._lock:
-            row = self._db.execute("SELECT seq, data FROM snapshots ORDER BY seq DESC LIMIT 1").fetchone()
-            snap_seq, snap = (row[0], orjson.loads(row[1])) if row else (0, None)
+            row = self._db.execute(
+                "SELECT seq, data, parts FROM snapshots ORDER BY seq DESC LIMIT 1").fetchone()
+            snap_seq, blob = (row[0], self._snapshot_blob(*row)) if row else (0, None)
             events = [orjson.loads(d) for (d,) in self._db.execute(
                 "SELECT data FROM events WHERE seq > ? ORDER BY seq", (snap_seq,))]
-        return Recovered(snap_seq, snap, events, self.last_seq)
+        return Recovered(snap_seq, orjson.loads(blob) if blob is not None else None, events, self.last_seq)
+
+    def _snapshot_blob(self, seq: int, data: bytes, parts: int) -> bytes:
+        if not parts:
+            return data
+        chunks = [d for (d,) in self._db.execute(
+            "SELECT data FROM snapshot_parts WHERE seq = ? AND part < ? ORDER BY part", (seq, parts))]
+        if len(chunks) != parts:
+            raise RuntimeError(f"journal {self.path}: snapshot at seq {seq} has {len(chunks)} of its "
+                               f"{parts} parts; expected all (the file is damaged)")
+        return b"".join(chunks)
 
     def append(self, batches: list[Batch]) -> list[tuple[int, int]]:
         out: list[tuple[int, int]] = []
@@ -278,32 +342,92 @@ class SqliteJournal:
     def batch_range(self, producer: str, batch: int) -> tuple[int, int] | None:
         return self._batches.get(producer, batch)
 
-    def compact(self, seq: int, snapshot: dict[str, Any], keep: int) -> int:
-        """Store ``snapshot`` (the state at ``seq``), delete events ``<= seq - keep``,
-        older snapshots and batch rows nobody can resend any more. Returns events dropped."""
-        blob = orjson.dumps(snapshot)
+    # ------------------------------------------------------------------ compaction
+    def compact(self, seq: int, snapshot: bytes | dict[str, Any], keep: int) -> int:
+        """Store ``snapshot`` (the state at ``seq``: JSON bytes, or a dict to encode), then
+        delete older snapshots, events ``<= seq - keep`` and batch rows nobody can resend
+        any more. Returns events dropped.
+
+        Runs as the steps below, each a few short transactions that take the journal lock
+        only briefly, so ``append``/``read`` from other threads interleave; the journal
+        recovers exactly after a crash between any two of them. A snapshot already
+        stored at ``seq`` or later is kept (the same seq is the same state)."""
+        blob = _snapshot_bytes(snapshot)
+        with self._compacting:
+            self.store_snapshot(seq, blob)
+            self.drop_snapshots_before(seq)
+            dropped = self.drop_events_upto(seq - keep)
+            self.drop_batches_upto(seq - keep)
+        return dropped
+
+    def _tx(self, *statements: tuple[str, tuple[Any, ...]]) -> int:
+        """Run ``statements`` in one transaction under the lock; rows changed by the last."""
         with self._lock:
             db = self._db
             db.execute("BEGIN IMMEDIATE")
             try:
-                db.execute("INSERT OR REPLACE INTO snapshots VALUES (?, ?)", (seq, blob))
-                db.execute("DELETE FROM snapshots WHERE seq < ?", (seq,))
-                cur = db.execute("DELETE FROM events WHERE seq <= ?", (seq - keep,))
-                dropped = cur.rowcount
-                # keep each producer's newest batches (the high-water mark stays in memory
-                # and in the kept rows)
-                db.execute(
-                    "DELETE FROM batches WHERE last <= ? AND batch < "
-                    "(SELECT MAX(b2.batch) FROM batches b2 WHERE b2.producer = batches.producer) - ?",
-                    (seq - keep, BATCHES_PER_PRODUCER))
+                n = 0
+                for sql, args in statements:
+                    n = db.execute(sql, args).rowcount
                 db.execute("COMMIT")
             except BaseException:
                 db.execute("ROLLBACK")
                 raise
-            low = db.execute("SELECT MIN(seq) FROM events").fetchone()[0]
-            self.first_kept = low if low is not None else self.last_seq + 1
-            db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        return dropped
+        return n
+
+    def store_snapshot(self, seq: int, blob: bytes) -> None:
+        """Compaction step 1: write ``blob`` as parts of ``SNAPSHOT_PART`` bytes, one
+        transaction each; the last part and the ``snapshots`` row commit together, and
+        only that commit makes the snapshot visible to ``recover``."""
+        with self._lock:
+            newest = self._db.execute("SELECT MAX(seq) FROM snapshots").fetchone()[0]
+        if newest is not None and newest >= seq:
+            return
+        pieces = [blob[i:i + SNAPSHOT_PART] for i in range(0, len(blob), SNAPSHOT_PART)] or [b""]
+        put = "INSERT OR REPLACE INTO snapshot_parts VALUES (?, ?, ?)"
+        for part, piece in enumerate(pieces[:-1]):
+            self._tx((put, (seq, part, piece)))
+        self._tx((put, (seq, len(pieces) - 1, pieces[-1])),
+                 ("INSERT OR REPLACE INTO snapshots (seq, data, parts) VALUES (?, ?, ?)",
+                  (seq, b"", len(pieces))))
+
+    def drop_snapshots_before(self, seq: int) -> None:
+        """Compaction step 2: delete snapshots older than ``seq`` (their rows first, in one
+        transaction, then their parts a few at a time). Only after ``store_snapshot``."""
+        self._tx(("DELETE FROM snapshots WHERE seq < ?", (seq,)))
+        while self._tx(("DELETE FROM snapshot_parts WHERE rowid IN (SELECT rowid FROM "
+                        "snapshot_parts WHERE seq < ? LIMIT 4)", (seq,))):
+            pass
+
+    def drop_events_upto(self, upto: int) -> int:
+        """Compaction step 3: delete events ``<= upto``, oldest first, ``COMPACT_CHUNK``
+        per transaction; ``first_kept`` moves with every chunk (no hole is ever readable).
+        Only after a snapshot at ``upto`` or later is stored. Returns events deleted."""
+        dropped = 0
+        while True:
+            with self._lock:
+                lo = self.first_kept
+                hi = min(upto, lo + COMPACT_CHUNK - 1)
+                if hi < lo:
+                    return dropped
+                db = self._db
+                db.execute("BEGIN IMMEDIATE")
+                try:
+                    dropped += db.execute("DELETE FROM events WHERE seq BETWEEN ? AND ?", (lo, hi)).rowcount
+                    db.execute("COMMIT")
+                except BaseException:
+                    db.execute("ROLLBACK")
+                    raise
+                self.first_kept = hi + 1
+
+    def drop_batches_upto(self, upto: int) -> None:
+        """Compaction step 4: forget batch ranges ending ``<= upto``, keeping each
+        producer's newest ``BATCHES_PER_PRODUCER`` (its high-water mark stays in memory
+        and in the kept rows), ``COMPACT_CHUNK`` rows per transaction."""
+        sql = ("DELETE FROM batches WHERE rowid IN (SELECT rowid FROM batches WHERE last <= ? AND batch < "
+               "(SELECT MAX(b2.batch) FROM batches b2 WHERE b2.producer = batches.producer) - ? LIMIT ?)")
+        while self._tx((sql, (upto, BATCHES_PER_PRODUCER, COMPACT_CHUNK))) >= COMPACT_CHUNK:
+            pass
 
     def stats(self) -> dict[str, float]:
         n = max(0, self.last_seq - self.first_kept + 1)  # seqs are contiguous
