@@ -126,6 +126,22 @@ def listener_main(args: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------------- wall process
+def _owner_name(obj) -> str:
+    """``Panel/.../Class`` of a QObject: its class, prefixed by the nearest ancestor whose
+    class name ends in "Panel" (which widget of the layout it belongs to)."""
+    name = obj.objectName() or type(obj).__name__
+    cur, hops = obj, 0
+    while hops < 8:
+        parent = cur.parent() if hasattr(cur, "parent") else None
+        if parent is None:
+            break
+        pname = type(parent).__name__
+        if pname.endswith("Panel"):
+            return f"{pname}/{name}"
+        cur, hops = parent, hops + 1
+    return name
+
+
 class EventProbe:
     """Diagnostics (``--probe``): a QApplication whose ``notify`` times every event.
 
@@ -170,10 +186,7 @@ class EventProbe:
             self.depth -= 1
             if self.depth == 0 or ms >= 5.0:
                 try:
-                    name = receiver.objectName() or type(receiver).__name__
-                    parent = receiver.parent() if hasattr(receiver, "parent") else None
-                    if parent is not None and not receiver.objectName():
-                        name = f"{parent.objectName() or type(parent).__name__}/{name}"
+                    name = _owner_name(receiver)
                 except RuntimeError:  # deleted by the event it just handled
                     name = type(receiver).__name__
                 key = (name, str(kind).rsplit(".", 1)[-1])

@@ -27,6 +27,7 @@ from PySide6.QtCore import QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QBrush, QColor, QFontMetricsF, QPainter, QPainterPath, QPen
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
+from widgets._plot_style import PlotGrid, style_axes
 from widgets.base import (
     check_options,
     CHANGE_STATUS_COLORS,
@@ -34,6 +35,7 @@ from widgets.base import (
     PanelContext,
     register_translations,
     ui_font,
+    ui_scale,
 )
 
 register_translations(
@@ -313,15 +315,8 @@ class ChangeTimelinePanel(QWidget):
         self.vb.invertY(True)
         self.vb.setMouseEnabled(x=True, y=False)
         self.vb.enableAutoRange(enable=False)
-        axis_font = ui_font(13)
-        for name in ("bottom", "left"):
-            ax = pi.getAxis(name)
-            ax.setTickFont(axis_font)
-            ax.setPen(pg.mkPen(theme.grid))
-            ax.setTextPen(pg.mkPen(theme.text))
-        pi.getAxis("left").setWidth(150)
-        pi.getAxis("bottom").setHeight(40)  # big tick font: reserve room or labels clip
-        pi.showGrid(x=True, y=False, alpha=0.25)
+        style_axes(pi, ui_font(13), text=theme.text, grid=theme.grid, left_width=150 * ui_scale())
+        self.grid = PlotGrid(pi, x=True, y=False, color=theme.grid, alpha=0.25)
         # static freeze windows: created once
         self.freeze_items = []
         for start, end, label in self.freeze:

@@ -22,6 +22,7 @@ import pyqtgraph as pg
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QVBoxLayout, QWidget
 
+from widgets._plot_style import PlotGrid, style_axes
 from widgets.base import STATUS_COLORS, PanelContext, register_translations, ui_font, ui_scale
 from widgets.kpi_tiles import format_value
 
@@ -107,14 +108,8 @@ class KpiChartPanel(QWidget):
         pi.hideButtons()
         pi.setMenuEnabled(False)
         pi.setMouseEnabled(x=False, y=False)
-        pi.showGrid(x=True, y=True, alpha=0.2)
-        for name in ("bottom", "left"):
-            ax = pi.getAxis(name)
-            ax.setTickFont(ui_font(13))
-            ax.setPen(pg.mkPen(theme.grid))
-            ax.setTextPen(pg.mkPen(theme.text))
-        pi.getAxis("bottom").setHeight(40)  # big tick font: reserve room or labels clip
-        pi.getAxis("left").setWidth(70)
+        self.grid = PlotGrid(pi, x=True, y=True, color=theme.grid, alpha=0.2)
+        style_axes(pi, ui_font(13), text=theme.text, grid=theme.grid, left_sample="-0000.0")
         pi.enableAutoRange(x=False, y=True)
         self.legend = pi.addLegend(offset=(10, 10), labelTextColor=theme.text, labelTextSize=f"{15 * ui_scale():.0f}pt",
                                    brush=pg.mkBrush(11, 15, 20, 200))
@@ -132,7 +127,7 @@ class KpiChartPanel(QWidget):
         #: one PlotDataItem per series, created here once and only fed with setData
         self.items: list[pg.PlotDataItem] = []
         for i, s in enumerate(self.series):
-            item = pi.plot([], [], pen=pg.mkPen(PALETTE[i % len(PALETTE)], width=1), name=s["label"])
+            item = pi.plot([], [], pen=pg.mkPen(PALETTE[i % len(PALETTE)], width=max(2.0, 1.5 * ui_scale())), name=s["label"])
             item.setClipToView(True)
             self.items.append(item)
         now = ctx.clock()

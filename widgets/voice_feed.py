@@ -25,6 +25,7 @@ from PySide6.QtCore import QRectF, Qt
 from PySide6.QtGui import QColor, QFontMetricsF, QPainter
 from PySide6.QtWidgets import QVBoxLayout, QWidget
 
+from widgets._plot_style import PlotGrid, style_axes
 from widgets.base import check_options, ui_scale, PanelContext, age_text, paint_dim, register_translations, ui_font
 
 register_translations(
@@ -207,16 +208,10 @@ class VoiceFeedPanel(QWidget):
         pi.setMouseEnabled(x=False, y=False)
         self._title_base = ctx.tr("Voice of customers")
         self._title = ""
-        for name in ("bottom", "left"):
-            ax = pi.getAxis(name)
-            ax.setTickFont(ui_font(12))
-            ax.setPen(pg.mkPen(theme.grid))
-            ax.setTextPen(pg.mkPen(theme.text))
-        pi.getAxis("left").setWidth(50)
-        pi.getAxis("bottom").setHeight(40)  # big tick font: reserve room or labels clip
-        pi.showGrid(x=False, y=True, alpha=0.2)
+        style_axes(pi, ui_font(12), text=theme.text, grid=theme.grid, left_sample="0000")
+        self.grid = PlotGrid(pi, x=False, y=True, color=theme.grid, alpha=0.2)
         self.bars = pg.BarGraphItem(x=[0.0], height=[0.0], width=50.0, brush=BAR_COLOR, pen=None)
-        self.threshold = pg.PlotDataItem([], [], pen=pg.mkPen("#ffd166", width=1, style=Qt.PenStyle.DashLine))
+        self.threshold = pg.PlotDataItem([], [], pen=pg.mkPen("#ffd166", width=max(1.0, ui_scale()), style=Qt.PenStyle.DashLine))
         self.spike_marks = pg.ScatterPlotItem([], [], symbol="t", size=18, brush=pg.mkBrush(SPIKE_COLOR),
                                               pen=pg.mkPen("#ffffff", width=1))
         for item in (self.bars, self.threshold, self.spike_marks):
