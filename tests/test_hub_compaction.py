@@ -406,3 +406,19 @@ def test_hub_commits_go_on_while_a_compaction_runs_and_failures_are_counted():
             await hub.astop()
 
     asyncio.run(go())
+
+
+def test_autocheckpoint_is_back_on_after_a_compaction_even_a_failed_one(tmp_path):
+    j = SqliteJournal(tmp_path / "c.db")
+    fill(j, 100)
+    j.compact(100, snap_at(100), keep=10)
+    assert j._db.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 1000 and j._side is None
+    fill_more = [Batch([ev(101 + k) for k in range(10)])]
+    j.append(fill_more)
+    j._db = DieAtCommit(j._db, 2)
+    with pytest.raises(Died):
+        j.compact(110, snap_at(110), keep=0)
+    j._db = j._db.db
+    assert j._db.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 1000 and j._side is None
+    assert_recovers_exactly(j)
+    j.close()
