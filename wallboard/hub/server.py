@@ -420,7 +420,8 @@ class Hub:
         it and trims itself in a worker thread, in short steps that let the committer's
         appends through. ``_commit_once`` starts this as a task every ``compact_every``
         events; a failure is logged and counted (``compaction_errors``), the journal stays
-        consistent and the next commit tries again."""
+        consistent and the next commit tries again. One runs at a time; when the next is
+        due by the time one ends, it starts right away."""
         try:
             seq = self.state.seq
             t0 = time.perf_counter()
@@ -432,12 +433,17 @@ class Hub:
             log.info("journal compacted at seq %d (%d events dropped; snapshot of %.1f MB encoded in %.0f ms "
                      "on the loop, stored and trimmed in %.0f ms)", seq, dropped, len(blob) / 1e6,
                      (t1 - t0) * 1000, (time.perf_counter() - t1) * 1000)
+            again = bool(self._tasks) and self.seq - self._compacted_at >= self.config.compact_every
         except Exception:
             log.exception("journal compaction failed")
             self.count("compaction_errors")
+            again = False
         finally:
             if asyncio.current_task() is self._compaction:
                 self._compaction = None
+        if again and self._compaction is None:
+            # commits went on meanwhile and the next one is due already (not when stopping)
+            self._compaction = asyncio.create_task(self.compact(), name="compaction")
 
     def snapshot_frames(self) -> tuple[int, list[bytes]]:
         """Encoded snapshot parts of the state at the current seq (cached per seq)."""
