@@ -261,6 +261,13 @@ def test_replay_from_journal_or_snapshot_after_compaction(tmp_path):
                 for b in range(10):
                     await prod.send(publish_msg([store(b * 500 + i) for i in range(500)], "p", b + 1))
                     await until(prod, P.Ack)
+            # compaction runs in the background: wait (bounded) until it has caught up
+            for _ in range(250):
+                if hub._compaction is None and hub.seq - hub._compacted_at < hub.config.compact_every:
+                    break
+                await asyncio.sleep(0.02)
+            else:
+                raise AssertionError(f"compaction did not catch up: seq {hub.seq}, compacted at {hub._compacted_at}")
             async with connect(hub.url, max_size=None) as wall:  # recent since: a replay
                 await wall.send(P.encode(P.Hello(since=4900)))
                 await recv(wall)

@@ -331,6 +331,8 @@ _METRICS: dict[str, tuple[str, str, str, float]] = {
     "violations": ("wallboard_protocol_violations_total", "counter", "Frames that broke the protocol.", 1),
     "controls": ("wallboard_controls_total", "counter", "Control commands journaled.", 1),
     "compactions": ("wallboard_journal_compactions_total", "counter", "Journal snapshots + truncations.", 1),
+    "compaction_errors": ("wallboard_journal_compaction_errors_total", "counter",
+                          "Journal compactions that failed (retried at the next commit).", 1),
     "state_errors": ("wallboard_state_errors_total", "counter", "Journaled events the live state failed to apply.", 1),
     "seq": ("wallboard_seq", "gauge", "Last committed seq.", 1),
     "journal_events": ("wallboard_journal_events", "gauge", "Events held in the journal (journal size).", 1),
