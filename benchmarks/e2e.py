@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import os
 import random
@@ -223,6 +224,10 @@ class Measure:
         self.frame_starts: list[float] = []
         self.frames = 0
         self.events = 0
+        #: garbage collections in the wall process while active: generation -> [count, total ms, max ms]
+        self.gc_pauses: dict[int, list[float]] = {}
+        self._gc_t0 = 0.0
+        gc.callbacks.append(self._gc_event)
         self.arrived: dict[int, float] = {}   # id(batch) -> time the feed thread queued it
         self.hub_leg: list[float] = []         # publish -> queued by the wall's feed thread
         client = ctl.client
@@ -239,6 +244,16 @@ class Measure:
         ctl.frame_observers.append(self.observe)
         ctl.timer.timeout.disconnect(ctl.frame)
         ctl.timer.timeout.connect(self.timed_frame)
+
+    def _gc_event(self, phase: str, info: dict) -> None:
+        if phase == "start":
+            self._gc_t0 = time.perf_counter()
+        elif self.active:
+            ms = (time.perf_counter() - self._gc_t0) * 1000.0
+            rec = self.gc_pauses.setdefault(info["generation"], [0, 0.0, 0.0])
+            rec[0] += 1
+            rec[1] += ms
+            rec[2] = max(rec[2], ms)
 
     def timed_frame(self) -> None:
         t0 = time.perf_counter()
@@ -419,6 +434,8 @@ def main() -> int:
                          "max": round(max(m.frame_ms), 1) if m.frame_ms else None},
             "loop_block_ms_max": round(max(gaps) - interval_ms, 1) if gaps else None,
             "frame_gap_ms_p99": round(pct(gaps, 0.99), 1),
+            "gc_pauses": {f"gen{g}": {"count": int(v[0]), "total_ms": round(v[1], 1), "max_ms": round(v[2], 1)}
+                          for g, v in sorted(m.gc_pauses.items())},
             "coalesced_frames": st.overruns - overruns0,
             "feed_dropped_events": wall.client.dropped_events,
             "resyncs": st.resyncs - resyncs0, "snapshots_during_load": st.snapshots - snaps0,
