@@ -271,14 +271,12 @@ class Measure:
         t = time.time()
         lat = self.lat
         arrived, hub_leg = self.arrived, self.hub_leg
-        for batch in batches:
+        for batch in batches:  # comprehensions: this bookkeeping runs inside the frame
             ta = arrived.pop(id(batch), None)
-            for ev in batch:
-                t0 = ev.get("x_t0")
-                if t0 is not None:
-                    lat.append(t - t0)
-                    if ta is not None:
-                        hub_leg.append(ta - t0)
+            t0s = [x for ev in batch if (x := ev.get("x_t0")) is not None]
+            lat.extend([t - x for x in t0s])
+            if ta is not None:
+                hub_leg.extend([ta - x for x in t0s])
             self.events += len(batch)
 
 

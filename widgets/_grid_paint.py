@@ -93,7 +93,7 @@ class GridPainting:
         f = self._ui_font(10, bold=True)
         f.setPixelSize(px(18, sc))
         fm = QFontMetrics(f)
-        parts = self.roll_note_parts()
+        parts = self._painted_note = self.roll_note_parts()
         need = sum(fm.horizontalAdvance(t) + px(10, sc) for t, _ in parts) + px(8, sc)
         if need > W:  # shrink (to 70% at most) so the chips stay on screen
             f.setPixelSize(max(int(px(18, sc) * 0.7), int(px(18, sc) * W / need)))

@@ -678,8 +678,7 @@ class DeviceGridPanel(GridPainting, QWidget):
             else:
                 for x, y in self._roll_xy[ch].tolist():
                     self.update(x, y, c, c)
-                if self._rolled:
-                    self.update(self.roll_note_rect())
+                self._refresh_roll_note()
             return
         if not self._roll_rect.isNull():
             self._buf[self._roll_rect.top():, :] = _rgb(self.ctx.theme.panel)
@@ -786,7 +785,13 @@ class DeviceGridPanel(GridPainting, QWidget):
         c = self._roll_tmpl.shape[1]
         for x, y in self._roll_xy[idx]:
             self.update(int(x), int(y), c, c)
-        self.update(self.roll_note_rect())   # its per-status counts follow
+        self._refresh_roll_note()   # its per-status counts follow
+
+    def _refresh_roll_note(self) -> None:
+        """Repaint the roll-up note when its text changed (its counts are recounted at most
+        once a second: repainting it every frame would redraw the same text)."""
+        if self._rolled and self.roll_note_parts() != getattr(self, "_painted_note", None):
+            self.update(self.roll_note_rect())
 
     def _count_kinds(self) -> None:
         nk = max(1, len(self._kinds))

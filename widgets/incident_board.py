@@ -116,6 +116,7 @@ class IncidentBoardPanel(QWidget):
         self._dimmed = False
         self._now = ctx.clock()
         self._last_sec: int | None = None
+        self._painted_sec: int | None = None
         self.setMouseTracking(False)
         self.setMinimumSize(320, 200)
         self._rebuild(self._now)
@@ -129,10 +130,19 @@ class IncidentBoardPanel(QWidget):
             self._last_sec = sec
             expired = any(r.status == "resolved" and r.resolved_at is not None
                           and now - r.resolved_at > self.resolved_keep_s for r in self.rows)
+            shown = self._shown()
             if data or expired or self.hidden_rows:
                 self._rebuild(now)  # rows, suspects and MTTA/MTTR only when they can change
+            # repaint when what it shows changed, and once a second (ages, flashing): at
+            # 10,000 device events/s every frame names some store, rarely one of its rows
+            if self._shown() != shown or sec != self._painted_sec:
+                self._painted_sec = sec
+                self.update()
             self._now = now
-            self.update()
+
+    def _shown(self) -> tuple:
+        """What the paint depends on besides the clock."""
+        return (self.rows, self.hidden_rows, self.mtta, self.mttr, self.n_acked, self.n_resolved)
 
     def set_dimmed(self, dimmed: bool) -> None:
         """Veil the board while the feed is STALE."""
