@@ -47,13 +47,6 @@ _seq_of = operator.itemgetter("seq")
 #: Device events made only of these keys take the inline path in ``apply`` (they cannot
 #: move the device between stores/kinds, change its ttl or delete it).
 _FAST_KEYS = frozenset(("type", "id", "ts", "seq", "status", "metrics", "msg", "name"))
-#: Keys that only other event types carry. A batch whose keys are all in _FAST_KEYS or
-#: here has no device event with store/kind/ttl_s/deleted/x_* (which need
-#: ``Fleet.apply_device``), so ``apply`` skips the per-event key check.
-_OTHER_TYPE_KEYS = frozenset(
-    k for t, fields in P.SCHEMAS.items() if t != "device" for k in fields
-) - frozenset(P.SCHEMAS["device"]) - {"deleted"}
-
 #: Records (stores + devices + changes + incidents) created since the last ``gc.freeze``
 #: that trigger the next one; see the module docstring.
 GC_FREEZE_STEP = 5_000
@@ -183,40 +176,45 @@ class LiveState:
         ddev = dirty.devices.add
         dsto = dirty.stores.add
         other = self._apply_other
-        # One look at the batch's key union (a C loop) instead of a key check per event:
-        # when no event carries a key that could move a device (store, kind, ttl_s,
-        # deleted, x_*), every known device of the batch can take the inline path.
-        keys = set().union(*events)
-        plain = keys <= _FAST_KEYS or keys - _FAST_KEYS <= _OTHER_TYPE_KEYS
-        named = "msg" in keys or "name" in keys
+        fast_keys = _FAST_KEYS
         for ev in events:
             if ev["type"] != "device":
                 other(ev, now, dirty)
                 continue
             did = ev["id"]
             rec = dget(did)
-            if rec is None or (expired and did in expired) or not (plain or ev.keys() <= _FAST_KEYS):
-                device_path(ev, now, dirty)             # new, deleted, moved, ttl, recovery
+            if rec is None or (expired and did in expired):
+                device_path(ev, now, dirty)             # new, deleted, recovery
+                continue
+            t = ev.get("ts")
+            x = ev.get("status")
+            m = ev.get("metrics")
+            # type, id and seq are there (read above): six keys with ts, status and metrics
+            # set are exactly the usual status update; anything else is checked key by key
+            if len(ev) == 6 and t is not None and x is not None and m is not None:
+                extra = False
+            elif t is not None and ev.keys() <= fast_keys:
+                extra = True
+            else:
+                device_path(ev, now, dirty)             # moved, ttl, deleted, x_*
                 continue
             # Inline path: only keys of _FAST_KEYS, set one by one (cheaper than update(),
             # and the record keeps its interned type/id/status objects).
-            rec["ts"] = ev["ts"]
+            rec["ts"] = t
             rec["seq"] = ev["seq"]
             rec["last_seen"] = now
-            x = ev.get("status")
             if x is not None:
                 old = rec["status"]
                 if x != old:
                     rec["status"] = x = intern(x)
                     moved(rec.get("store"), rec.get("kind", NO_KIND), old, x, dirty)
-            x = ev.get("metrics")
-            if x is not None:
+            if m is not None:
                 rm = rec.get("metrics")
                 if rm is None:
-                    rec["metrics"] = dict(x)
+                    rec["metrics"] = dict(m)
                 else:
-                    rm.update(x)
-            if named:
+                    rm.update(m)
+            if extra:
                 x = ev.get("msg")
                 if x is not None:
                     rec["msg"] = x
