@@ -163,3 +163,28 @@ def test_renders_to_png(qtbot, tmp_path):
     path = tmp_path / "board.png"
     assert panel.grab().save(str(path))
     assert path.stat().st_size > 5000
+
+
+def test_busy_stores_do_not_repaint_the_board_within_a_second(qtbot):
+    """At 10,000 device events/s every frame names some store: the board repaints when its
+    rows change, or once a second for its timers, not on every frame."""
+    st, panel = make(qtbot, [incident("a", "P2")])
+    qtbot.waitUntil(lambda: panel.paints > 0, timeout=2000)
+    for _ in range(20):  # let the show/expose paints settle (bounded)
+        base = panel.paints
+        qtbot.wait(50)
+        if panel.paints == base:
+            break
+    busy = Dirty()
+    busy.stores = {"s1", "s2"}
+    for k in range(5):  # same second, stores dirty (device changes), rows unchanged
+        panel.refresh(busy, NOW + 0.1 + k * 0.1)
+    qtbot.wait(50)
+    assert panel.paints == base
+    feed(st, [{"type": "store", "id": "s1", "name": "静安旗舰店", "name_en": "Jing'an flagship"}], NOW + 0.7)
+    panel.refresh(busy, NOW + 0.7)  # a row's store was renamed: the row changed
+    qtbot.waitUntil(lambda: panel.paints > base, timeout=2000)
+    assert "Jing'an flagship" in [name for _, name in panel.rows[0].stores]
+    base = panel.paints
+    panel.refresh(busy, NOW + 1.2)  # next second: the timers move
+    qtbot.waitUntil(lambda: panel.paints > base, timeout=2000)

@@ -80,7 +80,7 @@ class Row:
     acknowledged_at: float | None
     resolved_at: float | None
     suspect: str | None
-    hits: list[tuple[QRectF, str, str]] = field(default_factory=list)
+    hits: list[tuple[QRectF, str, str]] = field(default_factory=list, compare=False)  # set by paint
 
 
 class IncidentBoardPanel(QWidget):
