@@ -224,6 +224,8 @@ class Measure:
         self.frame_starts: list[float] = []
         self.frames = 0
         self.events = 0
+        self.paint_ms = 0.0
+        self.slow: list[dict] = []  # frames over 40 ms: total, drain+apply, forced paint, per-second work
         #: garbage collections in the wall process while active: generation -> [count, total ms, max ms]
         self.gc_pauses: dict[int, list[float]] = {}
         self._gc_t0 = 0.0
@@ -257,15 +259,23 @@ class Measure:
 
     def timed_frame(self) -> None:
         t0 = time.perf_counter()
+        second = self.ctl._last_second
         self.ctl.frame()
         if self.active:
-            self.frame_ms.append((time.perf_counter() - t0) * 1000.0)
+            ms = (time.perf_counter() - t0) * 1000.0
+            self.frame_ms.append(ms)
             self.frame_starts.append(t0)
             self.frames += 1
+            if ms > 40.0:  # where a slow frame's time went
+                self.slow.append({"ms": round(ms, 1), "step_ms": round(self.ctl.driver.stats.last_frame_ms, 1),
+                                  "paint_ms": round(self.paint_ms, 1),
+                                  "clock_second": self.ctl._last_second != second})
 
     def observe(self, batches, dirty, now) -> None:
         # paint what this frame made dirty now (what Qt would do on the next loop turn)
+        t = time.perf_counter()
         self.app.sendPostedEvents(None, self.update_request)
+        self.paint_ms = (time.perf_counter() - t) * 1000.0
         if not self.active:
             return
         t = time.time()
@@ -434,6 +444,7 @@ def main() -> int:
             "frame_gap_ms_p99": round(pct(gaps, 0.99), 1),
             "gc_pauses": {f"gen{g}": {"count": int(v[0]), "total_ms": round(v[1], 1), "max_ms": round(v[2], 1)}
                           for g, v in sorted(m.gc_pauses.items())},
+            "slow_frames": {"count": len(m.slow), "slowest": sorted(m.slow, key=lambda f: -f["ms"])[:6]},
             "coalesced_frames": st.overruns - overruns0,
             "feed_dropped_events": wall.client.dropped_events,
             "resyncs": st.resyncs - resyncs0, "snapshots_during_load": st.snapshots - snaps0,
