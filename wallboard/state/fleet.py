@@ -22,6 +22,9 @@ from .dirty import Dirty
 
 
 _SHARED = ("type", "store", "kind", "status")
+#: Record keys written or read by every status update (``LiveState.apply``), put first
+#: in a new device record.
+_HOT_KEYS = ("ts", "seq", "status", "metrics", "store")
 _STATUS_OBJ = {s: intern(s) for s in STATUS_ORDER}
 
 
@@ -190,7 +193,11 @@ class Fleet:
             return
         dirty.devices.add(did)
         if rec is None:
-            rec = dict(ev)
+            # the keys every status update writes first: their entries then share the
+            # first cache lines of the record's hash table (fewer misses per event)
+            rec = {k: ev[k] for k in _HOT_KEYS if k in ev}
+            rec["last_seen"] = now
+            rec.update(ev)
             rec.pop("deleted", None)
             m = rec.get("metrics")
             if m is not None:
