@@ -9,10 +9,18 @@ same pre-encoded ``events`` frames of 500 device-status events each:
   (c) ``protocol.decode`` + ``LiveState.apply`` (the figure that counts),
   (d) the same pipeline again, timed per step (loads / validation / apply),
 and reports all of them also as CPU microseconds per event (``us_per_event``).
+and a "floor" measured on the same frames in the same run, with nothing of wallboard but
+the state's device dict: (e) ``orjson.loads`` + the per-event id lookup only
+(``floor_lookup_ratio``), (f) ``orjson.loads`` + a minimal apply without validation,
+aggregates or dirty sets (``floor_minimal_apply_ratio``). These bound the reachable
+``ratio`` for per-event Python processing of string-keyed devices: at 100,000 devices the
+lookup alone touches cold memory (the dict entry, the key string, the record) and
+already halves the events/s of a bare ``orjson.loads``.
 Then adds 10,000 changes and 10,000 incidents, times ``snapshot()`` and a validating
 ``from_snapshot()`` of that state, and reports the process's peak RSS (ru_maxrss).
 Prints one JSON object. Targets (issue 2): events_per_s >= 250,000 and ratio >= 0.6 on
-one core; peak RSS <= 300 MB.
+one core; peak RSS <= 300 MB. The floor shows the ratio target is out of reach for any
+per-event Python processing of 100,000 string-keyed devices.
 
 The state's loading ``apply`` calls ``gc.freeze()`` the loaded records (see
 ``wallboard.state.model``), as the wall does: ``gc_frozen_objects`` reports how many
@@ -145,6 +153,32 @@ def timed_pipeline_split(st: LiveState, frames: list[bytes], now: float) -> tupl
     return loads_s, validate_s, apply_s
 
 
+def timed_floor(st: LiveState, frames: list[bytes]) -> tuple[float, float]:
+    """CPU seconds of (e) ``orjson.loads`` + ``devices.get(ev["id"])`` per event and (f)
+    ``orjson.loads`` + a minimal apply per event: look the record up, set ``ts`` and
+    ``seq``, merge ``metrics`` and compare ``status`` (read, not written, so the state's
+    aggregates stay true). Run after :func:`timed_pipeline_split` on the same frames, the
+    values written are the ones already there."""
+    loads, dget = orjson.loads, st.devices.get
+    t = _clock()
+    for f in frames:
+        for ev in loads(f)["events"]:
+            dget(ev["id"])
+    lookup_s = _clock() - t
+    same = 0
+    t = _clock()
+    for f in frames:
+        for ev in loads(f)["events"]:
+            rec = dget(ev["id"])
+            rec["ts"] = ev["ts"]
+            rec["seq"] = ev["seq"]
+            rec["metrics"].update(ev["metrics"])
+            if ev["status"] == rec["status"]:
+                same += 1
+    minimal_s = _clock() - t
+    return lookup_s, minimal_s
+
+
 def add_changes_incidents(st: LiveState, n_changes: int, n_incidents: int, stores: int,
                           seq: int, rng: random.Random) -> int:
     fr = _Framer()
@@ -193,6 +227,7 @@ def main(argv: list[str] | None = None) -> None:
     decode_s = min(timed_decode(frames) for _ in range(args.repeat))
     apply_s, in_apply_s = timed_decode_apply(st, frames, T0 + 60)
     p_loads_s, p_validate_s, p_apply_s = timed_pipeline_split(st, frames, T0 + 120)
+    floor_lookup_s, floor_minimal_s = map(min, zip(*(timed_floor(st, frames) for _ in range(2))))
 
     frozen = gc.get_freeze_count()
     add_changes_incidents(st, 10_000, 10_000, args.stores, st.seq, rng)
@@ -233,6 +268,14 @@ def main(argv: list[str] | None = None) -> None:
             "apply": us(in_apply_s), "decode_plus_apply": us(apply_s),
             "pipeline_loads": us(p_loads_s), "pipeline_validate": us(p_validate_s),
             "pipeline_apply": us(p_apply_s),
+        },
+        # bounds for the ratio (see the module docstring): loads + id lookup only, and
+        # loads + a minimal apply (no validation, aggregates or dirty sets)
+        "floor_lookup_ratio": round(floor_lookup_s and loads_s / floor_lookup_s, 3),
+        "floor_minimal_apply_ratio": round(floor_minimal_s and loads_s / floor_minimal_s, 3),
+        "floor": {
+            "lookup_per_s": round(n / floor_lookup_s), "minimal_apply_per_s": round(n / floor_minimal_s),
+            "us_per_event": {"loads_plus_lookup": us(floor_lookup_s), "loads_plus_minimal_apply": us(floor_minimal_s)},
         },
         "gc_frozen_objects": frozen,
         "setup_events_per_s": round((args.stores + args.devices) / setup_s),
