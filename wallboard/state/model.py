@@ -209,11 +209,10 @@ class LiveState:
                     rec["status"] = x = intern(x)
                     moved(rec.get("store"), rec.get("kind", NO_KIND), old, x, dirty)
             if m is not None:
-                rm = rec.get("metrics")
-                if rm is None:
+                try:
+                    rec["metrics"].update(m)            # merged into the record's own dict
+                except (KeyError, AttributeError):      # no metrics yet: a copy, never m itself
                     rec["metrics"] = dict(m)
-                else:
-                    rm.update(m)
             if extra:
                 x = ev.get("msg")
                 if x is not None:
