@@ -210,8 +210,9 @@ class LiveState:
                     moved(rec.get("store"), rec.get("kind", NO_KIND), old, x, dirty)
             if m is not None:
                 try:
-                    rec["metrics"].update(m)            # merged into the record's own dict
-                except (KeyError, AttributeError):      # no metrics yet: a copy, never m itself
+                    rm = rec["metrics"]
+                    rm |= m                             # merged into the record's own dict
+                except (KeyError, TypeError):           # no metrics yet: a copy, never m itself
                     rec["metrics"] = dict(m)
             if extra:
                 x = ev.get("msg")
