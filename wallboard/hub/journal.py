@@ -74,6 +74,27 @@ def _exact(b: bytes) -> bytes:
     return memoryview(b).tobytes()
 
 
+def _number(batches: list["Batch"], last_seq: int) -> tuple[list[tuple[int, int]], list[tuple[int, bytes]],
+                                                            list[tuple[str, int, int, int]]]:
+    """Give the batches' events the seqs after ``last_seq`` (set in place). Returns each
+    batch's (first, last), the encoded events as (seq, JSON) and the (producer, batch,
+    first, last) rows of the batches that carry an id."""
+    out: list[tuple[int, int]] = []
+    rows: list[tuple[int, bytes]] = []
+    brows: list[tuple[str, int, int, int]] = []
+    seq = last_seq
+    for b in batches:
+        first = seq + 1
+        for ev in b.events:
+            seq += 1
+            ev["seq"] = seq
+            rows.append((seq, orjson.dumps(ev)))
+        out.append((first, seq))
+        if b.producer is not None and b.batch is not None:
+            brows.append((b.producer, b.batch, first, seq))
+    return out, rows, brows
+
+
 @dataclass
 class Batch:
     """One producer batch to append: validated events (``seq`` is set by ``append``)."""
@@ -170,19 +191,13 @@ class MemoryJournal:
         return Recovered(snap_seq, snap, events, last)
 
     def append(self, batches: list[Batch]) -> list[tuple[int, int]]:
-        out = []
         with self._lock:
-            seq = self.last_seq
-            for b in batches:
-                first = seq + 1
-                for ev in b.events:
-                    seq += 1
-                    ev["seq"] = seq
-                    self._events.append(_exact(orjson.dumps(ev)))
-                out.append((first, seq))
-                if b.producer is not None and b.batch is not None:
-                    self._batches.note(b.producer, b.batch, first, seq)
-            self.last_seq = seq
+            out, rows, brows = _number(batches, self.last_seq)
+            self._events.extend(_exact(data) for _, data in rows)
+            for producer, batch, first, last in brows:
+                self._batches.note(producer, batch, first, last)
+            if out:
+                self.last_seq = out[-1][1]
             self.commits += 1
             while len(self._events) > self.keep:
                 self._events.popleft()
@@ -328,20 +343,9 @@ class SqliteJournal:
         return b"".join(chunks)
 
     def append(self, batches: list[Batch]) -> list[tuple[int, int]]:
-        out: list[tuple[int, int]] = []
-        rows: list[tuple[int, bytes]] = []
-        brows: list[tuple[str, int, int, int]] = []
         with self._urgent():
-            seq = self.last_seq
-            for b in batches:
-                first = seq + 1
-                for ev in b.events:
-                    seq += 1
-                    ev["seq"] = seq
-                    rows.append((seq, orjson.dumps(ev)))
-                out.append((first, seq))
-                if b.producer is not None and b.batch is not None:
-                    brows.append((b.producer, b.batch, first, seq))
+            out, rows, brows = _number(batches, self.last_seq)
+            seq = out[-1][1] if out else self.last_seq
             db = self._db
             db.execute("BEGIN IMMEDIATE")
             try:
