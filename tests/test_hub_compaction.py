@@ -422,3 +422,73 @@ def test_autocheckpoint_is_back_on_after_a_compaction_even_a_failed_one(tmp_path
     assert j._db.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 1000 and j._side is None
     assert_recovers_exactly(j)
     j.close()
+
+
+# ---------------------------------------------------------------------- encode in pieces
+
+def test_encode_snapshot_pieces_join_to_encode_snapshot():
+    from wallboard.state.snapshot import encode_snapshot_pieces
+
+    st = rich_state()
+    for chunk in (1, 2, 3, 10_000):
+        assert b"".join(encode_snapshot_pieces(st, chunk)) == encode_snapshot(st)
+    empty = LiveState()
+    assert b"".join(encode_snapshot_pieces(empty, 2)) == encode_snapshot(empty)
+    with pytest.raises(ValueError, match="chunk must be >= 1, got 0"):
+        next(encode_snapshot_pieces(st, 0))
+
+
+def test_encode_chunk_option_is_checked():
+    with pytest.raises(ValueError, match=r"hub option encode_chunk=0: expected >= 1"):
+        HubConfig(encode_chunk=0).validate()
+
+
+def test_commits_during_a_pieced_encode_wait_for_it_and_the_snapshot_is_exact(monkeypatch):
+    """The hub encodes its state a few devices at a time with the loop running; commits
+    in between are acked and fanned out but applied to the state only afterwards, so
+    the stored snapshot is exactly the state at its seq."""
+    journal = MemoryJournal(10_000)
+    hub = Hub(HubConfig(port=0, compact_every=10_000_000, encode_chunk=50, commit_interval=0.0),
+              auth=Auth(), journal=journal)
+    seen_held: list[int] = []
+    from wallboard.hub import server as hub_server
+
+    real_pieces = hub_server.encode_snapshot_pieces
+
+    def padded_pieces(st, chunk):
+        """The real pieces, then empty ones (bounded) until a commit has been held: the
+        loop runs between pieces, so this waits for one without timing luck."""
+        it = real_pieces(st, chunk)
+        yield next(it)
+        for _ in range(200_000):
+            if hub._held:
+                break
+            yield b""
+        yield from it
+
+    monkeypatch.setattr(hub_server, "encode_snapshot_pieces", padded_pieces)
+
+    async def go() -> None:
+        await hub.astart()
+        try:
+            await hub.submit([dict(device(k), id=f"w{k}") for k in range(2000)], "p", 1)  # 2,000 devices
+            expected = orjson.loads(orjson.dumps(to_snapshot(hub.state)))
+
+            async def publish_during() -> None:
+                for b in range(2, 12):
+                    await hub.submit([device(1000 + b * 7 + k) for k in range(7)], "p", b)
+                    if hub._held is not None:
+                        seen_held.append(len(hub._held))
+
+            encode = asyncio.create_task(hub._encode_state())
+            await publish_during()
+            blob = await encode
+            assert orjson.loads(blob) == expected   # the state as it was at seq 2,000
+            assert hub._held is None and hub.state.seq == hub.seq == 2000 + 10 * 7  # held batches applied
+            seq, frames = hub.snapshot_frames()
+            assert seq == hub.state.seq
+        finally:
+            await hub.astop()
+
+    asyncio.run(go())
+    assert seen_held, "no commit landed while the encode was in pieces"

@@ -36,13 +36,16 @@ from websockets.exceptions import ConnectionClosed
 
 from wallboard import protocol as P
 from wallboard.state import LiveState
-from wallboard.state.snapshot import encode_snapshot
+from wallboard.state.snapshot import encode_snapshot_pieces
 
 from .auth import Auth, bearer
 from .fanout import Tail, WallSender
 from .journal import Batch, Journal, _exact, open_journal
 
 log = logging.getLogger("wallboard.hub")
+
+#: Seconds the loop runs between two pieces of a compaction's snapshot encode.
+ENCODE_PAUSE_S = 0.004
 
 
 @dataclass
@@ -67,6 +70,7 @@ class HubConfig:
     batch_interval: float = 0.010       # at most one frame per wall per this many seconds
     commit_interval: float = 0.020      # at most one journal commit (fsync) per this
     compact_every: int = 100_000        # events between snapshots
+    encode_chunk: int = 10_000          # devices per piece of a compaction's snapshot encode
     keep_events: int = 100_000          # events kept for replay after a snapshot
     snapshot_records: int = 5_000       # list items per snapshot part
     max_violations: int = 3             # protocol violations before closing with 1008
@@ -96,6 +100,7 @@ class HubConfig:
             ("batch_events", self.batch_events >= 1, ">= 1"),
             ("keep_events", self.keep_events >= 0, ">= 0"),
             ("compact_every", self.compact_every >= 1, ">= 1"),
+            ("encode_chunk", self.encode_chunk >= 1, ">= 1"),
         ]
         for name, ok, want in checks:
             if not ok:
@@ -154,6 +159,8 @@ class Hub:
         self._thread: threading.Thread | None = None
         self._compacted_at = 0
         self._compaction: asyncio.Task[None] | None = None   # the running compaction
+        #: batches journaled while a compaction encodes the state, applied after it
+        self._held: list[list[dict[str, Any]]] | None = None
         self._last_commit_ms = 0.0
         self.host = self.config.host
         self.port = self.config.port
@@ -395,11 +402,10 @@ class Hub:
         events = [ev for b in batches for ev in b.events]
         first = ranges[0][0]
         self.tail.extend(first, [_exact(orjson.dumps(ev)) for ev in events])
-        try:
-            self.state.apply(events, time.time())
-        except Exception:  # journaled already: the state must follow; log loudly
-            log.exception("state.apply failed at seq %d..%d", first, ranges[-1][1])
-            self.count("state_errors")
+        if self._held is not None:  # a compaction is encoding the state: apply after it
+            self._held.append(events)
+        else:
+            self._apply(events)
         self.count("events_in", len(events))
         self.count("commits")
         for (b, f), r in zip(work, ranges):
@@ -412,11 +418,39 @@ class Hub:
             # in the background: the next commits (acks, fan-out) must not wait for it
             self._compaction = asyncio.create_task(self.compact(), name="compaction")
 
+    def _apply(self, events: list[dict[str, Any]]) -> None:
+        """Journaled events into the hub's state (logged and counted if that fails)."""
+        try:
+            self.state.apply(events, time.time())
+        except Exception:  # journaled already: the state must follow; log loudly
+            log.exception("state.apply failed at seq %d..%d", events[0]["seq"], events[-1]["seq"])
+            self.count("state_errors")
+
+    async def _encode_state(self) -> bytes:
+        """The state's snapshot as JSON bytes, encoded in pieces with the loop running in
+        between (acks and fan-out go on); meanwhile commits hold their ``state.apply``
+        back in ``_held`` (and the ticker its ``tick``), so the pieces stay consistent
+        with ``state.seq``; the held batches are applied, in order, when it is done."""
+        self._held = []
+        try:
+            pieces = []
+            for piece in encode_snapshot_pieces(self.state, self.config.encode_chunk):
+                pieces.append(piece)
+                # a few ms of loop between pieces: sending a frame to a wall takes several
+                # loop turns, so a bare sleep(0) would still stall fan-out piece by piece
+                await asyncio.sleep(ENCODE_PAUSE_S)
+            return b"".join(pieces)
+        finally:
+            held, self._held = self._held, None
+            for events in held:
+                self._apply(events)
+
     async def compact(self) -> None:
         """Snapshot the state into the journal and drop events older than ``keep_events``.
 
-        The snapshot is encoded here, on the loop, in one C call (``encode_snapshot``,
-        ~60 ms at 100,000 devices, consistent with ``state.seq``); the journal then stores
+        The snapshot is encoded here, on the loop, in pieces of ``encode_chunk`` devices
+        (``_encode_state``: ~60 ms at 100,000 devices in all, ~6 ms at a time, consistent
+        with ``state.seq`` because state updates wait for it); the journal then stores
         it and trims itself in a worker thread, in short steps that let the committer's
         appends through. ``_commit_once`` starts this as a task every ``compact_every``
         events; a failure is logged and counted (``compaction_errors``), the journal stays
@@ -425,7 +459,7 @@ class Hub:
         try:
             seq = self.state.seq
             t0 = time.perf_counter()
-            blob = encode_snapshot(self.state)
+            blob = await self._encode_state()
             t1 = time.perf_counter()
             self._compacted_at = seq
             dropped = await asyncio.to_thread(self.journal.compact, seq, blob, self.config.keep_events)
@@ -446,8 +480,10 @@ class Hub:
             self._compaction = asyncio.create_task(self.compact(), name="compaction")
 
     def snapshot_frames(self) -> tuple[int, list[bytes]]:
-        """Encoded snapshot parts of the state at the current seq (cached per seq)."""
-        seq = self.seq
+        """Encoded snapshot parts of the state at its seq (cached per seq). While a
+        compaction encodes the state, that seq may trail the journal's by a few batches:
+        the wall then gets the rest from the tail, as after any snapshot."""
+        seq = self.state.seq
         if self._snap_cache is None or self._snap_cache[0] != seq:
             parts = P.split_snapshot(self.state.snapshot(), self.config.snapshot_records)
             frames = [P.encode(P.Snapshot(seq=seq, part=i, parts=len(parts), data=d))
@@ -462,7 +498,8 @@ class Hub:
         while True:
             await asyncio.sleep(cfg.heartbeat_s)
             try:
-                self.state.tick(time.time())  # TTL expiry + retention: memory stays bounded
+                if self._held is None:  # not while a compaction encodes the state
+                    self.state.tick(time.time())  # TTL expiry + retention: memory stays bounded
             except Exception:
                 log.exception("state.tick failed")
             hb = P.encode(P.Heartbeat(seq=self.seq, time=time.time()))

@@ -18,7 +18,7 @@ live records (for the hub's journal compaction, where the copies were the cost).
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Iterator
 
 import orjson
 
@@ -86,6 +86,33 @@ def encode_snapshot(st: Any) -> bytes:
     result decodes (``orjson.loads``) to exactly what ``to_snapshot`` returns; hand it to
     ``Journal.compact`` or load it with ``LiveState.from_snapshot(orjson.loads(b))``."""
     return orjson.dumps(_layout(st, list, list))
+
+
+_DEVICES_KEY = b'"devices":[]'
+
+
+def encode_snapshot_pieces(st: Any, chunk: int = 10_000) -> Iterator[bytes]:
+    """:func:`encode_snapshot` in pieces: the snapshot without its devices, then the
+    devices ``chunk`` records at a time, so a caller can let its event loop run between
+    pieces (~6 ms each at ``chunk`` 10,000) instead of holding it for the whole encode.
+
+    ``b"".join(pieces) == encode_snapshot(st)`` provided ``st`` is not changed while the
+    pieces are being taken: the caller holds its updates back until the iterator is done
+    (the hub defers its ``apply`` and ``tick``, see ``Hub.compact``)."""
+    if chunk < 1:
+        raise ValueError(f"chunk must be >= 1, got {chunk!r}")
+    head = orjson.dumps(_layout(st, list, lambda _recs: []))
+    at = head.find(_DEVICES_KEY)
+    if at < 0 or head.find(_DEVICES_KEY, at + 1) >= 0:  # not found once: no splicing
+        yield encode_snapshot(st)
+        return
+    split = at + len(_DEVICES_KEY) - 1   # just after the list's "["
+    yield head[:split]
+    devices = list(st._fleet.devices.values())
+    for i in range(0, len(devices), chunk):
+        body = orjson.dumps(devices[i:i + chunk])[1:-1]
+        yield b"," + body if i else body
+    yield head[split:]
 
 
 # ---------------------------------------------------------------------- validation
