@@ -243,6 +243,23 @@ class Measure:
             _push(items)
 
         client._push = stamped_push
+        # per panel: time of its refresh in the current frame (for the slow-frame report)
+        from wallboard.app.panels import PanelFrame
+
+        self.panel_ms: dict[str, float] = {}
+        refresh, panel_ms = PanelFrame.refresh, self.panel_ms
+
+        def timed_refresh(frame, dirty, now, _refresh=refresh):
+            t = time.perf_counter()
+            w = frame.widget
+            before = (getattr(w, "layouts", 0), getattr(w, "resorts", 0))
+            _refresh(frame, dirty, now)
+            if (getattr(w, "layouts", 0), getattr(w, "resorts", 0)) != before:
+                kind = f"{frame.kind}:" + ("layout" if getattr(w, "layouts", 0) != before[0] else "resort")
+                panel_ms[kind] = panel_ms.get(kind, 0.0) + 0.0
+            panel_ms[frame.kind] = panel_ms.get(frame.kind, 0.0) + (time.perf_counter() - t) * 1000.0
+
+        PanelFrame.refresh = timed_refresh
         ctl.frame_observers.append(self.observe)
         ctl.timer.timeout.disconnect(ctl.frame)
         ctl.timer.timeout.connect(self.timed_frame)
@@ -260,6 +277,7 @@ class Measure:
     def timed_frame(self) -> None:
         t0 = time.perf_counter()
         second = self.ctl._last_second
+        self.panel_ms.clear()
         self.ctl.frame()
         if self.active:
             ms = (time.perf_counter() - t0) * 1000.0
@@ -269,7 +287,9 @@ class Measure:
             if ms > 40.0:  # where a slow frame's time went
                 self.slow.append({"ms": round(ms, 1), "step_ms": round(self.ctl.driver.stats.last_frame_ms, 1),
                                   "paint_ms": round(self.paint_ms, 1),
-                                  "clock_second": self.ctl._last_second != second})
+                                  "clock_second": self.ctl._last_second != second,
+                                  "panels_ms": {k: round(v, 1) for k, v in sorted(
+                                      self.panel_ms.items(), key=lambda kv: -kv[1])[:4]}})
 
     def observe(self, batches, dirty, now) -> None:
         # paint what this frame made dirty now (what Qt would do on the next loop turn)
