@@ -198,20 +198,23 @@ def qobject_count(app: Any = None, extra: list[Any] | None = None) -> int:
     return n
 
 
-def wrapped_qobjects_alive() -> int:
-    """QObjects that Python holds a wrapper of and whose C++ object still exists, wherever
-    they are (parentless QObjects included, which ``qobject_count`` cannot see)."""
+def object_census() -> tuple[int, int, int]:
+    """After a full collection, in one walk of the collector's objects: (Python objects
+    tracked, QObjects Python holds a wrapper of whose C++ object still exists -- parentless
+    ones included, which ``qobject_count`` cannot see --, wrappers whose C++ object is gone)."""
     import shiboken6
     from PySide6.QtCore import QObject
 
     gc.collect()
-    return sum(1 for o in gc.get_objects() if isinstance(o, QObject) and shiboken6.isValid(o))
-
-
-def python_object_count() -> int:
-    """Objects tracked by the garbage collector after a full collection."""
-    gc.collect()
-    return len(gc.get_objects())
+    objs = gc.get_objects()
+    alive = stale = 0
+    for o in objs:
+        if isinstance(o, shiboken6.Object):
+            if not shiboken6.isValid(o):
+                stale += 1
+            elif isinstance(o, QObject):
+                alive += 1
+    return len(objs), alive, stale
 
 
 def linear_fit(xs: list[float], ys: list[float]) -> tuple[float, float]:

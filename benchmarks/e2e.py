@@ -251,12 +251,7 @@ class Measure:
 
         def timed_refresh(frame, dirty, now, _refresh=refresh):
             t = time.perf_counter()
-            w = frame.widget
-            before = (getattr(w, "layouts", 0), getattr(w, "resorts", 0))
             _refresh(frame, dirty, now)
-            if (getattr(w, "layouts", 0), getattr(w, "resorts", 0)) != before:
-                kind = f"{frame.kind}:" + ("layout" if getattr(w, "layouts", 0) != before[0] else "resort")
-                panel_ms[kind] = panel_ms.get(kind, 0.0) + 0.0
             panel_ms[frame.kind] = panel_ms.get(frame.kind, 0.0) + (time.perf_counter() - t) * 1000.0
 
         PanelFrame.refresh = timed_refresh
@@ -289,7 +284,7 @@ class Measure:
                                   "paint_ms": round(self.paint_ms, 1),
                                   "clock_second": self.ctl._last_second != second,
                                   "panels_ms": {k: round(v, 1) for k, v in sorted(
-                                      self.panel_ms.items(), key=lambda kv: -kv[1])[:4]}})
+                                      self.panel_ms.items(), key=lambda kv: -kv[1])[:3]}})
 
     def observe(self, batches, dirty, now) -> None:
         # paint what this frame made dirty now (what Qt would do on the next loop turn)
@@ -324,8 +319,6 @@ def main() -> int:
     ap.add_argument("--memory", action="store_true", help="in-memory hub journal instead of SQLite")
     ap.add_argument("--hub-arg", action="append", default=[], metavar="ARG",
                     help="extra argument for `wallboard hub` (repeat; e.g. --hub-arg=--compact-every=1000000)")
-    ap.add_argument("--switch-interval", type=float, default=None, metavar="S",
-                    help="override sys.setswitchinterval in the wall process (diagnostics)")
     ap.add_argument("--probe", action="store_true",
                     help="time every Qt event the wall delivers; report the slowest kinds (diagnostics, slows the wall)")
     ap.add_argument("--profile", metavar="FILE", help="cProfile (CPU time) the wall UI thread during the load into FILE")
@@ -376,8 +369,6 @@ def main() -> int:
         from PySide6.QtCore import QTimer
 
         probe = EventProbe.install() if args.probe else None
-        if args.switch_interval is not None:
-            sys.setswitchinterval(args.switch_interval)
 
         wall = OffscreenWall(hub.feed_url, args.layout, size=(w, h), screen=args.screen, panel_options=panel_options)
         load_s = wall.wait_until(lambda: wall.state.seq >= world_seq, 300, "world loaded on the wall")

@@ -24,22 +24,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def rss_kb(pid: int, key: str = "VmRSS") -> int:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith(key + ":"):
-                return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import free_port, rss_kb  # noqa: E402
 
 
 def wall_proc(url: str, run: str, out: "mp.Queue", ready: "mp.Event", done: "mp.Event", deadline: float) -> None:

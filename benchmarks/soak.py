@@ -20,8 +20,11 @@ count depend on the layout on screen; with ``--interval`` a multiple of 3 x ``--
 every sample shows the same layout). Targets: RSS and Python objects grow <= 2 %, QObjects do not grow.
 RSS is judged on its low envelope (the minimum of each 3 consecutive samples: a sample
 taken while a layout is being built peaks 70-90 MB above the floor and is freed right
-after); Python objects net of the stale wrappers the sampler itself creates (see
-``stale_wrapper_count``). The raw series are printed too.
+after); Python objects net of the stale wrappers the sampler itself creates:
+``qobject_count``'s ``findChildren`` wraps every child QObject (gestures, scroll bars,
+layouts...), and a child's wrapper stays referenced from its parent's wrapper after C++
+deletes the child with its page (30 layout switches without ``qobject_count``: +48
+objects; with it: +1,148, all wrappers of deleted QObjects). The raw series are printed too.
 """
 from __future__ import annotations
 
@@ -36,8 +39,8 @@ from collections import Counter
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import (HubProcess, OffscreenWall, free_port, linear_fit, python_object_count,  # noqa: E402
-                     qobject_count, rss_kb, wrapped_qobjects_alive)
+from _common import (HubProcess, OffscreenWall, free_port, linear_fit, object_census,  # noqa: E402
+                     qobject_count, rss_kb)
 
 def type_histogram() -> Counter:
     """Live Python objects by type name, after a full collection."""
@@ -46,19 +49,6 @@ def type_histogram() -> Counter:
 
 
 ROTATION = ("launch-928", "overview", "double-11")
-
-
-def stale_wrapper_count() -> int:
-    """Python wrappers whose C++ QObject is gone. The sampler makes them itself:
-    ``qobject_count``'s ``findChildren`` wraps every child (gestures, scroll bars,
-    layouts...), and a child's wrapper stays referenced from its parent's wrapper after
-    C++ deletes the child with its page. A wall that is not sampled does not grow them
-    (30 layout switches without ``qobject_count``: +48 objects; with it: +1,148, all
-    wrappers of deleted QObjects). They are counted apart from ``py_objects``."""
-    import shiboken6
-
-    gc.collect()
-    return sum(1 for o in gc.get_objects() if isinstance(o, shiboken6.Object) and not shiboken6.isValid(o))
 
 
 def low_envelope(samples: list[dict], key: str, width: int = 3) -> list[dict]:
@@ -127,11 +117,11 @@ def main() -> int:
                     types_at["warm"] = type_histogram()
                 types_at["last"] = type_histogram()
             st = wall.state
-            py_objects = python_object_count()
+            py_objects, wrapped, stale = object_census()
             samples.append({"py_objects": py_objects,
                 "t_s": round(time.monotonic() - t0, 1), "layout": ctl.layout.name,
                 "rss_kb": rss_kb(), "qobjects": qobject_count(app, [ctl]),
-                "qobjects_wrapped": wrapped_qobjects_alive(), "stale_wrappers": stale_wrapper_count(),
+                "qobjects_wrapped": wrapped, "stale_wrappers": stale,
                 "hub_rss_kb": rss_kb(hub.pid),
                 "seq": st.seq, "devices": len(st.devices), "changes": len(st.changes),
                 "incidents": len(st.incidents), "feed": wall.feed_state,
@@ -185,7 +175,7 @@ def main() -> int:
             "rss_after_warmup": rss, "rss_after_warmup_low_envelope": rss_low,
             "rss_after_warmup_by_layout": rss_by_layout,
             "rss_growth_pct_max_by_layout": max(rss_growth) if rss_growth else None,
-            "py_objects_after_warmup": pyo,  # net of the sampler's stale wrappers (see stale_wrapper_count)
+            "py_objects_after_warmup": pyo,  # net of the sampler's stale wrappers (see the docstring)
             "py_objects_raw_after_warmup": growth(samples, "py_objects", warm),
             "stale_wrappers_after_warmup": growth(samples, "stale_wrappers", warm),
             "qobjects_after_warmup_by_layout": q_by_layout,
