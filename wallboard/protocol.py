@@ -299,7 +299,7 @@ def _enum(values: tuple[str, ...]) -> Checker:
 
     def check(v: Any, path: str) -> Any:
         if type(v) is not str or v not in allowed:
-            hint = _hint(v, values) if type(v) is str else ""
+            hint = did_you_mean(v, values) if type(v) is str else ""
             raise ProtocolError(
                 "bad_value" if type(v) is str else "bad_type",
                 f"{v!r} is not allowed{hint}", field=path,
@@ -372,7 +372,7 @@ def _object(fields: dict[str, Checker], required: tuple[str, ...] = ()) -> Check
             c = fields.get(k)
             if c is None:
                 raise ProtocolError(
-                    "unknown_field", f"unknown key {k!r}{_hint(k, fields)}", field=f"{path}.{k}",
+                    "unknown_field", f"unknown key {k!r}{did_you_mean(k, fields)}", field=f"{path}.{k}",
                     expected="one of " + ", ".join(fields),
                 )
             c(x, f"{path}.{k}")
@@ -404,7 +404,9 @@ def _kpi_scope(v: Any, path: str) -> Any:
     raise ProtocolError("bad_value", f"{v!r} is not a KPI scope", field=path, expected="global, city:ID or store:ID")
 
 
-def _hint(word: str, choices: Iterable[str]) -> str:
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """`` (did you mean 'x'?)`` for the closest of ``choices`` to ``word``, or "" (the one
+    hint every error message of the project appends)."""
     try:
         m = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
     except Exception:  # pragma: no cover - defensive: difflib on odd input
@@ -521,7 +523,7 @@ def validate_event(
             raise ProtocolError("bad_type", f"type is {_tname(etype)}", op=op, index=index, field="type",
                                 expected="one of " + ", ".join(EVENT_TYPES))
         raise ProtocolError(
-            "bad_value", f"unknown event type {etype!r}{_hint(str(etype), EVENT_TYPES)}",
+            "bad_value", f"unknown event type {etype!r}{did_you_mean(str(etype), EVENT_TYPES)}",
             op=op, index=index, field="type", expected="one of " + ", ".join(EVENT_TYPES),
         )
     if require_seq:
@@ -544,7 +546,7 @@ def validate_event(
                 if k.startswith("x_"):
                     continue
                 raise ProtocolError(
-                    "unknown_field", f"unknown field {k!r} for {etype}{_hint(k, fields)}", field=k,
+                    "unknown_field", f"unknown field {k!r} for {etype}{did_you_mean(k, fields)}", field=k,
                     expected="one of " + ", ".join(f for f in fields if f != "seq"),
                 )
             if c is _ts or c is _ts_or_null:
@@ -964,7 +966,7 @@ def decode(
             raise ProtocolError("missing_field", "'op' is required", field="op", expected="one of " + ", ".join(OPS))
         raise ProtocolError("bad_type", f"op is {_tname(op)}", field="op", expected="a string")
     if expect is not None and op not in expect:
-        raise ProtocolError("unknown_op", f"op {op[:40]!r} not accepted here{_hint(op, expect)}",
+        raise ProtocolError("unknown_op", f"op {op[:40]!r} not accepted here{did_you_mean(op, expect)}",
                             op=op[:40], expected="one of " + ", ".join(expect))
     if op == "events":
         return Events(events=_batch(obj, op, require_seq=True, require_ts=True, max_batch=max_batch))
@@ -974,7 +976,7 @@ def decode(
                        batch=_opt(obj, "batch", op, _int(0)), token=_opt(obj, "token", op, _str(1000)))
     dec = _DECODERS.get(op)
     if dec is None:
-        raise ProtocolError("unknown_op", f"unknown op {op[:40]!r}{_hint(op, OPS)}", op=op[:40],
+        raise ProtocolError("unknown_op", f"unknown op {op[:40]!r}{did_you_mean(op, OPS)}", op=op[:40],
                             expected="one of " + ", ".join(OPS))
     return dec(obj)
 
@@ -1050,7 +1052,7 @@ __all__ = [
     "PROTOCOL_VERSION", "MAX_FRAME", "MAX_BATCH", "ProtocolError", "ERROR_CODES",
     "Welcome", "Snapshot", "Events", "Heartbeat", "Stats", "Error", "Hello", "Control",
     "Publish", "Ack", "Message", "decode", "encode", "encode_events", "to_dict",
-    "validate_event", "parse_ts", "split_snapshot", "merge_snapshot_parts",
+    "validate_event", "parse_ts", "split_snapshot", "merge_snapshot_parts", "did_you_mean",
     "EVENT_TYPES", "ENTITY_TYPES", "SAMPLE_TYPES", "DEVICE_STATUSES", "STORE_STATUSES",
     "CHANGE_STATUSES", "INCIDENT_STATUSES", "SEVERITIES", "CONTROL_COMMANDS",
     "WALL_CONTROL_COMMANDS",

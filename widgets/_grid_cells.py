@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 from PySide6.QtGui import QColor
 
-from widgets.base import STATUS_COLORS, STATUS_RANK
+from widgets.base import STATUS_COLORS, STATUS_RANK, did_you_mean
 
 CODES = ("ok", "maint", "warn", "unknown", "crit", "down", "stale")
 CODE = {s: i for i, s in enumerate(CODES)}
@@ -90,10 +90,8 @@ def validate_options(panel: str, spec: dict, defaults: dict, options: dict | Non
     for key, value in options.items():
         where = f"{panel}.options.{key}"
         if key not in spec:
-            import difflib
-            hint = difflib.get_close_matches(key, list(spec), n=1)
             errors.append(f"{where}: unknown option; expected one of {', '.join(sorted(spec))}"
-                          + (f" (did you mean {hint[0]!r}?)" if hint else ""))
+                          + did_you_mean(key, spec))
             continue
         rule = spec[key]
         if isinstance(rule, tuple) and rule and isinstance(rule[0], str):

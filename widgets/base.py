@@ -7,7 +7,6 @@ Panels read the state and paint; they never parse wire data or touch the network
 """
 from __future__ import annotations
 
-import difflib
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -15,6 +14,8 @@ from typing import Any, Callable
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QFont, QFontDatabase, QPainter
 from PySide6.QtWidgets import QWidget
+
+from wallboard.protocol import did_you_mean  # the project's one "did you mean" hint (pure)
 
 # --------------------------------------------------------------------------- statuses
 
@@ -247,9 +248,8 @@ def check_options(options: dict, known: dict[str, tuple], where: str) -> dict:
         raise ValueError(f"{where}: options must be a table, got {type(options).__name__}")
     for key in options:
         if key not in known:
-            near = difflib.get_close_matches(key, list(known), n=1)
-            hint = f" (did you mean {near[0]!r}?)" if near else ""
-            raise ValueError(f"{where}: unknown option {key!r}{hint}; known: {', '.join(sorted(known))}")
+            raise ValueError(f"{where}: unknown option {key!r}{did_you_mean(key, known)}; "
+                             f"known: {', '.join(sorted(known))}")
     out = {}
     for key, (types, default) in known.items():
         value = options.get(key, default)

@@ -15,7 +15,6 @@ Options: ``series``: list of ``{metric, scope="global", label=metric}``; ``bands
 """
 from __future__ import annotations
 
-import difflib
 
 import numpy as np
 import pyqtgraph as pg
@@ -23,7 +22,7 @@ from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QVBoxLayout, QWidget
 
 from widgets._plot_style import PlotGrid, style_axes
-from widgets.base import STATUS_COLORS, PanelContext, register_translations, ui_font, ui_scale
+from widgets.base import STATUS_COLORS, PanelContext, did_you_mean, register_translations, ui_font, ui_scale
 from widgets.kpi_tiles import format_value
 
 register_translations({"KPIs": "关键指标"})
@@ -41,9 +40,7 @@ def _table(item, path: str, known: tuple[str, ...]) -> dict:
         raise _fail(path, "a table", item)
     for key in item:
         if key not in known:
-            near = difflib.get_close_matches(key, list(known), n=1)
-            hint = f" (did you mean {near[0]!r}?)" if near else ""
-            raise ValueError(f"kpi_chart: option {path}: unknown key {key!r}{hint}")
+            raise ValueError(f"kpi_chart: option {path}: unknown key {key!r}{did_you_mean(key, known)}")
     return item
 
 

@@ -17,7 +17,6 @@ reference="prev"}``.
 """
 from __future__ import annotations
 
-import difflib
 import math
 from dataclasses import dataclass
 
@@ -26,7 +25,8 @@ from PySide6.QtCore import QPointF, QRectF, Qt
 from PySide6.QtGui import QColor, QFontMetricsF, QPainter, QPainterPath, QPen
 from PySide6.QtWidgets import QWidget
 
-from widgets.base import STATUS_COLORS, PanelContext, age_text, paint_dim, register_translations, ui_font
+from widgets.base import (STATUS_COLORS, PanelContext, age_text, did_you_mean, paint_dim, register_translations,
+                          ui_font)
 
 register_translations({"vs prev": "较上次", "vs": "较", "No data": "暂无数据", "ago": "前"})
 
@@ -83,9 +83,7 @@ def parse_tiles(raw, where: str = "kpi_tiles") -> list[TileSpec]:
             raise ValueError(f"{path} must be a table, got {type(item).__name__}")
         for key in item:
             if key not in _TILE_KEYS:
-                near = difflib.get_close_matches(key, list(_TILE_KEYS), n=1)
-                hint = f" (did you mean {near[0]!r}?)" if near else ""
-                raise ValueError(f"{path}: unknown key {key!r}{hint}")
+                raise ValueError(f"{path}: unknown key {key!r}{did_you_mean(key, _TILE_KEYS)}")
         if "metric" not in item:
             raise ValueError(f"{path}: missing key 'metric'")
         vals = {}
@@ -139,9 +137,7 @@ class KpiTilesPanel(QWidget):
             raise ValueError(f"kpi_tiles: options must be a table, got {type(options).__name__}")
         for key in options:
             if key != "tiles":
-                near = difflib.get_close_matches(key, ["tiles"], n=1)
-                hint = f" (did you mean {near[0]!r}?)" if near else ""
-                raise ValueError(f"kpi_tiles: unknown option {key!r}{hint}; known: tiles")
+                raise ValueError(f"kpi_tiles: unknown option {key!r}{did_you_mean(key, ['tiles'])}; known: tiles")
         self.specs = parse_tiles(options.get("tiles", []))
         self.state, self.ctx = state, ctx
         self.views: list[TileView] = [TileView() for _ in self.specs]

@@ -26,7 +26,6 @@ format are documented in ``docs/integrations.md``.
 """
 from __future__ import annotations
 
-import difflib
 import hashlib
 import tomllib
 from dataclasses import dataclass, field
@@ -109,11 +108,6 @@ class Mapped:
 # --------------------------------------------------------------------------- mapping file
 
 
-def _hint(word: str, choices: Any) -> str:
-    m = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
-    return f" (did you mean {m[0]!r}?)" if m else ""
-
-
 def _str_list(v: Any, path: str, issues: list[tuple[str, str]]) -> list[str] | None:
     if isinstance(v, str):
         return [v]
@@ -132,7 +126,7 @@ def parse_mapping(data: Mapping[str, Any], source: str = "<mapping>") -> Mapping
     issues: list[tuple[str, str]] = []
     for key in data:
         if key not in _TOP_KEYS:
-            issues.append((key, f"unknown table{_hint(key, _TOP_KEYS)}; expected one of {', '.join(_TOP_KEYS)}"))
+            issues.append((key, f"unknown table{P.did_you_mean(key, _TOP_KEYS)}; expected one of {', '.join(_TOP_KEYS)}"))
 
     def table(name: str) -> dict[str, Any]:
         t = data.get(name, {})
@@ -143,7 +137,7 @@ def parse_mapping(data: Mapping[str, Any], source: str = "<mapping>") -> Mapping
 
     for k, v in table("labels").items():
         if k not in DEFAULT_LABELS:
-            issues.append((f"labels.{k}", f"unknown role{_hint(k, DEFAULT_LABELS)}; expected one of "
+            issues.append((f"labels.{k}", f"unknown role{P.did_you_mean(k, DEFAULT_LABELS)}; expected one of "
                            + ", ".join(DEFAULT_LABELS)))
             continue
         got = _str_list(v, f"labels.{k}", issues)
@@ -156,7 +150,7 @@ def parse_mapping(data: Mapping[str, Any], source: str = "<mapping>") -> Mapping
             rules.severity[k.lower()] = v
     for k, v in table("device_status").items():
         if k not in DEFAULT_DEVICE_STATUS:
-            issues.append((f"device_status.{k}", f"unknown key{_hint(k, DEFAULT_DEVICE_STATUS)}; expected "
+            issues.append((f"device_status.{k}", f"unknown key{P.did_you_mean(k, DEFAULT_DEVICE_STATUS)}; expected "
                            + ", ".join(DEFAULT_DEVICE_STATUS)))
         elif v not in P.DEVICE_STATUSES:
             issues.append((f"device_status.{k}", f"expected one of {', '.join(P.DEVICE_STATUSES)}, got {v!r}"))
@@ -166,7 +160,7 @@ def parse_mapping(data: Mapping[str, Any], source: str = "<mapping>") -> Mapping
     for k, v in inc.items():
         path = f"incident.{k}"
         if k not in _INCIDENT_KEYS:
-            issues.append((path, f"unknown key{_hint(k, _INCIDENT_KEYS)}; expected one of {', '.join(_INCIDENT_KEYS)}"))
+            issues.append((path, f"unknown key{P.did_you_mean(k, _INCIDENT_KEYS)}; expected one of {', '.join(_INCIDENT_KEYS)}"))
         elif k == "id_prefix":
             if not isinstance(v, str) or len(v) > 50:
                 issues.append((path, f"expected a string of at most 50 characters, got {v!r}"))
