@@ -45,6 +45,21 @@ def _reset_ui_scale():
         mod.set_ui_scale(1.0)
 
 
+class SeqFeed:
+    """Builds event dicts with contiguous seqs (``ts`` defaults to ``ts``), for tests that
+    apply them to a LiveState themselves."""
+
+    def __init__(self, ts: float = 1000.0) -> None:
+        self.seq = 0
+        self.ts = ts
+
+    def ev(self, **kw):
+        self.seq += 1
+        kw.setdefault("ts", self.ts)
+        kw["seq"] = self.seq
+        return kw
+
+
 def feed_events(state, events: list[dict], now: float):
     """Apply plain event dicts to a LiveState through the real validator, with fresh seqs
     (``ts`` defaults to ``now``); returns the Dirty set."""

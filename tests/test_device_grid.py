@@ -9,24 +9,13 @@ from wallboard.state import Dirty, LiveState
 from widgets.base import STATUS_COLORS, PanelContext
 from widgets.device_grid import DeviceGridPanel, cell_templates, validate_options, OPTION_SPEC, DEFAULTS
 
+from conftest import SeqFeed
+
 NOW = 1000.0
 
 
-class Feed:
-    """Builds validated-looking event dicts with contiguous seqs."""
-
-    def __init__(self):
-        self.seq = 0
-
-    def ev(self, **kw):
-        self.seq += 1
-        kw.setdefault("ts", NOW)
-        kw["seq"] = self.seq
-        return kw
-
-
 def make_state(n_stores=3, per_store=6, ttl=60.0):
-    st, f = LiveState(), Feed()
+    st, f = LiveState(), SeqFeed()
     evs = []
     for i in range(n_stores):
         sid = f"s{i}"
@@ -345,7 +334,7 @@ def test_rows_fit_the_width_when_cells_can_shrink(qtbot):
     """Many kinds: the cells shrink until the whole row (label, every kind block and the
     counts) fits the panel instead of running off its right edge."""
     from wallboard.state import LiveState
-    st, fd = LiveState(), Feed()
+    st, fd = LiveState(), SeqFeed()
     evs = []
     kinds = ["pos", "self_checkout", "scale", "esl_gateway", "camera", "gate", "printer", "ap", "router"]
     for i in range(4):
@@ -380,7 +369,7 @@ def test_header_line_shrinks_then_cuts_to_fit(qtbot):
 
 def _mixed_state(n_stores=4):
     """Stores with two checkout kinds (pos, scale) and two others (camera, ap)."""
-    st, f = LiveState(), Feed()
+    st, f = LiveState(), SeqFeed()
     evs = []
     for i in range(n_stores):
         sid = f"s{i}"
@@ -480,7 +469,7 @@ def test_rolled_up_cell_shows_worst_of_shown_kinds_only(qtbot):
 
 def _double_11_like(n_stores=320):
     """Many stores with ~8 checkout devices each: the double-11 floor grid."""
-    st, f = LiveState(), Feed()
+    st, f = LiveState(), SeqFeed()
     evs = []
     for i in range(n_stores):
         sid = f"s{i}"

@@ -12,18 +12,9 @@ from widgets.base import STATUS_COLORS, PanelContext
 from widgets.basemap import BasemapError, load_basemap, load_geojson
 from widgets.store_map import StoreMapPanel
 
+from conftest import SeqFeed
+
 NOW = 1000.0
-
-
-class Feed:
-    def __init__(self):
-        self.seq = 0
-
-    def ev(self, **kw):
-        self.seq += 1
-        kw.setdefault("ts", NOW)
-        kw["seq"] = self.seq
-        return kw
 
 
 def all_dirty() -> Dirty:
@@ -33,7 +24,7 @@ def all_dirty() -> Dirty:
 
 
 def make_state():
-    st, f = LiveState(), Feed()
+    st, f = LiveState(), SeqFeed()
     evs = []
     cities = [("sh", "上海", 31.23, 121.47), ("bj", "北京", 39.90, 116.40)]
     for i in range(10):
@@ -304,7 +295,7 @@ def launch_928_state():
     base = Path(__file__).resolve().parent.parent / "wallboard" / "hub" / "scenarios"
     sc = tomllib.loads((base / "launch-928.toml").read_text(encoding="utf-8"))
     cities = {c["id"]: c for c in tomllib.loads((base / "cities.toml").read_text(encoding="utf-8"))["cities"]}
-    st, f = LiveState(), Feed()
+    st, f = LiveState(), SeqFeed()
     evs = []
     for s in sc["stores"]:
         c = cities[s["city"]]
@@ -387,7 +378,7 @@ def test_store_labels_placed_without_overlap(launch):
 
 
 def test_many_labels_crowded_drops_some(qtbot):
-    st, f = LiveState(), Feed()
+    st, f = LiveState(), SeqFeed()
     evs = []
     for i in range(40):   # 40 stores within a few hundred metres
         evs.append(f.ev(type="store", id=f"x{i}", name=f"Very long store name number {i}",
@@ -569,7 +560,7 @@ def double_11_events():
     chain-wide change-freeze banner."""
     from wallboard.hub.simulator import Simulator, load_scenario
     sim = Simulator(load_scenario("double-11"), t0=NOW)
-    f, evs = Feed(), []
+    f, evs = SeqFeed(), []
     for s in sim.stores.values():
         c = sim.cities[s["city"]]
         evs.append(f.ev(type="store", id=s["id"], name=s["name"], name_en=s["name_en"],
@@ -629,7 +620,7 @@ def test_double_11_chain_wide_fit_shows_every_store_and_the_geography(qtbot, sca
 
 
 def test_merged_cluster_is_named_after_its_biggest_city(qtbot):
-    st, f = LiveState(), Feed()
+    st, f = LiveState(), SeqFeed()
     evs = []
     for cid, name, n, dlon in (("aa", "Aacity", 2, 0.0), ("zz", "Zzcity", 9, 0.05), ("mm", "Mmcity", 4, 0.1)):
         for i in range(n):
