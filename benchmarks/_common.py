@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -215,6 +216,30 @@ def object_census() -> tuple[int, int, int]:
             elif isinstance(o, QObject):
                 alive += 1
     return len(objs), alive, stale
+
+
+def fuzz_frames(rng: random.Random, n: int, valid: list[bytes]):
+    """Yield ``n`` frames: random bytes, truncated valid, mutated valid (in turn)."""
+    inserts = [b'"', b"{", b"]", b",", b"-1", b"null", b"\xff", b"1e999", b"[]", b"\\u0000"]
+    for i in range(n):
+        base = valid[rng.randrange(len(valid))]
+        kind = i % 3
+        if kind == 0:
+            yield rng.randbytes(rng.randrange(1, 200))
+        elif kind == 1:
+            yield base[: rng.randrange(len(base))] or b"{"
+        else:
+            b = bytearray(base)
+            for _ in range(rng.randrange(1, 4)):
+                pos = rng.randrange(len(b))
+                op = rng.randrange(3)
+                if op == 0:
+                    b[pos] = rng.randrange(256)
+                elif op == 1:
+                    b[pos:pos] = rng.choice(inserts)
+                else:
+                    del b[pos]
+            yield bytes(b)
 
 
 def linear_fit(xs: list[float], ys: list[float]) -> tuple[float, float]:

@@ -40,7 +40,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import CutProxy, HubProcess, free_port  # noqa: E402
+from _common import CutProxy, HubProcess, free_port, fuzz_frames  # noqa: E402
 
 
 class Headless:
@@ -222,30 +222,6 @@ def drill_cut(args) -> dict:
 
 
 # ---------------------------------------------------------------------- fuzz
-def fuzz_frames(rng: random.Random, n: int, valid: list[bytes]):
-    """Yield ``n`` frames: random bytes, truncated valid, mutated valid (in turn)."""
-    inserts = [b'"', b"{", b"]", b",", b"-1", b"null", b"\xff", b"1e999", b"[]", b"\\u0000"]
-    for i in range(n):
-        base = valid[rng.randrange(len(valid))]
-        kind = i % 3
-        if kind == 0:
-            yield rng.randbytes(rng.randrange(1, 200))
-        elif kind == 1:
-            yield base[: rng.randrange(len(base))] or b"{"
-        else:
-            b = bytearray(base)
-            for _ in range(rng.randrange(1, 4)):
-                pos = rng.randrange(len(b))
-                op = rng.randrange(3)
-                if op == 0:
-                    b[pos] = rng.randrange(256)
-                elif op == 1:
-                    b[pos:pos] = rng.choice(inserts)
-                else:
-                    del b[pos]
-            yield bytes(b)
-
-
 def drill_fuzz(args) -> dict:
     from websockets.asyncio.client import connect
 

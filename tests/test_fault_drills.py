@@ -40,7 +40,7 @@ from wallboard.state import LiveState
 from conftest import ROOT, free_port
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from _common import CutProxy, HubProcess  # noqa: E402
+from _common import CutProxy, HubProcess, fuzz_frames  # noqa: E402
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -305,37 +305,12 @@ def test_a_stalled_wall_is_resynced_and_other_walls_are_unaffected(qtbot, qapp):
 
 
 # ---------------------------------------------------------------------- fuzz
-def fuzz_frames(rng: random.Random, n: int, valid: list[bytes]) -> list[bytes]:
-    """Random bytes, truncated valid frames and mutated valid frames, in equal parts."""
-    out = []
-    for i in range(n):
-        kind = i % 3
-        base = valid[rng.randrange(len(valid))]
-        if kind == 0:
-            out.append(bytes(rng.randrange(256) for _ in range(rng.randrange(1, 200))))
-        elif kind == 1:
-            out.append(base[: rng.randrange(len(base))] or b"{")
-        else:
-            b = bytearray(base)
-            for _ in range(rng.randrange(1, 4)):
-                pos = rng.randrange(len(b))
-                op = rng.randrange(3)
-                if op == 0:
-                    b[pos] = rng.randrange(256)
-                elif op == 1:
-                    b[pos:pos] = rng.choice([b'"', b"{", b"]", b",", b"-1", b"null", b"\xff", b"1e999"])
-                else:
-                    del b[pos]
-            out.append(bytes(b))
-    return out
-
-
 def test_fuzzed_frames_at_the_hub_are_answered_and_counted():
     hub = Hub(HubConfig(host="127.0.0.1", port=0, journal=None, max_violations=10 ** 9), auth=Auth())
     hub.start_in_thread()
     rng = random.Random(7)
     valid = [P.encode(P.Publish(events=churn(b, 3), producer="fz", batch=b)) for b in range(20)]
-    frames = fuzz_frames(rng, 3000, valid)
+    frames = list(fuzz_frames(rng, 3000, valid))
     try:
         async def go():
             replies = {"ack": 0}
