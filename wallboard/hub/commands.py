@@ -25,6 +25,16 @@ DEFAULT_PORT = 8765
 
 
 
+def _add_log_level(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"),
+                   help="logging level (default INFO)")
+
+
+def _add_token_file(p: argparse.ArgumentParser, role: str) -> None:
+    p.add_argument("--token-file", metavar="F",
+                   help=f"{role} token file (default: WALLBOARD_{role.upper()}_TOKEN from the environment)")
+
+
 def _add_scale(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("scale scenario")
     g.add_argument("--stores", type=_count, metavar="N", help="scale: number of stores (up to 2000; default 200)")
@@ -98,8 +108,7 @@ def register(subparsers: Any) -> None:
                    "/healthz (same host, tokens and TLS; default off; 0 = any free port)")
     p.add_argument("--mapping", metavar="FILE",
                    help="alert mapping TOML for /alertmanager and /grafana (default: the rules in docs/integrations.md)")
-    p.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"),
-                   help="logging level (default INFO)")
+    _add_log_level(p)
     p.set_defaults(func=cmd_hub)
 
     p = subparsers.add_parser("demo", help="publish a simulator scenario into a running hub",
@@ -113,10 +122,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--duration", type=_positive, metavar="S", help="stop after S real seconds (default: run until "
                    "interrupted)")
     _add_scale(p)
-    p.add_argument("--token-file", metavar="F",
-                   help="publish token file (default: WALLBOARD_PUBLISH_TOKEN from the environment)")
-    p.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"),
-                   help="logging level (default INFO)")
+    _add_token_file(p, "publish")
+    _add_log_level(p)
     p.set_defaults(func=cmd_demo)
 
     p = subparsers.add_parser("record", help="record a hub's feed into a JSON-lines file",
@@ -125,10 +132,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--feed", required=True, metavar="URL", help="hub feed URL, e.g. ws://127.0.0.1:8765/feed")
     p.add_argument("--out", required=True, metavar="FILE.jsonl", help="output file (appended to)")
     p.add_argument("--duration", type=_positive, metavar="S", help="stop after S seconds (default: until Ctrl+C)")
-    p.add_argument("--token-file", metavar="F",
-                   help="subscribe token file (default: WALLBOARD_SUBSCRIBE_TOKEN from the environment)")
-    p.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"),
-                   help="logging level (default INFO)")
+    _add_token_file(p, "subscribe")
+    _add_log_level(p)
     p.set_defaults(func=cmd_record)
 
     p = subparsers.add_parser("replay", help="publish a recording into a hub",
@@ -141,10 +146,8 @@ def register(subparsers: Any) -> None:
                    help="replay speed factor (default 1 = as recorded)")
     p.add_argument("--keep-ts", action="store_true", help="keep the recorded timestamps instead of shifting "
                    "them to now")
-    p.add_argument("--token-file", metavar="F",
-                   help="publish token file (default: WALLBOARD_PUBLISH_TOKEN from the environment)")
-    p.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"),
-                   help="logging level (default INFO)")
+    _add_token_file(p, "publish")
+    _add_log_level(p)
     p.set_defaults(func=cmd_replay)
 
 
