@@ -32,9 +32,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from PySide6.QtWidgets import QApplication, QWidget  # noqa: E402
 
 from wallboard.state import Dirty, LiveState  # noqa: E402
-from widgets.base import PanelContext  # noqa: E402
-from widgets.device_grid import DeviceGridPanel  # noqa: E402
-from widgets.store_map import StoreMapPanel  # noqa: E402
+from wallboard.widgets.base import PanelContext  # noqa: E402
+from wallboard.widgets.device_grid import DeviceGridPanel  # noqa: E402
+from wallboard.widgets.store_map import StoreMapPanel  # noqa: E402
 
 CITIES = [("sh", "上海", 31.23, 121.47), ("bj", "北京", 39.90, 116.40), ("gz", "广州", 23.13, 113.26),
           ("sz", "深圳", 22.54, 114.06), ("hz", "杭州", 30.27, 120.15), ("cd", "成都", 30.66, 104.07),
@@ -62,7 +62,7 @@ def main() -> int:
     ap.add_argument("--ui-scale", type=float, default=1.0,
                     help="the wall's UI scale (2.0 for a 2160-line wall without OS scaling)")
     args = ap.parse_args()
-    from widgets.base import set_ui_scale
+    from wallboard.widgets.base import set_ui_scale
     set_ui_scale(args.ui_scale)   # before the panels are built, as the shell does
     rnd = random.Random(7)
     app = QApplication.instance() or QApplication([])

@@ -40,7 +40,7 @@ def root() -> Path:
 def _reset_ui_scale():
     """The wall's UI scale is process-wide; every test starts at 1.0."""
     yield
-    mod = sys.modules.get("widgets.base")
+    mod = sys.modules.get("wallboard.widgets.base")
     if mod is not None:
         mod.set_ui_scale(1.0)
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 import pytest
 
 from wallboard.state import Dirty, LiveState
-from widgets.base import PanelContext
-from widgets.change_timeline import ChangeTimelinePanel
+from wallboard.widgets.base import PanelContext
+from wallboard.widgets.change_timeline import ChangeTimelinePanel
 from conftest import feed_events as feed
 
 NOW = 1_760_000_000.0

@@ -6,8 +6,8 @@ from PySide6.QtCore import QPoint, Qt
 from PySide6.QtGui import QColor, QFont
 
 from wallboard.state import Dirty, LiveState
-from widgets.base import STATUS_COLORS, PanelContext
-from widgets.device_grid import DeviceGridPanel, cell_templates, validate_options, OPTION_SPEC, DEFAULTS
+from wallboard.widgets.base import STATUS_COLORS, PanelContext
+from wallboard.widgets.device_grid import DeviceGridPanel, cell_templates, validate_options, OPTION_SPEC, DEFAULTS
 
 from conftest import SeqFeed
 
@@ -141,7 +141,7 @@ def test_store_mode_big_cells(qtbot):
 
 
 def test_no_cjk_font_renders(qtbot, monkeypatch):
-    import widgets.device_grid as mod
+    import wallboard.widgets.device_grid as mod
 
     from conftest import missing_font
 
@@ -248,7 +248,7 @@ def test_kind_counts_follow_changes_including_rolled_up(qtbot):
 
 
 def _grid_at(qtbot, scale, size, n_stores=3, per_store=6, **opts):
-    from widgets.base import set_ui_scale
+    from wallboard.widgets.base import set_ui_scale
     set_ui_scale(scale)   # the shell sets it before building panels; conftest resets it
     st, f = make_state(n_stores=n_stores, per_store=per_store)
     w = DeviceGridPanel(st, opts, PanelContext(clock=lambda: NOW))
@@ -273,7 +273,7 @@ def test_scale_2_doubles_the_1080_layout(qtbot):
 
 def test_scale_2_header_does_not_overlap_the_first_row(qtbot):
     from PySide6.QtGui import QFontMetrics
-    from widgets._grid_cells import HEAD_PX, KIND_PAD, px
+    from wallboard.widgets._grid_cells import HEAD_PX, KIND_PAD, px
     w, st, f = _grid_at(qtbot, 2.0, (1800, 1000))
     top = min(r.y for r in w._rows)
     assert w._header_h <= top
@@ -345,7 +345,7 @@ def test_rows_fit_the_width_when_cells_can_shrink(qtbot):
                              status="ok", ttl_s=60.0))
     st.apply(evs, NOW)
     for scale, size in ((1.0, (900, 700)), (2.0, (1800, 1400))):
-        from widgets.base import set_ui_scale
+        from wallboard.widgets.base import set_ui_scale
         set_ui_scale(scale)
         w = DeviceGridPanel(st, {}, PanelContext(clock=lambda: NOW))
         qtbot.addWidget(w)
@@ -487,8 +487,8 @@ def _double_11_like(n_stores=320):
 @pytest.mark.parametrize("scale,size", [(1.0, (1280, 1000)), (2.0, (2560, 2000))])
 def test_rows_are_drawn_only_with_a_readable_label_else_rolled_up(qtbot, scale, size):
     from PySide6.QtGui import QFontMetrics
-    from widgets._grid_cells import LABEL_MIN_PX, px
-    from widgets.base import set_ui_scale
+    from wallboard.widgets._grid_cells import LABEL_MIN_PX, px
+    from wallboard.widgets.base import set_ui_scale
     set_ui_scale(scale)
     st, f = _double_11_like()
     opts = {"mode": "scope", "order": "worst", "min_cell_px": 6,
@@ -509,7 +509,7 @@ def test_rows_are_drawn_only_with_a_readable_label_else_rolled_up(qtbot, scale, 
     assert note[0][0].startswith(f"▦ {len(w.rolled_up)} stores rolled up")
     # the city is not repeated when the name says it, and a name too long for its
     # column keeps the store's number (elided in the middle)
-    from widgets._grid_cells import LABEL_PAD
+    from wallboard.widgets._grid_cells import LABEL_PAD
     fm = QFontMetrics(w._label_font)
     for row in w._rows:
         name, city = w.row_label(row.store)
@@ -529,7 +529,7 @@ def test_allow_unlabelled_keeps_the_dense_mosaic(qtbot):
     qtbot.addWidget(w)
     w.resize(1000, 800)
     w.refresh(all_dirty(), NOW)
-    from widgets._grid_cells import labelled_min_cell
+    from wallboard.widgets._grid_cells import labelled_min_cell
     assert w.min_cell() == 4 and not w.rolled_up and w._cell < labelled_min_cell(1.0)
 
 
@@ -605,7 +605,7 @@ def test_store_codes_match_store_code_one_by_one(qtbot):
 
 def test_store_ranks_are_the_worst_rank_of_each_store_slice(qtbot):
     import numpy as np
-    from widgets.device_grid import CODE_RANK
+    from wallboard.widgets.device_grid import CODE_RANK
     st, f = make_state(n_stores=5, per_store=4)
     w = DeviceGridPanel(st, {"order": "fixed"}, PanelContext(clock=lambda: NOW))
     qtbot.addWidget(w)
@@ -672,7 +672,7 @@ def test_resort_leaves_the_same_pixels_as_a_full_layout(qtbot):
 
 def test_order_stores_matches_the_plain_sort_as_names_and_ranks_change(qtbot):
     import random
-    from widgets.device_grid import _name_key
+    from wallboard.widgets.device_grid import _name_key
     st, f = make_state(n_stores=30, per_store=1)
     rng = random.Random(3)
     for order in ("worst", "fixed"):

@@ -5,8 +5,8 @@ import pytest
 from PySide6.QtCore import QPoint, Qt
 
 from wallboard.state import Dirty, LiveState
-from widgets.base import PanelContext
-from widgets.incident_board import IncidentBoardPanel, duration_text
+from wallboard.widgets.base import PanelContext
+from wallboard.widgets.incident_board import IncidentBoardPanel, duration_text
 from conftest import feed_events as feed
 
 NOW = 1_760_000_000.0

@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 
 from wallboard.state import Dirty, LiveState, StateConfig
-from widgets.base import PanelContext
-from widgets.kpi_chart import KpiChartPanel
-from widgets.kpi_tiles import KpiTilesPanel, format_value, threshold_level
+from wallboard.widgets.base import PanelContext
+from wallboard.widgets.kpi_chart import KpiChartPanel
+from wallboard.widgets.kpi_tiles import KpiTilesPanel, format_value, threshold_level
 from conftest import feed_events as feed
 
 NOW = 1_760_000_000.0

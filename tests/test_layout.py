@@ -494,7 +494,7 @@ def test_options_are_accepted_by_the_widgets():
     """The schema matches what the widgets implement: each shipped panel's options, as the
     shell passes them (None left out), pass the widget's own validator."""
     from wallboard.app.panels import _unset_removed
-    from widgets import device_grid, kpi_chart, kpi_tiles, store_map
+    from wallboard.widgets import device_grid, kpi_chart, kpi_tiles, store_map
 
     specs = {"device_grid": device_grid.OPTION_SPEC, "store_map": store_map.OPTION_SPEC}
     for typ, spec in specs.items():

@@ -4,8 +4,8 @@ from __future__ import annotations
 import pyqtgraph as pg
 from PySide6.QtGui import QFontMetricsF
 
-from widgets._plot_style import PlotGrid, style_axes
-from widgets.base import set_ui_scale, ui_font
+from wallboard.widgets._plot_style import PlotGrid, style_axes
+from wallboard.widgets.base import set_ui_scale, ui_font
 
 NOW = 1_760_000_000.0
 

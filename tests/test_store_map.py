@@ -8,9 +8,9 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QFont
 
 from wallboard.state import Dirty, LiveState
-from widgets.base import STATUS_COLORS, PanelContext
-from widgets.basemap import BasemapError, load_basemap, load_geojson
-from widgets.store_map import StoreMapPanel
+from wallboard.widgets.base import STATUS_COLORS, PanelContext
+from wallboard.widgets.basemap import BasemapError, load_basemap, load_geojson
+from wallboard.widgets.store_map import StoreMapPanel
 
 from conftest import SeqFeed
 
@@ -147,7 +147,7 @@ def test_blast_radius_outline(panel):
 
 
 def test_no_cjk_font_renders(qtbot, monkeypatch):
-    import widgets.store_map as mod
+    import wallboard.widgets.store_map as mod
 
     from conftest import missing_font
 
@@ -223,7 +223,7 @@ def _overlap(a, b) -> bool:
 
 
 def test_merge_discs_groups_only_overlapping():
-    from widgets._map_items import DISC_GAP, disc_radius, merge_discs
+    from wallboard.widgets._map_items import DISC_GAP, disc_radius, merge_discs
     pts = [(0.0, 0.0, 2), (30.0, 0.0, 2), (500.0, 0.0, 2), (520.0, 10.0, 5), (1000.0, 0.0, 1)]
     groups = merge_discs(pts)
     assert sorted(sorted(g) for g in groups) == [[0, 1], [2, 3], [4]]
@@ -235,7 +235,7 @@ def test_merge_discs_groups_only_overlapping():
 def test_merge_discs_leaves_no_overlap_property():
     import random
 
-    from widgets._map_items import DISC_GAP, disc_radius, merge_discs
+    from wallboard.widgets._map_items import DISC_GAP, disc_radius, merge_discs
     rnd = random.Random(3)
     for _ in range(20):
         pts = [(rnd.uniform(0, 600), rnd.uniform(0, 400), rnd.randint(1, 40)) for _ in range(30)]
@@ -256,7 +256,7 @@ def test_merge_discs_leaves_no_overlap_property():
 def test_place_labels_never_overlap_and_drop_when_full():
     import random
 
-    from widgets._map_items import place_labels
+    from wallboard.widgets._map_items import place_labels
     rnd = random.Random(5)
     anchors = [(rnd.uniform(0, 800), rnd.uniform(0, 600), 8.0) for _ in range(80)]
     sizes = [(rnd.uniform(60, 200), 26.0) for _ in anchors]
@@ -432,7 +432,7 @@ def test_cluster_repaints_only_when_counts_change(panel):
 
 
 def _launch_at(qtbot, scale, size):
-    from widgets.base import set_ui_scale
+    from wallboard.widgets.base import set_ui_scale
     set_ui_scale(scale)   # the shell sets it before building panels; conftest resets it
     st, f, cities = launch_928_state()
     w = StoreMapPanel(st, {}, PanelContext(clock=lambda: NOW, scope={"cities": cities}))
@@ -449,7 +449,7 @@ def _inside(inner, outer, slack=0.5) -> bool:
 
 
 def test_scale_2_cluster_texts_inside_their_items_and_readable(qtbot):
-    from widgets._map_items import disc_min_radius, disc_radius
+    from wallboard.widgets._map_items import disc_min_radius, disc_radius
     w, st, f = _launch_at(qtbot, 2.0, (3840, 2160))
     assert w.k == 2.0 and w.legend_h == 80
     assert w.clustered
@@ -541,7 +541,7 @@ def test_scale_2_cluster_click_zooms_from_the_ring_edge(qtbot):
 
 
 def test_scale_2_merge_distance_and_label_gap_follow_the_scale():
-    from widgets._map_items import DISC_GAP, disc_radius, merge_discs, place_labels
+    from wallboard.widgets._map_items import DISC_GAP, disc_radius, merge_discs, place_labels
     # two single-store discs 70 px apart: apart at 1080 lines, merged when twice as big
     pts = [(0.0, 0.0, 1), (2 * disc_radius(1) + DISC_GAP + 1, 0.0, 1)]
     assert len(merge_discs(pts)) == 2
@@ -586,8 +586,8 @@ def _map_area(w):
 
 @pytest.mark.parametrize("scale,size", [(1.0, (640, 376)), (2.0, (1280, 753))])
 def test_double_11_chain_wide_fit_shows_every_store_and_the_geography(qtbot, scale, size):
-    from widgets._map_items import disc_min_radius
-    from widgets.base import set_ui_scale
+    from wallboard.widgets._map_items import disc_min_radius
+    from wallboard.widgets.base import set_ui_scale
     set_ui_scale(scale)
     evs, f = double_11_events()
     st = LiveState()
@@ -642,7 +642,7 @@ def test_merged_cluster_is_named_after_its_biggest_city(qtbot):
 
 
 def test_layout_discs_merges_only_close_pairs_and_shrinks_the_rest():
-    from widgets._map_items import DISC_GAP, disc_min_radius, disc_radius, layout_discs
+    from wallboard.widgets._map_items import DISC_GAP, disc_min_radius, disc_radius, layout_discs
     rmin = disc_min_radius(50)
     # a chain of cities each just far enough apart for their minimum discs: nothing merges
     # (the old rule merged the whole chain into one donut), every disc shrinks to fit
@@ -740,7 +740,7 @@ def test_launch_928_layout_fits_the_five_cities_and_names_every_store(qtbot, sca
     """launch-928's map (cluster_span_deg 25, marker_px 22): the view fits the event's
     five cities -- not the whole country -- and every store gets its label, the ones at
     the edges too."""
-    from widgets.base import set_ui_scale
+    from wallboard.widgets.base import set_ui_scale
     set_ui_scale(scale)
     st, f, cities = launch_928_state()
     w = StoreMapPanel(st, {"cluster_span_deg": 25.0, "marker_px": 22, "label_max": 20},

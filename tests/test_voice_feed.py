@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from wallboard.state import Dirty, LiveState
-from widgets.base import PanelContext
-from widgets.voice_feed import VoiceFeedPanel, find_spikes, sentiment_color
+from wallboard.widgets.base import PanelContext
+from wallboard.widgets.voice_feed import VoiceFeedPanel, find_spikes, sentiment_color
 from conftest import feed_events as feed
 
 NOW = 1_760_000_040.0  # 40 s into a minute

@@ -47,6 +47,9 @@ def wall_parser() -> argparse.ArgumentParser:
     p.add_argument("--layout", metavar="NAME|PATH", default=None,
                    help="layout name from layouts/ (overview, launch-928, double-11, store) or a .toml path "
                    "(default: launch-928 on the demo, overview otherwise)")
+    p.add_argument("--layout-dir", action="append", default=[], metavar="DIR",
+                   help="also look for layouts by name in DIR (repeatable; searched first, then "
+                   "$XDG_CONFIG_HOME/wallboard/layouts, then the shipped layouts)")
     p.add_argument("--screen", type=int, metavar="N", default=None,
                    help="show only the layout's screen N (0-based) in this process")
     p.add_argument("--fullscreen", action="store_true", help="open the windows full screen")
@@ -72,11 +75,20 @@ def wall_parser() -> argparse.ArgumentParser:
 def _check_layout(argv: Sequence[str]) -> int:
     p = argparse.ArgumentParser(prog="wallboard check-layout",
                                 description="Validate layout files; exit 1 if any has errors.")
-    p.add_argument("files", nargs="+", metavar="FILE")
+    p.add_argument("files", nargs="+", metavar="FILE|NAME",
+                   help="layout files, or names of layouts found as the wall finds them")
     args = p.parse_args(argv)
-    from wallboard.layout import check_layout_files
+    from pathlib import Path
 
-    ok, report = check_layout_files(args.files)
+    from wallboard.layout import DEFAULT_LAYOUT_DIR, check_layout_files, list_layouts
+    from wallboard.resources import user_layout_dir
+
+    dirs = (user_layout_dir(), DEFAULT_LAYOUT_DIR)
+    files = []
+    for f in args.files:
+        named = [d / f"{f}.toml" for d in dirs if "/" not in f and not f.endswith(".toml")]
+        files.append(next((str(n) for n in named if n in list_layouts(n.parent)), f))
+    ok, report = check_layout_files(files)
     print(report, file=sys.stdout if ok else sys.stderr)
     return 0 if ok else 1
 

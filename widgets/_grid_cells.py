@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 from PySide6.QtGui import QColor
 
-from widgets.base import STATUS_COLORS, STATUS_RANK, did_you_mean
+from wallboard.widgets.base import STATUS_COLORS, STATUS_RANK, did_you_mean
 
 CODES = ("ok", "maint", "warn", "unknown", "crit", "down", "stale")
 CODE = {s: i for i, s in enumerate(CODES)}

@@ -1,5 +1,5 @@
 """Text and drill-down painting of the device grid (a mixin of
-:class:`widgets.device_grid.DeviceGridPanel`, split out to keep modules small).
+:class:`wallboard.widgets.device_grid.DeviceGridPanel`, split out to keep modules small).
 
 ``_paint_text(p, region)`` draws the per-kind header, the store names and per-store count
 chips of the rows the dirty ``region`` touches, and the roll-up note;
@@ -17,10 +17,10 @@ import numpy as np
 from PySide6.QtCore import QRect, Qt
 from PySide6.QtGui import QColor, QFont, QFontMetrics, QPainter, QRegion
 
-from widgets._grid_cells import (
+from wallboard.widgets._grid_cells import (
     CODES, COUNT_GAP, HEAD_PX, KIND_ORDER, KIND_PAD, KIND_SHORT, LABEL_PAD, px,
 )
-from widgets.base import STATUS_COLORS, STATUS_GLYPHS
+from wallboard.widgets.base import STATUS_COLORS, STATUS_GLYPHS
 
 #: A store name that ends in its number ("#12", "12号店" does not: it ends in 店).
 _NUMBERED = re.compile(r"\d+\s*$")

@@ -37,7 +37,7 @@ from PySide6.QtGui import (
 )
 from PySide6.QtWidgets import QGraphicsObject, QWidget
 
-from widgets.base import (
+from wallboard.widgets.base import (
     CHANGE_STATUS_COLORS, STATUS_COLORS, STATUS_GLYPHS, STATUS_ORDER, STORE_STATUS_COLORS,
     PanelContext, ui_scale,
 )
@@ -593,7 +593,7 @@ def load_layers(opts: dict, theme) -> tuple[list, list, list[str]]:
     """
     from pathlib import Path
 
-    from widgets.basemap import BasemapError, load_basemap, load_geojson
+    from wallboard.widgets.basemap import BasemapError, load_basemap, load_geojson
 
     errors: list[str] = []
     try:

@@ -21,7 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
-ASSETS = Path(__file__).resolve().parent.parent / "assets" / "basemap"
+from wallboard.resources import data_dir
+
+ASSETS = data_dir("assets") / "basemap"
 DEFAULT_BASEMAP = ASSETS / "basemap.json.gz"
 #: Most features reported per layer; the rest are only counted.
 MAX_REPORTED_ERRORS = 20

@@ -27,8 +27,8 @@ from PySide6.QtCore import QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QBrush, QColor, QFontMetricsF, QPainter, QPainterPath, QPen
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
-from widgets._plot_style import PlotGrid, style_axes
-from widgets.base import (
+from wallboard.widgets._plot_style import PlotGrid, style_axes
+from wallboard.widgets.base import (
     check_options,
     CHANGE_STATUS_COLORS,
     SEVERITY_COLORS,

@@ -53,13 +53,13 @@ from PySide6.QtCore import QPoint, QRect, Qt, Signal
 from PySide6.QtGui import QColor, QFont, QFontMetrics, QImage, QPainter
 from PySide6.QtWidgets import QToolTip, QWidget
 
-from widgets._grid_cells import (  # noqa: F401 (re-exported)
+from wallboard.widgets._grid_cells import (  # noqa: F401 (re-exported)
     CODE, CODE_RANK, CODES, COUNT_GAP, DEFAULTS, KIND_CAPS, KIND_ORDER, KIND_SHORT, LABEL_MIN_PX,
     OPTION_SPEC, ROLL_CELL_PX, STALE, _rgb, cell_templates, label_px, labelled_min_cell,
     place_rows, px, row_width, validate_options,
 )
-from widgets._grid_paint import GridPainting
-from widgets.base import (
+from wallboard.widgets._grid_paint import GridPainting
+from wallboard.widgets.base import (
     STATUS_GLYPHS, PanelContext, age_text, paint_dim,
     register_translations, ui_font, ui_scale,
 )

@@ -23,7 +23,7 @@ from PySide6.QtCore import QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QFontMetricsF, QPainter, QPen
 from PySide6.QtWidgets import QMenu, QWidget
 
-from widgets.base import check_options, SEVERITY_COLORS, PanelContext, paint_dim, register_translations, ui_font
+from wallboard.widgets.base import check_options, SEVERITY_COLORS, PanelContext, paint_dim, register_translations, ui_font
 
 register_translations(
     {

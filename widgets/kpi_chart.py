@@ -21,9 +21,9 @@ import pyqtgraph as pg
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QVBoxLayout, QWidget
 
-from widgets._plot_style import PlotGrid, style_axes
-from widgets.base import STATUS_COLORS, PanelContext, did_you_mean, register_translations, ui_font, ui_scale
-from widgets.kpi_tiles import format_value
+from wallboard.widgets._plot_style import PlotGrid, style_axes
+from wallboard.widgets.base import STATUS_COLORS, PanelContext, did_you_mean, register_translations, ui_font, ui_scale
+from wallboard.widgets.kpi_tiles import format_value
 
 register_translations({"KPIs": "关键指标"})
 

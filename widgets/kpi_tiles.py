@@ -25,7 +25,7 @@ from PySide6.QtCore import QPointF, QRectF, Qt
 from PySide6.QtGui import QColor, QFontMetricsF, QPainter, QPainterPath, QPen
 from PySide6.QtWidgets import QWidget
 
-from widgets.base import (STATUS_COLORS, PanelContext, age_text, did_you_mean, paint_dim, register_translations,
+from wallboard.widgets.base import (STATUS_COLORS, PanelContext, age_text, did_you_mean, paint_dim, register_translations,
                           ui_font)
 
 register_translations({"vs prev": "较上次", "vs": "较", "No data": "暂无数据", "ago": "前"})

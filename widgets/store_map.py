@@ -61,15 +61,15 @@ from PySide6.QtCore import QPointF, Qt, Signal
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QWidget
 
-from widgets._map_items import (
+from wallboard.widgets._map_items import (
     DISC_GAP, LEGEND_H, NAME_H, BasemapView, ClusterItem, MapOverlay, StoreLabelItem, disc_min_radius,
     disc_radius, layout_discs, load_layers, place_labels, rings_path,
 )
-from widgets.base import (
+from wallboard.widgets.base import (
     CHANGE_STATUS_COLORS, STATUS_COLORS, STATUS_GLYPHS, STATUS_RANK,
     STORE_STATUS_COLORS, PanelContext, register_translations, ui_font, ui_scale,
 )
-from widgets.device_grid import validate_options
+from wallboard.widgets.device_grid import validate_options
 
 register_translations({
     "Chain-wide change": "全渠道变更",

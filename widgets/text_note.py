@@ -11,7 +11,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QPainter
 from PySide6.QtWidgets import QWidget
 
-from widgets.base import PanelContext, paint_dim, ui_font
+from wallboard.widgets.base import PanelContext, paint_dim, ui_font
 
 
 class TextNote(QWidget):

@@ -25,8 +25,8 @@ from PySide6.QtCore import QRectF, Qt
 from PySide6.QtGui import QColor, QFontMetricsF, QPainter
 from PySide6.QtWidgets import QVBoxLayout, QWidget
 
-from widgets._plot_style import PlotGrid, style_axes
-from widgets.base import check_options, ui_scale, PanelContext, age_text, paint_dim, register_translations, ui_font
+from wallboard.widgets._plot_style import PlotGrid, style_axes
+from wallboard.widgets.base import check_options, ui_scale, PanelContext, age_text, paint_dim, register_translations, ui_font
 
 register_translations(
     {

@@ -29,7 +29,7 @@ from wallboard.app.overlays import HelpOverlay, LayoutPicker
 from wallboard.app.sound import SoundPlayer
 from wallboard.app.window import PageView, WallWindow
 from wallboard.state import Dirty, LiveState
-from widgets.base import THEMES, PanelContext, set_ui_scale
+from wallboard.widgets.base import THEMES, PanelContext, set_ui_scale
 
 log = logging.getLogger(__name__)
 register_shell_translations()
@@ -464,7 +464,7 @@ class WallController(QObject):
 
     # ------------------------------------------------------------------ keys
     def tr(self, text: str) -> str:  # type: ignore[override]
-        from widgets.base import translate
+        from wallboard.widgets.base import translate
 
         return translate(text, self.lang)
 

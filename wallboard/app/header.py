@@ -15,7 +15,7 @@ from PySide6.QtCore import QRectF, Qt
 from PySide6.QtGui import QColor, QPainter, QPen
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
-from widgets.base import DARK, Theme, age_text, translate, ui_font
+from wallboard.widgets.base import DARK, Theme, age_text, translate, ui_font
 
 FEED_COLORS = {
     "LIVE": "#2e9d5b",

@@ -1,7 +1,7 @@
 """Simplified Chinese for the shell's own strings (widgets register theirs themselves)."""
 from __future__ import annotations
 
-from widgets.base import register_translations
+from wallboard.widgets.base import register_translations
 
 SHELL_ZH = {
     "LIVE": "实时",

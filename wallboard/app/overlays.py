@@ -7,7 +7,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QKeyEvent, QPainter
 from PySide6.QtWidgets import QLineEdit, QListWidget, QListWidgetItem, QVBoxLayout, QWidget
 
-from widgets.base import Theme, translate, ui_font
+from wallboard.widgets.base import Theme, translate, ui_font
 
 SHORTCUTS: tuple[tuple[str, str], ...] = (
     ("1 … 9", "Switch to layout 1 … 9"),

@@ -14,20 +14,20 @@ from PySide6.QtCore import QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QPainter
 from PySide6.QtWidgets import QSizePolicy, QVBoxLayout, QWidget
 
-from widgets.base import PanelContext, age_text, ui_font
+from wallboard.widgets.base import PanelContext, age_text, ui_font
 
 log = logging.getLogger(__name__)
 
 #: Layout widget type -> module in ``widgets/``.
 PANEL_MODULES = {
-    "store_map": "widgets.store_map",
-    "device_grid": "widgets.device_grid",
-    "change_timeline": "widgets.change_timeline",
-    "incident_board": "widgets.incident_board",
-    "voice_feed": "widgets.voice_feed",
-    "kpi_tiles": "widgets.kpi_tiles",
-    "kpi_chart": "widgets.kpi_chart",
-    "text": "widgets.text_note",
+    "store_map": "wallboard.widgets.store_map",
+    "device_grid": "wallboard.widgets.device_grid",
+    "change_timeline": "wallboard.widgets.change_timeline",
+    "incident_board": "wallboard.widgets.incident_board",
+    "voice_feed": "wallboard.widgets.voice_feed",
+    "kpi_tiles": "wallboard.widgets.kpi_tiles",
+    "kpi_chart": "wallboard.widgets.kpi_chart",
+    "text": "wallboard.widgets.text_note",
 }
 
 build_failures: dict[str, str] = {}

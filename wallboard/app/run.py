@@ -78,7 +78,9 @@ def run_wall(args: Any) -> int:
         return 2
     from wallboard import layout as L
 
-    dirs = [L.DEFAULT_LAYOUT_DIR]
+    from wallboard.resources import user_layout_dir
+
+    dirs = [Path(d) for d in args.layout_dir] + [user_layout_dir(), L.DEFAULT_LAYOUT_DIR]
     demo = not args.feed
     layout_name = args.layout or ("launch-928" if demo and args.scenario == "launch-928" else
                                   "double-11" if demo and args.scenario == "double-11" else "overview")

@@ -13,8 +13,10 @@ from pathlib import Path
 from PySide6.QtCore import QUrl
 from PySide6.QtGui import QGuiApplication
 
-SOUNDS_DIR = Path(__file__).resolve().parents[2] / "assets" / "sounds"
 from wallboard.layout import SOUND_NAMES  # noqa: E402
+from wallboard.resources import data_dir  # noqa: E402
+
+SOUNDS_DIR = data_dir("assets") / "sounds"
 
 SOUND_FILES = {n: f"{n}.wav" for n in SOUND_NAMES if n != "none"}
 

@@ -15,7 +15,7 @@ from PySide6.QtWidgets import QGridLayout, QLabel, QMainWindow, QStackedWidget, 
 
 from wallboard.app.header import BannerBar, HeaderBar
 from wallboard.app.panels import PanelFrame
-from widgets.base import PanelContext, Theme, ui_font
+from wallboard.widgets.base import PanelContext, Theme, ui_font
 
 
 class PageView(QWidget):

@@ -24,6 +24,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
+from wallboard.resources import data_dir
 from wallboard.layout.lines import LineIndex
 from wallboard.layout.model import (
     DEFAULT_TITLES, PLACEHOLDERS, SOUND_NAMES, STALE_DEFAULTS, WIDGET_TYPES, Event,
@@ -42,7 +43,7 @@ __all__ = [
 ]
 
 #: Where shipped layouts live (``find_layout`` looks here when no dirs are given).
-DEFAULT_LAYOUT_DIR = Path(__file__).resolve().parent.parent.parent / "layouts"
+DEFAULT_LAYOUT_DIR = data_dir("layouts")
 MAX_FILE_BYTES = 1_000_000
 
 
