@@ -1,0 +1,123 @@
+"""Protocol v1 messages as dataclasses, and their encoding to JSON bytes.
+
+Build a message and send ``encode(msg)``; :func:`wallboard.protocol.decode` gives these
+back from bytes. Pure: stdlib and orjson only.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+
+
+@dataclass
+class Welcome:
+    protocol: int
+    hub: str
+    seq: int
+    heartbeat_s: float
+    roles: list[str] = field(default_factory=list)
+    op: str = "welcome"
+
+
+@dataclass
+class Snapshot:
+    seq: int
+    part: int
+    parts: int
+    data: dict[str, Any]
+    op: str = "snapshot"
+
+
+@dataclass
+class Events:
+    events: list[dict[str, Any]]
+    op: str = "events"
+
+
+@dataclass
+class Heartbeat:
+    seq: int
+    time: float
+    op: str = "heartbeat"
+
+
+@dataclass
+class Stats:
+    counters: dict[str, float]
+    op: str = "stats"
+
+
+@dataclass
+class Error:
+    code: str
+    message: str
+    index: int | None = None
+    field: str | None = None
+    seq: int | None = None
+    offset: int | None = None
+    op: str = "error"
+
+
+@dataclass
+class Hello:
+    token: str | None = None
+    since: int | None = None
+    wall: str | None = None
+    op: str = "hello"
+
+
+@dataclass
+class Control:
+    command: str
+    args: dict[str, Any] = field(default_factory=dict)
+    token: str | None = None
+    op: str = "control"
+
+
+@dataclass
+class Publish:
+    events: list[dict[str, Any]]
+    producer: str | None = None
+    batch: int | None = None
+    token: str | None = None
+    op: str = "publish"
+
+
+@dataclass
+class Ack:
+    first: int
+    last: int
+    producer: str | None = None
+    batch: int | None = None
+    duplicate: bool = False
+    op: str = "ack"
+
+
+Message = Welcome | Snapshot | Events | Heartbeat | Stats | Error | Hello | Control | Publish | Ack
+
+# --------------------------------------------------------------------------- encoding
+
+
+def _drop_none(d: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in d.items() if v is not None}
+
+
+def to_dict(msg: Message) -> dict[str, Any]:
+    """The JSON object of a message (``op`` first, optional empty fields left out)."""
+    d = dict(msg.__dict__)
+    op = d.pop("op")
+    return {"op": op, **_drop_none(d)}
+
+
+def encode(msg: Message) -> bytes:
+    """JSON bytes of any message dataclass."""
+    return orjson.dumps(to_dict(msg))
+
+
+def encode_events(events: list[dict[str, Any]]) -> bytes:
+    """An ``events`` frame (the hot path of the fan-out)."""
+    return orjson.dumps({"op": "events", "events": events})
+
