@@ -19,6 +19,19 @@ SHARED_FIXTURES = ROOT.parent / "shared" / "fixtures"
 FIXTURES = ROOT / "tests" / "fixtures"
 
 
+def wait_until(qapp, pred, timeout: float, what: str) -> None:
+    """Run the Qt loop until ``pred()``; fail naming ``what`` after ``timeout`` s."""
+    import time
+
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        qapp.processEvents()
+        if pred():
+            return
+        time.sleep(0.01)
+    raise AssertionError(f"{what} not reached within {timeout} s")
+
+
 def free_port() -> int:
     """A free TCP port on 127.0.0.1 (loopback only)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:

@@ -161,3 +161,54 @@ def test_freeze_label_zh_on_a_chinese_wall(qtbot):
     freeze = [{"start": NOW - 60, "end": NOW + 60, "label": "Freeze", "label_zh": "封网"}]
     st, panel = make(qtbot, [], {"freeze": freeze}, lang="zh")
     assert panel.freeze == [(NOW - 60, NOW + 60, "封网")]
+
+
+@pytest.mark.parametrize("feed_state", ["STALE", "RECONNECTING", "AUTH_FAILED", "CONNECTING"])
+def test_header_state_word_follows_the_feed_not_always_live(qtbot, feed_state):
+    state = {"now": "LIVE"}
+    st, panel = make(qtbot, [change("c1")], feed_state=lambda: state["now"])
+    assert "LIVE" in panel.header.text()
+    state["now"] = feed_state
+    panel.refresh(Dirty(), NOW + 0.1)  # within the same second: still updated at once
+    assert feed_state in panel.header.text() and "LIVE" not in panel.header.text()
+    state["now"] = "LIVE"
+    panel.refresh(Dirty(), NOW + 0.2)
+    assert "LIVE" in panel.header.text()
+
+
+def test_rolled_back_counts_and_is_coloured_as_failed(qtbot):
+    from wallboard.widgets.base import CHANGE_STATUS_COLORS
+
+    st, panel = make(qtbot, [change("c1", status="rolled_back"), change("c2", status="failed"),
+                             change("c3", status="succeeded")])
+    assert "2 failed" in panel.header.text()
+    assert CHANGE_STATUS_COLORS["rolled_back"] == CHANGE_STATUS_COLORS["failed"]
+
+
+def test_rolled_back_change_is_a_suspect_like_a_failed_one():
+    st = LiveState()
+    feed(st, [change("rb", status="rolled_back", start=NOW - 900, end=NOW - 600, scope={"stores": ["s1"]}),
+              change("ok", status="succeeded", start=NOW - 900, end=NOW - 600, scope={"stores": ["s1"]}),
+              {"type": "incident", "id": "i1", "title": "x", "severity": "P2", "status": "open",
+               "stores": ["s1"], "opened_at": NOW - 300}], NOW)
+    ranked = [cid for cid, _score, _why in st.suspects("i1")]
+    assert ranked[0] == "rb"
+
+
+def test_fresh_history_fits_the_window_to_the_data_with_a_30_min_floor(qtbot):
+    options = {"window_min": 360}
+    st, panel = make(qtbot, [change("c1", start=NOW - 600, end=NOW - 300)], options=options)
+    assert panel.view_s == pytest.approx(1800)
+    lo, hi = panel.vb.viewRange()[0]
+    assert hi - lo == pytest.approx(1800, rel=0.01)
+    assert "last 30 min" in panel.header.text()
+    feed(st, [change("c0", start=NOW - 2 * 3600, end=NOW - 2 * 3600 + 600)], NOW)
+    panel.refresh(Dirty.everything(), NOW)
+    assert 2 * 3600 / 0.85 <= panel.view_s <= 2 * 3600 / 0.85 * 1.2  # the data's span, some room
+    lo, hi = panel.vb.viewRange()[0]
+    assert lo < NOW - 2 * 3600 < NOW < hi
+    feed(st, [change("old", start=NOW - 5.9 * 3600, end=NOW - 5.8 * 3600)], NOW)
+    panel.refresh(Dirty.everything(), NOW)
+    assert panel.view_s == pytest.approx(360 * 60)  # the history fills the configured window
+    st2, empty = make(qtbot, [], options=options)
+    assert empty.view_s == pytest.approx(1800)

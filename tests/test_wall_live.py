@@ -12,6 +12,7 @@ import time
 import pytest
 from websockets.asyncio.client import connect
 
+from conftest import wait_until
 from wallboard import layout as L
 from wallboard import protocol as P
 from wallboard.app.controller import WallController
@@ -21,17 +22,6 @@ from wallboard.hub.server import Hub, HubConfig
 from wallboard.state import LiveState
 
 pytestmark = pytest.mark.timeout(60)
-
-
-def wait_until(qapp, pred, timeout: float, what: str) -> None:
-    """Run the Qt loop until ``pred()``; fail naming ``what`` after ``timeout`` s."""
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        qapp.processEvents()
-        if pred():
-            return
-        time.sleep(0.01)
-    raise AssertionError(f"{what} not reached within {timeout} s")
 
 
 def make_wall(qtbot, url: str, layout: str = "overview", token: str | None = None):

@@ -32,11 +32,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import ssl
 import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Callable
+
+from urllib.parse import urlsplit
 
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
@@ -64,6 +68,14 @@ class FeedStatus:
     connects: int = 0
     hub: str = ""
     roles: tuple[str, ...] = ()
+    #: Why the link is down, for the wall to say: ``""`` (no failure since the last
+    #: welcome), ``"unreachable"`` (nothing answered at ``host_port``), ``"refused"`` (the
+    #: hub refused the token: ``last_error`` is its reason as text) or ``"tls"`` (the
+    #: hub's certificate did not verify: ``last_error`` is the verifier's detail).
+    error_kind: str = ""
+    last_error: str = ""
+    #: ``HOST:PORT`` of the feed URL (what "not connected to ..." names).
+    host_port: str = ""
 
 
 class _Resync(Exception):
@@ -96,7 +108,7 @@ class FeedClient:
         self._q: deque[Item] = deque()
         self._q_events = 0
         self._wake_pending = False
-        self._status = FeedStatus()
+        self._status = FeedStatus(host_port=_host_port(url))
         self._rejects: dict[str, int] = {}
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -213,6 +225,15 @@ class FeedClient:
         self._rejects[code] = self._rejects.get(code, 0) + 1
         self._set(last_reject=f"{code}: {text}"[:300])
 
+    def _link_error(self, kind: str, detail: str) -> None:
+        """Record why the link is down (shown on the wall); a refusal or an untrusted
+        certificate is logged at WARNING once per distinct reason (not once per retry)."""
+        detail = detail.strip()[:300]
+        if kind in ("refused", "tls") and (kind, detail) != (self._status.error_kind, self._status.last_error):
+            what = "refused the token" if kind == "refused" else "certificate not trusted"
+            log.warning("feed %s: %s: %s", self.url, what, detail)
+        self._set(error_kind=kind, last_error=detail)
+
     def _send_now(self, data: bytes, command: str) -> None:
         ws = self._ws
         if ws is None:
@@ -267,20 +288,27 @@ class FeedClient:
                     immediate = await self._session(ws)
             except InvalidStatus as e:
                 code = e.response.status_code
+                body = _body_text(e.response.body)
                 if classify_close(http_status=code) == "auth":
                     auth_failed = True
-                    self._reject("auth", f"HTTP {code} from hub: {e.response.body[:200]!r}")
+                    self._reject("auth", f"{_without_code(body, 'auth')} (HTTP {code})")
+                    self._link_error("refused", body or f"HTTP {code}")
                 else:
                     self._reject("connect", f"HTTP {code}")
+                    self._link_error("unreachable", f"HTTP {code}" + (f": {body}" if body else ""))
             except ConnectionClosed as e:
                 rc = e.rcvd
                 if rc is not None and classify_close(rc.code, rc.reason) == "auth":
                     auth_failed = True
-                    self._reject("auth", rc.reason)
+                    self._reject("auth", _without_code(rc.reason, "auth"))
+                    self._link_error("refused", rc.reason)
                 elif self._resync_to is not None:
                     immediate = True
+            except ssl.SSLCertVerificationError as e:
+                self._link_error("tls", e.verify_message or e.reason or str(e))
             except (OSError, asyncio.TimeoutError, InvalidHandshake, InvalidURI) as e:
                 log.debug("feed %s: connect failed: %s", self.url, e)
+                self._link_error("unreachable", _os_error_text(e))
             finally:
                 self._ws = None
             if self._welcomed:  # the link worked: the next failure starts a fresh backoff
@@ -344,7 +372,8 @@ class FeedClient:
                 if isinstance(msg, P.Welcome):
                     self._welcomed = True
                     changes.update(heartbeat_s=msg.heartbeat_s, hub=msg.hub, roles=tuple(msg.roles),
-                                   connects=self._status.connects + 1, state=LIVE)
+                                   connects=self._status.connects + 1, state=LIVE, error_kind="",
+                                   last_error="")
                     self._set(**changes)
                     self._push([("welcome", msg)])
                     continue
@@ -387,3 +416,39 @@ class FeedClient:
                     self._reject("unknown_op", f"unexpected {msg.op} on /feed")
         finally:
             stop_task.cancel()
+
+
+def _host_port(url: str) -> str:
+    """``HOST:PORT`` of a ws:// or wss:// URL (the default port when it names none)."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port or (443 if parts.scheme == "wss" else 80)
+        host = parts.hostname or "?"
+    except ValueError:
+        return url
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _body_text(body: bytes | bytearray | str | None) -> str:
+    """An HTTP refusal's body as one line of text (never a ``bytearray(b'...')`` repr)."""
+    if not body:
+        return ""
+    if isinstance(body, (bytes, bytearray, memoryview)):
+        body = bytes(body[:300]).decode("utf-8", "replace")
+    return " ".join(str(body).split())[:200]
+
+
+def _os_error_text(e: BaseException) -> str:
+    """A connect failure in a few words: ``connection refused``, ``timed out``, ..."""
+    if isinstance(e, asyncio.TimeoutError):
+        return "timed out"
+    if isinstance(e, OSError) and e.errno:
+        text = os.strerror(e.errno)
+        return text[:1].lower() + text[1:]
+    return str(e) or type(e).__name__
+
+
+def _without_code(text: str, code: str) -> str:
+    """``"auth: why"`` -> ``"why"`` (the reject count adds the code back once)."""
+    head, sep, rest = text.partition(":")
+    return rest.strip() if sep and head.strip() == code else text

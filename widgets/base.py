@@ -52,6 +52,15 @@ STORE_STATUS_COLORS: dict[str, str] = {
     "maintenance": "#e0a106",
 }
 
+#: Colour of each feed state (the header's pill, any "live" word on a panel).
+FEED_COLORS: dict[str, str] = {
+    "LIVE": "#2e9d5b",
+    "CONNECTING": "#3a86ff",
+    "RECONNECTING": "#e0a106",
+    "STALE": "#b0103a",
+    "AUTH_FAILED": "#b0103a",
+}
+
 SEVERITY_COLORS: dict[str, str] = {
     "P1": "#d7263d",
     "P2": "#f46036",
@@ -64,8 +73,10 @@ CHANGE_STATUS_COLORS: dict[str, str] = {
     "running": "#3a86ff",
     "succeeded": "#2e9d5b",
     "failed": "#d7263d",
-    "rolled_back": "#9b5de5",
+    "rolled_back": "#d7263d",  # a rollback is a failed change (drawn hatched to tell them apart)
 }
+#: Change statuses that count (and are coloured) as failed.
+FAILED_CHANGE: frozenset[str] = frozenset({"failed", "rolled_back"})
 
 
 def worst(statuses) -> str:
@@ -141,7 +152,12 @@ register_translations(
         "closed": "关闭",
         "maintenance": "维护中",
         "No data": "暂无数据",
+        "NO DATA": "无数据",
         "STALE": "数据过期",
+        "LIVE": "实时",
+        "CONNECTING": "连接中",
+        "RECONNECTING": "重连中",
+        "AUTH_FAILED": "认证失败",
     }
 )
 
@@ -169,6 +185,9 @@ class PanelContext:
     clock: Callable[[], float] = time.time
     #: The event's change-freeze windows: ``{"start", "end", "label"}`` (epoch seconds).
     freeze: list[dict[str, Any]] = field(default_factory=list)
+    #: The wall's feed state now (``LIVE``, ``STALE``, ``RECONNECTING``, ``CONNECTING``,
+    #: ``AUTH_FAILED``): a panel that says "live" asks here (never assumes it).
+    feed_state: Callable[[], str] = lambda: "LIVE"
 
     def tr(self, text: str) -> str:
         return translate(text, self.lang)
@@ -268,7 +287,9 @@ __all__ = [
     "STATUS_GLYPHS",
     "STORE_STATUS_COLORS",
     "SEVERITY_COLORS",
+    "FEED_COLORS",
     "CHANGE_STATUS_COLORS",
+    "FAILED_CHANGE",
     "Theme",
     "DARK",
     "LIGHT",

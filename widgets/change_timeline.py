@@ -14,7 +14,10 @@ otherwise once per second so running bars grow and the now-line follows the cloc
 double-click (or two idle minutes) returns to live.
 
 Options: ``lanes`` ("system" | "city", default "system"), ``window_min`` (120),
-``freeze`` (list of ``{start, end, label}`` with epoch-second floats).
+``freeze`` (list of ``{start, end, label}`` with epoch-second floats). Until the history
+fills ``window_min``, the view fits the span of the changes and incidents it has (at least
+30 min), so a fresh wall's bars and labels are readable. The header's state word is the
+feed's (LIVE, STALE, RECONNECTING...), or PAUSED after a manual pan/zoom.
 """
 from __future__ import annotations
 
@@ -31,6 +34,8 @@ from wallboard.widgets._plot_style import PlotGrid, style_axes
 from wallboard.widgets.base import (
     check_options,
     CHANGE_STATUS_COLORS,
+    FAILED_CHANGE,
+    FEED_COLORS,
     SEVERITY_COLORS,
     PanelContext,
     register_translations,
@@ -54,6 +59,7 @@ register_translations(
         "LIVE": "实时",
         "PAUSED (double-click for live)": "已暂停(双击恢复实时)",
         "last": "最近",
+        "min": "分钟",
         "no system": "未知系统",
     }
 )
@@ -66,6 +72,9 @@ HIGHLIGHT = "#ffd166"
 MIN_BAR_S = 300.0  # planned/finished changes without an end still get five minutes
 MAX_SUBROWS = 4
 RESUME_LIVE_S = 120.0
+#: While the history is shorter than ``window_min``, the view fits the data's span, never
+#: narrower than this (a fresh demo is not a sliver at the right edge).
+MIN_FIT_S = 1800.0
 INCIDENT_LANE = -1.0
 MAX_SUSPECTS = 5  # highlighted and linked; a wall cannot show more and stay readable
 
@@ -290,6 +299,9 @@ class ChangeTimelinePanel(QWidget):
         self.markers: dict[str, Marker] = {}
         self.lane_names: list[str] = []
         self.frames_rebuilt = 0
+        #: The span the view shows while following the clock (seconds; see MIN_FIT_S).
+        self.view_s = self.window_s
+        self._feed_word = ""
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(6, 4, 6, 4)
@@ -364,6 +376,8 @@ class ChangeTimelinePanel(QWidget):
         if data or sec != self._last_sec:
             self._last_sec = sec
             self._rebuild(now)
+        elif self.ctx.feed_state() != self._feed_word:  # the state word changes at once
+            self._update_texts(list(self.bars.values()))
 
     def set_dimmed(self, dimmed: bool) -> None:
         """Veil the panel while the feed is STALE."""
@@ -542,6 +556,7 @@ class ChangeTimelinePanel(QWidget):
                                   opened, max(x1, opened), resolved))
         self.markers = {m.incident_id: m for m in markers}
         lanes = max(1, len(self.lane_names))
+        self.view_s = self._fit_span(now, bars, markers)
         self.items.set_content(bars, markers, lanes, self.selected_incident, self.suspect_ids, t0, t1)
         ticks = [(INCIDENT_LANE, self.ctx.tr("Incidents"))] + [(i, n) for i, n in enumerate(self.lane_names)]
         self.plot.getPlotItem().getAxis("left").setTicks([ticks, []])
@@ -550,17 +565,31 @@ class ChangeTimelinePanel(QWidget):
             txt.setPos(txt.pos().x(), lanes - 0.5)
         self.now_line.setPos(now)
         if self._following:
-            self.vb.setXRange(now - self.window_s * 0.85, now + self.window_s * 0.15, padding=0)
+            self.vb.setXRange(now - self.view_s * 0.85, now + self.view_s * 0.15, padding=0)
         self._update_texts(bars)
+
+    def _fit_span(self, now: float, bars: list[Bar], markers: list[Marker]) -> float:
+        """The window while the history is young: the data's span (+15 % room), at least
+        MIN_FIT_S, at most the configured window."""
+        starts = [b.x0 for b in bars if b.x0 <= now] + [m.x0 for m in markers]
+        if not starts:
+            return min(self.window_s, MIN_FIT_S)
+        span = (now - min(starts)) / 0.85 * 1.1
+        return max(min(self.window_s, MIN_FIT_S), min(self.window_s, span))
 
     def _update_texts(self, bars: list[Bar]) -> None:
         tr = self.ctx.tr
         running = sum(1 for b in bars if b.status == "running")
-        failed = sum(1 for b in bars if b.status in ("failed", "rolled_back"))
+        failed = sum(1 for b in bars if b.status in FAILED_CHANGE)
         unapproved = sum(1 for b in bars if "unapproved" in b.flags)
         frozen = sum(1 for b in bars if "freeze" in b.flags)
-        live = tr("LIVE") if self._following else tr("PAUSED (double-click for live)")
-        parts = [f"<b>{tr('Changes')}</b> \u00b7 {tr('last')} {int(self.window_s // 60)} min \u00b7 {live}",
+        self._feed_word = feed = self.ctx.feed_state()
+        if self._following:
+            live = f"<span style='color:{FEED_COLORS.get(feed, '#7a7f87')}'>{tr(feed)}</span>"
+        else:
+            live = tr("PAUSED (double-click for live)")
+        minutes = int(round(self.view_s / 60)) if self._following else int(self.window_s // 60)
+        parts = [f"<b>{tr('Changes')}</b> \u00b7 {tr('last')} {minutes} {tr('min')} \u00b7 {live}",
                  f"<span style='color:{CHANGE_STATUS_COLORS['running']}'>\u25b6 {running} {tr('running')}</span>"]
         if failed:
             parts.append(f"<span style='color:{CHANGE_STATUS_COLORS['failed']}'>\u2716 {failed} {tr('failed')}</span>")

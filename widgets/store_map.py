@@ -667,13 +667,13 @@ class StoreMapPanel(QWidget):
         pts, pens, self._chain_wide = [], [], []
         for ch in self.state.changes.values():
             status = ch.get("status")
-            if status not in ("running", "failed"):
+            if status not in ("running", "failed", "rolled_back"):
                 continue
             stores = self._change_stores(ch)
             if stores is None:
                 self._chain_wide.append((str(ch.get("title", ch.get("id", ""))), status))
                 continue
-            pen = pg.mkPen(CHANGE_STATUS_COLORS[status], width=(3 if status == "failed" else 2) * self.k)
+            pen = pg.mkPen(CHANGE_STATUS_COLORS[status], width=(3 if status != "running" else 2) * self.k)
             for s in stores:
                 pts.append(self._xy[self._index[s]])
                 pens.append(pen)

@@ -89,6 +89,7 @@ class WallController(QObject):
         self._page_started = clock()
         self._last_second = 0.0
         self._pulse = Dirty()
+        self._no_data = ""
         #: Instrumentation: each is called at the end of every :meth:`frame` with
         #: (event batches applied this frame, dirty, now); benchmarks force the paint there.
         self.frame_observers: list[Callable[[list[list[dict]], Dirty, float], None]] = []
@@ -139,6 +140,7 @@ class WallController(QObject):
             scope={"cities": list(sc.cities), "stores": list(sc.stores)},
             send_control=send,
             clock=self.clock,
+            feed_state=self.feed_state,
             freeze=[{"start": f.start.timestamp(), "end": f.end.timestamp(),
                      "label": (f.label_zh if self.lang == "zh" and f.label_zh else f.label)}
                     for f in ev.freeze],
@@ -263,6 +265,8 @@ class WallController(QObject):
         else:
             self.windows[0].push_drill(page)
         page.refresh(_all_dirty(), self.clock())
+        for frame in page.panels:
+            frame.set_no_data(self._no_data)
         self._update_headers(self.clock())
         return True
 
@@ -296,6 +300,7 @@ class WallController(QObject):
             if page is not None:
                 page.refresh(dirty, now)
         self._check_stale(now)
+        self._sync_no_data()
         if now - self._last_second >= 1.0:
             self._last_second = now
             self._second(now)
@@ -355,6 +360,46 @@ class WallController(QObject):
             return False
         return age > STALE_HEARTBEATS * hb
 
+    def feed_state(self) -> str:
+        """The feed state the wall shows: the client's, STALE when data stopped arriving."""
+        status = self._feed_status()
+        state = getattr(status, "state", "CONNECTING") if status is not None else "CONNECTING"
+        return "STALE" if self.stale and state == "LIVE" else state
+
+    def has_data(self) -> bool:
+        """Whether a first snapshot (or any event) has been applied."""
+        return bool(self.driver.stats.snapshots or self.state.seq > 0)
+
+    def no_data_reason(self) -> str:
+        """Why the wall has nothing to show yet (``""`` once it has its first data):
+        "not connected to HOST:PORT (connection refused)", "refused: <the hub's reason>",
+        "certificate not trusted: <detail>", or "waiting for the first snapshot"."""
+        if self.has_data():
+            return ""
+        status = self._feed_status()
+        kind = getattr(status, "error_kind", "") or ""
+        detail = getattr(status, "last_error", "") or ""
+        state = getattr(status, "state", "CONNECTING") if status is not None else "CONNECTING"
+        if kind == "refused" or state == "AUTH_FAILED":
+            return f"{self.tr('refused')}: {detail or getattr(status, 'last_reject', '') or '?'}"
+        if kind == "tls":
+            return f"{self.tr('certificate not trusted')}: {detail}"
+        if state in ("LIVE", "STALE") or self.driver.loading_snapshot:
+            return self.tr("connected, waiting for the first snapshot")
+        where = getattr(status, "host_port", "") or getattr(self.client, "url", "") or "?"
+        return f"{self.tr('not connected to')} {where}" + (f" ({self.tr(detail)})" if detail else "")
+
+    def _sync_no_data(self, force: bool = False) -> None:
+        """Show or clear the panels' NO DATA veil when the reason changes."""
+        reason = self.no_data_reason()
+        if reason == self._no_data and not force:
+            return
+        self._no_data = reason
+        for w in self.windows:
+            for page in w.pages + w.drill:
+                for frame in page.panels:
+                    frame.set_no_data(reason)
+
     def _feed_status(self) -> Any:
         s = getattr(self.client, "state", None)
         if callable(s):
@@ -362,6 +407,7 @@ class WallController(QObject):
         return s
 
     def _refresh_all(self, now: float) -> None:
+        self._sync_no_data(force=True)
         for w in self.windows:
             page = w.current_page()
             if page is not None:
@@ -398,9 +444,7 @@ class WallController(QObject):
         starts = self.layout.event.starts_at.timestamp() if self.layout.event.starts_at else None
         if self.starts_at_override is not None and starts is not None:
             starts = self.starts_at_override
-        feed_state = getattr(status, "state", "CONNECTING") if status is not None else "CONNECTING"
-        if self.stale and feed_state == "LIVE":
-            feed_state = "STALE"
+        feed_state = self.feed_state()
         feed_rejects = getattr(status, "rejects", 0) or 0
         if isinstance(feed_rejects, dict):  # FeedStatus counts by reason
             feed_rejects = sum(feed_rejects.values())

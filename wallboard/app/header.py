@@ -15,15 +15,7 @@ from PySide6.QtCore import QRectF, Qt
 from PySide6.QtGui import QColor, QPainter, QPen
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
-from wallboard.widgets.base import DARK, Theme, age_text, translate, ui_font
-
-FEED_COLORS = {
-    "LIVE": "#2e9d5b",
-    "CONNECTING": "#3a86ff",
-    "RECONNECTING": "#e0a106",
-    "STALE": "#b0103a",
-    "AUTH_FAILED": "#b0103a",
-}
+from wallboard.widgets.base import DARK, FEED_COLORS, Theme, age_text, translate, ui_font
 
 
 @dataclass(frozen=True)
@@ -93,7 +85,7 @@ class HeaderBar(QWidget):
         if s.rejects:
             counters += f" · {self.tr('rejected')} {s.rejects}"
             if s.last_reject:
-                counters += f": {s.last_reject[:60]}"
+                counters += f": {s.last_reject[:100]}"
         if s.paused:
             counters += f" · {self.tr('PAUSED')}"
         if s.muted:

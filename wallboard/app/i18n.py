@@ -46,6 +46,12 @@ SHELL_ZH = {
     "kpi_tiles": "关键指标",
     "kpi_chart": "指标趋势",
     "text": "说明",
+    "refused": "被拒绝",
+    "certificate not trusted": "证书不受信任",
+    "not connected to": "未连接到",
+    "connected, waiting for the first snapshot": "已连接，等待首个快照",
+    "connection refused": "连接被拒绝",
+    "timed out": "超时",
 }
 
 

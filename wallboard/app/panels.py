@@ -71,6 +71,8 @@ class PanelFrame(QWidget):
         self.stale_after_s = float(spec.stale_after_s or 0)
         self.error = ""
         self.dimmed = False
+        #: Why there is nothing to show yet ("" once the wall has its first data).
+        self.no_data = ""
         self._age_text = ""
         # The layout's grid decides the size, not what the widget would like: equal cells.
         self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Ignored)
@@ -98,6 +100,30 @@ class PanelFrame(QWidget):
                 sig.connect(self.store_clicked)
         else:
             lay.addStretch(1)
+        self._veil = _NoDataVeil(self)
+        self._veil.hide()
+
+    def set_no_data(self, reason: str) -> None:
+        """Until the wall's first data arrives: cover the widget with a dimmed "NO DATA"
+        and ``reason`` (e.g. "not connected to 127.0.0.1:9"), so an empty state never
+        reads as a healthy one. ``""`` shows the widget again."""
+        if reason == self.no_data:
+            return
+        self.no_data = reason
+        self._veil.setVisible(bool(reason))
+        if reason:
+            self._place_veil()
+            self._veil.raise_()
+        self._veil.update()
+        self.title_bar.update()
+
+    def _place_veil(self) -> None:
+        top = self.title_bar.height()
+        self._veil.setGeometry(0, top, self.width(), max(1, self.height() - top))
+
+    def resizeEvent(self, event) -> None:  # noqa: N802
+        super().resizeEvent(event)
+        self._place_veil()
 
     def refresh(self, dirty: Any, now: float) -> None:
         if self.widget is None:
@@ -163,7 +189,7 @@ class _TitleBar(QWidget):
         p.fillRect(r, QColor(th.panel_border))
         h = r.height()
         p.setFont(ui_font(max(9.0, h * 0.42), bold=True, fixed=True))
-        p.setPen(QColor(th.text_dim if f.dimmed else th.text))
+        p.setPen(QColor(th.text_dim if f.dimmed or f.no_data else th.text))
         p.drawText(QRectF(h * 0.4, 0, r.width() * 0.65, h), Qt.AlignmentFlag.AlignVCenter, f.title)
         badge = f._age_text
         if f.error and f.widget is not None:
@@ -177,4 +203,35 @@ class _TitleBar(QWidget):
             p.drawRoundedRect(box, 4, 4)
             p.setPen(QColor("#ffffff"))
             p.drawText(box, Qt.AlignmentFlag.AlignCenter, badge)
+        p.end()
+
+
+class _NoDataVeil(QWidget):
+    """Covers a panel's body (opaque) with a dimmed "NO DATA" and the reason under it."""
+
+    def __init__(self, frame: PanelFrame) -> None:
+        super().__init__(frame)
+        self.frame = frame
+        self.setAttribute(Qt.WidgetAttribute.WA_OpaquePaintEvent, True)
+
+    def paintEvent(self, _event) -> None:  # noqa: N802
+        f = self.frame
+        th = f.ctx.theme
+        p = QPainter(self)
+        r = self.rect()
+        p.fillRect(r, QColor(th.panel))
+        h = r.height()
+        big = ui_font(max(10.0, min(h * 0.12, r.width() * 0.06, 40.0)), bold=True, fixed=True)
+        small = ui_font(max(8.0, min(h * 0.06, r.width() * 0.03, 20.0)), fixed=True)
+        p.setFont(big)
+        bh = p.fontMetrics().height()
+        p.setFont(small)
+        sh = p.fontMetrics().height() * 3
+        y = max(0.0, (h - bh - sh) / 2)
+        p.setFont(big)
+        p.setPen(QColor(th.text_dim))
+        p.drawText(QRectF(8, y, r.width() - 16, bh), Qt.AlignmentFlag.AlignCenter, f.ctx.tr("NO DATA"))
+        p.setFont(small)
+        p.drawText(QRectF(12, y + bh, r.width() - 24, sh),
+                   Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop | Qt.TextFlag.TextWordWrap, f.no_data)
         p.end()
