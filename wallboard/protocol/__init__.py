@@ -13,7 +13,7 @@ Typical use::
         dirty = state.apply(msg.events, now)
 
 The spec is ``docs/protocol.md``. The package imports only the stdlib and orjson:
-``errors`` (ProtocolError), ``messages`` (dataclasses, encode), ``schema`` (event
+``errors`` (ProtocolError), ``limits`` (what every peer can carry), ``messages`` (dataclasses, encode), ``schema`` (event
 schemas, validate_event), ``fastpath`` (whole-batch acceptance), ``codec`` (decode,
 snapshot parts). Import from ``wallboard.protocol`` itself; the split is internal.
 """
@@ -24,6 +24,7 @@ from wallboard.protocol.codec import (
 )
 from wallboard.protocol.errors import ERROR_CODES, ProtocolError, _tname, did_you_mean
 from wallboard.protocol.fastpath import _batch_is_plainly_valid
+from wallboard.protocol.limits import LIMITS, MAX_DEPTH, MAX_EVENT, MAX_INT
 from wallboard.protocol.messages import (
     Ack, Control, Error, Events, Heartbeat, Hello, Message, Publish, Snapshot, Stats, Welcome,
     encode, encode_events, to_dict,
@@ -36,7 +37,8 @@ from wallboard.protocol.schema import (
 )
 
 __all__ = [
-    "PROTOCOL_VERSION", "MAX_FRAME", "MAX_BATCH", "MAX_ID", "MAX_TEXT", "ProtocolError",
+    "PROTOCOL_VERSION", "MAX_FRAME", "MAX_BATCH", "MAX_ID", "MAX_TEXT", "MAX_INT", "MAX_DEPTH",
+    "MAX_EVENT", "LIMITS", "ProtocolError",
     "ERROR_CODES", "Welcome", "Snapshot", "Events", "Heartbeat", "Stats", "Error", "Hello",
     "Control", "Publish", "Ack", "Message", "OPS", "decode", "encode", "encode_events",
     "to_dict", "validate_event", "parse_ts", "split_snapshot", "merge_snapshot_parts",

@@ -35,6 +35,8 @@ class ProtocolError(ValueError):
     ``code`` is one of :data:`ERROR_CODES` (count by it); ``op``, ``index`` (position of
     the event in its batch), ``field`` (path inside the event or message), ``seq`` and
     ``offset`` (byte offset of a JSON syntax error) say where; ``expected`` says what.
+    A refused limit (see ``wallboard.protocol.limits``) also sets ``limit`` (the bound)
+    and ``got`` (what arrived; for nesting depth, the first level past the limit).
     """
 
     def __init__(
@@ -48,6 +50,8 @@ class ProtocolError(ValueError):
         seq: int | None = None,
         offset: int | None = None,
         expected: str | None = None,
+        limit: int | None = None,
+        got: int | None = None,
     ) -> None:
         self.code = code
         self.detail = message
@@ -57,6 +61,8 @@ class ProtocolError(ValueError):
         self.seq = seq
         self.offset = offset
         self.expected = expected
+        self.limit = limit
+        self.got = got
         super().__init__(self._compose())
 
     def _compose(self) -> str:

@@ -10,6 +10,7 @@ from operator import eq, itemgetter, not_
 from typing import Any, Callable
 
 from wallboard.protocol.errors import ProtocolError
+from wallboard.protocol.limits import MAX_INT
 from wallboard.protocol.schema import _ALL_FIELDS, DEVICE_STATUSES, MAX_ID, MAX_TEXT, validate_event
 
 # --------------------------------------------------------------------------- batch fast path
@@ -74,7 +75,10 @@ def _metrics_ok(ms: list[Any]) -> bool:
         try:
             for name in m0:
                 values = list(map(itemgetter(name), ms))
-                if not set(map(type, values)) <= _NUMBER_TYPES or not math.isfinite(sum(values)):
+                types = set(map(type, values))
+                if not types <= _NUMBER_TYPES or not math.isfinite(sum(values)):
+                    return False
+                if int in types and not _ints_in_range(values):
                     return False
             return max(map(len, m0)) <= MAX_ID
         except KeyError:
@@ -85,20 +89,29 @@ def _metrics_ok(ms: list[Any]) -> bool:
     if values:
         # ints and floats only (bool is its own type); one NaN or inf makes the sum
         # not finite (so does an overflowing sum of huge values: then "not sure")
-        if not set(map(type, values)) <= _NUMBER_TYPES or not math.isfinite(sum(values)):
+        types = set(map(type, values))
+        if not types <= _NUMBER_TYPES or not math.isfinite(sum(values)):
+            return False
+        if int in types and not _ints_in_range(values):
             return False
         if max(map(len, set().union(*ms))) > MAX_ID:   # few distinct names
             return False
     return True
 
 
+def _ints_in_range(values: list[Any]) -> bool:
+    """Every number within +-MAX_INT (floats beyond it too: then "not sure", and the
+    general path, which bounds only integers, decides)."""
+    return min(values) >= -MAX_INT and max(values) <= MAX_INT
+
+
 def _devices_plainly_valid(devs: list[dict], require_ts: bool) -> bool:
     """Column checks of device events of any mix of shapes (the key union says which
-    fields to check); False = not sure."""
+    fields to check); False = not sure (also for any ``x_`` field: free-form values
+    are checked, depth, sizes and all, by the general path)."""
     keys = set().union(*devs)
     if not keys <= _DEVICE_KEYS:
-        if not all(type(k) is str and k.startswith("x_") for k in keys - _DEVICE_KEYS):
-            return False
+        return False
     return _device_columns_ok(devs, keys, require_ts, _column)
 
 
@@ -124,7 +137,7 @@ def _device_columns_ok(devs: list[dict], keys: Any, require_ts: bool,
             return False
     if "ttl_s" in keys:
         ttl = column(devs, "ttl_s", 1.0)
-        if not set(map(type, ttl)) <= _NUMBER_TYPES or not _finite_range(ttl, 0.0, math.inf) \
+        if not set(map(type, ttl)) <= _NUMBER_TYPES or not _finite_range(ttl, 0.0, MAX_INT) \
                 or min(ttl) <= 0:                 # > 0, not just >= 0
             return False
     if "deleted" in keys and set(map(type, column(devs, "deleted", False))) != _ONLY_BOOL:
@@ -172,8 +185,8 @@ def _seqs_ok(seqs: list[Any]) -> bool:
     (possible only at index 0, as 1) or an integral float (then the sum is a float)."""
     first = seqs[0]
     n = len(seqs)
-    return type(first) is int and first >= 1 and seqs == list(range(first, first + n)) \
-        and type(sum(seqs)) is int
+    return type(first) is int and first >= 1 and first + n - 1 <= MAX_INT \
+        and seqs == list(range(first, first + n)) and type(sum(seqs)) is int
 
 
 def _batch_is_plainly_valid(events: list, require_seq: bool, require_ts: bool) -> bool:

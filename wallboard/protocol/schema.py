@@ -10,12 +10,12 @@ from datetime import datetime
 from typing import Any, Callable
 
 from wallboard.protocol.errors import ProtocolError, _tname, did_you_mean
+from wallboard.protocol.limits import (
+    MAX_BATCH, MAX_FRAME, MAX_ID, MAX_INT, MAX_TEXT, check_event_size, check_free_value,
+    int_out_of_range,
+)
 
 PROTOCOL_VERSION = 1
-MAX_FRAME = 1 << 20  # 1 MiB
-MAX_BATCH = 5000
-MAX_ID = 200
-MAX_TEXT = 4000
 
 ENTITY_TYPES = ("store", "device", "change", "incident")
 SAMPLE_TYPES = ("voice", "kpi")
@@ -96,10 +96,23 @@ def _str(max_len: int = MAX_TEXT, min_len: int = 0) -> Checker:
             raise ProtocolError(
                 "bad_value", f"length {n}", field=path,
                 expected=f"a string of {min_len}..{max_len} characters",
+                limit=max_len if n > max_len else None, got=n,
             )
+        if not v.isascii():
+            _utf8(v, path)
         return v
 
     return check
+
+
+def _utf8(v: str, path: str) -> None:
+    """Refuse a str that cannot be encoded as UTF-8 (lone surrogates: only a Python
+    caller can make one, but then the journal's encode would fail after the ack)."""
+    try:
+        v.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise ProtocolError("bad_value", f"not valid Unicode at character {e.start}", field=path,
+                            expected="a string without lone surrogates") from None
 
 
 def _enum(values: tuple[str, ...]) -> Checker:
@@ -125,6 +138,8 @@ def _number(lo: float | None = None, hi: float | None = None, *, positive: bool 
             raise ProtocolError("bad_type", f"is {_tname(v)}", field=path, expected="a number")
         if t is float and not math.isfinite(v):
             raise ProtocolError("bad_value", "is not finite", field=path, expected="a finite number")
+        if t is int and not -MAX_INT <= v <= MAX_INT:
+            raise int_out_of_range(v, path)
         if (lo is not None and v < lo) or (hi is not None and v > hi) or (positive and v <= 0):
             if positive:
                 rng = "> 0"
@@ -198,6 +213,8 @@ def _metrics(v: Any, path: str) -> Any:
         t = type(x)
         if (t is not float and t is not int) or (t is float and not math.isfinite(x)):
             raise ProtocolError("bad_type", f"is {_tname(x)}", field=f"{path}.{k}", expected="a finite number")
+        if t is int and not -MAX_INT <= x <= MAX_INT:
+            raise int_out_of_range(x, f"{path}.{k}")
         if len(k) > MAX_ID:
             raise ProtocolError("bad_value", "metric name too long", field=f"{path}.{k[:40]}")
     return v
@@ -295,6 +312,9 @@ CONTROL_ARGS: dict[str, tuple[str, ...]] = {
 }
 _ALL_FIELDS = {t: {**_COMMON, **s} for t, s in SCHEMAS.items()}
 _ENTITY = frozenset(ENTITY_TYPES)
+#: Event types whose schema alone does not keep them under MAX_EVENT (long id lists):
+#: their encoded size is measured; so is any event with an ``x_`` field.
+_UNBOUNDED = frozenset(("change", "incident"))
 
 
 def validate_event(
@@ -332,6 +352,12 @@ def validate_event(
         raise ProtocolError("bad_type", "seq must be an integer >= 1", op=op, index=index, field="seq")
     if type(seq) is not int:
         seq = None
+    elif seq > MAX_INT:
+        e = int_out_of_range(seq, "seq")
+        e.op, e.index = op, index
+        e.args = (e._compose(),)
+        raise e
+    sized = etype in _UNBOUNDED
     try:
         if etype in _ENTITY and "id" not in ev:
             raise ProtocolError("missing_field", f"'id' is required for {etype} events", field="id")
@@ -341,8 +367,17 @@ def validate_event(
         for k, v in ev.items():
             c = fields.get(k)
             if c is None:
-                if k.startswith("x_"):
+                if type(k) is str and k.startswith("x_"):
+                    if len(k) > MAX_ID:
+                        raise ProtocolError("bad_value", f"field name of {len(k)} characters",
+                                            field=k[:40], expected=f"at most {MAX_ID}",
+                                            limit=MAX_ID, got=len(k))
+                    check_free_value(v, k)
+                    sized = True
                     continue
+                if type(k) is not str:
+                    raise ProtocolError("bad_type", f"field name {k!r} is {_tname(k)}",
+                                        expected="string field names")
                 raise ProtocolError(
                     "unknown_field", f"unknown field {k!r} for {etype}{did_you_mean(k, fields)}", field=k,
                     expected="one of " + ", ".join(f for f in fields if f != "seq"),
@@ -364,6 +399,8 @@ def validate_event(
                         )
         if ev.get("deleted") and etype not in _ENTITY:
             raise ProtocolError("bad_value", f"'deleted' is only for entities, not {etype}", field="deleted")
+        if sized:
+            check_event_size(ev)
     except ProtocolError as e:
         e.op = e.op or op
         e.index = index
@@ -398,10 +435,13 @@ def _opt(obj: dict, key: str, op: str, check: Checker, default: Any = None) -> A
 
 
 def _int(lo: int = 0) -> Checker:
+    """An integer in ``lo ..`` :data:`MAX_INT` (seqs, batch ids, parts, offsets)."""
     def check(v: Any, path: str) -> Any:
         if type(v) is not int or v < lo:
             raise ProtocolError("bad_type" if type(v) is not int else "bad_value",
                                 f"is {v!r}", field=path, expected=f"an integer >= {lo}")
+        if v > MAX_INT:
+            raise int_out_of_range(v, path)
         return v
 
     return check
