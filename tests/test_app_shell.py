@@ -308,3 +308,82 @@ def test_snapshot_replaces_state_in_place(wall):
     assert ctl.state is state_obj
     assert len(ctl.state.stores) == 1 and ctl.state.seq == 3
     assert snap["seq"] > 3
+
+
+def test_focus_store_with_an_unknown_id_says_so_and_opens_nothing(wall):
+    ctl, feed, clock, _ = wall
+    w = ctl.windows[0]
+    base_page = w.current_page()
+    feed.items.append(("events", [{"type": "control", "ts": NOW, "seq": ctl.state.seq + 1,
+                                   "command": "focus_store", "store": "zz-999"}]))
+    ctl.frame()
+    assert not w.drill and w.current_page() is base_page
+    assert ctl.stores_unknown == 1
+    assert "unknown store 'zz-999'" in w.status_line.text() and not w.status_line.isHidden()
+    assert ctl.open_store("sh-002", own_window=False)  # a known store opens and clears the message
+    assert "unknown store" not in w.status_line.text()
+
+
+def test_switch_layout_to_the_store_template_is_refused_like_an_unknown_layout(wall):
+    ctl, feed, clock, _ = wall
+    before = ctl.layout
+    assert not ctl.switch_layout("store")
+    assert ctl.layout is before
+    assert "store page template" in ctl.layout_error and "layout store" in ctl.layout_error
+    assert "store page template" in ctl.windows[0].status_line.text()
+    seq = ctl.state.seq
+    feed.items.append(("events", [{"type": "control", "ts": NOW, "seq": seq + 1, "command": "switch_layout",
+                                   "layout": "store"}]))
+    ctl.frame()
+    assert ctl.layout is before
+
+
+def test_hot_reload_survives_the_layout_file_deleted_and_written_again(wall, qtbot):
+    ctl, feed, clock, lay_dir = wall
+    path = Path(ctl.layout.path)
+    text = path.read_text()
+    path.unlink()
+    qtbot.waitUntil(lambda: "file removed" in ctl.windows[0].status_line.text(), timeout=5000)
+    assert ctl.layout.name == "overview"  # still showing what it had
+    path.write_text(text.replace('title = "', 'title = "AGAIN ', 1))
+    qtbot.waitUntil(lambda: "AGAIN" in ctl.layout.event.title, timeout=5000)
+    assert str(path) in ctl.watcher.files()
+    assert "layout not reloaded" not in ctl.windows[0].status_line.text()
+    path.write_text(text.replace('title = "', 'title = "THIRD ', 1))  # and it keeps watching
+    qtbot.waitUntil(lambda: "THIRD" in ctl.layout.event.title, timeout=5000)
+
+
+def test_missing_cjk_font_and_audio_show_on_the_status_line_and_log_once(qtbot, monkeypatch, caplog):
+    import logging
+
+    from wallboard.widgets import base
+
+    monkeypatch.setattr(base, "_CJK_FAMILY", [""])
+    caplog.set_level(logging.WARNING, logger="wallboard.app.controller")
+    clock = Clock(NOW)
+    ctl = WallController(LiveState(), FakeFeed(), L.load_layout(L.find_layout("overview")), size=(1280, 720),
+                         clock=clock)
+    for w in ctl.windows:
+        qtbot.addWidget(w)
+    ctl.start()
+    for _ in range(3):
+        clock.t += 1.1
+        ctl.frame()
+    text = ctl.windows[0].status_line.text()
+    assert "no CJK font" in text and "fonts-noto-cjk" in text
+    assert "no audio: no audio on the offscreen platform" in text  # the tests run offscreen
+    assert not ctl.windows[0].status_line.isHidden()
+    logged = [r.getMessage() for r in caplog.records]
+    assert sum("no CJK font" in m for m in logged) == 1 and sum("no audio" in m for m in logged) == 1
+    ctl.shutdown()
+
+
+def test_a_cjk_font_is_found_on_this_machine():
+    from wallboard.widgets.base import cjk_font_family
+
+    fam = cjk_font_family()
+    if not fam:
+        pytest.skip("no CJK font installed here (the wall says so on its status line)")
+    from PySide6.QtGui import QFont, QFontMetrics
+
+    assert QFontMetrics(QFont(fam)).inFont("上")

@@ -220,6 +220,26 @@ def ui_scale() -> float:
     return _UI_SCALE
 
 
+#: CJK sans families the wall prefers, best first (any family covering Simplified
+#: Chinese is the fallback).
+CJK_FAMILIES = ("Noto Sans CJK SC", "Noto Sans SC", "Source Han Sans SC", "WenQuanYi Micro Hei")
+_CJK_FAMILY: list[str] = []  # the cached lookup: [] before it ran, [""] when none
+
+
+def cjk_font_family() -> str:
+    """The installed font family the wall draws Chinese text with (``""`` when no
+    installed font covers Simplified Chinese: names like "上海" would draw as boxes; the
+    shell says so on the status line). Looked up once per process (needs a QGuiApplication)."""
+    if not _CJK_FAMILY:
+        installed = set(QFontDatabase.families())
+        covering = QFontDatabase.families(QFontDatabase.WritingSystem.SimplifiedChinese)
+        fam = next((f for f in CJK_FAMILIES if f in installed), "")
+        if not fam:
+            fam = next((f for f in covering if "Mono" not in f and "Serif" not in f), covering[0] if covering else "")
+        _CJK_FAMILY.append(fam)
+    return _CJK_FAMILY[0]
+
+
 def ui_font(point_size: float, bold: bool = False, *, fixed: bool = False) -> QFont:
     """The wall's UI font: a CJK-capable sans when installed, else Qt's default sans.
 
@@ -227,11 +247,9 @@ def ui_font(point_size: float, bold: bool = False, *, fixed: bool = False) -> QF
     ``fixed`` (sizes already derived from the widget's own geometry).
     """
     font = QFont()
-    families = set(QFontDatabase.families())
-    for fam in ("Noto Sans CJK SC", "Noto Sans SC", "Source Han Sans SC", "WenQuanYi Micro Hei"):
-        if fam in families:
-            font.setFamily(fam)
-            break
+    fam = cjk_font_family()
+    if fam:
+        font.setFamily(fam)
     font.setPointSizeF(point_size if fixed else point_size * _UI_SCALE)
     font.setBold(bold)
     return font
@@ -298,6 +316,7 @@ __all__ = [
     "register_translations",
     "translate",
     "ui_font",
+    "cjk_font_family",
     "set_ui_scale",
     "ui_scale",
     "paint_dim",

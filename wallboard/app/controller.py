@@ -29,7 +29,7 @@ from wallboard.app.overlays import HelpOverlay, LayoutPicker
 from wallboard.app.sound import SoundPlayer
 from wallboard.app.window import PageView, WallWindow
 from wallboard.state import Dirty, LiveState
-from wallboard.widgets.base import THEMES, PanelContext, set_ui_scale
+from wallboard.widgets.base import THEMES, PanelContext, cjk_font_family, set_ui_scale
 
 log = logging.getLogger(__name__)
 register_shell_translations()
@@ -85,11 +85,14 @@ class WallController(QObject):
         self.banner_until = 0.0
         self.controls_applied = 0
         self.controls_ignored = 0
+        self.stores_unknown = 0  # open_store / focus_store for a store the state lacks
+        self.drill_error = ""  # why the last store page did not open
         self.roles: list[str] = []
         self._page_started = clock()
         self._last_second = 0.0
         self._pulse = Dirty()
         self._no_data = ""
+        self._watched = ""
         #: Instrumentation: each is called at the end of every :meth:`frame` with
         #: (event batches applied this frame, dirty, now); benchmarks force the paint there.
         self.frame_observers: list[Callable[[list[list[dict]], Dirty, float], None]] = []
@@ -98,8 +101,23 @@ class WallController(QObject):
         self.timer = QTimer(self)
         self.timer.setTimerType(Qt.TimerType.PreciseTimer)
         self.timer.timeout.connect(self.frame)
+        self.watcher.directoryChanged.connect(self._layout_dir_changed)
         set_ui_scale(self._logical_height() / 1080.0)
+        #: What this machine lacks (no CJK font, no audio): (message, detail) pairs shown on
+        #: every window's status line and logged once, at start.
+        self.notices = self._environment_notices()
         self.apply_layout(layout)
+        self._update_status_line()
+
+    def _environment_notices(self) -> list[tuple[str, str]]:
+        notices = []
+        if not cjk_font_family():
+            notices.append(("no CJK font: Chinese names draw as boxes (install fonts-noto-cjk)", ""))
+        if self.sound.unavailable:
+            notices.append(("no audio", self.sound.unavailable))
+        for text, detail in notices:
+            log.warning("%s%s", text, f": {detail}" if detail else "")
+        return notices
 
     def _logical_height(self) -> int:
         """The wall's height in logical pixels: the given size, else the primary screen's."""
@@ -198,6 +216,9 @@ class WallController(QObject):
         try:
             path = L.find_layout(name_or_path, self.layout_dirs)
             new = L.load_layout(path)
+            if new.kind == "store":
+                raise ValueError(f"{new.name!r} is the store page template, not a wall layout "
+                                 f"(open a store instead); layouts: {', '.join(self.layout_names())}")
         except (L.LayoutError, FileNotFoundError, KeyError, ValueError) as e:
             self.layout_error = f"{self.tr('layout')} {name_or_path}: {e}"
             log.warning("%s", self.layout_error)
@@ -212,14 +233,30 @@ class WallController(QObject):
         return True
 
     def _watch(self, path: str | None) -> None:
-        old = self.watcher.files()
+        """Watch the layout file and its directory: a file deleted and written again (or
+        replaced by an editor) drops out of a QFileSystemWatcher; the directory brings it back."""
+        old = self.watcher.files() + self.watcher.directories()
         if old:
             self.watcher.removePaths(old)
+        self._watched = str(path) if path else ""
         if path and Path(path).exists():
             self.watcher.addPath(str(path))
+            self.watcher.addPath(str(Path(path).parent))
+
+    def _layout_dir_changed(self, _directory: str) -> None:
+        """The layout's directory changed: reload when the layout file came back."""
+        path = self._watched
+        if path and Path(path).exists() and path not in self.watcher.files():
+            self._layout_file_changed(path)
 
     def _layout_file_changed(self, path: str) -> None:
-        """Hot reload: a good file replaces the layout, a bad one leaves it in place."""
+        """Hot reload: a good file replaces the layout, a bad (or deleted) one leaves it in
+        place and says why on the status line."""
+        if not Path(path).exists():
+            self.layout_error = f"{self.tr('layout not reloaded')}: {path}: {self.tr('file removed')}"
+            log.warning("%s", self.layout_error)
+            self._update_status_line()
+            return
         try:
             new = L.load_layout(path)
         except (L.LayoutError, FileNotFoundError, ValueError) as e:
@@ -237,15 +274,22 @@ class WallController(QObject):
         """Open a store's page (devices, changes, incidents, voice, KPIs) on the wall
         that asked, or in its own window on a workstation (Shift+click)."""
         store = self.state.stores.get(store_id) if hasattr(self.state, "stores") else None
+        if store is None:
+            self.drill_error = f"{self.tr('unknown store')} {store_id!r}"
+            self.stores_unknown += 1
+            log.warning("%s (open_store/focus_store)", self.drill_error)
+            self._update_status_line()
+            return False
         city = ((store or {}).get("city") or {}).get("id", "")
         name = (store or {}).get("name_en" if self.lang == "en" else "name") or (store or {}).get("name") or store_id
         try:
             tpl = L.load_layout(L.find_layout("store", self.layout_dirs))
             bound = L.bind_store(tpl, store_id, city, name)
         except (L.LayoutError, FileNotFoundError, KeyError, ValueError) as e:
-            self.layout_error = f"{self.tr('store page')}: {e}"
+            self.drill_error = f"{self.tr('store page')}: {e}"
             self._update_status_line()
             return False
+        self.drill_error = ""
         if own_window is None:
             own_window = bool(QApplication.keyboardModifiers() & Qt.KeyboardModifier.ShiftModifier)
         screen = bound.screens[0]
@@ -268,6 +312,7 @@ class WallController(QObject):
         for frame in page.panels:
             frame.set_no_data(self._no_data)
         self._update_headers(self.clock())
+        self._update_status_line()
         return True
 
     def back(self, window: WallWindow | None = None) -> bool:
@@ -460,9 +505,11 @@ class WallController(QObject):
                 paused=self.paused and w.rotating, muted=self.alerts.muted))
 
     def _update_status_line(self) -> None:
-        parts = []
+        parts = [self.tr(text) + (f": {detail}" if detail else "") for text, detail in self.notices]
         if self.layout_error:
             parts.append(self.layout_error)
+        if self.drill_error:
+            parts.append(self.drill_error)
         if self.controls_ignored:
             parts.append(f"{self.tr('old control events ignored')}: {self.controls_ignored}")
         text = " · ".join(parts)

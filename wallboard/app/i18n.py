@@ -52,6 +52,10 @@ SHELL_ZH = {
     "connected, waiting for the first snapshot": "已连接，等待首个快照",
     "connection refused": "连接被拒绝",
     "timed out": "超时",
+    "no CJK font: Chinese names draw as boxes (install fonts-noto-cjk)": "无中文字体：中文名称显示为方框（请安装 fonts-noto-cjk）",
+    "no audio": "无音频",
+    "unknown store": "未知门店",
+    "file removed": "文件已删除",
 }
 
 

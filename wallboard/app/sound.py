@@ -1,7 +1,8 @@
 """Plays the alert sounds in ``assets/sounds`` through QtMultimedia.
 
 Sound is optional hardware: when QtMultimedia cannot load (no libpulse, a headless
-machine, ``WALLBOARD_SOUND=off``, the offscreen platform), the player stays silent, says
+machine, no audio output device, ``WALLBOARD_SOUND=off``, the offscreen platform), the
+player stays silent, says
 why in :attr:`SoundPlayer.unavailable`, and counts what it would have played, so the wall
 and its tests work the same everywhere.
 """
@@ -37,9 +38,12 @@ class SoundPlayer:
             self.unavailable = f"no audio on the {platform} platform"
             return
         try:
-            from PySide6.QtMultimedia import QSoundEffect
+            from PySide6.QtMultimedia import QMediaDevices, QSoundEffect
         except ImportError as e:  # e.g. libpulse missing
             self.unavailable = f"QtMultimedia unavailable: {e}"
+            return
+        if not QMediaDevices.audioOutputs():
+            self.unavailable = "no audio output device"
             return
         for name, fname in files.items():
             path = sounds_dir / fname
