@@ -7,8 +7,11 @@ A :class:`Simulator` turns a scenario into events::
 
 At t = 0 every store and device exists (devices may still be provisioning), KPIs and
 voice flow continuously, the story's beats (``[[beats]]`` in the file, in story seconds,
-divided by ``speed`` to get real seconds) play over minutes and afterwards the scenario
-keeps a steady state. Event timestamps are real wall-clock times (``t0`` + elapsed real
+divided by ``speed`` to get real seconds) play over minutes, and afterwards the scenario
+keeps living: from ``living_start`` on, every ``living_every`` story seconds one of its
+``[[living]]`` episodes (small stories: a change, a fault, an incident, its recovery) plays
+on stores picked by the seeded RNG, with ``$n`` (the episode number), ``$store``,
+``$store2``, ``$city``, ``$store_en`` (its English name) filled in, for as long as it runs. Event timestamps are real wall-clock times (``t0`` + elapsed real
 seconds), so the wall's age displays make sense. Same scenario + seed + ``t0`` + the
 same sequence of ``advance`` steps give the same events.
 
@@ -21,6 +24,7 @@ import asyncio
 import logging
 import math
 import random
+import re
 import time
 import tomllib
 from dataclasses import dataclass
@@ -60,11 +64,19 @@ def load_scenario(name_or_path: str) -> dict[str, Any]:
             raise ScenarioError(f"{p}: cities: unknown city {cid!r} (expected one of {', '.join(table)})")
     sc["_cities"] = [table[c] for c in sc.get("cities", [])]
     sc["_file"] = str(p)
-    for i, b in enumerate(sc.get("beats", [])):
+    beats = [(f"beats[{i}]", b) for i, b in enumerate(sc.get("beats", []))]
+    for j, ep in enumerate(sc.get("living", [])):
+        if not isinstance(ep, dict) or not ep.get("beats"):
+            raise ScenarioError(f"{p}: living[{j}]: expected a table with [[living.beats]]")
+        beats += [(f"living[{j}].beats[{i}]", b) for i, b in enumerate(ep["beats"])]
+    for where, b in beats:
         if b.get("action") not in _ACTIONS:
-            raise ScenarioError(f"{p}: beats[{i}].action: {b.get('action')!r} is not one of {', '.join(_ACTIONS)}")
+            raise ScenarioError(f"{p}: {where}.action: {b.get('action')!r} is not one of {', '.join(_ACTIONS)}")
         if not isinstance(b.get("at"), (int, float)):
-            raise ScenarioError(f"{p}: beats[{i}].at: expected story seconds (a number)")
+            raise ScenarioError(f"{p}: {where}.at: expected story seconds (a number)")
+    every = sc.get("living_every", 90)
+    if isinstance(every, bool) or not isinstance(every, (int, float)) or every < 1:
+        raise ScenarioError(f"{p}: living_every: expected story seconds >= 1, got {every!r}")
     return sc
 
 
@@ -111,6 +123,10 @@ class Simulator:
             self.by_store.setdefault(d.store, []).append(d)
         self.beats = sorted(scenario.get("beats", []), key=lambda b: b["at"])
         self._beat_i = 0
+        self.living: list[dict[str, Any]] = list(scenario.get("living", []))
+        self.living_every = float(scenario.get("living_every", 90))
+        self._next_life = float(scenario.get("living_start", scenario.get("duration", 0)))
+        self.episodes = 0  # living episodes started so far
         self._timers: list[tuple[float, int, Callable[[], list[dict]]]] = []  # (real time, n, fn)
         self._timer_n = 0
         self._shifts: list[dict[str, Any]] = []
@@ -202,6 +218,9 @@ class Simulator:
         while self._beat_i < len(self.beats) and self.beats[self._beat_i]["at"] <= story:
             out.extend(self._beat(self.beats[self._beat_i]))
             self._beat_i += 1
+        while self.living and story >= self._next_life:
+            self._start_episode(self._next_life)
+            self._next_life += max(1.0, self.living_every)
         while self._timers and self._timers[0][0] <= self.real:
             _, _, fn = self._timers.pop(0)
             out.extend(fn())
@@ -347,6 +366,22 @@ class Simulator:
                     out.extend(self._voice_event(sp["pool"], sid) for _ in range(n))
         return out
 
+    # ------------------------------------------------------------------ living
+    def _start_episode(self, at_story: float) -> None:
+        """Schedule the next ``[[living]]`` episode's beats from story time ``at_story``."""
+        ep = self.living[self.episodes % len(self.living)]
+        self.episodes += 1
+        sids = sorted(self.stores)
+        store, store2 = self.rng.sample(sids, 2) if len(sids) > 1 else (sids[0], sids[0])
+        s = self.stores[store]
+        fill = {"$store_en": s["name_en"], "$store2": store2, "$store": store, "$city": s["city"],
+                "$n": str(self.episodes)}
+        story = self.real * self.speed
+        for beat in ep.get("beats", []):
+            b = _substitute(beat, fill)
+            b["at"] = at_story + float(beat["at"])
+            self._later(max(0.0, (b["at"] - story) / self.speed), lambda b=b: self._beat(b))
+
     # ------------------------------------------------------------------ beats
     def _select(self, b: dict[str, Any]) -> list[str]:
         stores = list(b.get("stores", []))
@@ -377,6 +412,19 @@ class Simulator:
                     return [self._device_event(d)]
 
                 self._later(delay, up)
+        inc = b.get("incident")
+        if inc and failing:
+            def report() -> list[dict]:
+                failed = [d for d in self.devices if d.failed]
+                if not failed:
+                    return []
+                stores = sorted({d.store for d in failed})
+                return [{"type": "incident", "id": inc["id"], "severity": inc.get("severity", "P3"),
+                         "title": inc.get("title", "devices failed provisioning").replace("$count", str(len(failed))),
+                         "status": "open", "stores": stores, "owner": inc.get("owner", ""),
+                         "opened_at": self._now(), "ts": self._now()}]
+
+            self._later(span + 0.5, report)
         return []
 
     def _a_open_stores(self, b: dict[str, Any]) -> list[dict]:
@@ -420,10 +468,15 @@ class Simulator:
         return []
 
     def _a_recover_failed(self, b: dict[str, Any]) -> list[dict]:
+        """Fix ``count`` failed devices; ``resolve`` names an incident resolved once none is left."""
         out = []
-        for d in [d for d in self.devices if d.failed][: int(b.get("count", 1))]:
+        failed = [d for d in self.devices if d.failed]
+        for d in failed[: int(b.get("count", 1))]:
             d.status, d.msg, d.failed = "ok", "", False
             out.append(self._device_event(d))
+        if b.get("resolve") and failed and not any(d.failed for d in self.devices):
+            out.append({"type": "incident", "id": b["resolve"], "status": "resolved", "resolved_at": self._now(),
+                        "ts": self._now()})
         return out
 
     def _a_emit(self, b: dict[str, Any]) -> list[dict]:
@@ -449,6 +502,21 @@ class Simulator:
         if isinstance(v, str) and v.startswith("$stores:"):
             return [s for s, x in self.stores.items() if x["city"] == v[8:]]
         return v
+
+
+def _substitute(v: Any, fill: dict[str, str]) -> Any:
+    """A living episode's beat with ``$store``, ``$n``... replaced."""
+    if isinstance(v, dict):
+        return {k: _substitute(x, fill) for k, x in v.items()}
+    if isinstance(v, list):
+        return [_substitute(x, fill) for x in v]
+    if isinstance(v, str) and "$" in v:
+        return _FILL_NAMES.sub(lambda m: fill.get(m.group(0), m.group(0)), v)
+    return v
+
+
+#: The names a living episode may use (whole words: ``$now`` is not ``$n`` + "ow").
+_FILL_NAMES = re.compile(r"\$(?:store_en|store2|store|city|n)\b")
 
 
 _ACTIONS: dict[str, Callable[[Simulator, dict[str, Any]], list[dict]]] = {
