@@ -412,14 +412,15 @@ def test_fuzzed_frames_at_the_wall_decoder_are_counted_and_the_feed_stays_live()
 # ---------------------------------------------------------------------- tokens
 def test_publish_subscribe_and_control_without_or_with_wrong_tokens_are_refused():
     hub = Hub(HubConfig(host="127.0.0.1", port=0, journal=None),
-              auth=Auth({"publish": "pub", "subscribe": "sub", "control": "ctl"}))
+              auth=Auth({"publish": "pub-token-0123456789", "subscribe": "sub-token-0123456789",
+                        "control": "ctl-token-0123456789"}))
     hub.start_in_thread()
     walls = []
     try:
-        for token in (None, "wrong", "pub"):  # subscribe without / with a wrong / with another role's token
+        for token in (None, "wrong", "pub-token-0123456789"):  # subscribe without / with a wrong / with another role's token
             w = HeadlessWall(hub.url, token=token, auth_retry_s=None)
             walls.append(w)
-        ok = HeadlessWall(hub.url, token="sub")
+        ok = HeadlessWall(hub.url, token="sub-token-0123456789")
         walls.append(ok)
         end = time.monotonic() + 20
         while time.monotonic() < end and not (all(w.client.state.state == "AUTH_FAILED" for w in walls[:3])
@@ -433,7 +434,7 @@ def test_publish_subscribe_and_control_without_or_with_wrong_tokens_are_refused(
         time.sleep(1.0)
         assert [w.client.state.rejects.get("auth", 0) for w in walls[:3]] == counted  # no retry storm
         assert all(w.state.seq == 0 for w in walls[:3])
-        for token in (None, "wrong", "sub"):
+        for token in (None, "wrong", "sub-token-0123456789"):
             with pytest.raises(AuthFailed):
                 publish_sync(hub.publish_url, [churn(1)], token=token, producer=f"p-{token}")
         # control from a wall holding only subscribe: refused, counted, nothing journaled

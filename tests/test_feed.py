@@ -166,7 +166,7 @@ def test_stale_after_three_missed_heartbeats_then_live_again():
 
 
 def test_auth_failed_without_a_retry_storm():
-    hub = Hub(HubConfig(port=0), auth=Auth({"publish": "p", "subscribe": "s", "control": "c"}))
+    hub = Hub(HubConfig(port=0), auth=Auth({"publish": "p" * 16, "subscribe": "s" * 16, "control": "c" * 16}))
     hub.start_in_thread()
     bad_header = FeedClient(hub.url, token="wrong")
     no_token = FeedClient(hub.url)

@@ -25,7 +25,7 @@ from wallboard.hub.server import Hub, HubConfig
 from wallboard.state import LiveState
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
-PUB, SUB, CTL = "pub-token", "sub-token", "ctl-token"
+PUB, SUB, CTL = "pub-token-0123456789", "sub-token-0123456789", "ctl-token-0123456789"
 
 
 def run(coro: Any) -> Any:
@@ -55,15 +55,17 @@ class Env:
     async def post(self, path: str, data: Any, token: str | None = None, **headers: str) -> tuple[int, Any]:
         if token:
             headers["Authorization"] = f"Bearer {token}"
+        headers.setdefault("Content-Type", "application/json")
         if not isinstance(data, (bytes, str)):
             data = orjson.dumps(data)
         async with self.session.post(self.url + path, data=data, headers=headers) as r:
             body = await r.read()
             return r.status, json.loads(body) if r.content_type == "application/json" else body.decode()
 
-    async def get(self, path: str, token: str | None = None) -> tuple[int, str]:
+    async def get(self, path: str, token: str | None = None, *, hub_port: bool = False) -> tuple[int, str]:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        async with self.session.get(self.url + path, headers=headers) as r:
+        base = f"http://127.0.0.1:{self.hub.port}" if hub_port else self.url
+        async with self.session.get(base + path, headers=headers) as r:
             return r.status, await r.text()
 
 
@@ -141,11 +143,11 @@ def test_auth_401_403_and_roles():
     async def main() -> None:
         async with Env(auth=secured()) as env:
             status, reply = await env.post("/events", [STORE])
-            assert status == 401 and "a publish token is required" in reply["message"]
+            assert status == 401 and "a publish or control token is required" in reply["message"]
             status, reply = await env.post("/events", [STORE], Authorization="Basic abc")
             assert status == 401 and "malformed Authorization header" in reply["message"]
             status, reply = await env.post("/events", [STORE], token="wrong")
-            assert status == 403 and reply["message"] == "the token does not grant publish"
+            assert status == 403 and reply["message"] == "the token does not grant publish or control"
             status, reply = await env.post("/events", [STORE], token=SUB)
             assert status == 403
             assert (await env.post("/events", [STORE], token=PUB))[0] == 200
@@ -154,13 +156,15 @@ def test_auth_401_403_and_roles():
                                            token=PUB)
             assert status == 403 and reply["error"] == "forbidden" and reply["line"] == 2 and reply["index"] == 1
             assert "control events need the control role" in reply["message"]
-            assert (await env.post("/events", [banner], token=CTL))[0] == 403  # control token lacks publish
+            assert (await env.post("/events", [banner], token=CTL))[0] == 200  # control: control events ...
+            status, reply = await env.post("/events", [STORE], token=CTL)  # ... but not other events
+            assert status == 403 and reply["error"] == "forbidden" and reply["index"] == 0
+            assert "event 0: store events need the publish role" in reply["message"]
             status, text = await env.get("/metrics")
-            assert status == 401 and "a subscribe token is required" in text
-            assert (await env.get("/metrics", token=SUB))[0] == 200
+            assert status == 404 and f":{env.hub.port}/metrics" in text  # the one /metrics is on the hub port
             assert (await env.get("/healthz"))[0] == 200  # health needs no token
-            assert env.hub.stats()["rejects_auth"] == 6
-            assert env.hub.seq == 1
+            assert env.hub.stats()["rejects_auth"] == 4
+            assert env.hub.seq == 2
     run(main())
 
 
@@ -352,7 +356,7 @@ def test_metrics_parse_with_prometheus_parser():
                     if env.hub.walls:
                         break
                     await asyncio.sleep(0.02)
-                status, text = await env.get("/metrics")
+                status, text = await env.get("/metrics", hub_port=True)
             assert status == 200
             fams = {f.name: f for f in text_string_to_metric_families(text)}
             value = {f.name: f.samples[0].value for f in fams.values() if len(f.samples) == 1 and not f.samples[0].labels}

@@ -27,6 +27,9 @@ def store(i: int) -> dict:
     return {"type": "store", "id": f"s{i}", "name": f"店{i}", "status": "open", "ts": 1000.0 + i}
 
 
+PUB, SUB, CTL = "pub-token-0123456789", "sub-token-0123456789", "ctl-token-0123456789"
+
+
 @contextlib.contextmanager
 def running(auth: Auth | None = None, **kw):
     kw.setdefault("port", 0)
@@ -61,7 +64,7 @@ def test_publish_ack_fanout_and_idempotent_resend():
             async with connect(hub.url) as wall, connect(hub.publish_url) as prod:
                 await wall.send(P.encode(P.Hello(since=None)))
                 w = await recv(wall)
-                assert isinstance(w, P.Welcome) and w.seq == 0 and set(w.roles) == {"publish", "subscribe", "control"}
+                assert isinstance(w, P.Welcome) and w.seq == 0 and set(w.roles) == {"publish", "subscribe", "control", "metrics"}
                 snap = await recv(wall)
                 assert isinstance(snap, P.Snapshot) and snap.seq == 0
                 await prod.send(publish_msg([store(1), kpi(2)], "p1", 1))
@@ -130,7 +133,7 @@ def test_malformed_and_oversized_frames():
 
 
 def test_every_auth_refusal():
-    auth = Auth({"publish": "pub", "subscribe": "sub", "control": "ctl"})
+    auth = Auth({"publish": PUB, "subscribe": SUB, "control": CTL})
     with running(auth, origins=["https://wall.example"]) as hub:
         async def go():
             # wrong token in the Authorization header: HTTP 401 on the handshake
@@ -147,27 +150,27 @@ def test_every_auth_refusal():
                 assert info.value.rcvd.code == 1008 and info.value.rcvd.reason.startswith("auth:")
             # a publish token does not grant subscribe
             async with connect(hub.url) as wall:
-                await wall.send(P.encode(P.Hello(token="pub")))
+                await wall.send(P.encode(P.Hello(token=PUB)))
                 assert (await recv(wall)).code == "auth"
             # publish with a wrong token in the message
             async with connect(hub.publish_url) as prod:
-                await prod.send(publish_msg([kpi(1)], token="sub"))
+                await prod.send(publish_msg([kpi(1)], token=SUB))
                 assert (await recv(prod)).code == "auth"
                 with pytest.raises(ConnectionClosed) as info:
                     await recv(prod)
                 assert info.value.rcvd.code == 1008
             # control needs the control role: refused, connection stays up
-            async with connect(hub.url, additional_headers={"Authorization": "Bearer sub"}) as wall:
+            async with connect(hub.url, additional_headers={"Authorization": f"Bearer {SUB}"}) as wall:
                 await wall.send(P.encode(P.Hello()))
-                assert set((await recv(wall)).roles) == {"subscribe"}
+                assert set((await recv(wall)).roles) == {"subscribe", "metrics"}
                 await wall.send(P.encode(P.Control(command="banner", args={"text": "hi"})))
                 e = await until(wall, P.Error)
                 assert e.code == "forbidden" and "control role" in e.message
-                await wall.send(P.encode(P.Control(command="banner", args={"text": "hi"}, token="ctl")))
+                await wall.send(P.encode(P.Control(command="banner", args={"text": "hi"}, token=CTL)))
                 ev = await until(wall, P.Events)
                 assert ev.events[0]["type"] == "control" and ev.events[0]["text"] == "hi"
             # control events through /publish need the control role too
-            async with connect(hub.publish_url, additional_headers={"Authorization": "Bearer pub"}) as prod:
+            async with connect(hub.publish_url, additional_headers={"Authorization": f"Bearer {PUB}"}) as prod:
                 await prod.send(publish_msg([{"type": "control", "command": "banner", "text": "x"}]))
                 e = await recv(prod)
                 assert (e.code, e.index, e.field) == ("forbidden", 0, "type")
@@ -221,7 +224,7 @@ def test_heartbeat_stats_metrics_and_ack_incident():
         with socket.create_connection((hub.host, hub.port), timeout=5) as s:
             s.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
             data = s.recv(65536).decode()
-        assert "200 OK" in data and "wallboard_hub_events_in 2" in data
+        assert "200 OK" in data and "wallboard_events_in_total 2.0" in data
 
 
 def test_slow_wall_is_resynced_while_a_fast_wall_keeps_up():

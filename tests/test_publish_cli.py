@@ -51,7 +51,8 @@ def publish(argv: list[str], capsys: Any) -> tuple[int, str]:
 @pytest.fixture
 def hub():
     h = Hub(HubConfig(host="127.0.0.1", port=0, journal=None),
-            auth=Auth({"publish": "pt", "subscribe": None, "control": "ct"}))
+            auth=Auth({"publish": "pt-token-0123456789", "subscribe": None,
+                      "control": "ct-token-0123456789"}))
     h.start_in_thread()
     yield h
     h.stop()
@@ -60,7 +61,7 @@ def hub():
 @pytest.fixture
 def token(tmp_path: Path) -> str:
     f = tmp_path / "pub.token"
-    f.write_text("pt\n")
+    f.write_text("pt-token-0123456789\n")
     return str(f)
 
 
@@ -134,7 +135,7 @@ def test_token_file_with_several_lines_but_no_publish_role(tmp_path, capsys):
     t = tmp_path / "t"
     t.write_text("a\nb\n")
     code, err = publish(["--hub", "ws://127.0.0.1:1", "--token-file", str(t), "f"], capsys)
-    assert code == 2 and "expected the token alone or a 'publish = TOKEN' line" in err
+    assert code == 2 and "expected the token alone, a 'publish = TOKEN' or 'control = TOKEN' line" in err
 
 
 def test_transport_choice():

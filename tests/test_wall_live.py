@@ -89,15 +89,15 @@ def test_stale_when_the_hub_stops_live_again_when_it_returns_on_the_same_port(qt
 
 def test_control_switch_layout_needs_the_control_role(qtbot, qapp):
     # subscribe is open (loopback), publish and control need their tokens
-    hub = Hub(HubConfig(host="127.0.0.1", port=0, journal=None), auth=Auth({"publish": "pub", "subscribe": None,
-                                                                           "control": "ctl"}))
+    hub = Hub(HubConfig(host="127.0.0.1", port=0, journal=None), auth=Auth({"publish": "pub-token-0123456789", "subscribe": None,
+                                                                           "control": "ctl-token-0123456789"}))
     hub.start_in_thread()
-    lead, lead_client = make_wall(qtbot, hub.url, "overview", token="ctl")
+    lead, lead_client = make_wall(qtbot, hub.url, "overview", token="ctl-token-0123456789")
     plain, plain_client = make_wall(qtbot, hub.url, "overview")
     try:
         wait_until(qapp, lambda: lead_client.state.state == "LIVE" and plain_client.state.state == "LIVE"
                    and "control" in lead.roles and plain.roles, 15, "both walls LIVE and welcomed")
-        assert lead.roles == ["control", "subscribe"] and plain.roles == ["subscribe"]
+        assert lead.roles == ["control", "metrics", "subscribe"] and plain.roles == ["metrics", "subscribe"]
         # without the control role: refused by the hub, counted on both sides, nothing switches
         plain_client.send_control("switch_layout", {"layout": "launch-928"})
         wait_until(qapp, lambda: plain_client.state.rejects.get("forbidden", 0) == 1, 10, "forbidden counted")
@@ -115,9 +115,9 @@ def test_control_switch_layout_needs_the_control_role(qtbot, qapp):
                                                           "layout": "double-11"}], token=msg_token)))
                 return P.decode(await asyncio.wait_for(ws.recv(), 5))
 
-        refused = asyncio.run(publish("pub", None))  # a producer without the control role
+        refused = asyncio.run(publish("pub-token-0123456789", None))  # a producer without the control role
         assert isinstance(refused, P.Error) and (refused.code, refused.index, refused.field) == ("forbidden", 0, "type")
-        acked = asyncio.run(publish("pub", "ctl"))   # the same batch carrying the control token
+        acked = asyncio.run(publish("pub-token-0123456789", "ctl-token-0123456789"))   # the same batch carrying the control token
         assert isinstance(acked, P.Ack)
         wait_until(qapp, lambda: lead.layout.name == plain.layout.name == "double-11", 10, "switched by publish")
     finally:

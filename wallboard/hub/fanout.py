@@ -180,6 +180,9 @@ class WallSender:
             return
         await self.ws.send(events_frame(chunk), text=True)
         self._last_send = time.monotonic()
+        committed = self.hub.committed_at(self.cursor)
+        if committed is not None:
+            self.hub.metrics.fanout.observe(self._last_send - committed)
         if self.need_snapshot:  # flagged while we were sending: cursor is stale anyway
             self.wake.set()
             return

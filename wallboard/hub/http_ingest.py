@@ -19,7 +19,8 @@ Endpoints (see ``docs/integrations.md``):
   JSONL) and field of the first bad event -- nothing of that request is applied.
 * ``POST /alertmanager`` / ``POST /grafana``: alert webhooks mapped by
   :mod:`wallboard.hub.alert_mapping` to incident and device upserts.
-* ``GET /metrics``: Prometheus text format 0.0.4 (needs the subscribe role).
+* ``GET /metrics``: 404 naming the hub port, where the one metrics endpoint is
+  (:mod:`wallboard.hub.metrics`).
 * ``GET /healthz``: ``{"status": "ok", ...}``, no token needed.
 
 Refusals: 401 no token, 403 a token without the role, 413 body over ``max_body`` (1 MiB)
@@ -29,8 +30,6 @@ journal write failed. Every refusal is counted in the hub's ``rejects_<reason>``
 from __future__ import annotations
 
 import logging
-import math
-import re
 import ssl
 from typing import TYPE_CHECKING, Any
 
@@ -171,6 +170,7 @@ class HttpIngest:
         addr = self._runner.addresses[0]
         self.host, self.port = addr[0], addr[1]
         self.scheme = "https" if ssl_context is not None else "http"
+        self.hub.metrics.ingests.append(self)  # its request counts in the hub's /metrics
         log.info("HTTP ingest on %s (/events, /alertmanager, /grafana, /metrics, /healthz)", self.url)
 
     async def stop(self) -> None:
@@ -178,6 +178,8 @@ class HttpIngest:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        if self in self.hub.metrics.ingests:
+            self.hub.metrics.ingests.remove(self)
 
     # ------------------------------------------------------------------ plumbing
     @web.middleware
@@ -200,16 +202,18 @@ class HttpIngest:
             self.requests[key] = self.requests.get(key, 0) + 1
         return resp
 
-    def _authorize(self, request: web.Request, role: str) -> set[str]:
+    def _authorize(self, request: web.Request, *need: str) -> set[str]:
+        """The roles of the request's token; 401/403 unless one of ``need`` is among them."""
         header = request.headers.get("Authorization")
         token = bearer(header)
         if header is not None and token is None:
             raise _Refusal(401, "auth", "malformed Authorization header: expected 'Bearer <token>'")
         roles = self.hub.auth.roles_for(token)
-        if role not in roles:
+        if not roles.intersection(need):
+            want = " or ".join(need)
             if token is None:
-                raise _Refusal(401, "auth", f"a {role} token is required: send 'Authorization: Bearer <token>'")
-            raise _Refusal(403, "auth", f"the token does not grant {role}")
+                raise _Refusal(401, "auth", f"a {want} token is required: send 'Authorization: Bearer <token>'")
+            raise _Refusal(403, "auth", f"the token does not grant {want}")
         return roles
 
     async def _read(self, request: web.Request) -> bytes:
@@ -238,7 +242,7 @@ class HttpIngest:
 
     # ------------------------------------------------------------------ handlers
     async def _events(self, request: web.Request) -> web.Response:
-        roles = self._authorize(request, "publish")
+        roles = self._authorize(request, "publish", "control")
         producer = request.headers.get(PRODUCER_HEADER)
         batch_raw = request.headers.get(BATCH_HEADER)
         batch: int | None = None
@@ -258,13 +262,14 @@ class HttpIngest:
                            field=BATCH_HEADER if batch is None else PRODUCER_HEADER)
         body = await self._read(request)
         events, lines = parse_event_body(body, self.hub.config.max_batch)
-        if "control" not in roles:
-            for i, ev in enumerate(events):
-                if ev["type"] == "control":
-                    line = lines[i] if lines is not None else None
-                    where = f"line {line}, " if line is not None else ""
-                    raise _Refusal(403, "forbidden", f"{where}event {i}: control events need the control role",
-                                   index=i, line=line, field="type")
+        for i, ev in enumerate(events):
+            need = "control" if ev["type"] == "control" else "publish"
+            if need not in roles:
+                line = lines[i] if lines is not None else None
+                where = f"line {line}, " if line is not None else ""
+                what = "control events need the control role" if need == "control" else \
+                    f"{ev['type']} events need the publish role (the token grants {', '.join(sorted(roles))})"
+                raise _Refusal(403, "forbidden", f"{where}event {i}: {what}", index=i, line=line, field="type")
         first, last, dup = await self._submit(events, producer, batch)
         self.hub.count("http_events", len(events))
         return _json({"first": first, "last": last, "count": len(events), "duplicate": dup})
@@ -302,9 +307,9 @@ class HttpIngest:
         return await self._webhook(request, "grafana")
 
     async def _metrics(self, request: web.Request) -> web.Response:
-        self._authorize(request, "subscribe")
-        return web.Response(body=render_metrics(self.hub, self).encode(),
-                            headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        raise _Refusal(404, "not_found", f"metrics are served on the hub port only: GET "
+                       f"{'https' if self.scheme == 'https' else 'http'}://{host}:{self.hub.port}/metrics")
 
     async def _healthz(self, request: web.Request) -> web.Response:
         return _json({"status": "ok", "hub": self.hub.hub_id, "seq": self.hub.seq, "walls": len(self.hub.walls)})
@@ -312,113 +317,6 @@ class HttpIngest:
 
 def _json(obj: Any, status: int = 200) -> web.Response:
     return web.Response(status=status, body=orjson.dumps(obj), content_type=_JSON)
-
-
-# --------------------------------------------------------------------------- metrics
-
-# stats key -> (metric name, type, help, scale)
-_METRICS: dict[str, tuple[str, str, str, float]] = {
-    "events_in": ("wallboard_events_in_total", "counter", "Events accepted, journaled and applied.", 1),
-    "events_out": ("wallboard_events_out_total", "counter", "Events sent to walls (live and replayed).", 1),
-    "replayed": ("wallboard_events_replayed_total", "counter", "Events replayed to reconnecting walls.", 1),
-    "http_events": ("wallboard_http_events_total", "counter", "Events accepted through POST /events.", 1),
-    "walls": ("wallboard_walls_connected", "gauge", "Walls connected now.", 1),
-    "walls_connected": ("wallboard_wall_connections_total", "counter", "Wall connections accepted.", 1),
-    "resyncs": ("wallboard_resyncs_total", "counter", "Snapshots sent because a wall's seq was gone or it lagged.", 1),
-    "snapshots_sent": ("wallboard_snapshots_sent_total", "counter", "Snapshots sent to walls.", 1),
-    "duplicates": ("wallboard_duplicate_batches_total", "counter", "Resent batches acknowledged, not re-applied.", 1),
-    "publishers": ("wallboard_publish_connections_total", "counter", "Producer websocket connections.", 1),
-    "violations": ("wallboard_protocol_violations_total", "counter", "Frames that broke the protocol.", 1),
-    "controls": ("wallboard_controls_total", "counter", "Control commands journaled.", 1),
-    "compactions": ("wallboard_journal_compactions_total", "counter", "Journal snapshots + truncations.", 1),
-    "compaction_errors": ("wallboard_journal_compaction_errors_total", "counter",
-                          "Journal compactions that failed (retried at the next commit).", 1),
-    "state_errors": ("wallboard_state_errors_total", "counter", "Journaled events the live state failed to apply.", 1),
-    "seq": ("wallboard_seq", "gauge", "Last committed seq.", 1),
-    "journal_events": ("wallboard_journal_events", "gauge", "Events held in the journal (journal size).", 1),
-    "journal_bytes": ("wallboard_journal_bytes", "gauge", "Journal file size on disk (SQLite + WAL).", 1),
-    "journal_commits": ("wallboard_journal_commits_total", "counter", "Journal commits (one fsync each).", 1),
-    "journal_pending": ("wallboard_journal_pending_events", "gauge",
-                        "Accepted events waiting for the next journal commit (journal lag).", 1),
-    "journal_commit_ms": ("wallboard_journal_last_commit_seconds", "gauge", "Duration of the last journal commit.",
-                          0.001),
-    "wall_max_lag": ("wallboard_wall_max_lag_events", "gauge", "Largest backlog of any wall, in events.", 1),
-}
-_SKIP = {"rejects", "commits"}  # sum of the labelled rejects; same as journal_commits
-_NAME_RE = re.compile(r"[^a-zA-Z0-9_]")
-
-
-def _num(v: Any) -> str:
-    if isinstance(v, bool):
-        return "1" if v else "0"
-    if isinstance(v, int):
-        return str(v)
-    f = float(v)
-    if math.isnan(f):
-        return "NaN"
-    if math.isinf(f):
-        return "+Inf" if f > 0 else "-Inf"
-    return repr(f)
-
-
-def _label(v: str) -> str:
-    return v.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
-
-
-def render_metrics(hub: "Hub", ingest: HttpIngest | None = None) -> str:
-    """The hub's counters in the Prometheus text exposition format (version 0.0.4).
-
-    Built from ``hub.stats()`` (known keys get stable names, types and help; rejects get a
-    ``reason`` label; any other counter is exported as ``wallboard_hub_<key>``), plus
-    per-wall gauges and the HTTP request counts of ``ingest``.
-    """
-    stats = hub.stats()
-    out: list[str] = []
-
-    def family(name: str, mtype: str, help_: str, samples: list[tuple[str, Any]]) -> None:
-        out.append(f"# HELP {name} {help_}")
-        out.append(f"# TYPE {name} {mtype}")
-        for labels, v in samples:
-            out.append(f"{name}{labels} {_num(v)}")
-
-    family("wallboard_hub_info", "gauge", "Hub identity (value always 1).", [(f'{{hub="{_label(hub.hub_id)}"}}', 1)])
-    for key, (name, mtype, help_, scale) in _METRICS.items():
-        v = stats.get(key, 0)
-        family(name, mtype, help_, [("", v * scale if scale != 1 else v)])
-    rejects = sorted((k[len("rejects_"):], v) for k, v in stats.items() if k.startswith("rejects_"))
-    family("wallboard_rejects_total", "counter", "Refused frames, events and requests, by reason.",
-           [(f'{{reason="{_label(r)}"}}', v) for r, v in rejects])
-    hooks = sorted((k[len("webhooks_"):], v) for k, v in stats.items() if k.startswith("webhooks_"))
-    family("wallboard_webhooks_total", "counter", "Alert webhook bodies accepted, by source.",
-           [(f'{{source="{_label(s)}"}}', v) for s, v in hooks])
-    for key in sorted(stats):
-        if key in _METRICS or key in _SKIP or key.startswith(("rejects_", "webhooks_")):
-            continue
-        v = stats[key]
-        if isinstance(v, (int, float)):
-            family(f"wallboard_hub_{_NAME_RE.sub('_', key)}", "untyped", f"Hub counter {key}.", [("", v)])
-    walls: list[tuple[str, Any]] = []
-    for w in hub.walls:
-        walls.append((w.name, w))
-    names: dict[str, int] = {}
-    lag, queue, sent, resyncs = [], [], [], []
-    for name, w in sorted(walls, key=lambda x: x[0]):
-        names[name] = names.get(name, 0) + 1
-        label = name if names[name] == 1 else f"{name}#{names[name]}"  # unique label sets
-        lbl = f'{{wall="{_label(label)}"}}'
-        info = w.info()
-        lag.append((lbl, info.get("lag", 0)))
-        queue.append((lbl, len(w.oob)))
-        sent.append((lbl, info.get("sent", 0)))
-        resyncs.append((lbl, info.get("resyncs", 0)))
-    family("wallboard_wall_lag_events", "gauge", "Events committed but not yet sent to this wall (queue depth).", lag)
-    family("wallboard_wall_queued_frames", "gauge", "Out-of-band frames (heartbeat, stats, errors) queued.", queue)
-    family("wallboard_wall_sent_events_total", "counter", "Events sent to this wall.", sent)
-    family("wallboard_wall_resyncs_total", "counter", "Snapshots sent to this wall.", resyncs)
-    if ingest is not None:
-        family("wallboard_http_requests_total", "counter", "HTTP ingest requests by path and status code.",
-               [(f'{{path="{_label(p)}",code="{c}"}}', n) for (p, c), n in sorted(ingest.requests.items())])
-    return "\n".join(out) + "\n"
 
 
 async def start_http_ingest(hub: "Hub", host: str, port: int, *, ssl_context: ssl.SSLContext | None = None,
@@ -436,5 +334,5 @@ async def start_http_ingest(hub: "Hub", host: str, port: int, *, ssl_context: ss
     return ingest
 
 
-__all__ = ["HttpIngest", "start_http_ingest", "render_metrics", "parse_event_body", "server_ssl_context",
+__all__ = ["HttpIngest", "start_http_ingest", "parse_event_body", "server_ssl_context",
            "MAX_BODY", "PRODUCER_HEADER", "BATCH_HEADER"]

@@ -287,20 +287,31 @@ class Publisher:
 
 
 def _read_token(path: str | None) -> str | None:
-    """A token file holds the bare token, or ``publish = TOKEN`` as in the hub's token file."""
+    """A token file holds the bare token, or lines of the hub's token file: ``publish =
+    TOKEN`` (else ``control = TOKEN``, which may send control events) or ``TOKEN = roles``
+    with publish or control among the roles. Without a file: ``WALLBOARD_PUBLISH_TOKEN``,
+    else ``WALLBOARD_CONTROL_TOKEN``."""
     if not path:
-        return os.environ.get("WALLBOARD_PUBLISH_TOKEN") or None
+        return os.environ.get("WALLBOARD_PUBLISH_TOKEN") or os.environ.get("WALLBOARD_CONTROL_TOKEN") or None
     try:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as e:
         raise Fatal(f"cannot read --token-file {path}: {e.strerror}") from None
+    found: dict[str, str] = {}
     for line in text.splitlines():
-        role, sep, value = line.partition("=")
-        if sep and role.strip() == "publish":
-            return value.strip().strip('"') or None
+        left, sep, value = line.partition("=")
+        if sep and left.strip() in ("publish", "control"):
+            found.setdefault(left.strip(), value.strip().strip('"'))
+        elif sep:
+            left, _, value = line.rpartition("=")
+            if {"publish", "control"} & {r.strip() for r in value.split(",")}:
+                found.setdefault("publish", left.strip().strip('"'))
+    if found:
+        return found.get("publish") or found.get("control") or None
     token = text.strip()
     if not token or "\n" in token:
-        raise Fatal(f"--token-file {path}: expected the token alone or a 'publish = TOKEN' line")
+        raise Fatal(f"--token-file {path}: expected the token alone, a 'publish = TOKEN' or "
+                    "'control = TOKEN' line")
     return token
 
 

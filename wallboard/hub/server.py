@@ -19,6 +19,7 @@ and is journaled before it is acked or fanned out (group commit, one fsync per
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
 import logging
 import os
@@ -26,6 +27,7 @@ import ssl
 import threading
 import time
 import uuid
+from collections import deque
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any
@@ -38,7 +40,7 @@ from wallboard import protocol as P
 from wallboard.state import LiveState
 from wallboard.state.snapshot import encode_snapshot_pieces
 
-from .auth import Auth, bearer
+from .auth import Auth, PeerLimiter, RefusalLog, bearer, origin_allowed, printable
 from .fanout import Tail, WallSender
 from .journal import Batch, Journal, _exact, open_journal
 
@@ -74,6 +76,10 @@ class HubConfig:
     keep_events: int = 100_000          # events kept for replay after a snapshot
     snapshot_records: int = 5_000       # list items per snapshot part
     max_violations: int = 3             # protocol violations before closing with 1008
+    max_refusals: int = 10              # auth/origin refusals per address within refusal_window ...
+    refusal_window: float = 60.0        # ... before the address is refused at the handshake
+    refusal_block: float = 60.0         # for this many seconds (see docs/security.md)
+    refusal_log_s: float = 60.0         # one log line per address per this many seconds
     compression: bool = False           # permessage-deflate (off: see docs/protocol.md)
     origins: list[str] = field(default_factory=list)  # Origin allow-list (empty = any)
     token_file: str | None = None
@@ -101,6 +107,10 @@ class HubConfig:
             ("keep_events", self.keep_events >= 0, ">= 0"),
             ("compact_every", self.compact_every >= 1, ">= 1"),
             ("encode_chunk", self.encode_chunk >= 1, ">= 1"),
+            ("max_refusals", self.max_refusals >= 1, ">= 1"),
+            ("refusal_window", self.refusal_window > 0, "> 0"),
+            ("refusal_block", self.refusal_block >= 0, ">= 0"),
+            ("refusal_log_s", self.refusal_log_s >= 0, ">= 0"),
         ]
         for name, ok, want in checks:
             if not ok:
@@ -152,7 +162,12 @@ class Hub:
         self._inflight: dict[tuple[str, int], asyncio.Future[tuple[int, int]]] = {}
         self._pending_evt: asyncio.Event | None = None
         self._snap_cache: tuple[int, list[bytes]] | None = None
-        self._logged_peers: set[str] = set()
+        self.gate = PeerLimiter(self.config.max_refusals, self.config.refusal_window, self.config.refusal_block)
+        self.refusals = RefusalLog(log.warning, self.config.refusal_log_s)
+        from .metrics import HubMetrics
+
+        self.metrics = HubMetrics(self)  # GET /metrics; ack and fan-out latency histograms
+        self._commit_times: deque[tuple[int, float]] = deque(maxlen=4096)  # (last seq, monotonic)
         self._tasks: list[asyncio.Task[Any]] = []
         self._server: Any = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -322,12 +337,15 @@ class Hub:
                    wall_max_lag=max((self.seq - w.cursor + 1 for w in self.walls if w.cursor), default=0))
         return out
 
-    def _log_refusal(self, peer: str, what: str) -> None:
-        peer = peer.rsplit(":", 1)[0]
-        if peer not in self._logged_peers:
-            if len(self._logged_peers) < 4096:
-                self._logged_peers.add(peer)
-            log.warning("refused %s: %s (further refusals from this peer are only counted)", peer, what)
+    def _log_refusal(self, peer: str, what: str, *, gate: bool = True) -> None:
+        """Log a refusal (once per address per ``refusal_log_s``) and, with ``gate``, count
+        it against the address (``max_refusals`` within ``refusal_window`` blocks it)."""
+        self.refusals.log(peer, what)
+        if gate and self.gate.refused(peer):
+            self.count("peers_blocked")
+            log.warning("address %s refused %d times within %.0f s: refused at the handshake for %.0f s",
+                        printable(peer.rsplit(":", 1)[0]), self.config.max_refusals, self.config.refusal_window,
+                        self.config.refusal_block)
 
     # ------------------------------------------------------------------ ingest
     def submit(self, events: list[dict[str, Any]], producer: str | None = None,
@@ -360,6 +378,8 @@ class Hub:
         if producer is not None and batch is not None:
             self._inflight[(producer, batch)] = fut
         fut.add_done_callback(_forward(out, False))
+        t0, ack = time.perf_counter(), self.metrics.ack
+        fut.add_done_callback(lambda f: f.cancelled() or f.exception() or ack.observe(time.perf_counter() - t0))
         self._pending.append((Batch(events, producer, batch), fut))
         assert self._pending_evt is not None
         self._pending_evt.set()
@@ -408,6 +428,7 @@ class Hub:
             self._apply(events)
         self.count("events_in", len(events))
         self.count("commits")
+        self._commit_times.append((self.seq, time.monotonic()))
         for (b, f), r in zip(work, ranges):
             self._inflight.pop((b.producer, b.batch), None)  # type: ignore[arg-type]
             if not f.done():
@@ -417,6 +438,14 @@ class Hub:
         if self.seq - self._compacted_at >= self.config.compact_every and self._compaction is None:
             # in the background: the next commits (acks, fan-out) must not wait for it
             self._compaction = asyncio.create_task(self.compact(), name="compaction")
+
+    def committed_at(self, seq: int) -> float | None:
+        """``time.monotonic()`` of the commit that journaled ``seq`` (the last 4096 commits)."""
+        times = self._commit_times
+        i = bisect.bisect_left(times, seq, key=lambda x: x[0])  # first commit whose last seq >= seq
+        if i == len(times) or (i == 0 and len(times) == times.maxlen):
+            return None
+        return times[i][1]
 
     def _apply(self, events: list[dict[str, Any]]) -> None:
         """Journaled events into the hub's state (logged and counted if that fails)."""
@@ -514,28 +543,46 @@ class Hub:
 
     # ------------------------------------------------------------------ connections
     def _process_request(self, connection: ServerConnection, request: Any) -> Any:
+        """Checks made on the HTTP handshake, before any frame is read: a blocked address
+        (429), ``/metrics``, the path (404), a browser Origin not allowed (403) and an
+        ``Authorization: Bearer`` token that grants nothing for the path (401)."""
         path = request.path.split("?", 1)[0]
         peer = _peer(connection)
+        wait = self.gate.blocked(peer)
+        if wait > 0:
+            self.reject("blocked")
+            self._log_refusal(peer, "address blocked after repeated refusals", gate=False)
+            resp = connection.respond(HTTPStatus.TOO_MANY_REQUESTS, f"blocked: too many refused attempts from "
+                                      f"this address; retry in {wait:.0f} s\n")
+            resp.headers["Retry-After"] = str(max(1, round(wait)))
+            return resp
         if path == "/metrics":
-            body = "".join(f"wallboard_hub_{k} {v}\n" for k, v in sorted(self.stats().items()))
-            return connection.respond(HTTPStatus.OK, body)
+            from .metrics import metrics_response
+
+            return metrics_response(self, connection, request)
         if path not in ("/feed", "/publish"):
             self.reject("not_found")
-            return connection.respond(HTTPStatus.NOT_FOUND, f"unknown path {path!r}: use /feed or /publish\n")
+            return connection.respond(HTTPStatus.NOT_FOUND, f"unknown path {printable(path, 80)!r}: use /feed, "
+                                      "/publish or /metrics\n")
         origin = request.headers.get("Origin")
-        if self.config.origins and origin is not None and origin not in self.config.origins:
+        if origin is not None and not origin_allowed(origin, self.config.origins):
             self.reject("origin")
-            self._log_refusal(peer, f"origin {origin!r} not allowed")
-            return connection.respond(HTTPStatus.FORBIDDEN, f"origin {origin!r} is not allowed\n")
+            self._log_refusal(peer, f"browser origin {origin!r} not allowed (--origin)")
+            return connection.respond(HTTPStatus.FORBIDDEN, f"origin {printable(origin, 200)!r} is not allowed: "
+                                      "start the hub with --origin for it\n")
         header = request.headers.get("Authorization")
         if header is not None:
             token = bearer(header)
-            role = "subscribe" if path == "/feed" else "publish"
             roles = self.auth.roles_for(token)
-            if role not in roles:
+            need = ("subscribe",) if path == "/feed" else ("publish", "control")
+            if not roles.intersection(need):
                 self.reject("auth")
-                self._log_refusal(peer, f"bad {role} token in Authorization header")
-                return connection.respond(HTTPStatus.UNAUTHORIZED, f"auth: the token does not grant {role}\n")
+                what = "malformed Authorization header" if token is None else \
+                    f"the token does not grant {' or '.join(need)}"
+                self._log_refusal(peer, f"{what} ({path})")
+                resp = connection.respond(HTTPStatus.UNAUTHORIZED, f"auth: {what}\n")
+                resp.headers["WWW-Authenticate"] = 'Bearer realm="wallboard"'
+                return resp
             connection.wb_token = token  # type: ignore[attr-defined]
         return None
 
@@ -572,9 +619,23 @@ class Hub:
                                   expected=f"at most {self.config.max_frame} bytes")
         return P.decode(raw, max_size=self.config.max_frame, max_batch=self.config.max_batch, expect=expect)
 
+    def _first_token(self, raw: Any) -> str | None:
+        """The ``token`` of a producer's first frame, read before anything else of it is
+        checked (an unauthenticated batch is never validated)."""
+        if len(raw) > self.config.max_frame:
+            return None
+        try:
+            obj = orjson.loads(raw)
+        except (orjson.JSONDecodeError, TypeError, ValueError):
+            return None
+        token = obj.get("token") if type(obj) is dict else None
+        return token if type(token) is str else None
+
     async def _publisher(self, ws: ServerConnection) -> None:
         header_token = getattr(ws, "wb_token", None)
         roles: set[str] | None = self.auth.roles_for(header_token) if header_token is not None else None
+        if roles is None and {"publish", "control"} & set(self.auth.open_roles()):
+            roles = self.auth.roles_for(None)
         bucket = TokenBucket(self.config.rate_limit)
         acks: asyncio.Queue[Any] = asyncio.Queue(maxsize=64)
         sender = asyncio.create_task(self._ack_sender(ws, acks))
@@ -582,6 +643,14 @@ class Hub:
         self.count("publishers")
         try:
             async for raw in ws:
+                if roles is None:  # authenticate from the first frame before validating it
+                    token = self._first_token(raw)
+                    roles = self.auth.roles_for(token)
+                    if not roles & {"publish", "control"}:
+                        await self._refuse(ws, "auth", "a publish or control token is required (first frame "
+                                           "or Authorization header)" if token is None
+                                           else "the token grants neither publish nor control")
+                        return
                 try:
                     msg = self._decode(raw, ("publish",))
                 except P.ProtocolError as e:
@@ -595,16 +664,16 @@ class Hub:
                         return
                     continue
                 assert isinstance(msg, P.Publish)
-                if roles is None:
-                    roles = self.auth.roles_for(msg.token)
-                    if "publish" not in roles:
-                        await self._refuse(ws, "auth", "a publish token is required" if msg.token is None
-                                           else "the token does not grant publish")
-                        return
+                have = roles | self.auth.roles_for(msg.token) if msg.token else roles
                 for i, ev in enumerate(msg.events):
-                    if ev["type"] == "control" and "control" not in roles | self.auth.roles_for(msg.token):
+                    need = "control" if ev["type"] == "control" else "publish"
+                    if need not in have:
                         self.reject("forbidden")
-                        await acks.put(P.Error(code="forbidden", message="control events need the control role",
+                        why = ("control events need the control role" if need == "control"
+                               else f"{ev['type']} events need the publish role (this token grants "
+                               f"{', '.join(sorted(have))})")
+                        self._log_refusal(_peer(ws), f"publish event {i}: {why}", gate=False)
+                        await acks.put(P.Error(code="forbidden", message=f"{why}; batch not applied",
                                                index=i, field="type"))
                         break
                 else:
@@ -666,13 +735,14 @@ class Hub:
             await self._refuse(ws, "auth", "a subscribe token is required" if token is None
                                else "the token does not grant subscribe")
             return
-        wall = WallSender(self, ws, hello.wall or peer, roles)
+        wall = WallSender(self, ws, printable(hello.wall or peer, 100), roles)  # safe in logs and labels
         await ws.send(P.encode(P.Welcome(protocol=P.PROTOCOL_VERSION, hub=self.hub_id, seq=self.seq,
                                          heartbeat_s=self.config.heartbeat_s, roles=sorted(roles))), text=True)
         self.walls.add(wall)
         self.count("walls_connected")
         wall.start_from(hello.since)
-        log.info("wall %s connected from %s (since %s, hub seq %d)", wall.name, peer, hello.since, self.seq)
+        log.info("wall %s connected from %s (since %s, hub seq %d)", printable(wall.name), peer, hello.since,
+                 self.seq)
         violations = 0
         try:
             async for raw in ws:
@@ -698,13 +768,15 @@ class Hub:
         finally:
             self.walls.discard(wall)
             wall.stop()
-            log.info("wall %s disconnected", wall.name)
+            log.info("wall %s disconnected", printable(wall.name))
 
     async def _control(self, wall: WallSender, msg: P.Control) -> None:
         roles = wall.roles | (self.auth.roles_for(msg.token) if msg.token else set())
         if "control" not in roles:
             self.reject("forbidden")
-            wall.push(P.encode(P.Error(code="forbidden", message=f"control {msg.command!r} needs the control role")))
+            why = f"control {msg.command!r} refused: this wall's token does not grant the control role"
+            self._log_refusal(_peer(wall.ws), f"wall {wall.name!r}: {why}", gate=False)
+            wall.push(P.encode(P.Error(code="forbidden", message=why, field="command")))
             return
         now = time.time()
         if msg.command == "ack_incident":
@@ -727,7 +799,7 @@ class Hub:
             wall.push(P.encode(e.to_message()))
             return
         self.count("controls")
-        log.info("control %s from wall %s: %s", msg.command, wall.name, msg.args)
+        log.info("control %s from wall %s: %s", msg.command, printable(wall.name), printable(msg.args, 300))
         await self.submit([ev], None, None)
 
 
