@@ -80,7 +80,7 @@ def test_ack_from_the_board_reaches_every_wall(qtbot, hub):
 
 
 def test_ack_without_the_control_role_is_refused(qtbot, monkeypatch):
-    monkeypatch.setenv("WALLBOARD_CONTROL_TOKEN", "sekrit")
+    monkeypatch.setenv("WALLBOARD_CONTROL_TOKEN", "sekrit-token-0123456789")
     h = Hub(HubConfig(host="127.0.0.1", port=0, journal=None))
     h.start_in_thread()
     client = FeedClient(h.url)

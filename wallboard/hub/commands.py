@@ -99,8 +99,14 @@ def register(subparsers: Any) -> None:
                    help="enable permessage-deflate (off by default: CPU cost per wall outweighs the "
                    "bandwidth saved on a LAN)")
     p.add_argument("--origin", action="append", default=[], metavar="URL",
-                   help="allowed browser Origin (repeatable); without it any Origin is accepted")
-    p.add_argument("--token-file", metavar="F", help="file of 'role = token' lines (publish, subscribe, control)")
+                   help="allowed browser Origin (repeatable; '*' = any); without it a request carrying an "
+                   "Origin header (a browser page) is refused, clients without one are not affected")
+    p.add_argument("--token-file", metavar="F", help="file of 'role = token' or 'token = role,role' lines "
+                   "(roles publish, subscribe, control, metrics; tokens of 16+ characters)")
+    p.add_argument("--max-refusals", type=_count, default=10, metavar="N",
+                   help="auth/origin refusals of one address within 60 s before it is blocked (default 10)")
+    p.add_argument("--refusal-block", type=float, default=60.0, metavar="S",
+                   help="seconds a blocked address is refused at the handshake (HTTP 429; default 60)")
     p.add_argument("--tls-cert", metavar="F", help="TLS certificate chain (PEM); serve wss://")
     p.add_argument("--tls-key", metavar="F", help="TLS private key (PEM), with --tls-cert")
     p.add_argument("--http-port", type=int, default=None, metavar="PORT",
@@ -185,7 +191,8 @@ def cmd_hub(args: argparse.Namespace) -> int:
                         tail_events=max(args.max_lag, 50_000), compact_every=args.compact_every,
                         keep_events=args.keep_events, compression=args.compression, origins=args.origin,
                         token_file=args.token_file, tls_cert=args.tls_cert, tls_key=args.tls_key,
-                        http_port=args.http_port, mapping=args.mapping)
+                        http_port=args.http_port, mapping=args.mapping, max_refusals=args.max_refusals,
+                        refusal_block=args.refusal_block)
         hub = Hub(cfg)
     except (AuthConfigError, ScenarioError, ValueError) as e:
         print(f"wallboard hub: {e}", file=sys.stderr)
