@@ -90,7 +90,8 @@ def test_never_connected_wall_in_chinese(qtbot, qapp):
                                         ("wrong", "the token does not grant subscribe")])
 def test_refused_wall_says_refused_with_the_hubs_reason_as_text(qtbot, qapp, token, why):
     hub = Hub(HubConfig(host="127.0.0.1", port=0, journal=None, demo="launch-928", speed=10.0),
-              auth=Auth({"publish": "pub", "subscribe": "sub", "control": "ctl"}))
+              auth=Auth({"publish": "pub-token-0123456789", "subscribe": "sub-token-0123456789",
+                        "control": "ctl-token-0123456789"}))
     hub.start_in_thread()
     ctl, client = make_wall(qtbot, hub.url, token=token)
     try:
