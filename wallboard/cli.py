@@ -3,7 +3,8 @@
 ``wallboard`` with no arguments opens the wall on the embedded demo feed: an in-process
 hub on a free loopback port, running the ``launch-928`` scenario, reached through the
 real websocket client. Subcommands run the other parts: ``hub``, ``demo``, ``record``,
-``replay``, ``publish``, ``check-layout``.
+``replay``, ``publish``, ``check-layout``, ``screens`` (the monitors and where each layout
+screen goes).
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from typing import Sequence
 from wallboard import __version__
 from wallboard.argtypes import positive as _positive
 
-SUBCOMMANDS = ("hub", "demo", "record", "replay", "publish", "check-layout")
+SUBCOMMANDS = ("hub", "demo", "record", "replay", "publish", "check-layout", "screens")
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -51,8 +52,16 @@ def wall_parser() -> argparse.ArgumentParser:
                    help="also look for layouts by name in DIR (repeatable; searched first, then "
                    "$XDG_CONFIG_HOME/wallboard/layouts, then the shipped layouts)")
     p.add_argument("--screen", type=int, metavar="N", default=None,
-                   help="show only the layout's screen N (0-based) in this process")
-    p.add_argument("--fullscreen", action="store_true", help="open the windows full screen")
+                   help="show only the layout's screen N (0-based) in this process, on monitor N "
+                   "unless --monitor says otherwise")
+    p.add_argument("--monitor", metavar="NAME|N", default=None,
+                   help="put this process's windows on this monitor (a name such as HDMI-1, or a "
+                   "number from 'wallboard screens'); default: layout screen N on monitor N")
+    p.add_argument("--fullscreen", action="store_true",
+                   help="each window covers exactly its monitor (F11 toggles)")
+    p.add_argument("--kiosk", action="store_true",
+                   help="frameless full screen on top, cursor hidden when idle; works without a "
+                   "window manager")
     p.add_argument("--lang", choices=("en", "zh"), default="en", help="UI language (default en)")
     p.add_argument("--scenario", default="launch-928", metavar="NAME",
                    help="demo scenario for the embedded hub: launch-928, double-11, scale (default launch-928)")
@@ -93,6 +102,29 @@ def _check_layout(argv: Sequence[str]) -> int:
     return 0 if ok else 1
 
 
+def _screens(argv: Sequence[str]) -> int:
+    p = argparse.ArgumentParser(
+        prog="wallboard screens",
+        description="List the monitors Qt sees (name, geometry, scale, refresh rate), numbered "
+        "left to right then top to bottom, and which layout screen goes to which monitor.")
+    p.add_argument("--layout", metavar="NAME|PATH", default="launch-928",
+                   help="the layout to place (default launch-928)")
+    p.add_argument("--layout-dir", action="append", default=[], metavar="DIR",
+                   help="also look for layouts by name in DIR (as the wall does)")
+    p.add_argument("--screen", type=int, metavar="N", default=None, help="as the wall's --screen")
+    p.add_argument("--monitor", metavar="NAME|N", default=None, help="as the wall's --monitor")
+    p.add_argument("--fullscreen", action="store_true", help="as the wall's --fullscreen")
+    p.add_argument("--kiosk", action="store_true", help="as the wall's --kiosk")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+    args = p.parse_args(argv)
+    from wallboard.app.run import check_platform_libraries, screens_report
+
+    code = check_platform_libraries()
+    if code is not None:
+        return code
+    return screens_report(args)
+
+
 def _subcommand(argv: Sequence[str]) -> int:
     p = argparse.ArgumentParser(prog="wallboard")
     sub = p.add_subparsers(dest="command", required=True)
@@ -114,6 +146,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "check-layout":
         return _check_layout(argv[1:])
+    if argv and argv[0] == "screens":
+        return _screens(argv[1:])
     if argv and argv[0] in SUBCOMMANDS:
         return _subcommand(argv)
     args = wall_parser().parse_args(argv)

@@ -26,6 +26,7 @@ from wallboard.app.frame import FrameDriver
 from wallboard.app.header import HeaderStatus
 from wallboard.app.i18n import register as register_shell_translations
 from wallboard.app.overlays import HelpOverlay, LayoutPicker
+from wallboard.app.screens import ScreenPlacer, select_screen
 from wallboard.app.sound import SoundPlayer
 from wallboard.app.window import PageView, WallWindow
 from wallboard.state import Dirty, LiveState
@@ -59,6 +60,7 @@ class WallController(QObject):
         layout_dirs: list[Path] | None = None,
         clock: Callable[[], float] = time.time,
         starts_at: float | None = None,
+        placer: ScreenPlacer | None = None,
     ) -> None:
         super().__init__()
         self.state = state
@@ -68,6 +70,8 @@ class WallController(QObject):
         self.fps_override = fps
         self.fullscreen = fullscreen
         self.size = size
+        #: Puts each window on its monitor (``--monitor``, ``--kiosk``: see app/screens.py).
+        self.placer = placer or ScreenPlacer(mode="fullscreen" if fullscreen else "window", size=size)
         self.clock = clock
         self.layout_dirs = layout_dirs or [L.DEFAULT_LAYOUT_DIR]
         #: Overrides the layout's ``starts_at`` (the embedded demo's own opening moment).
@@ -130,8 +134,7 @@ class WallController(QObject):
     def start(self) -> None:
         fps = self.fps_override or self.layout.frame_rate or 30
         self.timer.start(max(5, int(1000 / fps)))
-        for w in self.windows:
-            self._show(w)
+        self._show()
 
     def shutdown(self) -> None:
         self.timer.stop()
@@ -139,13 +142,9 @@ class WallController(QObject):
         for w in self.windows:
             w.close()
 
-    def _show(self, w: WallWindow) -> None:
-        if self.size:
-            w.resize(*self.size)
-        if self.fullscreen:
-            w.showFullScreen()
-        else:
-            w.show()
+    def _show(self) -> None:
+        """Each layout window on its monitor, shown (placed again after a layout switch)."""
+        self.placer.place(self.windows, self.layout.windows())
 
     # ------------------------------------------------------------------ context
     def ctx_for(self, scope: L.Scope | None = None) -> PanelContext:
@@ -177,17 +176,14 @@ class WallController(QObject):
         """Show ``layout`` on this wall's windows (reusing them; extra ones close)."""
         self.layout = layout
         theme = THEMES.get(layout.theme, THEMES["dark"])
-        specs = list(layout.windows())
-        if self.only_screen is not None:
-            specs = [s for i, s in enumerate(specs) if (s.screen if s.screen is not None else i) == self.only_screen] or specs[:1]
+        specs = select_screen(layout.windows(), self.only_screen)
         for i, spec in enumerate(specs):
             if i < len(self.windows):
                 w = self.windows[i]
             else:
                 w = WallWindow(theme, self.lang, self._on_key)
                 self.windows.append(w)
-                if self.timer.isActive():
-                    self._show(w)
+            w.spec = spec
             pages = []
             for page in spec.pages:
                 panel_scope = None
@@ -200,6 +196,8 @@ class WallController(QObject):
             w.close()
             w.deleteLater()
         del self.windows[len(specs):]
+        if self.timer.isActive():
+            self._show()
         self.alerts.repeat_s = layout.sound.repeat_s
         self.alerts.escalate_after_s = layout.sound.escalate_after_s
         self.alerts.enabled = layout.sound.enabled
@@ -573,7 +571,7 @@ class WallController(QObject):
             self._open_overlay(w, HelpOverlay(w.theme, self.lang, lambda: self._close_overlay(w), w.centralWidget()))
             return True
         if key == Qt.Key.Key_F11:
-            w.showNormal() if w.isFullScreen() else w.showFullScreen()
+            self.placer.toggle_fullscreen(w)
             return True
         if key == Qt.Key.Key_M:
             self.alerts.muted = not self.alerts.muted

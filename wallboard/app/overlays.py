@@ -94,6 +94,9 @@ class LayoutPicker(QWidget):
         self.filter.returnPressed.connect(self._accept)
         self.list.itemActivated.connect(lambda _i: self._accept())
         self.filter.installEventFilter(self)
+        # The shell gives the overlay focus when it opens it (overlay.setFocus()); the
+        # proxy sends that focus, and so the typed text and Enter, to the filter field.
+        self.setFocusProxy(self.filter)
         self.filter.setFocus()
 
     def _filter(self, text: str) -> None:

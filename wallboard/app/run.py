@@ -2,7 +2,8 @@
 
 ``run_wall(args)`` is what ``wallboard`` runs (``args`` from ``cli.wall_parser``). It
 returns the process exit code: 0 on a clean quit (window closed, Ctrl+C), 2 for a bad
-layout or option, 3 when ``--screenshot`` could not reach a LIVE feed.
+layout or option, 3 when ``--screenshot`` could not reach a LIVE feed, 4 when Qt's xcb
+platform plugin lacks a system library (the message names it and the apt-get line).
 """
 from __future__ import annotations
 
@@ -61,6 +62,20 @@ def _demo_moment(scenario: str, speed: float) -> float | None:
     return time.time() + at / speed if at else None
 
 
+def check_platform_libraries() -> int | None:
+    """Before Qt starts: when its xcb plugin would abort for a missing system library, say
+    which one and the apt-get line, and return exit code 4; ``None`` when all is well."""
+    from wallboard.app.syslibs import diagnose_xcb, xcb_will_load
+
+    if not xcb_will_load():
+        return None
+    msg = diagnose_xcb()
+    if msg is None:
+        return None
+    print(msg, file=sys.stderr)
+    return 4
+
+
 def run_wall(args: Any) -> int:
     """Run the wall until it is closed; see the module docstring for exit codes."""
     logging.basicConfig(level=os.environ.get("WALLBOARD_LOG", "WARNING"),
@@ -76,6 +91,8 @@ def run_wall(args: Any) -> int:
         print("wallboard: no display (DISPLAY/WAYLAND_DISPLAY unset): run it on a desktop session, "
               "or render headless with --screenshot OUT.png", file=sys.stderr)
         return 2
+    if (code := check_platform_libraries()) is not None:
+        return code
     from wallboard import layout as L
 
     from wallboard.resources import user_layout_dir
@@ -120,9 +137,13 @@ def run_wall(args: Any) -> int:
             hub.stop()
         return 2
     size = args.size or ((1920, 1080) if app.platformName() == "offscreen" or args.screenshot else None)
+    from wallboard.app.screens import ScreenPlacer
+
+    mode = "window" if args.screenshot else "kiosk" if args.kiosk else "fullscreen" if args.fullscreen else "window"
+    placer = ScreenPlacer(mode=mode, monitor=args.monitor, size=size if mode == "window" else None)
     ctl = WallController(state, client, layout, lang=args.lang, screen=args.screen, fps=args.fps,
-                         fullscreen=args.fullscreen and not args.screenshot, size=size, muted=args.no_sound,
-                         layout_dirs=dirs, starts_at=starts_at)
+                         fullscreen=mode != "window", size=size, muted=args.no_sound,
+                         layout_dirs=dirs, starts_at=starts_at, placer=placer)
     client.start()
     ctl.start()
 
@@ -144,6 +165,43 @@ def run_wall(args: Any) -> int:
     if hub is not None:
         hub.stop()
     return code
+
+
+def screens_report(args: Any) -> int:
+    """``wallboard screens``: print the monitors and the placement of ``args.layout``'s
+    screens (text, or one JSON object with ``--json``); 2 for a bad layout, 2 without a display."""
+    import json
+
+    from wallboard import layout as L
+    from wallboard.resources import user_layout_dir
+
+    if (sys.platform.startswith("linux") and not os.environ.get("QT_QPA_PLATFORM")
+            and not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY")):
+        print("wallboard screens: no display (DISPLAY/WAYLAND_DISPLAY unset)", file=sys.stderr)
+        return 2
+    dirs = [Path(d) for d in args.layout_dir] + [user_layout_dir(), L.DEFAULT_LAYOUT_DIR]
+    layout = _load_start_layout(args.layout, dirs)
+    if layout is None:
+        return 2
+    from PySide6.QtGui import QGuiApplication
+
+    from wallboard.app.screens import describe, plan, qt_monitors, select_screen, targets_for
+
+    app = QGuiApplication.instance() or QGuiApplication(sys.argv[:1])
+    mons, _ = qt_monitors(app)
+    all_specs = list(layout.windows())
+    specs = select_screen(all_specs, args.screen)
+    mode = "kiosk" if args.kiosk else "fullscreen" if args.fullscreen else "window"
+    placements = plan(targets_for(specs, all_specs), mons, mode=mode, monitor=args.monitor)
+    names = ["+".join(p.screen.name for p in s.pages) for s in specs]
+    if args.json:
+        print(json.dumps({"platform": app.platformName(), "monitors": [m.as_dict() for m in mons],
+                          "layout": layout.name,
+                          "screens": [dict(p.as_dict(), name=n) for p, n in zip(placements, names)]}))
+    else:
+        print(f"platform {app.platformName()}; layout {layout.name}")
+        print(describe(mons, placements, names))
+    return 0
 
 
 def _screenshot(app, ctl, client, args) -> int:

@@ -115,6 +115,11 @@ class WallWindow(QMainWindow):
         self.page_index = 0
         self.rotating = False
         self.overlay: QWidget | None = None
+        #: The layout window shown here (set by the controller; None for a store's own
+        #: window) and where app/screens.py placed it (monitor, geometry, mode).
+        self.spec: Any = None
+        self.placement: Any = None
+        self.placement_note = ""
 
     # -- pages -----------------------------------------------------------------------
     def set_pages(self, pages: list[PageView], rotating: bool) -> None:

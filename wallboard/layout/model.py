@@ -132,6 +132,7 @@ class Screen:
     title: str = ""
     title_zh: str = ""
     screen: int | None = None            # physical screen index (None: the shell decides)
+    monitor: str | None = None           # monitor name (wins over ``screen`` when present)
 
 
 @dataclass(frozen=True)
@@ -145,6 +146,7 @@ class Rotation:
     enabled: bool = False
     pages: tuple[RotationPage, ...] = ()
     screen: int | None = None            # physical screen of the rotating window
+    monitor: str | None = None           # monitor name of the rotating window
 
 
 @dataclass(frozen=True)
@@ -171,6 +173,7 @@ class Window:
     screen: int | None
     pages: tuple[Page, ...]
     rotating: bool                       # True: the rotation's window (PgUp/PgDn flip)
+    monitor: str | None = None           # monitor name from the layout, if any
 
 
 @dataclass(frozen=True)
@@ -203,13 +206,13 @@ class Layout:
         placed = False
         for s in self.screens:
             if s.name not in rotated:
-                out.append(Window(s.screen, (Page(s, None),), False))
+                out.append(Window(s.screen, (Page(s, None),), False, s.monitor))
             elif not placed:
                 placed = True
                 pages = tuple(Page(self.screen(p.screen), p.duration_s)
                               for p in self.rotation.pages)
-                where = self.rotation.screen
-                if where is None:
-                    where = pages[0].screen.screen
-                out.append(Window(where, pages, True))
+                where, monitor = self.rotation.screen, self.rotation.monitor
+                if where is None and monitor is None:
+                    where, monitor = pages[0].screen.screen, pages[0].screen.monitor
+                out.append(Window(where, pages, True, monitor))
         return tuple(out)

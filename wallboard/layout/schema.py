@@ -247,7 +247,8 @@ def _screen_post(s, path, ck):
     if not ok:
         return BAD
     return Screen(name=s["name"], columns=cols, rows=rows, panels=tuple(s["panels"]),
-                  title=s["title"], title_zh=s["title_zh"], screen=s["screen"])
+                  title=s["title"], title_zh=s["title_zh"], screen=s["screen"],
+                  monitor=s["monitor"])
 
 
 _SCREEN = Table({
@@ -255,6 +256,7 @@ _SCREEN = Table({
     "title": Field(_TEXT, "", "screen title"),
     "title_zh": Field(_TEXT, "", "Chinese title"),
     "screen": Field(Num(0, 63, integer=True), None, "physical screen index"),
+    "monitor": Field(Str(1, 64), None, 'monitor name, e.g. "HDMI-1" (see wallboard screens)'),
     "columns": Field(Num(1, 48, integer=True), 12, "grid columns"),
     "rows": Field(Num(1, 48, integer=True), 8, "grid rows"),
     "panels": Field(ListOf(_PANEL, 1, 64, doc="an array of tables ([[screens.panels]])",
@@ -300,12 +302,13 @@ def _rotation_post(r, path, ck):
         ck.error(path + ("pages",), "an enabled rotation needs at least one page")
         return BAD
     pages = tuple(RotationPage(p["screen"], p["duration_s"]) for p in r["pages"])
-    return Rotation(r["enabled"], pages, r["screen"])
+    return Rotation(r["enabled"], pages, r["screen"], r["monitor"])
 
 
 _ROTATION = Table({
     "enabled": Field(Bool(), True, "cycle through the pages (Space pauses)"),
     "screen": Field(Num(0, 63, integer=True), None, "physical screen of the rotating window"),
+    "monitor": Field(Str(1, 64), None, "monitor name of the rotating window"),
     "pages": Field(ListOf(Table({
         "screen": Field(Str(1, 64), REQUIRED, "name of a [[screens]] entry"),
         "duration_s": Field(Num(3, 86400), 30.0, "seconds on this page"),
