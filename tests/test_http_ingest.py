@@ -56,6 +56,7 @@ class Env:
         if token:
             headers["Authorization"] = f"Bearer {token}"
         headers.setdefault("Content-Type", "application/json")
+        headers.setdefault("X-Wallboard-Client", "test")
         if not isinstance(data, (bytes, str)):
             data = orjson.dumps(data)
         async with self.session.post(self.url + path, data=data, headers=headers) as r:
@@ -67,6 +68,9 @@ class Env:
         base = f"http://127.0.0.1:{self.hub.port}" if hub_port else self.url
         async with self.session.get(base + path, headers=headers) as r:
             return r.status, await r.text()
+
+
+JSON = {"Content-Type": "application/json", "X-Wallboard-Client": "test"}
 
 
 def secured() -> Auth:
@@ -187,7 +191,7 @@ def test_413_for_large_bodies_and_too_many_events():
             async def chunks():  # no Content-Length: the limit applies while reading
                 for _ in range(3):
                     yield b" " * 2000
-            async with env.session.post(env.url + "/events", data=chunks()) as r:
+            async with env.session.post(env.url + "/events", data=chunks(), headers=JSON) as r:
                 assert r.status == 413 and "body over 4096 bytes" in (await r.json())["message"]
             status, reply = await env.post("/events", [dict(STORE, id=f"s{i}") for i in range(4)])
             assert status == 413 and "at most 3 events per request" in reply["message"]
@@ -398,6 +402,7 @@ def test_tls_with_the_hub_cert_options(tmp_path):
             assert env.url.startswith("https://127.0.0.1:")
             client = ssl.create_default_context(cafile=str(cert))
             client.check_hostname = False
-            async with env.session.post(env.url + "/events", data=orjson.dumps([STORE]), ssl=client) as r:
+            async with env.session.post(env.url + "/events", data=orjson.dumps([STORE]), ssl=client,
+                                        headers=JSON) as r:
                 assert r.status == 200 and (await r.json())["first"] == 1
     run(main())

@@ -18,7 +18,8 @@ def test_http_ingest_runs_with_the_hub():
         with urllib.request.urlopen(base + "/healthz", timeout=10) as r:
             assert r.status == 200
         body = json.dumps([{"type": "kpi", "metric": "gmv", "scope": "global", "value": 5}]).encode()
-        req = urllib.request.Request(base + "/events", data=body, headers={"Content-Type": "application/json"})
+        req = urllib.request.Request(base + "/events", data=body, headers={"Content-Type": "application/json",
+                                                                                "X-Wallboard-Client": "test"})
         with urllib.request.urlopen(req, timeout=10) as r:
             ack = json.loads(r.read())
         assert ack["first"] == ack["last"] >= 1

@@ -29,6 +29,7 @@ journal write failed. Every refusal is counted in the hub's ``rejects_<reason>``
 """
 from __future__ import annotations
 
+import asyncio
 import logging
 import ssl
 from typing import TYPE_CHECKING, Any
@@ -39,7 +40,7 @@ from aiohttp import web
 from wallboard import protocol as P
 
 from .alert_mapping import MappingRules, PayloadError, map_webhook
-from .auth import bearer
+from .auth import bearer, origin_allowed, printable
 from .server import TokenBucket
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -48,6 +49,13 @@ if TYPE_CHECKING:  # pragma: no cover
 log = logging.getLogger("wallboard.hub.http")
 
 MAX_BODY = 1 << 20
+#: Seconds a request may take to arrive (headers from the connection's start or its last
+#: answer; the body from the handler's first read); the connection is closed after it.
+READ_TIMEOUT = 10.0
+#: Seconds the listener waits for running requests when it stops (SIGTERM).
+SHUTDOWN_TIMEOUT = 2.0
+#: Content types a POST may carry: a browser cannot send them cross-origin without asking.
+POST_TYPES = ("application/json", "application/x-ndjson")
 PRODUCER_HEADER = "X-Wallboard-Producer"
 BATCH_HEADER = "X-Wallboard-Batch"
 _JSON = "application/json"
@@ -63,10 +71,11 @@ def server_ssl_context(cert: str, key: str) -> ssl.SSLContext:
 class _Refusal(Exception):
     """An HTTP refusal: status, error code (a protocol error code) and JSON details."""
 
-    def __init__(self, status: int, code: str, message: str, **extra: Any) -> None:
+    def __init__(self, status: int, code: str, message: str, *, retry_after: int = 1, **extra: Any) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
+        self.retry_after = retry_after
         self.extra = {k: v for k, v in extra.items() if v is not None}
 
     def response(self) -> web.Response:
@@ -75,7 +84,7 @@ class _Refusal(Exception):
         if self.status == 401:
             headers["WWW-Authenticate"] = 'Bearer realm="wallboard"'
         elif self.status == 429:
-            headers["Retry-After"] = "1"
+            headers["Retry-After"] = str(self.retry_after)
         return web.Response(status=self.status, body=orjson.dumps(body), content_type=_JSON, headers=headers)
 
 
@@ -131,9 +140,12 @@ class HttpIngest:
     """The running HTTP listener; create it with :func:`start_http_ingest`."""
 
     def __init__(self, hub: "Hub", *, mapping: MappingRules | None = None, max_body: int = MAX_BODY,
-                 rate_limit: float | None = None) -> None:
+                 rate_limit: float | None = None, read_timeout: float = READ_TIMEOUT) -> None:
         if max_body < 1024:
             raise ValueError(f"max_body={max_body!r}: expected >= 1024 bytes")
+        if not read_timeout > 0:
+            raise ValueError(f"read_timeout={read_timeout!r}: expected > 0 seconds")
+        self.read_timeout = read_timeout
         rate = hub.config.rate_limit if rate_limit is None else rate_limit
         if not rate > 0:
             raise ValueError(f"rate_limit={rate!r}: expected > 0 events/s")
@@ -163,7 +175,10 @@ class HttpIngest:
     async def start(self, host: str, port: int, ssl_context: ssl.SSLContext | None = None) -> None:
         """Bind and serve (on the running loop, which must be the hub's)."""
         self.hub.auth.check_bind(host)
-        self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
+        self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False,
+                                     shutdown_timeout=SHUTDOWN_TIMEOUT, keepalive_timeout=self.read_timeout,
+                                     lingering_time=min(2.0, self.read_timeout),  # unread body after a refusal
+                                     logger=_QuietLog(self.hub))
         await self._runner.setup()
         site = web.TCPSite(self._runner, host, port, ssl_context=ssl_context)
         await site.start()
@@ -185,10 +200,21 @@ class HttpIngest:
     @web.middleware
     async def _middleware(self, request: web.Request, handler: Any) -> web.StreamResponse:
         try:
+            self._guard(request)
             resp = await handler(request)
         except _Refusal as r:
             self.hub.reject(r.code)
+            if r.code in ("auth", "origin", "no_client_header"):
+                self.hub._log_refusal(_remote(request), f"{request.method} {printable(request.path, 80)}: {r}")
+            elif r.code in ("forbidden", "blocked"):
+                self.hub._log_refusal(_remote(request), f"{request.method} {printable(request.path, 80)}: {r}",
+                                      gate=False)
             resp = r.response()
+            if r.status == 408 and request.protocol is not None:
+                resp.force_close()
+                await resp.prepare(request)  # answer now, then drop the rest of the slow body
+                await resp.write_eof()
+                request.protocol.force_close()
         except web.HTTPException as e:  # 404 / 405 from routing
             code = "not_found" if e.status == 404 else "bad_method"
             self.hub.reject(code)
@@ -201,6 +227,31 @@ class HttpIngest:
         if key in self.requests or len(self.requests) < 200:  # bounded label set
             self.requests[key] = self.requests.get(key, 0) + 1
         return resp
+
+    def _guard(self, request: web.Request) -> None:
+        """Refusals before any handler runs: a blocked address (429), a browser Origin not
+        allowed (403); for a POST a content type other than JSON / JSON Lines (415) and
+        neither ``Authorization`` nor an ``X-Wallboard-*`` header (401), which together
+        keep a cross-origin page from posting without the browser asking first."""
+        wait = self.hub.gate.blocked(_remote(request))
+        if wait > 0:
+            raise _Refusal(429, "blocked", f"too many refused attempts from this address; retry in {wait:.0f} s",
+                           retry_after=max(1, round(wait)))
+        origin = request.headers.get("Origin")
+        if origin is not None and not origin_allowed(origin, self.hub.config.origins):
+            raise _Refusal(403, "origin", f"origin {printable(origin, 200)!r} is not allowed: start the hub with "
+                           "--origin for it")
+        if request.method != "POST":
+            return
+        ctype = request.headers.get("Content-Type", "").split(";", 1)[0].strip().lower()
+        if ctype not in POST_TYPES:
+            raise _Refusal(415, "content_type", f"Content-Type {printable(ctype or 'missing', 80)!r}: expected "
+                           + " or ".join(POST_TYPES))
+        if "Authorization" not in request.headers and set(self.hub.auth.open_roles()) & {"publish", "control"} \
+                and not any(k.lower().startswith("x-wallboard-") for k in request.headers):
+            # without tokens anyone may post, but only a client that can set headers
+            raise _Refusal(401, "no_client_header", "this hub has no publish token: send any 'Authorization: Bearer "
+                           "<token>' or an 'X-Wallboard-Client: <name>' header")
 
     def _authorize(self, request: web.Request, *need: str) -> set[str]:
         """The roles of the request's token; 401/403 unless one of ``need`` is among them."""
@@ -221,11 +272,16 @@ class HttpIngest:
         if size is not None and size > self.max_body:
             raise _Refusal(413, "too_large", f"body of {size} bytes: at most {self.max_body} bytes per request")
         data = bytearray()
-        async for chunk in request.content.iter_chunked(1 << 16):
-            data += chunk
-            if len(data) > self.max_body:
-                raise _Refusal(413, "too_large", f"body over {self.max_body} bytes: at most {self.max_body} "
-                               "bytes per request")
+        try:
+            async with asyncio.timeout(self.read_timeout):
+                async for chunk in request.content.iter_chunked(1 << 16):
+                    data += chunk
+                    if len(data) > self.max_body:
+                        raise _Refusal(413, "too_large", f"body over {self.max_body} bytes: at most "
+                                       f"{self.max_body} bytes per request")
+        except TimeoutError:
+            raise _Refusal(408, "timeout", f"request body not received within {self.read_timeout:g} s "
+                           f"({len(data)} bytes arrived)") from None
         return bytes(data)
 
     async def _submit(self, events: list[dict[str, Any]], producer: str | None = None,
@@ -315,21 +371,57 @@ class HttpIngest:
         return _json({"status": "ok", "hub": self.hub.hub_id, "seq": self.hub.seq, "walls": len(self.hub.walls)})
 
 
+def _remote(request: web.Request) -> str:
+    peer = request.transport.get_extra_info("peername") if request.transport else None
+    return f"{peer[0]}:{peer[1]}" if peer else (request.remote or "?")
+
+
+class _QuietLog:
+    """aiohttp's server logger: a malformed request (bad request line, bad header,
+    oversized header, bad chunked body) is counted and logged in one line per address per
+    interval, without a traceback; anything else is a bug and keeps its traceback."""
+
+    def __init__(self, hub: "Hub") -> None:
+        self.hub = hub
+        self.log = logging.getLogger("wallboard.hub.http.server")
+
+    def exception(self, msg: str, *args: Any, exc_info: Any = None, **kw: Any) -> None:
+        from aiohttp.http_exceptions import HttpProcessingError
+
+        if isinstance(exc_info, HttpProcessingError):
+            self.hub.reject("bad_http")
+            peer = str(args[0]) if args else "?"
+            self.hub._log_refusal(peer, f"malformed HTTP request: {type(exc_info).__name__}: "
+                                  f"{printable(getattr(exc_info, 'message', exc_info), 200)}", gate=False)
+            return
+        self.log.error(msg, *args, exc_info=exc_info, **kw)
+
+    def debug(self, msg: str, *args: Any, exc_info: Any = None, **kw: Any) -> None:
+        if exc_info is not None and self.log.isEnabledFor(logging.DEBUG):
+            self.log.debug(msg + ": %s", *args, printable(exc_info, 200))
+        elif exc_info is None:
+            self.log.debug(msg, *args, **kw)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.log, name)
+
+
 def _json(obj: Any, status: int = 200) -> web.Response:
     return web.Response(status=status, body=orjson.dumps(obj), content_type=_JSON)
 
 
 async def start_http_ingest(hub: "Hub", host: str, port: int, *, ssl_context: ssl.SSLContext | None = None,
                             max_body: int = MAX_BODY, mapping: MappingRules | None = None,
-                            rate_limit: float | None = None) -> HttpIngest:
+                            rate_limit: float | None = None, read_timeout: float = READ_TIMEOUT) -> HttpIngest:
     """Start the HTTP listener on the running loop (the hub's; after ``hub.astart()``).
 
     ``port`` 0 binds a free port (read it from ``.port``). ``mapping`` defaults to the
     documented alert mapping; ``rate_limit`` (events/s over all HTTP producers) to the
-    hub's ``rate_limit``. Stop it with ``await ingest.stop()`` before ``hub.astop()``.
+    hub's ``rate_limit``; ``read_timeout`` (10 s) bounds how long a request may take to
+    arrive (408 for a slow body, the connection dropped for slow headers). Stop it with ``await ingest.stop()`` before ``hub.astop()``.
     Raises ``AuthConfigError`` for a non-loopback host while a role has no token.
     """
-    ingest = HttpIngest(hub, mapping=mapping, max_body=max_body, rate_limit=rate_limit)
+    ingest = HttpIngest(hub, mapping=mapping, max_body=max_body, rate_limit=rate_limit, read_timeout=read_timeout)
     await ingest.start(host, port, ssl_context)
     return ingest
 
