@@ -3,16 +3,34 @@
 Each tile shows one ``(metric, scope)`` from the state's KPI rings: its label (``label_zh``
 on a Chinese wall), the latest value with its unit, the delta against a reference (the
 previous sample, or a fixed number), a sparkline of the last ``SPARK_S`` seconds, and the
-age of the latest sample (the wall never lies: an old number says so). The tile turns
-amber/red when the value crosses ``warn``/``crit`` in the bad direction (``up_bad``: high is
-bad; ``down_bad``: low is bad).
+age of the latest sample (the wall never lies: an old number says so).
+
+Colours mean what they say:
+
+- the **delta** is green when it moves the good way, red when the bad way, and grey "="
+  within the dead band (``max(dead_band, dead_band_pct % of the reference)``; by default
+  0.05 points for "%", else 0.5 %). The good way is ``good = "up" | "down"``; by default it
+  follows ``direction`` when that is given, else the metric's kind (orders, GMV, footfall,
+  success rates: up; latency, queue, error rates: down; see ``wallboard.layout.kpi``). A
+  KPI of no known kind and no ``good`` shows its delta neutral.
+- the **tile** turns amber/red when the value crosses ``warn``/``crit`` in the bad
+  direction (``direction = "up_bad"``: high is bad; ``"down_bad"``: low is bad).
+- while none of the KPI's stores trades yet (all "planned", or "opening" before their
+  ``opens_at``; the event scope's stores for ``global``, the city's for ``city:ID``) the
+  tile is grey with "not open yet" ("closed" when they are all closed): a zero before the
+  opening is not an alarm.
+
+Titles, numbers and the delta line fit their box (``widgets/_text_fit.py``): they shrink,
+then wrap, and are elided only when the tile has no room left.
 
 Build as ``KpiTilesPanel(state, options, ctx)``; call ``refresh(dirty, now)`` every frame:
-tiles are recomputed only when ``dirty.kpi`` names one of them (or ``dirty.all``) and the
-panel repaints once per second for the ages.
+tiles are recomputed only when ``dirty.kpi`` names one of them (or ``dirty.all``), their
+stores' phase is checked once per second while stores change, and the panel repaints once
+per second for the ages.
 
 Options: ``tiles``: list of ``{metric, scope="global", label=metric, label_zh=label,
-unit=None (from the samples), warn=None, crit=None, direction="up_bad",
+unit=None (from the samples), warn=None, crit=None, good=None (by kind),
+direction=None (from good), dead_band=None, dead_band_pct=None (by unit),
 reference="prev"}``.
 """
 from __future__ import annotations
@@ -25,26 +43,45 @@ from PySide6.QtCore import QPointF, QRectF, Qt
 from PySide6.QtGui import QColor, QFontMetricsF, QPainter, QPainterPath, QPen
 from PySide6.QtWidgets import QWidget
 
-from wallboard.widgets.base import (STATUS_COLORS, PanelContext, age_text, did_you_mean, paint_dim, register_translations,
-                          ui_font)
+from wallboard.layout.kpi import dead_band_default, delta_tone, resolve_good, stores_phase
+from wallboard.widgets._text_fit import draw_fitted, draw_text_fit, fit_text
+from wallboard.widgets.base import (STATUS_COLORS, STORE_STATUS_COLORS, PanelContext, age_text, did_you_mean,
+                                    paint_dim, register_translations, translate, ui_font)
 
-register_translations({"vs prev": "较上次", "vs": "较", "No data": "暂无数据", "ago": "前"})
+register_translations({"vs prev": "较上次", "vs": "较", "No data": "暂无数据", "ago": "前",
+                       "not open yet": "尚未开业", "closed": "已打烊"})
+#: Unit words, translated part by part ("people/min" -> "人/分钟").
+UNIT_ZH = {"orders": "单", "order": "单", "people": "人", "min": "分钟", "s": "秒", "h": "小时",
+           "ms": "毫秒", "kCNY": "千元", "CNY": "元", "items": "件", "devices": "台"}
 
 DIRECTIONS = ("up_bad", "down_bad")
+GOOD = ("up", "down")
 SPARK_S = 1800.0     # sparkline span: the last 30 minutes
 STALE_S = 300.0      # a sample older than this is shown as old (age in red, value dimmed)
+PHASE_TEXT = {"not_open": "not open yet", "closed": "closed"}
 
+_NUM = (int, float, type(None))
 _TILE_KEYS: dict[str, tuple] = {
     "metric": ((str,), None),
     "scope": ((str,), "global"),
     "label": ((str,), None),
     "label_zh": ((str,), None),
     "unit": ((str, type(None)), None),
-    "warn": ((int, float, type(None)), None),
-    "crit": ((int, float, type(None)), None),
-    "direction": ((str,), "up_bad"),
+    "warn": (_NUM, None),
+    "crit": (_NUM, None),
+    "good": ((str, type(None)), None),
+    "direction": ((str, type(None)), None),
+    "dead_band": (_NUM, None),
+    "dead_band_pct": (_NUM, None),
     "reference": ((str, int, float), "prev"),
 }
+
+
+def translate_unit(unit: str, lang: str) -> str:
+    """``unit`` for the UI language: in Chinese each word between "/" is translated."""
+    if lang != "zh" or not unit:
+        return unit
+    return "/".join(UNIT_ZH.get(part, translate(part, lang)) for part in unit.split("/"))
 
 
 @dataclass
@@ -56,19 +93,27 @@ class TileSpec:
     unit: str | None
     warn: float | None
     crit: float | None
+    good: str | None
     direction: str
+    dead_band: float | None
+    dead_band_pct: float | None
     reference: str | float
 
 
 @dataclass
 class TileView:
-    """What a tile shows now (recomputed when its series is dirty)."""
+    """What a tile shows now (recomputed when its series or its stores' phase changes).
+
+    ``tone``: how the delta reads (``good``/``bad``/``neutral``); ``phase``: ``not_open``
+    or ``closed`` while none of the KPI's stores trades (then ``level`` is ``idle``)."""
 
     value: float | None = None
     ts: float | None = None
     unit: str = ""
     delta: float | None = None
+    tone: str = "neutral"
     level: str = "ok"
+    phase: str | None = None
     spark: tuple[np.ndarray, np.ndarray] | None = None
 
 
@@ -95,8 +140,18 @@ def parse_tiles(raw, where: str = "kpi_tiles") -> list[TileSpec]:
                 names = " or ".join("none" if t is type(None) else t.__name__ for t in types)
                 raise ValueError(f"{path}.{key} must be {names}, got {type(v).__name__} {v!r}")
             vals[key] = v
-        if vals["direction"] not in DIRECTIONS:
+        if vals["direction"] is not None and vals["direction"] not in DIRECTIONS:
             raise ValueError(f"{path}.direction must be one of {DIRECTIONS}, got {vals['direction']!r}")
+        if vals["good"] is not None and vals["good"] not in GOOD:
+            raise ValueError(f"{path}.good must be one of {GOOD}, got {vals['good']!r}")
+        try:
+            vals["good"], vals["direction"] = resolve_good(vals["metric"], vals["good"], vals["direction"],
+                                                         vals["warn"], vals["crit"])
+        except ValueError as e:
+            raise ValueError(f"{path}: {e}") from None
+        for key in ("dead_band", "dead_band_pct"):
+            if vals[key] is not None and vals[key] < 0:
+                raise ValueError(f"{path}.{key} must be >= 0, got {vals[key]!r}")
         if isinstance(vals["reference"], str) and vals["reference"] != "prev":
             raise ValueError(f"{path}.reference must be 'prev' or a number, got {vals['reference']!r}")
         out.append(TileSpec(**vals))
@@ -142,22 +197,31 @@ class KpiTilesPanel(QWidget):
         self.state, self.ctx = state, ctx
         self.views: list[TileView] = [TileView() for _ in self.specs]
         self._keys = {(s.metric, s.scope): i for i, s in enumerate(self.specs)}
+        self._phases: list[str | None] = [None] * len(self.specs)
         self._dimmed = False
         self._now = ctx.clock()
         self._last_sec: int | None = None
+        self._phase_sec: int | None = None
         self.recomputes = 0
+        #: per tile, what the last paint drew: ``{"label", "value", "unit", "line"}`` -> Fitted
+        #: (the text as drawn: its size, lines and whether it had to be elided)
+        self.painted: list[dict] = [{} for _ in self.specs]
         self.setMinimumSize(200, 120)
+        self._check_phases(self._now)
         for i in range(len(self.specs)):
             self._compute(i, self._now)
 
     # ------------------------------------------------------------------ public API
     def refresh(self, dirty, now: float) -> None:
-        """Recompute the tiles ``dirty.kpi`` names; repaint for those and once per second."""
+        """Recompute the tiles ``dirty.kpi`` names (and those whose stores opened or
+        closed); repaint for those and once per second."""
         self._now = now
-        todo = range(len(self.specs)) if dirty.all else [self._keys[k] for k in dirty.kpi if k in self._keys]
-        for i in todo:
-            self._compute(i, now)
+        todo = set(range(len(self.specs))) if dirty.all else {self._keys[k] for k in dirty.kpi if k in self._keys}
         sec = int(now)
+        if dirty.all or (sec != self._phase_sec and (dirty.stores or self._waiting())):
+            todo |= self._check_phases(now)
+        for i in sorted(todo):
+            self._compute(i, now)
         if todo or sec != self._last_sec:
             self._last_sec = sec
             self.update()
@@ -169,21 +233,53 @@ class KpiTilesPanel(QWidget):
             self.update()
 
     # ------------------------------------------------------------------ data
+    def _waiting(self) -> bool:
+        """A tile waits for an opening: its phase may end with the clock (``opens_at``)."""
+        return any(ph == "not_open" for ph in self._phases)
+
+    def _scope_stores(self, scope: str):
+        stores = self.state.stores
+        if scope.startswith("store:"):
+            return [stores.get(scope[6:])]
+        if scope.startswith("city:"):
+            return [stores.get(sid) for sid in self.state.city_stores(scope[5:])]
+        return [s for sid, s in stores.items() if self.ctx.in_scope_store(s, sid)]
+
+    def _check_phases(self, now: float) -> set[int]:
+        """Re-derive each tile's store phase; the indexes of the tiles whose phase moved."""
+        self._phase_sec = int(now)
+        moved = set()
+        for i, spec in enumerate(self.specs):
+            ph = stores_phase(self._scope_stores(spec.scope), now)
+            if ph != self._phases[i]:
+                self._phases[i] = ph
+                moved.add(i)
+        return moved
+
     def _compute(self, i: int, now: float) -> None:
         self.recomputes += 1
-        spec, view = self.specs[i], TileView()
+        spec, view = self.specs[i], TileView(phase=self._phases[i])
         latest = self.state.latest_kpi(spec.metric, spec.scope)
         if latest is not None:
             view.ts, view.value, unit = latest
             view.unit = spec.unit if spec.unit is not None else (unit or "")
             ts, values = self.state.kpi_series(spec.metric, spec.scope)
+            ref = None
             if spec.reference == "prev":
-                view.delta = view.value - float(values[-2]) if len(values) > 1 else None
+                ref = float(values[-2]) if len(values) > 1 else None
             else:
-                view.delta = view.value - float(spec.reference)
+                ref = float(spec.reference)
+            if ref is not None:
+                view.delta = view.value - ref
+                d_abs, d_pct = dead_band_default(view.unit)
+                d_abs = d_abs if spec.dead_band is None else float(spec.dead_band)
+                d_pct = d_pct if spec.dead_band_pct is None else float(spec.dead_band_pct)
+                view.tone = delta_tone(view.delta, ref, spec.good, d_abs, d_pct)
             start = np.searchsorted(ts, view.ts - SPARK_S) if len(ts) else 0
             view.spark = (ts[start:], values[start:])
-        view.level = threshold_level(view.value, spec.warn, spec.crit, spec.direction)
+        view.level = "idle" if view.phase else threshold_level(view.value, spec.warn, spec.crit, spec.direction)
+        if view.phase:
+            view.tone = "neutral"
         self.views[i] = view
 
     # ------------------------------------------------------------------ paint
@@ -218,76 +314,83 @@ class KpiTilesPanel(QWidget):
     def _paint_tile(self, p: QPainter, i: int, rect: QRectF) -> None:
         theme, tr = self.ctx.theme, self.ctx.tr
         spec, view = self.specs[i], self.views[i]
+        alarm = view.level in ("warn", "crit")
         level_color = QColor(STATUS_COLORS.get(view.level, STATUS_COLORS["unknown"]))
         bg = QColor(theme.background)
-        if view.level in ("warn", "crit"):
+        if alarm:
             bg = QColor(level_color)
             bg.setAlpha(70 if view.level == "warn" else 110)
-        p.setPen(QPen(level_color if view.level in ("warn", "crit") else QColor(theme.panel_border), 3))
+        p.setPen(QPen(level_color if alarm else QColor(theme.panel_border), 3))
         p.setBrush(bg)
         p.drawRoundedRect(rect, 8, 8)
         h = rect.height()
         pad = max(8.0, h * 0.06)
+        inner_w = rect.width() - 2 * pad
+        floor = max(11, int(h * 0.06))
         label = spec.label_zh if self.ctx.lang == "zh" else spec.label
         stale = view.ts is not None and self._now - view.ts > STALE_S
-        # label (top left) and sample age (top right)
-        p.setFont(_px(h * 0.13, True))
-        p.setPen(QColor(theme.text_dim))
-        top = QRectF(rect.left() + pad, rect.top() + pad * 0.6, rect.width() - 2 * pad, h * 0.17)
-        fm = QFontMetricsF(p.font())
+        # sample age (top right), then the label in what is left (shrinks, wraps, elides last)
+        top = QRectF(rect.left() + pad, rect.top() + pad * 0.5, inner_w, h * 0.21)
         age = age_text(self._now - view.ts) if view.ts is not None else ""
-        p.drawText(top, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
-                   fm.elidedText(label, Qt.TextElideMode.ElideRight, top.width() - fm.horizontalAdvance(age) - 10))
+        age_font = _px(min(h * 0.12, top.height()), True)
+        age_w = QFontMetricsF(age_font).horizontalAdvance(age) + pad * 0.6 if age else 0.0
+        p.setFont(age_font)
         p.setPen(QColor(STATUS_COLORS["crit"]) if stale else QColor(theme.text_dim))
-        p.drawText(top, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter, age)
-        # the big number with its unit
-        value_rect = QRectF(rect.left() + pad, top.bottom(), rect.width() - 2 * pad, h * 0.40)
+        p.drawText(QRectF(top.right() - age_w, top.top(), age_w, h * 0.15),
+                   Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter, age)
+        p.setPen(QColor(theme.text_dim))
+        drawn = self.painted[i] = {}
+        drawn["label"] = draw_text_fit(p, QRectF(top.left(), top.top(), inner_w - age_w, top.height()), label,
+                      _px(h * 0.13, True), floor_px=floor, align=Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
+        # the big number with its unit: the number matters more, so the unit gives way first
+        value_rect = QRectF(rect.left() + pad, top.bottom(), inner_w, h * 0.38)
         text = format_value(view.value)
-        font = _px(h * 0.36, True)
-        fm = QFontMetricsF(font)
-        unit_font = _px(h * 0.15, True)
-        unit = view.unit or ""
-        unit_w = QFontMetricsF(unit_font).horizontalAdvance(" " + unit) if unit else 0.0
-        # The number matters more than its unit: shrink the unit first, then drop it.
-        while unit and unit_w > value_rect.width() * 0.35 and unit_font.pixelSize() > 9:
-            unit_font.setPixelSize(int(unit_font.pixelSize() * 0.85))
-            unit_w = QFontMetricsF(unit_font).horizontalAdvance(" " + unit)
-        if unit and unit_w > value_rect.width() * 0.35:
-            unit, unit_w = "", 0.0
-        while fm.horizontalAdvance(text) + unit_w > value_rect.width() and font.pixelSize() > 10:
-            font.setPixelSize(int(font.pixelSize() * 0.9))
-            fm = QFontMetricsF(font)
-        p.setFont(font)
-        color = level_color if view.level in ("warn", "crit") else QColor(theme.text)
-        if stale or view.value is None:
+        unit = translate_unit(view.unit or "", self.ctx.lang)
+        num_font = _px(h * 0.36, True)
+        num = fit_text(text, inner_w, value_rect.height(), num_font, floor_px=floor, max_lines=1)
+        unit_fit = None
+        if unit:
+            unit_box = inner_w - num.width - 6
+            unit_fit = fit_text(unit, unit_box, value_rect.height() * 0.5, _px(h * 0.15, True),
+                                floor_px=floor, max_lines=2)
+            if unit_fit.elided or unit_box < inner_w * 0.12:
+                # no room beside the full-size number: shrink the number to leave the unit room
+                num = fit_text(text, inner_w * 0.68, value_rect.height(), num_font, floor_px=floor, max_lines=1)
+                unit_fit = fit_text(unit, inner_w - num.width - 6, value_rect.height() * 0.5,
+                                    _px(h * 0.15, True), floor_px=floor, max_lines=2)
+        color = level_color if alarm else QColor(theme.text)
+        if stale or view.value is None or view.phase:
             color = QColor(theme.text_dim)
         p.setPen(color)
-        p.drawText(value_rect, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, text)
-        if unit:
-            p.setFont(unit_font)
+        drawn["value"] = num
+        p.setFont(num.font)
+        p.drawText(value_rect, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, num.lines[0])
+        if unit_fit is not None and not unit_fit.elided:
+            drawn["unit"] = unit_fit
             p.setPen(QColor(theme.text_dim))
-            ux = value_rect.left() + fm.horizontalAdvance(text) + 6
-            p.drawText(QRectF(ux, value_rect.top(), value_rect.right() - ux, value_rect.height() * 0.8),
-                       Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignBottom, unit)
-        # delta vs reference, coloured by whether the move is bad
-        bottom = QRectF(rect.left() + pad, value_rect.bottom(), rect.width() - 2 * pad, h * 0.14)
-        if view.delta is not None:
-            up = view.delta > 0
-            bad = (up and spec.direction == "up_bad") or (view.delta < 0 and spec.direction == "down_bad")
-            arrow = "\u25b2" if up else ("\u25bc" if view.delta < 0 else "=")
+            ux = value_rect.left() + num.width + 6
+            base = value_rect.center().y() + QFontMetricsF(num.font).ascent() / 2 - QFontMetricsF(num.font).descent() / 2
+            urect = QRectF(ux, value_rect.top(), value_rect.right() - ux, base - value_rect.top() + 2)
+            draw_fitted(p, urect, unit_fit, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignBottom)
+        # delta vs reference, coloured by meaning; or why there is none
+        bottom = QRectF(rect.left() + pad, value_rect.bottom(), inner_w, h * 0.15)
+        line, pen = None, QColor(theme.text_dim)
+        if view.phase:
+            line, pen = tr(PHASE_TEXT[view.phase]), QColor(STORE_STATUS_COLORS["planned"]).lighter(150)
+        elif view.delta is not None:
+            neutral = view.tone == "neutral"
+            arrow = "=" if neutral and abs(view.delta) < 1e-12 else ("\u25b2" if view.delta > 0 else "\u25bc")
             ref = tr("vs prev") if spec.reference == "prev" else f"{tr('vs')} {format_value(float(spec.reference))}"
-            p.setFont(_px(h * 0.12, True))
-            p.setPen(QColor(STATUS_COLORS["crit"] if bad else (STATUS_COLORS["ok"] if view.delta else theme.text_dim)))
-            p.drawText(bottom, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
-                       f"{arrow} {format_value(abs(view.delta))} {ref}")
+            line = f"{arrow} {format_value(abs(view.delta))} {ref}"
+            pen = QColor({"good": STATUS_COLORS["ok"], "bad": STATUS_COLORS["crit"]}.get(view.tone, theme.text_dim))
         elif view.value is None:
-            p.setFont(_px(h * 0.12, True))
-            p.setPen(QColor(theme.text_dim))
-            p.drawText(bottom, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, tr("No data"))
-        # sparkline (bottom right)
-        spark = QRectF(rect.left() + pad, bottom.bottom() + 4, rect.width() - 2 * pad,
-                       rect.bottom() - bottom.bottom() - pad)
-        if view.spark is not None and len(view.spark[0]) > 1:
+            line = tr("No data")
+        if line:
+            p.setPen(pen)
+            drawn["line"] = draw_text_fit(p, bottom, line, _px(h * 0.12, True), floor_px=floor, max_lines=2)
+        # sparkline (bottom)
+        spark = QRectF(rect.left() + pad, bottom.bottom() + 4, inner_w, rect.bottom() - bottom.bottom() - pad)
+        if view.spark is not None and len(view.spark[0]) > 1 and spark.height() > 4:
             xs, ys = view.spark
             x0, x1 = float(xs[0]), float(xs[-1])
             y0, y1 = float(np.min(ys)), float(np.max(ys))
@@ -299,7 +402,8 @@ class KpiTilesPanel(QWidget):
                 px = spark.left() + (float(xs[k]) - x0) / max(x1 - x0, 1e-9) * spark.width()
                 py = spark.bottom() - (float(ys[k]) - y0) / (y1 - y0) * spark.height()
                 path.moveTo(px, py) if k == 0 else path.lineTo(px, py)
-            p.setPen(QPen(level_color if view.level in ("warn", "crit") else QColor(theme.accent), 2))
+            spark_color = level_color if alarm else QColor(theme.text_dim if view.phase else theme.accent)
+            p.setPen(QPen(spark_color, 2))
             p.setBrush(Qt.BrushStyle.NoBrush)
             p.drawPath(path)
             last = path.currentPosition()
@@ -313,4 +417,5 @@ def _px(size: float, bold: bool = False):
     return font
 
 
-__all__ = ["KpiTilesPanel", "TileSpec", "TileView", "parse_tiles", "threshold_level", "format_value"]
+__all__ = ["KpiTilesPanel", "TileSpec", "TileView", "parse_tiles", "threshold_level", "format_value",
+           "translate_unit"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from wallboard.layout.kpi import resolve_good
 from wallboard.layout.model import (
     DEFAULT_TITLES, PLACEHOLDERS, SOUND_NAMES, STALE_DEFAULTS, WIDGET_TYPES, Event,
     FreezeWindow, Panel, Rotation, RotationPage, Scope, Screen, Sound,
@@ -28,6 +29,12 @@ _TEXT = Str(0, 200)
 
 def _tile_post(t, path, ck):
     t["label"] = t["label"] or t["metric"]
+    try:
+        t["good"], t["direction"] = resolve_good(t["metric"], t["good"], t["direction"],
+                                                   t["warn"], t["crit"])
+    except ValueError as e:
+        ck.error(path + ("good",), str(e))
+        return BAD
     w, c = t["warn"], t["crit"]
     if w is not None and c is not None:
         if t["direction"] == "up_bad" and not w < c:
@@ -93,8 +100,17 @@ _TILE = Table({
     "unit": Field(Str(0, 16), None, 'unit after the value, e.g. "%" (default: the samples\' unit)'),
     "warn": Field(_NUMBER, None, "value at which the tile turns warn"),
     "crit": Field(_NUMBER, None, "value at which the tile turns crit"),
-    "direction": Field(Choice("up_bad", "down_bad"), "up_bad",
-                    '"up_bad": higher is worse; "down_bad": lower is worse'),
+    "good": Field(Choice("up", "down"), None,
+               'which way is good: colours the delta (default: from direction, else by '
+               'the metric\'s kind: orders, GMV, footfall, success "up"; latency, queue, '
+               'errors "down")'),
+    "direction": Field(Choice("up_bad", "down_bad"), None,
+                    '"up_bad": higher is worse; "down_bad": lower is worse (thresholds; '
+                    'default: the opposite of good, else "up_bad")'),
+    "dead_band": Field(Num(0, 1e15), None,
+                    'a delta this small (in the unit) is neutral (default: 0.05 for "%")'),
+    "dead_band_pct": Field(Num(0, 100), None,
+                        "a delta this small (% of the reference) is neutral (default 0.5)"),
     "reference": Field(Ref(), "prev", 'delta against "prev" (previous sample) or a fixed number'),
 }, _tile_post, doc="a table {metric, scope, label, ...}")
 

@@ -1,0 +1,81 @@
+"""Text that fits (issue 12): shrink to a floor, then wrap to two lines, then elide --
+and never elide while the box has room."""
+from __future__ import annotations
+
+from PySide6.QtCore import QRectF
+from PySide6.QtGui import QFont, QFontMetricsF, QImage, QPainter
+
+from wallboard.widgets._text_fit import MIN_FLOOR_PX, draw_text_fit, fit_text
+from wallboard.widgets.base import ui_font
+
+
+def font(px=40, bold=True):
+    f = ui_font(10, bold)
+    f.setPixelSize(px)
+    return f
+
+
+def width(text, px):
+    return QFontMetricsF(font(px)).horizontalAdvance(text)
+
+
+def test_a_text_that_fits_keeps_its_full_size(qapp):
+    got = fit_text("Payment success", 2000, 200, font(40))
+    assert (got.px, got.lines, got.elided) == (40, ("Payment success",), False)
+
+
+def test_too_wide_shrinks_first(qapp):
+    text = "Payment success"
+    box = width(text, 30) + 1
+    got = fit_text(text, box, 60, font(40), floor_px=12)
+    assert got.lines == (text,) and not got.elided
+    assert 28 <= got.px <= 30
+    assert got.width <= box
+
+
+def test_below_the_floor_it_wraps_to_two_lines(qapp):
+    text = "Self-checkout payment SDK 4.2 rollout"
+    box = width(text, 20) * 0.7
+    got = fit_text(text, box, 200, font(40), floor_px=20)
+    assert len(got.lines) == 2 and not got.elided
+    assert " ".join(got.lines) == text
+    assert got.px >= 20 and got.width <= box
+
+
+def test_only_when_two_lines_at_the_floor_do_not_fit_is_it_elided(qapp):
+    text = "FreshDa Xinjiekou Flagship Store Nanjing Gulou District Central Plaza"
+    got = fit_text(text, 120, 200, font(40), floor_px=14)
+    assert got.elided and len(got.lines) == 2 and got.px == 14
+    assert got.lines[1].endswith("\u2026")
+    # a box one line high elides its one line
+    got = fit_text(text, 120, 20, font(40), floor_px=14)
+    assert got.elided and len(got.lines) == 1
+
+
+def test_chinese_text_without_spaces_wraps_between_characters(qapp):
+    text = "鲜达超市南京新街口旗舰店"
+    box = width(text, 16) * 0.55
+    got = fit_text(text, box, 200, font(40), floor_px=16)
+    assert len(got.lines) == 2 and "".join(got.lines) == text and not got.elided
+
+
+def test_floor_never_goes_below_the_wall_minimum(qapp):
+    got = fit_text("x" * 200, 50, 100, font(40), floor_px=2)
+    assert got.px == MIN_FLOOR_PX
+
+
+def test_draw_text_fit_paints(qapp):
+    img = QImage(400, 100, QImage.Format.Format_ARGB32)
+    img.fill(0)
+    p = QPainter(img)
+    got = draw_text_fit(p, QRectF(0, 0, 400, 100), "Price list sync", font(30))
+    p.end()
+    assert not got.elided and got.lines == ("Price list sync",)
+    assert any(img.pixel(x, y) != 0 for x in range(0, 400, 2) for y in range(0, 100, 2))
+
+
+def test_results_are_cached(qapp):
+    a = fit_text("tags_online_ratio", 90, 60, font(30))
+    b = fit_text("tags_online_ratio", 90, 60, font(30))
+    assert a is b
+    assert isinstance(a.font, QFont)
