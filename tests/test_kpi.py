@@ -179,3 +179,38 @@ def test_layout_filled_defaults_are_accepted(qtbot):
                                         "bands": [{"from": 1, "to": 2, "level": "crit", "color": None}]},
                           PanelContext())
     assert chart.series[0]["label"] == "m" and chart.bands[0]["color"] == "#e4572e"
+
+
+def test_chart_without_data_starts_at_zero_and_says_no_data(qtbot):
+    """Not pyqtgraph's -0.4..0.4 for a metric that cannot be negative (issue 12)."""
+    st, panel = make_chart(qtbot)
+    panel.show()
+    assert panel.y_range == (0.0, 10.0)
+    assert panel.no_data.isVisible() and panel.no_data.text() == "No data"
+    # only zeros (stores not open yet): still from 0, the default span by unit
+    panel.refresh(feed(st, [kpi("orders_per_s", 0.0, NOW - 5, unit="%")], NOW), NOW)
+    assert panel.y_range == (0.0, 100.0) and not panel.no_data.isVisible()
+
+
+def test_chart_y_range_follows_the_data_never_below_zero(qtbot):
+    st, panel = make_chart(qtbot)
+    panel.refresh(feed(st, [kpi("orders_per_s", v, NOW - 50 + k) for k, v in enumerate((10, 40, 30))], NOW), NOW)
+    lo, hi = panel.y_range
+    assert lo == 0.0 and 40 < hi < 50
+    st2, panel2 = make_chart(qtbot, options={"series": [{"metric": "pay_ok"}]})
+    panel2.refresh(feed(st2, [kpi("pay_ok", v, NOW - 50 + k, unit="%") for k, v in enumerate((99.2, 99.8))], NOW), NOW)
+    lo, hi = panel2.y_range
+    assert 98.5 < lo < 99.2 and 99.8 < hi <= 100.1
+    st3, panel3 = make_chart(qtbot, options={"series": [{"metric": "delta"}]})
+    panel3.refresh(feed(st3, [kpi("delta", v, NOW - 50 + k) for k, v in enumerate((-5, 5))], NOW), NOW)
+    assert panel3.plot.getPlotItem().getViewBox().autoRangeEnabled()[1]
+
+
+def test_chart_series_label_zh(qtbot):
+    st = LiveState()
+    feed(st, [kpi("orders_per_s", 12, NOW - 5, unit="orders/s")], NOW)
+    panel = KpiChartPanel(st, {"series": [{"metric": "orders_per_s", "label": "This store", "label_zh": "本店"}]},
+                          PanelContext(clock=lambda: NOW, lang="zh"))
+    qtbot.addWidget(panel)
+    assert panel.legend.getLabel(panel.items[0]).text == "本店  12 单/秒"
+    assert panel.no_data.text() == "暂无数据"

@@ -118,7 +118,8 @@ _SERIES = Table({
     "metric": Field(_METRIC, REQUIRED, "KPI metric name"),
     "scope": Field(_KPI_SCOPE, "global", '"global", "city:ID" or "store:ID"'),
     "label": Field(_TEXT, "", "legend label (default: the metric name)"),
-}, _series_post, doc="a table {metric, scope, label}")
+    "label_zh": Field(_TEXT, None, "Chinese legend label (default: label)"),
+}, _series_post, doc="a table {metric, scope, label, label_zh}")
 
 _BAND = Table({
     "from": Field(_NUMBER, REQUIRED, "lower edge"),
