@@ -56,7 +56,7 @@ def test_status_change_repaints_marker(panel):
     w.refresh(d, NOW + 1)
     assert w.marker_brush("s2") == QColor(STATUS_COLORS["crit"])
     assert w.marker_symbol("s2") == "t1"                 # second cue: a triangle
-    assert w.markers.data["sourceRect"]["w"][w._index["s2"]] > 0   # re-looked-up in the atlas
+    assert w.markers.data["sourceRect"]["w"][w.marker_row("s2")] > 0   # re-looked-up in the atlas
     d = st.apply([f.ev(type="device", id="s2-pos", status="down")], NOW + 2)
     w.refresh(d, NOW + 2)
     assert w.marker_symbol("s2") == "x"
@@ -500,7 +500,7 @@ def test_scale_2_store_labels_markers_and_clicks(qtbot):
     assert not w.clustered
     rects = _assert_readable(w)
     assert set(rects) == {"sh-xuhui", "sh-jingan", "sz-guanqian", "sz-jinjihu"}
-    assert w.markers.data["size"][w._index["sh-xuhui"]] == 36     # marker_px 18 for 1080 lines
+    assert w.markers.data["size"][w.marker_row("sh-xuhui")] == 36     # marker_px 18 for 1080 lines
     for s, r in rects.items():                        # never over a (doubled) marker
         for o in rects:
             p = w.marker_pos(o)

@@ -14,9 +14,11 @@ import math
 import re
 
 import numpy as np
-from PySide6.QtCore import QRect, Qt
+from PySide6.QtCore import QRect, QRectF, Qt
 from PySide6.QtGui import QColor, QFont, QFontMetrics, QPainter, QRegion
 
+from wallboard.widgets._names import city_name, store_name
+from wallboard.widgets._text_fit import draw_fitted, fit_text
 from wallboard.widgets._grid_cells import (
     CODES, COUNT_GAP, HEAD_PX, KIND_ORDER, KIND_PAD, KIND_SHORT, LABEL_PAD, px,
 )
@@ -168,6 +170,34 @@ class GridPainting:
             p.drawText(x, base, text)
             x += w + px(gap, sc)
 
+    def _paint_row_label(self, p: QPainter, row, lines: int, width: int) -> None:
+        """A row's store name and city in ``lines`` text lines of the label column: the
+        name shrinks, then takes two lines when the row has a third for the city, and is
+        elided last (in the middle when it ends in its number, "FreshDa Hangzhou #12")."""
+        theme, pitch = self.ctx.theme, self._pitch
+        name, cname = self.row_label(row.store)
+        floor = max(9, int(self._label_font.pixelSize() * 0.72))
+        left = Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignLeft
+        if not (lines >= 2 and cname):
+            name, cname = (f"{name} · {cname}" if cname else name), ""
+        name_lines = 2 if lines >= 3 else 1
+        fit = fit_text(name, width, pitch * name_lines, self._label_font, floor_px=floor, max_lines=name_lines)
+        box = QRectF(row.x, row.y, width, pitch * len(fit.lines))
+        p.setPen(QColor(theme.text))
+        if fit.elided and _NUMBERED.search(name):
+            p.setFont(fit.font)
+            p.drawText(QRectF(row.x, row.y, width, pitch), left,
+                       QFontMetrics(fit.font).elidedText(name, Qt.TextElideMode.ElideMiddle, width))
+            box = QRectF(row.x, row.y, width, pitch)
+        else:
+            draw_fitted(p, box, fit, left)
+        self.label_fits[row.store] = fit
+        if cname:
+            p.setPen(QColor(theme.text_dim))
+            cfit = fit_text(cname, width, pitch, self._label_font, floor_px=floor, max_lines=1)
+            draw_fitted(p, QRectF(row.x, box.bottom(), width, pitch), cfit, left)
+        p.setFont(self._label_font)
+
     def _kind_px(self) -> int:
         """Pixel size of the kind names above the blocks (they sit in the header band
         under the totals line, ``label_px + KIND_PAD`` high)."""
@@ -188,26 +218,11 @@ class GridPainting:
             todo.update(np.nonzero(hit)[0].tolist())
         for i in sorted(todo):
             row = rows[i]
-            two = row.h >= 2 * self._pitch  # room for the city on a second line
-            lr = QRect(row.x, row.y, row.label_w - pad, self._pitch * (2 if two else 1))
+            lines = max(1, row.h // self._pitch)  # text lines the row's height holds
+            lr = QRect(row.x, row.y, row.label_w - pad, self._pitch * min(lines, 3))
             if region.intersects(lr):
-                name, cname = self.row_label(row.store)
-                width = row.label_w - 2 * pad
-                # a name ending in a number ("FreshDa Hangzhou #12") is elided in the
-                # middle so the number stays; any other name keeps its beginning
-                mode = Qt.TextElideMode.ElideMiddle if _NUMBERED.search(name) else Qt.TextElideMode.ElideRight
                 p.fillRect(lr, QColor(theme.panel))
-                p.setPen(QColor(theme.text))
-                left = Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignLeft
-                if two and cname:
-                    line = QRect(row.x, row.y, lr.width(), self._pitch)
-                    p.drawText(line, left, fm.elidedText(name, mode, width))
-                    p.setPen(QColor(theme.text_dim))
-                    p.drawText(line.translated(0, self._pitch), left,
-                               fm.elidedText(cname, Qt.TextElideMode.ElideRight, width))
-                else:
-                    text = fm.elidedText(f"{name} · {cname}" if cname else name, mode, width)
-                    p.drawText(QRect(row.x, row.y, lr.width(), self._pitch), left, text)
+                self._paint_row_label(p, row, lines, row.label_w - 2 * pad)
             cr = QRect(row.x + row.label_w + row.cells_w + gap, row.y, self._count_w, self._pitch)
             if region.intersects(cr):
                 p.fillRect(cr, QColor(theme.panel))
@@ -242,9 +257,9 @@ class GridPainting:
         f.setPixelSize(px(28, sc))
         p.setFont(f)
         p.setPen(QColor(theme.text))
-        city = (store.get("city") or {}).get("name", "")
+        city = city_name(store, self.ctx.lang)
         m, top, gap = px(16, sc), px(60, sc), px(8, sc)
-        p.drawText(m, px(40, sc), f"{store.get('name', sid)} · {city}")
+        p.drawText(m, px(40, sc), f"{store_name(st.stores, sid, self.ctx.lang)} · {city}")
         order = list(self.opts["kinds"] or KIND_ORDER)
         devs = sorted(self._devices_of(sid), key=lambda d: (
             order.index(st.devices[d].get("kind")) if st.devices[d].get("kind") in order else 99,
@@ -265,7 +280,6 @@ class GridPainting:
         cols = max(1, W // (cw + gap))
         fn = self._ui_font(10, bold=True)
         fn.setPixelSize(max(px(11, sc), ch // 5))
-        fm = QFontMetrics(fn)
         km = self.opts["key_metric"] or {}
         for i, d in enumerate(devs):
             dev = st.devices[d]
@@ -282,11 +296,15 @@ class GridPainting:
             p.setPen(QColor("#ffffff"))
             glyph = STATUS_GLYPHS["unknown" if name == "stale" else name]
             inner = r.adjusted(px(6, sc), px(4, sc), -px(6, sc), -px(4, sc))
-            p.drawText(inner, Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft,
-                       fm.elidedText(f"{glyph} {dev.get('name', d)}".strip(), Qt.TextElideMode.ElideRight,
-                                     inner.width()))
+            half = QRectF(inner.x(), inner.y(), inner.width(), inner.height() / 2)
+            floor = max(9, int(fn.pixelSize() * 0.7))
+            draw_fitted(p, half, fit_text(f"{glyph} {dev.get('name', d)}".strip(), half.width(), half.height(),
+                                          fn, floor_px=floor, max_lines=1),
+                        Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
             metrics = dev.get("metrics") or {}
             key = km.get(dev.get("kind")) or (next(iter(metrics)) if metrics else None)
             sub = f"{key} {metrics[key]:g}" if key in metrics else tr(name if name != "stale" else "past TTL")
-            p.drawText(inner, Qt.AlignmentFlag.AlignBottom | Qt.AlignmentFlag.AlignLeft,
-                       fm.elidedText(sub, Qt.TextElideMode.ElideRight, inner.width()))
+            sub_fit = fit_text(sub, half.width(), half.height(), fn, floor_px=floor, max_lines=1)
+            self.cell_fits[d] = sub_fit
+            draw_fitted(p, half.translated(0, half.height()), sub_fit,
+                        Qt.AlignmentFlag.AlignBottom | Qt.AlignmentFlag.AlignLeft)

@@ -656,7 +656,7 @@ class MapOverlay(QWidget):
         """The legend as (text, colour): statuses with their glyphs, store states, count."""
         pnl, tr = self.panel, self.panel.ctx.tr
         out = [(f"{STATUS_GLYPHS[s] or '●'} {tr(s)}", STATUS_COLORS[s])
-               for s in ("ok", "warn", "unknown", "crit", "down")]
+               for s in ("ok", "maint", "warn", "unknown", "crit", "down")]
         out += [(f"{glyph} {tr(s)}", STORE_STATUS_COLORS[s]) for s, glyph in (("planned", "◌"), ("opening", "◎"))]
         out.append((f"{pnl.store_count():,} {tr('stores')}", pnl.ctx.theme.text_dim))
         return out

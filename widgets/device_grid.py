@@ -59,6 +59,7 @@ from wallboard.widgets._grid_cells import (  # noqa: F401 (re-exported)
     place_rows, px, row_width, validate_options,
 )
 from wallboard.widgets._grid_paint import GridPainting
+from wallboard.widgets._names import city_name, store_name
 from wallboard.widgets.base import (
     STATUS_GLYPHS, PanelContext, age_text, paint_dim,
     register_translations, ui_font, ui_scale,
@@ -171,6 +172,10 @@ class DeviceGridPanel(GridPainting, QWidget):
         self._header_at = -1e18
         self._label_font = ui_font(12)
         self._label_em = 9.5   # widest store label / its font size (measured per layout)
+        #: store -> how its row label was last drawn (a text-fit result; for tests)
+        self.label_fits: dict = {}
+        #: device -> how its key-metric line was last drawn on the store page (for tests)
+        self.cell_fits: dict = {}
         self._need_layout = True
         self._store_cells: list[tuple[QRect, str]] = []
         self.layouts = 0   # full layouts done (the re-sort avoids them)
@@ -424,14 +429,8 @@ class DeviceGridPanel(GridPainting, QWidget):
     def row_label(self, store_id: str) -> tuple[str, str]:
         """(name, city) a store row shows; the city is left out ("") when the name
         already says it (e.g. "FreshDa Hangzhou #12")."""
-        st = self.state.stores.get(store_id) or {}
-        city = st.get("city") or {}
-        if self.ctx.lang == "zh":
-            name, cname = st.get("name", store_id), city.get("name", "")
-        else:
-            name = st.get("name_en") or st.get("name", store_id)
-            cname = city.get("name_en") or city.get("name", "")
-        name, cname = str(name), str(cname)
+        name = store_name(self.state.stores, store_id, self.ctx.lang)
+        cname = city_name(self.state.stores.get(store_id), self.ctx.lang)
         return name, ("" if cname and cname in name else cname)
 
     def _measure_labels(self, stores: list[str]) -> float:
@@ -863,7 +862,8 @@ class DeviceGridPanel(GridPainting, QWidget):
         if store is None:
             return ""
         s = st.stores.get(store) or {}
-        city = (s.get("city") or {}).get("name", "")
+        city = city_name(s, self.ctx.lang)
+        sname = store_name(st.stores, store, self.ctx.lang)
         if dev_id is None:
             arr = self.store_code_counts(store)
             counts = [(CODES[c], n) for c, n in enumerate(arr) if n]
@@ -871,14 +871,14 @@ class DeviceGridPanel(GridPainting, QWidget):
                      for k, v in sorted(counts, key=lambda kv: -int(CODE_RANK[CODE[kv[0]]]))]
             if self._kind_filter is not None:
                 parts.append(f"({tr('filtered to:')} {', '.join(tr(k) for k in self._kinds)})")
-            return f"{s.get('name', store)} · {city}\n" + "  ".join(parts)
+            return f"{sname} · {city}\n" + "  ".join(parts)
         dev = st.devices.get(dev_id) or {}
         code = self._code(dev_id, self._now)
         status = tr(CODES[code]) if code != STALE else f"{tr('unknown')} ({tr('past TTL')})"
         lines = [f"{dev.get('name', dev_id)}  [{dev_id}]",
                  f"{tr('Status')}: {STATUS_GLYPHS.get(CODES[code], '?')} {status}",
                  f"{tr('Kind')}: {tr(str(dev.get('kind', '?')))}",
-                 f"{tr('Store')}: {s.get('name', store)} · {city}"]
+                 f"{tr('Store')}: {sname} · {city}"]
         for k, v in (dev.get("metrics") or {}).items():
             lines.append(f"  {k} = {v:g}" if isinstance(v, (int, float)) else f"  {k} = {v}")
         if dev.get("msg"):

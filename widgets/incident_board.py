@@ -23,6 +23,8 @@ from PySide6.QtCore import QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QFontMetricsF, QPainter, QPen
 from PySide6.QtWidgets import QMenu, QWidget
 
+from wallboard.widgets._names import store_name
+from wallboard.widgets._text_fit import draw_text_fit
 from wallboard.widgets.base import check_options, SEVERITY_COLORS, PanelContext, paint_dim, register_translations, ui_font
 
 register_translations(
@@ -81,6 +83,8 @@ class Row:
     resolved_at: float | None
     suspect: str | None
     hits: list[tuple[QRectF, str, str]] = field(default_factory=list, compare=False)  # set by paint
+    #: how the title was drawn (a text-fit result: size, lines, elided), set by paint
+    title_fit: object = field(default=None, compare=False)
 
 
 class IncidentBoardPanel(QWidget):
@@ -186,10 +190,7 @@ class IncidentBoardPanel(QWidget):
         return any(self.ctx.in_scope_store(self.state.stores.get(s), s) for s in stores)
 
     def _store_name(self, sid: str) -> str:
-        st = self.state.stores.get(sid) or {}
-        if self.ctx.lang != "zh" and st.get("name_en"):
-            return st["name_en"]
-        return st.get("name") or sid
+        return store_name(self.state.stores, sid, self.ctx.lang)
 
     def _row(self, inc: dict) -> Row:
         iid = inc["id"]
@@ -363,8 +364,9 @@ class IncidentBoardPanel(QWidget):
         fm = QFontMetricsF(p.font())
         p.setPen(QColor(theme.text))
         title_rect = QRectF(left, rect.top() + 4, right - left, rh * 0.42)
-        p.drawText(title_rect, Qt.AlignmentFlag.AlignVCenter,
-                   fm.elidedText(r.title, Qt.TextElideMode.ElideRight, title_rect.width()))
+        # the title shrinks (to a floor that still lets two lines fit its box), then takes
+        # two lines, and only then is elided
+        r.title_fit = draw_text_fit(p, title_rect, r.title, p.font(), floor_px=int(rh * 0.14), max_lines=2)
         # line 2: stores (clickable) · owner · status · suspect
         p.setFont(_px(small))
         fm = QFontMetricsF(p.font())
@@ -392,8 +394,9 @@ class IncidentBoardPanel(QWidget):
         if r.suspect:
             p.setPen(QColor("#ffd166"))
             srect = QRectF(left, y1, rect.right() - 8 - left, rect.bottom() - 4 - y1)
-            p.drawText(srect, Qt.AlignmentFlag.AlignVCenter,
-                       fm.elidedText(f"\u26a0 {tr('suspect')}: {r.suspect}", Qt.TextElideMode.ElideRight, srect.width()))
+            draw_text_fit(p, srect, f"\u26a0 {tr('suspect')}: {r.suspect}", p.font(),
+                          floor_px=max(9, int(small * 0.8)), max_lines=1)
+            p.setFont(_px(small))
         p.setPen(QColor(theme.text_dim))
         if right > x:
             p.drawText(QRectF(x, y0, right - x, y1 - y0), Qt.AlignmentFlag.AlignVCenter,

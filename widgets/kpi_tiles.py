@@ -201,6 +201,7 @@ class KpiTilesPanel(QWidget):
         self._dimmed = False
         self._now = ctx.clock()
         self._last_sec: int | None = None
+        self._label_cap: float | None = None   # px of the smallest label (set per paint)
         self._phase_sec: int | None = None
         self.recomputes = 0
         #: per tile, what the last paint drew: ``{"label", "value", "unit", "line"}`` -> Fitted
@@ -248,9 +249,11 @@ class KpiTilesPanel(QWidget):
     def _check_phases(self, now: float) -> set[int]:
         """Re-derive each tile's store phase; the indexes of the tiles whose phase moved."""
         self._phase_sec = int(now)
-        moved = set()
+        moved, by_scope = set(), {}
         for i, spec in enumerate(self.specs):
-            ph = stores_phase(self._scope_stores(spec.scope), now)
+            if spec.scope not in by_scope:  # tiles share scopes: each is walked once
+                by_scope[spec.scope] = stores_phase(self._scope_stores(spec.scope), now)
+            ph = by_scope[spec.scope]
             if ph != self._phases[i]:
                 self._phases[i] = ph
                 moved.add(i)
@@ -305,11 +308,31 @@ class KpiTilesPanel(QWidget):
             p.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter, self.ctx.tr("No data"))
         cols, rows = self._grid(n, self.width(), self.height())
         tw, th = self.width() / cols, self.height() / max(rows, 1)
+        rects = [QRectF(c * tw + 5, r * th + 5, tw - 10, th - 10) for r, c in (divmod(i, cols) for i in range(n))]
+        # every label at the size of the one that needs the smallest: a row of tiles reads as one
+        self._label_cap = None
+        if n:
+            self._label_cap = min(self._fit_label(i, rects[i])[0].px for i in range(n))
         for i in range(n):
-            r, c = divmod(i, cols)
-            self._paint_tile(p, i, QRectF(c * tw + 5, r * th + 5, tw - 10, th - 10))
+            self._paint_tile(p, i, rects[i])
         paint_dim(self, p, self._dimmed)
         p.end()
+
+    def _fit_label(self, i: int, rect: QRectF):
+        """``(fit, box, age, age_font, age_w)`` of tile ``i``'s label row: the sample age
+        at the right, the label (shrunk, wrapped, elided last) in what is left."""
+        view, spec = self.views[i], self.specs[i]
+        h = rect.height()
+        pad = max(8.0, h * 0.06)
+        top = QRectF(rect.left() + pad, rect.top() + pad * 0.5, rect.width() - 2 * pad, h * 0.21)
+        age = age_text(self._now - view.ts) if view.ts is not None else ""
+        age_font = _px(min(h * 0.12, top.height()), True)
+        age_w = QFontMetricsF(age_font).horizontalAdvance(age) + pad * 0.6 if age else 0.0
+        box = QRectF(top.left(), top.top(), top.width() - age_w, top.height())
+        label = spec.label_zh if self.ctx.lang == "zh" else spec.label
+        size = h * 0.13 if self._label_cap is None else min(h * 0.13, self._label_cap)
+        fit = fit_text(label, box.width(), box.height(), _px(size, True), floor_px=max(11, int(h * 0.06)))
+        return fit, box, age, age_font, age_w
 
     def _paint_tile(self, p: QPainter, i: int, rect: QRectF) -> None:
         theme, tr = self.ctx.theme, self.ctx.tr
@@ -327,21 +350,18 @@ class KpiTilesPanel(QWidget):
         pad = max(8.0, h * 0.06)
         inner_w = rect.width() - 2 * pad
         floor = max(11, int(h * 0.06))
-        label = spec.label_zh if self.ctx.lang == "zh" else spec.label
         stale = view.ts is not None and self._now - view.ts > STALE_S
         # sample age (top right), then the label in what is left (shrinks, wraps, elides last)
+        label_fit, label_box, age, age_font, age_w = self._fit_label(i, rect)
         top = QRectF(rect.left() + pad, rect.top() + pad * 0.5, inner_w, h * 0.21)
-        age = age_text(self._now - view.ts) if view.ts is not None else ""
-        age_font = _px(min(h * 0.12, top.height()), True)
-        age_w = QFontMetricsF(age_font).horizontalAdvance(age) + pad * 0.6 if age else 0.0
         p.setFont(age_font)
         p.setPen(QColor(STATUS_COLORS["crit"]) if stale else QColor(theme.text_dim))
         p.drawText(QRectF(top.right() - age_w, top.top(), age_w, h * 0.15),
                    Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter, age)
         p.setPen(QColor(theme.text_dim))
         drawn = self.painted[i] = {}
-        drawn["label"] = draw_text_fit(p, QRectF(top.left(), top.top(), inner_w - age_w, top.height()), label,
-                      _px(h * 0.13, True), floor_px=floor, align=Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
+        drawn["label"] = label_fit
+        draw_fitted(p, label_box, label_fit, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
         # the big number with its unit: the number matters more, so the unit gives way first
         value_rect = QRectF(rect.left() + pad, top.bottom(), inner_w, h * 0.38)
         text = format_value(view.value)
@@ -352,7 +372,7 @@ class KpiTilesPanel(QWidget):
         if unit:
             unit_box = inner_w - num.width - 6
             unit_fit = fit_text(unit, unit_box, value_rect.height() * 0.5, _px(h * 0.15, True),
-                                floor_px=floor, max_lines=2)
+                                floor_px=floor, max_lines=1)
             if unit_fit.elided or unit_box < inner_w * 0.12:
                 # no room beside the full-size number: shrink the number to leave the unit room
                 num = fit_text(text, inner_w * 0.68, value_rect.height(), num_font, floor_px=floor, max_lines=1)

@@ -29,6 +29,16 @@ changed stores only; clusters and markers are cached pixmaps repainted only when
 they show changes, at most ``UPDATE_HZ`` times a second each (a change waits at most
 ``1 / UPDATE_HZ`` s, never more than a second).
 
+Worst on top: the marker rows are kept in order of severity (ok first, then maint, warn,
+unknown, crit, down last: a scatter item paints in row order), so a crit store is never
+hidden under an ok neighbour 2 px away. A store whose worst status changes moves to its
+group by a few row swaps at the group boundaries (one per status it crosses), never a
+re-sort of the whole table. A click picks the store whose marker is under
+the pointer -- the worst first when several are (then the nearest) -- and only when none is,
+the nearest within a few pixels. Hovering a store shows a tooltip: its name (English on an
+English wall when the feed has ``name_en``), city, device status, store state and open
+incidents; hovering a city cluster shows its store counts (:meth:`tooltip_at`).
+
 Live effects, all driven by ``refresh(now)`` (no timer per store): a red pulse for
 ``pulse_s`` seconds on the stores of an incident that just opened; a square outline on
 stores in the scope of a running (blue) or failed (red) change -- the blast radius; a
@@ -58,13 +68,14 @@ import math
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, Qt, Signal
-from PySide6.QtGui import QColor
-from PySide6.QtWidgets import QWidget
+from PySide6.QtGui import QColor, QCursor
+from PySide6.QtWidgets import QToolTip, QWidget
 
 from wallboard.widgets._map_items import (
     DISC_GAP, LEGEND_H, NAME_H, BasemapView, ClusterItem, MapOverlay, StoreLabelItem, disc_min_radius,
     disc_radius, layout_discs, load_layers, place_labels, rings_path,
 )
+from wallboard.widgets._names import city_name, store_name
 from wallboard.widgets.base import (
     CHANGE_STATUS_COLORS, STATUS_COLORS, STATUS_GLYPHS, STATUS_RANK,
     STORE_STATUS_COLORS, PanelContext, register_translations, ui_font, ui_scale,
@@ -76,7 +87,13 @@ register_translations({
     "basemap problems": "底图问题",
     "stores": "门店",
     "No stores in scope": "范围内无门店",
+    "devices": "设备",
+    "store": "门店",
+    "open incidents": "未关闭故障",
+    "No open incidents": "无未关闭故障",
 })
+#: At most this many open incidents are named in a store's tooltip (the rest are counted).
+TOOLTIP_INCIDENTS = 3
 
 OPTION_SPEC = {
     "provinces": str, "countries": str, "basemap_extra": list,
@@ -127,6 +144,12 @@ class StoreMapPanel(QWidget):
         self._add_basemap()
         self.markers = pg.ScatterPlotItem(pxMode=True)
         self.markers.setZValue(10)
+        #: store index -> its row in ``markers.data``; ``_order``: store index per row
+        #: (rows grouped by severity, the worst painted last = on top); ``_bounds[r]``:
+        #: first row of the group of rank r (``_bounds[-1]`` = number of rows)
+        self._row = np.zeros(0, int)
+        self._order = np.zeros(0, int)
+        self._bounds = np.zeros(len(STATUS_RANK) + 1, int)
         self.blast = pg.ScatterPlotItem(pxMode=True)
         self.blast.setZValue(9)
         self.pulses = pg.ScatterPlotItem(pxMode=True)
@@ -167,6 +190,7 @@ class StoreMapPanel(QWidget):
         self.vb.sigRangeChangedManually.connect(self._on_manual_range)
         self.vb.sigResized.connect(self._on_vb_resized)
         self.view.scene().sigMouseClicked.connect(self._on_click)
+        self.view.scene().sigMouseMoved.connect(self._on_hover)
         self._rebuild(self._now)
 
     # ------------------------------------------------------------------ basemap
@@ -247,8 +271,7 @@ class StoreMapPanel(QWidget):
         widest = 0.0
         for i in idx:
             s = self._ids[i]
-            st = self.state.stores.get(s) or {}
-            name = st.get("name", s) if self.ctx.lang == "zh" else st.get("name_en") or st.get("name", s)
+            name = self.store_name(s)
             widest = max(widest, self._label_proto.measure(f"{STATUS_GLYPHS['crit']} {name}")[0])
         return min(widest / 2, 0.15 * max(self.vb.width(), 1.0))
 
@@ -316,12 +339,20 @@ class StoreMapPanel(QWidget):
         scene = self.vb.mapViewToScene(QPointF(*self._xy[i]))
         return self.view.mapFromScene(scene)
 
+    def marker_row(self, store_id: str) -> int:
+        """The row of a store's spot in ``markers.data`` (rows are sorted by severity)."""
+        return int(self._row[self._index[store_id]])
+
     def marker_brush(self, store_id: str) -> QColor:
         """The fill colour of a store's marker as drawn (transparent for planned)."""
-        return QColor(self.markers.data["brush"][self._index[store_id]].color())
+        return QColor(self.markers.data["brush"][self.marker_row(store_id)].color())
 
     def marker_symbol(self, store_id: str) -> str:
-        return self.markers.data["symbol"][self._index[store_id]]
+        return self.markers.data["symbol"][self.marker_row(store_id)]
+
+    def draw_order(self) -> list[str]:
+        """Store ids in the order their markers are painted (the last is on top)."""
+        return [self._ids[i] for i in self._order]
 
     def cluster_of(self, city: str) -> ClusterItem | None:
         """The cluster showing ``city`` (alone or merged with its neighbours)."""
@@ -375,6 +406,7 @@ class StoreMapPanel(QWidget):
             x=self._xy[:, 0], y=self._xy[:, 1], data=np.array(ids, dtype=object),
             symbol=[s[0] for s in self._style], size=[s[1] for s in self._style],
             pen=[s[2] for s in self._style], brush=[s[3] for s in self._style])
+        self._sort_rows()
         by_city: dict[str, list[int]] = {}
         for i, c in enumerate(self._city_of):
             by_city.setdefault(c, []).append(i)
@@ -422,6 +454,7 @@ class StoreMapPanel(QWidget):
             if w == old:
                 continue
             worst[i] = w
+            self._move_row(i, STATUS_RANK.get(old, 3), STATUS_RANK.get(w, 3))
             city = city_of[i]
             counts = city_counts[city]
             counts[old] -= 1
@@ -479,12 +512,49 @@ class StoreMapPanel(QWidget):
                 changed.append(i)
         if not changed:
             return
-        idx = np.array(changed)
-        for i in changed:
+        rows = self._row[np.array(changed)]
+        for i, r in zip(changed, rows.tolist()):
             sym, size, pen, brush = self._style[i]
-            data["symbol"][i], data["size"][i], data["pen"][i], data["brush"][i] = sym, size, pen, brush
-        data["sourceRect"][idx] = (0, 0, 0, 0)
+            data["symbol"][r], data["size"][r], data["pen"][r], data["brush"][r] = sym, size, pen, brush
+        data["sourceRect"][rows] = (0, 0, 0, 0)
         self.markers.updateSpots()
+
+    def _sort_rows(self) -> None:
+        """Group the marker rows by severity (stable: by store within a status), the
+        worst last so it is painted on top (after a rebuild: one permutation)."""
+        n = len(self._ids)
+        ranks = np.fromiter((STATUS_RANK.get(w, 3) for w in self._worst), np.int64, n)
+        order = np.argsort(ranks, kind="stable")
+        if n:
+            self.markers.data = self.markers.data[order]
+        self._order = order
+        self._row = np.empty(n, int)
+        self._row[order] = np.arange(n)
+        self._bounds = np.searchsorted(ranks[order], np.arange(len(STATUS_RANK) + 1))
+
+    def _swap_rows(self, a: int, b: int) -> None:
+        if a == b:
+            return
+        data = self.markers.data
+        data[[a, b]] = data[[b, a]]
+        sa, sb = self._order[a], self._order[b]
+        self._order[a], self._order[b] = sb, sa
+        self._row[sa], self._row[sb] = b, a
+
+    def _move_row(self, i: int, old: int, new: int) -> None:
+        """Move store ``i``'s row from the group of rank ``old`` to that of ``new``: one
+        swap with the boundary row of each group crossed."""
+        bounds = self._bounds
+        if new > old:
+            for g in range(old, new):       # to the end of group g, which then cedes that row
+                self._swap_rows(int(self._row[i]), int(bounds[g + 1]) - 1)
+                bounds[g + 1] -= 1
+        else:
+            for g in range(old, new, -1):   # to the start of group g, which then cedes it
+                self._swap_rows(int(self._row[i]), int(bounds[g]))
+                bounds[g] += 1
+        if new != old:
+            self.markers.update()
 
     # ------------------------------------------------------------------ clusters/labels
 
@@ -553,6 +623,11 @@ class StoreMapPanel(QWidget):
         self._stale_since.clear()
         self._place_cluster_labels()
 
+    def store_name(self, store_id: str) -> str:
+        """The store's name in the UI language: ``name_en`` on an English wall when the
+        feed has one, else ``name``, else the id."""
+        return store_name(self.state.stores, store_id, self.ctx.lang)
+
     def _city_name(self, city: str) -> str:
         idx = self._city_idx.get(city)
         c = (self.state.stores.get(self._ids[int(idx[0])]) or {}).get("city") or {} if idx is not None and len(idx) else {}
@@ -603,8 +678,7 @@ class StoreMapPanel(QWidget):
         anchors, sizes, texts = [], [], []
         for i in order:
             s = self._ids[i]
-            st = self.state.stores.get(s) or {}
-            name = st.get("name", s) if self.ctx.lang == "zh" else st.get("name_en") or st.get("name", s)
+            name = self.store_name(s)
             glyph = STATUS_GLYPHS.get(self._worst[i], "")
             text = f"{glyph} {name}".strip()
             p = self.vb.mapViewToScene(QPointF(*self._xy[i]))
@@ -734,23 +808,91 @@ class StoreMapPanel(QWidget):
         self.click_at(pos.x(), pos.y())
 
     def click_at(self, lon: float, lat: float) -> None:
-        """Handle a click at a view position: nearest cluster zooms in, a store emits."""
-        px, py = self.vb.viewPixelSize()
+        """Handle a click at a view position: a cluster under it zooms in; a store under
+        it (:meth:`store_at`) emits ``store_clicked``."""
         if self._clustered:
-            best, best_d = None, 1e18
-            for key, item in self._clusters.items():
-                d = math.hypot((item.pos().x() - lon) / px, (item.pos().y() - lat) / py)
-                if d <= item.radius + 6 * self.k and d < best_d:
-                    best, best_d = key, d
+            best = self.cluster_at(lon, lat)
             if best is not None:  # zoom to the cluster's stores: a merged cluster splits
                 idx = np.concatenate([self._city_idx[c] for c in self._groups[best]])
                 (x0, y0), (x1, y1) = self._xy[idx].min(axis=0), self._xy[idx].max(axis=0)
                 self.zoom_to(float(x0), float(y0), float(x1), float(y1))
             return
+        s = self.store_at(lon, lat)
+        if s is not None:
+            self.store_clicked.emit(s)
+
+    def cluster_at(self, lon: float, lat: float) -> str | None:
+        """The key of the cluster donut nearest to a view position within its ring."""
+        px, py = self.vb.viewPixelSize()
+        best, best_d = None, 1e18
+        for key, item in self._clusters.items():
+            d = math.hypot((item.pos().x() - lon) / px, (item.pos().y() - lat) / py)
+            if d <= item.radius + 6 * self.k and d < best_d:
+                best, best_d = key, d
+        return best
+
+    def store_at(self, lon: float, lat: float) -> str | None:
+        """The store whose marker is under a view position: of several, the worst (then
+        the nearest); when none is, the nearest within a few pixels; else None."""
+        if not len(self._xy):
+            return None
+        px, py = self.vb.viewPixelSize()
         d = np.hypot((self._xy[:, 0] - lon) / px, (self._xy[:, 1] - lat) / py)
+        reach = np.array([st[1] for st in self._style]) / 2 + 2 * self.k
+        under = np.nonzero(d <= reach)[0]
+        if len(under):
+            rank = STATUS_RANK
+            i = max(under.tolist(), key=lambda i: (rank.get(self._worst[i], 3), -d[i]))
+            return self._ids[i]
         i = int(np.argmin(d))
-        if d[i] <= self._marker_px * 0.8 + 4 * self.k:
-            self.store_clicked.emit(self._ids[i])
+        return self._ids[i] if d[i] <= self._marker_px * 0.8 + 4 * self.k else None
+
+    def tooltip_at(self, lon: float, lat: float) -> str | None:
+        """The hover text at a view position: the store under it (name, city, status,
+        open incidents) or, zoomed out, the cluster's store counts; None over nothing."""
+        tr = self.ctx.tr
+        if self._clustered:
+            key = self.cluster_at(lon, lat)
+            if key is None:
+                return None
+            item = self._clusters[key]
+            counts = ", ".join(f"{n} {tr(s)}" for s, n in sorted(
+                item.counts.items(), key=lambda kv: -STATUS_RANK.get(kv[0], 3)) if n)
+            cities = " / ".join(self._city_name(c) for c in self._groups.get(key, []))
+            return f"{cities}\n{sum(item.counts.values())} {tr('stores')}: {counts}"
+        s = self.store_at(lon, lat)
+        if s is None:
+            return None
+        st = self.state.stores.get(s) or {}
+        city = city_name(st, self.ctx.lang)
+        worst = self._worst[self._index[s]]
+        lines = [self.store_name(s), f"{city} \u00b7 {tr('store')}: {tr(st.get('status', 'open'))}",
+                 f"{tr('devices')}: {(STATUS_GLYPHS.get(worst) + ' ') if STATUS_GLYPHS.get(worst) else ''}{tr(worst)}"]
+        incidents = sorted(self.state.store_incidents(s), key=lambda inc: (str(inc.get("severity", "P9")),
+                                                                            -float(inc.get("opened_at") or 0)))
+        if not incidents:
+            lines.append(tr("No open incidents"))
+        else:
+            lines.append(f"{len(incidents)} {tr('open incidents')}:")
+            for inc in incidents[:TOOLTIP_INCIDENTS]:
+                lines.append(f"  {inc.get('severity', '')} {inc.get('title', inc.get('id', ''))}".rstrip())
+            if len(incidents) > TOOLTIP_INCIDENTS:
+                lines.append(f"  +{len(incidents) - TOOLTIP_INCIDENTS}")
+        return "\n".join(lines)
+
+    def hover_text(self, scene_pos) -> str | None:
+        """:meth:`tooltip_at` for a scene position (where the mouse is)."""
+        if not len(self._xy):
+            return None
+        pos = self.vb.mapSceneToView(scene_pos)
+        return self.tooltip_at(pos.x(), pos.y())
+
+    def _on_hover(self, scene_pos) -> None:
+        text = self.hover_text(scene_pos)
+        if text:
+            QToolTip.showText(QCursor.pos(), text, self.view)
+        else:
+            QToolTip.hideText()
 
     def eventFilter(self, obj, event):  # noqa: N802 (Qt)
         if obj is self.view and event.type() == event.Type.KeyPress:

@@ -25,7 +25,9 @@ from PySide6.QtCore import QRectF, Qt
 from PySide6.QtGui import QColor, QFontMetricsF, QPainter
 from PySide6.QtWidgets import QVBoxLayout, QWidget
 
+from wallboard.widgets._names import store_name
 from wallboard.widgets._plot_style import PlotGrid, style_axes
+from wallboard.widgets._text_fit import draw_text_fit
 from wallboard.widgets.base import check_options, ui_scale, PanelContext, age_text, paint_dim, register_translations, ui_font
 
 register_translations(
@@ -157,8 +159,8 @@ class _ItemList(QWidget):
             p.setFont(text_font)
             p.setPen(QColor(theme.text))
             trect = QRectF(left, row.top() + rh * 0.42, row.right() - left - 8, rh * 0.5)
-            p.drawText(trect, Qt.AlignmentFlag.AlignVCenter,
-                       QFontMetricsF(text_font).elidedText(item.get("text", ""), Qt.TextElideMode.ElideRight, trect.width()))
+            # the customer's words: smaller, then on two lines, and only then cut
+            draw_text_fit(p, trect, item.get("text", ""), text_font, floor_px=max(9, int(base * 0.8)), max_lines=2)
             top += rh
         paint_dim(self, p, self.panel.dimmed)
         p.end()
@@ -241,10 +243,7 @@ class VoiceFeedPanel(QWidget):
         """Display name of an item's store (or its city id, or '')."""
         sid = item.get("store")
         if sid:
-            st = self.state.stores.get(sid) or {}
-            if self.ctx.lang != "zh" and st.get("name_en"):
-                return st["name_en"]
-            return st.get("name") or sid
+            return store_name(self.state.stores, sid, self.ctx.lang)
         return item.get("city") or ""
 
     # ------------------------------------------------------------------ internals
