@@ -301,6 +301,7 @@ class WallController(QObject):
             w.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose, True)
             w.resize(1600, 1000)
             w.setWindowTitle(f"wallboard — {title}")
+            w.store_window = True   # its header names the store (its one page)
             self.windows.append(w)
             w.destroyed.connect(lambda *_a, w=w: self.windows.remove(w) if w in self.windows else None)
             w.show()
@@ -499,7 +500,8 @@ class WallController(QObject):
                 title=self._title(), now=now, starts_at=starts, feed_state=feed_state,
                 data_age_s=self.state.feed_age(now), events_per_s=self.driver.stats.events_per_s(now),
                 rejects=rejects, last_reject=last or "",
-                page=page.title if page is not None and (w.drill or len(w.pages) > 1) else "",
+                page=page.title if page is not None and (w.drill or len(w.pages) > 1
+                                                          or getattr(w, "store_window", False)) else "",
                 paused=self.paused and w.rotating, muted=self.alerts.muted))
 
     def _update_status_line(self) -> None:
