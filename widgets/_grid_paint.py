@@ -173,13 +173,17 @@ class GridPainting:
     def _paint_row_label(self, p: QPainter, row, lines: int, width: int) -> None:
         """A row's store name and city in ``lines`` text lines of the label column: the
         name shrinks, then takes two lines when the row has a third for the city, and is
-        elided last (in the middle when it ends in its number, "FreshDa Hangzhou #12")."""
+        elided last (in the middle when it ends in its number, "FreshDa Hangzhou #12").
+        A one-line row shows "name · city" only when both fit at full size."""
         theme, pitch = self.ctx.theme, self._pitch
         name, cname = self.row_label(row.store)
         floor = max(9, int(self._label_font.pixelSize() * 0.72))
         left = Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignLeft
         if not (lines >= 2 and cname):
-            name, cname = (f"{name} · {cname}" if cname else name), ""
+            # one line: "name · city" when it fits at full size, else the name alone
+            both = f"{name} · {cname}" if cname else name
+            fm = QFontMetrics(self._label_font)
+            name, cname = (both if fm.horizontalAdvance(both) <= width else name), ""
         name_lines = 2 if lines >= 3 else 1
         fit = fit_text(name, width, pitch * name_lines, self._label_font, floor_px=floor, max_lines=name_lines)
         box = QRectF(row.x, row.y, width, pitch * len(fit.lines))

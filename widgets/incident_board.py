@@ -367,12 +367,16 @@ class IncidentBoardPanel(QWidget):
         # the title shrinks (to a floor that still lets two lines fit its box), then takes
         # two lines, and only then is elided
         r.title_fit = draw_text_fit(p, title_rect, r.title, p.font(), floor_px=int(rh * 0.14), max_lines=2)
-        # line 2: stores (clickable) · owner · status · suspect
-        p.setFont(_px(small))
+        # line 2: stores (clickable) · owner · status · suspect; the line shrinks (to 80 %)
+        # before a store is left out
+        stores = r.stores or [("", tr("no stores"))]
+        rest = f"\u00b7 {r.owner or tr('no owner')} \u00b7 {tr(r.status.capitalize())}"
+        fm = QFontMetricsF(_px(small))
+        need = sum(fm.horizontalAdvance(n + ", ") for _, n in stores[:4]) + fm.horizontalAdvance(rest)
+        p.setFont(_px(max(small * 0.8, min(small, small * (right - left) / max(need, 1.0)))))
         fm = QFontMetricsF(p.font())
         y0, y1 = rect.top() + rh * 0.44, rect.top() + rh * 0.72
         x = left
-        stores = r.stores or [("", tr("no stores"))]
         for i, (sid, name) in enumerate(stores[:4]):
             text = name + ("," if i < min(len(stores), 4) - 1 else "")
             wdt = fm.horizontalAdvance(text)
@@ -390,7 +394,6 @@ class IncidentBoardPanel(QWidget):
             p.setPen(QColor(theme.text_dim))
             p.drawText(QRectF(x, y0, fm.horizontalAdvance(more) + 4, y1 - y0), Qt.AlignmentFlag.AlignVCenter, more)
             x += fm.horizontalAdvance(more) + fm.horizontalAdvance(" ")
-        rest = f"\u00b7 {r.owner or tr('no owner')} \u00b7 {tr(r.status.capitalize())}"
         if r.suspect:
             p.setPen(QColor("#ffd166"))
             srect = QRectF(left, y1, rect.right() - 8 - left, rect.bottom() - 4 - y1)

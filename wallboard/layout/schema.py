@@ -106,7 +106,8 @@ _TILE = Table({
                'errors "down")'),
     "direction": Field(Choice("up_bad", "down_bad"), None,
                     '"up_bad": higher is worse; "down_bad": lower is worse (thresholds; '
-                    'default: the opposite of good, else "up_bad")'),
+                    'default: the opposite of good, else the order of warn and crit, else '
+                    'the opposite of the kind\'s good way)'),
     "dead_band": Field(Num(0, 1e15), None,
                     'a delta this small (in the unit) is neutral (default: 0.05 for "%")'),
     "dead_band_pct": Field(Num(0, 100), None,
