@@ -23,6 +23,10 @@ Drills (all on 127.0.0.1):
   through a real FeedClient socket. Reports crashes (target 0), frames answered or
   counted, and the counts by reason.
 * ``auth``: publish, subscribe and control without / with wrong tokens: refusals.
+* ``abuse``: issue 13's probes against a real hub process with four tokens (roles, weak
+  tokens, an unauthenticated flood of ``--flood`` 414 KB batches with bystander latency,
+  browser requests, /metrics, forged log lines, malformed and partial HTTP, SIGTERM);
+  see ``benchmarks/_abuse.py``.
 
 Prints one JSON object.
 """
@@ -40,6 +44,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _abuse import drill_abuse  # noqa: E402
 from _common import CutProxy, HubProcess, free_port, fuzz_frames  # noqa: E402
 
 
@@ -312,17 +317,18 @@ def drill_auth(args) -> dict:
     from wallboard.hub.record import AuthFailed, Publisher
     from wallboard.hub.server import Hub, HubConfig
 
+    pub, sub, ctl = "pub-token-0123456789", "sub-token-0123456789", "ctl-token-0123456789"
     hub = Hub(HubConfig(host="127.0.0.1", port=0, journal=None),
-              auth=Auth({"publish": "pub", "subscribe": "sub", "control": "ctl"}))
+              auth=Auth({"publish": pub, "subscribe": sub, "control": ctl}))
     hub.start_in_thread()
     res: dict = {}
     try:
-        walls = {t: Headless(hub.url, token=t, auth_retry_s=None) for t in (None, "wrong", "pub", "ctl")}
-        ok = Headless(hub.url, token="sub")
+        walls = {t: Headless(hub.url, token=t, auth_retry_s=None) for t in (None, "wrong", pub, ctl)}
+        ok = Headless(hub.url, token=sub)
         time.sleep(3)
         res["subscribe"] = {str(t): w.client.state.state for t, w in walls.items()}
         pubs = {}
-        for t in (None, "wrong", "sub", "ctl"):
+        for t in (None, "wrong", sub, ctl):
             async def go(t=t):
                 async with Publisher(hub.publish_url, token=t, producer=f"a-{t}") as p:
                     await p.publish(churn(1, 2))
@@ -349,15 +355,17 @@ def drill_auth(args) -> dict:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--drills", default="kill9,cut,fuzz,auth", help="comma-separated: kill9, cut, fuzz, auth")
+    ap.add_argument("--drills", default="kill9,cut,fuzz,auth,abuse",
+                    help="comma-separated: kill9, cut, fuzz, auth, abuse")
     ap.add_argument("--walls", type=int, default=3, help="kill9: headless walls (default 3)")
     ap.add_argument("--rounds", type=int, default=3, help="kill9: kills (default 3)")
     ap.add_argument("--between-s", type=float, default=5.0, help="kill9: seconds of publishing between kills")
     ap.add_argument("--down-s", type=float, default=2.0, help="kill9: seconds the hub stays dead (default 2)")
     ap.add_argument("--cut-s", type=float, default=30.0, help="cut: seconds the link is silent (default 30)")
     ap.add_argument("--fuzz", type=int, default=1_000_000, help="fuzz: frames at each target (default 1,000,000)")
+    ap.add_argument("--flood", type=int, default=200, help="abuse: unauthenticated 414 KB batches (default 200)")
     args = ap.parse_args()
-    drills = {"kill9": drill_kill9, "cut": drill_cut, "fuzz": drill_fuzz, "auth": drill_auth}
+    drills = {"kill9": drill_kill9, "cut": drill_cut, "fuzz": drill_fuzz, "auth": drill_auth, "abuse": drill_abuse}
     out: dict = {}
     for name in args.drills.split(","):
         if name not in drills:

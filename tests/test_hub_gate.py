@@ -153,6 +153,13 @@ def test_metrics_need_the_metrics_role_and_parse(hub, caplog):
     assert len(scrapes) == 3 and all(r.levelno == logging.DEBUG for r in scrapes)
 
 
+def test_a_scrape_writes_no_info_line(hub, caplog):
+    caplog.set_level(logging.INFO)
+    for _ in range(3):
+        assert http_get(hub, "/metrics", MET)[0] == 200
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.INFO] == []
+
+
 def test_ack_and_fanout_latency_are_observed(hub):
     async def go():
         async with connect(hub.url) as wall, connect(

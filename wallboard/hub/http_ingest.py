@@ -210,6 +210,9 @@ class HttpIngest:
                 self.hub._log_refusal(_remote(request), f"{request.method} {printable(request.path, 80)}: {r}",
                                       gate=False)
             resp = r.response()
+            if r.code == "blocked":
+                later = self.hub.tarpit(resp)
+                resp = await later if later is not resp else resp
             if r.status == 408 and request.protocol is not None:
                 resp.force_close()
                 await resp.prepare(request)  # answer now, then drop the rest of the slow body

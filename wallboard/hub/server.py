@@ -48,6 +48,10 @@ log = logging.getLogger("wallboard.hub")
 
 #: Seconds the loop runs between two pieces of a compaction's snapshot encode.
 ENCODE_PAUSE_S = 0.004
+#: A blocked address's handshake is answered (429) after this delay, so a client retrying
+#: in a loop costs the hub a few handshakes a second; at most TARPIT_MAX wait at once.
+TARPIT_S = 1.0
+TARPIT_MAX = 256
 
 
 @dataclass
@@ -164,6 +168,7 @@ class Hub:
         self._snap_cache: tuple[int, list[bytes]] | None = None
         self.gate = PeerLimiter(self.config.max_refusals, self.config.refusal_window, self.config.refusal_block)
         self.refusals = RefusalLog(log.warning, self.config.refusal_log_s)
+        self._tarpitted = 0
         from .metrics import HubMetrics
 
         self.metrics = HubMetrics(self)  # GET /metrics; ack and fan-out latency histograms
@@ -216,7 +221,7 @@ class Hub:
         self._server = await serve(
             self._handler, cfg.host, cfg.port, process_request=self._process_request,
             max_size=cfg.max_frame * 4, max_queue=64, compression="deflate" if cfg.compression else None,
-            ping_interval=20, ping_timeout=20, ssl=ctx, logger=logging.getLogger("wallboard.hub.ws"),
+            ping_interval=20, ping_timeout=20, ssl=ctx, logger=_QuietInfo(logging.getLogger("wallboard.hub.ws")),
             server_header="wallboard-hub",
         )
         sock = next(iter(self._server.sockets))
@@ -336,6 +341,21 @@ class Hub:
                    journal_commit_ms=round(self._last_commit_ms, 2),
                    wall_max_lag=max((self.seq - w.cursor + 1 for w in self.walls if w.cursor), default=0))
         return out
+
+    def tarpit(self, answer: Any) -> Any:
+        """``answer`` after :data:`TARPIT_S` (an awaitable), or at once when
+        :data:`TARPIT_MAX` answers are waiting already."""
+        if self._tarpitted >= TARPIT_MAX:
+            return answer
+
+        async def later() -> Any:
+            self._tarpitted += 1
+            try:
+                await asyncio.sleep(TARPIT_S)
+            finally:
+                self._tarpitted -= 1
+            return answer
+        return later()
 
     def _log_refusal(self, peer: str, what: str, *, gate: bool = True) -> None:
         """Log a refusal (once per address per ``refusal_log_s``) and, with ``gate``, count
@@ -555,7 +575,7 @@ class Hub:
             resp = connection.respond(HTTPStatus.TOO_MANY_REQUESTS, f"blocked: too many refused attempts from "
                                       f"this address; retry in {wait:.0f} s\n")
             resp.headers["Retry-After"] = str(max(1, round(wait)))
-            return resp
+            return self.tarpit(resp)
         if path == "/metrics":
             from .metrics import metrics_response
 
@@ -622,8 +642,9 @@ class Hub:
     def _first_token(self, raw: Any) -> str | None:
         """The ``token`` of a producer's first frame, read before anything else of it is
         checked (an unauthenticated batch is never validated)."""
-        if len(raw) > self.config.max_frame:
-            return None
+        if len(raw) > self.config.max_frame or ('"token"' if isinstance(raw, str) else b'"token"') not in raw:
+            return None  # no token anywhere in it: refused without parsing
+        self.count("auth_frames_parsed")
         try:
             obj = orjson.loads(raw)
         except (orjson.JSONDecodeError, TypeError, ValueError):
@@ -821,6 +842,15 @@ def _forward(out: "asyncio.Future[Any]", duplicate: bool) -> Any:
 def _peer(ws: ServerConnection) -> str:
     addr = ws.remote_address
     return f"{addr[0]}:{addr[1]}" if addr else "?"
+
+
+class _QuietInfo(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """websockets' per-connection INFO lines (``connection open``, ``HTTP response sent``
+    for each /metrics scrape or refused handshake) go out at DEBUG; the hub logs its own
+    lines for walls and refusals."""
+
+    def log(self, level: int, msg: Any, *args: Any, **kwargs: Any) -> None:
+        super().log(logging.DEBUG if level == logging.INFO else level, msg, *args, **kwargs)
 
 
 def configure_logging(level: str = "INFO") -> None:
