@@ -30,7 +30,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-TOKEN_ENV = ("WALLBOARD_PUBLISH_TOKEN", "WALLBOARD_SUBSCRIBE_TOKEN", "WALLBOARD_CONTROL_TOKEN")
+TOKEN_ENV = ("WALLBOARD_PUBLISH_TOKEN", "WALLBOARD_SUBSCRIBE_TOKEN", "WALLBOARD_CONTROL_TOKEN",
+             "WALLBOARD_METRICS_TOKEN")
 
 
 def free_port() -> int:

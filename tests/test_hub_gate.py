@@ -79,6 +79,17 @@ def test_an_unauthenticated_batch_is_refused_before_validation_and_the_address_b
     c = hub.counters
     assert c["rejects_auth"] == 3 and c["rejects_blocked"] == 2 and c["peers_blocked"] == 1
     assert "rejects_unknown_field" not in c and "rejects_bad_event" not in c and "violations" not in c
+    assert "auth_frames_parsed" not in c  # no "token" in those frames: not even parsed
+
+
+def test_a_frame_with_a_wrong_token_is_parsed_once_to_read_it(hub):
+    async def go():
+        async with connect(hub.publish_url, max_size=None) as prod:
+            await prod.send(orjson.dumps({"op": "publish", "token": "x" * 20, "events": [{"type": "nope"}] * 50}))
+            e = P.decode(await asyncio.wait_for(prod.recv(), 5))
+            assert e.code == "auth" and e.message == "the token grants neither publish nor control"
+    asyncio.run(go())
+    assert hub.counters["auth_frames_parsed"] == 1 and "rejects_unknown_value" not in hub.counters
     assert http_get(hub, "/metrics", MET)[0] == 429
 
 
