@@ -149,14 +149,29 @@ def test_every_shipped_layout_renders(qtbot, name, tmp_path):
 
 
 def test_control_switch_layout_switches_and_old_controls_are_ignored(wall):
+    """Replayed controls (seq up to the welcome's) are history, later ones orders: judged
+    by seq, whatever the timestamps say (a hub or producer clock an hour off)."""
     ctl, feed, clock, _ = wall
     seq = ctl.state.seq
-    old = {"type": "control", "ts": NOW - 3600, "seq": seq + 1, "command": "switch_layout", "layout": "store"}
-    new = {"type": "control", "ts": NOW, "seq": seq + 2, "command": "switch_layout", "layout": "double-11"}
+    welcome = P.Welcome(protocol=1, hub="h", seq=seq + 1, heartbeat_s=1.0)
+    old = {"type": "control", "ts": NOW + 3600, "seq": seq + 1, "command": "switch_layout", "layout": "store"}
+    new = {"type": "control", "ts": NOW - 3600, "seq": seq + 2, "command": "switch_layout", "layout": "double-11"}
+    feed.items.append(("welcome", welcome))
     feed.items.append(("events", [old, new]))
     ctl.frame()
     assert ctl.layout.name == "double-11"
     assert ctl.controls_ignored == 1
+
+
+def test_controls_before_a_new_welcome_in_the_same_frame_keep_their_connection(wall):
+    ctl, feed, clock, _ = wall
+    seq = ctl.state.seq
+    feed.items.append(("welcome", P.Welcome(protocol=1, hub="h", seq=seq, heartbeat_s=1.0)))
+    live = {"type": "control", "ts": NOW, "seq": seq + 1, "command": "switch_layout", "layout": "double-11"}
+    feed.items.append(("events", [live]))                 # live on the first connection
+    feed.items.append(("welcome", P.Welcome(protocol=1, hub="h", seq=seq + 5, heartbeat_s=1.0)))
+    ctl.frame()                                            # all three in one frame
+    assert ctl.layout.name == "double-11" and ctl.controls_ignored == 0
 
 
 def test_control_banner_and_focus_store(wall):

@@ -7,6 +7,7 @@ import sys
 import pytest
 
 from test_state_helpers import Feed, check_aggregates
+from wallboard import protocol as P
 from wallboard.state import Dirty, LiveState, SeqGap, StateConfig, STATUS_ORDER
 
 
@@ -353,11 +354,11 @@ def test_incident_and_change_defaults_filled(feed: Feed) -> None:
 def test_changes_in_window(feed: Feed) -> None:
     st = LiveState()
     st.apply([
-        feed.ev("change", "long", start=0.0, end=10_000.0, status="succeeded"),
+        feed.ev("change", "long", start=1.0, end=10_000.0, status="succeeded"),
         feed.ev("change", "a", start=100.0, end=200.0, status="succeeded"),
         feed.ev("change", "b", start=300.0, end=None, status="running"),
         feed.ev("change", "c", start=5_000.0, end=5_100.0, status="failed"),
-        feed.ev("change", "old_open", start=-50_000.0, status="running"),
+        feed.ev("change", "old_open", start=0.0, status="running"),
     ], 1.0)
     ids = lambda t0, t1: [r["id"] for r in st.changes_in_window(t0, t1)]  # noqa: E731
     assert ids(150.0, 250.0) == ["old_open", "long", "a"]
@@ -404,10 +405,11 @@ def test_voice_and_kpi_samples(feed: Feed) -> None:
     assert st.kpi_keys() == [("gmv", "global")]
 
 
-def test_unknown_event_type_counted_not_fatal(feed: Feed) -> None:
+def test_unknown_event_type_refused_with_nothing_applied(feed: Feed) -> None:
     st = LiveState()
-    st.apply([feed.ev("mystery", "x")], 1.0)
-    assert st.counters["unknown_type"] == 1 and st.seq == 1
+    with pytest.raises(P.ProtocolError, match=r"unknown event type 'mystery'.* at op apply, event 0"):
+        st.apply([feed.ev("mystery", "x")], 1.0)
+    assert st.counters["unknown_type"] == 0 and st.seq == 0 and st.feed_age(2.0) is None
 
 
 def test_state_config_errors() -> None:

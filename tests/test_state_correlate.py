@@ -4,7 +4,7 @@ from __future__ import annotations
 from test_state_helpers import Feed
 from wallboard.state import LiveState, rank_suspects
 
-OPEN = 10_000.0
+OPEN = 100_000.0   # epoch seconds: hours before it are still valid protocol timestamps
 
 
 def make_state() -> tuple[LiveState, Feed]:

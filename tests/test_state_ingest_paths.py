@@ -160,18 +160,16 @@ def test_mixed_status_metric_only_and_named_updates_match_the_general_path():
     check_aggregates(a, 120.0)
 
 
-def test_six_keys_without_ts_take_the_device_path():
+def test_six_keys_without_ts_are_refused_like_an_events_frame():
     # type, id, seq, status, metrics + msg: six keys but no ts (a publish-style event):
-    # not the usual status update, merged by Fleet.apply_device
+    # the state takes what an ``events`` frame carries, so ts is required, and nothing moves
     st = fleet(Feed())
+    before = st.snapshot()
     ev = {"type": "device", "id": "d1", "seq": st.seq + 1, "status": "crit",
           "metrics": {"cpu": 0.7}, "msg": "hot"}
-    d = st.apply([ev], 130.0)
-    rec = st.devices["d1"]
-    assert rec["status"] == "crit" and rec["msg"] == "hot" and rec["ts"] == 1000.0
-    assert rec["metrics"] == {"cpu": 0.7} and rec["last_seen"] == 130.0
-    assert d.devices == {"d1"} and d.stores == {"s1"} and d.cities == {"hz"}
-    check_aggregates(st, 130.0)
+    with pytest.raises(P.ProtocolError, match=r"missing_field: 'ts' is required at op apply, event 0"):
+        st.apply([ev], 130.0)
+    assert st.snapshot() == before
 
 
 def test_six_keys_with_store_move_the_device():

@@ -110,7 +110,7 @@ def test_memory_bounded_by_config_not_uptime() -> None:
             elif r < 0.55:
                 batch.append(f.ev("change", f"c{rng.randrange(10 ** 6)}", ts=t,
                                   status=rng.choice(["planned", "running", "succeeded", "failed"]),
-                                  start=t - 60, end=rng.choice([None, t])))
+                                  start=max(0.0, t - 60), end=rng.choice([None, t])))
             elif r < 0.7:
                 batch.append(f.ev("incident", f"i{rng.randrange(10 ** 6)}", ts=t,
                                   status=rng.choice(["open", "resolved", "resolved"])))

@@ -33,7 +33,8 @@ def test_snapshot_layout_and_round_trip() -> None:
     for key in ("stores", "devices", "changes", "incidents", "voice", "kpi", "expired_devices",
                 "finished_changes", "resolved_incidents", "voice_minutes"):
         assert isinstance(snap[key], list), key
-    assert snap["version"] == 1 and snap["seq"] == 9 and snap["expired_devices"] == ["d2"]
+    assert snap["version"] == 2 and snap["seq"] == 9 and snap["expired_devices"] == ["d2"]
+    assert snap["clock"] == 110.0                            # the latest time the state saw
     assert snap["devices"][0]["last_seen"] == 100.0
     assert snap["finished_changes"] == [["c1", 950.0]] and snap["resolved_incidents"] == [["i2", 1100.0]]
     st2 = LiveState.from_snapshot(orjson.loads(orjson.dumps(snap)), StateConfig(device_ttl_s=30.0))
@@ -71,7 +72,8 @@ def bad(mutate) -> SnapshotError:
 
 
 @pytest.mark.parametrize("mutate, path, text", [
-    (lambda s: s.__setitem__("version", 2), "version", "is 2 (expected 1)"),
+    (lambda s: s.__setitem__("version", 3), "version", "is 3 (expected 1 or 2)"),
+    (lambda s: s.__setitem__("clock", "noon"), "clock", "expected a number or null"),
     (lambda s: s.__setitem__("seq", -1), "seq", "expected an integer >= 0"),
     (lambda s: s.__setitem__("feed_at", "x"), "feed_at", "expected a number or null"),
     (lambda s: s.__setitem__("counters", {"a": 1.5}), "counters", "expected {str: int}"),

@@ -35,7 +35,6 @@ from wallboard.widgets.base import THEMES, PanelContext, cjk_font_family, set_ui
 log = logging.getLogger(__name__)
 register_shell_translations()
 
-CONTROL_MAX_AGE_S = 60.0  # replayed control events older than this are history, not orders
 STALE_HEARTBEATS = 3
 
 
@@ -92,6 +91,13 @@ class WallController(QObject):
         self.stores_unknown = 0  # open_store / focus_store for a store the state lacks
         self.drill_error = ""  # why the last store page did not open
         self.roles: list[str] = []
+        # Controls are judged by seq, never by a clock: those up to the hub's seq in the
+        # welcome of the connection they came on are the replay of what this wall missed
+        # (history); later ones are orders. ``_live_mark`` = (state seq when the latest
+        # welcome was handled, the boundary before it): controls applied before that
+        # welcome, in the same frame, keep the previous connection's boundary.
+        self._live_after: int | None = None
+        self._live_mark: tuple[int, int | None] = (0, None)
         self._page_started = clock()
         self._last_second = 0.0
         self._pulse = Dirty()
@@ -520,11 +526,22 @@ class WallController(QObject):
     def _on_item(self, kind: str, payload: Any) -> None:
         if kind == "welcome":
             self.roles = list(getattr(payload, "roles", []) or [])
+            self._live_mark = (self.state.seq, self._live_after)
+            self._live_after = int(getattr(payload, "seq", 0) or 0)
+
+    def _is_history(self, ev: dict) -> bool:
+        """A replayed control (seq up to its connection's welcome seq), not an order."""
+        seq = ev.get("seq")
+        if type(seq) is not int:
+            return False
+        mark, before = self._live_mark
+        boundary = self._live_after if seq > mark else before
+        return boundary is not None and seq <= boundary
 
     def _handle_controls(self, controls: list[dict]) -> None:
         now = self.clock()
         for ev in controls:
-            if now - float(ev.get("ts", now)) > CONTROL_MAX_AGE_S:
+            if self._is_history(ev):
                 self.controls_ignored += 1  # replayed history, not an order for now
                 continue
             cmd = ev.get("command")

@@ -50,10 +50,12 @@ class FrameStats:
         return sum(n for _, n in list(self._rate)[1:]) / span
 
 
-def build_state(state: LiveState, snap: dict) -> LiveState:
+def build_state(state: LiveState, snap: dict, now: float | None = None) -> LiveState:
     """A new state from a snapshot, with ``state``'s config (pure; may run off the UI thread).
-    Raises ``SnapshotError`` for a snapshot that does not load."""
-    return LiveState.from_snapshot(snap, config=getattr(state, "config", None))
+    ``now`` is the wall's clock at receipt: device ages in the snapshot become local
+    times (the hub's clock is never compared with ours). Raises ``SnapshotError`` for a
+    snapshot that does not load."""
+    return LiveState.from_snapshot(snap, config=getattr(state, "config", None), now=now)
 
 
 def swap_state_in_place(state: LiveState, fresh: LiveState) -> Dirty:
@@ -63,9 +65,9 @@ def swap_state_in_place(state: LiveState, fresh: LiveState) -> Dirty:
     return Dirty.everything()
 
 
-def load_snapshot_in_place(state: LiveState, snap: dict) -> Dirty:
+def load_snapshot_in_place(state: LiveState, snap: dict, now: float | None = None) -> Dirty:
     """Replace ``state``'s contents with a snapshot (on the calling thread)."""
-    return swap_state_in_place(state, build_state(state, snap))
+    return swap_state_in_place(state, build_state(state, snap, now))
 
 
 class FrameDriver:
@@ -134,10 +136,10 @@ class FrameDriver:
                 applied += self._apply(payload, now, dirty)
             elif kind == "snapshot":
                 if self._executor is not None:
-                    self._building = self._executor.submit(build_state, self.state, payload)
+                    self._building = self._executor.submit(build_state, self.state, payload, now)
                     break  # what follows the snapshot waits until it is loaded
                 try:
-                    dirty.merge(load_snapshot_in_place(self.state, payload))
+                    dirty.merge(load_snapshot_in_place(self.state, payload, now))
                 except SnapshotError as e:
                     self._bad_snapshot(e)
                     continue

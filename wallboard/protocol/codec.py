@@ -29,7 +29,22 @@ def _batch(obj: dict, op: str, *, require_seq: bool, require_ts: bool, max_batch
     return _validate_batch(events, op, require_seq=require_seq, require_ts=require_ts)
 
 
-def _validate_batch(events: list, op: str, *, require_seq: bool, require_ts: bool) -> list[dict]:
+def check_batch(events: Any, *, require_seq: bool = True, require_ts: bool = True,
+                op: str | None = None) -> list[dict[str, Any]]:
+    """Validate a batch of event dicts already in memory (not a frame) and return it.
+
+    The same checks as :func:`decode` (the column-wise fast path first, then the general
+    one for the precise error), normalising ``ts`` in place; raises ``ProtocolError``
+    naming the first bad event. ``LiveState.apply`` calls it before it changes anything.
+    """
+    if type(events) is not list:
+        raise ProtocolError("bad_type", f"batch is {_tname(events)}", op=op, expected="a list of events")
+    if _batch_is_plainly_valid(events, require_seq, require_ts):
+        return events
+    return _validate_batch(events, op, require_seq=require_seq, require_ts=require_ts)
+
+
+def _validate_batch(events: list, op: str | None, *, require_seq: bool, require_ts: bool) -> list[dict]:
     """The general path: each event through ``validate_event`` in order, then its seq
     against the previous one; the first fault raises its precise ``ProtocolError``."""
     prev = None

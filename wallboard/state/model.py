@@ -80,6 +80,7 @@ class LiveState:
         self._kpi = KpiStore(self.config, self._counters)
         self.seq = 0
         self._last_msg: float | None = None
+        self._clock: float | None = None   # the latest ``now`` given to apply/touch/tick
         self._frozen_size = 0          # records held at the last gc freeze
 
     def _record_count(self) -> int:
@@ -133,27 +134,46 @@ class LiveState:
     def touch(self, now: float) -> None:
         """Record that a message of any kind (heartbeat too) arrived at ``now``."""
         self._last_msg = now
+        self._see(now)
+
+    def _see(self, now: float) -> None:
+        c = self._clock
+        if c is None or now > c:
+            self._clock = now
 
     def feed_age(self, now: float) -> float | None:
         """Seconds since the last message (``apply`` or ``touch``); None if never."""
         return None if self._last_msg is None else now - self._last_msg
 
     def apply(self, events: list[dict[str, Any]], now: float) -> Dirty:
-        """Apply a batch of validated events with contiguous seqs; return what changed.
+        """Apply a batch of events with contiguous seqs; return what changed.
 
-        Raises ``SeqGap(expected, got)`` -- with nothing applied -- when the batch does
-        not continue ``self.seq`` (only checked once ``seq > 0``) or is not contiguous.
-        Events with ``seq <= self.seq`` (replay overlap) are skipped and counted.
-        ``now`` becomes ``last_seen`` of every device named in the batch.
+        All or nothing: the whole batch is checked before anything changes, and when a
+        check fails ``apply`` raises with the state exactly as before (``seq``, records,
+        counters, ``feed_age``). It raises ``SeqGap(expected, got)`` when the batch does
+        not continue ``self.seq`` (only checked once ``seq > 0``) or is not contiguous
+        (resync), and ``protocol.ProtocolError`` naming the event and field when an event
+        is not valid protocol (the checks of ``protocol.decode``: cheap, column-wise, for
+        the usual device batches). Events with ``seq <= self.seq`` (replay overlap) are
+        skipped and counted. ``now`` becomes ``last_seen`` of every device named in the
+        batch.
         """
         dirty = Dirty()
-        self._last_msg = now
         n = len(events)
         if not n:
+            self._last_msg = now
+            self._see(now)
             return dirty
-        first = events[0]["seq"]
-        seqs = list(map(_seq_of, events))
-        if seqs != list(range(first, first + n)):
+        try:
+            seqs = list(map(_seq_of, events))
+            first = seqs[0]
+            contiguous = type(first) is int and seqs == list(range(first, first + n))
+        except (KeyError, TypeError):       # not event dicts with seqs: say which and why
+            P.check_batch(events, op="apply")
+            raise                           # pragma: no cover - check_batch raised already
+        if not contiguous:
+            if type(first) is not int or not all(type(s) is int for s in seqs):
+                P.check_batch(events, op="apply")
             for i, s in enumerate(seqs):
                 if s != first + i:
                     raise SeqGap(first + i, s)
@@ -161,6 +181,11 @@ class LiveState:
         if cur > 0 and first > cur + 1:
             raise SeqGap(cur + 1, first)
         skip = cur + 1 - first if cur > 0 and first <= cur else 0
+        if skip < n:
+            P.check_batch(events[skip:] if skip else events, op="apply")
+        # ---- checked: from here on the batch is applied entirely
+        self._last_msg = now
+        self._see(now)
         counters = self._counters
         counters["batches"] += 1
         if skip:
@@ -256,6 +281,7 @@ class LiveState:
         drop resolved incidents / finished changes past their keep time. Cheap: call it
         every frame or every second."""
         dirty = Dirty()
+        self._see(now)
         self._counters["expired_devices"] += self._fleet.expire(now, dirty)
         self._incidents.sweep(now, dirty)
         self._changes.sweep(now, dirty)
@@ -397,19 +423,28 @@ class LiveState:
 
     # ------------------------------------------------------------------ snapshots
 
-    def snapshot(self) -> dict[str, Any]:
+    def snapshot(self, now: float | None = None) -> dict[str, Any]:
         """A JSON-serialisable copy of the whole state (see ``wallboard.state.snapshot``).
-        List-valued keys may be split into parts by ``protocol.split_snapshot``."""
+        List-valued keys may be split into parts by ``protocol.split_snapshot``.
+
+        ``now`` (this state's clock; default: the latest ``now`` it was given) is the
+        snapshot's ``clock``: device ages are ``clock - last_seen``, so a loader on
+        another machine never compares this clock with its own."""
         from .snapshot import to_snapshot
-        return to_snapshot(self)
+        return to_snapshot(self, now)
 
     @classmethod
     def from_snapshot(cls, data: dict[str, Any], config: StateConfig | None = None,
-                      validate: bool = True) -> "LiveState":
+                      validate: bool = True, now: float | None = None) -> "LiveState":
         """Build a state equal to the one that made ``data``; raises ``SnapshotError``
-        naming the bad key. After loading, repaint everything (``Dirty.everything()``)."""
+        naming the bad key. After loading, repaint everything (``Dirty.everything()``).
+
+        ``now`` is the loader's clock at receipt: every device was last heard its age
+        (at the producer, at snapshot time) before ``now``, whatever the two clocks say.
+        Without ``now`` the producer's clock is kept (a process reloading its own
+        snapshot, e.g. the hub from its journal)."""
         from .snapshot import from_snapshot
-        return from_snapshot(cls, data, config, validate)
+        return from_snapshot(cls, data, config, validate, now)
 
 
 __all__ = ["LiveState", "COUNTER_NAMES"]

@@ -3,7 +3,8 @@
 Layout of a snapshot (list-valued keys can be split into parts by
 ``protocol.split_snapshot``; scalar keys travel in part 0)::
 
-    {"version": 1, "seq": int, "feed_at": float | None, "counters": {name: int},
+    {"version": 2, "seq": int, "clock": float | None, "feed_at": float | None,
+     "counters": {name: int},
      "stores": [record], "devices": [record with last_seen], "expired_devices": [id],
      "changes": [record], "finished_changes": [[id, finish_time]],
      "incidents": [record], "resolved_incidents": [[id, resolve_time]],
@@ -11,8 +12,14 @@ Layout of a snapshot (list-valued keys can be split into parts by
      "voice_newest": int | None,
      "kpi": [{"metric", "scope", "unit", "ts": [...], "values": [...]}]}   # LRU order
 
-Devices keep ``last_seen`` (the producing state's clock) so their ttl keeps running
-after a load. The records are copied both ways: a snapshot never aliases a live state.
+Clocks: ``clock`` is the producing state's ``now`` at snapshot time; ``last_seen`` and
+``feed_at`` are times of that same clock, so what a snapshot says about them is only
+their *age* (``clock - last_seen``: seconds since the device was last heard, at the
+producer, at snapshot time). A loader on another machine passes its own ``now`` to
+``from_snapshot`` and gets ``last_seen = now - age``: its ttl keeps running from when the
+producer last heard the device, and no clock skew between the two machines (a wall an
+hour ahead of its hub) makes fresh devices look silent or dead ones fresh. Version 1
+snapshots (no ``clock``, from older journals) load with their times as they are. The records are copied both ways: a snapshot never aliases a live state.
 ``encode_snapshot`` gives the same snapshot as JSON bytes, encoded straight from the
 live records (for the hub's journal compaction, where the copies were the cost).
 """
@@ -26,7 +33,9 @@ from .. import protocol as P
 from .config import FINISHED_CHANGE, SEVERITIES, STATUS_ORDER, StateConfig
 from .dirty import Dirty, SnapshotError
 
-SNAPSHOT_VERSION = 1
+SNAPSHOT_VERSION = 2
+#: Versions ``from_snapshot`` loads (1: no ``clock``; times taken as they are).
+LOADABLE_VERSIONS = (1, 2)
 _LIST_KEYS = ("stores", "devices", "expired_devices", "changes", "finished_changes",
               "incidents", "resolved_incidents", "voice", "voice_minutes", "kpi")
 
@@ -40,13 +49,16 @@ def _copy(rec: dict[str, Any]) -> dict[str, Any]:
 
 
 def _layout(st: Any, records: Callable[[Iterable[dict[str, Any]]], list[Any]],
-            devices: Callable[[Iterable[dict[str, Any]]], list[Any]]) -> dict[str, Any]:
+            devices: Callable[[Iterable[dict[str, Any]]], list[Any]],
+            now: float | None = None) -> dict[str, Any]:
     """The snapshot dict of ``st``; ``records``/``devices`` turn the live record views
-    into lists (copying them, or not). The one place that knows the layout."""
+    into lists (copying them, or not); ``now`` is the ``clock`` (default: the latest
+    time the state saw). The one place that knows the layout."""
     fleet, voice = st._fleet, st._voice
     return {
         "version": SNAPSHOT_VERSION,
         "seq": st.seq,
+        "clock": st._clock if now is None else now,
         "feed_at": st._last_msg,
         "counters": dict(st.counters),
         "stores": records(fleet.stores.values()),
@@ -71,12 +83,12 @@ def _device_copies(recs: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     return list(map(_copy, recs))
 
 
-def to_snapshot(st: Any) -> dict[str, Any]:
+def to_snapshot(st: Any, now: float | None = None) -> dict[str, Any]:
     """See the module docstring; O(size of the state). Every record is a copy."""
-    return _layout(st, _copies, _device_copies)
+    return _layout(st, _copies, _device_copies, now)
 
 
-def encode_snapshot(st: Any) -> bytes:
+def encode_snapshot(st: Any, now: float | None = None) -> bytes:
     """``orjson.dumps(to_snapshot(st))`` without the per-record copies: the JSON bytes
     of the snapshot of ``st``, made by one ``orjson.dumps`` over lists of the live
     records (~60 ms and 24 MB at 100,000 devices, against ~160 ms for the copies alone).
@@ -85,13 +97,13 @@ def encode_snapshot(st: Any) -> bytes:
     GIL is held for the whole encode, so the bytes are consistent with ``st.seq``). The
     result decodes (``orjson.loads``) to exactly what ``to_snapshot`` returns; hand it to
     ``Journal.compact`` or load it with ``LiveState.from_snapshot(orjson.loads(b))``."""
-    return orjson.dumps(_layout(st, list, list))
+    return orjson.dumps(_layout(st, list, list, now))
 
 
 _DEVICES_KEY = b'"devices":[]'
 
 
-def encode_snapshot_pieces(st: Any, chunk: int = 10_000) -> Iterator[bytes]:
+def encode_snapshot_pieces(st: Any, chunk: int = 10_000, now: float | None = None) -> Iterator[bytes]:
     """:func:`encode_snapshot` in pieces: the snapshot without its devices, then the
     devices ``chunk`` records at a time, so a caller can let its event loop run between
     pieces (~6 ms each at ``chunk`` 10,000) instead of holding it for the whole encode.
@@ -101,10 +113,10 @@ def encode_snapshot_pieces(st: Any, chunk: int = 10_000) -> Iterator[bytes]:
     (the hub defers its ``apply`` and ``tick``, see ``Hub.compact``)."""
     if chunk < 1:
         raise ValueError(f"chunk must be >= 1, got {chunk!r}")
-    head = orjson.dumps(_layout(st, list, lambda _recs: []))
+    head = orjson.dumps(_layout(st, list, lambda _recs: [], now))
     at = head.find(_DEVICES_KEY)
     if at < 0 or head.find(_DEVICES_KEY, at + 1) >= 0:  # not found once: no splicing
-        yield encode_snapshot(st)
+        yield encode_snapshot(st, now)
         return
     split = at + len(_DEVICES_KEY) - 1   # just after the list's "["
     yield head[:split]
@@ -171,15 +183,24 @@ def _pairs(d: dict[str, Any], key: str, known: dict[str, Any], statuses: Any,
     return out
 
 
-def from_snapshot(cls: Any, d: Any, config: StateConfig | None, validate: bool) -> Any:
+def from_snapshot(cls: Any, d: Any, config: StateConfig | None, validate: bool,
+                  now: float | None = None) -> Any:
     """Build a ``cls`` (``LiveState``) from ``d``; raise ``SnapshotError`` on bad data.
 
     ``validate=False`` skips the per-field protocol check of every record (use only for
-    snapshots this process made itself)."""
+    snapshots this process made itself). ``now``: the loader's clock (see the module
+    docstring); the state's times are moved by ``now - clock``, i.e. kept as ages."""
     if type(d) is not dict:
         raise SnapshotError("(root)", f"is {type(d).__name__}", "an object")
-    if d.get("version") != SNAPSHOT_VERSION:
-        raise SnapshotError("version", f"is {d.get('version')!r}", str(SNAPSHOT_VERSION))
+    if d.get("version") not in LOADABLE_VERSIONS:
+        raise SnapshotError("version", f"is {d.get('version')!r}",
+                            " or ".join(map(str, LOADABLE_VERSIONS)))
+    clock = d.get("clock")
+    if clock is not None and not _num(clock):
+        raise SnapshotError("clock", f"is {clock!r}", "a number or null")
+    if now is not None and not _num(now):
+        raise TypeError(f"from_snapshot: now is {type(now).__name__}, expected epoch seconds")
+    shift = now - clock if now is not None and clock is not None else 0.0
     seq = d.get("seq")
     if type(seq) is not int or seq < 0:
         raise SnapshotError("seq", f"is {seq!r}", "an integer >= 0")
@@ -206,6 +227,9 @@ def from_snapshot(cls: Any, d: Any, config: StateConfig | None, validate: bool) 
         if e not in ids:
             raise SnapshotError(f"expired_devices[{i}]", f"is {e!r}", "the id of a device in 'devices'")
         expired.add(e)
+    if shift:
+        for rec in devices:
+            rec["last_seen"] += shift      # the same age, on the loader's clock
     for rec in devices:
         fleet.restore_device(rec, rec["id"] in expired, dirty)
     changes = [_check_record(r, f"changes[{i}]", "change", _CHANGE, validate)
@@ -242,7 +266,8 @@ def from_snapshot(cls: Any, d: Any, config: StateConfig | None, validate: bool) 
             raise SnapshotError(f"{path}.values", "holds a non-number", "numbers")
         st._kpi.restore(k)
     st.seq = seq
-    st._last_msg = feed_at
+    st._last_msg = feed_at + shift if feed_at is not None else None
+    st._clock = now if now is not None else clock
     st._counters.update(counters)
     st._settle_gc(reclaim=True)        # freeze the loaded records out of gc scans
     return st
