@@ -284,7 +284,10 @@ def test_replay_from_journal_or_snapshot_after_compaction(tmp_path):
         asyncio.run(go())
         stats = hub.journal.stats()
         assert stats["journal_events"] <= 300 + 1000 + 500  # bounded by keep + compaction interval
-        assert hub.counters["compactions"] >= 4
+        # 5,000 events at compact_every 1,000: 2 to 5 compactions, depending on how long each
+        # one overlaps the next commits (one at a time; a due one starts when it ends) --
+        # a count of timing, not of correctness; the bound above and the catch-up wait are
+        assert hub.counters["compactions"] >= 2
         before = {k: dict(v) for k, v in hub.state.stores.items()}
     with running(**cfg) as hub2:  # rebuilt from snapshot + kept events
         assert hub2.seq == 5000 and {k: dict(v) for k, v in hub2.state.stores.items()} == before
