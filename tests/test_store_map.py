@@ -569,7 +569,7 @@ def double_11_events():
         evs.append(f.ev(type="device", id=f"{s['id']}-pos", store=s["id"], kind="pos", status="ok",
                         ttl_s=3600.0))
     evs.append(f.ev(type="change", id="freeze", title="Change freeze: Double 11 peak", status="running",
-                    started_at=NOW - 60, scope={}))
+                    start=NOW - 60, scope={}))
     return evs, f
 
 
