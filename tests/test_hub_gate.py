@@ -199,3 +199,27 @@ def test_unknown_path_names_the_ones_there_are(hub):
     assert status in (400, 404)
     status, _, body = http_get(hub, "/admin")
     assert status == 404 and b"use /feed, /publish or /metrics" in body
+
+
+def test_a_malformed_authorization_header_and_a_token_without_metrics(hub):
+    async def go():
+        with pytest.raises(InvalidStatus) as info:
+            await connect(hub.publish_url, additional_headers={"Authorization": "Basic dXNlcjpwYXNz"})
+        assert info.value.response.status_code == 401
+        assert info.value.response.body == b"auth: malformed Authorization header\n"
+    asyncio.run(go())
+    status, _, body = http_get(hub, "/metrics", "wrong-token-0123456789")
+    assert status == 401 and body == b"auth: the token does not grant metrics\n"
+
+
+def test_the_block_is_logged_once(caplog):
+    caplog.set_level(logging.WARNING, logger="wallboard.hub")
+    h = start(max_refusals=2, refusal_block=5)
+    try:
+        for _ in range(2):
+            assert http_get(h, "/metrics", "wrong-token-0123456789")[0] == 401
+        assert http_get(h, "/metrics", MET)[0] == 429
+    finally:
+        h.stop()
+    blocks = [r.getMessage() for r in caplog.records if r.getMessage().startswith("address ")]
+    assert blocks == ["address 127.0.0.1 refused 2 times within 60 s: refused at the handshake for 5 s"]
