@@ -195,13 +195,16 @@ def test_rolled_back_change_is_a_suspect_like_a_failed_one():
     assert ranked[0] == "rb"
 
 
-def test_fresh_history_fits_the_window_to_the_data_with_a_30_min_floor(qtbot):
+def test_fresh_history_fits_the_window_to_the_data_with_a_5_min_floor(qtbot):
     options = {"window_min": 360}
-    st, panel = make(qtbot, [change("c1", start=NOW - 600, end=NOW - 300)], options=options)
-    assert panel.view_s == pytest.approx(1800)
+    st, panel = make(qtbot, [change("c1", start=NOW - 60, end=NOW - 30)], options=options)
+    assert panel.view_s == pytest.approx(300)
     lo, hi = panel.vb.viewRange()[0]
-    assert hi - lo == pytest.approx(1800, rel=0.01)
-    assert "last 30 min" in panel.header.text()
+    assert hi - lo == pytest.approx(300, rel=0.01)
+    assert "last 5 min" in panel.header.text()
+    feed(st, [change("c-10", start=NOW - 600, end=NOW - 300)], NOW)
+    panel.refresh(Dirty.everything(), NOW)
+    assert 600 / 0.85 <= panel.view_s <= 600 / 0.85 * 1.2
     feed(st, [change("c0", start=NOW - 2 * 3600, end=NOW - 2 * 3600 + 600)], NOW)
     panel.refresh(Dirty.everything(), NOW)
     assert 2 * 3600 / 0.85 <= panel.view_s <= 2 * 3600 / 0.85 * 1.2  # the data's span, some room
@@ -211,4 +214,30 @@ def test_fresh_history_fits_the_window_to_the_data_with_a_30_min_floor(qtbot):
     panel.refresh(Dirty.everything(), NOW)
     assert panel.view_s == pytest.approx(360 * 60)  # the history fills the configured window
     st2, empty = make(qtbot, [], options=options)
-    assert empty.view_s == pytest.approx(1800)
+    assert empty.view_s == pytest.approx(300)
+
+
+def test_label_rect_stays_inside_the_plot_near_now():
+    from PySide6.QtCore import QRectF
+
+    from wallboard.widgets.change_timeline import label_rect
+
+    far = label_rect(QRectF(100, 10, 50, 20), right_px=1000)
+    assert far.left() == 106 and far.width() == 260  # runs past a short bar
+    near = label_rect(QRectF(900, 10, 20, 20), right_px=1000)
+    assert near.right() == 996 and near.width() == 260  # right-aligned to the plot's edge
+    tiny = label_rect(QRectF(50, 10, 20, 20), right_px=200)
+    assert tiny.left() == 0  # never pushed out on the left
+
+
+def test_a_label_near_now_is_kept_inside_the_plot(qtbot, tmp_path):
+    st, panel = make(qtbot, [change("c1", title="Self-checkout payment SDK config push (late)", status="running",
+                                    start=NOW - 20, end=None)], options={"window_min": 360})
+    panel.show()
+    qtbot.waitExposed(panel)
+    img = panel.grab().toImage()
+    assert img.width() > 0
+    item = panel.items
+    vb_right = item.getViewBox().viewRect().right()
+    assert vb_right > NOW  # the bar is in view, with the future margin
+    assert item._right_px < float("inf")  # painted with the plot's right edge known

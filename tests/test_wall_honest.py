@@ -102,6 +102,7 @@ def test_refused_wall_says_refused_with_the_hubs_reason_as_text(qtbot, qapp, tok
         header = " ".join(ctl.windows[0].header.texts())
         assert "bytearray" not in header and "b'" not in header, header
         assert why in header
+        assert "rejected 1:" in header  # one refusal counted once (not by the feed and the frame driver)
         assert "AUTH_FAILED" in timeline_header(ctl) and "LIVE" not in timeline_header(ctl)
         assert ctl.state.seq == 0 and not ctl.state.stores  # the demo's data never arrived
     finally:

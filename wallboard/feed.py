@@ -300,7 +300,8 @@ class FeedClient:
                 rc = e.rcvd
                 if rc is not None and classify_close(rc.code, rc.reason) == "auth":
                     auth_failed = True
-                    self._reject("auth", _without_code(rc.reason, "auth"))
+                    if self._status.last_reject != f"auth: {_without_code(rc.reason, 'auth')}":
+                        self._reject("auth", _without_code(rc.reason, "auth"))  # not told by an error first
                     self._link_error("refused", rc.reason)
                 elif self._resync_to is not None:
                     immediate = True

@@ -16,7 +16,8 @@ double-click (or two idle minutes) returns to live.
 Options: ``lanes`` ("system" | "city", default "system"), ``window_min`` (120),
 ``freeze`` (list of ``{start, end, label}`` with epoch-second floats). Until the history
 fills ``window_min``, the view fits the span of the changes and incidents it has (at least
-30 min), so a fresh wall's bars and labels are readable. The header's state word is the
+5 min), so a fresh wall's bars and labels are readable; a label that would run past the
+plot's right edge is drawn right-aligned to it. The header's state word is the
 feed's (LIVE, STALE, RECONNECTING...), or PAUSED after a manual pan/zoom.
 """
 from __future__ import annotations
@@ -73,8 +74,8 @@ MIN_BAR_S = 300.0  # planned/finished changes without an end still get five minu
 MAX_SUBROWS = 4
 RESUME_LIVE_S = 120.0
 #: While the history is shorter than ``window_min``, the view fits the data's span, never
-#: narrower than this (a fresh demo is not a sliver at the right edge).
-MIN_FIT_S = 1800.0
+#: narrower than this (a fresh demo's first minutes are not a sliver at the right edge).
+MIN_FIT_S = 300.0
 INCIDENT_LANE = -1.0
 MAX_SUSPECTS = 5  # highlighted and linked; a wall cannot show more and stay readable
 
@@ -155,6 +156,7 @@ class _BarsItem(pg.GraphicsObject):
         self.font = ui_font(13, bold=True)
         self.badge_font = ui_font(12, bold=True)
         self._bounds = QRectF(0, -1.6, 1, 2)
+        self._right_px = float("inf")
 
     def set_content(self, bars, markers, lanes, selected, suspects, t0, t1) -> None:
         self.prepareGeometryChange()
@@ -173,6 +175,8 @@ class _BarsItem(pg.GraphicsObject):
         bars_by_id = {b.change_id: b for b in self.bars}
         dim_others = self.selected is not None and bool(self.suspects)
         fm = QFontMetricsF(self.font)
+        vb = self.getViewBox()
+        self._right_px = tr.map(QPointF(vb.viewRect().right(), 0)).x() if vb is not None else float("inf")
         for bar in self.bars:
             ya, yb = bar.y_span()
             r = tr.mapRect(QRectF(QPointF(bar.x0, ya), QPointF(bar.x1, yb))).normalized()
@@ -261,9 +265,20 @@ class _BarsItem(pg.GraphicsObject):
             p.setFont(self.font)
             p.setPen(QColor("#ffffff") if not faded else QColor(255, 255, 255, 110))
             # label starts at the visible part of the bar and may run past a short bar
-            text_rect = QRectF(max(r.left(), 0) + 6, r.top(), max(r.width() - 10, 260), r.height())
+            text_rect = label_rect(r, self._right_px, max(260.0, fm.horizontalAdvance(text) + 8))
             p.drawText(text_rect, Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignLeft,
                        fm.elidedText(text, Qt.TextElideMode.ElideRight, text_rect.width()))
+
+
+def label_rect(bar: QRectF, right_px: float, min_w: float = 260.0) -> QRectF:
+    """Where a bar's label goes (device pixels): from the visible part of the bar, at
+    least ``min_w`` wide (the label's own width: it may run past a short bar), shifted left
+    so it ends inside the plot (``right_px``) when the bar is near "now"."""
+    rect = QRectF(max(bar.left(), 0) + 6, bar.top(), max(bar.width() - 10, min_w), bar.height())
+    overflow = rect.right() - (right_px - 4)
+    if overflow > 0:
+        rect.translate(-min(overflow, max(0.0, rect.left())), 0)
+    return rect
 
 
 class ChangeTimelinePanel(QWidget):

@@ -496,9 +496,10 @@ class WallController(QObject):
             starts = self.starts_at_override
         feed_state = self.feed_state()
         feed_rejects = getattr(status, "rejects", 0) or 0
-        if isinstance(feed_rejects, dict):  # FeedStatus counts by reason
-            feed_rejects = sum(feed_rejects.values())
-        rejects = int(feed_rejects) + self.driver.stats.rejects
+        if isinstance(feed_rejects, dict):  # FeedStatus counts by reason, errors it queued included
+            rejects = sum(feed_rejects.values()) + self.driver.stats.bad_snapshots
+        else:
+            rejects = int(feed_rejects) + self.driver.stats.rejects
         last = getattr(status, "last_reject", "") or self.driver.stats.last_reject
         for w in self.windows:
             page = w.current_page()
@@ -511,7 +512,7 @@ class WallController(QObject):
                 paused=self.paused and w.rotating, muted=self.alerts.muted))
 
     def _update_status_line(self) -> None:
-        parts = [self.tr(text) + (f": {detail}" if detail else "") for text, detail in self.notices]
+        parts = [self.tr(text) + (f": {self.tr(detail)}" if detail else "") for text, detail in self.notices]
         if self.layout_error:
             parts.append(self.layout_error)
         if self.drill_error:

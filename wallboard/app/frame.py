@@ -34,7 +34,8 @@ class FrameStats:
     overruns: int = 0  # frames that left work queued for the next one (coalesced)
     resyncs: int = 0
     snapshots: int = 0
-    rejects: int = 0  # feed messages refused by the decoder (counted by the feed)
+    rejects: int = 0  # feed messages refused by the decoder (counted by the feed) + bad snapshots
+    bad_snapshots: int = 0  # snapshots that did not load (counted here only)
     last_reject: str = ""
     last_frame_ms: float = 0.0
     hub_counters: dict[str, float] = field(default_factory=dict)
@@ -180,6 +181,7 @@ class FrameDriver:
         """A snapshot we cannot load leaves the old state in place and asks again."""
         self._pending.clear()
         self.stats.rejects += 1
+        self.stats.bad_snapshots += 1
         self.stats.last_reject = f"bad snapshot: {e}"
         self.stats.resyncs += 1
         self.source.resync(None)

@@ -54,6 +54,9 @@ SHELL_ZH = {
     "timed out": "超时",
     "no CJK font: Chinese names draw as boxes (install fonts-noto-cjk)": "无中文字体：中文名称显示为方框（请安装 fonts-noto-cjk）",
     "no audio": "无音频",
+    "no audio output device": "无音频输出设备",
+    "no audio on the offscreen platform": "离屏平台无音频",
+    "sound off (WALLBOARD_SOUND)": "声音已关闭（WALLBOARD_SOUND）",
     "unknown store": "未知门店",
     "file removed": "文件已删除",
 }
