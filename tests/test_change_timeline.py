@@ -230,6 +230,22 @@ def test_label_rect_stays_inside_the_plot_near_now():
     assert tiny.left() == 0  # never pushed out on the left
 
 
+def test_bar_labels_shrink_on_thin_bars_to_a_floor(qtbot):
+    from PySide6.QtGui import QFontMetricsF
+
+    from wallboard.widgets.base import ui_font
+    from wallboard.widgets.change_timeline import LABEL_FLOOR, label_font
+
+    font = ui_font(13, bold=True)
+    fm = QFontMetricsF(font)
+    h = fm.height()
+    assert label_font(font, fm, h) is font  # fits: unchanged
+    smaller = label_font(font, fm, h * 0.75)
+    assert smaller is not None and smaller.pointSizeF() < font.pointSizeF()
+    assert QFontMetricsF(smaller).height() <= h * 0.75 / 0.9 + 1
+    assert label_font(font, fm, h * 0.9 * (LABEL_FLOOR - 0.05)) is None  # too thin: no label
+
+
 def test_a_label_near_now_is_kept_inside_the_plot(qtbot, tmp_path):
     st, panel = make(qtbot, [change("c1", title="Self-checkout payment SDK config push (late)", status="running",
                                     start=NOW - 20, end=None)], options={"window_min": 360})

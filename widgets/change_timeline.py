@@ -28,7 +28,7 @@ from typing import Any
 
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal
-from PySide6.QtGui import QBrush, QColor, QFontMetricsF, QPainter, QPainterPath, QPen
+from PySide6.QtGui import QBrush, QColor, QFont, QFontMetricsF, QPainter, QPainterPath, QPen
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
 from wallboard.widgets._plot_style import PlotGrid, style_axes
@@ -261,13 +261,33 @@ class _BarsItem(pg.GraphicsObject):
         icons = ("".join([UNAPPROVED_ICON if "unapproved" in bar.flags else "",
                           FREEZE_ICON if "freeze" in bar.flags else ""]))
         text = f"{icons} {bar.title}".strip() if icons else bar.title
-        if r.height() >= fm.height() * 0.9:
-            p.setFont(self.font)
+        font = label_font(self.font, fm, r.height())
+        if font is not None:
+            fm = QFontMetricsF(font)
+            p.setFont(font)
             p.setPen(QColor("#ffffff") if not faded else QColor(255, 255, 255, 110))
             # label starts at the visible part of the bar and may run past a short bar
             text_rect = label_rect(r, self._right_px, max(260.0, fm.horizontalAdvance(text) + 8))
             p.drawText(text_rect, Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignLeft,
                        fm.elidedText(text, Qt.TextElideMode.ElideRight, text_rect.width()))
+
+
+#: A bar label shrinks with a thin bar down to this fraction of its size, then is left out.
+LABEL_FLOOR = 0.6
+
+
+def label_font(font: QFont, fm: QFontMetricsF, bar_h: float) -> QFont | None:
+    """The bar label's font for a bar ``bar_h`` px high: the panel's font while it fits,
+    smaller (down to LABEL_FLOOR of it) on thin bars, None when even that does not fit."""
+    need = fm.height() * 0.9
+    if bar_h >= need:
+        return font
+    scale = bar_h / need
+    if scale < LABEL_FLOOR:
+        return None
+    small = QFont(font)
+    small.setPointSizeF(max(1.0, font.pointSizeF() * scale))
+    return small
 
 
 def label_rect(bar: QRectF, right_px: float, min_w: float = 260.0) -> QRectF:
