@@ -94,3 +94,24 @@ def missing_font(size, bold=False, **_kw):
     f.setPointSizeF(size)
     f.setBold(bold)
     return f
+
+
+@pytest.fixture
+def idle_wall(qtbot):
+    """A WallController on the overview layout (1280x720) whose feed never delivers
+    anything; shut down after the test."""
+    from wallboard import layout as L
+    from wallboard.app.controller import WallController
+    from wallboard.state import LiveState
+
+    class IdleFeed:
+        state = None
+
+        def drain(self, max_items):
+            return []
+
+    ctl = WallController(LiveState(), IdleFeed(), L.load_layout(L.find_layout("overview")), size=(1280, 720))
+    for w in ctl.windows:
+        qtbot.addWidget(w)
+    yield ctl
+    ctl.shutdown()

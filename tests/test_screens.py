@@ -165,39 +165,26 @@ def test_every_library_of_the_installed_xcb_plugin_has_a_package():
 # ---------------------------------------------------------------- picker focus
 
 
-def test_layout_picker_takes_typed_text_and_enter_without_a_click(qtbot):
+def test_layout_picker_takes_typed_text_and_enter_without_a_click(idle_wall, qtbot):
     from PySide6.QtCore import Qt
     from PySide6.QtWidgets import QApplication
 
-    from wallboard.app.controller import WallController
-    from wallboard.state import LiveState
-
-    class Feed:
-        state = None
-
-        def drain(self, n):
-            return []
-
-    ctl = WallController(LiveState(), Feed(), L.load_layout(L.find_layout("overview")), size=(1280, 720))
+    ctl = idle_wall
     w = ctl.windows[0]
-    qtbot.addWidget(w)
     ctl.start()
-    try:
-        qtbot.waitExposed(w)
-        w.activateWindow()
-        qtbot.keyClick(w, Qt.Key.Key_K, Qt.KeyboardModifier.ControlModifier)
-        picker = w.overlay
-        assert picker is not None
-        assert w.focusWidget() is picker.filter
-        # Keys go where Qt sends them: the focus widget, as a user's typing would.
-        target = QApplication.focusWidget() or w.focusWidget()
-        qtbot.keyClicks(target, "double")
-        assert picker.filter.text() == "double"
-        qtbot.keyClick(target, Qt.Key.Key_Return)
-        assert ctl.layout.name == "double-11"
-        assert w.overlay is None
-    finally:
-        ctl.shutdown()
+    qtbot.waitExposed(w)
+    w.activateWindow()
+    qtbot.keyClick(w, Qt.Key.Key_K, Qt.KeyboardModifier.ControlModifier)
+    picker = w.overlay
+    assert picker is not None
+    assert w.focusWidget() is picker.filter
+    # Keys go where Qt sends them: the focus widget, as a user's typing would.
+    target = QApplication.focusWidget() or w.focusWidget()
+    qtbot.keyClicks(target, "double")
+    assert picker.filter.text() == "double"
+    qtbot.keyClick(target, Qt.Key.Key_Return)
+    assert ctl.layout.name == "double-11"
+    assert w.overlay is None
 
 
 # ---------------------------------------------------------------- the command

@@ -30,6 +30,16 @@ def _size(text: str) -> tuple[int, int]:
 
 
 
+def _nonneg_int(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a whole number of pixels, e.g. 4") from None
+    if not 0 <= n <= 64:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected 0..64 pixels")
+    return n
+
+
 def wall_parser() -> argparse.ArgumentParser:
     """Options of the wall itself (``wallboard [options]``)."""
     p = argparse.ArgumentParser(
@@ -62,6 +72,12 @@ def wall_parser() -> argparse.ArgumentParser:
     p.add_argument("--kiosk", action="store_true",
                    help="frameless full screen on top, cursor hidden when idle; works without a "
                    "window manager")
+    p.add_argument("--status-file", metavar="PATH", default=None,
+                   help="rewrite this JSON file every second with the wall's health (feed state, "
+                   "seq, frames/s, frame p95, last paint, layout, screens)")
+    p.add_argument("--burn-in-shift", type=_nonneg_int, default=0, metavar="PX",
+                   help="move the picture by up to PX pixels every few minutes against burn-in "
+                   "(0: off, default)")
     p.add_argument("--lang", choices=("en", "zh"), default="en", help="UI language (default en)")
     p.add_argument("--scenario", default="launch-928", metavar="NAME",
                    help="demo scenario for the embedded hub: launch-928, double-11, scale (default launch-928)")

@@ -146,6 +146,16 @@ def run_wall(args: Any) -> int:
                          layout_dirs=dirs, starts_at=starts_at, placer=placer)
     client.start()
     ctl.start()
+    health = shifter = None
+    if not args.screenshot:
+        from wallboard.app.health import HealthMonitor
+        from wallboard.app.screens import BurnInShifter
+
+        # Status file and systemd's watchdog (NOTIFY_SOCKET): see docs/deploy.md.
+        health = HealthMonitor(ctl, status_path=args.status_file, hub_url=url)
+        health.start()
+        shifter = BurnInShifter(lambda: ctl.windows, args.burn_in_shift)
+        shifter.start()
 
     # Let Python see Ctrl+C while Qt's loop runs.
     signal.signal(signal.SIGINT, lambda *_: app.quit())
@@ -160,6 +170,8 @@ def run_wall(args: Any) -> int:
     else:
         app.exec()
     keepalive.stop()
+    if health is not None:
+        health.stop()
     ctl.shutdown()
     client.stop()
     if hub is not None:

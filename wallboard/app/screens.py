@@ -361,3 +361,43 @@ def describe(monitors: Sequence[Monitor], placements: Sequence[Placement], names
             lines.append(f"  screen {p.layout_screen} ({name}) -> monitor {p.monitor.index} "
                          f"{p.monitor.name}: {p.mode} {w}x{h}+{x}+{y}" + (f"  [{p.note}]" if p.note else ""))
     return "\n".join(lines)
+
+
+#: Burn-in shift: the picture moves to the next offset every this many seconds.
+BURN_IN_PERIOD_S = 180.0
+
+
+def burn_in_offsets(px: int) -> list[tuple[int, int]]:
+    """The cycle of picture offsets for ``--burn-in-shift PX``: the centre, then the eight
+    points of a square of side 2 PX around it (each pixel stays lit a ninth of the time
+    at most at a hard edge)."""
+    if px <= 0:
+        return [(0, 0)]
+    return [(0, 0), (px, 0), (px, px), (0, px), (-px, px), (-px, 0), (-px, -px), (0, -px), (px, -px)]
+
+
+class BurnInShifter:
+    """Moves every wall window's picture to the next offset every ``period_s`` seconds
+    (``WallWindow.shift_picture``); ``px = 0`` does nothing. Call :meth:`start`."""
+
+    def __init__(self, windows_of: Any, px: int, period_s: float = BURN_IN_PERIOD_S) -> None:
+        from PySide6.QtCore import QTimer
+
+        self.windows_of = windows_of          # a callable: the windows to shift now
+        self.px = px
+        self.offsets = burn_in_offsets(px)
+        self.step = 0
+        self.timer = QTimer()
+        self.timer.setInterval(int(period_s * 1000))
+        self.timer.timeout.connect(self.shift)
+
+    def start(self) -> None:
+        if self.px > 0:
+            self.timer.start()
+
+    def shift(self) -> tuple[int, int]:
+        self.step = (self.step + 1) % len(self.offsets)
+        dx, dy = self.offsets[self.step]
+        for w in self.windows_of():
+            w.shift_picture(dx, dy, self.px)
+        return dx, dy

@@ -120,6 +120,7 @@ class WallWindow(QMainWindow):
         self.spec: Any = None
         self.placement: Any = None
         self.placement_note = ""
+        self.picture_offset = (0, 0)          # burn-in shift (see shift_picture)
 
     # -- pages -----------------------------------------------------------------------
     def set_pages(self, pages: list[PageView], rotating: bool) -> None:
@@ -168,6 +169,13 @@ class WallWindow(QMainWindow):
     def set_status(self, text: str) -> None:
         self.status_line.setText(text)
         self.status_line.setVisible(bool(text))
+
+    def shift_picture(self, dx: int, dy: int, margin: int) -> None:
+        """Burn-in shift: draw the picture ``dx, dy`` pixels off centre inside a border of
+        ``margin`` pixels (|dx|, |dy| <= margin); the border shows the background."""
+        lay = self.centralWidget().layout()
+        lay.setContentsMargins(margin + dx, margin + dy, margin - dx, margin - dy)
+        self.picture_offset = (dx, dy)
 
     # -- Qt ------------------------------------------------------------------------------
     def resizeEvent(self, event) -> None:  # noqa: N802
