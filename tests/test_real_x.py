@@ -166,6 +166,22 @@ class Wall:
             pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}; last status: {brief}\n"
                         f"wall output:\n{self.output()}")
 
+    def stable_store(self, window: int) -> dict:
+        """A store marker of ``window`` whose position is the same in two status files in a row."""
+        prev: dict = {}
+
+        def check():
+            st = self.status() or {}
+            wins = st.get("windows") or []
+            now = {m["id"]: m for m in (wins[window]["stores_on_screen"] if len(wins) > window else [])}
+            same = [m for k, m in now.items() if prev.get(k) == m]
+            if not same:
+                prev.clear()
+                prev.update(now)
+                time.sleep(0.8)
+            return same[0] if same else None
+        return wait_for(check, STEP_TIMEOUT_S, f"a store marker of window {window} to stay put")
+
     def wait_live(self, windows: int) -> dict:
         return self.wait(lambda s: s["feed"]["state"] == "LIVE" and s["feed"]["seq"] > 0 and s["last_paint"]
                          and len(s["windows"]) == windows and all(w["visible"] for w in s["windows"]),
@@ -204,6 +220,7 @@ def test_kiosk_two_monitors_no_wm_keys_picker_click(two_monitors, tmp_path):
         assert [w["monitor_index"] for w in st["windows"]] == [0, 1]
         assert [w["layout_screen"] for w in st["windows"]] == [0, 1]
         assert all(w["mode"] == "kiosk" and w["fullscreen"] for w in st["windows"])
+        assert st["cursor_hidden"] is True   # kiosk: no mouse cursor until the mouse moves
         win0 = st["windows"][0]["window_id"]
         assert int(win0, 16) == int(x.windows(0)[0]["id"], 16)
         x.xdotool("windowfocus", "--sync", win0)
@@ -231,12 +248,22 @@ def test_kiosk_two_monitors_no_wm_keys_picker_click(two_monitors, tmp_path):
         # Back to launch-928, then a click on a store opens its page and Esc returns.
         x.xdotool("windowfocus", "--sync", win0)
         x.xdotool("key", "2")
-        st = wall.wait(lambda s: s["layout"]["name"] == "launch-928" and s["windows"][0]["stores_on_screen"],
-                       "launch-928 with store markers on screen")
-        store = st["windows"][0]["stores_on_screen"][0]
-        x.xdotool("mousemove", "--screen", "0", str(store["x"]), str(store["y"]))
-        x.xdotool("click", "1")
-        st = wall.wait(lambda s: s["windows"][0]["drill_depth"] == 1, f"a click on store {store['id']} to open its page")
+        wall.wait(lambda s: s["layout"]["name"] == "launch-928" and s["windows"][0]["stores_on_screen"],
+                  "launch-928 with store markers on screen")
+        for attempt in range(3):  # the map fits its view after a switch: click where a marker stays put
+            store = wall.stable_store(0)
+            x.xdotool("mousemove", "--screen", "0", str(store["x"]), str(store["y"]))
+            if attempt == 0:
+                wall.wait(lambda s: s["cursor_hidden"] is False, "the cursor to show when the mouse moves")
+            x.xdotool("click", "1")
+            try:
+                st = wall.wait(lambda s: s["windows"][0]["drill_depth"] == 1,
+                               f"a click on store {store['id']} at {store['x']},{store['y']} to open its page",
+                               timeout=8 if attempt < 2 else STEP_TIMEOUT_S)
+                break
+            except pytest.fail.Exception:
+                if attempt == 2:
+                    raise
         assert st["windows"][0]["page"].startswith("Store"), st["windows"][0]["page"]
         x.xdotool("windowfocus", "--sync", win0)
         x.xdotool("key", "Escape")
@@ -265,6 +292,11 @@ def test_windowed_default_with_openbox_is_readable(tmp_path):
         wall.wait(lambda s: s["windows"][0]["fullscreen"], "F11 to go full screen")
         wait_for(lambda: any(w["w"] == 3840 and w["h"] == 2160 for w in x.windows(0)), STEP_TIMEOUT_S,
                  "a 3840x2160 window after F11")
+        # A layout switch keeps the window's F11 choice.
+        x.xdotool("key", "1")
+        st = wall.wait(lambda s: s["layout"]["name"] == "double-11", "key 1 to switch to double-11")
+        assert st["windows"][0]["fullscreen"], st["windows"][0]
+        x.xdotool("windowactivate", "--sync", st["windows"][0]["window_id"])
         x.xdotool("key", "F11")
         wall.wait(lambda s: not s["windows"][0]["fullscreen"], "F11 again to leave full screen")
     finally:

@@ -79,6 +79,13 @@ def test_command_line_monitor_overrides_the_layout():
     assert p[0].note.startswith('--monitor "HDMI-7" is not connected')
 
 
+def test_a_window_can_keep_its_own_mode():
+    """F11 on one window: that window full screen, the other stays windowed."""
+    p = S.plan([S.Target(0, mode="fullscreen"), S.Target(1)], TWO)
+    assert (p[0].mode, p[0].geometry) == ("fullscreen", (0, 0, 1920, 1080))
+    assert (p[1].mode, p[1].geometry) == ("window", (1920 + 192, 108, 1536, 864))
+
+
 def test_explicit_size_is_kept_and_bad_mode_is_refused():
     p = S.plan([S.Target(0)], TWO, size=(1280, 720))
     assert p[0].geometry == (320, 180, 1280, 720)

@@ -172,7 +172,8 @@ class HealthMonitor(QObject):
         ``frame_p95_ms`` (time between frames, last 10 s), ``last_frame_work_ms``,
         ``paints_per_s``, ``last_paint`` (epoch s) and ``last_paint_age_s``, ``layout``
         (name, path, error), ``windows`` (title, native window id, layout screen, monitor, mode, geometry, page,
-        store markers on screen with their global position), ``monitors``, ``rss_kb``,
+        store markers on screen with their global position), ``monitors``, ``cursor_hidden``
+        (kiosk), ``rss_kb``,
         ``watchdog`` (enabled, sent, errors)."""
         now_wall = time.time()
         now = time.perf_counter()
@@ -206,6 +207,7 @@ class HealthMonitor(QObject):
             "layout": {"name": ctl.layout.name, "path": ctl.layout.path, "error": ctl.layout_error},
             "windows": [self._window(i, w) for i, w in enumerate(ctl.windows)],
             "monitors": [m.as_dict() for m in mons],
+            "cursor_hidden": getattr(getattr(ctl, "placer", None), "cursor_hidden", None),
             "rss_kb": _rss_kb(),
             "watchdog": {"enabled": self.notify.enabled, "interval_s": self.notify.watchdog_s,
                          "sent": self.notify.sent, "errors": self.notify.errors},

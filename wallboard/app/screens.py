@@ -61,6 +61,7 @@ class Target:
 
     layout_screen: int                 # ``screen = N`` from the layout, else its position
     monitor: str | None = None
+    mode: str | None = None            # this window's own mode (F11), else the wall's
 
 
 @dataclass(frozen=True)
@@ -153,8 +154,9 @@ def plan(targets: Sequence[Target], monitors: Sequence[Monitor], *, mode: str = 
                 note = f"layout screen {n} shares monitor {m.index} (only {len(monitors)} connected)"
         k = shared.get(m.index, 0)
         shared[m.index] = k + 1
-        geom = m.geometry if mode != "window" else _windowed(m, k, size)
-        out.append(Placement(i, t.layout_screen, m, geom, mode, note))
+        mode_i = t.mode or mode
+        geom = m.geometry if mode_i != "window" else _windowed(m, k, size)
+        out.append(Placement(i, t.layout_screen, m, geom, mode_i, note))
     return out
 
 
@@ -234,7 +236,8 @@ class ScreenPlacer:
         self._all_specs = list(all_specs)
         mons, qscreens = qt_monitors()
         self._hook()
-        targets = targets_for([w.spec for w in self._windows], self._all_specs)
+        targets = [Target(t.layout_screen, t.monitor, getattr(w, "mode_override", None))
+                   for t, w in zip(targets_for([w.spec for w in self._windows], self._all_specs), self._windows)]
         self.placements = plan(targets, mons, mode=self.mode, monitor=self.monitor, size=self.size)
         for w, p in zip(self._windows, self.placements):
             if p.note and p.note != getattr(w, "placement_note", ""):
@@ -270,20 +273,19 @@ class ScreenPlacer:
             w.showFullScreen()
             w.setGeometry(x, y, width, height)
 
+    @property
+    def cursor_hidden(self) -> bool | None:
+        """Kiosk: whether the idle cursor is hidden now; None outside kiosk mode."""
+        return None if self._cursor is None else self._cursor.hidden
+
     def toggle_fullscreen(self, w: Any) -> None:
-        """F11: full screen on the window's own monitor, or back to its windowed place."""
-        p = getattr(w, "placement", None)
-        if p is None:
+        """F11: full screen on the window's own monitor, or back to its windowed place.
+        The choice sticks to the window across layout switches (``w.mode_override``)."""
+        if getattr(w, "placement", None) is None or w not in self._windows:
             w.showNormal() if w.isFullScreen() else w.showFullScreen()
             return
-        mons, qscreens = qt_monitors()
-        m = next((x for x in mons if x.geometry == p.monitor.geometry), None) or mons[0]
-        if w.isFullScreen():
-            k = sum(1 for q in self.placements[:p.window] if q.monitor.index == m.index)
-            new = Placement(p.window, p.layout_screen, m, _windowed(m, k, self.size), "window", p.note)
-        else:
-            new = Placement(p.window, p.layout_screen, m, m.geometry, "fullscreen", p.note)
-        self.apply(w, new, qscreens[m.index])
+        w.mode_override = "window" if w.isFullScreen() else "fullscreen"
+        self.place(self._windows, self._all_specs)
 
     def _hook(self) -> None:
         """Monitors plugged in or out (or a TV switched off on DisplayPort): place again."""
@@ -306,31 +308,37 @@ class ScreenPlacer:
 
 
 class IdleCursor:
-    """Kiosk: hide the mouse cursor after ``idle_s`` seconds without movement; any move
-    shows it again (an application-wide event filter)."""
+    """Kiosk: hide the mouse cursor after ``idle_s`` seconds without movement; a move shows
+    it again. Polls the cursor position twice a second (no event filter on every event)."""
 
-    def __init__(self, idle_s: float = IDLE_CURSOR_S) -> None:
-        from PySide6.QtCore import QEvent, QObject, Qt, QTimer
+    def __init__(self, idle_s: float = IDLE_CURSOR_S, poll_s: float = 0.5) -> None:
+        from PySide6.QtCore import Qt, QTimer
         from PySide6.QtGui import QCursor, QGuiApplication
 
-        app = QGuiApplication.instance()
-        self.hidden = False
-
-        class _Filter(QObject):
-            def eventFilter(inner, _obj, event):  # noqa: N802,N805
-                if event.type() == QEvent.Type.MouseMove:
-                    self.show()
-                return False
-
-        self._filter = _Filter()
-        app.installEventFilter(self._filter)
-        self._timer = QTimer()
-        self._timer.setSingleShot(True)
-        self._timer.setInterval(int(idle_s * 1000))
-        self._timer.timeout.connect(self.hide)
+        self._app = QGuiApplication.instance()
+        self._pos = QCursor.pos
         self._blank = QCursor(Qt.CursorShape.BlankCursor)
-        self._app = app
+        self.idle_s = idle_s
+        self.hidden = False
+        self._last = self._pos()
+        self._still_since = 0.0
+        self._timer = QTimer()
+        self._timer.setInterval(int(poll_s * 1000))
+        self._timer.timeout.connect(self._poll)
+        self._timer.start()
         self.hide()
+
+    def _poll(self) -> None:
+        import time
+
+        pos = self._pos()
+        now = time.monotonic()
+        if pos != self._last:
+            self._last = pos
+            self._still_since = now
+            self.show()
+        elif not self.hidden and now - self._still_since >= self.idle_s:
+            self.hide()
 
     def hide(self) -> None:
         if not self.hidden:
@@ -341,7 +349,6 @@ class IdleCursor:
         if self.hidden:
             self._app.restoreOverrideCursor()
             self.hidden = False
-        self._timer.start()
 
 
 def describe(monitors: Sequence[Monitor], placements: Sequence[Placement], names: Sequence[str]) -> str:

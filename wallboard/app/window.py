@@ -120,6 +120,7 @@ class WallWindow(QMainWindow):
         self.spec: Any = None
         self.placement: Any = None
         self.placement_note = ""
+        self.mode_override: str | None = None  # F11's choice for this window
         self.picture_offset = (0, 0)          # burn-in shift (see shift_picture)
 
     # -- pages -----------------------------------------------------------------------
