@@ -26,6 +26,12 @@ LIVE, RECONNECTING, STALE (connected but nothing received for 3 heartbeat interv
 AUTH_FAILED (token refused; retried only every ``auth_retry_s``, no retry storm).
 If the UI stops draining, the queue is bounded (``max_pending`` events): it is dropped
 and the feed resyncs with a snapshot instead of growing memory.
+
+The protocol decisions (hello with since/epoch, snapshot parts, gap or new epoch ->
+resync, staleness on the monotonic clock, rejects) are the pure
+:class:`wallboard.protocol.WallSession`'s (``client.session``); this module is its
+asyncio/websockets driver in a thread: connect, feed it frames, send what it queues,
+reconnect when it asks.
 """
 from __future__ import annotations
 
@@ -78,10 +84,6 @@ class FeedStatus:
     host_port: str = ""
 
 
-class _Resync(Exception):
-    """Internal: leave the session and reconnect at once with the given ``since``."""
-
-
 class FeedClient:
     """Threaded websocket client of a hub's ``/feed`` (see the module docstring)."""
 
@@ -103,7 +105,9 @@ class FeedClient:
         self.max_pending = max_pending
         self.open_timeout = open_timeout
         self._delays = delays
-        self._since = since
+        #: The protocol logic (since, epoch, snapshot parts, gaps, staleness) is the pure
+        #: session's; this class drives it over websockets in its own thread.
+        self.session = P.WallSession(token=token, wall=wall, since=since, stale_heartbeats=stale_heartbeats)
         self._lock = threading.Lock()
         self._q: deque[Item] = deque()
         self._q_events = 0
@@ -115,8 +119,8 @@ class FeedClient:
         self._stop: asyncio.Event | None = None
         self._ws: Any = None
         self._resync_to: tuple[int | None] | None = None
+        self._session_reject = ""
         self.dropped_events = 0
-        self._welcomed = False
 
     # ------------------------------------------------------------------ UI side
     def start(self) -> None:
@@ -164,12 +168,11 @@ class FeedClient:
 
     def send_control(self, command: str, args: dict[str, Any] | None = None) -> None:
         """Send a control message (thread-safe); refusals come back as ``("error", ...)``."""
-        msg = P.encode(P.Control(command=command, args=dict(args or {}), token=self.token))
         loop = self._loop
         if loop is None:
             self._push([("error", P.ProtocolError("forbidden", "feed not started: control not sent"))])
             return
-        loop.call_soon_threadsafe(self._send_now, msg, command)
+        loop.call_soon_threadsafe(self._send_now, command, dict(args or {}))
 
     def resync(self, since: int | None) -> None:
         """Drop queued events and reconnect asking for everything after ``since``
@@ -215,7 +218,10 @@ class FeedClient:
 
     def _set(self, **changes: Any) -> None:
         old = self._status
-        new = FeedStatus(**{**old.__dict__, **changes, "rejects": dict(self._rejects)})
+        rejects = dict(self._rejects)          # the link's (auth, connect, overflow) ...
+        for code, n in self.session.rejects.items():   # ... and the protocol's
+            rejects[code] = rejects.get(code, 0) + n
+        new = FeedStatus(**{**old.__dict__, **changes, "rejects": rejects})
         self._status = new
         if new.state != old.state:
             log.info("feed %s: %s -> %s", self.url, old.state, new.state)
@@ -234,13 +240,19 @@ class FeedClient:
             log.warning("feed %s: %s: %s", self.url, what, detail)
         self._set(error_kind=kind, last_error=detail)
 
-    def _send_now(self, data: bytes, command: str) -> None:
+    def _send_now(self, command: str, args: dict[str, Any]) -> None:
         ws = self._ws
         if ws is None:
             self._push([("error", P.ProtocolError("forbidden", f"not connected: control {command!r} not sent"))])
             return
-        task = asyncio.ensure_future(ws.send(data, text=True))
-        task.add_done_callback(lambda t: t.cancelled() or t.exception())
+        self.session.control(command, args)
+        self._flush(ws)
+
+    def _flush(self, ws: Any) -> None:
+        """Send what the session queued (controls), in order."""
+        for data in self.session.data_to_send():
+            task = asyncio.ensure_future(ws.send(data, text=True))
+            task.add_done_callback(lambda t: t.cancelled() or t.exception())
 
     def _request_resync(self, since: int | None) -> None:
         self._resync_to = (since,)
@@ -284,7 +296,7 @@ class FeedClient:
                                    ping_interval=self.ping_interval, ping_timeout=self.ping_timeout,
                                    open_timeout=self.open_timeout, max_queue=64) as ws:
                     self._ws = ws
-                    await ws.send(P.encode(P.Hello(token=self.token, since=self._since, wall=self.wall)), text=True)
+                    await ws.send(self.session.connect(), text=True)
                     immediate = await self._session(ws)
             except InvalidStatus as e:
                 code = e.response.status_code
@@ -312,11 +324,11 @@ class FeedClient:
                 self._link_error("unreachable", _os_error_text(e))
             finally:
                 self._ws = None
-            if self._welcomed:  # the link worked: the next failure starts a fresh backoff
-                self._welcomed = False
+            if self.session.welcomed:  # the link worked: the next failure starts a fresh backoff
                 delays = self._delays()
+            self.session.connection_lost()
             if self._resync_to is not None:
-                (self._since,) = self._resync_to
+                (self.session.since,) = self._resync_to
                 self._resync_to = None
                 immediate = True
             if self._stop.is_set():
@@ -337,13 +349,16 @@ class FeedClient:
                 break
 
     async def _session(self, ws: Any) -> bool:
-        """Receive until closed; True when the caller should reconnect at once (resync)."""
+        """Receive until closed, feeding the session; True when the caller should
+        reconnect at once (resync). Staleness is judged on the monotonic clock."""
         assert self._stop is not None
+        session = self.session
         stop_task = asyncio.ensure_future(self._stop.wait())
-        parts: list[dict[str, Any]] = []
         try:
             while True:
-                timeout = self.stale_heartbeats * self._status.heartbeat_s
+                timeout = max(0.0, session.stale_in(time.monotonic()))
+                if timeout == 0.0:
+                    timeout = session.stale_heartbeats * session.heartbeat_s
                 recv = asyncio.ensure_future(ws.recv())
                 done, _ = await asyncio.wait({recv, stop_task}, timeout=timeout,
                                              return_when=asyncio.FIRST_COMPLETED)
@@ -355,68 +370,42 @@ class FeedClient:
                     recv.cancel()
                     with contextlib.suppress(BaseException):
                         await recv
-                    if self._status.state == LIVE:
+                    if self._status.state == LIVE and session.stale(time.monotonic()):
                         self._set(state=STALE)
                     continue
-                raw = recv.result()
-                now = time.time()
-                try:
-                    msg = P.decode(raw, max_size=1 << 30)
-                except P.ProtocolError as e:
-                    self._reject(e.code, str(e))
-                    self._push([("error", e)])
-                    continue
-                changes: dict[str, Any] = {"last_message_at": now}
-                if self._status.state in (STALE, CONNECTING, RECONNECTING, AUTH_FAILED) and \
-                        not isinstance(msg, P.Error):
-                    changes["state"] = LIVE
-                if isinstance(msg, P.Welcome):
-                    self._welcomed = True
-                    changes.update(heartbeat_s=msg.heartbeat_s, hub=msg.hub, roles=tuple(msg.roles),
-                                   connects=self._status.connects + 1, state=LIVE, error_kind="",
-                                   last_error="")
-                    self._set(**changes)
-                    self._push([("welcome", msg)])
-                    continue
-                self._set(**changes)
-                if isinstance(msg, P.Events):
-                    first = msg.events[0]["seq"] if msg.events else None
-                    if first is not None and self._since and first != self._since + 1:
-                        self._reject("seq_gap", f"expected seq {self._since + 1}, got {first}; resync")
-                        self._push([("error", P.ProtocolError("seq_gap", f"expected seq {self._since + 1}, got "
-                                                              f"{first}; resyncing", seq=first))])
-                        self._resync_to = (self._since,)
-                        await ws.close(1000, "resync")
-                        return True
-                    if msg.events:
-                        self._since = msg.events[-1]["seq"]
-                        self._set(seq=self._since)
-                        self._push([("events", msg.events)])
-                elif isinstance(msg, P.Snapshot):
-                    if msg.part != len(parts):
-                        self._reject("bad_value", f"snapshot part {msg.part} after {len(parts)} parts")
-                        parts = []
-                        if msg.part != 0:
-                            continue
-                    parts.append(msg.data)
-                    if msg.part + 1 == msg.parts:
-                        merged = P.merge_snapshot_parts(parts)
-                        parts = []
-                        self._since = msg.seq
-                        self._set(seq=msg.seq)
-                        self._push([("snapshot", merged)])
-                elif isinstance(msg, P.Heartbeat):
-                    self._push([("heartbeat", msg)])
-                elif isinstance(msg, P.Stats):
-                    self._push([("stats", msg.counters)])
-                elif isinstance(msg, P.Error):
-                    self._reject(msg.code, msg.message)
-                    self._push([("error", P.ProtocolError(msg.code, msg.message, index=msg.index,
-                                                          field=msg.field, seq=msg.seq, offset=msg.offset))])
-                else:
-                    self._reject("unknown_op", f"unexpected {msg.op} on /feed")
+                session.receive(recv.result(), time.monotonic())
+                self._take(session.events())
+                self._flush(ws)
+                if session.close_reason is not None:      # a gap or a new epoch: resync
+                    self._resync_to = (session.since,)
+                    await ws.close(1000, session.close_reason)
+                    return True
         finally:
             stop_task.cancel()
+
+    def _take(self, items: list[Item]) -> None:
+        """The session's events -> the UI queue and the status (one ``_set`` per item)."""
+        session = self.session
+        if session.last_reject and session.last_reject != self._session_reject:
+            self._session_reject = session.last_reject      # counted by the session
+            self._set(last_reject=session.last_reject)
+        for kind, payload in items:
+            if kind == "error":
+                self._push([("error", payload)])
+                continue
+            if kind == "epoch":
+                log.info("feed %s: hub log epoch %s", self.url, payload)
+                continue
+            changes: dict[str, Any] = {"last_message_at": time.time()}
+            if self._status.state in (STALE, CONNECTING, RECONNECTING, AUTH_FAILED):
+                changes["state"] = LIVE
+            if kind == "welcome":
+                changes.update(heartbeat_s=session.heartbeat_s, hub=session.hub, roles=session.roles,
+                               connects=self._status.connects + 1, state=LIVE, error_kind="", last_error="")
+            elif kind in ("events", "snapshot"):
+                changes["seq"] = session.since or 0
+            self._set(**changes)
+            self._push([(kind, payload)])
 
 
 def _host_port(url: str) -> str:

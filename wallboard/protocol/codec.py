@@ -66,6 +66,7 @@ def _d_welcome(o: dict) -> Message:
         seq=_need(o, "seq", "welcome", _int(0)),
         heartbeat_s=_need(o, "heartbeat_s", "welcome", _number(positive=True)),
         roles=_opt(o, "roles", "welcome", _str_list(10), []),
+        epoch=_opt(o, "epoch", "welcome", _str(200)),
     )
 
 
@@ -106,7 +107,7 @@ def _d_error(o: dict) -> Message:
 
 def _d_hello(o: dict) -> Message:
     return Hello(token=_opt(o, "token", "hello", _str(1000)), since=_opt(o, "since", "hello", _int(0)),
-                 wall=_opt(o, "wall", "hello", _str(200)))
+                 wall=_opt(o, "wall", "hello", _str(200)), epoch=_opt(o, "epoch", "hello", _str(200)))
 
 
 def _d_control(o: dict) -> Message:

@@ -19,6 +19,8 @@ class Welcome:
     seq: int
     heartbeat_s: float
     roles: list[str] = field(default_factory=list)
+    #: The hub log's epoch: a new one means its seqs started over (resync, see session).
+    epoch: str | None = None
     op: str = "welcome"
 
 
@@ -66,6 +68,8 @@ class Hello:
     token: str | None = None
     since: int | None = None
     wall: str | None = None
+    #: The epoch of the log ``since`` counts in (from the last welcome), if any.
+    epoch: str | None = None
     op: str = "hello"
 
 

@@ -1,0 +1,200 @@
+"""``WallSession``: the wall's side of ``/feed`` as a sans-I/O state machine.
+
+In the manner of python-websockets' ``protocol.py``: the session never touches a socket,
+a clock or a thread. Its driver (``wallboard.feed.FeedClient`` over asyncio/websockets,
+or a test with plain bytes) feeds it what arrives and sends what it produces::
+
+    s = WallSession(token=t, wall="wall-1")
+    send(s.connect())                       # hello (with since and epoch): on every connect
+    for frame in incoming:
+        s.receive(frame, now=time.monotonic())
+        for kind, payload in s.events():    # ("welcome", Welcome), ("events", [ev, ...]),
+            ...                             # ("snapshot", merged dict), ("heartbeat", Heartbeat),
+                                            # ("stats", dict), ("error", ProtocolError), ("epoch", str)
+        for data in s.data_to_send():       # controls queued with s.control(...)
+            send(data)
+        if s.close_reason:                  # "resync": close now and reconnect at once;
+            reconnect()                     # the next connect() asks for s.since
+    s.connection_lost()                     # the link went down (for whatever reason)
+
+What it decides: the seq it has (``since``, asked for on the next connect), snapshot parts
+reassembled in order (out-of-order parts are counted and dropped), a seq gap between
+``events`` frames -> resync from ``since`` (never skipped), a ``welcome`` whose ``epoch``
+differs from the one last seen -> the hub's log started over: resync from a snapshot
+(``since = None``; old seqs are not trusted). Staleness: nothing received for
+``stale_heartbeats`` heartbeat intervals (``stale(now)`` / ``stale_in(now)``, with
+``now`` from a monotonic clock). Nothing raises from ``receive``: bad frames are recorded
+(``rejects`` by code, ``last_reject``) and handed out as ``("error", ProtocolError)``.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from wallboard.protocol.codec import decode, merge_snapshot_parts
+from wallboard.protocol.errors import ProtocolError
+from wallboard.protocol.messages import (
+    Control, Error, Events, Heartbeat, Hello, Snapshot, Stats, Welcome, encode,
+)
+
+#: Frames a wall takes on /feed (snapshot parts may be large: the hub splits by records).
+WALL_MAX_FRAME = 1 << 30
+_FEED_OPS = ("welcome", "snapshot", "events", "heartbeat", "stats", "error")
+
+Item = tuple[str, Any]
+
+
+class WallSession:
+    """The client side of ``/feed``; see the module docstring."""
+
+    def __init__(self, *, token: str | None = None, wall: str | None = None,
+                 since: int | None = None, epoch: str | None = None,
+                 stale_heartbeats: float = 3.0, max_frame: int = WALL_MAX_FRAME) -> None:
+        if stale_heartbeats <= 0:
+            raise ValueError(f"stale_heartbeats must be > 0, got {stale_heartbeats!r}")
+        self.token = token
+        self.wall = wall
+        self.since = since                 # last seq held (events or snapshot); None: none
+        self.epoch = epoch                 # the hub log's epoch of ``since``
+        self.stale_heartbeats = stale_heartbeats
+        self.max_frame = max_frame
+        self.heartbeat_s = 1.0
+        self.hub = ""
+        self.roles: tuple[str, ...] = ()
+        self.connects = 0                  # welcomes received
+        self.welcomed = False              # on this connection
+        self.welcome_seq: int | None = None
+        self.last_message_at: float | None = None   # driver's monotonic clock
+        self.rejects: dict[str, int] = {}
+        self.last_reject = ""
+        self.close_reason: str | None = None
+        self._parts: list[dict[str, Any]] = []
+        self._items: list[Item] = []
+        self._out: list[bytes] = []
+
+    # ------------------------------------------------------------------ driver -> session
+    def connect(self) -> bytes:
+        """A new connection is open: reset it and return the ``hello`` to send first."""
+        self._parts = []
+        self.welcomed = False
+        self.welcome_seq = None
+        self.close_reason = None
+        return encode(Hello(token=self.token, since=self.since, wall=self.wall, epoch=self.epoch))
+
+    def connection_lost(self) -> None:
+        """The connection is gone: snapshot parts in flight are dropped."""
+        self._parts = []
+        self.welcomed = False
+
+    def receive(self, data: bytes | bytearray | memoryview | str, now: float) -> None:
+        """One frame from the hub, received at ``now`` (monotonic seconds). Never raises."""
+        if self.close_reason is not None:
+            return                         # closing: what still arrives is not ours
+        try:
+            msg = decode(data, max_size=self.max_frame, expect=_FEED_OPS)
+        except ProtocolError as e:
+            self._reject(e.code, str(e))
+            self._items.append(("error", e))
+            return
+        if not isinstance(msg, Error):
+            self.last_message_at = now
+        if isinstance(msg, Events):
+            self._events(msg.events)
+        elif isinstance(msg, Snapshot):
+            self._snapshot(msg)
+        elif isinstance(msg, Heartbeat):
+            self._items.append(("heartbeat", msg))
+        elif isinstance(msg, Welcome):
+            self._welcome(msg)
+        elif isinstance(msg, Stats):
+            self._items.append(("stats", msg.counters))
+        else:
+            assert isinstance(msg, Error)
+            self._reject(msg.code, msg.message)
+            self._items.append(("error", ProtocolError(msg.code, msg.message, index=msg.index,
+                                                       field=msg.field, seq=msg.seq, offset=msg.offset)))
+
+    def resync(self, since: int | None) -> None:
+        """Ask for everything after ``since`` (None: a snapshot) on a new connection: the
+        driver closes this one (``close_reason == "resync"``) and reconnects at once."""
+        self.since = since
+        self._parts = []
+        self.close_reason = "resync"
+
+    def control(self, command: str, args: dict[str, Any] | None = None) -> None:
+        """Queue a ``control`` message (sent by the driver from ``data_to_send``)."""
+        self._out.append(encode(Control(command=command, args=dict(args or {}), token=self.token)))
+
+    # ------------------------------------------------------------------ session -> driver
+    def events(self) -> list[Item]:
+        """What happened since the last call, in order (see the module docstring)."""
+        items, self._items = self._items, []
+        return items
+
+    def data_to_send(self) -> list[bytes]:
+        """Frames to send, in order."""
+        out, self._out = self._out, []
+        return out
+
+    def stale_in(self, now: float) -> float:
+        """Seconds until the link counts as stale (<= 0: it is; a full interval before
+        anything arrived)."""
+        limit = self.stale_heartbeats * self.heartbeat_s
+        if self.last_message_at is None:
+            return limit
+        return limit - (now - self.last_message_at)
+
+    def stale(self, now: float) -> bool:
+        """Nothing received for ``stale_heartbeats`` heartbeat intervals."""
+        return self.last_message_at is not None and self.stale_in(now) <= 0
+
+    # ------------------------------------------------------------------ internals
+    def _reject(self, code: str, text: str) -> None:
+        self.rejects[code] = self.rejects.get(code, 0) + 1
+        self.last_reject = f"{code}: {text}"[:300]
+
+    def _welcome(self, msg: Welcome) -> None:
+        self.welcomed = True
+        self.connects += 1
+        self.heartbeat_s = msg.heartbeat_s
+        self.hub = msg.hub
+        self.roles = tuple(msg.roles)
+        self.welcome_seq = msg.seq
+        self._items.append(("welcome", msg))
+        epoch = msg.epoch
+        if epoch is None or epoch == self.epoch:
+            return
+        known, self.epoch = self.epoch, epoch
+        self._items.append(("epoch", epoch))
+        if known is not None and self.since is not None:
+            # the hub's log started over: its seqs are not the ones we hold
+            self._reject("epoch", f"hub log epoch {epoch!r} after {known!r}; resync from a snapshot")
+            self.resync(None)
+
+    def _events(self, events: list[dict[str, Any]]) -> None:
+        if not events:
+            return
+        first = events[0]["seq"]
+        if self.since and first != self.since + 1:
+            text = f"expected seq {self.since + 1}, got {first}; resync"
+            self._reject("seq_gap", text)
+            self._items.append(("error", ProtocolError("seq_gap", text, seq=first)))
+            self.resync(self.since)
+            return
+        self.since = events[-1]["seq"]
+        self._items.append(("events", events))
+
+    def _snapshot(self, msg: Snapshot) -> None:
+        if msg.part != len(self._parts):
+            self._reject("bad_value", f"snapshot part {msg.part} after {len(self._parts)} parts")
+            self._parts = []
+            if msg.part != 0:
+                return
+        self._parts.append(msg.data)
+        if msg.part + 1 == msg.parts:
+            merged = merge_snapshot_parts(self._parts)
+            self._parts = []
+            self.since = msg.seq
+            self._items.append(("snapshot", merged))
+
+
+__all__ = ["WallSession", "WALL_MAX_FRAME"]
