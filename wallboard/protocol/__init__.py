@@ -29,6 +29,7 @@ from wallboard.protocol.messages import (
     Ack, Control, Error, Events, Heartbeat, Hello, Message, Publish, Snapshot, Stats, Welcome,
     encode, encode_events, to_dict,
 )
+from wallboard.protocol.publisher import PublisherSession, WindowFull
 from wallboard.protocol.session import WALL_MAX_FRAME, WallSession
 from wallboard.protocol.schema import (
     _ALL_FIELDS, BANNER_LEVELS, CHANGE_STATUSES, CONTROL_ARGS, CONTROL_COMMANDS, DEVICE_STATUSES,
@@ -47,6 +48,7 @@ __all__ = [
     "STORE_STATUSES", "CHANGE_STATUSES", "INCIDENT_STATUSES", "SEVERITIES", "RISKS",
     "BANNER_LEVELS", "CONTROL_COMMANDS", "WALL_CONTROL_COMMANDS", "SCHEMAS", "REQUIRED",
     "CONTROL_ARGS", "WallSession", "WALL_MAX_FRAME",
+    "PublisherSession", "WindowFull",
 ]
 # Internal names some tests and benchmarks reach for (kept importable from here):
 _INTERNAL = (_batch, _validate_batch, _batch_is_plainly_valid, _ALL_FIELDS, _tname)

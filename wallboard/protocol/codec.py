@@ -102,6 +102,7 @@ def _d_error(o: dict) -> Message:
         field=_opt(o, "field", "error", _str(400)),
         seq=_opt(o, "seq", "error", _int(0)),
         offset=_opt(o, "offset", "error", _int(0)),
+        retry_after=_opt(o, "retry_after", "error", _number(0)),
     )
 
 

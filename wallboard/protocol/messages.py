@@ -60,6 +60,8 @@ class Error:
     field: str | None = None
     seq: int | None = None
     offset: int | None = None
+    #: Seconds to wait before resending (retryable codes: ``rate_limited``, ``unavailable``).
+    retry_after: float | None = None
     op: str = "error"
 
 
