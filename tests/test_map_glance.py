@@ -132,3 +132,19 @@ def test_rows_stay_grouped_by_severity_through_many_changes(qtbot):
         assert [w.markers.data["data"][w.marker_row(s)] for s in "abcd"] == list("abcd")
         for s in "abcd":
             assert w.marker_brush(s) == QColor(STATUS_COLORS[st.store_worst(s)])
+
+
+def test_chain_wide_banner_shrinks_before_it_is_cut(qtbot):
+    w, st, f = make(qtbot)
+    title = "Nationwide price list and promotion sync for the 9.28 opening weekend"
+    w.refresh(st.apply([f.ev(type="change", id="c1", title=title, system="pricing", status="running",
+                             start=NOW - 10)], NOW + 1), NOW + 1)
+    assert w.chain_wide_changes()
+    w.resize(960, 500)
+    w.grab()
+    fit = w.overlay.banner_fits[0]
+    assert not fit.elided and title in fit.lines[0] and fit.px < 20   # smaller, whole
+    w.resize(500, 400)
+    w.grab()
+    fit = w.overlay.banner_fits[0]
+    assert fit.elided and fit.px == 14                                # cut only at the floor

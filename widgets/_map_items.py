@@ -37,6 +37,7 @@ from PySide6.QtGui import (
 )
 from PySide6.QtWidgets import QGraphicsObject, QWidget
 
+from wallboard.widgets._text_fit import fit_text
 from wallboard.widgets.base import (
     CHANGE_STATUS_COLORS, STATUS_COLORS, STATUS_GLYPHS, STATUS_ORDER, STORE_STATUS_COLORS,
     PanelContext, ui_scale,
@@ -646,6 +647,7 @@ class MapOverlay(QWidget):
     def __init__(self, panel):
         super().__init__(panel)
         self.panel = panel
+        self.banner_fits: list = []
         self.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents, True)
 
     def _top_h(self) -> int:
@@ -692,7 +694,6 @@ class MapOverlay(QWidget):
         f = QFont(pnl._font)  # the panel's UI font (a CJK one when installed)
         f.setPixelSize(max(1, round(20 * k)))
         p.setFont(f)
-        fm = QFontMetrics(f)
         x, y = round(12 * k), legend.top() + round((LEGEND_H - 14) * k)
         if rect.intersects(legend):
             entries = self.legend_entries()
@@ -707,13 +708,19 @@ class MapOverlay(QWidget):
                 x += lfm.horizontalAdvance(t) + gap
             p.setFont(f)
         line, yb = round(36 * k), round(32 * k)
+        self.banner_fits = []   # how each banner was drawn (for tests)
         for title, status in pnl.chain_wide_changes():
-            t = fm.elidedText(f"⬚ {tr('Chain-wide change')} ({tr(status)}): {title}",
-                              Qt.TextElideMode.ElideRight, max(1, self.width() - round(32 * k)))
-            p.fillRect(round(8 * k), yb - round(24 * k), fm.horizontalAdvance(t) + round(16 * k),
+            # the banner shrinks (to 70 %) before its title is cut
+            fit = fit_text(f"⬚ {tr('Chain-wide change')} ({tr(status)}): {title}",
+                           max(1, self.width() - round(32 * k)), round(32 * k), f,
+                           floor_px=max(9, round(20 * k * 0.7)), max_lines=1)
+            p.fillRect(round(8 * k), yb - round(24 * k), round(fit.width) + round(16 * k),
                        round(32 * k), QColor(theme.panel))
             p.setPen(QColor(CHANGE_STATUS_COLORS.get(status, theme.accent)))
-            p.drawText(round(16 * k), yb, t)
+            p.setFont(fit.font)
+            p.drawText(round(16 * k), yb, fit.lines[0])
+            self.banner_fits.append(fit)
+            p.setFont(f)
             yb += line
         if pnl.errors:
             p.setPen(QColor(STATUS_COLORS["warn"]))

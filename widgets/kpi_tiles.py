@@ -44,7 +44,7 @@ from PySide6.QtGui import QColor, QFontMetricsF, QPainter, QPainterPath, QPen
 from PySide6.QtWidgets import QWidget
 
 from wallboard.layout.kpi import dead_band_default, delta_tone, resolve_good, stores_phase
-from wallboard.widgets._text_fit import draw_fitted, draw_text_fit, fit_text
+from wallboard.widgets._text_fit import MIN_FLOOR_PX, draw_fitted, draw_text_fit, fit_text
 from wallboard.widgets.base import (STATUS_COLORS, STORE_STATUS_COLORS, PanelContext, age_text, did_you_mean,
                                     paint_dim, register_translations, translate, ui_font)
 
@@ -376,8 +376,11 @@ class KpiTilesPanel(QWidget):
             if unit_fit.elided or unit_box < inner_w * 0.12:
                 # no room beside the full-size number: shrink the number to leave the unit room
                 num = fit_text(text, inner_w * 0.68, value_rect.height(), num_font, floor_px=floor, max_lines=1)
-                unit_fit = fit_text(unit, inner_w - num.width - 6, value_rect.height() * 0.5,
-                                    _px(h * 0.15, True), floor_px=floor, max_lines=2)
+                for lines in (1, 2):  # "orders/s" on one line if it can, at a smaller size
+                    unit_fit = fit_text(unit, inner_w - num.width - 6, value_rect.height() * 0.5,
+                                        _px(h * 0.15, True), floor_px=max(MIN_FLOOR_PX, floor * 0.8), max_lines=lines)
+                    if not unit_fit.elided:
+                        break
         color = level_color if alarm else QColor(theme.text)
         if stale or view.value is None or view.phase:
             color = QColor(theme.text_dim)
