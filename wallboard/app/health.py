@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 #: (the frame loop runs but the picture is stuck): systemd then restarts the wall.
 PAINT_STALL_S = 15.0
 STORES_LISTED = 50        # per window, in ``stores_on_screen``
+STORES_CHECKED = 500      # markers looked at per map and second (bounds the cost on big chains)
 
 
 class HealthMonitor(QObject):
@@ -245,7 +246,7 @@ def stores_on_screen(w: Any, limit: int = STORES_LISTED) -> list[dict]:
             continue
         view = wgt.view
         rect = view.rect()
-        for sid in list(getattr(wgt.state, "stores", {}) or {}):
+        for sid in list(getattr(wgt.state, "stores", {}) or {})[:STORES_CHECKED]:
             try:
                 pt = wgt.marker_pos(sid)
             except (KeyError, IndexError):
