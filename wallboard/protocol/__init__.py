@@ -22,7 +22,7 @@ from __future__ import annotations
 from wallboard.protocol.codec import (
     OPS, _batch, _validate_batch, check_batch, decode, merge_snapshot_parts, split_snapshot,
 )
-from wallboard.protocol.errors import ERROR_CODES, ProtocolError, _tname, did_you_mean
+from wallboard.protocol.errors import ERROR_CODES, RETRYABLE_CODES, ProtocolError, _tname, did_you_mean
 from wallboard.protocol.fastpath import _batch_is_plainly_valid
 from wallboard.protocol.limits import LIMITS, MAX_DEPTH, MAX_EVENT, MAX_INT
 from wallboard.protocol.messages import (
@@ -41,7 +41,7 @@ from wallboard.protocol.schema import (
 __all__ = [
     "PROTOCOL_VERSION", "MAX_FRAME", "MAX_BATCH", "MAX_ID", "MAX_TEXT", "MAX_INT", "MAX_DEPTH",
     "MAX_EVENT", "LIMITS", "ProtocolError",
-    "ERROR_CODES", "Welcome", "Snapshot", "Events", "Heartbeat", "Stats", "Error", "Hello",
+    "ERROR_CODES", "RETRYABLE_CODES", "Welcome", "Snapshot", "Events", "Heartbeat", "Stats", "Error", "Hello",
     "Control", "Publish", "Ack", "Message", "OPS", "decode", "check_batch", "encode", "encode_events",
     "to_dict", "validate_event", "parse_ts", "split_snapshot", "merge_snapshot_parts",
     "did_you_mean", "EVENT_TYPES", "ENTITY_TYPES", "SAMPLE_TYPES", "DEVICE_STATUSES",

@@ -26,7 +26,13 @@ ERROR_CODES = (
     "auth",
     "forbidden",
     "rate_limited",
+    "conflict",
+    "unavailable",
 )
+
+#: Error codes a producer answers by resending the same batch (same producer and batch
+#: key) after ``retry_after`` seconds; every other code refused the batch for good.
+RETRYABLE_CODES = ("rate_limited", "unavailable")
 
 
 class ProtocolError(ValueError):
