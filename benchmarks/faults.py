@@ -106,8 +106,8 @@ def drill_kill9(args) -> dict:
                     t_end = time.monotonic() + args.between_s
                     while time.monotonic() < t_end:
                         b += 1
-                        sent[b] = churn(b)
-                        await pub.publish([dict(e) for e in sent[b]])
+                        events = churn(b)
+                        sent[await pub.publish([dict(e) for e in events])] = events
                         await asyncio.sleep(0.01)
                     connects = [w.client.state.connects for w in walls]
                     hub.kill9()
@@ -117,8 +117,8 @@ def drill_kill9(args) -> dict:
                     live = [None] * len(walls)
                     while None in live and time.monotonic() - back < 60:
                         b += 1
-                        sent[b] = churn(b)
-                        await pub.publish([dict(e) for e in sent[b]])
+                        events = churn(b)
+                        sent[await pub.publish([dict(e) for e in events])] = events
                         for i, w in enumerate(walls):
                             s = w.client.state
                             if live[i] is None and s.state == "LIVE" and s.connects > connects[i]:

@@ -160,8 +160,8 @@ def test_kill_9_hub_walls_come_back_live_with_every_acked_event(qtbot, qapp, tmp
                 async with pub:
                     for b in range(1, 81):
                         events = churn(b)
-                        sent[b] = [dict(e) for e in events]
-                        await pub.publish(events)
+                        copy = [dict(e) for e in events]
+                        sent[await pub.publish(events)] = copy  # keyed by the batch key
                         await asyncio.sleep(0.01)
                         if b == 40:  # kill -9 with batches in flight, restart on the same journal
                             hub.kill9()

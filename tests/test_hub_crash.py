@@ -71,8 +71,8 @@ def test_kill_9_and_restart_loses_no_acked_event(tmp_path):
             async with pub:
                 for b in range(1, 121):
                     events = make_batch(b)
-                    sent[b] = [dict(e) for e in events]
-                    await pub.publish(events)
+                    copy = [dict(e) for e in events]
+                    sent[await pub.publish(events)] = copy  # keyed by the batch key
                     if b == 60:  # kill -9 with batches in flight, restart on the same journal
                         os.kill(hub.pid, signal.SIGKILL)
                         hub.wait(10)

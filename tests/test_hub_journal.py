@@ -16,7 +16,7 @@ def journal(request, tmp_path):
 
 
 def test_append_assigns_contiguous_seqs_per_batch(journal):
-    ranges = journal.append([Batch([ev(1), ev(2)], "p", 1), Batch([ev(3)], "p", 2)])
+    ranges = journal.append([Batch([ev(1), ev(2)], "p", 1), Batch([ev(3)], "p", 2)]).ranges
     assert ranges == [(1, 2), (3, 3)]
     assert journal.last_seq == 3
     assert [e["seq"] for e in journal.read(0, 10)] == [1, 2, 3]
@@ -55,7 +55,7 @@ def test_sqlite_survives_reopen_and_keeps_seq_after_full_compaction(tmp_path):
     j = SqliteJournal(tmp_path / "j.db")
     assert j.last_seq == 3 and j.first_kept == 4
     assert j.batch_range("p", 7) == (1, 3)
-    assert j.append([Batch([ev(4)])]) == [(4, 4)]
+    assert j.append([Batch([ev(4)])]).ranges == [(4, 4)]
     rec = j.recover()
     assert rec.snapshot_seq == 3 and [e["seq"] for e in rec.events] == [4]
     j.close()

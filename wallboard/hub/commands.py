@@ -95,6 +95,9 @@ def register(subparsers: Any) -> None:
                    help="events between journal snapshots (default 100000)")
     p.add_argument("--keep-events", type=int, default=100_000, metavar="N",
                    help="events kept after a snapshot for replay to reconnecting walls (default 100000)")
+    p.add_argument("--dedupe-window", type=_positive, default=24 * 3600.0, metavar="S",
+                   help="seconds the journal remembers each committed (producer, batch) key, so a resend "
+                   "within it is acked as a duplicate, never applied twice (default 86400 = 24 h)")
     p.add_argument("--compression", action="store_true",
                    help="enable permessage-deflate (off by default: CPU cost per wall outweighs the "
                    "bandwidth saved on a LAN)")
@@ -192,7 +195,7 @@ def cmd_hub(args: argparse.Namespace) -> int:
                         keep_events=args.keep_events, compression=args.compression, origins=args.origin,
                         token_file=args.token_file, tls_cert=args.tls_cert, tls_key=args.tls_key,
                         http_port=args.http_port, mapping=args.mapping, max_refusals=args.max_refusals,
-                        refusal_block=args.refusal_block)
+                        refusal_block=args.refusal_block, dedupe_window=args.dedupe_window)
         hub = Hub(cfg)
     except (AuthConfigError, ScenarioError, ValueError) as e:
         print(f"wallboard hub: {e}", file=sys.stderr)

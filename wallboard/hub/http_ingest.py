@@ -24,13 +24,16 @@ Endpoints (see ``docs/integrations.md``):
 * ``GET /healthz``: ``{"status": "ok", ...}``, no token needed.
 
 Refusals: 401 no token, 403 a token without the role, 413 body over ``max_body`` (1 MiB)
-or more events than the hub's ``max_batch``, 429 over the rate limit, 503 when the
-journal write failed. Every refusal is counted in the hub's ``rejects_<reason>``.
+or more events than the hub's ``max_batch``, 409 ``conflict`` (the producer/batch key was
+committed with other events), 429 over the rate limit and 503 ``unavailable`` when the
+journal could not commit (both retryable: resend the same request after ``Retry-After``
+seconds; nothing was applied). Every refusal is counted in the hub's ``rejects_<reason>``.
 """
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import ssl
 from typing import TYPE_CHECKING, Any
 
@@ -41,6 +44,7 @@ from wallboard import protocol as P
 
 from .alert_mapping import MappingRules, PayloadError, map_webhook
 from .auth import bearer, origin_allowed, printable
+from .batches import BatchRefused, JournalUnavailable
 from .server import TokenBucket
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -71,7 +75,7 @@ def server_ssl_context(cert: str, key: str) -> ssl.SSLContext:
 class _Refusal(Exception):
     """An HTTP refusal: status, error code (a protocol error code) and JSON details."""
 
-    def __init__(self, status: int, code: str, message: str, *, retry_after: int = 1, **extra: Any) -> None:
+    def __init__(self, status: int, code: str, message: str, *, retry_after: float = 1, **extra: Any) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
@@ -83,8 +87,8 @@ class _Refusal(Exception):
         headers = {}
         if self.status == 401:
             headers["WWW-Authenticate"] = 'Bearer realm="wallboard"'
-        elif self.status == 429:
-            headers["Retry-After"] = str(self.retry_after)
+        elif self.status in (429, 503):  # retryable: resend the same request after this delay
+            headers["Retry-After"] = str(max(1, math.ceil(self.retry_after)))
         return web.Response(status=self.status, body=orjson.dumps(body), content_type=_JSON, headers=headers)
 
 
@@ -291,12 +295,16 @@ class HttpIngest:
                       batch: int | None = None) -> tuple[int, int, bool]:
         if not self.bucket.take(len(events)):
             raise _Refusal(429, "rate_limited", f"over {self.bucket.rate:.0f} events/s: nothing applied, "
-                           "resend after the Retry-After delay")
+                           "resend after the Retry-After delay", retry_after=1.0)
         try:
             (first, last), dup = await self.hub.submit(events, producer, batch)
-        except Exception as e:  # journal failure: the producer should retry
-            log.warning("HTTP ingest: submit failed: %s", e)
-            raise _Refusal(503, "journal", f"not applied: {e}; retry later") from None
+        except JournalUnavailable as e:  # nothing applied: the producer resends the same request
+            log.warning("HTTP ingest: journal unavailable: %s", e)
+            raise _Refusal(503, "unavailable", f"not applied: {e.message}; resend after the Retry-After delay",
+                           retry_after=e.retry_after) from None
+        except BatchRefused as e:  # terminal: resending the same request would be refused again
+            raise _Refusal(409 if e.code == "conflict" else 400, e.code, e.message, index=e.index,
+                           field=e.field) from None
         return first, last, dup
 
     # ------------------------------------------------------------------ handlers

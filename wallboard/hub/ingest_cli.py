@@ -7,9 +7,13 @@ Each line is one event (``docs/protocol.md``); blank lines are skipped. Lines ar
 checked locally first; good events go out in batches (``--batch-size``, and whatever has
 arrived when the input pauses for ``--linger`` seconds) over the websocket ``/publish``
 endpoint (``ws://``/``wss://`` URLs) or ``POST /events`` (``http://``/``https://``).
-Every batch carries this run's producer id and a batch number, so a batch resent after
-a lost connection is acknowledged as a duplicate instead of being applied twice; sends
-are retried with jittered exponential backoff. Rejected lines are reported on stderr as
+Every batch carries the producer id and a batch key (a hash of the batch's position and
+content, plus a random salt of the run when reading a pipe), so a batch resent after a
+lost connection is acknowledged as a duplicate instead of being applied twice, and
+another file published under the same ``--producer`` never shares a key with the first;
+``rate_limited`` and ``unavailable`` answers are retried (after the hub's
+``retry_after``, with jittered exponential backoff); ``conflict`` and other refusals of
+a whole batch stop the run (exit status 2). Rejected lines are reported on stderr as
 ``FILE:LINE: code: message`` and the rest of their batch is still published.
 
 Exit status: 0 all lines published, 1 some lines rejected, 2 the hub refused the token,
@@ -19,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import os
 import socket
 import sys
@@ -43,7 +48,22 @@ class Fatal(Exception):
 
 
 class Retry(Exception):
-    """A transient failure: resend the same batch after a backoff delay."""
+    """A transient failure: resend the same batch after a backoff delay (at least
+    ``retry_after`` seconds when the hub named one)."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+def batch_key(salt: bytes, n: int, events: list[dict[str, Any]]) -> int:
+    """The key of batch ``n``: 53 bits (the protocol's integer range) of a hash of ``salt``, ``n`` and the batch's
+    content. With an empty salt (regular files) a rerun of the same file under the same
+    ``--producer`` gives the same keys (acked as duplicates, not applied twice) while
+    another file under that producer gives other keys; a stream uses a random salt."""
+    h = hashlib.blake2b(salt + n.to_bytes(8, "big"), digest_size=8)
+    h.update(orjson.dumps(events, option=orjson.OPT_SORT_KEYS))
+    return int.from_bytes(h.digest(), "big") >> 11
 
 
 @dataclass
@@ -120,9 +140,11 @@ class WsTransport:
                 assert isinstance(reply, P.Error)
                 if reply.code == "auth":
                     raise Fatal(f"hub refused the token: {reply.message}")
+                if reply.code in P.RETRYABLE_CODES:
+                    raise Retry(f"{reply.code}: {reply.message}", reply.retry_after)
                 if reply.index is not None:
                     return Reply(index=reply.index, code=reply.code, message=reply.message)
-                raise Retry(f"{reply.code}: {reply.message}")
+                raise Fatal(f"hub refused batch {batch}: {reply.code}: {reply.message}")
         except (ConnectionClosed, OSError, asyncio.TimeoutError) as e:
             await self.close()
             raise Retry(f"connection lost: {e or type(e).__name__}") from None
@@ -174,7 +196,11 @@ class HttpTransport:
         if status in (401, 403):
             raise Fatal(f"hub refused the token (HTTP {status}): {data.get('message', '')}")
         if status in (429, 502, 503, 504) or status >= 500:
-            raise Retry(f"HTTP {status}: {data.get('message', '')}")
+            try:
+                after: float | None = float(r.headers.get("Retry-After", ""))
+            except ValueError:
+                after = None
+            raise Retry(f"HTTP {status}: {data.get('message', '')}", after)
         raise Fatal(f"HTTP {status}: {data.get('message', body[:200].decode('utf-8', 'replace'))}")
 
     async def close(self) -> None:
@@ -204,10 +230,11 @@ class Publisher:
     """Validates lines, batches them, sends with retries; fills a :class:`Report`."""
 
     def __init__(self, transport: Any, *, name: str, producer: str, batch_size: int = 500,
-                 retries: int = 10, err: TextIO = sys.stderr) -> None:
+                 retries: int = 10, err: TextIO = sys.stderr, salt: bytes = b"") -> None:
         self.transport = transport
         self.name = name
         self.producer = producer
+        self.salt = salt
         self.batch_size = batch_size
         self.retries = retries
         self.err = err
@@ -254,17 +281,18 @@ class Publisher:
         if not events:
             return
         self._batch_no += 1
+        key = batch_key(self.salt, self._batch_no, events)  # kept for every resend of this batch
         delays = backoff(initial=0.0, min_delay=0.25, max_delay=5.0)
         attempts = 0
         while events:
             try:
-                reply = await self.transport.send(events, self.producer, self._batch_no)
+                reply = await self.transport.send(events, self.producer, key)
             except Retry as e:
                 attempts += 1
                 if attempts > self.retries:
                     raise Fatal(f"batch {self._batch_no} (lines {lines[0]}..{lines[-1]}) not acknowledged "
                                 f"after {attempts} attempts: {e}") from None
-                delay = next(delays)
+                delay = max(next(delays), min(e.retry_after or 0.0, 30.0))
                 print(f"{self.name}: {e}; retrying batch {self._batch_no} in {delay:.1f}s "
                       f"(attempt {attempts}/{self.retries})", file=self.err)
                 await asyncio.sleep(delay)
@@ -339,11 +367,15 @@ async def publish_stream(stream: TextIO, transport: Any, *, name: str, producer:
                          linger: float | None = 0.2, retries: int = 10, err: TextIO = sys.stderr) -> Report:
     """Publish every line of ``stream``; returns the :class:`Report` (never raises Fatal).
 
-    ``linger``: send a partial batch when no line arrived for this long (for pipes);
-    ``None`` makes batch boundaries depend only on the input, so a rerun with the same
-    producer id maps to the same batch numbers (used for regular files).
+    ``linger``: send a partial batch when no line arrived for this long (for pipes; the
+    batch keys then carry a random salt of this run); ``None`` makes batch boundaries
+    depend only on the input, and the keys only on the batches' position and content, so
+    a rerun of the same file with the same producer id is acked as duplicates (used for
+    regular files) while other content under that producer id is published.
     """
-    pub = Publisher(transport, name=name, producer=producer, batch_size=batch_size, retries=retries, err=err)
+    salt = b"" if linger is None else uuid.uuid4().bytes
+    pub = Publisher(transport, name=name, producer=producer, batch_size=batch_size, retries=retries, err=err,
+                    salt=salt)
     loop = asyncio.get_running_loop()
     q: asyncio.Queue[tuple[int, str] | None] = asyncio.Queue(maxsize=4 * batch_size)
     stop = threading.Event()

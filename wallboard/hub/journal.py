@@ -6,8 +6,13 @@ the methods of that protocol, from one asyncio task at a time, through
 
 * ``recover()`` once at start: the newest snapshot (or ``None``) and every event after it,
   so the hub can rebuild its ``LiveState`` (kill -9 and restart lose no acked event);
-* ``append(batches)`` assigns the next contiguous seqs to every event of every batch,
-  writes them durably in **one** commit (one fsync) and returns the seq range per batch.
+* ``append(batches)`` decides every batch (:func:`wallboard.hub.batches.plan`): fresh
+  batches get the next contiguous seqs, a resend of a committed key is answered with the
+  range it was committed with, a key reused for other events is refused (``conflict``), a
+  batch that cannot be stored is refused alone; the fresh events and their keys are
+  written durably in **one** commit (one fsync). Returns a :class:`GroupCommit` (one
+  outcome per batch, plus the encoded events the log wrote, for the hub's tail). A
+  failed commit raises :class:`JournalUnavailable`: nothing was taken, producers resend.
   The hub acks a producer only after this returns (group commit: the hub gathers what
   arrived in ~20 ms and appends it in one call);
 * ``read(after, limit)`` replays kept events with ``seq > after`` (for ``hello.since``);
@@ -19,7 +24,9 @@ the methods of that protocol, from one asyncio task at a time, through
   (a compaction never holds up acks and fan-out for long); at every step the journal
   recovers exactly (newest snapshot + the events after it) and ``first_kept`` is right
   (readers never get a range with a hole: ``read`` answers ``[]`` below ``first_kept``);
-* ``batch_range(producer, batch)`` answers idempotency: the range a producer's batch got.
+* ``batch_range(producer, batch)``: the range a committed batch key got; keys are kept
+  for ``dedupe_window`` seconds (default 24 h) in the journal itself (they survive a
+  restart), then ``expire_keys`` (also run by ``compact``) forgets them.
 
 Implementations: :class:`SqliteJournal` (embedded default, SQLite in WAL mode,
 ``synchronous=FULL``) and :class:`MemoryJournal` (in-process demo, nothing on disk).
@@ -36,18 +43,16 @@ import contextlib
 import sqlite3
 import threading
 import time
-from collections import OrderedDict, deque
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Protocol
 
 import orjson
 
-#: Producers whose batch ranges are remembered for idempotent resends.
-MAX_PRODUCERS = 10_000
-#: Batch ranges remembered per producer (older batch numbers are still recognised as
-#: duplicates through the producer's high-water mark).
-BATCHES_PER_PRODUCER = 64
+from .batches import (DEDUPE_WINDOW_S, Appended, Batch, BatchRefused, GroupCommit, JournalUnavailable,
+                      KeyRecord, plan, unset_seqs)
+
 #: Rows (events, batch ranges) deleted per transaction by ``compact``; the journal lock
 #: is released between chunks so appends interleave (~3 ms per chunk).
 COMPACT_CHUNK = 5_000
@@ -74,36 +79,6 @@ def _exact(b: bytes) -> bytes:
     return memoryview(b).tobytes()
 
 
-def _number(batches: list["Batch"], last_seq: int) -> tuple[list[tuple[int, int]], list[tuple[int, bytes]],
-                                                            list[tuple[str, int, int, int]]]:
-    """Give the batches' events the seqs after ``last_seq`` (set in place). Returns each
-    batch's (first, last), the encoded events as (seq, JSON) and the (producer, batch,
-    first, last) rows of the batches that carry an id."""
-    out: list[tuple[int, int]] = []
-    rows: list[tuple[int, bytes]] = []
-    brows: list[tuple[str, int, int, int]] = []
-    seq = last_seq
-    for b in batches:
-        first = seq + 1
-        for ev in b.events:
-            seq += 1
-            ev["seq"] = seq
-            rows.append((seq, orjson.dumps(ev)))
-        out.append((first, seq))
-        if b.producer is not None and b.batch is not None:
-            brows.append((b.producer, b.batch, first, seq))
-    return out, rows, brows
-
-
-@dataclass
-class Batch:
-    """One producer batch to append: validated events (``seq`` is set by ``append``)."""
-
-    events: list[dict[str, Any]]
-    producer: str | None = None
-    batch: int | None = None
-
-
 @dataclass
 class Recovered:
     """What :meth:`Journal.recover` found: rebuild state from ``snapshot`` + ``events``."""
@@ -121,47 +96,13 @@ class Journal(Protocol):
     first_kept: int
 
     def recover(self) -> Recovered: ...
-    def append(self, batches: list[Batch]) -> list[tuple[int, int]]: ...
+    def append(self, batches: list[Batch]) -> GroupCommit: ...
     def read(self, after: int, limit: int) -> list[dict[str, Any]]: ...
     def batch_range(self, producer: str, batch: int) -> tuple[int, int] | None: ...
+    def expire_keys(self) -> int: ...
     def compact(self, seq: int, snapshot: bytes | dict[str, Any], keep: int) -> int: ...
     def stats(self) -> dict[str, float]: ...
     def close(self) -> None: ...
-
-
-class _Batches:
-    """Bounded memory of producer batch -> seq range, with a per-producer high-water mark."""
-
-    def __init__(self) -> None:
-        self.ranges: OrderedDict[str, OrderedDict[int, tuple[int, int]]] = OrderedDict()
-        self.hwm: dict[str, tuple[int, int, int]] = {}
-
-    def note(self, producer: str, batch: int, first: int, last: int) -> None:
-        per = self.ranges.get(producer)
-        if per is None:
-            per = self.ranges[producer] = OrderedDict()
-            if len(self.ranges) > MAX_PRODUCERS:
-                old, _ = self.ranges.popitem(last=False)
-                self.hwm.pop(old, None)
-        else:
-            self.ranges.move_to_end(producer)
-        per[batch] = (first, last)
-        while len(per) > BATCHES_PER_PRODUCER:
-            per.popitem(last=False)
-        h = self.hwm.get(producer)
-        if h is None or batch >= h[0]:
-            self.hwm[producer] = (batch, first, last)
-
-    def get(self, producer: str, batch: int) -> tuple[int, int] | None:
-        per = self.ranges.get(producer)
-        if per is not None and batch in per:
-            return per[batch]
-        h = self.hwm.get(producer)
-        if h is not None and batch <= h[0]:
-            # Older than what we remember in detail: a duplicate for sure; its exact range
-            # is gone, answer with the high-water batch's range.
-            return (h[1], h[2])
-        return None
 
 
 class MemoryJournal:
@@ -172,12 +113,15 @@ class MemoryJournal:
     Thread-safe (one lock, held briefly: ``compact`` drops events in chunks).
     """
 
-    def __init__(self, keep: int = 100_000) -> None:
+    def __init__(self, keep: int = 100_000, *, dedupe_window: float = DEDUPE_WINDOW_S) -> None:
         self.keep = keep
+        self.window = dedupe_window
         self._lock = threading.Lock()
         self._events: deque[bytes] = deque()
         self._snapshot: tuple[int, bytes] | None = None
-        self._batches = _Batches()
+        self._keys: dict[tuple[str, int], KeyRecord] = {}
+        self._key_order: deque[tuple[float, tuple[str, int]]] = deque()   # commit time order, for expiry
+        self.epoch = ""
         self.last_seq = 0
         self.first_kept = 1
         self.commits = 0
@@ -190,19 +134,41 @@ class MemoryJournal:
         events = self.read(snap_seq, last - snap_seq) if snap_seq + 1 >= self.first_kept else []
         return Recovered(snap_seq, snap, events, last)
 
-    def append(self, batches: list[Batch]) -> list[tuple[int, int]]:
+    def append(self, batches: list[Batch]) -> GroupCommit:
+        """Number, store and remember the batches (see :func:`wallboard.hub.batches.plan`)."""
         with self._lock:
-            out, rows, brows = _number(batches, self.last_seq)
-            self._events.extend(_exact(data) for _, data in rows)
-            for producer, batch, first, last in brows:
-                self._batches.note(producer, batch, first, last)
-            if out:
-                self.last_seq = out[-1][1]
+            now = time.time()
+            done = plan(batches, self.last_seq, self._lookup, now, self.window)
+            self._events.extend(data for _, data in done.rows)
+            for producer, batch, digest, first, last, at in done.keys:
+                self._keys[(producer, batch)] = (digest, first, last, at)
+                self._key_order.append((at, (producer, batch)))
+            self._expire(now)
+            self.last_seq = done.last_seq
             self.commits += 1
             while len(self._events) > self.keep:
                 self._events.popleft()
             self.first_kept = self.last_seq - len(self._events) + 1
-        return out
+        return done
+
+    def _lookup(self, producer: str, batch: int) -> KeyRecord | None:
+        return self._keys.get((producer, batch))
+
+    def _expire(self, now: float) -> int:
+        n = 0
+        order = self._key_order
+        while order and order[0][0] < now - self.window:
+            at, key = order.popleft()
+            rec = self._keys.get(key)
+            if rec is not None and rec[3] == at:
+                del self._keys[key]
+                n += 1
+        return n
+
+    def expire_keys(self) -> int:
+        """Forget batch keys committed longer ago than the window; returns how many."""
+        with self._lock:
+            return self._expire(time.time())
 
     def read(self, after: int, limit: int) -> list[dict[str, Any]]:
         with self._lock:
@@ -214,7 +180,9 @@ class MemoryJournal:
         return [orjson.loads(b) for b in blobs]
 
     def batch_range(self, producer: str, batch: int) -> tuple[int, int] | None:
-        return self._batches.get(producer, batch)
+        """The range a committed batch key got (None: not committed within the window)."""
+        with self._lock:
+            return _live_range(self._lookup(producer, batch), time.time() - self.window)
 
     def compact(self, seq: int, snapshot: bytes | dict[str, Any], keep: int) -> int:
         """Keep ``snapshot`` (JSON bytes or a dict: the state at ``seq``), then drop events
@@ -246,11 +214,33 @@ CREATE TABLE IF NOT EXISTS events (seq INTEGER PRIMARY KEY, data BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS snapshots (seq INTEGER PRIMARY KEY, data BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS snapshot_parts (
     seq INTEGER NOT NULL, part INTEGER NOT NULL, data BLOB NOT NULL, PRIMARY KEY (seq, part));
-CREATE TABLE IF NOT EXISTS batches (
-    producer TEXT NOT NULL, batch INTEGER NOT NULL, first INTEGER NOT NULL, last INTEGER NOT NULL,
-    PRIMARY KEY (producer, batch));
+CREATE TABLE IF NOT EXISTS batch_keys (
+    producer TEXT NOT NULL, batch INTEGER NOT NULL, digest BLOB, first INTEGER NOT NULL,
+    last INTEGER NOT NULL, at REAL NOT NULL);
+CREATE UNIQUE INDEX IF NOT EXISTS batch_keys_key ON batch_keys (producer, batch);
+CREATE INDEX IF NOT EXISTS batch_keys_at ON batch_keys (at);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 """
+
+
+def _live_range(rec: KeyRecord | None, horizon: float) -> tuple[int, int] | None:
+    return (rec[1], rec[2]) if rec is not None and rec[3] >= horizon else None
+
+
+def describe_error(path: Path | str, e: BaseException) -> str:
+    """One line for a storage failure; a full disk is named as such."""
+    name = getattr(e, "sqlite_errorname", "")
+    if name == "SQLITE_FULL" or isinstance(e, OSError) and e.errno == 28 or "disk is full" in str(e):
+        return f"disk full: journal {path}: {e}"
+    return f"journal {path}: {e}"
+
+
+def _rollback(db: sqlite3.Connection) -> None:
+    """ROLLBACK if a transaction is still open (SQLite ends some failed ones by itself:
+    a bare ROLLBACK would then hide the real error behind "no transaction is active")."""
+    if db.in_transaction:
+        with contextlib.suppress(sqlite3.Error):
+            db.execute("ROLLBACK")
 
 
 class SqliteJournal:
@@ -267,8 +257,9 @@ class SqliteJournal:
     their row (a crash mid-write) are deleted on open.
     """
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, dedupe_window: float = DEDUPE_WINDOW_S) -> None:
         self.path = Path(path)
+        self.window = dedupe_window
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         self._compacting = threading.Lock()    # one compaction at a time
@@ -284,17 +275,18 @@ class SqliteJournal:
         if "parts" not in columns:   # a journal written before snapshots came in parts
             self._db.execute("ALTER TABLE snapshots ADD COLUMN parts INTEGER NOT NULL DEFAULT 0")
         self._db.execute("DELETE FROM snapshot_parts WHERE seq NOT IN (SELECT seq FROM snapshots)")
-        self._batches = _Batches()
+        if self._db.execute("SELECT 1 FROM sqlite_master WHERE name='batches'").fetchone():
+            # a journal of the version that kept batch ranges without their content digest:
+            # its keys stay duplicates (not checkable for conflicts) for one window
+            self._db.executescript(f"""BEGIN;
+                INSERT OR IGNORE INTO batch_keys SELECT producer, batch, NULL, first, last, {time.time()}
+                FROM batches; DROP TABLE batches; COMMIT;""")
         self.commits = 0
         row = self._db.execute("SELECT value FROM meta WHERE key='last_seq'").fetchone()
         top = self._db.execute("SELECT MAX(seq) FROM events").fetchone()[0] or 0
         self.last_seq = max(row[0] if row else 0, top)
         low = self._db.execute("SELECT MIN(seq) FROM events").fetchone()[0]
         self.first_kept = low if low is not None else self.last_seq + 1
-        for producer, batch, first, last in self._db.execute(
-            "SELECT producer, batch, first, last FROM batches ORDER BY producer, batch"
-        ):
-            self._batches.note(producer, batch, first, last)
 
     @contextlib.contextmanager
     def _urgent(self) -> Iterator[None]:
@@ -342,31 +334,36 @@ class SqliteJournal:
                                f"{parts} parts; expected all (the file is damaged)")
         return b"".join(chunks)
 
-    def append(self, batches: list[Batch]) -> list[tuple[int, int]]:
+    def append(self, batches: list[Batch]) -> GroupCommit:
+        """Number the batches, refuse or answer resends (:func:`wallboard.hub.batches.plan`)
+        and commit the fresh events with their batch keys in one transaction (one fsync).
+        Raises :class:`JournalUnavailable` when the commit fails (nothing was taken: the
+        producers resend); a batch the log refuses fails alone in the outcomes."""
         with self._urgent():
-            out, rows, brows = _number(batches, self.last_seq)
-            seq = out[-1][1] if out else self.last_seq
+            done = plan(batches, self.last_seq, self._lookup, time.time(), self.window)
+            if not done.rows and not done.keys:
+                return done  # only resends and refusals: nothing to write
             db = self._db
-            db.execute("BEGIN IMMEDIATE")
             try:
-                db.executemany("INSERT INTO events (seq, data) VALUES (?, ?)", rows)
-                if brows:
-                    db.executemany("INSERT OR REPLACE INTO batches VALUES (?, ?, ?, ?)", brows)
-                db.execute("INSERT OR REPLACE INTO meta VALUES ('last_seq', ?)", (seq,))
+                db.execute("BEGIN IMMEDIATE")
+                db.executemany("INSERT INTO events (seq, data) VALUES (?, ?)", done.rows)
+                if done.keys:
+                    db.executemany("INSERT OR REPLACE INTO batch_keys VALUES (?, ?, ?, ?, ?, ?)", done.keys)
+                db.execute("INSERT OR REPLACE INTO meta VALUES ('last_seq', ?)", (done.last_seq,))
                 db.execute("COMMIT")
-            except BaseException:
-                db.execute("ROLLBACK")
-                for b in batches:  # seqs were not taken
-                    for ev in b.events:
-                        ev.pop("seq", None)
-                raise
-            self.last_seq = seq
-            if self.first_kept > seq and rows:
-                self.first_kept = rows[0][0]
-            for producer, batch, first, last in brows:
-                self._batches.note(producer, batch, first, last)
+            except (sqlite3.Error, OSError, ValueError, OverflowError) as e:
+                _rollback(db)
+                unset_seqs(batches, done)  # seqs were not taken
+                raise JournalUnavailable(describe_error(self.path, e)) from e
+            if self.first_kept > self.last_seq and done.rows:
+                self.first_kept = done.rows[0][0]
+            self.last_seq = done.last_seq
             self.commits += 1
-        return out
+        return done
+
+    def _lookup(self, producer: str, batch: int) -> KeyRecord | None:
+        return self._db.execute("SELECT digest, first, last, at FROM batch_keys WHERE producer = ? AND batch = ?",
+                                (producer, batch)).fetchone()
 
     def read(self, after: int, limit: int) -> list[dict[str, Any]]:
         with self._urgent():
@@ -376,7 +373,23 @@ class SqliteJournal:
                 "SELECT data FROM events WHERE seq > ? ORDER BY seq LIMIT ?", (after, limit))]
 
     def batch_range(self, producer: str, batch: int) -> tuple[int, int] | None:
-        return self._batches.get(producer, batch)
+        """The range a committed batch key got (None: not committed within the window)."""
+        with self._urgent():
+            return _live_range(self._lookup(producer, batch), time.time() - self.window)
+
+    def expire_keys(self) -> int:
+        """Forget batch keys committed longer ago than the window, ``COMPACT_CHUNK`` rows
+        per transaction; returns how many."""
+        horizon = time.time() - self.window
+        sql = "DELETE FROM batch_keys WHERE rowid IN (SELECT rowid FROM batch_keys WHERE at < ? LIMIT ?)"
+        with self._step():  # the usual case, nothing to forget, costs no write (no fsync)
+            if self._db.execute("SELECT 1 FROM batch_keys WHERE at < ? LIMIT 1", (horizon,)).fetchone() is None:
+                return 0
+        n, total = COMPACT_CHUNK, 0
+        while n >= COMPACT_CHUNK:
+            n = self._tx((sql, (horizon, COMPACT_CHUNK)))
+            total += n
+        return total
 
     # ------------------------------------------------------------------ compaction
     def compact(self, seq: int, snapshot: bytes | dict[str, Any], keep: int) -> int:
@@ -393,7 +406,7 @@ class SqliteJournal:
             self.store_snapshot(seq, blob)
             self.drop_snapshots_before(seq)
             dropped = self.drop_events_upto(seq - keep)
-            self.drop_batches_upto(seq - keep)
+            self.expire_keys()
         return dropped
 
     @contextlib.contextmanager
@@ -433,7 +446,7 @@ class SqliteJournal:
                     n = db.execute(sql, args).rowcount
                 db.execute("COMMIT")
             except BaseException:
-                db.execute("ROLLBACK")
+                _rollback(db)
                 raise
         self._checkpoint()
         return n
@@ -480,19 +493,10 @@ class SqliteJournal:
                     dropped += db.execute("DELETE FROM events WHERE seq BETWEEN ? AND ?", (lo, hi)).rowcount
                     db.execute("COMMIT")
                 except BaseException:
-                    db.execute("ROLLBACK")
+                    _rollback(db)
                     raise
                 self.first_kept = hi + 1
             self._checkpoint()
-
-    def drop_batches_upto(self, upto: int) -> None:
-        """Compaction step 4: forget batch ranges ending ``<= upto``, keeping each
-        producer's newest ``BATCHES_PER_PRODUCER`` (its high-water mark stays in memory
-        and in the kept rows), ``COMPACT_CHUNK`` rows per transaction."""
-        sql = ("DELETE FROM batches WHERE rowid IN (SELECT rowid FROM batches WHERE last <= ? AND batch < "
-               "(SELECT MAX(b2.batch) FROM batches b2 WHERE b2.producer = batches.producer) - ? LIMIT ?)")
-        while self._tx((sql, (upto, BATCHES_PER_PRODUCER, COMPACT_CHUNK))) >= COMPACT_CHUNK:
-            pass
 
     def stats(self) -> dict[str, float]:
         n = max(0, self.last_seq - self.first_kept + 1)  # seqs are contiguous
@@ -507,6 +511,9 @@ class SqliteJournal:
                 pass
 
 
-def open_journal(path: str | Path | None, keep: int = 100_000) -> Journal:
+def open_journal(path: str | Path | None, keep: int = 100_000, *,
+                 dedupe_window: float = DEDUPE_WINDOW_S) -> Journal:
     """``SqliteJournal(path)``, or a :class:`MemoryJournal` when ``path`` is None."""
-    return MemoryJournal(keep) if path is None else SqliteJournal(path)
+    if path is None:
+        return MemoryJournal(keep, dedupe_window=dedupe_window)
+    return SqliteJournal(path, dedupe_window=dedupe_window)

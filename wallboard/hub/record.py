@@ -1,9 +1,13 @@
 """Producers and tapes: :class:`Publisher` (at-least-once publishing), record and replay.
 
 * :class:`Publisher` -- ``async with Publisher(url) as pub: await pub.publish(events)``;
-  numbers its batches (producer id + batch number), keeps every unacked batch, resends
-  them in order after a reconnect (the hub drops the duplicates) and ``flush()`` waits
-  for the last ack. Errors from the hub are counted in ``rejected`` and logged.
+  keys each batch (producer id + a batch key drawn from this run's random id and a
+  counter, :func:`run_batch_key`, so two runs under one producer id never share a key),
+  keeps every unacked batch, resends them in order after a reconnect (the hub answers
+  a resend of a committed batch with its range, ``duplicate``) and ``flush()`` waits for
+  the last ack. Retryable errors (``rate_limited``, ``unavailable``) resend the same
+  batch after the hub's ``retry_after``; terminal ones drop it, counted in ``rejected``
+  (and ``refused``) and logged.
 * :func:`record` -- a wall-side tap: ``hello`` on ``/feed``, writes one JSON line per
   event (plus one ``{"op":"snapshot",...}`` line per snapshot) to a ``.jsonl`` file and
   resumes with ``since`` after a dropped connection.
@@ -14,8 +18,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import time
+import uuid
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any, TextIO
@@ -36,19 +42,31 @@ class AuthFailed(RuntimeError):
     """The hub refused our token; retrying would not help."""
 
 
+def run_batch_key(run: bytes, n: int) -> int:
+    """Batch key ``n`` of the run with the random id ``run`` (e.g. ``uuid4().bytes``): 53
+    bits of a hash of both (the protocol's integer range), so keys of two runs under the
+    same producer id collide with a probability of about 2^-53 per pair (and the log
+    refuses a collision as ``conflict``, it never acks it as a duplicate)."""
+    h = hashlib.blake2b(run + n.to_bytes(8, "big"), digest_size=8).digest()
+    return int.from_bytes(h, "big") >> 11
+
+
 class Publisher:
     """At-least-once producer for a hub's ``/publish`` endpoint (see module docstring)."""
 
     def __init__(self, url: str, *, token: str | None = None, producer: str | None = None,
-                 window: int = 64, batch_start: int = 1) -> None:
+                 window: int = 64) -> None:
         self.url = url
         self.token = token
-        self.producer = producer or f"producer-{int(time.time() * 1000)}"
+        self.run = uuid.uuid4().bytes
+        self.producer = producer or f"producer-{uuid.UUID(bytes=self.run).hex[:12]}"
         self.window = window
-        self.batch = batch_start - 1
+        self.sent_batches = 0
+        self.batch = 0                     # key of the last batch sent
         self.unacked: OrderedDict[int, bytes] = OrderedDict()
         self.acked = 0
         self.rejected = 0
+        self.refused: dict[str, int] = {}  # terminal refusals by code (those batches are dropped)
         self.last_error: P.Error | None = None
         self.acks: list[P.Ack] = []
         self.keep_acks = False
@@ -101,13 +119,16 @@ class Publisher:
                     if msg.code == "auth":
                         raise AuthFailed(msg.message)
                     # acks and errors come in batch order: this answers the oldest unacked
-                    # batch. A refused batch is not retried (it would be refused again);
-                    # a rate-limited one is resent after a second.
+                    # batch. A retryable refusal resends it after retry_after; a terminal
+                    # one drops it (it would be refused again).
                     if self.unacked:
                         num, data = self.unacked.popitem(last=False)
-                        if msg.code == "rate_limited":
+                        if msg.code in P.RETRYABLE_CODES:
                             self.unacked[num] = data
-                            asyncio.get_running_loop().call_later(1.0, self._resend, num)
+                            delay = msg.retry_after if msg.retry_after is not None else 1.0
+                            asyncio.get_running_loop().call_later(min(max(delay, 0.05), 30.0), self._resend, num)
+                        else:
+                            self.refused[msg.code] = self.refused.get(msg.code, 0) + 1
                 self._progress.set()
         except ConnectionClosed as e:
             if e.rcvd and classify_close(e.rcvd.code, e.rcvd.reason) == "auth":
@@ -130,7 +151,7 @@ class Publisher:
             await self._connect()
 
     async def publish(self, events: list[dict[str, Any]]) -> int:
-        """Send one batch (waits while ``window`` batches are unacked); returns its number."""
+        """Send one batch (waits while ``window`` batches are unacked); returns its key."""
         if not events:
             return self.batch
         while len(self.unacked) >= self.window:
@@ -138,7 +159,8 @@ class Publisher:
             self._progress.clear()
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._progress.wait(), 1.0)
-        self.batch += 1
+        self.sent_batches += 1
+        self.batch = run_batch_key(self.run, self.sent_batches)
         data = P.encode(P.Publish(events=events, producer=self.producer, batch=self.batch, token=self.token))
         self.unacked[self.batch] = data
         await self._ensure()
@@ -293,7 +315,7 @@ async def replay(path: Path | str, hub_url: str, *, speed: float = 1.0, token: s
     start = time.time()
     shift = 0.0 if keep_ts else start - first
     sent = 0
-    async with Publisher(url, token=token, producer=f"replay-{Path(path).stem}-{int(start)}") as pub:
+    async with Publisher(url, token=token, producer=f"replay-{Path(path).stem}") as pub:
         i = 0
         while i < len(events):
             due = (events[i].get("ts", first) - first) / speed

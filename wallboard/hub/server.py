@@ -42,7 +42,8 @@ from wallboard.state.snapshot import encode_snapshot_pieces
 
 from .auth import Auth, PeerLimiter, RefusalLog, bearer, origin_allowed, printable
 from .fanout import Tail, WallSender
-from .journal import Batch, Journal, _exact, open_journal
+from .batches import DEDUPE_WINDOW_S, Batch, BatchRefused, JournalUnavailable, batch_digest
+from .journal import Journal, open_journal
 
 log = logging.getLogger("wallboard.hub")
 
@@ -52,6 +53,8 @@ ENCODE_PAUSE_S = 0.004
 #: in a loop costs the hub a few handshakes a second; at most TARPIT_MAX wait at once.
 TARPIT_S = 1.0
 TARPIT_MAX = 256
+#: Seconds between two sweeps of batch keys older than the dedupe window.
+KEY_EXPIRY_S = 600.0
 
 
 @dataclass
@@ -93,6 +96,7 @@ class HubConfig:
     http_port: int | None = None        # HTTP ingest port (/events, /alertmanager, /grafana, /metrics, /healthz); None = off
     mapping: str | None = None          # alert mapping TOML for the webhooks (None = documented defaults)
     max_body: int = 1 << 20             # largest HTTP request body
+    dedupe_window: float = DEDUPE_WINDOW_S  # seconds a committed (producer, batch) key is remembered
 
     def validate(self) -> None:
         """Raise ValueError naming the first bad option."""
@@ -115,6 +119,7 @@ class HubConfig:
             ("refusal_window", self.refusal_window > 0, "> 0"),
             ("refusal_block", self.refusal_block >= 0, ">= 0"),
             ("refusal_log_s", self.refusal_log_s >= 0, ">= 0"),
+            ("dedupe_window", self.dedupe_window > 0, "> 0 seconds"),
         ]
         for name, ok, want in checks:
             if not ok:
@@ -162,8 +167,7 @@ class Hub:
         self.tail = Tail(self.config.tail_events)
         self.walls: set[WallSender] = set()
         self.counters: dict[str, float] = {}
-        self._pending: list[tuple[Batch, asyncio.Future[tuple[int, int]]]] = []
-        self._inflight: dict[tuple[str, int], asyncio.Future[tuple[int, int]]] = {}
+        self._pending: list[tuple[Batch, asyncio.Future[tuple[tuple[int, int], bool]]]] = []
         self._pending_evt: asyncio.Event | None = None
         self._snap_cache: tuple[int, list[bytes]] | None = None
         self.gate = PeerLimiter(self.config.max_refusals, self.config.refusal_window, self.config.refusal_block)
@@ -212,7 +216,8 @@ class Hub:
         self._loop = asyncio.get_running_loop()
         self._pending_evt = asyncio.Event()
         if self.journal is None:
-            self.journal = open_journal(cfg.journal, keep=max(cfg.keep_events, cfg.tail_events))
+            self.journal = open_journal(cfg.journal, keep=max(cfg.keep_events, cfg.tail_events),
+                                        dedupe_window=cfg.dedupe_window)
         await asyncio.to_thread(self._recover)
         ctx = None
         if cfg.tls_cert:
@@ -372,35 +377,24 @@ class Hub:
                batch: int | None = None) -> "asyncio.Future[tuple[tuple[int, int], bool]]":
         """Queue validated events for the next group commit (event loop thread only).
 
-        Returns a future of ``((first, last), duplicate)``; it resolves once every event
-        is journaled, applied to the live state and queued to the walls.
+        Returns a future of ``((first, last), duplicate)``; it resolves once the log has
+        committed the batch (or had committed it already under this key: ``duplicate``)
+        and the events are applied to the live state and queued to the walls. It raises
+        :class:`BatchRefused` (``conflict``, ``bad_value``: terminal) or
+        :class:`JournalUnavailable` (retryable: resend after ``retry_after``); map them
+        to the wire with :func:`refusal_error`.
         """
         loop = asyncio.get_running_loop()
         out: asyncio.Future[tuple[tuple[int, int], bool]] = loop.create_future()
-        if producer is not None and batch is not None:
-            key = (producer, batch)
-            done = self.journal.batch_range(producer, batch)
-            if done is not None:
-                self.count("duplicates")
-                out.set_result((done, True))
-                return out
-            running = self._inflight.get(key)
-            if running is not None:
-                self.count("duplicates")
-                running.add_done_callback(_forward(out, True))
-                return out
+        digest = batch_digest(events) if producer is not None and batch is not None else None
         now = time.time()
         for ev in events:
             ev.pop("seq", None)
             if "ts" not in ev:
                 ev["ts"] = now
-        fut: asyncio.Future[tuple[int, int]] = loop.create_future()
-        if producer is not None and batch is not None:
-            self._inflight[(producer, batch)] = fut
-        fut.add_done_callback(_forward(out, False))
         t0, ack = time.perf_counter(), self.metrics.ack
-        fut.add_done_callback(lambda f: f.cancelled() or f.exception() or ack.observe(time.perf_counter() - t0))
-        self._pending.append((Batch(events, producer, batch), fut))
+        out.add_done_callback(lambda f: f.cancelled() or f.exception() or ack.observe(time.perf_counter() - t0))
+        self._pending.append((Batch(events, producer, batch, digest), out))
         assert self._pending_evt is not None
         self._pending_evt.set()
         return out
@@ -418,11 +412,16 @@ class Hub:
                 await self._commit_once()
             except asyncio.CancelledError:
                 raise
+            except JournalUnavailable as e:
+                log.error("journal commit failed: %s", e)
+                await asyncio.sleep(0.5)
             except Exception:
                 log.exception("journal commit failed")
                 await asyncio.sleep(0.5)
 
     async def _commit_once(self) -> None:
+        """Append what is pending as one group commit; then feed the tail, the state and
+        the walls from what the log committed, and settle each batch's future."""
         assert self._pending_evt is not None
         self._pending_evt.clear()
         work, self._pending = self._pending, []
@@ -431,30 +430,38 @@ class Hub:
         batches = [b for b, _ in work]
         t0 = time.perf_counter()
         try:
-            ranges = await asyncio.to_thread(self.journal.append, batches)
-        except Exception as e:
-            for b, f in work:
-                self._inflight.pop((b.producer, b.batch), None)  # type: ignore[arg-type]
+            done = await asyncio.to_thread(self.journal.append, batches)
+        except Exception as e:  # nothing of the group was taken: every producer resends
+            self.count("journal_errors")
+            err = e if isinstance(e, JournalUnavailable) else JournalUnavailable(f"journal write failed: {e}")
+            for _, f in work:
                 if not f.done():
-                    f.set_exception(RuntimeError(f"journal write failed: {e}"))
-            raise
+                    f.set_exception(err)
+            raise err from e
         self._last_commit_ms = (time.perf_counter() - t0) * 1000
-        events = [ev for b in batches for ev in b.events]
-        first = ranges[0][0]
-        self.tail.extend(first, [_exact(orjson.dumps(ev)) for ev in events])
-        if self._held is not None:  # a compaction is encoding the state: apply after it
-            self._held.append(events)
-        else:
-            self._apply(events)
-        self.count("events_in", len(events))
-        self.count("commits")
-        self._commit_times.append((self.seq, time.monotonic()))
-        for (b, f), r in zip(work, ranges):
-            self._inflight.pop((b.producer, b.batch), None)  # type: ignore[arg-type]
-            if not f.done():
-                f.set_result(r)
-        for w in self.walls:
-            w.notify()
+        if done.rows:
+            self.tail.extend(done.rows[0][0], [data for _, data in done.rows])
+            events = [ev for i in done.fresh for ev in batches[i].events]
+            if self._held is not None:  # a compaction is encoding the state: apply after it
+                self._held.append(events)
+            else:
+                self._apply(events)
+            self.count("events_in", len(events))
+            self.count("commits")
+            self._commit_times.append((self.seq, time.monotonic()))
+        for (_, f), outcome in zip(work, done.outcomes):
+            if f.done():
+                continue
+            if isinstance(outcome, BatchRefused):
+                self.reject(outcome.code)
+                f.set_exception(outcome)
+            else:
+                if outcome.duplicate:
+                    self.count("duplicates")
+                f.set_result((outcome.range, outcome.duplicate))
+        if done.rows:
+            for w in self.walls:
+                w.notify()
         if self.seq - self._compacted_at >= self.config.compact_every and self._compaction is None:
             # in the background: the next commits (acks, fan-out) must not wait for it
             self._compaction = asyncio.create_task(self.compact(), name="compaction")
@@ -544,6 +551,7 @@ class Hub:
     async def _ticker(self) -> None:
         cfg = self.config
         next_stats = time.monotonic() + cfg.stats_s
+        next_expiry = time.monotonic() + KEY_EXPIRY_S
         while True:
             await asyncio.sleep(cfg.heartbeat_s)
             try:
@@ -555,6 +563,12 @@ class Hub:
             for w in self.walls:
                 if w.cursor or w.need_snapshot:
                     w.push(hb)
+            if time.monotonic() >= next_expiry and self._compaction is None:
+                next_expiry = time.monotonic() + KEY_EXPIRY_S
+                try:
+                    self.count("keys_expired", await asyncio.to_thread(self.journal.expire_keys))
+                except Exception as e:
+                    log.warning("expiring batch keys failed: %s", e)
             if time.monotonic() >= next_stats:
                 next_stats += cfg.stats_s
                 st = P.encode(P.Stats(counters=self.stats()))
@@ -723,8 +737,8 @@ class Hub:
                 fut, producer, batch = item
                 try:
                     (first, last), dup = await fut
-                except Exception as e:
-                    await ws.send(P.encode(P.Error(code="bad_value", message=str(e))), text=True)
+                except (BatchRefused, JournalUnavailable) as e:
+                    await ws.send(P.encode(refusal_error(e)), text=True)
                     continue
                 await ws.send(P.encode(P.Ack(first=first, last=last, producer=producer, batch=batch,
                                              duplicate=dup)), text=True)
@@ -824,19 +838,13 @@ class Hub:
         await self.submit([ev], None, None)
 
 
-def _forward(out: "asyncio.Future[Any]", duplicate: bool) -> Any:
-    """A done-callback passing a commit's outcome to ``out``; safe when either side was
-    cancelled (hub shutdown) or ``out`` is already settled."""
-    def done(f: "asyncio.Future[Any]") -> None:
-        if out.done():
-            return
-        if f.cancelled():
-            out.cancel()
-        elif f.exception() is not None:
-            out.set_exception(f.exception())
-        else:
-            out.set_result((f.result(), duplicate))
-    return done
+def refusal_error(e: BatchRefused | JournalUnavailable) -> P.Error:
+    """The ``error`` message for a batch the log refused (terminal) or could not commit
+    (``unavailable``, retryable: ``retry_after`` seconds)."""
+    if isinstance(e, JournalUnavailable):
+        return P.Error(code="unavailable", message=f"not applied: {e.message}; resend the batch later",
+                       retry_after=e.retry_after)
+    return P.Error(code=e.code, message=e.message, index=e.index, field=e.field)
 
 
 def _peer(ws: ServerConnection) -> str:

@@ -574,7 +574,7 @@ async def run_to_url(url: str, scenario: str, *, speed: float = 1.0, seed: int =
     from .record import Publisher
 
     sim = Simulator(load_scenario(scenario), seed=seed, speed=speed, options=options)
-    async with Publisher(url, token=token, producer=f"demo-{scenario}-{int(time.time())}") as pub:
+    async with Publisher(url, token=token, producer=f"demo-{scenario}") as pub:
         await _drive(sim, pub.publish, stop_after=duration)
         await pub.flush()
         return pub.rejected
