@@ -90,7 +90,7 @@ def test_every_accepted_event_survives_journal_snapshot_compaction_and_replay(ba
         try:
             if not good:
                 return
-            ranges = journal.append([Batch(events=[dict(e) for e in good], producer="prop", batch=1)])
+            ranges = journal.append([Batch(events=[dict(e) for e in good], producer="prop", batch=1)]).ranges
             assert ranges == [(1, len(good))]
             replayed = journal.read(0, len(good) + 10)
             assert replayed == [dict(e, seq=i + 1) for i, e in enumerate(good)]
