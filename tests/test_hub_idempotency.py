@@ -323,3 +323,24 @@ def test_publish_cli_transports_stop_on_conflict_and_retry_unavailable():
         assert retry.startswith("unavailable: not applied: disk full: ") and after == 0.1
     finally:
         hub.stop()
+
+
+def test_hub_own_producers_resend_after_unavailable():
+    journal = Flaky()
+    hub = Hub(HubConfig(port=0, journal=None), auth=Auth(), journal=journal)
+
+    async def go() -> tuple[Any, str]:
+        await hub.astart()
+        try:
+            journal.fail = 2
+            ok = await hub.submit_retrying([kpi(1)])
+            journal.fail = 5
+            with pytest.raises(JournalUnavailable) as e:
+                await hub.submit_retrying([kpi(2)], attempts=3)
+            return ok, e.value.message
+        finally:
+            journal.fail = 0
+            await hub.astop()
+    ok, message = asyncio.run(go())
+    assert ok == ((1, 1), False) and message.startswith("disk full: ")
+    assert [e["value"] for e in journal.read(0, 10)] == [1.0]

@@ -72,6 +72,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port to bind (default {DEFAULT_PORT}; 0 = any)")
     p.add_argument("--journal", metavar="PATH",
                    help="SQLite journal file (WAL); events survive restarts and kill -9 (default: in memory)")
+    p.add_argument("--new-epoch", action="store_true",
+                   help="start a new epoch of the log when the journal is missing, damaged or ends before what "
+                   "was committed (a damaged file is moved aside; walls resync); without it the hub refuses")
     p.add_argument("--demo", metavar="SCENARIO", help="also run a simulator scenario in-process: "
                    "launch-928, double-11, scale, or a path to a scenario .toml")
     p.add_argument("--speed", type=_positive, default=1.0, metavar="X", help="demo time acceleration (default 1)")
@@ -180,6 +183,7 @@ def _run(coro: Any) -> Any:
 
 def cmd_hub(args: argparse.Namespace) -> int:
     from .auth import AuthConfigError
+    from .journal_guard import JournalRefused
     from .server import Hub, HubConfig, configure_logging
     from .simulator import ScenarioError, load_scenario
 
@@ -195,7 +199,8 @@ def cmd_hub(args: argparse.Namespace) -> int:
                         keep_events=args.keep_events, compression=args.compression, origins=args.origin,
                         token_file=args.token_file, tls_cert=args.tls_cert, tls_key=args.tls_key,
                         http_port=args.http_port, mapping=args.mapping, max_refusals=args.max_refusals,
-                        refusal_block=args.refusal_block, dedupe_window=args.dedupe_window)
+                        refusal_block=args.refusal_block, dedupe_window=args.dedupe_window,
+                        new_epoch=args.new_epoch)
         hub = Hub(cfg)
     except (AuthConfigError, ScenarioError, ValueError) as e:
         print(f"wallboard hub: {e}", file=sys.stderr)
@@ -214,6 +219,9 @@ def cmd_hub(args: argparse.Namespace) -> int:
 
     try:
         _run(serve())
+    except JournalRefused as e:
+        print(f"wallboard hub: {e}", file=sys.stderr)
+        return 2
     except OSError as e:
         print(f"wallboard hub: cannot bind {args.host}:{args.port}: {e.strerror}", file=sys.stderr)
         return 1

@@ -40,6 +40,7 @@ batch ids map to JetStream's ``Nats-Msg-Id`` de-duplication window.
 from __future__ import annotations
 
 import contextlib
+import logging
 import sqlite3
 import threading
 import time
@@ -50,6 +51,9 @@ from typing import Any, Iterator, Protocol
 
 import orjson
 
+from .journal_guard import (APPLICATION_ID, JournalRefused, Sidecar, SidecarState, check_continuity, check_file, check_schema,
+                            move_aside, quick_check, refusing)
+from .journal_guard import new_epoch as make_epoch
 from .batches import (DEDUPE_WINDOW_S, Appended, Batch, BatchRefused, GroupCommit, JournalUnavailable,
                       KeyRecord, plan, unset_seqs)
 
@@ -59,6 +63,9 @@ COMPACT_CHUNK = 5_000
 #: Bytes per stored snapshot part: a 24 MB snapshot is written as 24 short transactions,
 #: not one that holds the lock (and the SQLite write lock) for ~100 ms.
 SNAPSHOT_PART = 1 << 20
+
+
+log = logging.getLogger("wallboard.hub.journal")
 
 
 def _snapshot_bytes(snapshot: bytes | dict[str, Any]) -> bytes:
@@ -94,6 +101,7 @@ class Journal(Protocol):
 
     last_seq: int
     first_kept: int
+    epoch: str      # random id of this log, created with it: a wall's seqs mean nothing in another
 
     def recover(self) -> Recovered: ...
     def append(self, batches: list[Batch]) -> GroupCommit: ...
@@ -121,7 +129,7 @@ class MemoryJournal:
         self._snapshot: tuple[int, bytes] | None = None
         self._keys: dict[tuple[str, int], KeyRecord] = {}
         self._key_order: deque[tuple[float, tuple[str, int]]] = deque()   # commit time order, for expiry
-        self.epoch = ""
+        self.epoch = make_epoch()   # a memory log starts over with every process
         self.last_seq = 0
         self.first_kept = 1
         self.commits = 0
@@ -220,6 +228,7 @@ CREATE TABLE IF NOT EXISTS batch_keys (
 CREATE UNIQUE INDEX IF NOT EXISTS batch_keys_key ON batch_keys (producer, batch);
 CREATE INDEX IF NOT EXISTS batch_keys_at ON batch_keys (at);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS info (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
 
@@ -257,7 +266,7 @@ class SqliteJournal:
     their row (a crash mid-write) are deleted on open.
     """
 
-    def __init__(self, path: str | Path, *, dedupe_window: float = DEDUPE_WINDOW_S) -> None:
+    def __init__(self, path: str | Path, *, dedupe_window: float = DEDUPE_WINDOW_S, new_epoch: bool = False) -> None:
         self.path = Path(path)
         self.window = dedupe_window
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -266,27 +275,78 @@ class SqliteJournal:
         self._waiting = 0                      # appends/reads waiting for the lock
         self._side: sqlite3.Connection | None = None   # checkpoints during a compaction
         self._waiting_lock = threading.Lock()
-        self._db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.execute("PRAGMA journal_size_limit=67108864")
-        self._db.executescript(_SCHEMA)
-        columns = [r[1] for r in self._db.execute("PRAGMA table_info(snapshots)")]
+        self.commits = 0
+        self.epoch = ""
+        self._sidecar = Sidecar(self.path)
+        self._sidecar.acquire()    # JournalRefused naming the pid when another hub has it
+        try:
+            self._open(new_epoch)
+        except BaseException:
+            self._sidecar.release()
+            raise
+        self._sidecar.epoch = self.epoch
+        self._sidecar.write(self.last_seq)
+
+    def _open(self, new_epoch: bool) -> None:
+        """Check the file (:mod:`wallboard.hub.journal_guard`), open it, set the epoch."""
+        previous = self._sidecar.previous
+        with refusing(self.path):
+            fresh = check_file(self.path, previous, new_epoch)
+        try:
+            with refusing(self.path):
+                self._connect(fresh, previous, new_epoch)
+        except JournalRefused as e:
+            if not (new_epoch and e.kind == "damaged"):
+                raise
+            moved = move_aside(self.path)
+            log.warning("%s: moved to %s; a new epoch starts in a new file", e, moved)
+            with refusing(self.path):
+                self._connect(True, previous, new_epoch)
+        stored = self._db.execute("SELECT value FROM info WHERE key = 'epoch'").fetchone()
+        if stored is not None and not new_epoch:
+            self.epoch = str(stored[0])
+            check_continuity(self.path, self.epoch, self.last_seq, previous)
+            return
+        self.epoch = make_epoch()
+        self._db.execute("INSERT OR REPLACE INTO info VALUES ('epoch', ?)", (self.epoch,))
+        if stored is not None or self.last_seq:
+            log.warning("journal %s: new epoch %s at seq %d (was %s): walls resync", self.path, self.epoch,
+                        self.last_seq, stored[0] if stored else "none")
+
+    def _connect(self, fresh: bool, previous: SidecarState | None, new_epoch: bool) -> None:
+        self._db = db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None)
+        try:
+            if not fresh:   # a foreign file is refused before anything is written
+                check_schema(db, self.path, previous, new_epoch)
+                quick_check(db, self.path)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=FULL")
+            db.execute("PRAGMA journal_size_limit=67108864")
+            db.execute(f"PRAGMA application_id={APPLICATION_ID}")
+            db.executescript(_SCHEMA)
+            self._migrate()
+            row = db.execute("SELECT value FROM meta WHERE key='last_seq'").fetchone()
+            top = db.execute("SELECT MAX(seq) FROM events").fetchone()[0] or 0
+            self.last_seq = max(row[0] if row else 0, top)
+            low = db.execute("SELECT MIN(seq) FROM events").fetchone()[0]
+            self.first_kept = low if low is not None else self.last_seq + 1
+        except BaseException:
+            db.close()
+            raise
+
+    def _migrate(self) -> None:
+        """Bring a journal of an older version up to this schema."""
+        db = self._db
+        columns = [r[1] for r in db.execute("PRAGMA table_info(snapshots)")]
         if "parts" not in columns:   # a journal written before snapshots came in parts
-            self._db.execute("ALTER TABLE snapshots ADD COLUMN parts INTEGER NOT NULL DEFAULT 0")
-        self._db.execute("DELETE FROM snapshot_parts WHERE seq NOT IN (SELECT seq FROM snapshots)")
-        if self._db.execute("SELECT 1 FROM sqlite_master WHERE name='batches'").fetchone():
+            db.execute("ALTER TABLE snapshots ADD COLUMN parts INTEGER NOT NULL DEFAULT 0")
+        db.execute("DELETE FROM snapshot_parts WHERE seq NOT IN (SELECT seq FROM snapshots)")
+        if db.execute("SELECT 1 FROM sqlite_master WHERE name='batches'").fetchone():
             # a journal of the version that kept batch ranges without their content digest:
             # its keys stay duplicates (not checkable for conflicts) for one window
-            self._db.executescript(f"""BEGIN;
+            db.executescript(f"""BEGIN;
                 INSERT OR IGNORE INTO batch_keys SELECT producer, batch, NULL, first, last, {time.time()}
                 FROM batches; DROP TABLE batches; COMMIT;""")
-        self.commits = 0
-        row = self._db.execute("SELECT value FROM meta WHERE key='last_seq'").fetchone()
-        top = self._db.execute("SELECT MAX(seq) FROM events").fetchone()[0] or 0
-        self.last_seq = max(row[0] if row else 0, top)
-        low = self._db.execute("SELECT MIN(seq) FROM events").fetchone()[0]
-        self.first_kept = low if low is not None else self.last_seq + 1
 
     @contextlib.contextmanager
     def _urgent(self) -> Iterator[None]:
@@ -359,6 +419,7 @@ class SqliteJournal:
                 self.first_kept = done.rows[0][0]
             self.last_seq = done.last_seq
             self.commits += 1
+            self._sidecar.write(done.last_seq)   # what the next start checks the file against
         return done
 
     def _lookup(self, producer: str, batch: int) -> KeyRecord | None:
@@ -504,16 +565,22 @@ class SqliteJournal:
         return {"journal_events": n, "journal_commits": self.commits, "journal_bytes": size}
 
     def close(self) -> None:
+        """Close the file and give up the journal's lock (the next hub may open it)."""
         with self._lock:
             try:
                 self._db.close()
             except sqlite3.Error:
                 pass
+            self._sidecar.release()
 
 
 def open_journal(path: str | Path | None, keep: int = 100_000, *,
-                 dedupe_window: float = DEDUPE_WINDOW_S) -> Journal:
-    """``SqliteJournal(path)``, or a :class:`MemoryJournal` when ``path`` is None."""
+                 dedupe_window: float = DEDUPE_WINDOW_S, new_epoch: bool = False) -> Journal:
+    """``SqliteJournal(path)``, or a :class:`MemoryJournal` when ``path`` is None. Raises
+    :class:`JournalRefused` (one line to print) when the file must not be trusted."""
     if path is None:
         return MemoryJournal(keep, dedupe_window=dedupe_window)
-    return SqliteJournal(path, dedupe_window=dedupe_window)
+    if "://" in str(path):
+        raise JournalRefused(f"journal {path}: a JetStream (or other URL) journal is not available yet (issue 15); "
+                             "give --journal a SQLite file path", "foreign")
+    return SqliteJournal(path, dedupe_window=dedupe_window, new_epoch=new_epoch)

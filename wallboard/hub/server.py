@@ -97,6 +97,7 @@ class HubConfig:
     mapping: str | None = None          # alert mapping TOML for the webhooks (None = documented defaults)
     max_body: int = 1 << 20             # largest HTTP request body
     dedupe_window: float = DEDUPE_WINDOW_S  # seconds a committed (producer, batch) key is remembered
+    new_epoch: bool = False             # start a new epoch of the log on a damaged/missing/short journal
 
     def validate(self) -> None:
         """Raise ValueError naming the first bad option."""
@@ -124,6 +125,9 @@ class HubConfig:
         for name, ok, want in checks:
             if not ok:
                 raise ValueError(f"hub option {name}={getattr(self, name)!r}: expected {want}")
+        if self.journal is not None and "://" in self.journal:
+            raise ValueError(f"hub option journal={self.journal!r}: a JetStream (or other URL) journal is not "
+                             "available yet (issue 15); give a SQLite file path")
         if bool(self.tls_cert) != bool(self.tls_key):
             raise ValueError("hub options tls_cert and tls_key go together")
 
@@ -217,7 +221,7 @@ class Hub:
         self._pending_evt = asyncio.Event()
         if self.journal is None:
             self.journal = open_journal(cfg.journal, keep=max(cfg.keep_events, cfg.tail_events),
-                                        dedupe_window=cfg.dedupe_window)
+                                        dedupe_window=cfg.dedupe_window, new_epoch=cfg.new_epoch)
         await asyncio.to_thread(self._recover)
         ctx = None
         if cfg.tls_cert:
@@ -243,8 +247,8 @@ class Hub:
 
             self._tasks.append(asyncio.create_task(run_in_hub(self, cfg.demo, speed=cfg.speed, seed=cfg.seed,
                                                               options=cfg.demo_options), name="demo"))
-        log.info("hub %s listening on %s (seq %d, journal %s, open roles: %s)", self.hub_id, self.url,
-                 self.seq, cfg.journal or "memory", ", ".join(self.auth.open_roles()) or "none")
+        log.info("hub %s listening on %s (seq %d, journal %s epoch %s, open roles: %s)", self.hub_id, self.url,
+                 self.seq, cfg.journal or "memory", self.journal.epoch, ", ".join(self.auth.open_roles()) or "none")
         return self.host, self.port
 
     def _recover(self) -> None:
@@ -398,6 +402,21 @@ class Hub:
         assert self._pending_evt is not None
         self._pending_evt.set()
         return out
+
+    async def submit_retrying(self, events: list[dict[str, Any]], producer: str | None = None,
+                              batch: int | None = None, *, attempts: int = 30) -> tuple[tuple[int, int], bool]:
+        """:meth:`submit` for the hub's own producers (in-hub simulator, wall controls):
+        after ``unavailable`` the same batch is submitted again after ``retry_after``, up
+        to ``attempts`` times (then the last :class:`JournalUnavailable` is raised);
+        :class:`BatchRefused` is raised at once."""
+        for attempt in range(attempts):
+            try:
+                return await self.submit([dict(ev) for ev in events], producer, batch)
+            except JournalUnavailable as e:
+                if attempt + 1 == attempts:
+                    raise
+                await asyncio.sleep(e.retry_after)
+        raise AssertionError("unreachable")
 
     async def _committer(self) -> None:
         assert self._pending_evt is not None
@@ -772,7 +791,8 @@ class Hub:
             return
         wall = WallSender(self, ws, printable(hello.wall or peer, 100), roles)  # safe in logs and labels
         await ws.send(P.encode(P.Welcome(protocol=P.PROTOCOL_VERSION, hub=self.hub_id, seq=self.seq,
-                                         heartbeat_s=self.config.heartbeat_s, roles=sorted(roles))), text=True)
+                                         heartbeat_s=self.config.heartbeat_s, roles=sorted(roles),
+                                         epoch=self.journal.epoch or None)), text=True)
         self.walls.add(wall)
         self.count("walls_connected")
         wall.start_from(hello.since)
@@ -835,7 +855,10 @@ class Hub:
             return
         self.count("controls")
         log.info("control %s from wall %s: %s", msg.command, printable(wall.name), printable(msg.args, 300))
-        await self.submit([ev], None, None)
+        try:
+            await self.submit_retrying([ev], attempts=5)
+        except (BatchRefused, JournalUnavailable) as e:
+            wall.push(P.encode(refusal_error(e)))
 
 
 def refusal_error(e: BatchRefused | JournalUnavailable) -> P.Error:

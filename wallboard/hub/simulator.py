@@ -563,7 +563,7 @@ async def run_in_hub(hub: Any, scenario: str, *, speed: float = 1.0, seed: int =
                 hub.reject(e.code)
                 log.error("demo %s produced a bad event: %s", scenario, e)
         if good:
-            await hub.submit(good)
+            await hub.submit_retrying(good)  # resent after a journal failure (retry_after)
 
     await _drive(sim, sink)
 
