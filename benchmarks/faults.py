@@ -3,6 +3,7 @@
     python benchmarks/faults.py                      # every drill (~3 minutes)
     python benchmarks/faults.py --drills kill9,cut --rounds 3 --cut-s 30
     python benchmarks/faults.py --drills fuzz --fuzz 1000000
+    python benchmarks/faults.py --drills producers
 
 Drills (all on 127.0.0.1):
 
@@ -27,6 +28,11 @@ Drills (all on 127.0.0.1):
   tokens, an unauthenticated flood of ``--flood`` 414 KB batches with bystander latency,
   browser requests, /metrics, forged log lines, malformed and partial HTTP, SIGTERM);
   see ``benchmarks/_abuse.py``.
+* ``producers``: issue 18's producer drills (rate-limited resend, a second file under one
+  producer id, 10,001 producers, a bad batch next to a bystander, damaged journals after
+  kill -9, two hubs on one journal), each against real ``wallboard hub`` processes,
+  with acked events lost and duplicated per drill (target: all 0); see
+  ``benchmarks/producer_drills.py``.
 
 Prints one JSON object.
 """
@@ -355,8 +361,8 @@ def drill_auth(args) -> dict:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--drills", default="kill9,cut,fuzz,auth,abuse",
-                    help="comma-separated: kill9, cut, fuzz, auth, abuse")
+    ap.add_argument("--drills", default="kill9,cut,fuzz,auth,abuse,producers",
+                    help="comma-separated: kill9, cut, fuzz, auth, abuse, producers")
     ap.add_argument("--walls", type=int, default=3, help="kill9: headless walls (default 3)")
     ap.add_argument("--rounds", type=int, default=3, help="kill9: kills (default 3)")
     ap.add_argument("--between-s", type=float, default=5.0, help="kill9: seconds of publishing between kills")
@@ -365,7 +371,10 @@ def main() -> int:
     ap.add_argument("--fuzz", type=int, default=1_000_000, help="fuzz: frames at each target (default 1,000,000)")
     ap.add_argument("--flood", type=int, default=200, help="abuse: unauthenticated 414 KB batches (default 200)")
     args = ap.parse_args()
-    drills = {"kill9": drill_kill9, "cut": drill_cut, "fuzz": drill_fuzz, "auth": drill_auth, "abuse": drill_abuse}
+    from producer_drills import drill_producers
+
+    drills = {"kill9": drill_kill9, "cut": drill_cut, "fuzz": drill_fuzz, "auth": drill_auth, "abuse": drill_abuse,
+              "producers": drill_producers}
     out: dict = {}
     for name in args.drills.split(","):
         if name not in drills:
