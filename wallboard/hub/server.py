@@ -189,6 +189,8 @@ class Hub:
         self._compaction: asyncio.Task[None] | None = None   # the running compaction
         #: batches journaled while a compaction encodes the state, applied after it
         self._held: list[list[dict[str, Any]]] | None = None
+        #: the rebuild of a state that failed to apply (None: the state follows the log)
+        self._rebuilding: asyncio.Task[None] | None = None
         self._last_commit_ms = 0.0
         self.host = self.config.host
         self.port = self.config.port
@@ -252,13 +254,8 @@ class Hub:
         return self.host, self.port
 
     def _recover(self) -> None:
-        rec = self.journal.recover()
         t0 = time.time()
-        if rec.snapshot is not None:
-            self.state = LiveState.from_snapshot(rec.snapshot)
-        if rec.events:
-            for i in range(0, len(rec.events), 5000):
-                self.state.apply(rec.events[i:i + 5000], t0)
+        self.state, rec = self._state_from_log()
         self.tail.reset(rec.last_seq)
         self._compacted_at = rec.snapshot_seq
         if self.state.seq != rec.last_seq:
@@ -481,7 +478,8 @@ class Hub:
         if done.rows:
             for w in self.walls:
                 w.notify()
-        if self.seq - self._compacted_at >= self.config.compact_every and self._compaction is None:
+        if (self.seq - self._compacted_at >= self.config.compact_every and self._compaction is None
+                and self._rebuilding is None):
             # in the background: the next commits (acks, fan-out) must not wait for it
             self._compaction = asyncio.create_task(self.compact(), name="compaction")
 
@@ -494,12 +492,71 @@ class Hub:
         return times[i][1]
 
     def _apply(self, events: list[dict[str, Any]]) -> None:
-        """Journaled events into the hub's state (logged and counted if that fails)."""
+        """Journaled events into the hub's state. If that fails the state is no longer
+        trusted: it is rebuilt from the log (:meth:`_rebuild_state`) while commits, acks
+        and fan-out go on (fan-out never reads the state); until then events are not
+        applied to it and no compaction starts."""
+        if self._rebuilding is not None:
+            return  # the rebuild reads these events back from the log
         try:
             self.state.apply(events, time.time())
         except Exception:  # journaled already: the state must follow; log loudly
-            log.exception("state.apply failed at seq %d..%d", events[0]["seq"], events[-1]["seq"])
+            log.exception("state.apply failed at seq %d..%d; rebuilding the state from the log",
+                          events[0]["seq"], events[-1]["seq"])
             self.count("state_errors")
+            self._rebuilding = asyncio.get_running_loop().create_task(self._rebuild_state(), name="rebuild")
+
+    def _state_from_log(self) -> tuple[LiveState, Any]:
+        """A new state from the newest snapshot + the events after it (worker thread or
+        start). An event the state cannot apply is skipped, logged and counted
+        (``state_skipped``): one poison event never stops the hub from following its log."""
+        rec = self.journal.recover()
+        state = LiveState.from_snapshot(rec.snapshot) if rec.snapshot is not None else LiveState()
+        for i in range(0, len(rec.events), 5000):
+            self._apply_tolerant(state, rec.events[i:i + 5000])
+        return state, rec
+
+    def _apply_tolerant(self, state: LiveState, events: list[dict[str, Any]]) -> None:
+        """``state.apply``; on failure, the batch again one event at a time, skipping those
+        that fail (a state that cannot take an event must still reach the log's seq)."""
+        now = time.time()
+        try:
+            state.apply(events, now)
+            return
+        except Exception:
+            pass
+        for ev in events:
+            if ev["seq"] <= state.seq:
+                continue  # applied before the batch failed
+            try:
+                state.apply([ev], now)
+            except Exception as e:
+                log.error("state cannot apply seq %d (%s: %s): skipped", ev["seq"], type(e).__name__, e)
+                self.count("state_skipped")
+                state.seq = ev["seq"]
+
+    async def _rebuild_state(self) -> None:
+        """Replace a state that failed to apply with one rebuilt from the log: snapshot +
+        events in a worker thread, then the events committed meanwhile, read back from
+        the log, and the swap on the loop once it has caught up with the last commit."""
+        t0 = time.perf_counter()
+        try:
+            state, _ = await asyncio.to_thread(self._state_from_log)
+            while state.seq < self.seq:
+                events = await asyncio.to_thread(self.journal.read, state.seq, 5000)
+                if not events:  # compacted meanwhile: start over from the newer snapshot
+                    state, _ = await asyncio.to_thread(self._state_from_log)
+                    continue
+                self._apply_tolerant(state, events)
+            self.state = state
+            self._snap_cache = None
+            self.count("state_rebuilds")
+            log.warning("state rebuilt from the log up to seq %d in %.0f ms", state.seq,
+                        (time.perf_counter() - t0) * 1000)
+        except Exception:
+            log.exception("state rebuild failed; the next failing apply tries again")
+        finally:
+            self._rebuilding = None
 
     async def _encode_state(self) -> bytes:
         """The state's snapshot as JSON bytes, encoded in pieces with the loop running in
