@@ -7,7 +7,8 @@ one task that turns ``tail[cursor:]`` into ``events`` frames -- at most one fram
 ``batch_interval`` (10 ms) unless 500 events are waiting. So a wall's backlog is a
 number (``tail.last_seq - cursor``), never a growing copy of the data: when it exceeds
 ``max_lag`` the wall's backlog is dropped and the wall is resynced with a snapshot; other
-walls are unaffected. Cursors older than the tail are served from the journal.
+walls are unaffected. Cursors older than the tail are served from the log
+(:meth:`EventLog.read <wallboard.hub.log.EventLog.read>`).
 """
 from __future__ import annotations
 
@@ -96,7 +97,7 @@ class WallSender:
         """Position the cursor for ``hello.since``: replay if kept, else a snapshot."""
         hub = self.hub
         last = hub.seq
-        if not since or since > last or since + 1 < hub.journal.first_kept:
+        if not since or since > last or since + 1 < hub.eventlog.first_kept():
             self.need_snapshot = True
         else:
             self.cursor = since + 1
@@ -167,7 +168,7 @@ class WallSender:
                 await asyncio.sleep(pause)
         chunk = tail.get(self.cursor, cfg.batch_events, cfg.max_frame - 64)
         if chunk is None:  # older than the ring: replay from the journal
-            events = await asyncio.to_thread(self.hub.journal.read, self.cursor - 1, cfg.batch_events)
+            events = await self.hub.eventlog.read(self.cursor - 1, cfg.batch_events)
             if not events or events[0]["seq"] != self.cursor:
                 self.need_snapshot = True
                 self.wake.set()

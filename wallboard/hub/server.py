@@ -44,6 +44,7 @@ from .auth import Auth, PeerLimiter, RefusalLog, bearer, origin_allowed, printab
 from .fanout import Tail, WallSender
 from .batches import DEDUPE_WINDOW_S, Batch, BatchRefused, JournalUnavailable, batch_digest
 from .journal import Journal, open_journal
+from .log import Compacted, EventLog
 
 log = logging.getLogger("wallboard.hub")
 
@@ -167,6 +168,7 @@ class Hub:
         self.hub_id = self.config.hub_id or f"hub-{uuid.uuid4().hex[:8]}"
         self._journal_arg = journal
         self.journal: Journal = journal  # type: ignore[assignment]
+        self.eventlog: EventLog = None  # type: ignore[assignment]  # set by astart, over self.journal
         self.state = LiveState()
         self.tail = Tail(self.config.tail_events)
         self.walls: set[WallSender] = set()
@@ -224,7 +226,9 @@ class Hub:
         if self.journal is None:
             self.journal = open_journal(cfg.journal, keep=max(cfg.keep_events, cfg.tail_events),
                                         dedupe_window=cfg.dedupe_window, new_epoch=cfg.new_epoch)
+        self.eventlog = EventLog(self.journal)
         await asyncio.to_thread(self._recover)
+        self._followed = asyncio.Event()
         ctx = None
         if cfg.tls_cert:
             ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -238,6 +242,7 @@ class Hub:
         sock = next(iter(self._server.sockets))
         self.host, self.port = sock.getsockname()[:2]
         self._tasks = [asyncio.create_task(self._committer(), name="committer"),
+                       asyncio.create_task(self._follower(), name="follower"),
                        asyncio.create_task(self._ticker(), name="ticker")]
         if cfg.http_port is not None:
             from .http_ingest import start_http_ingest
@@ -436,8 +441,9 @@ class Hub:
                 await asyncio.sleep(0.5)
 
     async def _commit_once(self) -> None:
-        """Append what is pending as one group commit; then feed the tail, the state and
-        the walls from what the log committed, and settle each batch's future."""
+        """Append what is pending to the log as one group commit, wait until the follower
+        has taken the fresh events into the tail and the state, then settle each batch's
+        future (an ack means: committed, applied, queued to the walls)."""
         assert self._pending_evt is not None
         self._pending_evt.clear()
         work, self._pending = self._pending, []
@@ -446,7 +452,7 @@ class Hub:
         batches = [b for b, _ in work]
         t0 = time.perf_counter()
         try:
-            done = await asyncio.to_thread(self.journal.append, batches)
+            done = await self.eventlog.append_group(batches)
         except Exception as e:  # nothing of the group was taken: every producer resends
             self.count("journal_errors")
             err = e if isinstance(e, JournalUnavailable) else JournalUnavailable(f"journal write failed: {e}")
@@ -456,15 +462,9 @@ class Hub:
             raise err from e
         self._last_commit_ms = (time.perf_counter() - t0) * 1000
         if done.rows:
-            self.tail.extend(done.rows[0][0], [data for _, data in done.rows])
-            events = [ev for i in done.fresh for ev in batches[i].events]
-            if self._held is not None:  # a compaction is encoding the state: apply after it
-                self._held.append(events)
-            else:
-                self._apply(events)
-            self.count("events_in", len(events))
+            self.count("events_in", len(done.rows))
             self.count("commits")
-            self._commit_times.append((self.seq, time.monotonic()))
+            await self._followed_to(done.last_seq)
         for (_, f), outcome in zip(work, done.outcomes):
             if f.done():
                 continue
@@ -475,13 +475,48 @@ class Hub:
                 if outcome.duplicate:
                     self.count("duplicates")
                 f.set_result((outcome.range, outcome.duplicate))
-        if done.rows:
-            for w in self.walls:
-                w.notify()
         if (self.seq - self._compacted_at >= self.config.compact_every and self._compaction is None
                 and self._rebuilding is None):
             # in the background: the next commits (acks, fan-out) must not wait for it
             self._compaction = asyncio.create_task(self.compact(), name="compaction")
+
+    async def _followed_to(self, seq: int) -> None:
+        """Wait until the follower has taken everything up to ``seq``."""
+        while self.seq < seq:
+            self._followed.clear()
+            if self.seq >= seq:
+                return
+            await self._followed.wait()
+
+    async def _follower(self) -> None:
+        """The hub follows its log: whatever the log committed, in order, goes into the
+        tail (the bytes the log wrote), the state (``_apply``) and to the walls; nothing
+        else feeds them. Events gone from the log (never expected in-process) reset the
+        tail and rebuild the state."""
+        while True:
+            try:
+                async for rows in self.eventlog.follow(self.seq):
+                    self.tail.extend(rows[0][0], [data for _, data, _ in rows])
+                    events = [ev for _, _, ev in rows]
+                    if self._held is not None:  # a compaction is encoding the state: apply after it
+                        self._held.append(events)
+                    else:
+                        self._apply(events)
+                    self._commit_times.append((self.seq, time.monotonic()))
+                    self._followed.set()
+                    for w in self.walls:
+                        w.notify()
+            except asyncio.CancelledError:
+                raise
+            except Compacted as e:
+                log.error("follower: %s; the tail starts over and the state is rebuilt", e)
+                self.tail.reset(self.eventlog.last_seq)
+                if self._rebuilding is None:
+                    self._rebuilding = asyncio.create_task(self._rebuild_state(), name="rebuild")
+                self._followed.set()
+            except Exception:
+                log.exception("follower failed; following again")
+                await asyncio.sleep(0.1)
 
     def committed_at(self, seq: int) -> float | None:
         """``time.monotonic()`` of the commit that journaled ``seq`` (the last 4096 commits)."""
@@ -510,7 +545,7 @@ class Hub:
         """A new state from the newest snapshot + the events after it (worker thread or
         start). An event the state cannot apply is skipped, logged and counted
         (``state_skipped``): one poison event never stops the hub from following its log."""
-        rec = self.journal.recover()
+        rec = self.eventlog.snapshots.latest()
         state = LiveState.from_snapshot(rec.snapshot) if rec.snapshot is not None else LiveState()
         for i in range(0, len(rec.events), 5000):
             self._apply_tolerant(state, rec.events[i:i + 5000])
@@ -543,7 +578,7 @@ class Hub:
         try:
             state, _ = await asyncio.to_thread(self._state_from_log)
             while state.seq < self.seq:
-                events = await asyncio.to_thread(self.journal.read, state.seq, 5000)
+                events = await self.eventlog.read(state.seq, 5000)
                 if not events:  # compacted meanwhile: start over from the newer snapshot
                     state, _ = await asyncio.to_thread(self._state_from_log)
                     continue
@@ -594,7 +629,7 @@ class Hub:
             blob = await self._encode_state()
             t1 = time.perf_counter()
             self._compacted_at = seq
-            dropped = await asyncio.to_thread(self.journal.compact, seq, blob, self.config.keep_events)
+            dropped = await self.eventlog.snapshots.put(seq, blob, self.config.keep_events)
             self.count("compactions")
             log.info("journal compacted at seq %d (%d events dropped; snapshot of %.1f MB encoded in %.0f ms "
                      "on the loop, stored and trimmed in %.0f ms)", seq, dropped, len(blob) / 1e6,

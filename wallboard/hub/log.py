@@ -1,0 +1,141 @@
+"""The hub's log as one async interface: :class:`EventLog`.
+
+The rooms of the hub meet here: ingest appends (``append_group``, one commit per group,
+or ``append`` for one batch), the follower (tail, state, fan-out) follows what was
+committed (``follow``), walls behind the in-memory tail read it (``read``), compaction
+stores snapshots (``snapshots``). The log assigns seqs, owns idempotency
+(:mod:`wallboard.hub.batches`) and has an ``epoch``. Storage is a :class:`Journal`
+(SQLite embedded, memory for demos and tests) behind it; a replicated log (NATS
+JetStream: stream sequence = seq, ``Nats-Msg-Id`` = batch key within the window, a KV
+bucket for snapshots) implements the same methods.
+
+Usage (on the hub's event loop)::
+
+    log = EventLog(open_journal(path))
+    done = await log.append_group([Batch(events, "producer", 7, digest)])   # GroupCommit
+    first, last = await log.append(Batch(events))                            # one batch
+    async for rows in log.follow(after=0):   # [(seq, JSON bytes, event dict)], in order
+        ...
+    await log.read(after, limit)             # [] when ``after`` was compacted away
+    log.first_kept()                         # lowest seq still readable
+    await log.snapshots.put(seq, blob, keep) # store a snapshot, trim older events
+"""
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from typing import Any, AsyncIterator
+
+import orjson
+
+from .batches import Appended, Batch, BatchRefused, GroupCommit
+from .journal import Journal, Recovered
+
+#: Committed rows kept in memory for followers (they are never further behind than a
+#: group commit, so this only has to outlast the slowest follower's turn).
+RECENT_ROWS = 100_000
+
+Row = tuple[int, bytes, dict[str, Any]]
+
+
+class Compacted(Exception):
+    """``follow(after)``: the events after ``after`` are gone (compacted): start again
+    from a snapshot."""
+
+
+class SnapshotStore:
+    """Snapshots of the state, apart from the events: ``put`` stores one and lets the log
+    drop events older than ``seq - keep``; ``latest`` is what a restart rebuilds from."""
+
+    def __init__(self, journal: Journal) -> None:
+        self._journal = journal
+
+    async def put(self, seq: int, snapshot: bytes | dict[str, Any], keep: int) -> int:
+        """Store the state at ``seq`` (JSON bytes or a dict); returns events dropped."""
+        return await asyncio.to_thread(self._journal.compact, seq, snapshot, keep)
+
+    def latest(self) -> Recovered:
+        """The newest snapshot and every event after it (blocking: at start, or in a
+        worker thread)."""
+        return self._journal.recover()
+
+
+class EventLog:
+    """See the module docstring. One writer (the hub's committer), any followers."""
+
+    def __init__(self, journal: Journal) -> None:
+        self.journal = journal
+        self.snapshots = SnapshotStore(journal)
+        self._recent: deque[Row] = deque(maxlen=RECENT_ROWS)
+        self._grew = asyncio.Event()
+
+    @property
+    def epoch(self) -> str:
+        return self.journal.epoch
+
+    @property
+    def last_seq(self) -> int:
+        return self.journal.last_seq
+
+    def first_kept(self) -> int:
+        return self.journal.first_kept
+
+    async def append_group(self, batches: list[Batch]) -> GroupCommit:
+        """Commit the batches in one transaction (see :func:`wallboard.hub.batches.plan`);
+        raises :class:`~wallboard.hub.batches.JournalUnavailable` when nothing could be
+        committed. Followers see the fresh events once this returns."""
+        done = await asyncio.to_thread(self.journal.append, batches)
+        if done.rows:
+            events = [ev for i in done.fresh for ev in batches[i].events]
+            self._recent.extend((seq, data, ev) for (seq, data), ev in zip(done.rows, events))
+            self._grew.set()
+        return done
+
+    async def append(self, batch: Batch) -> tuple[int, int]:
+        """One batch: its range (also for a resend of a committed key); raises
+        :class:`BatchRefused` or ``JournalUnavailable``."""
+        outcome = (await self.append_group([batch])).outcomes[0]
+        if isinstance(outcome, BatchRefused):
+            raise outcome
+        assert isinstance(outcome, Appended)
+        return outcome.range
+
+    async def read(self, after: int, limit: int) -> list[dict[str, Any]]:
+        """Kept events with ``seq > after`` (at most ``limit``); ``[]`` below ``first_kept``."""
+        return await asyncio.to_thread(self.journal.read, after, limit)
+
+    async def follow(self, after: int, limit: int = 5000) -> AsyncIterator[list[Row]]:
+        """Every committed event with ``seq > after``, in order and without gaps, as lists
+        of ``(seq, JSON bytes, event)`` -- from memory while the follower keeps up, else
+        read back from the journal. Waits for new commits; raises :class:`Compacted`."""
+        cursor = after
+        while True:
+            if cursor >= self.journal.last_seq:
+                self._grew.clear()
+                if cursor >= self.journal.last_seq:
+                    await self._grew.wait()
+                continue
+            rows = self._from_memory(cursor, limit)
+            if rows is None:
+                events = await self.read(cursor, limit)
+                if not events:
+                    raise Compacted(f"events after seq {cursor} are compacted away (first kept "
+                                    f"{self.first_kept()})")
+                rows = [(ev["seq"], orjson.dumps(ev), ev) for ev in events]
+            yield rows
+            cursor = rows[-1][0]
+
+    def _from_memory(self, cursor: int, limit: int) -> list[Row] | None:
+        recent = self._recent
+        if not recent or recent[0][0] > cursor + 1:
+            return None
+        start = cursor + 1 - recent[0][0]
+        if start >= len(recent):
+            return None
+        return [recent[i] for i in range(start, min(len(recent), start + limit))]
+
+    def close(self) -> None:
+        self.journal.close()
+
+
+__all__ = ["EventLog", "SnapshotStore", "Compacted", "RECENT_ROWS"]
