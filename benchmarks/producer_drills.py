@@ -146,10 +146,16 @@ def drill_rate_limited(tmp: Path) -> dict:
         async def go() -> list[int]:
             tags = {n: [f"ws:{n}:{i}" for i in range(600 if n < 3 else 300)] for n in (1, 2, 3)}
             async with connect(h.publish_url) as ws:
+                limited = []
                 for n in (1, 2, 3):
-                    note(ledger, await send(ws, [ev(t) for t in tags[n]], "ws", n), "ws", n, tags[n])
+                    reply = await send(ws, [ev(t) for t in tags[n]], "ws", n)
+                    note(ledger, reply, "ws", n, tags[n])
+                    if getattr(reply, "code", None) == "rate_limited":
+                        limited.append(n)
                 await asyncio.sleep(1.1)
-                note(ledger, await send(ws, [ev(t) for t in tags[2]], "ws", 2), "ws", 2, tags[2])
+                for n in limited:  # resent once the bucket has refilled: journaled, not a duplicate
+                    note(ledger, await send(ws, [ev(t) for t in tags[n]], "ws", n), "ws", n, tags[n])
+                ws_limited.extend(limited)
             statuses = []
             await asyncio.sleep(1.1)
             async with aiohttp.ClientSession() as s:
@@ -169,8 +175,9 @@ def drill_rate_limited(tmp: Path) -> dict:
                         else:
                             ledger.refuse(data["error"])
             return statuses
+        ws_limited: list[int] = []
         statuses = asyncio.run(go())
-        return {**ledger.count(h.port), "http_statuses": statuses}
+        return {**ledger.count(h.port), "ws_rate_limited_batches": ws_limited, "http_statuses": statuses}
     finally:
         h.stop()
 
