@@ -166,22 +166,23 @@ def test_rate_limited_batch_resent_later_is_journaled_not_a_duplicate(tmp_path):
         async def go() -> list[P.Message]:
             out = []
             async with connect(hub.publish_url) as ws:
-                for n, size in ((1, 600), (2, 600), (3, 300), (2, 600)):
+                # the bucket holds 1000 events and refills 1000/s: batch 2 comes at once after
+                # batch 1 emptied it, batch 3 after 0.35 s, the resend of 2 after another 1.1 s
+                for n, size, pause in ((1, 1000, 0), (2, 600, 0.35), (3, 300, 1.1), (2, 600, 0)):
                     evs = [kpi(n * 1000 + i) for i in range(size)]
                     await ws.send(P.encode(P.Publish(events=evs, producer="p", batch=n)))
                     out.append(await recv(ws))
-                    if n == 3:
-                        await asyncio.sleep(1.0)  # the bucket refills
+                    await asyncio.sleep(pause)
             return out
         replies = asyncio.run(go())
     finally:
         hub.stop()
     ack1, limited, ack3, ack2 = replies
     assert isinstance(limited, P.Error) and limited.code == "rate_limited"
-    assert (ack1.first, ack1.last, ack3.first, ack3.last) == (1, 600, 601, 900)
-    assert isinstance(ack2, P.Ack) and not ack2.duplicate and (ack2.first, ack2.last) == (901, 1500)
+    assert (ack1.first, ack1.last, ack3.first, ack3.last) == (1, 1000, 1001, 1300)
+    assert isinstance(ack2, P.Ack) and not ack2.duplicate and (ack2.first, ack2.last) == (1301, 1900)
     j = SqliteJournal(tmp_path / "j.db")
-    assert j.last_seq == 1500 and len(j.read(0, 2000)) == 1500
+    assert j.last_seq == 1900 and len(j.read(0, 2000)) == 1900
     j.close()
 
 
