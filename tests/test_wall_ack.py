@@ -103,3 +103,35 @@ def test_ack_without_the_control_role_is_refused(qtbot, monkeypatch):
     finally:
         client.stop()
         h.stop()
+
+
+def test_the_board_shows_a_refused_ack_and_the_reason_is_on_the_status_line(qtbot, monkeypatch):
+    """A wall whose token lacks the control role: its ACK turns 'ACK refused' (not a
+    button stuck at 'ACK sent'), the hub's reason is in the header's rejects, and the
+    button can be pressed again."""
+    monkeypatch.setenv("WALLBOARD_CONTROL_TOKEN", "sekrit-token-0123456789")
+    h = Hub(HubConfig(host="127.0.0.1", port=0, journal=None, heartbeat_s=0.5))
+    h.start_in_thread()
+    client = FeedClient(h.url)
+    ctl = WallController(LiveState(), client, L.load_layout(L.find_layout("overview")), size=(1280, 720))
+    for w in ctl.windows:
+        qtbot.addWidget(w)
+    try:
+        now = time.time()
+        publish(h, [{"type": "incident", "id": "inc-1", "ts": now, "title": "x", "severity": "P3",
+                     "status": "open", "opened_at": now}])
+        client.start()
+        ctl.start()
+        assert pump(qtbot, ctl, lambda: "inc-1" in ctl.state.incidents)
+        board = next(f.widget for w in ctl.windows for p in w.pages for f in p.panels if f.kind == "incident_board")
+        assert board.ack_label("inc-1") == ("ACK", None)
+        assert board.acknowledge("inc-1")
+        assert board.ack_label("inc-1")[0] == "ACK sent"
+        assert pump(qtbot, ctl, lambda: board.ack_label("inc-1")[0] == "ACK refused")
+        assert ctl.controls.refusals == 1
+        assert "control role" in (client.state.last_reject or ctl.driver.stats.last_reject)
+        assert h.state.incidents["inc-1"]["status"] == "open"
+    finally:
+        ctl.shutdown()
+        client.stop()
+        h.stop()

@@ -166,13 +166,20 @@ class FeedClient:
         with self._lock:
             return len(self._q)
 
-    def send_control(self, command: str, args: dict[str, Any] | None = None) -> None:
-        """Send a control message (thread-safe); refusals come back as ``("error", ...)``."""
+    def send_control(self, command: str, args: dict[str, Any] | None = None, ref: str | None = None) -> None:
+        """Send a control message (thread-safe); refusals come back as ``("error", ...)``,
+        followed by ``("control_refused", {"ref", "code", "message"})`` when ``ref`` is given."""
         loop = self._loop
         if loop is None:
-            self._push([("error", P.ProtocolError("forbidden", "feed not started: control not sent"))])
+            self._refuse_control(ref, "feed not started: control not sent")
             return
-        loop.call_soon_threadsafe(self._send_now, command, dict(args or {}))
+        loop.call_soon_threadsafe(self._send_now, command, dict(args or {}), ref)
+
+    def _refuse_control(self, ref: str | None, why: str) -> None:
+        items: list[tuple[str, Any]] = [("error", P.ProtocolError("forbidden", why))]
+        if ref is not None:
+            items.append(("control_refused", {"ref": ref, "code": "forbidden", "message": why}))
+        self._push(items)
 
     def resync(self, since: int | None) -> None:
         """Drop queued events and reconnect asking for everything after ``since``
@@ -240,12 +247,12 @@ class FeedClient:
             log.warning("feed %s: %s: %s", self.url, what, detail)
         self._set(error_kind=kind, last_error=detail)
 
-    def _send_now(self, command: str, args: dict[str, Any]) -> None:
+    def _send_now(self, command: str, args: dict[str, Any], ref: str | None = None) -> None:
         ws = self._ws
         if ws is None:
-            self._push([("error", P.ProtocolError("forbidden", f"not connected: control {command!r} not sent"))])
+            self._refuse_control(ref, f"not connected: control {command!r} not sent")
             return
-        self.session.control(command, args)
+        self.session.control(command, args, ref)
         self._flush(ws)
 
     def _flush(self, ws: Any) -> None:
@@ -390,8 +397,8 @@ class FeedClient:
             self._session_reject = session.last_reject      # counted by the session
             self._set(last_reject=session.last_reject)
         for kind, payload in items:
-            if kind == "error":
-                self._push([("error", payload)])
+            if kind in ("error", "control_refused"):
+                self._push([(kind, payload)])
                 continue
             if kind == "epoch":
                 log.info("feed %s: hub log epoch %s", self.url, payload)

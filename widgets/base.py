@@ -180,8 +180,12 @@ class PanelContext:
     theme: Theme = DARK
     #: The layout's event scope: ``{"cities": [...], "stores": [...]}`` (empty = all).
     scope: dict[str, list[str]] = field(default_factory=dict)
-    #: Sends a ``control`` message to the hub; None where this wall has no control role.
-    send_control: Callable[[str, dict[str, Any]], None] | None = None
+    #: Sends a ``control`` message to the hub and returns its ``ref``; None where this wall
+    #: cannot send controls.
+    send_control: Callable[[str, dict[str, Any]], str | None] | None = None
+    #: What became of a control by its ``ref``: ``("pending"|"refused"|"no_answer"|"unknown",
+    #: reason)`` (see ``wallboard.app.controls``).
+    control_outcome: Callable[[str | None], tuple[str, str]] = lambda ref: ("unknown", "")
     clock: Callable[[], float] = time.time
     #: The event's change-freeze windows: ``{"start", "end", "label"}`` (epoch seconds).
     freeze: list[dict[str, Any]] = field(default_factory=list)

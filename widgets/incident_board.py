@@ -39,6 +39,8 @@ register_translations(
         "ACK": "确认",
         "NOT ACK": "未确认",
         "ACK sent": "已发送确认",
+        "ACK refused": "确认被拒",
+        "no answer": "无应答",
         "Acknowledge": "确认事件",
         "suspect": "可疑变更",
         "no owner": "无负责人",
@@ -115,7 +117,7 @@ class IncidentBoardPanel(QWidget):
         self.n_acked = self.n_resolved = 0
         self.paints = 0
         self._first_seen: dict[str, float] = {}
-        self._ack_sent: dict[str, float] = {}
+        self._ack_sent: dict[str, str | None] = {}  # incident -> ref of the ack sent
         self._hits: list[tuple[QRectF, str, str]] = []
         self._dimmed = False
         self._now = ctx.clock()
@@ -172,10 +174,23 @@ class IncidentBoardPanel(QWidget):
         """Send ``ack_incident`` for ``incident_id``; False on a wall without the control role."""
         if self.ctx.send_control is None:
             return False
-        self.ctx.send_control("ack_incident", {"incident": incident_id})
-        self._ack_sent[incident_id] = self._now
+        self._ack_sent[incident_id] = self.ctx.send_control("ack_incident", {"incident": incident_id})
         self.update()
         return True
+
+    def ack_label(self, incident_id: str) -> tuple[str, str | None]:
+        """The ACK button's text and fill: ``("ACK", None)`` (accent: press it), ``("ACK sent",
+        "")`` (grey: waiting for the hub), ``("ACK refused", red)`` (the hub said no; the
+        reason is on the status line) or ``("no answer", amber)``; the last two can be pressed
+        again. An accepted ack needs no label: the incident shows as acknowledged."""
+        if incident_id not in self._ack_sent:
+            return "ACK", None
+        outcome, _ = self.ctx.control_outcome(self._ack_sent[incident_id])
+        if outcome == "refused":
+            return "ACK refused", SEVERITY_COLORS["P1"]
+        if outcome == "no_answer":
+            return "no answer", SEVERITY_COLORS["P3"]
+        return "ACK sent", ""
 
     def select(self, incident_id: str | None) -> None:
         """Highlight a row (no signal)."""
@@ -211,7 +226,7 @@ class IncidentBoardPanel(QWidget):
         rows = [self._row(i) for i in open_incs] + [self._row(i) for i in resolved]
         for r in rows:
             self._first_seen.setdefault(r.incident_id, now)
-            if r.incident_id in self._ack_sent and r.status != "open":
+            if r.incident_id in self._ack_sent and (r.status != "open" or r.acknowledged_at is not None):
                 del self._ack_sent[r.incident_id]
         live = {r.incident_id for r in rows}
         for gone in [k for k in self._first_seen if k not in live]:
@@ -323,13 +338,13 @@ class IncidentBoardPanel(QWidget):
         if can_ack:
             bw = rh * 1.3
             brect = QRectF(right - bw, rect.top() + rh * 0.2, bw, rh * 0.6)
-            sent = r.incident_id in self._ack_sent
+            label, fill = self.ack_label(r.incident_id)
             p.setPen(QPen(QColor(theme.accent), 2))
-            p.setBrush(QColor(theme.accent) if not sent else QColor(theme.grid))
+            p.setBrush(QColor(fill or theme.accent) if fill != "" else QColor(theme.grid))
             p.drawRoundedRect(brect, 6, 6)
             p.setPen(QColor("#ffffff"))
-            p.setFont(_px(small, True))
-            p.drawText(brect, Qt.AlignmentFlag.AlignCenter, tr("ACK sent") if sent else tr("ACK"))
+            draw_text_fit(p, brect.adjusted(3, 0, -3, 0), tr(label), _px(small, True), floor_px=9,
+                          align=Qt.AlignmentFlag.AlignCenter)
             r.hits.append((brect, "ack", r.incident_id))
             self._hits.append((brect, "ack", r.incident_id))
             right = brect.left() - 12

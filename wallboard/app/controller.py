@@ -22,6 +22,7 @@ from PySide6.QtWidgets import QApplication
 
 from wallboard import layout as L
 from wallboard.app.alerts import AlertPolicy
+from wallboard.app.controls import ControlLedger
 from wallboard.app.frame import FrameDriver
 from wallboard.app.header import HeaderStatus
 from wallboard.app.i18n import register as register_shell_translations
@@ -90,6 +91,7 @@ class WallController(QObject):
         self.controls_ignored = 0
         self.stores_unknown = 0  # open_store / focus_store for a store the state lacks
         self.drill_error = ""  # why the last store page did not open
+        self.controls = ControlLedger(self.clock)  # controls sent, and what became of them
         self.roles: list[str] = []
         # Controls are judged by seq, never by a clock: those up to the hub's seq in the
         # welcome of the connection they came on are the replay of what this wall missed
@@ -156,12 +158,13 @@ class WallController(QObject):
     def ctx_for(self, scope: L.Scope | None = None) -> PanelContext:
         ev = self.layout.event
         sc = scope or ev.scope
-        send = self.client.send_control if hasattr(self.client, "send_control") else None
+        send = self._send_control if hasattr(self.client, "send_control") else None
         return PanelContext(
             lang=self.lang,
             theme=THEMES.get(self.layout.theme, THEMES["dark"]),
             scope={"cities": list(sc.cities), "stores": list(sc.stores)},
             send_control=send,
+            control_outcome=self.controls.outcome,
             clock=self.clock,
             feed_state=self.feed_state,
             freeze=[{"start": f.start.timestamp(), "end": f.end.timestamp(),
@@ -524,7 +527,17 @@ class WallController(QObject):
             w.set_status(text)
 
     # ------------------------------------------------------------------ hub items
+    def _send_control(self, command: str, args: dict[str, Any]) -> str:
+        """Send a control through the feed, numbered so a refusal can name it."""
+        ref = self.controls.sent(command)
+        self.client.send_control(command, args, ref=ref)
+        return ref
+
     def _on_item(self, kind: str, payload: Any) -> None:
+        if kind == "control_refused" and isinstance(payload, dict):
+            if self.controls.refused(payload.get("ref"), str(payload.get("message") or payload.get("code") or "")):
+                log.warning("control %s refused: %s", payload.get("ref"), payload.get("message"))
+            return
         if kind == "welcome":
             self.roles = list(getattr(payload, "roles", []) or [])
             self._live_mark = (self.state.seq, self._live_after)

@@ -923,7 +923,7 @@ class Hub:
             self.reject("forbidden")
             why = f"control {msg.command!r} refused: this wall's token does not grant the control role"
             self._log_refusal(_peer(wall.ws), f"wall {wall.name!r}: {why}", gate=False)
-            wall.push(P.encode(P.Error(code="forbidden", message=why, field="command")))
+            wall.push(P.encode(P.Error(code="forbidden", message=why, field="command", ref=msg.ref)))
             return
         now = time.time()
         if msg.command == "ack_incident":
@@ -931,7 +931,7 @@ class Hub:
             if inc not in self.state.incidents:
                 self.reject("bad_value")
                 wall.push(P.encode(P.Error(code="bad_value", message=f"unknown incident {inc!r}",
-                                           field="args.incident")))
+                                           field="args.incident", ref=msg.ref)))
                 return
             ev: dict[str, Any] = {"type": "incident", "id": inc, "status": "acknowledged",
                                   "acknowledged_at": now, "ts": now}
@@ -943,7 +943,9 @@ class Hub:
             P.validate_event(ev, require_seq=False, op="control")
         except P.ProtocolError as e:
             self.reject(e.code)
-            wall.push(P.encode(e.to_message()))
+            refusal = e.to_message()
+            refusal.ref = msg.ref
+            wall.push(P.encode(refusal))
             return
         self.count("controls")
         log.info("control %s from wall %s: %s", msg.command, printable(wall.name), printable(msg.args, 300))

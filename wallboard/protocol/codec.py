@@ -103,6 +103,7 @@ def _d_error(o: dict) -> Message:
         seq=_opt(o, "seq", "error", _int(0)),
         offset=_opt(o, "offset", "error", _int(0)),
         retry_after=_opt(o, "retry_after", "error", _number(0)),
+        ref=_opt(o, "ref", "error", _str(64)),
     )
 
 
@@ -129,7 +130,8 @@ def _d_control(o: dict) -> Message:
                 e.field = f"args.{e.field}"
             e.args = (e._compose(),)
             raise
-    return Control(command=cmd, args=args, token=_opt(o, "token", "control", _str(1000)))
+    return Control(command=cmd, args=args, token=_opt(o, "token", "control", _str(1000)),
+                   ref=_opt(o, "ref", "control", _str(64)))
 
 
 def _d_ack(o: dict) -> Message:

@@ -62,6 +62,8 @@ class Error:
     offset: int | None = None
     #: Seconds to wait before resending (retryable codes: ``rate_limited``, ``unavailable``).
     retry_after: float | None = None
+    #: The ``ref`` of the wall's ``control`` message this error answers (if it gave one).
+    ref: str | None = None
     op: str = "error"
 
 
@@ -80,6 +82,8 @@ class Control:
     command: str
     args: dict[str, Any] = field(default_factory=dict)
     token: str | None = None
+    #: The wall's own reference for this command; a refusal names it in ``Error.ref``.
+    ref: str | None = None
     op: str = "control"
 
 

@@ -10,7 +10,8 @@ or a test with plain bytes) feeds it what arrives and sends what it produces::
         s.receive(frame, now=time.monotonic())
         for kind, payload in s.events():    # ("welcome", Welcome), ("events", [ev, ...]),
             ...                             # ("snapshot", merged dict), ("heartbeat", Heartbeat),
-                                            # ("stats", dict), ("error", ProtocolError), ("epoch", str)
+                                            # ("stats", dict), ("error", ProtocolError), ("epoch", str),
+                                            # ("control_refused", {"ref", "code", "message"})
         for data in s.data_to_send():       # controls queued with s.control(...)
             send(data)
         if s.close_reason:                  # "resync": close now and reconnect at once;
@@ -112,6 +113,9 @@ class WallSession:
             self._reject(msg.code, msg.message)
             self._items.append(("error", ProtocolError(msg.code, msg.message, index=msg.index,
                                                        field=msg.field, seq=msg.seq, offset=msg.offset)))
+            if msg.ref is not None:  # it answers one of our controls
+                self._items.append(("control_refused", {"ref": msg.ref, "code": msg.code,
+                                                        "message": msg.message}))
 
     def resync(self, since: int | None) -> None:
         """Ask for everything after ``since`` (None: a snapshot) on a new connection: the
@@ -120,9 +124,11 @@ class WallSession:
         self._parts = []
         self.close_reason = "resync"
 
-    def control(self, command: str, args: dict[str, Any] | None = None) -> None:
-        """Queue a ``control`` message (sent by the driver from ``data_to_send``)."""
-        self._out.append(encode(Control(command=command, args=dict(args or {}), token=self.token)))
+    def control(self, command: str, args: dict[str, Any] | None = None, ref: str | None = None) -> None:
+        """Queue a ``control`` message (sent by the driver from ``data_to_send``); a hub
+        that refuses it answers an ``error`` naming ``ref``, handed out as
+        ``("control_refused", {"ref", "code", "message"})`` after the ``("error", ...)``."""
+        self._out.append(encode(Control(command=command, args=dict(args or {}), token=self.token, ref=ref)))
 
     # ------------------------------------------------------------------ session -> driver
     def events(self) -> list[Item]:
