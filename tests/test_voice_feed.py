@@ -114,3 +114,22 @@ def test_renders_to_png(qtbot, tmp_path):
     path = tmp_path / "voice.png"
     assert panel.grab().save(str(path))
     assert path.stat().st_size > 5000
+
+
+def test_a_young_feed_says_how_many_came_in_the_last_minute_not_zero(qtbot):
+    """At the start of a feed, the last complete minute is empty while items pour in: the
+    title counts the last 60 s (never '0 per min' beside a spike of new items)."""
+    _st, panel = make(qtbot, [voice(NOW - 50 + k) for k in range(12)])
+    assert panel.current_per_min == 12
+    assert "12 per min" in panel._title
+
+
+def test_the_volume_chart_fits_a_young_history_then_shows_its_full_hour(qtbot):
+    from wallboard.widgets.voice_feed import CHART_FLOOR_MIN, CHART_MIN
+
+    _st, panel = make(qtbot, [voice(NOW - 120)])
+    x0, _x1 = panel.plot.getPlotItem().viewRange()[0]
+    assert x0 == pytest.approx(NOW - CHART_FLOOR_MIN * 60, abs=1)
+    _st, panel = make(qtbot, history(minutes=90))
+    x0, _x1 = panel.plot.getPlotItem().viewRange()[0]
+    assert x0 == pytest.approx(NOW - CHART_MIN * 60, abs=1)

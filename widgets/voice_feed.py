@@ -42,7 +42,8 @@ register_translations(
     }
 )
 
-CHART_MIN = 60          # minutes on the volume chart
+CHART_MIN = 60          # minutes on the volume chart (once the history is that long)
+CHART_FLOOR_MIN = 10    # minutes it shows at least while the history is younger
 MIN_SPIKE = 5           # a minute needs at least this many items to count as a spike
 MAX_ITEMS_SCAN = 5_000  # newest items scanned for the list, filters and topic counts
 NEW_ITEM_S = 10.0       # items younger than this are highlighted
@@ -192,6 +193,7 @@ class VoiceFeedPanel(QWidget):
         self.minutes = np.zeros(0)
         self.counts = np.zeros(0)
         self.rebuilds = 0
+        self.current_per_min = 0
         self._pending = True
         self._last_sec: int | None = None
         theme = ctx.theme
@@ -250,6 +252,14 @@ class VoiceFeedPanel(QWidget):
     def _filtered(self) -> bool:
         return bool(self.topics or self.ctx.scope.get("stores") or self.ctx.scope.get("cities"))
 
+    @staticmethod
+    def chart_span_s(items: list[dict], now: float) -> float:
+        """Seconds of history the volume chart shows: the data's span (at least
+        ``CHART_FLOOR_MIN`` minutes) until the history fills ``CHART_MIN`` minutes, so a young
+        feed's bars are not squeezed into the right edge."""
+        oldest = min((it.get("ts", now) for it in items), default=now)
+        return min(CHART_MIN * 60.0, max(CHART_FLOOR_MIN * 60.0, now - oldest + 60.0))
+
     def _keep(self, item: dict) -> bool:
         if self.topics and item.get("topic") not in self.topics:
             return False
@@ -292,9 +302,12 @@ class VoiceFeedPanel(QWidget):
         self.threshold.setData(centers, thr, connect="finite")
         top = float(counts.max()) if len(counts) else 1.0
         self.spike_marks.setData(centers[spikes], counts[spikes] + max(1.0, top * 0.08))
-        self.plot.getPlotItem().setXRange(now - CHART_MIN * 60.0, now + 60.0, padding=0)
+        self.plot.getPlotItem().setXRange(now - self.chart_span_s(items, now), now + 60.0, padding=0)
         self.plot.getPlotItem().setYRange(0, max(5.0, top * 1.2), padding=0)
-        current = int(counts[-2]) if len(counts) > 1 else 0  # the last complete minute
+        # the last 60 s, not the last complete minute: a minute-old count says "0 per min"
+        # while items pour in at the start of a feed
+        current = sum(1 for it in items if it.get("ts", 0.0) > now - 60.0)
+        self.current_per_min = current
         title = f"{self._title_base} \u00b7 {current} {self.ctx.tr('per min')}"
         if len(spikes) and spikes[-3:].any():
             title += f"  <span style='color:{SPIKE_COLOR}'>\u25b2 {self.ctx.tr('spike')}</span>"
