@@ -68,6 +68,9 @@ class EventLog:
         self.snapshots = SnapshotStore(journal)
         self._recent: deque[Row] = deque(maxlen=RECENT_ROWS)
         self._grew = asyncio.Event()
+        # the last seq followers may read: moved on the loop once the rows are in memory
+        # (the journal's own moves in its worker thread, before they are)
+        self._last = journal.last_seq
 
     @property
     def epoch(self) -> str:
@@ -75,7 +78,7 @@ class EventLog:
 
     @property
     def last_seq(self) -> int:
-        return self.journal.last_seq
+        return self._last
 
     def first_kept(self) -> int:
         return self.journal.first_kept
@@ -88,6 +91,7 @@ class EventLog:
         if done.rows:
             events = [ev for i in done.fresh for ev in batches[i].events]
             self._recent.extend((seq, data, ev) for (seq, data), ev in zip(done.rows, events))
+            self._last = done.last_seq
             self._grew.set()
         return done
 
@@ -110,9 +114,9 @@ class EventLog:
         read back from the journal. Waits for new commits; raises :class:`Compacted`."""
         cursor = after
         while True:
-            if cursor >= self.journal.last_seq:
+            if cursor >= self._last:
                 self._grew.clear()
-                if cursor >= self.journal.last_seq:
+                if cursor >= self._last:
                     await self._grew.wait()
                 continue
             rows = self._from_memory(cursor, limit)
