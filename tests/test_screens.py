@@ -211,3 +211,25 @@ def test_screens_command_prints_monitors_and_placement():
                        capture_output=True, text=True, timeout=60, check=False,
                        env={**__import__("os").environ, "QT_QPA_PLATFORM": "offscreen"})
     assert r.returncode == 2 and 'no layout named "nope"' in r.stderr
+
+
+def test_full_screen_windows_sharing_a_monitor_keep_the_command_screen_on_top():
+    """One monitor, two layout screens, --fullscreen: both cover the monitor, and the
+    lowest layout screen is raised last (on top), never hidden under screen 1."""
+    from wallboard.app.screens import Monitor, Placement, ScreenPlacer
+
+    class W:
+        def __init__(self):
+            self.raised = None
+
+        def raise_(self):
+            W.order.append(self)
+
+    W.order = []
+    m = Monitor(0, "screen", (0, 0, 1920, 1080), (0, 0, 1920, 1080), 1.0, 60.0, True, "")
+    a, b, c = W(), W(), W()
+    places = [Placement(0, 0, m, m.geometry, "fullscreen"),
+              Placement(1, 1, m, m.geometry, "fullscreen", "layout screen 1 shares monitor 0"),
+              Placement(2, 2, m, (10, 10, 800, 600), "window")]
+    ScreenPlacer._stack([a, b, c], places)
+    assert W.order == [b, a]

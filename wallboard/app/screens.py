@@ -243,9 +243,20 @@ class ScreenPlacer:
             if p.note and p.note != getattr(w, "placement_note", ""):
                 log.warning("window %d: %s", p.window, p.note)
             self.apply(w, p, qscreens[p.monitor.index])
+        self._stack(self._windows, self.placements)
         if self.mode == "kiosk" and self._cursor is None:
             self._cursor = IdleCursor(self._idle_cursor_s)
         return self.placements
+
+    @staticmethod
+    def _stack(windows: Sequence[Any], placements: Sequence[Placement]) -> None:
+        """Full-screen windows that share a monitor (fewer monitors than layout screens)
+        cover each other: the lowest layout screen, the command screen, goes on top (the
+        others are behind it, and their placement note says so). Raised last-first, so the
+        first window of each monitor is raised last."""
+        covering = [(w, p) for w, p in zip(windows, placements) if p.mode != "window"]
+        for w, _p in sorted(covering, key=lambda wp: -wp[1].layout_screen):
+            w.raise_()
 
     def apply(self, w: Any, p: Placement, qscreen: Any) -> None:
         from PySide6.QtCore import Qt
