@@ -163,6 +163,54 @@ def test_control_switch_layout_switches_and_old_controls_are_ignored(wall):
     assert ctl.controls_ignored == 1
 
 
+def _hub_switch(ctl, feed, layout):
+    seq = ctl.state.seq
+    feed.items.append(("events", [{"type": "control", "ts": NOW, "seq": seq + 1, "command": "switch_layout",
+                                   "layout": layout}]))
+    ctl.frame()
+
+
+@pytest.mark.parametrize("name", ["../../../etc/passwd", "/etc/passwd", "overview.toml", "..",
+                                  "a\\b", "x" * 101, "layouts/double-11"])
+def test_a_hub_switch_layout_takes_a_name_never_a_path(wall, monkeypatch, name):
+    """Issue 13: a hub-pushed ``switch_layout "../../../etc/passwd"`` made the wall parse
+    /etc/passwd (a 1 GB file: 1.1 GB RSS). Now a name only: refused before any file is
+    opened, said on the status line, counted."""
+    ctl, feed, clock, lay_dir = wall
+    before = ctl.layout
+    touched = []
+    monkeypatch.setattr(L, "find_layout", lambda *a, **k: touched.append(a) or L.DEFAULT_LAYOUT_DIR)
+    monkeypatch.setattr(L, "load_layout", lambda *a, **k: touched.append(a))
+    _hub_switch(ctl, feed, name)
+    assert ctl.layout is before and touched == []
+    assert ctl.hub_layouts_refused == 1
+    text = ctl.windows[0].status_line.text()
+    shown = name if len(name) <= 80 else name[:77] + "..."
+    assert f'layout from the hub refused "{shown}": not a layout name: expected letters, digits, ' in text
+    assert "never a path or a file; known: " in text and "double-11" in text
+    assert text.endswith("layouts from the hub refused: 1")
+
+
+def test_a_hub_switch_to_an_unknown_name_or_the_store_template_is_refused_and_counted(wall):
+    ctl, feed, clock, lay_dir = wall
+    _hub_switch(ctl, feed, "doubel-11")
+    text = ctl.windows[0].status_line.text()
+    assert 'layout from the hub refused "doubel-11": no layout named "doubel-11" (did you mean' in text
+    _hub_switch(ctl, feed, "store")
+    text = ctl.windows[0].status_line.text()
+    assert "layout from the hub refused \"store\": 'store' is the store page template" in text
+    assert ctl.hub_layouts_refused == 2 and "layouts from the hub refused: 2" in text
+    _hub_switch(ctl, feed, "double-11")                  # a good name still switches
+    assert ctl.layout.name == "double-11" and "refused \"" not in ctl.windows[0].status_line.text()
+
+
+def test_a_local_switch_may_still_name_a_file(wall):
+    """The operator's own ``--layout PATH`` / keyboard are not the hub: paths stay allowed."""
+    ctl, feed, clock, lay_dir = wall
+    assert ctl.switch_layout(str(lay_dir / "double-11.toml"))
+    assert ctl.layout.name == "double-11" and ctl.hub_layouts_refused == 0
+
+
 def test_controls_before_a_new_welcome_in_the_same_frame_keep_their_connection(wall):
     ctl, feed, clock, _ = wall
     seq = ctl.state.seq

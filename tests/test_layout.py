@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from wallboard.layout import (
     DEFAULT_LAYOUT_DIR, SOUND_NAMES, WIDGET_OPTIONS, WIDGET_TYPES, Layout, LayoutError,
     LayoutIssue, Scope, bind_store, check_layout_files, find_layout, list_layouts,
-    load_layout, load_layout_text,
+    MAX_FILE_BYTES, check_layout_name, load_layout, load_layout_text,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -604,3 +604,35 @@ def test_sound_generator_covers_layout_names_and_check_mode(tmp_path):
     assert mod.main(["--out", str(tmp_path), "--check"]) == 0
     (tmp_path / "p2_chime.wav").write_bytes(b"RIFF")
     assert mod.main(["--out", str(tmp_path), "--check"]) == 1
+
+
+@pytest.mark.parametrize("name", ["launch-928", "double-11", "overview", "my_layout.v2", "A1"])
+def test_layout_names_are_accepted(name):
+    check_layout_name(name)
+
+
+@pytest.mark.parametrize("name", ["../../../etc/passwd", "/etc/passwd", "a/b", "a\\b", "..", ".hidden",
+                                  "x.toml", "X.TOML", "", " ", "a..b", "a\nb", "x" * 101, "-x"])
+def test_paths_and_odd_names_are_refused_with_the_known_layouts(name):
+    with pytest.raises(LayoutError) as e:
+        check_layout_name(name, ["launch-928", "overview"])
+    (issue,) = e.value.issues
+    assert issue.message == ("not a layout name: expected letters, digits, '-', '_', '.' (at most 100 "
+                             "characters), never a path or a file; known: launch-928, overview")
+
+
+def test_a_huge_file_is_refused_after_reading_only_the_limit(tmp_path):
+    """A 1 GB file took the wall to 1.1 GB RSS: it was read whole, then cut."""
+    import tracemalloc
+
+    big = tmp_path / "big.toml"
+    with big.open("wb") as f:
+        f.truncate(200 * MAX_FILE_BYTES)               # sparse: 200 MB that cost no disk
+    tracemalloc.start()
+    try:
+        with pytest.raises(LayoutError, match=f"file larger than {MAX_FILE_BYTES} bytes"):
+            load_layout(big)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 4 * MAX_FILE_BYTES, peak

@@ -89,6 +89,7 @@ class WallController(QObject):
         self.banner_until = 0.0
         self.controls_applied = 0
         self.controls_ignored = 0
+        self.hub_layouts_refused = 0  # switch_layout controls naming no layout of ours (or a path)
         self.stores_unknown = 0  # open_store / focus_store for a store the state lacks
         self.drill_error = ""  # why the last store page did not open
         self.controls = ControlLedger(self.clock)  # controls sent, and what became of them
@@ -218,16 +219,28 @@ class WallController(QObject):
         self._refresh_all(self.clock())
         self.layout_changed.emit(layout.name)
 
-    def switch_layout(self, name_or_path: str) -> bool:
-        """Load and show a layout; on error keep the current one and show why."""
+    def switch_layout(self, name_or_path: str, *, from_hub: bool = False) -> bool:
+        """Load and show a layout; on error keep the current one and show why.
+
+        ``from_hub``: the hub's ``switch_layout`` control names a layout of this wall's
+        layout dirs by name only; a path (``../../../etc/passwd``) or anything else that
+        is not a layout name is refused without touching the file system, said on the
+        status line and counted (``hub_layouts_refused``), like any other failed switch
+        ordered by the hub."""
         try:
+            if from_hub:
+                L.check_layout_name(name_or_path, self.layout_names())
             path = L.find_layout(name_or_path, self.layout_dirs)
             new = L.load_layout(path)
             if new.kind == "store":
                 raise ValueError(f"{new.name!r} is the store page template, not a wall layout "
                                  f"(open a store instead); layouts: {', '.join(self.layout_names())}")
         except (L.LayoutError, FileNotFoundError, KeyError, ValueError) as e:
-            self.layout_error = f"{self.tr('layout')} {name_or_path}: {e}"
+            if from_hub:
+                self.hub_layouts_refused += 1
+                self.layout_error = f'{self.tr("layout from the hub refused")} "{_shown(name_or_path)}": {_why(e, name_or_path)}'
+            else:
+                self.layout_error = f"{self.tr('layout')} {name_or_path}: {e}"
             log.warning("%s", self.layout_error)
             self._update_status_line()
             return False
@@ -522,6 +535,8 @@ class WallController(QObject):
             parts.append(self.drill_error)
         if self.controls_ignored:
             parts.append(f"{self.tr('old control events ignored')}: {self.controls_ignored}")
+        if self.hub_layouts_refused:
+            parts.append(f"{self.tr('layouts from the hub refused')}: {self.hub_layouts_refused}")
         text = " · ".join(parts)
         for w in self.windows:
             w.set_status(text)
@@ -561,7 +576,7 @@ class WallController(QObject):
             cmd = ev.get("command")
             self.controls_applied += 1
             if cmd == "switch_layout":
-                self.switch_layout(str(ev.get("layout", "")))
+                self.switch_layout(str(ev.get("layout", "")), from_hub=True)
             elif cmd == "banner":
                 text = str(ev.get("text", ""))
                 ttl = float(ev.get("ttl_s") or 0)
@@ -662,6 +677,21 @@ class WallController(QObject):
             w.overlay.deleteLater()
             w.overlay = None
             w.setFocus()
+
+
+def _shown(name: str, width: int = 80) -> str:
+    """A name from the hub, on one line and at most ``width`` characters (for the status line)."""
+    s = " ".join(str(name).split()) if name.isprintable() else repr(name)[1:-1]
+    return s if len(s) <= width else s[: width - 3] + "..."
+
+
+def _why(e: Exception, name: str) -> str:
+    """A failed switch's reason without the layout's name again (the caller says it)."""
+    if isinstance(e, L.LayoutError):
+        if len(e.issues) == 1 and e.issues[0].file in (name, _shown(name)) and not e.issues[0].path:
+            return e.issues[0].message
+        return "; ".join(str(i) for i in e.issues)
+    return str(e)
 
 
 def _all_dirty() -> Dirty:

@@ -39,12 +39,16 @@ __all__ = [
     "Scope", "FreezeWindow", "Event", "Panel", "Screen", "RotationPage", "Rotation",
     "Sound", "Page", "Window", "Layout", "load_layout", "load_layout_text", "find_layout",
     "list_layouts", "check_layout_files", "bind_store", "WIDGET_OPTIONS", "PLACEHOLDERS",
-    "STALE_DEFAULTS", "DEFAULT_TITLES",
+    "STALE_DEFAULTS", "DEFAULT_TITLES", "check_layout_name",
 ]
 
 #: Where shipped layouts live (``find_layout`` looks here when no dirs are given).
 DEFAULT_LAYOUT_DIR = data_dir("layouts")
 MAX_FILE_BYTES = 1_000_000
+#: A layout's name as another machine may give it (the hub's ``switch_layout``): a file
+#: stem, never a path (no separator, no ``..``, no ``.toml``).
+LAYOUT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*(?:\.[A-Za-z0-9_-]+)*")
+MAX_NAME = 100
 
 
 def load_layout_text(text: str, name: str = "<layout>", path: str | Path | None = None) -> Layout:
@@ -87,7 +91,8 @@ def load_layout(path: str | Path) -> Layout:
     anything else) when the file is missing, unreadable, not TOML or not a valid layout."""
     p = Path(path)
     try:
-        data = p.read_bytes()[: MAX_FILE_BYTES + 1]
+        with p.open("rb") as f:           # never more than the limit in memory (a 1 GB file)
+            data = f.read(MAX_FILE_BYTES + 1)
     except OSError as exc:
         raise LayoutError([LayoutIssue(str(p), None, "", f"cannot read: {exc.strerror or exc}")]) from None
     if len(data) > MAX_FILE_BYTES:
@@ -105,6 +110,21 @@ def list_layouts(directory: str | Path = DEFAULT_LAYOUT_DIR) -> list[Path]:
     A layout's name is its file stem; load each with :func:`load_layout`."""
     d = Path(directory)
     return sorted(d.glob("*.toml")) if d.is_dir() else []
+
+
+def check_layout_name(name: str, known: Sequence[str] = ()) -> None:
+    """Raise :class:`LayoutError` unless ``name`` is a layout *name* (``launch-928``), not
+    a path: what a layout named by another machine (the hub's ``switch_layout``) must be,
+    so it can only pick one of the layouts in the wall's own layout dirs. The message says
+    what was refused and lists ``known``."""
+    s = str(name)
+    if len(s) <= MAX_NAME and LAYOUT_NAME.fullmatch(s) and not s.lower().endswith(".toml"):
+        return
+    shown = s if len(s) <= 80 else s[:77] + "..."
+    raise LayoutError([LayoutIssue(shown, None, "",
+                                   f"not a layout name: expected letters, digits, '-', '_', '.' "
+                                   f"(at most {MAX_NAME} characters), never a path or a file; "
+                                   f"known: {', '.join(known) or 'none'}")])
 
 
 def find_layout(name_or_path: str | Path, search_dirs: Sequence[str | Path] | None = None) -> Path:
