@@ -128,8 +128,11 @@ def test_compact_takes_encoded_bytes_or_a_dict(journal):
     assert_recovers_exactly(journal)
     fill_more = [Batch([ev(101 + k) for k in range(10)], "p", 99)]
     journal.append(fill_more)
-    assert journal.compact(110, snap_at(110), keep=5) == 65    # a dict is encoded
-    assert journal.first_kept == 106
+    # a dict is encoded; SQLite stores a batch per row and drops whole rows only, so it
+    # keeps the batch 101..110 that holds seq 106 whole
+    whole_rows = isinstance(journal, SqliteJournal)
+    assert journal.compact(110, snap_at(110), keep=5) == (60 if whole_rows else 65)
+    assert journal.first_kept == (101 if whole_rows else 106)
     assert journal.recover().snapshot_seq == 110
     assert_recovers_exactly(journal)
 

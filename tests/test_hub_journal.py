@@ -69,3 +69,32 @@ def test_memory_journal_is_bounded():
     assert j.first_kept == 151
     assert j.read(0, 10) == []
     assert j.read(150, 1)[0]["seq"] == 151
+
+
+def test_sqlite_stores_a_batch_per_row_and_reads_from_inside_one(tmp_path):
+    """One row per batch (first seq, the events' JSON joined by newlines, last seq): reads
+    start inside a batch, stop at ``limit`` events, and old one-event rows mix in."""
+    import sqlite3
+
+    j = SqliteJournal(tmp_path / "j.db")
+    j.append([Batch([ev(i) for i in range(5)], "p", 1), Batch([ev(9)], "p", 2)])
+    j.append([Batch([{**ev(7), "x_note": "two\nlines"}, ev(8)], "p", 3)])
+    rows = j._db.execute("SELECT seq, last FROM events ORDER BY seq").fetchall()
+    assert rows == [(1, 5), (6, 6), (7, 8)]
+    assert [e["seq"] for e in j.read(2, 3)] == [3, 4, 5]
+    assert [e["seq"] for e in j.read(4, 100)] == [5, 6, 7, 8]
+    assert j.read(6, 1)[0]["x_note"] == "two\nlines"     # a newline in a string is escaped
+    j.close()
+    db = sqlite3.connect(tmp_path / "j.db")                # a row as an older hub wrote it
+    db.execute("INSERT INTO events (seq, data) VALUES (9, ?)", (b'{"type":"kpi","metric":"m","scope":"global",'
+                                                          b'"value":1.0,"ts":1.0,"seq":9}',))
+    db.execute("INSERT OR REPLACE INTO meta VALUES ('last_seq', 9)")
+    db.commit()
+    db.close()
+    j = SqliteJournal(tmp_path / "j.db")
+    assert j.last_seq == 9 and [e["seq"] for e in j.recover().events] == list(range(1, 10))
+    # compaction drops whole rows only: the batch 7..8 holds seq 8, so it stays whole
+    assert j.compact(7, {"seq": 7}, keep=0) == 6 and j.first_kept == 7
+    assert [e["seq"] for e in j.read(6, 10)] == [7, 8, 9]
+    assert j.compact(9, {"seq": 9}, keep=0) == 3 and j.first_kept == 10
+    j.close()

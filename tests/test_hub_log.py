@@ -49,7 +49,8 @@ def test_append_read_follow_and_snapshots(tmp_path):
 def test_follow_reads_back_from_the_journal_and_says_when_compacted(tmp_path):
     async def go() -> None:
         j = SqliteJournal(tmp_path / "j.db")
-        j.append([Batch([kpi(i) for i in range(10)])])
+        j.append([Batch([kpi(i) for i in range(5)])])
+        j.append([Batch([kpi(i)]) for i in range(5, 10)])  # compaction drops whole batches
         j.close()
         log = EventLog(SqliteJournal(tmp_path / "j.db"))   # nothing in memory: from the journal
         try:

@@ -132,3 +132,38 @@ def test_replay_overlap_checks_only_what_it_applies():
     batch[10]["status"] = "exploded"          # already applied: skipped, not re-checked
     st.apply(batch, NOW)
     assert st.seq == old + 100 and st.counters["skipped_duplicates"] == 50
+
+
+def test_checked_apply_skips_event_validation_but_still_checks_seqs():
+    """``checked=True`` (events already validated by ``protocol.decode`` or the hub's
+    ingest) applies the same batch to the same state, and a gap is still a SeqGap."""
+    a, b = base(), base()
+    batch = batch_after(a)
+    a.apply(copy.deepcopy(batch), NOW)
+    b.apply(copy.deepcopy(batch), NOW, checked=True)
+    assert a.snapshot() == b.snapshot()
+    gap = batch_after(b)
+    for ev in gap:
+        ev["seq"] += 5
+    with pytest.raises(SeqGap):
+        b.apply(gap, NOW, checked=True)
+    bad = batch_after(b)
+    bad[3]["status"] = "purple"
+    with pytest.raises(P.ProtocolError):
+        b.apply(copy.deepcopy(bad), NOW)  # unchecked: the precise error, state unchanged
+
+
+def test_feed_client_events_are_applied_checked():
+    from wallboard.app.frame import FrameDriver
+    from wallboard.feed import FeedClient
+
+    assert FeedClient.validated is True
+
+    class Plain:
+        def drain(self, max_items):
+            return []
+
+        def resync(self, since):
+            pass
+
+    assert FrameDriver(LiveState(), Plain())._checked is False

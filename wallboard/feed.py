@@ -87,6 +87,10 @@ class FeedStatus:
 class FeedClient:
     """Threaded websocket client of a hub's ``/feed`` (see the module docstring)."""
 
+    #: every event it yields went through ``protocol.decode`` (validated): the frame driver
+    #: applies them with ``LiveState.apply(checked=True)``, not validating them twice
+    validated = True
+
     def __init__(self, url: str, token: str | None = None, since: int | None = None,
                  on_wake: Callable[[], None] | None = None, *, wall: str | None = None,
                  ping_interval: float = 5.0, ping_timeout: float = 10.0, stale_heartbeats: float = 3.0,

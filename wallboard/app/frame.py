@@ -104,6 +104,8 @@ class FrameDriver:
         #: Event batches applied by the last :meth:`step` (read-only; for instrumentation).
         self.frame_events: list[list[dict]] = []
         self._pending: deque[tuple[str, Any]] = deque()
+        #: a source whose events were validated when decoded (``FeedClient.validated``)
+        self._checked = bool(getattr(source, "validated", False))
         #: A snapshot being turned into a state on a worker thread (a 100,000-device
         #: snapshot takes a second or two: the UI keeps painting meanwhile).
         self._building: Future | None = None
@@ -194,7 +196,7 @@ class FrameDriver:
         if not events:
             return 0
         try:
-            dirty.merge(self.state.apply(events, now))
+            dirty.merge(self.state.apply(events, now, checked=self._checked))
         except SeqGap as gap:
             # Never skip a gap: drop what is queued (it is after the gap too) and resync.
             self._pending.clear()

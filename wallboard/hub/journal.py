@@ -218,7 +218,7 @@ class MemoryJournal:
 
 
 _SCHEMA = """
-CREATE TABLE IF NOT EXISTS events (seq INTEGER PRIMARY KEY, data BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS events (seq INTEGER PRIMARY KEY, data BLOB NOT NULL, last INTEGER);
 CREATE TABLE IF NOT EXISTS snapshots (seq INTEGER PRIMARY KEY, data BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS snapshot_parts (
     seq INTEGER NOT NULL, part INTEGER NOT NULL, data BLOB NOT NULL, PRIMARY KEY (seq, part));
@@ -326,8 +326,8 @@ class SqliteJournal:
             db.executescript(_SCHEMA)
             self._migrate()
             row = db.execute("SELECT value FROM meta WHERE key='last_seq'").fetchone()
-            top = db.execute("SELECT MAX(seq) FROM events").fetchone()[0] or 0
-            self.last_seq = max(row[0] if row else 0, top)
+            top = db.execute("SELECT seq, last FROM events ORDER BY seq DESC LIMIT 1").fetchone()
+            self.last_seq = max(row[0] if row else 0, (top[1] or top[0]) if top else 0)
             low = db.execute("SELECT MIN(seq) FROM events").fetchone()[0]
             self.first_kept = low if low is not None else self.last_seq + 1
         except BaseException:
@@ -337,6 +337,9 @@ class SqliteJournal:
     def _migrate(self) -> None:
         """Bring a journal of an older version up to this schema."""
         db = self._db
+        if "last" not in [r[1] for r in db.execute("PRAGMA table_info(events)")]:
+            # a journal of one row per event: those rows stay as they are (``last`` NULL)
+            db.execute("ALTER TABLE events ADD COLUMN last INTEGER")
         columns = [r[1] for r in db.execute("PRAGMA table_info(snapshots)")]
         if "parts" not in columns:   # a journal written before snapshots came in parts
             db.execute("ALTER TABLE snapshots ADD COLUMN parts INTEGER NOT NULL DEFAULT 0")
@@ -380,8 +383,7 @@ class SqliteJournal:
             row = self._db.execute(
                 "SELECT seq, data, parts FROM snapshots ORDER BY seq DESC LIMIT 1").fetchone()
             snap_seq, blob = (row[0], self._snapshot_blob(*row)) if row else (0, None)
-            events = [orjson.loads(d) for (d,) in self._db.execute(
-                "SELECT data FROM events WHERE seq > ? ORDER BY seq", (snap_seq,))]
+            events = [orjson.loads(d) for _, d in self._rows_after(snap_seq)]
         return Recovered(snap_seq, orjson.loads(blob) if blob is not None else None, events, self.last_seq)
 
     def _snapshot_blob(self, seq: int, data: bytes, parts: int) -> bytes:
@@ -406,7 +408,7 @@ class SqliteJournal:
             db = self._db
             try:
                 db.execute("BEGIN IMMEDIATE")
-                db.executemany("INSERT INTO events (seq, data) VALUES (?, ?)", done.rows)
+                db.executemany("INSERT INTO events (seq, data, last) VALUES (?, ?, ?)", _chunks(done))
                 if done.keys:
                     db.executemany("INSERT OR REPLACE INTO batch_keys VALUES (?, ?, ?, ?, ?, ?)", done.keys)
                 db.execute("INSERT OR REPLACE INTO meta VALUES ('last_seq', ?)", (done.last_seq,))
@@ -430,8 +432,26 @@ class SqliteJournal:
         with self._urgent():
             if after + 1 < self.first_kept:
                 return []
-            return [orjson.loads(d) for (d,) in self._db.execute(
-                "SELECT data FROM events WHERE seq > ? ORDER BY seq LIMIT ?", (after, limit))]
+            return [orjson.loads(d) for _, d in self._rows_after(after, limit)]
+
+    def _rows_after(self, after: int, limit: int | None = None) -> Iterator[tuple[int, bytes]]:
+        """``(seq, event JSON)`` of the kept events with ``seq > after``, in order (at most
+        ``limit``). A row holds one batch (``seq`` its first, ``last`` its last event, the
+        events' JSON joined by newlines) or, in a journal from before, one event."""
+        db = self._db
+        start = db.execute("SELECT MAX(seq) FROM events WHERE seq <= ?", (after + 1,)).fetchone()[0]
+        n = 0
+        for first, last, data in db.execute("SELECT seq, last, data FROM events WHERE seq >= ? ORDER BY seq",
+                                            (start if start is not None else after + 1,)):
+            parts = data.split(b"\n") if last is not None else (data,)
+            for i, d in enumerate(parts):
+                if first + i > after:
+                    if limit is not None and n >= limit:
+                        return
+                    n += 1
+                    yield first + i, d
+            if limit is not None and n >= limit:
+                return
 
     def batch_range(self, producer: str, batch: int) -> tuple[int, int] | None:
         """The range a committed batch key got (None: not committed within the window)."""
@@ -542,6 +562,11 @@ class SqliteJournal:
         per transaction; ``first_kept`` moves with every chunk (no hole is ever readable).
         Only after a snapshot at ``upto`` or later is stored. Returns events deleted."""
         dropped = 0
+        with self._step():  # only whole rows go: keep the row (batch) that holds upto and upto + 1
+            row = self._db.execute("SELECT seq, last FROM events WHERE seq <= ? ORDER BY seq DESC LIMIT 1",
+                                   (upto,)).fetchone()
+        if row is not None and (row[1] or row[0]) > upto:
+            upto = row[0] - 1
         while True:
             with self._step():
                 lo = self.first_kept
@@ -551,7 +576,8 @@ class SqliteJournal:
                 db = self._db
                 db.execute("BEGIN IMMEDIATE")
                 try:
-                    dropped += db.execute("DELETE FROM events WHERE seq BETWEEN ? AND ?", (lo, hi)).rowcount
+                    if db.execute("DELETE FROM events WHERE seq BETWEEN ? AND ?", (lo, hi)).rowcount:
+                        dropped += hi - lo + 1  # seqs are contiguous: every one of lo..hi was kept
                     db.execute("COMMIT")
                 except BaseException:
                     _rollback(db)
@@ -572,6 +598,18 @@ class SqliteJournal:
             except sqlite3.Error:
                 pass
             self._sidecar.release()
+
+
+def _chunks(done: GroupCommit) -> list[tuple[int, bytes, int]]:
+    """The rows of a group commit: one per fresh batch, ``(first, events joined by
+    newlines, last)`` (orjson never writes a raw newline: it escapes those in strings)."""
+    rows, out, i = done.rows, [], 0
+    for b in done.fresh:
+        first, last = done.outcomes[b].range  # type: ignore[union-attr]
+        n = last - first + 1
+        out.append((first, b"\n".join([d for _, d in rows[i:i + n]]), last))
+        i += n
+    return out
 
 
 def open_journal(path: str | Path | None, keep: int = 100_000, *,

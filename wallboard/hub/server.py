@@ -13,8 +13,8 @@ or from asyncio code: ``await hub.start()`` ... ``await hub.stop()``.
 Paths: ``/feed`` (walls: hello -> welcome, replay or snapshot, events, heartbeat, stats;
 control messages need the control role), ``/publish`` (producers: publish -> ack or
 error), ``GET /metrics`` (plain-text counters). Every accepted event gets the next seq
-and is journaled before it is acked or fanned out (group commit, one fsync per
-``commit_interval``). On start the live state is rebuilt from the journal.
+and is journaled before it is acked or fanned out (group commit: what arrives while one
+commit's fsync runs goes into the next; ``commit_interval`` can space commits further). On start the live state is rebuilt from the journal.
 """
 from __future__ import annotations
 
@@ -42,7 +42,7 @@ from wallboard.state.snapshot import encode_snapshot_pieces
 
 from .auth import Auth, PeerLimiter, RefusalLog, bearer, origin_allowed, printable
 from .fanout import Tail, WallSender
-from .batches import DEDUPE_WINDOW_S, Batch, BatchRefused, JournalUnavailable, batch_digest
+from .batches import DEDUPE_WINDOW_S, Batch, BatchRefused, GroupCommit, JournalUnavailable, batch_digest
 from .journal import Journal, open_journal
 from .log import Compacted, EventLog
 
@@ -78,7 +78,7 @@ class HubConfig:
     tail_events: int = 50_000           # encoded events kept in memory for fast replay
     batch_events: int = 500             # events per frame to a wall
     batch_interval: float = 0.010       # at most one frame per wall per this many seconds
-    commit_interval: float = 0.020      # at most one journal commit (fsync) per this
+    commit_interval: float = 0.0        # least seconds between two journal commits (0: back to back)
     compact_every: int = 100_000        # events between snapshots
     encode_chunk: int = 10_000          # devices per piece of a compaction's snapshot encode
     keep_events: int = 100_000          # events kept for replay after a snapshot
@@ -194,6 +194,8 @@ class Hub:
         #: the rebuild of a state that failed to apply (None: the state follows the log)
         self._rebuilding: asyncio.Task[None] | None = None
         self._last_commit_ms = 0.0
+        #: group commits whose futures wait for the follower: (last seq, work, outcome)
+        self._unsettled: deque[tuple[int, list[tuple[Batch, asyncio.Future[Any]]], GroupCommit]] = deque()
         self.host = self.config.host
         self.port = self.config.port
 
@@ -228,7 +230,6 @@ class Hub:
                                         dedupe_window=cfg.dedupe_window, new_epoch=cfg.new_epoch)
         self.eventlog = EventLog(self.journal)
         await asyncio.to_thread(self._recover)
-        self._followed = asyncio.Event()
         ctx = None
         if cfg.tls_cert:
             ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -441,9 +442,11 @@ class Hub:
                 await asyncio.sleep(0.5)
 
     async def _commit_once(self) -> None:
-        """Append what is pending to the log as one group commit, wait until the follower
-        has taken the fresh events into the tail and the state, then settle each batch's
-        future (an ack means: committed, applied, queued to the walls)."""
+        """Append what is pending to the log as one group commit. Each batch's future is
+        settled once the follower has taken the group's events into the tail and the state
+        (an ack means: committed, applied, queued to the walls): :meth:`_settle_followed`.
+        The committer does not wait for that, so the next group's fsync overlaps the
+        follower's work on this one."""
         assert self._pending_evt is not None
         self._pending_evt.clear()
         work, self._pending = self._pending, []
@@ -464,29 +467,24 @@ class Hub:
         if done.rows:
             self.count("events_in", len(done.rows))
             self.count("commits")
-            await self._followed_to(done.last_seq)
-        for (_, f), outcome in zip(work, done.outcomes):
-            if f.done():
-                continue
-            if isinstance(outcome, BatchRefused):
-                self.reject(outcome.code)
-                f.set_exception(outcome)
-            else:
-                if outcome.duplicate:
-                    self.count("duplicates")
-                f.set_result((outcome.range, outcome.duplicate))
-        if (self.seq - self._compacted_at >= self.config.compact_every and self._compaction is None
-                and self._rebuilding is None):
-            # in the background: the next commits (acks, fan-out) must not wait for it
-            self._compaction = asyncio.create_task(self.compact(), name="compaction")
+        self._unsettled.append((done.last_seq, work, done))
+        self._settle_followed()
 
-    async def _followed_to(self, seq: int) -> None:
-        """Wait until the follower has taken everything up to ``seq``."""
-        while self.seq < seq:
-            self._followed.clear()
-            if self.seq >= seq:
-                return
-            await self._followed.wait()
+    def _settle_followed(self) -> None:
+        """Settle the futures of every group commit the follower has passed (in order)."""
+        unsettled = self._unsettled
+        while unsettled and unsettled[0][0] <= self.seq:
+            _, work, done = unsettled.popleft()
+            for (_, f), outcome in zip(work, done.outcomes):
+                if f.done():
+                    continue
+                if isinstance(outcome, BatchRefused):
+                    self.reject(outcome.code)
+                    f.set_exception(outcome)
+                else:
+                    if outcome.duplicate:
+                        self.count("duplicates")
+                    f.set_result((outcome.range, outcome.duplicate))
 
     async def _follower(self) -> None:
         """The hub follows its log: whatever the log committed, in order, goes into the
@@ -503,9 +501,13 @@ class Hub:
                     else:
                         self._apply(events)
                     self._commit_times.append((self.seq, time.monotonic()))
-                    self._followed.set()
                     for w in self.walls:
                         w.notify()
+                    self._settle_followed()
+                    if (self.seq - self._compacted_at >= self.config.compact_every and self._compaction is None
+                            and self._rebuilding is None):
+                        # in the background: the next commits (acks, fan-out) must not wait for it
+                        self._compaction = asyncio.create_task(self.compact(), name="compaction")
             except asyncio.CancelledError:
                 raise
             except Compacted as e:
@@ -513,7 +515,7 @@ class Hub:
                 self.tail.reset(self.eventlog.last_seq)
                 if self._rebuilding is None:
                     self._rebuilding = asyncio.create_task(self._rebuild_state(), name="rebuild")
-                self._followed.set()
+                self._settle_followed()
             except Exception:
                 log.exception("follower failed; following again")
                 await asyncio.sleep(0.1)
@@ -534,7 +536,7 @@ class Hub:
         if self._rebuilding is not None:
             return  # the rebuild reads these events back from the log
         try:
-            self.state.apply(events, time.time())
+            self.state.apply(events, time.time(), checked=True)  # validated at ingest
         except Exception:  # journaled already: the state must follow; log loudly
             log.exception("state.apply failed at seq %d..%d; rebuilding the state from the log",
                           events[0]["seq"], events[-1]["seq"])

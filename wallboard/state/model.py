@@ -145,7 +145,7 @@ class LiveState:
         """Seconds since the last message (``apply`` or ``touch``); None if never."""
         return None if self._last_msg is None else now - self._last_msg
 
-    def apply(self, events: list[dict[str, Any]], now: float) -> Dirty:
+    def apply(self, events: list[dict[str, Any]], now: float, *, checked: bool = False) -> Dirty:
         """Apply a batch of events with contiguous seqs; return what changed.
 
         All or nothing: the whole batch is checked before anything changes, and when a
@@ -157,6 +157,10 @@ class LiveState:
         the usual device batches). Events with ``seq <= self.seq`` (replay overlap) are
         skipped and counted. ``now`` becomes ``last_seen`` of every device named in the
         batch.
+
+        ``checked=True``: the caller vouches that every event already passed the protocol's
+        validation (``protocol.decode`` of a frame, or the hub's ingest for events its log
+        returns), so the per-event checks are not run twice; seqs are still checked.
         """
         dirty = Dirty()
         n = len(events)
@@ -181,7 +185,7 @@ class LiveState:
         if cur > 0 and first > cur + 1:
             raise SeqGap(cur + 1, first)
         skip = cur + 1 - first if cur > 0 and first <= cur else 0
-        if skip < n:
+        if skip < n and not checked:
             P.check_batch(events[skip:] if skip else events, op="apply")
         # ---- checked: from here on the batch is applied entirely
         self._last_msg = now
