@@ -89,8 +89,15 @@ def register(subparsers: Any) -> None:
     p.add_argument("--max-batch", type=_count, default=5000, metavar="N",
                    help="most events per publish batch (default 5000)")
     p.add_argument("--rate-limit", type=_positive, default=50_000.0, metavar="EV/S",
-                   help="events per second per publish connection (default 50000; excess batches get "
-                   "rate_limited)")
+                   help="events per second per publish connection, and over all HTTP producers, with a burst of "
+                   "one second's worth (default 50000; excess batches get rate_limited with retry_after, a batch "
+                   "larger than the burst too_large)")
+    p.add_argument("--max-event-bytes", type=_count, default=1 << 19, metavar="BYTES",
+                   help="largest event, encoded (default 512 KiB, also the most allowed); larger ones are "
+                   "refused as too_large")
+    p.add_argument("--max-ingest-bytes", type=_count, default=64 << 20, metavar="BYTES",
+                   help="bytes of accepted events waiting for their commit, over all producers (default 64 MiB); "
+                   "past it batches are answered unavailable with retry_after (HTTP 503)")
     p.add_argument("--max-lag", type=_count, default=20_000, metavar="N",
                    help="events a wall may fall behind before its backlog is dropped and it gets a "
                    "snapshot (default 20000)")
@@ -200,7 +207,8 @@ def cmd_hub(args: argparse.Namespace) -> int:
                         token_file=args.token_file, tls_cert=args.tls_cert, tls_key=args.tls_key,
                         http_port=args.http_port, mapping=args.mapping, max_refusals=args.max_refusals,
                         refusal_block=args.refusal_block, dedupe_window=args.dedupe_window,
-                        new_epoch=args.new_epoch)
+                        new_epoch=args.new_epoch, max_event_bytes=args.max_event_bytes,
+                        max_ingest_bytes=args.max_ingest_bytes)
         hub = Hub(cfg)
     except (AuthConfigError, ScenarioError, ValueError) as e:
         print(f"wallboard hub: {e}", file=sys.stderr)

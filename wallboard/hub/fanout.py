@@ -30,11 +30,15 @@ _EVENTS_TAIL = b"]}"
 
 
 class Tail:
-    """Ring of the newest committed events, each already encoded as JSON bytes."""
+    """Ring of the newest committed events, each already encoded as JSON bytes: at most
+    ``capacity`` events and ``max_bytes`` bytes (older ones are read from the log)."""
 
-    def __init__(self, capacity: int = 50_000) -> None:
+    def __init__(self, capacity: int = 50_000, max_bytes: int = 256 << 20) -> None:
         self.capacity = max(1000, capacity)
+        self.max_bytes = max(1 << 20, max_bytes)
         self._buf: list[bytes] = []
+        self._sizes: deque[int] = deque()  # len() of each _buf entry, to trim by bytes
+        self.bytes = 0
         self.base = 1  # seq of _buf[0]
 
     @property
@@ -44,15 +48,32 @@ class Tail:
     def reset(self, last_seq: int) -> None:
         """Empty the ring so that the next appended event is ``last_seq + 1``."""
         self._buf = []
+        self._sizes.clear()
+        self.bytes = 0
         self.base = last_seq + 1
 
     def extend(self, first_seq: int, encoded: list[bytes]) -> None:
         if first_seq != self.last_seq + 1:  # never expected; keep the ring contiguous
             self.reset(first_seq - 1)
         self._buf.extend(encoded)
+        sizes = list(map(len, encoded))
+        self._sizes.extend(sizes)
+        self.bytes += sum(sizes)
         extra = len(self._buf) - self.capacity
-        if extra > self.capacity // 4:  # trim in chunks: amortised O(1)
+        if self.bytes > self.max_bytes:  # trim to 3/4 of the byte bound (amortised)
+            over, k, keep_one = self.bytes - self.max_bytes * 3 // 4, 0, len(self._sizes) - 1
+            for size in self._sizes:
+                if over <= 0 or k >= keep_one:
+                    break
+                over -= size
+                k += 1
+            extra = max(extra, k)
+        elif extra <= self.capacity // 4:  # trim by count in chunks: amortised O(1)
+            extra = 0
+        if extra > 0:
             del self._buf[:extra]
+            for _ in range(extra):
+                self.bytes -= self._sizes.popleft()
             self.base += extra
 
     def get(self, seq: int, max_n: int, max_bytes: int) -> list[bytes] | None:

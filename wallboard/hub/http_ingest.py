@@ -26,7 +26,7 @@ Endpoints (see ``docs/integrations.md``):
 Refusals: 401 no token, 403 a token without the role, 413 body over ``max_body`` (1 MiB)
 or more events than the hub's ``max_batch``, 409 ``conflict`` (the producer/batch key was
 committed with other events), 429 over the rate limit and 503 ``unavailable`` when the
-journal could not commit (both retryable: resend the same request after ``Retry-After``
+journal could not commit or the hub's ingest queue is full (``max_ingest_bytes``) (both retryable: resend the same request after ``Retry-After``
 seconds; nothing was applied). Every refusal is counted in the hub's ``rejects_<reason>``.
 """
 from __future__ import annotations
@@ -45,7 +45,7 @@ from wallboard import protocol as P
 from .alert_mapping import MappingRules, PayloadError, map_webhook
 from .auth import bearer, origin_allowed, printable
 from .batches import BatchRefused, JournalUnavailable
-from .server import TokenBucket
+from .budget import IngestFull, TokenBucket, check_event_bytes
 
 if TYPE_CHECKING:  # pragma: no cover
     from .server import Hub
@@ -292,14 +292,19 @@ class HttpIngest:
         return bytes(data)
 
     async def _submit(self, events: list[dict[str, Any]], producer: str | None = None,
-                      batch: int | None = None) -> tuple[int, int, bool]:
-        if not self.bucket.take(len(events)):
-            raise _Refusal(429, "rate_limited", f"over {self.bucket.rate:.0f} events/s: nothing applied, "
-                           "resend after the Retry-After delay", retry_after=1.0)
+                      batch: int | None = None, *, nbytes: int | None = None) -> tuple[int, int, bool]:
+        n = len(events)
+        if self.bucket.over_burst(n):
+            raise _Refusal(413, "too_large", self.bucket.over_burst_message(n, "over all HTTP producers"),
+                           field="events")
+        if not self.bucket.take(n):
+            raise _Refusal(429, "rate_limited", f"over {self.bucket.rate:g} events/s: nothing applied, "
+                           "resend after the Retry-After delay", retry_after=self.bucket.retry_after(n))
         try:
-            (first, last), dup = await self.hub.submit(events, producer, batch)
+            (first, last), dup = await self.hub.submit(events, producer, batch, nbytes=nbytes)
         except JournalUnavailable as e:  # nothing applied: the producer resends the same request
-            log.warning("HTTP ingest: journal unavailable: %s", e)
+            if not isinstance(e, IngestFull):  # a full queue is logged by the hub, once per interval
+                log.warning("HTTP ingest: journal unavailable: %s", e)
             raise _Refusal(503, "unavailable", f"not applied: {e.message}; resend after the Retry-After delay",
                            retry_after=e.retry_after) from None
         except BatchRefused as e:  # terminal: resending the same request would be refused again
@@ -329,6 +334,12 @@ class HttpIngest:
                            field=BATCH_HEADER if batch is None else PRODUCER_HEADER)
         body = await self._read(request)
         events, lines = parse_event_body(body, self.hub.config.max_batch)
+        try:
+            check_event_bytes(events, self.hub.config.max_event_bytes, len(body))
+        except P.ProtocolError as e:
+            line = lines[e.index] if lines is not None and e.index is not None else None
+            raise _Refusal(413, "too_large", f"line {line}: {e}" if line is not None else str(e), index=e.index,
+                           line=line) from None
         for i, ev in enumerate(events):
             need = "control" if ev["type"] == "control" else "publish"
             if need not in roles:
@@ -337,7 +348,7 @@ class HttpIngest:
                 what = "control events need the control role" if need == "control" else \
                     f"{ev['type']} events need the publish role (the token grants {', '.join(sorted(roles))})"
                 raise _Refusal(403, "forbidden", f"{where}event {i}: {what}", index=i, line=line, field="type")
-        first, last, dup = await self._submit(events, producer, batch)
+        first, last, dup = await self._submit(events, producer, batch, nbytes=len(body))
         self.hub.count("http_events", len(events))
         return _json({"first": first, "last": last, "count": len(events), "duplicate": dup})
 
@@ -363,7 +374,7 @@ class HttpIngest:
         reply: dict[str, Any] = {"first": None, "last": None, "count": 0, "incidents": mapped.incidents,
                                  "devices": mapped.devices, "ignored": mapped.ignored}
         if mapped.events:
-            first, last, _ = await self._submit(mapped.events)
+            first, last, _ = await self._submit(mapped.events, nbytes=len(body))
             reply.update(first=first, last=last, count=len(mapped.events))
         return _json(reply)
 

@@ -41,6 +41,7 @@ from wallboard.state import LiveState
 from wallboard.state.snapshot import encode_snapshot_pieces
 
 from .auth import Auth, PeerLimiter, RefusalLog, bearer, origin_allowed, printable
+from .budget import EVENT_ESTIMATE, IngestQueue, SnapshotBudget, TokenBucket, check_event_bytes
 from .fanout import Tail, WallSender
 from .batches import DEDUPE_WINDOW_S, Batch, BatchRefused, GroupCommit, JournalUnavailable, batch_digest
 from .journal import Journal, open_journal
@@ -99,6 +100,10 @@ class HubConfig:
     max_body: int = 1 << 20             # largest HTTP request body
     dedupe_window: float = DEDUPE_WINDOW_S  # seconds a committed (producer, batch) key is remembered
     new_epoch: bool = False             # start a new epoch of the log on a damaged/missing/short journal
+    # memory bounded by configuration (issue 13; docs/security.md "Limits and their defaults")
+    max_event_bytes: int = P.MAX_EVENT  # bytes of one event (at most the protocol's 512 KiB)
+    max_ingest_bytes: int = 64 << 20    # bytes of events waiting for their commit, over all producers
+    tail_bytes: int = 256 << 20         # bytes of encoded events in the fan-out tail (with tail_events)
 
     def validate(self) -> None:
         """Raise ValueError naming the first bad option."""
@@ -122,6 +127,10 @@ class HubConfig:
             ("refusal_block", self.refusal_block >= 0, ">= 0"),
             ("refusal_log_s", self.refusal_log_s >= 0, ">= 0"),
             ("dedupe_window", self.dedupe_window > 0, "> 0 seconds"),
+            ("max_event_bytes", 1024 <= self.max_event_bytes <= P.MAX_EVENT, f"1024..{P.MAX_EVENT} bytes"),
+            ("max_ingest_bytes", self.max_ingest_bytes >= max(self.max_frame, self.max_body),
+             f">= max_frame and max_body ({max(self.max_frame, self.max_body)} bytes)"),
+            ("tail_bytes", self.tail_bytes >= 4 * self.max_frame, f">= 4 x max_frame ({4 * self.max_frame} bytes)"),
         ]
         for name, ok, want in checks:
             if not ok:
@@ -131,24 +140,6 @@ class HubConfig:
                              "available yet (issue 15); give a SQLite file path")
         if bool(self.tls_cert) != bool(self.tls_key):
             raise ValueError("hub options tls_cert and tls_key go together")
-
-
-class TokenBucket:
-    """Token bucket: ``rate`` events/s, burst of one second's worth."""
-
-    def __init__(self, rate: float) -> None:
-        self.rate = rate
-        self.level = rate
-        self.t = time.monotonic()
-
-    def take(self, n: int) -> bool:
-        now = time.monotonic()
-        self.level = min(self.rate, self.level + (now - self.t) * self.rate)
-        self.t = now
-        if n > self.level and n <= self.rate:
-            return False
-        self.level -= n
-        return True
 
 
 class Hub:
@@ -170,7 +161,9 @@ class Hub:
         self.journal: Journal = journal  # type: ignore[assignment]
         self.eventlog: EventLog = None  # type: ignore[assignment]  # set by astart, over self.journal
         self.state = LiveState()
-        self.tail = Tail(self.config.tail_events)
+        self.tail = Tail(self.config.tail_events, self.config.tail_bytes)
+        self.ingest_queue = IngestQueue(self.config.max_ingest_bytes)
+        self._ingest_full_logged = -1e18
         self.walls: set[WallSender] = set()
         self.counters: dict[str, float] = {}
         self._pending: list[tuple[Batch, asyncio.Future[tuple[tuple[int, int], bool]]]] = []
@@ -350,6 +343,8 @@ class Hub:
         out.update(self.journal.stats() if self.journal else {})
         out.update(seq=self.seq, walls=len(self.walls),
                    journal_pending=sum(len(b.events) for b, _ in self._pending),
+                   ingest_queue_bytes=self.ingest_queue.bytes, ingest_queue_peak_bytes=self.ingest_queue.peak,
+                   tail_bytes=self.tail.bytes,
                    journal_commit_ms=round(self._last_commit_ms, 2),
                    wall_max_lag=max((self.seq - w.cursor + 1 for w in self.walls if w.cursor), default=0))
         return out
@@ -381,7 +376,7 @@ class Hub:
 
     # ------------------------------------------------------------------ ingest
     def submit(self, events: list[dict[str, Any]], producer: str | None = None,
-               batch: int | None = None) -> "asyncio.Future[tuple[tuple[int, int], bool]]":
+               batch: int | None = None, *, nbytes: int | None = None) -> "asyncio.Future[tuple[tuple[int, int], bool]]":
         """Queue validated events for the next group commit (event loop thread only).
 
         Returns a future of ``((first, last), duplicate)``; it resolves once the log has
@@ -390,9 +385,25 @@ class Hub:
         :class:`BatchRefused` (``conflict``, ``bad_value``: terminal) or
         :class:`JournalUnavailable` (retryable: resend after ``retry_after``); map them
         to the wire with :func:`refusal_error`.
+
+        ``nbytes`` (the size the batch arrived in; default an estimate per event) counts
+        against ``max_ingest_bytes`` until the batch is settled: past it the future fails
+        at once with ``JournalUnavailable`` (``ingest queue full``, retryable).
         """
         loop = asyncio.get_running_loop()
         out: asyncio.Future[tuple[tuple[int, int], bool]] = loop.create_future()
+        queue = self.ingest_queue
+        size = nbytes if nbytes is not None else EVENT_ESTIMATE * len(events)
+        if not queue.admit(size):
+            self.reject("ingest_full")
+            err = queue.full_error(size, retry_after=1.0)
+            now_m = time.monotonic()
+            if now_m - self._ingest_full_logged >= self.config.refusal_log_s:
+                self._ingest_full_logged = now_m
+                log.warning("%s: answered unavailable (%d batches refused so far)", err.message, queue.refused)
+            out.set_exception(err)
+            return out
+        out.add_done_callback(lambda f: queue.release(size))
         digest = batch_digest(events) if producer is not None and batch is not None else None
         now = time.time()
         for ev in events:
@@ -825,13 +836,25 @@ class Hub:
                                                index=i, field="type"))
                         break
                 else:
-                    if not bucket.take(len(msg.events)):
+                    n = len(msg.events)
+                    try:
+                        check_event_bytes(msg.events, self.config.max_event_bytes, len(raw))
+                    except P.ProtocolError as e:
+                        self.reject(e.code)
+                        await acks.put(P.Error(code="bad_event", message=str(e), index=e.index))
+                        continue
+                    if bucket.over_burst(n):
+                        self.reject("too_large")
+                        await acks.put(P.Error(code="too_large", field="events",
+                                               message=bucket.over_burst_message(n, "per connection")))
+                        continue
+                    if not bucket.take(n):
                         self.reject("rate_limited")
-                        await acks.put(P.Error(code="rate_limited", message=(
-                            f"over {self.config.rate_limit:.0f} events/s on this connection; batch not "
+                        await acks.put(P.Error(code="rate_limited", retry_after=bucket.retry_after(n), message=(
+                            f"over {self.config.rate_limit:g} events/s on this connection; batch not "
                             "applied, resend it later")))
                         continue
-                    fut = self.submit(msg.events, msg.producer, msg.batch)
+                    fut = self.submit(msg.events, msg.producer, msg.batch, nbytes=len(raw))
                     await acks.put((fut, msg.producer, msg.batch))
         finally:
             await acks.put(None)

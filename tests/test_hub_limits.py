@@ -1,0 +1,307 @@
+"""Memory bounded by configuration (issue 13): event, frame and batch limits, the ingest
+queue over all producers, the fan-out tail's bytes and the token bucket -- each refusal
+with its message, over the websocket and over HTTP, on real hubs over loopback."""
+from __future__ import annotations
+
+import asyncio
+import threading
+from typing import Any
+
+import aiohttp
+import orjson
+import pytest
+from websockets.asyncio.client import connect
+
+from wallboard import protocol as P
+from wallboard.hub.auth import Auth
+from wallboard.hub.batches import Batch
+from wallboard.hub.budget import IngestQueue, TokenBucket, check_event_bytes
+from wallboard.hub.fanout import Tail
+from wallboard.hub.http_ingest import start_http_ingest
+from wallboard.hub.journal import MemoryJournal
+from wallboard.hub.server import Hub, HubConfig
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def kpi(i: int, pad: int = 0) -> dict[str, Any]:
+    ev: dict[str, Any] = {"type": "kpi", "metric": "m", "scope": "global", "value": float(i), "ts": 1000.0 + i}
+    if pad:
+        ev["x_pad"] = "p" * pad
+    return ev
+
+
+async def recv(ws: Any) -> P.Message:
+    return P.decode(await asyncio.wait_for(ws.recv(), 10), max_size=1 << 30)
+
+
+class SlowJournal(MemoryJournal):
+    """A memory journal whose appends wait until ``gate`` is set (a slow disk)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = threading.Event()
+
+    def append(self, batches: list[Batch]) -> Any:
+        self.gate.wait(10)
+        return super().append(batches)
+
+
+def run(coro: Any) -> Any:
+    return asyncio.run(asyncio.wait_for(coro, 30))
+
+
+# ---------------------------------------------------------------------- token bucket
+class Clock:
+    def __init__(self) -> None:
+        self.t = 0.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def test_bucket_never_goes_into_debt_and_refuses_a_batch_over_its_burst():
+    clock = Clock()
+    b = TokenBucket(1000, clock=clock)
+    assert b.over_burst(2000) and not b.over_burst(1000)
+    assert b.take(1000) and b.level == 0
+    assert not b.take(500) and b.level == 0          # refused: nothing taken
+    assert b.retry_after(500) == 0.5
+    clock.t = 0.5
+    assert b.take(500)                                 # a normal batch gets in after its refill
+    msg = b.over_burst_message(2000, "per connection")
+    assert msg == ("batch of 2000 events is larger than the rate limit allows at once (1000 events: --rate-limit "
+                   "1000 events/s per connection); it can never be admitted: split it into batches of at most "
+                   "1000 events (nothing applied)")
+
+
+def test_a_batch_over_the_burst_is_too_large_and_does_not_lock_normal_batches_out():
+    hub = Hub(HubConfig(port=0, journal=None, rate_limit=1000), auth=Auth())
+    hub.start_in_thread()
+    try:
+        async def go() -> list[P.Message]:
+            async with connect(hub.publish_url) as ws:
+                out = []
+                for n, size in ((1, 2000), (2, 500), (3, 500), (4, 500)):
+                    await ws.send(P.encode(P.Publish(events=[kpi(n * 10000 + i) for i in range(size)],
+                                                     producer="p", batch=n)))
+                    out.append(await recv(ws))
+                return out
+        big, a2, a3, limited = run(go())
+    finally:
+        hub.stop()
+    assert isinstance(big, P.Error) and big.code == "too_large" and big.field == "events"
+    assert "batch of 2000 events is larger than the rate limit allows at once (1000 events" in big.message
+    assert isinstance(a2, P.Ack) and isinstance(a3, P.Ack) and (a2.first, a3.last) == (1, 1000)
+    assert isinstance(limited, P.Error) and limited.code == "rate_limited" and 0 < limited.retry_after <= 0.5
+    assert "over 1000 events/s on this connection" in limited.message
+    assert hub.stats()["rejects_too_large"] == 1
+
+
+def test_http_batch_over_the_burst_is_413_and_rate_limited_says_when():
+    async def main() -> None:
+        hub = Hub(HubConfig(host="127.0.0.1", port=0, journal=None), auth=Auth())
+        await hub.astart()
+        ingest = await start_http_ingest(hub, "127.0.0.1", 0, rate_limit=10)
+        try:
+            async with aiohttp.ClientSession(headers={"X-Wallboard-Client": "t"}) as s:
+                async def post(events: list) -> tuple[int, dict, Any]:
+                    async with s.post(ingest.url + "/events", data=orjson.dumps(events),
+                                      headers={"Content-Type": "application/json"}) as r:
+                        return r.status, await r.json(), r.headers
+                status, body, _ = await post([kpi(i) for i in range(11)])
+                assert status == 413 and body["error"] == "too_large"
+                assert "batch of 11 events is larger than the rate limit allows at once (10 events: --rate-limit " \
+                       "10 events/s over all HTTP producers)" in body["message"]
+                assert (await post([kpi(i) for i in range(10)]))[0] == 200
+                status, body, headers = await post([kpi(1)])
+                assert status == 429 and body["error"] == "rate_limited" and headers["Retry-After"] == "1"
+        finally:
+            await ingest.stop()
+            await hub.astop()
+    run(main())
+
+
+# ---------------------------------------------------------------------- event bytes
+def test_check_event_bytes_skips_small_frames_and_names_the_event():
+    evs = [kpi(1), kpi(2, pad=3000)]
+    check_event_bytes(evs, 2048, frame_bytes=2000)   # the frame is within the limit: not measured
+    with pytest.raises(P.ProtocolError) as ei:
+        check_event_bytes(evs, 2048, frame_bytes=4000)
+    e = ei.value
+    assert (e.code, e.index, e.limit) == ("too_large", 1, 2048) and e.got > 3000
+    assert str(e) == (f"too_large: event encodes to {e.got} bytes (expected at most 2048 bytes per event "
+                      "(--max-event-bytes)) at op publish, event 1")
+
+
+def test_an_event_over_max_event_bytes_is_refused_on_the_websocket_nothing_applied():
+    hub = Hub(HubConfig(port=0, journal=None, max_event_bytes=2048), auth=Auth())
+    hub.start_in_thread()
+    try:
+        async def go() -> list[P.Message]:
+            async with connect(hub.publish_url) as ws:
+                await ws.send(P.encode(P.Publish(events=[kpi(1), kpi(2, pad=3000)])))
+                refused = await recv(ws)
+                await ws.send(P.encode(P.Publish(events=[kpi(3, pad=1000)])))
+                return [refused, await recv(ws)]
+        refused, ack = run(go())
+    finally:
+        hub.stop()
+    assert isinstance(refused, P.Error) and refused.code == "bad_event" and refused.index == 1
+    assert "too_large: event encodes to" in refused.message and "at most 2048 bytes per event" in refused.message
+    assert isinstance(ack, P.Ack) and (ack.first, ack.last) == (1, 1)
+
+
+def test_an_event_over_max_event_bytes_is_413_over_http_naming_the_line():
+    async def main() -> None:
+        hub = Hub(HubConfig(host="127.0.0.1", port=0, journal=None, max_event_bytes=2048), auth=Auth())
+        await hub.astart()
+        ingest = await start_http_ingest(hub, "127.0.0.1", 0)
+        try:
+            body = orjson.dumps(kpi(1)) + b"\n" + orjson.dumps(kpi(2, pad=3000)) + b"\n"
+            async with aiohttp.ClientSession() as s:
+                async with s.post(ingest.url + "/events", data=body, headers={
+                        "Content-Type": "application/x-ndjson", "X-Wallboard-Client": "t"}) as r:
+                    status, reply = r.status, await r.json()
+            assert status == 413 and reply["error"] == "too_large" and reply["index"] == 1 and reply["line"] == 2
+            assert reply["message"].startswith("line 2: too_large: event encodes to")
+            assert hub.seq == 0
+        finally:
+            await ingest.stop()
+            await hub.astop()
+    run(main())
+
+
+def test_a_batch_over_max_batch_on_the_websocket_names_the_limit():
+    hub = Hub(HubConfig(port=0, journal=None, max_batch=3), auth=Auth())
+    hub.start_in_thread()
+    try:
+        async def go() -> P.Message:
+            async with connect(hub.publish_url) as ws:
+                await ws.send(P.encode(P.Publish(events=[kpi(i) for i in range(4)])))
+                return await recv(ws)
+        e = run(go())
+    finally:
+        hub.stop()
+    assert isinstance(e, P.Error) and e.code == "too_large" and "(expected at most 3)" in e.message
+
+
+# ---------------------------------------------------------------------- ingest queue
+def test_ingest_queue_admits_a_batch_alone_and_refuses_past_its_limit():
+    q = IngestQueue(100)
+    assert q.admit(150)                 # nothing waiting: a batch alone always goes
+    assert not q.admit(1) and q.refused == 1
+    q.release(150)
+    assert q.admit(60) and q.admit(40) and not q.admit(1)
+    err = q.full_error(1, retry_after=1.0)
+    assert err.retry_after == 1.0 and err.message == (
+        "ingest queue full: 100 bytes of events are waiting for their commit and this batch adds 1 (limit 100 "
+        "bytes over all producers, --max-ingest-bytes)")
+
+
+def cfg_small(**kw: Any) -> HubConfig:
+    return HubConfig(host="127.0.0.1", port=0, journal=None, max_frame=1 << 16, max_body=1 << 16,
+                     max_ingest_bytes=1 << 16, **kw)
+
+
+def test_a_full_ingest_queue_answers_unavailable_with_retry_after_then_takes_the_resend():
+    journal = SlowJournal()
+    hub = Hub(cfg_small(), auth=Auth(), journal=journal)
+    hub.start_in_thread()
+    try:
+        async def go() -> list[P.Message]:
+            async with connect(hub.publish_url) as ws:
+                for n in (1, 2):  # 40 KB each: the second does not fit while the first waits
+                    await ws.send(P.encode(P.Publish(events=[kpi(n * 100 + i, pad=3900) for i in range(10)],
+                                                     producer="p", batch=n)))
+                await asyncio.sleep(0.3)
+                journal.gate.set()
+                out = [await recv(ws), await recv(ws)]
+                await ws.send(P.encode(P.Publish(events=[kpi(200 + i, pad=3900) for i in range(10)],
+                                                 producer="p", batch=2)))
+                out.append(await recv(ws))
+                return out
+        ack1, full, ack2 = run(go())
+        stats = hub.stats()
+    finally:
+        hub.stop()
+    assert isinstance(ack1, P.Ack) and (ack1.first, ack1.last) == (1, 10)
+    assert isinstance(full, P.Error) and full.code == "unavailable" and full.retry_after == 1.0
+    assert full.message.startswith("not applied: ingest queue full: ") and "limit 65536 bytes" in full.message
+    assert isinstance(ack2, P.Ack) and (ack2.first, ack2.last) == (11, 20) and not ack2.duplicate
+    assert stats["rejects_ingest_full"] == 1 and stats["ingest_queue_bytes"] == 0
+    assert 39_000 < stats["ingest_queue_peak_bytes"] <= 1 << 16
+
+
+def test_a_full_ingest_queue_is_503_with_retry_after_over_http():
+    async def main() -> None:
+        journal = SlowJournal()
+        hub = Hub(cfg_small(), auth=Auth(), journal=journal)
+        await hub.astart()
+        ingest = await start_http_ingest(hub, "127.0.0.1", 0, max_body=1 << 16)
+        try:
+            async with aiohttp.ClientSession() as s:
+                async def post(n: int) -> tuple[int, dict, Any]:
+                    body = orjson.dumps([kpi(n * 100 + i, pad=3900) for i in range(10)])
+                    async with s.post(ingest.url + "/events", data=body, headers={
+                            "Content-Type": "application/json", "X-Wallboard-Client": "t"}) as r:
+                        return r.status, await r.json(), r.headers
+                first = asyncio.create_task(post(1))
+                while hub.ingest_queue.bytes == 0:
+                    await asyncio.sleep(0.01)
+                status, body, headers = await post(2)
+                journal.gate.set()
+                assert (await first)[0] == 200
+            assert status == 503 and body["error"] == "unavailable" and headers["Retry-After"] == "1"
+            assert "ingest queue full" in body["message"] and "resend after the Retry-After delay" in body["message"]
+        finally:
+            await ingest.stop()
+            await hub.astop()
+    run(main())
+
+
+# ---------------------------------------------------------------------- tail bytes
+def test_tail_is_bounded_by_bytes_as_well_as_by_count():
+    t = Tail(capacity=10_000, max_bytes=1 << 20)
+    big = b"x" * (100 << 10)
+    for seq in range(1, 101):
+        t.extend(seq, [big])
+        assert t.bytes <= 1 << 20 and t.bytes == sum(map(len, t._buf))
+    assert t.last_seq == 100 and t.base > 80
+    assert t.get(t.base, 5, 1 << 30) == [big] * 5 and t.get(1, 5, 1 << 30) is None
+
+
+@pytest.mark.parametrize("option, value, want", [
+    ("max_event_bytes", 100, "hub option max_event_bytes=100: expected 1024..524288 bytes"),
+    ("max_event_bytes", 1 << 20, "hub option max_event_bytes=1048576: expected 1024..524288 bytes"),
+    ("max_ingest_bytes", 1000, "hub option max_ingest_bytes=1000: expected >= max_frame and max_body "
+                               "(1048576 bytes)"),
+    ("tail_bytes", 1000, "hub option tail_bytes=1000: expected >= 4 x max_frame (4194304 bytes)"),
+])
+def test_bad_limit_options_are_named(option, value, want):
+    with pytest.raises(ValueError) as ei:
+        HubConfig(**{option: value}).validate()
+    assert str(ei.value) == want
+
+
+def test_cli_flags_reach_the_config(monkeypatch):
+    import argparse
+
+    from wallboard.hub import commands
+
+    seen = {}
+
+    class Stop(Exception):
+        pass
+
+    def fake_hub(cfg: HubConfig) -> None:
+        seen["cfg"] = cfg
+        raise Stop
+
+    monkeypatch.setattr("wallboard.hub.server.Hub", fake_hub)
+    parser = argparse.ArgumentParser()
+    commands.register(parser.add_subparsers())
+    args = parser.parse_args(["hub", "--port", "0", "--max-event-bytes", "4096", "--max-ingest-bytes", "8388608"])
+    with pytest.raises(Stop):
+        args.func(args)
+    assert (seen["cfg"].max_event_bytes, seen["cfg"].max_ingest_bytes) == (4096, 8 << 20)
