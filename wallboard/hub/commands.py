@@ -101,6 +101,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--max-lag", type=_count, default=20_000, metavar="N",
                    help="events a wall may fall behind before its backlog is dropped and it gets a "
                    "snapshot (default 20000)")
+    p.add_argument("--wall-drop-after", type=_positive, default=30.0, metavar="S",
+                   help="close a wall (code 1013, counted walls_dropped) that stays past --max-lag, or does not "
+                   "read a frame, for this many seconds (default 30); it reconnects and resyncs")
     p.add_argument("--compact-every", type=_count, default=100_000, metavar="N",
                    help="events between journal snapshots (default 100000)")
     p.add_argument("--keep-events", type=int, default=100_000, metavar="N",
@@ -208,7 +211,7 @@ def cmd_hub(args: argparse.Namespace) -> int:
                         http_port=args.http_port, mapping=args.mapping, max_refusals=args.max_refusals,
                         refusal_block=args.refusal_block, dedupe_window=args.dedupe_window,
                         new_epoch=args.new_epoch, max_event_bytes=args.max_event_bytes,
-                        max_ingest_bytes=args.max_ingest_bytes)
+                        max_ingest_bytes=args.max_ingest_bytes, wall_drop_s=args.wall_drop_after)
         hub = Hub(cfg)
     except (AuthConfigError, ScenarioError, ValueError) as e:
         print(f"wallboard hub: {e}", file=sys.stderr)

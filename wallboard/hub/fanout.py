@@ -112,6 +112,9 @@ class WallSender:
         self.resyncs = 0
         self._last_send = 0.0
         self.task: asyncio.Task[None] | None = None
+        self.behind_since: float | None = None   # monotonic: since when past max_lag
+        self._sending_since: float | None = None  # monotonic: the frame being written since
+        self.dropped = False
 
     # -- called by the hub (event loop thread) ---------------------------------------
     def start_from(self, since: int | None) -> None:
@@ -146,6 +149,51 @@ class WallSender:
         if self.task is not None:
             self.task.cancel()
 
+    def check(self, now: float) -> bool:
+        """Called every heartbeat (``now``: monotonic): drop this wall -- close it with 1013
+        and a reason, counted ``walls_dropped`` -- once it has stayed past its lag bound
+        (``max_lag``), or one frame to it has been waiting to be written, for
+        ``wall_drop_s``: a wall that stopped reading must not hold a sender, a snapshot
+        and its socket buffers forever. True when it is (being) dropped."""
+        if self.dropped:
+            return True
+        cfg = self.hub.config
+        lag = self.hub.seq - self.cursor + 1 if self.cursor else 0
+        if lag > cfg.max_lag:
+            if self.behind_since is None:
+                self.behind_since = now
+        else:
+            self.behind_since = None
+        behind = now - self.behind_since if self.behind_since is not None else 0.0
+        blocked = now - self._sending_since if self._sending_since is not None else 0.0
+        if max(behind, blocked) < cfg.wall_drop_s:
+            return False
+        self.dropped = True
+        self.hub.count("walls_dropped")
+        what = (f"{lag} events behind (bound {cfg.max_lag})" if behind >= blocked
+                else "not reading (a frame waiting to be written)")
+        reason = f"lagging: {what} for {max(behind, blocked):.0f} s; reconnect to resync"
+        log.warning("wall %s dropped: %s", self.name, reason)
+        asyncio.get_running_loop().create_task(self._drop(reason[:120]), name=f"drop-{self.name}")
+        return True
+
+    async def _drop(self, reason: str) -> None:
+        self.stop()
+        try:
+            await asyncio.wait_for(self.ws.close(1013, reason), 1.0)
+        except Exception:  # the close frame could not go out either: cut the connection
+            pass
+        transport = getattr(self.ws, "transport", None)
+        if transport is not None and not transport.is_closing():
+            transport.abort()
+
+    async def _send(self, frame: bytes) -> None:
+        self._sending_since = time.monotonic()
+        try:
+            await self.ws.send(frame, text=True)
+        finally:
+            self._sending_since = None
+
     # -- sender task ------------------------------------------------------------------
     async def _run(self) -> None:
         from websockets.exceptions import ConnectionClosed
@@ -155,7 +203,7 @@ class WallSender:
                 await self.wake.wait()
                 self.wake.clear()
                 while self.oob:
-                    await self.ws.send(self.oob.popleft(), text=True)
+                    await self._send(self.oob.popleft())
                 if self.need_snapshot:
                     await self._send_snapshot()
                     continue
@@ -173,7 +221,7 @@ class WallSender:
         self.need_snapshot = False
         seq, frames = self.hub.snapshot_frames()
         for f in frames:
-            await self.ws.send(f, text=True)
+            await self._send(f)
         self.hub.count("snapshots_sent")
         self.cursor = seq + 1
         self.wake.set()
@@ -200,7 +248,7 @@ class WallSender:
             self.hub.count("replayed", len(chunk))
         if not chunk:
             return
-        await self.ws.send(events_frame(chunk), text=True)
+        await self._send(events_frame(chunk))
         self._last_send = time.monotonic()
         committed = self.hub.committed_at(self.cursor)
         if committed is not None:
@@ -216,4 +264,4 @@ class WallSender:
 
     def info(self) -> dict[str, Any]:
         return {"wall": self.name, "cursor": self.cursor, "lag": max(0, self.hub.seq - self.cursor + 1),
-                "sent": self.sent_events, "resyncs": self.resyncs}
+                "sent": self.sent_events, "resyncs": self.resyncs, "dropped": self.dropped}

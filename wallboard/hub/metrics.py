@@ -48,6 +48,8 @@ _STATS: dict[str, tuple[str, str, str, float]] = {
     "http_events": ("wallboard_http_events", "counter", "Events accepted through POST /events.", 1),
     "walls": ("wallboard_walls_connected", "gauge", "Walls connected now.", 1),
     "walls_connected": ("wallboard_wall_connections", "counter", "Wall connections accepted.", 1),
+    "walls_dropped": ("wallboard_walls_dropped", "counter",
+                      "Walls closed (1013) after staying past their lag bound, or not reading, for wall_drop_s.", 1),
     "resyncs": ("wallboard_resyncs", "counter", "Snapshots sent because a wall's seq was gone or it lagged.", 1),
     "snapshots_sent": ("wallboard_snapshots_sent", "counter", "Snapshots sent to walls.", 1),
     "duplicates": ("wallboard_duplicate_batches", "counter", "Resent batches acknowledged, not re-applied.", 1),

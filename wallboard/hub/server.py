@@ -104,6 +104,7 @@ class HubConfig:
     max_event_bytes: int = P.MAX_EVENT  # bytes of one event (at most the protocol's 512 KiB)
     max_ingest_bytes: int = 64 << 20    # bytes of events waiting for their commit, over all producers
     tail_bytes: int = 256 << 20         # bytes of encoded events in the fan-out tail (with tail_events)
+    wall_drop_s: float = 30.0           # a wall past max_lag (or not reading) this long is closed (1013)
 
     def validate(self) -> None:
         """Raise ValueError naming the first bad option."""
@@ -127,6 +128,7 @@ class HubConfig:
             ("refusal_block", self.refusal_block >= 0, ">= 0"),
             ("refusal_log_s", self.refusal_log_s >= 0, ">= 0"),
             ("dedupe_window", self.dedupe_window > 0, "> 0 seconds"),
+            ("wall_drop_s", self.wall_drop_s > 0, "> 0 seconds"),
             ("max_event_bytes", 1024 <= self.max_event_bytes <= P.MAX_EVENT, f"1024..{P.MAX_EVENT} bytes"),
             ("max_ingest_bytes", self.max_ingest_bytes >= max(self.max_frame, self.max_body),
              f">= max_frame and max_body ({max(self.max_frame, self.max_body)} bytes)"),
@@ -683,6 +685,9 @@ class Hub:
                     self.state.tick(time.time())  # TTL expiry + retention: memory stays bounded
             except Exception:
                 log.exception("state.tick failed")
+            now_m = time.monotonic()
+            for w in list(self.walls):
+                w.check(now_m)  # drops a wall stuck past its lag bound for wall_drop_s
             hb = P.encode(P.Heartbeat(seq=self.seq, time=time.time()))
             for w in self.walls:
                 if w.cursor or w.need_snapshot:
