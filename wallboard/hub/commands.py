@@ -101,6 +101,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--max-lag", type=_count, default=20_000, metavar="N",
                    help="events a wall may fall behind before its backlog is dropped and it gets a "
                    "snapshot (default 20000)")
+    p.add_argument("--snapshot-budget", type=_count, default=20, metavar="N",
+                   help="snapshots per wall address per minute (default 20); past it a hello that needs one is "
+                   "answered unavailable with retry_after and closed (1013); replays need none")
     p.add_argument("--wall-drop-after", type=_positive, default=30.0, metavar="S",
                    help="close a wall (code 1013, counted walls_dropped) that stays past --max-lag, or does not "
                    "read a frame, for this many seconds (default 30); it reconnects and resyncs")
@@ -211,7 +214,8 @@ def cmd_hub(args: argparse.Namespace) -> int:
                         http_port=args.http_port, mapping=args.mapping, max_refusals=args.max_refusals,
                         refusal_block=args.refusal_block, dedupe_window=args.dedupe_window,
                         new_epoch=args.new_epoch, max_event_bytes=args.max_event_bytes,
-                        max_ingest_bytes=args.max_ingest_bytes, wall_drop_s=args.wall_drop_after)
+                        max_ingest_bytes=args.max_ingest_bytes, wall_drop_s=args.wall_drop_after,
+                        snapshot_budget=args.snapshot_budget)
         hub = Hub(cfg)
     except (AuthConfigError, ScenarioError, ValueError) as e:
         print(f"wallboard hub: {e}", file=sys.stderr)

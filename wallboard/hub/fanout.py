@@ -18,6 +18,8 @@ import time
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
+from wallboard import protocol as P
+
 if TYPE_CHECKING:  # pragma: no cover
     from websockets.asyncio.server import ServerConnection
 
@@ -219,7 +221,21 @@ class WallSender:
 
     async def _send_snapshot(self) -> None:
         self.need_snapshot = False
-        seq, frames = self.hub.snapshot_frames()
+        hub = self.hub
+        ra = self.ws.remote_address
+        addr, peer = (ra[0], f"{ra[0]}:{ra[1]}") if ra else ("?", "?")
+        wait = hub.snap_budget.take(addr)
+        if wait:  # this address had its snapshots for the minute: refuse, the wall comes back later
+            n = hub.config.snapshot_budget
+            why = (f"snapshot budget used up: {n} snapshots per 60 s per address; reconnect with your last seq "
+                   f"(a replay needs none) or retry in {wait:.0f} s")
+            hub.reject("snapshot_budget")
+            hub._log_refusal(peer, f"wall {self.name!r}: {why}", gate=False)
+            await self._send(P.encode(P.Error(code="unavailable", message=why, retry_after=wait)))
+            self.dropped = True  # not counted as a lagging wall
+            await self.ws.close(1013, f"unavailable: snapshot budget used up; retry in {wait:.0f} s")
+            return
+        seq, frames = await hub.wall_snapshot()
         for f in frames:
             await self._send(f)
         self.hub.count("snapshots_sent")

@@ -38,7 +38,7 @@ from websockets.exceptions import ConnectionClosed
 
 from wallboard import protocol as P
 from wallboard.state import LiveState
-from wallboard.state.snapshot import encode_snapshot_pieces
+from wallboard.state.snapshot import encode_snapshot_pieces, live_snapshot
 
 from .auth import Auth, PeerLimiter, RefusalLog, bearer, origin_allowed, printable
 from .budget import EVENT_ESTIMATE, IngestQueue, SnapshotBudget, TokenBucket, check_event_bytes
@@ -104,6 +104,8 @@ class HubConfig:
     max_event_bytes: int = P.MAX_EVENT  # bytes of one event (at most the protocol's 512 KiB)
     max_ingest_bytes: int = 64 << 20    # bytes of events waiting for their commit, over all producers
     tail_bytes: int = 256 << 20         # bytes of encoded events in the fan-out tail (with tail_events)
+    snapshot_budget: int = 20           # snapshots per address per minute (then unavailable + retry_after)
+    snapshot_cache_s: float = 2.0       # a snapshot this young is shared by every resync (then: the tail)
     wall_drop_s: float = 30.0           # a wall past max_lag (or not reading) this long is closed (1013)
 
     def validate(self) -> None:
@@ -129,6 +131,8 @@ class HubConfig:
             ("refusal_log_s", self.refusal_log_s >= 0, ">= 0"),
             ("dedupe_window", self.dedupe_window > 0, "> 0 seconds"),
             ("wall_drop_s", self.wall_drop_s > 0, "> 0 seconds"),
+            ("snapshot_budget", self.snapshot_budget >= 1, ">= 1 per minute"),
+            ("snapshot_cache_s", self.snapshot_cache_s >= 0, ">= 0 seconds"),
             ("max_event_bytes", 1024 <= self.max_event_bytes <= P.MAX_EVENT, f"1024..{P.MAX_EVENT} bytes"),
             ("max_ingest_bytes", self.max_ingest_bytes >= max(self.max_frame, self.max_body),
              f">= max_frame and max_body ({max(self.max_frame, self.max_body)} bytes)"),
@@ -170,7 +174,11 @@ class Hub:
         self.counters: dict[str, float] = {}
         self._pending: list[tuple[Batch, asyncio.Future[tuple[tuple[int, int], bool]]]] = []
         self._pending_evt: asyncio.Event | None = None
-        self._snap_cache: tuple[int, list[bytes]] | None = None
+        #: the last snapshot encoded for walls: (seq, frames, monotonic time it was made)
+        self._snap_cache: tuple[int, list[bytes], float] | None = None
+        self._snap_task: asyncio.Task[tuple[int, list[bytes]]] | None = None  # the encode running
+        self.snap_budget = SnapshotBudget(self.config.snapshot_budget, 60.0)
+        self._holders = 0  # encodes holding state updates back in _held (see _holding)
         self.gate = PeerLimiter(self.config.max_refusals, self.config.refusal_window, self.config.refusal_block)
         self.refusals = RefusalLog(log.warning, self.config.refusal_log_s)
         self._tarpitted = 0
@@ -613,8 +621,7 @@ class Hub:
         between (acks and fan-out go on); meanwhile commits hold their ``state.apply``
         back in ``_held`` (and the ticker its ``tick``), so the pieces stay consistent
         with ``state.seq``; the held batches are applied, in order, when it is done."""
-        self._held = []
-        try:
+        with self._holding():
             pieces = []
             for piece in encode_snapshot_pieces(self.state, self.config.encode_chunk):
                 pieces.append(piece)
@@ -622,10 +629,23 @@ class Hub:
                 # loop turns, so a bare sleep(0) would still stall fan-out piece by piece
                 await asyncio.sleep(ENCODE_PAUSE_S)
             return b"".join(pieces)
+
+    @contextlib.contextmanager
+    def _holding(self) -> Any:
+        """While inside, state updates wait in ``_held`` (the follower appends there, the
+        ticker skips its ``tick``); when the last holder leaves they are applied in order.
+        Compaction and wall snapshots may hold at the same time."""
+        if self._held is None:
+            self._held = []
+        self._holders += 1
+        try:
+            yield
         finally:
-            held, self._held = self._held, None
-            for events in held:
-                self._apply(events)
+            self._holders -= 1
+            if self._holders == 0:
+                held, self._held = self._held, None
+                for events in held or ():
+                    self._apply(events)
 
     async def compact(self) -> None:
         """Snapshot the state into the journal and drop events older than ``keep_events``.
@@ -662,16 +682,63 @@ class Hub:
             self._compaction = asyncio.create_task(self.compact(), name="compaction")
 
     def snapshot_frames(self) -> tuple[int, list[bytes]]:
-        """Encoded snapshot parts of the state at its seq (cached per seq). While a
-        compaction encodes the state, that seq may trail the journal's by a few batches:
-        the wall then gets the rest from the tail, as after any snapshot."""
+        """Encoded snapshot parts of the state at its seq, made at once (cached per seq);
+        walls use :meth:`wall_snapshot`. While a compaction encodes the state, that seq
+        may trail the journal's by a few batches: the wall then gets the rest from the
+        tail, as after any snapshot."""
         seq = self.state.seq
         if self._snap_cache is None or self._snap_cache[0] != seq:
-            parts = P.split_snapshot(self.state.snapshot(), self.config.snapshot_records)
-            frames = [P.encode(P.Snapshot(seq=seq, part=i, parts=len(parts), data=d))
-                      for i, d in enumerate(parts)]
-            self._snap_cache = (seq, frames)
-        return self._snap_cache
+            frames = self._frames(seq, P.split_snapshot(self.state.snapshot(), self.config.snapshot_records))
+            self._snap_cache = (seq, frames, time.monotonic())
+        return self._snap_cache[0], self._snap_cache[1]
+
+    @staticmethod
+    def _frames(seq: int, parts: list[dict[str, Any]]) -> list[bytes]:
+        return [P.encode(P.Snapshot(seq=seq, part=i, parts=len(parts), data=d)) for i, d in enumerate(parts)]
+
+    def _snapshot_usable(self, seq: int, made: float) -> bool:
+        """A cached snapshot at ``seq`` serves a resync when it is the state's seq, or
+        younger than ``snapshot_cache_s`` with the events after it still replayable and
+        fewer than ``max_lag`` of them (the wall catches up from the tail)."""
+        if seq == self.state.seq:
+            return True
+        return (time.monotonic() - made <= self.config.snapshot_cache_s
+                and seq + 1 >= self.eventlog.first_kept() and self.seq - seq < self.config.max_lag // 2)
+
+    async def wall_snapshot(self) -> tuple[int, list[bytes]]:
+        """The snapshot frames for a wall's resync: one encoded snapshot is shared by every
+        resync while usable (:meth:`_snapshot_usable`); otherwise one encode runs for all
+        the walls waiting, in parts with the loop running in between (acks and fan-out go
+        on; state updates are held back meanwhile so the parts agree with their seq)."""
+        c = self._snap_cache
+        if c is not None and self._snapshot_usable(c[0], c[2]):
+            self.count("snapshots_shared")
+            return c[0], c[1]
+        if self._snap_task is None:
+            self._snap_task = asyncio.get_running_loop().create_task(self._encode_wall_snapshot(),
+                                                                     name="wall-snapshot")
+        else:
+            self.count("snapshots_shared")
+        return await asyncio.shield(self._snap_task)
+
+    async def _encode_wall_snapshot(self) -> tuple[int, list[bytes]]:
+        try:
+            t0 = time.perf_counter()
+            with self._holding():
+                seq = self.state.seq
+                parts = P.split_snapshot(live_snapshot(self.state), self.config.snapshot_records)
+                frames = []
+                for i, d in enumerate(parts):
+                    frames.append(P.encode(P.Snapshot(seq=seq, part=i, parts=len(parts), data=d)))
+                    await asyncio.sleep(ENCODE_PAUSE_S)
+                del parts
+            self._snap_cache = (seq, frames, time.monotonic())
+            self.count("snapshots_encoded")
+            log.debug("snapshot at seq %d encoded for walls: %d parts, %.1f MB in %.0f ms", seq, len(frames),
+                      sum(map(len, frames)) / 1e6, (time.perf_counter() - t0) * 1000)
+            return seq, frames
+        finally:
+            self._snap_task = None
 
     # ------------------------------------------------------------------ periodic
     async def _ticker(self) -> None:

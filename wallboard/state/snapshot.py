@@ -100,6 +100,14 @@ def encode_snapshot(st: Any, now: float | None = None) -> bytes:
     return orjson.dumps(_layout(st, list, list, now))
 
 
+def live_snapshot(st: Any, now: float | None = None) -> dict[str, Any]:
+    """The snapshot dict of ``st`` over its **live** records (lists of them, no copies):
+    ``to_snapshot`` without the cost of copying. Encode it (``orjson.dumps``, whole or
+    split by ``protocol.split_snapshot``) before ``st`` changes again, and never keep or
+    mutate it: the hub holds its state updates back while it encodes one in pieces."""
+    return _layout(st, list, list, now)
+
+
 _DEVICES_KEY = b'"devices":[]'
 
 
