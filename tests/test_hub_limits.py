@@ -305,3 +305,37 @@ def test_cli_flags_reach_the_config(monkeypatch):
     with pytest.raises(Stop):
         args.func(args)
     assert (seen["cfg"].max_event_bytes, seen["cfg"].max_ingest_bytes) == (4096, 8 << 20)
+
+
+# ---------------------------------------------------------------------- entity caps
+def test_hub_device_cap_is_counted_in_metrics_and_survives_a_restart(tmp_path):
+    from test_hub_gate import http_get  # noqa: F401 - raw GET helper
+
+    def publish_all(hub: Hub) -> None:
+        async def go() -> None:
+            async with connect(hub.publish_url) as ws:
+                evs = [{"type": "device", "id": f"old{i}", "status": "ok", "ts": 1000.0} for i in range(3)]
+                evs += [{"type": "device", "id": f"new{i}", "status": "ok", "ts": 1000.0 + 400 + i} for i in range(4)]
+                await ws.send(P.encode(P.Publish(events=evs)))
+                assert isinstance(await recv(ws), P.Ack)
+        run(go())
+
+    cfg = dict(port=0, journal=str(tmp_path / "j.db"), max_devices=3, evict_after_s=60.0)
+    hub = Hub(HubConfig(**cfg), auth=Auth())
+    hub.start_in_thread()
+    try:
+        publish_all(hub)
+        status, _, body = http_get(hub, "/metrics")
+        live = {k: (r["seq"], r["ts"]) for k, r in hub.state.devices.items()}
+    finally:
+        hub.stop()
+    text = body.decode()
+    assert status == 200 and "wallboard_devices 3.0" in text and "wallboard_devices_cap 3.0" in text
+    assert "wallboard_evicted_devices_total 3.0" in text and "wallboard_refused_devices_total 1.0" in text
+    assert sorted(live) == ["new0", "new1", "new2"]
+    again = Hub(HubConfig(**cfg), auth=Auth())
+    again.start_in_thread()
+    try:
+        assert {k: (r["seq"], r["ts"]) for k, r in again.state.devices.items()} == live
+    finally:
+        again.stop()

@@ -101,6 +101,15 @@ def register(subparsers: Any) -> None:
     p.add_argument("--max-lag", type=_count, default=20_000, metavar="N",
                    help="events a wall may fall behind before its backlog is dropped and it gets a "
                    "snapshot (default 20000)")
+    p.add_argument("--max-devices", type=_count, default=250_000, metavar="N",
+                   help="devices the hub keeps (default 250000); past it a new device evicts the least recently "
+                   "updated one silent for its ttl + --evict-after, else it is not kept (counted)")
+    p.add_argument("--max-stores", type=_count, default=25_000, metavar="N",
+                   help="stores the hub keeps (default 25000); a new one evicts the least recently updated store "
+                   "without devices silent for --evict-after, else it is not kept (counted)")
+    p.add_argument("--evict-after", type=_positive, default=3600.0, metavar="S",
+                   help="seconds past its ttl (by event timestamps) a device or store must have been silent to be "
+                   "evicted under --max-devices / --max-stores (default 3600)")
     p.add_argument("--snapshot-budget", type=_count, default=20, metavar="N",
                    help="snapshots per wall address per minute (default 20); past it a hello that needs one is "
                    "answered unavailable with retry_after and closed (1013); replays need none")
@@ -215,7 +224,8 @@ def cmd_hub(args: argparse.Namespace) -> int:
                         refusal_block=args.refusal_block, dedupe_window=args.dedupe_window,
                         new_epoch=args.new_epoch, max_event_bytes=args.max_event_bytes,
                         max_ingest_bytes=args.max_ingest_bytes, wall_drop_s=args.wall_drop_after,
-                        snapshot_budget=args.snapshot_budget)
+                        snapshot_budget=args.snapshot_budget, max_devices=args.max_devices,
+                        max_stores=args.max_stores, evict_after_s=args.evict_after)
         hub = Hub(cfg)
     except (AuthConfigError, ScenarioError, ValueError) as e:
         print(f"wallboard hub: {e}", file=sys.stderr)

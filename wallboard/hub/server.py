@@ -37,7 +37,7 @@ from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
 from wallboard import protocol as P
-from wallboard.state import LiveState
+from wallboard.state import LiveState, StateConfig
 from wallboard.state.snapshot import encode_snapshot_pieces, live_snapshot
 
 from .auth import Auth, PeerLimiter, RefusalLog, bearer, origin_allowed, printable
@@ -55,6 +55,8 @@ ENCODE_PAUSE_S = 0.004
 #: in a loop costs the hub a few handshakes a second; at most TARPIT_MAX wait at once.
 TARPIT_S = 1.0
 TARPIT_MAX = 256
+#: State counters of the entity caps shown in stats() and /metrics.
+ENTITY_COUNTERS = ("evicted_devices", "refused_devices", "evicted_stores", "refused_stores")
 #: Seconds between two sweeps of batch keys older than the dedupe window.
 KEY_EXPIRY_S = 600.0
 
@@ -104,6 +106,9 @@ class HubConfig:
     max_event_bytes: int = P.MAX_EVENT  # bytes of one event (at most the protocol's 512 KiB)
     max_ingest_bytes: int = 64 << 20    # bytes of events waiting for their commit, over all producers
     tail_bytes: int = 256 << 20         # bytes of encoded events in the fan-out tail (with tail_events)
+    max_devices: int = 250_000          # devices in the hub's state (least recent long-silent evicted)
+    max_stores: int = 25_000            # stores in the hub's state (same, only stores without devices)
+    evict_after_s: float = 3_600.0      # long silent: by event ts, ttl_s + this before the new event
     snapshot_budget: int = 20           # snapshots per address per minute (then unavailable + retry_after)
     snapshot_cache_s: float = 2.0       # a snapshot this young is shared by every resync (then: the tail)
     wall_drop_s: float = 30.0           # a wall past max_lag (or not reading) this long is closed (1013)
@@ -132,6 +137,9 @@ class HubConfig:
             ("dedupe_window", self.dedupe_window > 0, "> 0 seconds"),
             ("wall_drop_s", self.wall_drop_s > 0, "> 0 seconds"),
             ("snapshot_budget", self.snapshot_budget >= 1, ">= 1 per minute"),
+            ("max_devices", self.max_devices >= 1, ">= 1"),
+            ("max_stores", self.max_stores >= 1, ">= 1"),
+            ("evict_after_s", self.evict_after_s > 0, "> 0 seconds"),
             ("snapshot_cache_s", self.snapshot_cache_s >= 0, ">= 0 seconds"),
             ("max_event_bytes", 1024 <= self.max_event_bytes <= P.MAX_EVENT, f"1024..{P.MAX_EVENT} bytes"),
             ("max_ingest_bytes", self.max_ingest_bytes >= max(self.max_frame, self.max_body),
@@ -166,7 +174,10 @@ class Hub:
         self._journal_arg = journal
         self.journal: Journal = journal  # type: ignore[assignment]
         self.eventlog: EventLog = None  # type: ignore[assignment]  # set by astart, over self.journal
-        self.state = LiveState()
+        cfg = self.config
+        self.state_config = StateConfig(max_devices=cfg.max_devices, max_stores=cfg.max_stores,
+                                        evict_after_s=cfg.evict_after_s)
+        self.state = LiveState(self.state_config)
         self.tail = Tail(self.config.tail_events, self.config.tail_bytes)
         self.ingest_queue = IngestQueue(self.config.max_ingest_bytes)
         self._ingest_full_logged = -1e18
@@ -350,11 +361,14 @@ class Hub:
     def stats(self) -> dict[str, float]:
         """All counters: events in/out, walls, resyncs, rejects by reason, journal lag."""
         out = dict(self.counters)
+        cfg = self.config
         out.update(self.journal.stats() if self.journal else {})
         out.update(seq=self.seq, walls=len(self.walls),
                    journal_pending=sum(len(b.events) for b, _ in self._pending),
                    ingest_queue_bytes=self.ingest_queue.bytes, ingest_queue_peak_bytes=self.ingest_queue.peak,
-                   tail_bytes=self.tail.bytes,
+                   tail_bytes=self.tail.bytes, devices=len(self.state.devices), devices_cap=cfg.max_devices,
+                   stores=len(self.state.stores), stores_cap=cfg.max_stores,
+                   **{k: self.state.counters.get(k, 0) for k in ENTITY_COUNTERS},
                    journal_commit_ms=round(self._last_commit_ms, 2),
                    wall_max_lag=max((self.seq - w.cursor + 1 for w in self.walls if w.cursor), default=0))
         return out
@@ -569,7 +583,8 @@ class Hub:
         start). An event the state cannot apply is skipped, logged and counted
         (``state_skipped``): one poison event never stops the hub from following its log."""
         rec = self.eventlog.snapshots.latest()
-        state = LiveState.from_snapshot(rec.snapshot) if rec.snapshot is not None else LiveState()
+        state = (LiveState.from_snapshot(rec.snapshot, self.state_config) if rec.snapshot is not None
+                 else LiveState(self.state_config))
         for i in range(0, len(rec.events), 5000):
             self._apply_tolerant(state, rec.events[i:i + 5000])
         return state, rec

@@ -31,6 +31,13 @@ class StateConfig:
     Time fields are seconds, counts are items. Resolved incidents and finished changes are
     dropped when either their count cap or their age limit (measured from ``resolved_at``
     / ``end``, else the event ``ts``, against the ``now`` given to ``tick``) is exceeded.
+
+    Devices and stores are capped by ``max_devices`` / ``max_stores``: an event that would
+    create one more evicts the least recently updated one (lowest ``seq``; stores: only
+    those without devices) when its last event's ``ts`` is more than ``ttl_s +
+    evict_after_s`` (stores: ``evict_after_s``) before the new event's ``ts``; when none
+    is, the new entity is not created (counted ``refused_devices`` / ``refused_stores``).
+    Only event ``seq``/``ts`` decide, never a clock: the same log gives the same state.
     """
 
     device_ttl_s: float = 300.0          # default ttl_s of a device that sends none
@@ -45,6 +52,9 @@ class StateConfig:
     kpi_points: int = 4_096              # points per KPI series (ring buffer)
     max_kpi_series: int = 2_000          # least recently updated series dropped first
     correlation_window_s: float = 3_600.0
+    max_devices: int = 250_000           # entity caps (typo ids must not grow memory and every snapshot):
+    max_stores: int = 25_000             # past them the least recently updated long-silent one is evicted
+    evict_after_s: float = 3_600.0       # "long silent": by event ts, ttl_s + this before the new event's ts
 
     def __post_init__(self) -> None:
         for f in fields(self):

@@ -17,7 +17,7 @@ import heapq
 from sys import intern
 from typing import Any
 
-from .config import NO_KIND, STATUS_ORDER, zero_counts
+from .config import NO_KIND, STATUS_ORDER, StateConfig, zero_counts
 from .dirty import Dirty
 
 
@@ -52,9 +52,14 @@ def _merge_metrics(rec: dict[str, Any], old: dict[str, Any] | None, new: dict[st
 class Fleet:
     """Stores, devices and their aggregates (per store, per city, per kind)."""
 
-    def __init__(self, default_ttl_s: float, counters: dict[str, int]) -> None:
+    def __init__(self, default_ttl_s: float, counters: dict[str, int], config: StateConfig | None = None) -> None:
         self.default_ttl = float(default_ttl_s)
         self.counters = counters
+        cfg = config or StateConfig()
+        self.max_devices, self.max_stores, self.evict_after = cfg.max_devices, cfg.max_stores, cfg.evict_after_s
+        self.capped = True                              # off while a snapshot loads
+        self.device_lru: list[tuple[int, str]] = []     # (seq, device id), lazy: entries <= the record's seq
+        self.empty_stores: list[tuple[int, str]] = []   # (seq, store id) of stores without devices, lazy
         self.stores: dict[str, dict[str, Any]] = {}
         self.devices: dict[str, dict[str, Any]] = {}
         self.store_city: dict[str, str] = {}           # existing store -> its city id
@@ -116,6 +121,9 @@ class Fleet:
         if not devs:
             del self.sdevs[sid]
             del self.scount[sid]
+            rec = self.stores.get(sid)
+            if rec is not None:
+                heapq.heappush(self.empty_stores, (rec.get("seq", 0), sid))
         city = self.store_city.get(sid)
         if city is not None:
             self.ccount[city][eff] -= 1
@@ -193,6 +201,10 @@ class Fleet:
             return
         dirty.devices.add(did)
         if rec is None:
+            if self.capped and len(self.devices) >= self.max_devices and not self._evict_device(ev, dirty):
+                self._count("refused_devices")
+                dirty.devices.discard(did)
+                return
             # the keys every status update writes first: their entries then share the
             # first cache lines of the record's hash table (fewer misses per event)
             rec = {k: ev[k] for k in _HOT_KEYS if k in ev}
@@ -208,6 +220,7 @@ class Fleet:
             self.devices[did] = rec
             self._link(did, rec.get("store"), rec.get("kind", NO_KIND), rec["status"], dirty)
             self._arm(did, now + self._ttl(rec))
+            heapq.heappush(self.device_lru, (rec.get("seq", 0), did))
             return
         was_expired = did in self.expired
         old_eff = "unknown" if was_expired else rec["status"]
@@ -313,11 +326,16 @@ class Fleet:
             dirty.stores.add(sid)
             return
         if rec is None:
+            if self.capped and len(self.stores) >= self.max_stores and not self._evict_store(ev, dirty):
+                self._count("refused_stores")
+                return
             rec = dict(ev)
             rec.pop("deleted", None)
             rec["id"] = sid
             self.stores[sid] = rec
             self.orphans -= len(self.sdevs.get(sid, ()))
+            if not self.sdevs.get(sid):
+                heapq.heappush(self.empty_stores, (rec.get("seq", 0), sid))
         else:
             rec.update(ev)
             rec.pop("deleted", None)
@@ -357,6 +375,69 @@ class Fleet:
                 for s, n in counts.items():
                     cc[s] += n
             dirty.cities.add(city)
+
+    # ------------------------------------------------------------------ entity caps
+
+    def _count(self, name: str) -> None:
+        self.counters[name] = self.counters.get(name, 0) + 1
+
+    def _evict_device(self, ev: dict[str, Any], dirty: Dirty) -> bool:
+        """Make room for the device of ``ev``: evict the least recently updated device
+        (lowest seq) if its last ``ts`` is ``ttl_s + evict_after_s`` before ``ev``'s."""
+        heap, devices = self.device_lru, self.devices
+        if len(heap) > 2 * len(devices) + 1024:       # many stale entries: rebuild
+            self.reindex()
+        when = ev.get("ts") or 0.0
+        while heap:
+            seq, did = heap[0]
+            rec = devices.get(did)
+            if rec is None:
+                heapq.heappop(heap)                    # deleted or evicted since
+                continue
+            cur = rec.get("seq", 0)
+            if cur != seq:
+                heapq.heapreplace(heap, (cur, did))    # updated since: move it to its place
+                continue
+            if (rec.get("ts") or 0.0) + self._ttl(rec) + self.evict_after >= when:
+                return False                           # the least recent one is not long silent
+            heapq.heappop(heap)
+            self.remove_device(did, dirty)
+            self._count("evicted_devices")
+            return True
+        return False
+
+    def _evict_store(self, ev: dict[str, Any], dirty: Dirty) -> bool:
+        """Make room for the store of ``ev``: evict the least recently updated store that
+        has no devices, if its last ``ts`` is ``evict_after_s`` before ``ev``'s."""
+        heap, stores = self.empty_stores, self.stores
+        if len(heap) > 2 * len(stores) + 1024:
+            self.reindex()
+        when = ev.get("ts") or 0.0
+        while heap:
+            seq, sid = heap[0]
+            rec = stores.get(sid)
+            if rec is None or self.sdevs.get(sid):
+                heapq.heappop(heap)                    # gone, or has devices (pushed again when empty)
+                continue
+            cur = rec.get("seq", 0)
+            if cur != seq:
+                heapq.heapreplace(heap, (cur, sid))
+                continue
+            if (rec.get("ts") or 0.0) + self.evict_after >= when:
+                return False
+            heapq.heappop(heap)
+            self.upsert_store({"type": "store", "id": sid, "deleted": True}, dirty)
+            self._count("evicted_stores")
+            return True
+        return False
+
+    def reindex(self) -> None:
+        """Rebuild both eviction heaps from the records (after a snapshot load, or when
+        stale entries pile up)."""
+        self.device_lru = [(r.get("seq", 0), d) for d, r in self.devices.items()]
+        heapq.heapify(self.device_lru)
+        self.empty_stores = [(r.get("seq", 0), s) for s, r in self.stores.items() if not self.sdevs.get(s)]
+        heapq.heapify(self.empty_stores)
 
     # ------------------------------------------------------------------ queries
 

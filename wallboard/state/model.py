@@ -73,7 +73,7 @@ class LiveState:
     def __init__(self, config: StateConfig | None = None) -> None:
         self.config = config or StateConfig()
         self._counters: dict[str, int] = dict.fromkeys(COUNTER_NAMES, 0)
-        self._fleet = Fleet(self.config.device_ttl_s, self._counters)
+        self._fleet = Fleet(self.config.device_ttl_s, self._counters, self.config)
         self._changes = ChangeBook(self.config, self._counters)
         self._incidents = IncidentBook(self.config, self._counters, self._fleet.store_city.get)
         self._voice = VoiceLog(self.config, self._counters)

@@ -225,6 +225,7 @@ def from_snapshot(cls: Any, d: Any, config: StateConfig | None, validate: bool,
     st = cls(config)
     dirty = Dirty()
     fleet = st._fleet
+    fleet.capped = False               # a snapshot holds what its state held: no evictions
     for i, rec in enumerate(_list(d, "stores")):
         fleet.upsert_store(_check_record(rec, f"stores[{i}]", "store", _STORE, validate), dirty)
     devices = [_check_record(r, f"devices[{i}]", "device", _DEVICE, validate)
@@ -240,6 +241,8 @@ def from_snapshot(cls: Any, d: Any, config: StateConfig | None, validate: bool,
             rec["last_seen"] += shift      # the same age, on the loader's clock
     for rec in devices:
         fleet.restore_device(rec, rec["id"] in expired, dirty)
+    fleet.capped = True
+    fleet.reindex()
     changes = [_check_record(r, f"changes[{i}]", "change", _CHANGE, validate)
                for i, r in enumerate(_list(d, "changes"))]
     cmap = {r["id"]: r for r in changes}
