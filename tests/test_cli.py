@@ -44,6 +44,8 @@ def test_check_layout_ok_and_bad(tmp_path, capsys):
     (["--size", "10x10"], "100..16384"),
     (["--speed", "0"], "must be > 0"),
     (["--lang", "fr"], "invalid choice"),
+    (["--max-frame", "4096"], "'4096': expected at least 1048576 bytes (the largest frame a hub may need to send)"),
+    (["--max-frame", "16M"], "'16M': expected a whole number of bytes, e.g. 16777216"),
 ])
 def test_bad_options_are_named(args, text, capsys):
     with pytest.raises(SystemExit) as ei:

@@ -30,6 +30,20 @@ def _size(text: str) -> tuple[int, int]:
 
 
 
+def _frame_bytes(text: str) -> int:
+    """``--max-frame``: bytes, at least the protocol's frame (every accepted event fits)."""
+    from wallboard.protocol.limits import MIN_WALL_FRAME
+
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a whole number of bytes, e.g. 16777216") from None
+    if n < MIN_WALL_FRAME:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected at least {MIN_WALL_FRAME} bytes "
+                                         f"(the largest frame a hub may need to send)")
+    return n
+
+
 def _nonneg_int(text: str) -> int:
     try:
         n = int(text)
@@ -93,6 +107,9 @@ def wall_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", type=_size, default=None, metavar="WxH",
                    help="window size, e.g. 3840x2160 (default: the screen, or 1920x1080 offscreen)")
     p.add_argument("--wall-name", default=None, metavar="NAME", help="this wall's name, sent to the hub")
+    p.add_argument("--max-frame", type=_frame_bytes, default=None, metavar="BYTES",
+                   help="largest frame taken from the hub, announced in hello (default 16777216 = 16 MiB); "
+                   "a larger one closes the connection")
     p.add_argument("--no-sound", action="store_true", help="start muted")
     return p
 

@@ -18,7 +18,9 @@ received), then every frame becomes one queue item: ``("events", [event, ...])``
 thread when the queue goes from empty to non-empty -- at most once until the next
 ``drain`` -- never once per event.
 
-Reconnects follow :func:`wallboard.backoff.backoff` (first retry at once, then jittered
+Frames larger than ``max_frame`` (default :data:`wallboard.protocol.WALL_MAX_FRAME`,
+16 MiB; announced to the hub in ``hello``) are refused by the socket before they are read
+(close 1009, counted as ``too_large``). Reconnects follow :func:`wallboard.backoff.backoff` (first retry at once, then jittered
 exponential backoff capped at 5 s); keepalive ping every 5 s, 10 s timeout. A seq gap
 (first seq of a frame != last seq + 1) reconnects with ``since`` so the hub replays or
 sends a snapshot; a gap is never skipped. States: CONNECTING (first attempt),
@@ -53,6 +55,9 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 
 from wallboard import protocol as P
 from wallboard.backoff import backoff, classify_close
+
+#: Close code websockets sends when a frame exceeds ``max_size``.
+MESSAGE_TOO_BIG = 1009
 
 log = logging.getLogger("wallboard.feed")
 
@@ -95,7 +100,7 @@ class FeedClient:
                  on_wake: Callable[[], None] | None = None, *, wall: str | None = None,
                  ping_interval: float = 5.0, ping_timeout: float = 10.0, stale_heartbeats: float = 3.0,
                  auth_retry_s: float | None = 60.0, max_pending: int = 200_000, open_timeout: float = 10.0,
-                 delays: Callable[[], Any] = backoff) -> None:
+                 delays: Callable[[], Any] = backoff, max_frame: int = P.WALL_MAX_FRAME) -> None:
         if not url.startswith(("ws://", "wss://")):
             raise ValueError(f"feed URL {url!r}: expected ws://HOST:PORT/feed or wss://...")
         self.url = url
@@ -111,7 +116,9 @@ class FeedClient:
         self._delays = delays
         #: The protocol logic (since, epoch, snapshot parts, gaps, staleness) is the pure
         #: session's; this class drives it over websockets in its own thread.
-        self.session = P.WallSession(token=token, wall=wall, since=since, stale_heartbeats=stale_heartbeats)
+        self.session = P.WallSession(token=token, wall=wall, since=since, stale_heartbeats=stale_heartbeats,
+                                     max_frame=max_frame)
+        self.max_frame = max_frame
         self._lock = threading.Lock()
         self._q: deque[Item] = deque()
         self._q_events = 0
@@ -303,7 +310,7 @@ class FeedClient:
             auth_failed = False
             immediate = False
             try:
-                async with connect(self.url, additional_headers=headers, compression=None, max_size=None,
+                async with connect(self.url, additional_headers=headers, compression=None, max_size=self.max_frame,
                                    ping_interval=self.ping_interval, ping_timeout=self.ping_timeout,
                                    open_timeout=self.open_timeout, max_queue=64) as ws:
                     self._ws = ws
@@ -326,6 +333,12 @@ class FeedClient:
                     if self._status.last_reject != f"auth: {_without_code(rc.reason, 'auth')}":
                         self._reject("auth", _without_code(rc.reason, "auth"))  # not told by an error first
                     self._link_error("refused", rc.reason)
+                elif e.sent is not None and e.sent.code == MESSAGE_TOO_BIG:
+                    # websockets read the frame's length, not the frame: nothing was buffered
+                    self._reject("too_large", f"a frame from the hub is larger than this wall's limit of "
+                                 f"{self.max_frame} bytes (--max-frame; announced in hello): "
+                                 f"connection closed, reconnecting")
+                    log.warning("feed %s: %s", self.url, self._status.last_reject)
                 elif self._resync_to is not None:
                     immediate = True
             except ssl.SSLCertVerificationError as e:

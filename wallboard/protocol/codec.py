@@ -11,6 +11,7 @@ import orjson
 
 from wallboard.protocol.errors import ProtocolError, _tname, did_you_mean
 from wallboard.protocol.fastpath import _batch_is_plainly_valid
+from wallboard.protocol.limits import MIN_WALL_FRAME
 from wallboard.protocol.messages import (
     Ack, Control, Error, Events, Heartbeat, Hello, Message, Publish, Snapshot, Stats, Welcome,
 )
@@ -109,7 +110,8 @@ def _d_error(o: dict) -> Message:
 
 def _d_hello(o: dict) -> Message:
     return Hello(token=_opt(o, "token", "hello", _str(1000)), since=_opt(o, "since", "hello", _int(0)),
-                 wall=_opt(o, "wall", "hello", _str(200)), epoch=_opt(o, "epoch", "hello", _str(200)))
+                 wall=_opt(o, "wall", "hello", _str(200)), epoch=_opt(o, "epoch", "hello", _str(200)),
+                 max_frame=_opt(o, "max_frame", "hello", _int(MIN_WALL_FRAME)))
 
 
 def _d_control(o: dict) -> Message:

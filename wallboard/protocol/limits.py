@@ -38,6 +38,14 @@ MAX_TEXT = 4000              # characters of free text
 MAX_INT = (1 << 53) - 1      # |integer| anywhere in a message
 MAX_DEPTH = 32               # lists/objects nested inside one field's value
 MAX_EVENT = 1 << 19          # bytes of one encoded event (512 KiB)
+#: The wall's side (issue 13): the largest frame a wall takes by default, announced in its
+#: ``hello`` (``max_frame``) and enforced by its client (websockets ``max_size``); a wall
+#: may announce no less than :data:`MAX_FRAME` (every accepted event fits in that).
+WALL_MAX_FRAME = 16 << 20    # bytes (16 MiB: 16 default hub frames; snapshot parts of 5,000 records)
+MIN_WALL_FRAME = MAX_FRAME
+#: The longest heartbeat interval a wall believes: a hub announcing more (``1e9``) would
+#: keep a silent feed LIVE for ever; the wall counts staleness with this instead.
+WALL_MAX_HEARTBEAT_S = 30.0
 
 #: Human-readable summary of the limits (for docs and ``--help`` texts).
 LIMITS = {
@@ -124,5 +132,5 @@ def check_event_size(ev: dict[str, Any], index: int | None = None) -> None:
                             expected=f"at most {MAX_EVENT} bytes", limit=MAX_EVENT, got=n)
 
 
-__all__ = ["MAX_FRAME", "MAX_BATCH", "MAX_ID", "MAX_TEXT", "MAX_INT", "MAX_DEPTH", "MAX_EVENT",
+__all__ = ["WALL_MAX_FRAME", "MIN_WALL_FRAME", "WALL_MAX_HEARTBEAT_S", "MAX_FRAME", "MAX_BATCH", "MAX_ID", "MAX_TEXT", "MAX_INT", "MAX_DEPTH", "MAX_EVENT",
            "LIMITS", "check_free_value", "check_event_size", "int_out_of_range"]

@@ -74,6 +74,9 @@ class Hello:
     wall: str | None = None
     #: The epoch of the log ``since`` counts in (from the last welcome), if any.
     epoch: str | None = None
+    #: The largest frame (bytes) this wall takes: a larger one closes the connection
+    #: (1009). A hub sends nothing larger (events frames, snapshot parts).
+    max_frame: int | None = None
     op: str = "hello"
 
 

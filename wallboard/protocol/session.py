@@ -5,7 +5,7 @@ a clock or a thread. Its driver (``wallboard.feed.FeedClient`` over asyncio/webs
 or a test with plain bytes) feeds it what arrives and sends what it produces::
 
     s = WallSession(token=t, wall="wall-1")
-    send(s.connect())                       # hello (with since and epoch): on every connect
+    send(s.connect())                       # hello (since, epoch, max_frame): on every connect
     for frame in incoming:
         s.receive(frame, now=time.monotonic())
         for kind, payload in s.events():    # ("welcome", Welcome), ("events", [ev, ...]),
@@ -24,7 +24,8 @@ reassembled in order (out-of-order parts are counted and dropped), a seq gap bet
 differs from the one last seen -> the hub's log started over: resync from a snapshot
 (``since = None``; old seqs are not trusted). Staleness: nothing received for
 ``stale_heartbeats`` heartbeat intervals (``stale(now)`` / ``stale_in(now)``, with
-``now`` from a monotonic clock). Nothing raises from ``receive``: bad frames are recorded
+``now`` from a monotonic clock). Frames: at most ``max_frame`` bytes (announced in
+``hello``; the driver enforces it on the socket too). Nothing raises from ``receive``: bad frames are recorded
 (``rejects`` by code, ``last_reject``) and handed out as ``("error", ProtocolError)``.
 """
 from __future__ import annotations
@@ -33,12 +34,11 @@ from typing import Any
 
 from wallboard.protocol.codec import decode, merge_snapshot_parts
 from wallboard.protocol.errors import ProtocolError
+from wallboard.protocol.limits import MIN_WALL_FRAME, WALL_MAX_FRAME
 from wallboard.protocol.messages import (
     Control, Error, Events, Heartbeat, Hello, Snapshot, Stats, Welcome, encode,
 )
 
-#: Frames a wall takes on /feed (snapshot parts may be large: the hub splits by records).
-WALL_MAX_FRAME = 1 << 30
 _FEED_OPS = ("welcome", "snapshot", "events", "heartbeat", "stats", "error")
 
 Item = tuple[str, Any]
@@ -52,6 +52,9 @@ class WallSession:
                  stale_heartbeats: float = 3.0, max_frame: int = WALL_MAX_FRAME) -> None:
         if stale_heartbeats <= 0:
             raise ValueError(f"stale_heartbeats must be > 0, got {stale_heartbeats!r}")
+        if type(max_frame) is not int or max_frame < MIN_WALL_FRAME:
+            raise ValueError(f"max_frame must be an integer >= {MIN_WALL_FRAME} bytes "
+                             f"(every accepted event fits in that), got {max_frame!r}")
         self.token = token
         self.wall = wall
         self.since = since                 # last seq held (events or snapshot); None: none
@@ -79,7 +82,8 @@ class WallSession:
         self.welcomed = False
         self.welcome_seq = None
         self.close_reason = None
-        return encode(Hello(token=self.token, since=self.since, wall=self.wall, epoch=self.epoch))
+        return encode(Hello(token=self.token, since=self.since, wall=self.wall, epoch=self.epoch,
+                            max_frame=self.max_frame))
 
     def connection_lost(self) -> None:
         """The connection is gone: snapshot parts in flight are dropped."""
