@@ -79,3 +79,104 @@ def test_the_client_closes_on_a_frame_over_its_limit_before_reading_it():
     finally:
         client.stop()
         fake.close()
+
+
+# ---------------------------------------------------------------- (c) resync storms
+def _gap_then_close(s: WallSession, since: int | None) -> None:
+    """A hub that always answers with a gap: welcome, then events after a hole."""
+    s.receive(P.encode(P.Welcome(protocol=1, hub="bad", seq=100, heartbeat_s=1.0)), 0.0)
+    s.receive(events((since or 0) + 5, (since or 0) + 6), 0.0)
+
+
+def test_a_hub_that_always_gaps_costs_a_reconnect_every_few_seconds_not_132_a_second():
+    """Sans-I/O: WallSession says ``resync`` every time; the policy spaces the reconnects.
+    Simulated time: each connection lives 5 ms (the 132/s of the issue)."""
+    import random
+
+    from wallboard.backoff import Reconnects, backoff
+
+    s = WallSession(since=10)
+    policy = Reconnects(lambda: backoff(rng=random.Random(5)), healthy_s=10.0)
+    now, connects, delays = 0.0, 0, []
+    while now < 60.0:
+        s.connect()
+        connects += 1
+        _gap_then_close(s, s.since)
+        policy.up(now)
+        assert s.close_reason == "resync" and s.since == 10         # never skipped
+        now += 0.005
+        s.connection_lost()
+        delays.append(policy.down(now))
+        now += delays[-1]
+    assert delays[0] == 0.0                                          # the first resync at once
+    assert connects <= 30, connects                                  # 5 ms each without back-off: 12,000
+    assert s.rejects["seq_gap"] == connects and policy.in_a_row == connects
+
+
+def recording_delays(first, then):
+    """A delay-generator factory that records how often it is made and what is drawn."""
+    made, asked = [], []
+
+    def delays():
+        made.append(1)
+        for d in first:
+            asked.append(d)
+            yield d
+        while True:
+            asked.append(then)
+            yield then
+
+    return delays, made, asked
+
+
+def test_the_feed_driver_backs_off_a_resync_storm(caplog):
+    """The real client against a hub that sends a gap on every connection: the delays it
+    sleeps come from one backoff generator (never restarted by the welcomes), the first at
+    once, the rest growing; it says so in the log and in its status."""
+    delays, made, asked = recording_delays((0.0, 0.05, 0.1, 0.2, 0.4, 0.8), 1.0)
+
+    async def script(ws, hello, n):
+        await ws.send(welcome())
+        await ws.send(events((hello.since or 0) + 3, (hello.since or 0) + 4))   # always a gap
+        await ws.wait_closed()
+
+    fake = FakeHub(script)
+    client = FeedClient(fake.url, since=1, delays=delays)
+    try:
+        with caplog.at_level("WARNING", logger="wallboard.feed"):
+            client.start()
+            assert wait_for(lambda: len(fake.hellos) >= 5, timeout=20)
+        assert made == [1], "a welcome restarted the backoff"
+        assert asked[:4] == [0.0, 0.05, 0.1, 0.2]
+        assert all(h.since == 1 for h in fake.hellos)                       # the gap is never skipped
+        assert client.state.reconnects_in_a_row >= 4
+        assert client.state.rejects["seq_gap"] >= 4
+        assert f"feed {fake.url}: resync asked again (2 reconnects in a row, none up 10 s): next attempt in 0.1 s" \
+            in caplog.text
+    finally:
+        client.stop()
+        fake.close()
+
+
+def test_a_bad_snapshot_resync_backs_off_too():
+    """FrameDriver asks ``resync(None)`` for a snapshot that does not load; the client's
+    reconnect after it waits like any other within a short-lived link."""
+    delays, made, asked = recording_delays((0.0, 0.05, 0.1), 0.2)
+
+    async def script(ws, hello, n):
+        await ws.send(welcome())
+        await ws.send(P.encode(P.Snapshot(seq=5, part=0, parts=1, data={"version": 99})))
+        await ws.wait_closed()
+
+    fake = FakeHub(script)
+    client = FeedClient(fake.url, delays=delays)
+    try:
+        client.start()
+        for _ in range(4):
+            assert wait_for(lambda: any(k == "snapshot" for k, _ in client.drain(100)), timeout=10)
+            client.resync(None)                                              # as FrameDriver does
+        assert wait_for(lambda: len(fake.hellos) >= 4, timeout=10)
+        assert made == [1] and asked[:3] == [0.0, 0.05, 0.1]
+    finally:
+        client.stop()
+        fake.close()

@@ -20,8 +20,11 @@ thread when the queue goes from empty to non-empty -- at most once until the nex
 
 Frames larger than ``max_frame`` (default :data:`wallboard.protocol.WALL_MAX_FRAME`,
 16 MiB; announced to the hub in ``hello``) are refused by the socket before they are read
-(close 1009, counted as ``too_large``). Reconnects follow :func:`wallboard.backoff.backoff` (first retry at once, then jittered
-exponential backoff capped at 5 s); keepalive ping every 5 s, 10 s timeout. A seq gap
+(close 1009, counted as ``too_large``). Reconnects follow
+:class:`wallboard.backoff.Reconnects` (first retry at once, then jittered exponential
+backoff capped at 5 s; only a link that stayed up 10 s starts it over, so a resync asked
+again and again -- a hub that always sends a gap -- backs off too); keepalive ping every
+5 s, 10 s timeout. A seq gap
 (first seq of a frame != last seq + 1) reconnects with ``since`` so the hub replays or
 sends a snapshot; a gap is never skipped. States: CONNECTING (first attempt),
 LIVE, RECONNECTING, STALE (connected but nothing received for 3 heartbeat intervals),
@@ -54,7 +57,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
 
 from wallboard import protocol as P
-from wallboard.backoff import backoff, classify_close
+from wallboard.backoff import Reconnects, backoff, classify_close
 
 #: Close code websockets sends when a frame exceeds ``max_size``.
 MESSAGE_TOO_BIG = 1009
@@ -87,6 +90,9 @@ class FeedStatus:
     last_error: str = ""
     #: ``HOST:PORT`` of the feed URL (what "not connected to ..." names).
     host_port: str = ""
+    #: Reconnects since the last healthy link (welcomed and up ``healthy_s``): a hub
+    #: that keeps sending gaps or bad snapshots shows here, backed off.
+    reconnects_in_a_row: int = 0
 
 
 class FeedClient:
@@ -100,7 +106,8 @@ class FeedClient:
                  on_wake: Callable[[], None] | None = None, *, wall: str | None = None,
                  ping_interval: float = 5.0, ping_timeout: float = 10.0, stale_heartbeats: float = 3.0,
                  auth_retry_s: float | None = 60.0, max_pending: int = 200_000, open_timeout: float = 10.0,
-                 delays: Callable[[], Any] = backoff, max_frame: int = P.WALL_MAX_FRAME) -> None:
+                 delays: Callable[[], Any] = backoff, max_frame: int = P.WALL_MAX_FRAME,
+                 healthy_s: float = 10.0) -> None:
         if not url.startswith(("ws://", "wss://")):
             raise ValueError(f"feed URL {url!r}: expected ws://HOST:PORT/feed or wss://...")
         self.url = url
@@ -114,6 +121,9 @@ class FeedClient:
         self.max_pending = max_pending
         self.open_timeout = open_timeout
         self._delays = delays
+        #: The pure reconnect policy: a link up less than ``healthy_s`` does not reset the
+        #: backoff, whatever ended it (a resync too).
+        self.reconnects = Reconnects(delays, healthy_s)
         #: The protocol logic (since, epoch, snapshot parts, gaps, staleness) is the pure
         #: session's; this class drives it over websockets in its own thread.
         self.session = P.WallSession(token=token, wall=wall, since=since, stale_heartbeats=stale_heartbeats,
@@ -300,7 +310,6 @@ class FeedClient:
 
     async def _main(self) -> None:
         assert self._stop is not None
-        delays = self._delays()
         first = True
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else None
         while not self._stop.is_set():
@@ -308,14 +317,13 @@ class FeedClient:
                 self._set(state=CONNECTING if first else RECONNECTING)
             first = False
             auth_failed = False
-            immediate = False
             try:
                 async with connect(self.url, additional_headers=headers, compression=None, max_size=self.max_frame,
                                    ping_interval=self.ping_interval, ping_timeout=self.ping_timeout,
                                    open_timeout=self.open_timeout, max_queue=64) as ws:
                     self._ws = ws
                     await ws.send(self.session.connect(), text=True)
-                    immediate = await self._session(ws)
+                    await self._session(ws)
             except InvalidStatus as e:
                 code = e.response.status_code
                 body = _body_text(e.response.body)
@@ -339,8 +347,6 @@ class FeedClient:
                                  f"{self.max_frame} bytes (--max-frame; announced in hello): "
                                  f"connection closed, reconnecting")
                     log.warning("feed %s: %s", self.url, self._status.last_reject)
-                elif self._resync_to is not None:
-                    immediate = True
             except ssl.SSLCertVerificationError as e:
                 self._link_error("tls", e.verify_message or e.reason or str(e))
             except (OSError, asyncio.TimeoutError, InvalidHandshake, InvalidURI) as e:
@@ -348,13 +354,11 @@ class FeedClient:
                 self._link_error("unreachable", _os_error_text(e))
             finally:
                 self._ws = None
-            if self.session.welcomed:  # the link worked: the next failure starts a fresh backoff
-                delays = self._delays()
             self.session.connection_lost()
-            if self._resync_to is not None:
+            resync = self._resync_to is not None
+            if resync:
                 (self.session.since,) = self._resync_to
                 self._resync_to = None
-                immediate = True
             if self._stop.is_set():
                 break
             if auth_failed:
@@ -365,16 +369,22 @@ class FeedClient:
                 if await self._sleep(self.auth_retry_s):
                     break
                 continue
-            if immediate:
-                delays = self._delays()
+            delay = self.reconnects.down(time.monotonic())
+            n = self.reconnects.in_a_row
+            self._set(reconnects_in_a_row=n)
+            if delay <= 0:
                 continue
+            if resync and n & (n - 1) == 0:  # 2, 4, 8, ... in a row: said, not once per retry
+                log.warning("feed %s: resync asked again (%d reconnects in a row, none up %g s): "
+                            "next attempt in %.1f s", self.url, n, self.reconnects.healthy_s, delay)
             self._set(state=RECONNECTING)
-            if await self._sleep(next(delays)):
+            if await self._sleep(delay):
                 break
 
     async def _session(self, ws: Any) -> bool:
-        """Receive until closed, feeding the session; True when the caller should
-        reconnect at once (resync). Staleness is judged on the monotonic clock."""
+        """Receive until closed, feeding the session; True when the session asked for a
+        resync (the caller reconnects as :class:`Reconnects` says). Staleness is judged
+        on the monotonic clock."""
         assert self._stop is not None
         session = self.session
         stop_task = asyncio.ensure_future(self._stop.wait())
@@ -424,6 +434,7 @@ class FeedClient:
             if self._status.state in (STALE, CONNECTING, RECONNECTING, AUTH_FAILED):
                 changes["state"] = LIVE
             if kind == "welcome":
+                self.reconnects.up(time.monotonic())
                 changes.update(heartbeat_s=session.heartbeat_s, hub=session.hub, roles=session.roles,
                                connects=self._status.connects + 1, state=LIVE, error_kind="", last_error="")
             elif kind in ("events", "snapshot"):
