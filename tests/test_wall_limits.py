@@ -180,3 +180,87 @@ def test_a_bad_snapshot_resync_backs_off_too():
     finally:
         client.stop()
         fake.close()
+
+
+# ---------------------------------------------------------------- (d) heartbeat bound
+HB_TEXT = ("bad_value: hub heartbeat_s 1e+09 is longer than this wall accepts (at most 30 s): counted as "
+           "30 s, so a silent feed turns STALE after 90 s")
+
+
+def test_a_huge_hub_heartbeat_is_bounded_and_a_silent_feed_turns_stale():
+    """A hub heartbeat of 1e9 s kept a silent feed LIVE: the wall believes at most 30 s."""
+    s = WallSession()
+    s.connect()
+    s.receive(P.encode(P.Welcome(protocol=1, hub="h", seq=0, heartbeat_s=1e9)), now=1000.0)
+    items = s.events()
+    assert [k for k, _ in items] == ["welcome", "error"]
+    err = items[1][1]
+    assert err.code == "bad_value" and err.field == "heartbeat_s" and str(err).startswith(HB_TEXT)
+    assert s.last_reject == HB_TEXT and s.rejects == {"bad_value": 1}
+    assert s.heartbeat_s == P.WALL_MAX_HEARTBEAT_S == 30.0
+    assert not s.stale(1089.0) and s.stale(1090.0)           # 3 x 30 s of silence
+
+
+def test_a_heartbeat_within_the_bound_is_taken_as_it_is():
+    s = WallSession()
+    s.connect()
+    s.receive(P.encode(P.Welcome(protocol=1, hub="h", seq=0, heartbeat_s=30.0)), now=0.0)
+    assert s.heartbeat_s == 30.0 and s.rejects == {}
+
+
+@pytest.mark.parametrize("bad", [0, -1.0, float("inf"), float("nan")])
+def test_a_bad_heartbeat_bound_is_refused(bad):
+    with pytest.raises(ValueError, match="max_heartbeat_s must be a finite number > 0, got "):
+        WallSession(max_heartbeat_s=bad)
+
+
+def test_the_client_turns_stale_under_a_silent_hub_that_announced_1e9_s():
+    async def script(ws, hello, n):
+        await ws.send(P.encode(P.Welcome(protocol=1, hub="liar", seq=0, heartbeat_s=1e9, roles=["subscribe"])))
+        await ws.wait_closed()                                   # then silence
+
+    fake = FakeHub(script)
+    client = FeedClient(fake.url, max_heartbeat_s=0.1)           # 30 s in production: 0.3 s here
+    try:
+        client.start()
+        assert wait_for(lambda: client.state.state == "STALE")
+        assert client.state.heartbeat_s == 0.1 and client.state.rejects["bad_value"] == 1
+        assert client.state.last_reject.startswith("bad_value: hub heartbeat_s 1e+09 is longer than this wall "
+                                                   "accepts (at most 0.1 s)")
+    finally:
+        client.stop()
+        fake.close()
+
+
+def test_the_controller_bounds_the_heartbeat_it_is_shown(qtbot):
+    """The shell's own STALE check (data age > 3 heartbeats) uses the same bound."""
+    from wallboard import layout as L
+    from wallboard.app.controller import WallController
+    from wallboard.state import LiveState
+
+    class Status:
+        state, heartbeat_s, rejects, last_reject = "LIVE", 1e9, 0, ""
+
+    class Feed:
+        state = Status()
+
+        def drain(self, n):
+            return []
+
+        def resync(self, since):
+            pass
+
+    now = [1000.0]
+    st = LiveState()
+    ctl = WallController(st, Feed(), L.load_layout(L.find_layout("overview")), size=(1280, 720),
+                         clock=lambda: now[0])
+    try:
+        for w in ctl.windows:
+            qtbot.addWidget(w)
+        st.touch(1000.0)
+        now[0] = 1089.0
+        assert not ctl.is_stale(now[0])
+        now[0] = 1091.0
+        assert ctl.is_stale(now[0])
+    finally:
+        ctl.shutdown()

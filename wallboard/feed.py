@@ -27,7 +27,8 @@ again and again -- a hub that always sends a gap -- backs off too); keepalive pi
 5 s, 10 s timeout. A seq gap
 (first seq of a frame != last seq + 1) reconnects with ``since`` so the hub replays or
 sends a snapshot; a gap is never skipped. States: CONNECTING (first attempt),
-LIVE, RECONNECTING, STALE (connected but nothing received for 3 heartbeat intervals),
+LIVE, RECONNECTING, STALE (connected but nothing received for 3 heartbeat intervals; a
+hub's interval counts as at most ``max_heartbeat_s``, 30 s),
 AUTH_FAILED (token refused; retried only every ``auth_retry_s``, no retry storm).
 If the UI stops draining, the queue is bounded (``max_pending`` events): it is dropped
 and the feed resyncs with a snapshot instead of growing memory.
@@ -107,7 +108,7 @@ class FeedClient:
                  ping_interval: float = 5.0, ping_timeout: float = 10.0, stale_heartbeats: float = 3.0,
                  auth_retry_s: float | None = 60.0, max_pending: int = 200_000, open_timeout: float = 10.0,
                  delays: Callable[[], Any] = backoff, max_frame: int = P.WALL_MAX_FRAME,
-                 healthy_s: float = 10.0) -> None:
+                 healthy_s: float = 10.0, max_heartbeat_s: float = P.WALL_MAX_HEARTBEAT_S) -> None:
         if not url.startswith(("ws://", "wss://")):
             raise ValueError(f"feed URL {url!r}: expected ws://HOST:PORT/feed or wss://...")
         self.url = url
@@ -127,7 +128,7 @@ class FeedClient:
         #: The protocol logic (since, epoch, snapshot parts, gaps, staleness) is the pure
         #: session's; this class drives it over websockets in its own thread.
         self.session = P.WallSession(token=token, wall=wall, since=since, stale_heartbeats=stale_heartbeats,
-                                     max_frame=max_frame)
+                                     max_frame=max_frame, max_heartbeat_s=max_heartbeat_s)
         self.max_frame = max_frame
         self._lock = threading.Lock()
         self._q: deque[Item] = deque()

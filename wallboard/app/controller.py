@@ -30,6 +30,7 @@ from wallboard.app.overlays import HelpOverlay, LayoutPicker
 from wallboard.app.screens import ScreenPlacer, select_screen
 from wallboard.app.sound import SoundPlayer
 from wallboard.app.window import PageView, WallWindow
+from wallboard.protocol import WALL_MAX_HEARTBEAT_S
 from wallboard.state import Dirty, LiveState
 from wallboard.widgets.base import THEMES, PanelContext, cjk_font_family, set_ui_scale
 
@@ -420,7 +421,7 @@ class WallController(QObject):
         status = self._feed_status()
         if status is not None and getattr(status, "state", "") == "STALE":
             return True
-        hb = float(getattr(status, "heartbeat_s", 1.0) or 1.0)
+        hb = min(float(getattr(status, "heartbeat_s", 1.0) or 1.0), WALL_MAX_HEARTBEAT_S)
         age = self.state.feed_age(now)
         if age is None:
             return False

@@ -30,6 +30,7 @@ from wallboard.protocol.messages import (
     encode, encode_events, to_dict,
 )
 from wallboard.protocol.publisher import PublisherSession, WindowFull
+from wallboard.protocol.limits import MIN_WALL_FRAME, WALL_MAX_HEARTBEAT_S
 from wallboard.protocol.session import WALL_MAX_FRAME, WallSession
 from wallboard.protocol.schema import (
     _ALL_FIELDS, BANNER_LEVELS, CHANGE_STATUSES, CONTROL_ARGS, CONTROL_COMMANDS, DEVICE_STATUSES,
@@ -47,7 +48,7 @@ __all__ = [
     "did_you_mean", "EVENT_TYPES", "ENTITY_TYPES", "SAMPLE_TYPES", "DEVICE_STATUSES",
     "STORE_STATUSES", "CHANGE_STATUSES", "INCIDENT_STATUSES", "SEVERITIES", "RISKS",
     "BANNER_LEVELS", "CONTROL_COMMANDS", "WALL_CONTROL_COMMANDS", "SCHEMAS", "REQUIRED",
-    "CONTROL_ARGS", "WallSession", "WALL_MAX_FRAME",
+    "CONTROL_ARGS", "WallSession", "WALL_MAX_FRAME", "MIN_WALL_FRAME", "WALL_MAX_HEARTBEAT_S",
     "PublisherSession", "WindowFull",
 ]
 # Internal names some tests and benchmarks reach for (kept importable from here):

@@ -24,7 +24,8 @@ reassembled in order (out-of-order parts are counted and dropped), a seq gap bet
 differs from the one last seen -> the hub's log started over: resync from a snapshot
 (``since = None``; old seqs are not trusted). Staleness: nothing received for
 ``stale_heartbeats`` heartbeat intervals (``stale(now)`` / ``stale_in(now)``, with
-``now`` from a monotonic clock). Frames: at most ``max_frame`` bytes (announced in
+``now`` from a monotonic clock); a welcome's ``heartbeat_s`` above ``max_heartbeat_s``
+(30 s) counts as that bound (recorded as ``bad_value``). Frames: at most ``max_frame`` bytes (announced in
 ``hello``; the driver enforces it on the socket too). Nothing raises from ``receive``: bad frames are recorded
 (``rejects`` by code, ``last_reject``) and handed out as ``("error", ProtocolError)``.
 """
@@ -34,7 +35,7 @@ from typing import Any
 
 from wallboard.protocol.codec import decode, merge_snapshot_parts
 from wallboard.protocol.errors import ProtocolError
-from wallboard.protocol.limits import MIN_WALL_FRAME, WALL_MAX_FRAME
+from wallboard.protocol.limits import MIN_WALL_FRAME, WALL_MAX_FRAME, WALL_MAX_HEARTBEAT_S
 from wallboard.protocol.messages import (
     Control, Error, Events, Heartbeat, Hello, Snapshot, Stats, Welcome, encode,
 )
@@ -49,14 +50,18 @@ class WallSession:
 
     def __init__(self, *, token: str | None = None, wall: str | None = None,
                  since: int | None = None, epoch: str | None = None,
-                 stale_heartbeats: float = 3.0, max_frame: int = WALL_MAX_FRAME) -> None:
+                 stale_heartbeats: float = 3.0, max_frame: int = WALL_MAX_FRAME,
+                 max_heartbeat_s: float = WALL_MAX_HEARTBEAT_S) -> None:
         if stale_heartbeats <= 0:
             raise ValueError(f"stale_heartbeats must be > 0, got {stale_heartbeats!r}")
         if type(max_frame) is not int or max_frame < MIN_WALL_FRAME:
             raise ValueError(f"max_frame must be an integer >= {MIN_WALL_FRAME} bytes "
                              f"(every accepted event fits in that), got {max_frame!r}")
+        if not 0 < max_heartbeat_s < float("inf"):
+            raise ValueError(f"max_heartbeat_s must be a finite number > 0, got {max_heartbeat_s!r}")
         self.token = token
         self.wall = wall
+        self.max_heartbeat_s = max_heartbeat_s
         self.since = since                 # last seq held (events or snapshot); None: none
         self.epoch = epoch                 # the hub log's epoch of ``since``
         self.stale_heartbeats = stale_heartbeats
@@ -165,11 +170,18 @@ class WallSession:
     def _welcome(self, msg: Welcome) -> None:
         self.welcomed = True
         self.connects += 1
-        self.heartbeat_s = msg.heartbeat_s
+        # a hub announcing 1e9 s would keep a silent feed LIVE for ever: bounded
+        self.heartbeat_s = min(msg.heartbeat_s, self.max_heartbeat_s)
         self.hub = msg.hub
         self.roles = tuple(msg.roles)
         self.welcome_seq = msg.seq
         self._items.append(("welcome", msg))
+        if self.heartbeat_s < msg.heartbeat_s:
+            bound = self.max_heartbeat_s
+            text = (f"hub heartbeat_s {msg.heartbeat_s:g} is longer than this wall accepts (at most {bound:g} s): "
+                    f"counted as {bound:g} s, so a silent feed turns STALE after {self.stale_heartbeats * bound:g} s")
+            self._reject("bad_value", text)
+            self._items.append(("error", ProtocolError("bad_value", text, field="heartbeat_s")))
         epoch = msg.epoch
         if epoch is None or epoch == self.epoch:
             return
