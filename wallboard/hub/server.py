@@ -943,6 +943,9 @@ class Hub:
                         continue
                     fut = self.submit(msg.events, msg.producer, msg.batch, nbytes=len(raw))
                     await acks.put((fut, msg.producer, msg.batch))
+                    # frames already buffered are read without a suspension: give the loop
+                    # (commits, fan-out, other producers) a turn between two batches
+                    await asyncio.sleep(0)
         finally:
             await acks.put(None)
             with contextlib.suppress(BaseException):
