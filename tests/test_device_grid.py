@@ -549,12 +549,18 @@ def test_roll_note_counts_bad_rolled_stores_and_more(qtbot):
     assert not w.grab().isNull()
 
 
+def _laid_out(qtbot, st, options, size):
+    """A grid panel of ``size`` over ``st``, laid out at NOW."""
+    w = DeviceGridPanel(st, options, PanelContext(clock=lambda: NOW))
+    qtbot.addWidget(w)
+    w.resize(*size)
+    w.refresh(all_dirty(), NOW)
+    return w
+
+
 def test_store_names_sort_by_number(qtbot):
     st, f = _double_11_like(12)
-    w = DeviceGridPanel(st, {"order": "fixed"}, PanelContext(clock=lambda: NOW))
-    qtbot.addWidget(w)
-    w.resize(1200, 900)
-    w.refresh(all_dirty(), NOW)
+    w = _laid_out(qtbot, st, {"order": "fixed"}, (1200, 900))
     assert w._order[:3] == ["s0", "s1", "s2"] and w._order[-1] == "s11"
 
 
@@ -690,3 +696,44 @@ def test_order_stores_matches_the_plain_sort_as_names_and_ranks_change(qtbot):
             want = sorted(stores, key=lambda s: (name(s), s)) if order == "fixed" else \
                 sorted(stores, key=lambda s: (-ranks[s], name(s), s))
             assert w._order_stores(stores, ranks.__getitem__) == want
+
+
+def test_store_worst_codes_are_kept_current_by_every_device_change(qtbot):
+    """The per-store worst codes the rolled-up cells, the note and the re-sort read are
+    updated with each frame's device changes (TTL expiry included) and always equal a
+    fresh reduction over the cells."""
+    import random
+    import numpy as np
+    st, f = _double_11_like(200)
+    w = _laid_out(qtbot, st, {"order": "fixed", "resort_s": 3600}, (700, 400))
+    assert w.rolled_up
+    rng = random.Random(5)
+    devices = [d for d in st.devices if "camera" not in d]
+    for step in range(1, 8):
+        now = NOW + step * (100 if step < 6 else 400)   # the last steps: past the TTL
+        evs = [f.ev(type="device", id=rng.choice(devices), status=rng.choice(["ok", "warn", "crit", "down", "maint"]),
+                    ts=now) for _ in range(40 if step < 6 else 5)]
+        d = st.apply(evs, now)
+        d.merge(st.tick(now))
+        w.refresh(d, now)
+        assert w._scode.tolist() == w.store_codes(w._stores).tolist()
+        shown = w.rolled_up[:len(w._roll_xy)]
+        assert w._roll_codes.tolist() == w.store_codes(shown).tolist()
+        counts = np.bincount(w.store_codes(w.rolled_up), minlength=7)
+        chips = [t for t, _ in w._status_chips(counts)]
+        assert [t for t, _ in w._roll_note_parts()[1:len(chips) + 1]] == chips
+
+
+def test_a_laid_out_device_moved_to_another_store_is_laid_out_again(qtbot):
+    st, f = _double_11_like(12)
+    w = _laid_out(qtbot, st, {"order": "fixed"}, (1200, 900))
+    layouts = w.layouts
+    d = st.apply([f.ev(type="device", id="s1-pos0", status="crit")], NOW + 1)   # a status: no layout
+    w.refresh(d, NOW + 1)
+    assert w.layouts == layouts
+    d = st.apply([f.ev(type="device", id="s1-pos0", store="s2", kind="pos", status="crit")], NOW + 2)
+    w.refresh(d, NOW + 2)
+    assert w.layouts == layouts + 1
+    row = w._rows[w._row_of_store["s2"]]
+    r = w.cell_rect("s1-pos0")
+    assert row.y <= r.y() < row.y + row.h and w.store_code_counts("s2")[4] == 1

@@ -321,6 +321,25 @@ def test_dirty_merge_and_bool() -> None:
     assert "devices=1" in repr(a)
 
 
+def test_dirty_moved_names_created_deleted_and_moved_devices_only(feed: Feed) -> None:
+    st = LiveState()
+    d = st.apply([feed.ev("store", "s1", city=city("hz")), feed.ev("store", "s2", city=city("hz")),
+                  feed.ev("device", "d1", store="s1", kind="pos", status="ok"),
+                  feed.ev("device", "d2", store="s1", kind="pos", status="ok")], 100.0)
+    assert d.moved == {"d1", "d2"}                                  # created
+    d = st.apply([feed.ev("device", "d1", status="crit"),           # inline status path
+                  feed.ev("device", "d2", status="warn", ttl_s=5.0, x_note="general path")], 101.0)
+    assert d.devices == {"d1", "d2"} and not d.moved
+    d = st.tick(5000.0)                                             # past TTL
+    assert d.devices == {"d1", "d2"} and not d.moved
+    d = st.apply([feed.ev("device", "d1", status="ok")], 5001.0)    # back from expiry
+    assert not d.moved
+    d = st.apply([feed.ev("device", "d1", store="s2"), feed.ev("device", "d2", kind="scale")], 5002.0)
+    assert d.moved == {"d1", "d2"}                                  # another store, another kind
+    d = st.apply([feed.ev("device", "d1", deleted=True)], 5003.0)
+    assert d.moved == {"d1"} and Dirty().merge(d).moved == {"d1"} and "moved=1" in repr(d)
+
+
 def test_incident_open_board_and_severity_counts(feed: Feed) -> None:
     st = base_state(feed)
     d = st.apply([

@@ -80,11 +80,9 @@ class GridPainting:
         theme, tr = self.ctx.theme, self.ctx.tr
         msg = tr("{n} stores rolled up to one cell each (worst status): too many to label readably")
         parts = [("▦ " + msg.format(n=f"{len(self._rolled):,}"), theme.text)]
-        # shown cells: their codes are kept current; the few that did not fit: looked up
+        # every rolled-up store, shown or not: their worst codes are kept current
         unshown = len(self._rolled) - len(self._roll_xy)
-        counts = np.bincount(self._roll_codes.astype(np.int64), minlength=len(CODES))
-        rest = self.store_codes(self._rolled[len(self._roll_xy):])
-        counts += np.bincount(rest.astype(np.int64), minlength=len(CODES))
+        counts = np.bincount(self._scode[self._rolled_k].astype(np.int64), minlength=len(CODES))
         parts.extend(self._status_chips(counts))
         if unshown > 0:
             parts.append((tr("+{n} more").format(n=f"{unshown:,}"), theme.text_dim))

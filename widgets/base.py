@@ -196,12 +196,16 @@ class PanelContext:
     def tr(self, text: str) -> str:
         return translate(text, self.lang)
 
+    def whole_chain(self) -> bool:
+        """Whether the event scope is empty: every store belongs to it."""
+        return not (self.scope.get("stores") or self.scope.get("cities"))
+
     def in_scope_store(self, store: dict | None, store_id: str) -> bool:
         """Whether a store belongs to the event scope (everything when scope is empty)."""
+        if self.whole_chain():
+            return True
         stores = self.scope.get("stores") or []
         cities = self.scope.get("cities") or []
-        if not stores and not cities:
-            return True
         if store_id in stores:
             return True
         if store and cities:

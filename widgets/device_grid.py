@@ -25,8 +25,11 @@ Layout vs. order: a full layout (cell size, kind blocks, every device's offset i
 store row) runs only when the set of stores or devices, the size or the mode changes. The
 worst-first re-sort (every ``resort_s``) re-places the existing rows: only rows that moved
 are re-blitted and repainted, and only the rolled-up cells whose status changed; it ranks
-stores with one reduction over the laid-out codes and keeps the name order between sorts. The per-kind header counts repaint at most ``HEADER_HZ``
-times a second.
+stores with one reduction over the laid-out codes and keeps the name order between sorts.
+Each store's worst code is kept current by the frames' device changes (``_scode``): the
+rolled-up cells and their note read it, never every store. A frame looks up only the
+devices the state names as created, deleted or moved (``Dirty.moved``) to know whether a
+full layout is due. The per-kind header counts repaint at most ``HEADER_HZ`` times a second.
 
 Options (validated; a bad one is reported on the panel and in ``errors``, the default
 stays): ``mode`` ``"scope"|"store"``, ``store`` (store id for mode store), ``order``
@@ -91,6 +94,18 @@ _RANK_CODE = np.zeros(int(CODE_RANK.max()) + 1, np.uint8)
 for _c in range(len(CODES) - 1, -1, -1):
     _RANK_CODE[CODE_RANK[_c]] = _c
 _TIE_RANK = int(CODE_RANK[STALE])
+#: From this cell size (px) on, :meth:`DeviceGridPanel._blit` copies cell by cell.
+_SLICE_BLIT_PX = 10
+_TEMPLATES: dict[int, np.ndarray] = {}
+
+
+def _templates(c: int) -> np.ndarray:
+    """The cell patterns of size ``c`` (built once per size; read-only)."""
+    t = _TEMPLATES.get(c)
+    if t is None:
+        t = _TEMPLATES[c] = cell_templates(c)
+        t.flags.writeable = False
+    return t
 
 
 def _name_key(text: str) -> list[tuple]:
@@ -155,13 +170,15 @@ class DeviceGridPanel(GridPainting, QWidget):
         self._known_devices: set[str] = set()  # every device laid out (rolled up too)
         self._name_keys: dict[str, tuple] = {}  # store -> (name, its sort key), see _order_stores
         self._name_pos: dict[str, int] = {}     # store -> its place in name order
-        # devices found not shown by the structure check -> their (store, kind) then
-        self._hidden_seen: dict[str, tuple] = {}
+        #: worst shown code per laid-out store (``self._stores`` order), kept current by
+        #: every device change: the rolled-up cells, the roll-up note and the re-sort read it
+        self._scode = np.zeros(0, np.uint8)
         self._roll_xy = np.zeros((0, 2), np.int32)
-        self._roll_codes = np.zeros(0, np.uint8)
-        self._roll_pos: dict[str, int] = {}   # shown rolled-up store -> its cell index
+        self._roll_codes = np.zeros(0, np.uint8)   # what the rolled-up cells show
+        self._rolled_k = np.zeros(0, np.int64)     # rolled-up stores (shown first) as store indexes
+        self._roll_at = np.zeros(0, np.int64)      # store index -> its rolled-up cell, -1: none
         self._roll_rect = QRect()
-        self._roll_tmpl = cell_templates(1)
+        self._roll_tmpl = _templates(1)
         self._cell = 10
         self._pitch = 12
         self._count_w = 0
@@ -222,8 +239,6 @@ class DeviceGridPanel(GridPainting, QWidget):
             if order != self._order and not self._resort(order):
                 self._relayout(now)
                 return
-        if self._rolled and dirty.stores:
-            self._update_rolled(dirty.stores)
         if self._header_due and now - self._header_at >= 1.0 / HEADER_HZ:
             self._header_due = False
             self._header_at = now
@@ -260,30 +275,34 @@ class DeviceGridPanel(GridPainting, QWidget):
 
     def _scope_stores(self) -> list[str]:
         st = self.state
+        if self.ctx.whole_chain():   # no per-store check for a chain-wide wall
+            return list(st.stores)
         return [sid for sid, s in st.stores.items() if self.ctx.in_scope_store(s, sid)]
 
     def _order_stores(self, stores: list[str], rank) -> list[str]:
-        """``stores`` in the panel's order: by name (fixed) or worst ``rank(store)`` first;
-        names compare numbers by value ("#2" before "#10")."""
+        """``stores`` in the panel's order: by name (fixed) or worst rank first (``rank``:
+        a function of the store, or the ranks in ``stores`` order); names compare numbers
+        by value ("#2" before "#10")."""
         S, cache = self.state.stores, self._name_keys
-        keys, renamed = {}, False
+        renamed = False
         for sid in stores:
-            text = str((S.get(sid) or {}).get("name", sid))
+            rec = S.get(sid)
+            text = str(rec.get("name", sid)) if rec else sid
             hit = cache.get(sid)
             if hit is None or hit[0] != text:   # split a name once, not at every re-sort
-                hit = cache[sid] = (text, _name_key(text))
+                cache[sid] = (text, _name_key(text))
                 renamed = True
-            keys[sid] = hit[1]
         # each store's place in name order: sorted again only when a name or the set of
         # stores changed (the worst-first re-sort then is one lexsort)
         pos = self._name_pos
         if renamed or len(pos) != len(stores) or not all(map(pos.__contains__, stores)):
             pos = self._name_pos = {s: i for i, s in enumerate(
-                sorted(stores, key=lambda s: (keys[s], s)))}
+                sorted(stores, key=lambda s: (cache[s][1], s)))}
         if self.opts["order"] == "fixed":
             return sorted(stores, key=pos.__getitem__)
-        ranks = np.array([rank(s) for s in stores], np.int64).reshape(-1)
-        names = np.array([pos[s] for s in stores], np.int64).reshape(-1)
+        ranks = (np.fromiter(map(rank, stores), np.int64, len(stores)) if callable(rank)
+                 else np.asarray(rank, np.int64).reshape(-1))
+        names = np.fromiter(map(pos.__getitem__, stores), np.int64, len(stores))
         return [stores[i] for i in np.lexsort((names, -ranks)).tolist()]
 
     def _store_ranks(self) -> np.ndarray:
@@ -326,9 +345,12 @@ class DeviceGridPanel(GridPainting, QWidget):
             else:
                 sel.append(i)
                 ks.append(k)
-        if not ks:
-            return out
-        ks = np.asarray(ks, np.int64)
+        if ks:
+            out[np.asarray(sel, np.int64)] = self._codes_of_stores(np.asarray(ks, np.int64))
+        return out
+
+    def _codes_of_stores(self, ks: np.ndarray) -> np.ndarray:
+        """:meth:`store_codes` of laid-out stores given as indexes into ``self._stores``."""
         start, end = self._store_start[ks], self._store_start[ks + 1]
         lens = end - start
         cum = np.zeros(len(ks) + 1, np.int64)
@@ -345,15 +367,14 @@ class DeviceGridPanel(GridPainting, QWidget):
         bounds = np.empty(2 * len(ks), np.int64)
         bounds[0::2], bounds[1::2] = start, end
         best = np.maximum.reduceat(rk, bounds)[0::2]
-        codes = _RANK_CODE[np.clip(best, 0, len(_RANK_CODE) - 1)]
+        codes = _RANK_CODE[np.maximum(best, 0)]   # -1: a store without devices (set to ok below)
         tie = np.nonzero((best == _TIE_RANK) & (end > start))[0]
         if len(tie):  # unknown or past-TTL: the first such device of the store decides
             at = np.flatnonzero(rk[:n] == _TIE_RANK)
             first = at[np.searchsorted(at, start[tie])]
             codes[tie] = all_codes[first]
         codes[end <= start] = CODE["ok"]
-        out[np.asarray(sel, np.int64)] = codes
-        return out
+        return codes
 
     def store_code_counts(self, store_id: str) -> list[int]:
         """Shown devices of a store per cell code (``CODES`` order)."""
@@ -396,30 +417,26 @@ class DeviceGridPanel(GridPainting, QWidget):
     def _sorted_stores(self, now: float) -> list[str]:
         """The scope's stores in the panel's order, ranked by the laid-out cell codes (a
         store not laid out yet ranks as ok: it forces a full layout anyway)."""
-        ranks = self._store_ranks()
-        k_of, ok = self._store_k, int(CODE_RANK[CODE["ok"]])
-        return self._order_stores(self._scope_stores(),
-                                  lambda s: int(ranks[k_of[s]]) if s in k_of else ok)
+        scope = self._scope_stores()
+        k_of = self._store_k
+        ks = np.fromiter((k_of.get(s, -1) for s in scope), np.int64, len(scope))
+        ranks = np.append(self._store_ranks(), int(CODE_RANK[CODE["ok"]]))  # [-1]: not laid out
+        return self._order_stores(scope, ranks[ks])
 
     def _structure_changed(self, dirty) -> bool:
+        """Whether the frame needs a full layout: a laid-out device was deleted or moved
+        (``dirty.moved``: the state names the devices created, deleted or moved to another
+        store or kind, so status updates are never looked up here), a new or moved device
+        is now shown, or a store not laid out entered the scope."""
         known, D, S = self._known_devices, self.state.devices, self.state.stores
-        seen = dirty.devices & known      # set ops: C speed for the usual case
-        if not all(map(D.__contains__, seen)):
-            return True                   # a laid-out device was deleted
-        hidden = self._hidden_seen
-        for d in dirty.devices - seen if len(seen) < len(dirty.devices) else ():
-            rec = D.get(d)
-            if rec is None:
-                hidden.pop(d, None)
-                continue
-            s, kind = rec.get("store"), rec.get("kind")
-            if hidden.get(d) == (s, kind):
-                continue   # checked before, same store and kind: still not shown
-            if self._kind_shown(rec) and self.ctx.in_scope_store(S.get(s), s):
+        for d in dirty.moved:
+            if d in known:
                 return True
-            # not shown (kind filtered out, or its store out of scope); a store that
-            # enters the scope later comes through ``dirty.stores`` below
-            hidden[d] = (s, kind)
+            rec = D.get(d)
+            if rec is not None and self._kind_shown(rec):
+                sid = rec.get("store")
+                if self.ctx.in_scope_store(S.get(sid), sid):
+                    return True
         k_of = self._store_k
         for s in [s for s in dirty.stores if s not in k_of]:
             if s in S and self.ctx.in_scope_store(S[s], s):
@@ -471,7 +488,7 @@ class DeviceGridPanel(GridPainting, QWidget):
         self._xy = np.zeros((0, 2), np.int32)
         self._placed = np.zeros(0, bool)
         self._roll_xy = np.zeros((0, 2), np.int32)
-        self._roll_pos = {}
+        self._rolled_k = self._roll_at = np.zeros(0, np.int64)
         if self._store_page is not None:
             self.update()
             return
@@ -486,10 +503,9 @@ class DeviceGridPanel(GridPainting, QWidget):
         code_of = {d: self._code(d, now) for ds in devs.values() for d in ds}
         ok = int(CODE_RANK[CODE["ok"]])
         self._order = self._order_stores(
-            scope, lambda s: max((int(CODE_RANK[code_of[d]]) for d in devs[s]), default=ok))
+            scope, [max((int(CODE_RANK[code_of[d]]) for d in devs[s]), default=ok) for s in scope])
         self._last_sort = now
         self._known_devices = set(code_of)
-        self._hidden_seen = {}
         self._label_em = self._measure_labels(scope)
         kinds = self._kind_list(devs)
         self._kinds = kinds
@@ -539,7 +555,8 @@ class DeviceGridPanel(GridPainting, QWidget):
         self._dev_store = np.array(owner, np.int32)
         self._kind_of = np.array(ks, np.int16)
         self._codes = np.array([code_of[d] for d in ids], np.uint8).reshape(-1)
-        self._templates = cell_templates(c)
+        self._scode = self._codes_of_stores(np.arange(len(self._stores), dtype=np.int64))
+        self._templates = _templates(c)
         self._apply_placement(placed)
         self._paint_cells(np.nonzero(self._placed)[0])
         self._count_kinds()
@@ -596,9 +613,11 @@ class DeviceGridPanel(GridPainting, QWidget):
         origin = np.full((len(self._stores), 2), -1, np.int32)
         self._rows, self._row_of_store = [], {}
         for s, (x0, y0) in placed:
-            origin[self._store_k[s]] = (x0, y0)
             self._row_of_store[s] = len(self._rows)
             self._rows.append(_Row(s, x0, y0, self._lines[s] * p, label_w, ncells * p))
+        if placed:
+            k_of = self._store_k
+            origin[[k_of[s] for s, _ in placed]] = [xy for _, xy in placed]
         self._row_origin = origin
         rw = row_width(label_w, ncells * p, self._count_w, self._k)
         self._row_box = np.array([(r.x, r.y, r.x + rw, r.y + r.h) for r in self._rows], np.int64).reshape(-1, 4)
@@ -608,6 +627,8 @@ class DeviceGridPanel(GridPainting, QWidget):
         placed_set = {s for s, _ in placed}
         self._rolled = [s for s in self._order if s not in placed_set]
         self._rolled_set = set(self._rolled)
+        k_of = self._store_k
+        self._rolled_k = np.fromiter(map(k_of.__getitem__, self._rolled), np.int64, len(self._rolled))
         self._layout_rolled(W, H, roll_h, blit_rolled)
         # hit map at cell resolution, sized to what was placed (a block may overhang a
         # narrow panel), never out of bounds
@@ -693,8 +714,8 @@ class DeviceGridPanel(GridPainting, QWidget):
 
     def _layout_rolled(self, W: int, H: int, roll_h: int, blit: bool = True) -> None:
         n = len(self._rolled)
+        self._roll_at = np.full(len(self._stores), -1, np.int64)
         if not n:
-            self._roll_pos = {}
             self._roll_xy = np.zeros((0, 2), np.int32)
             self._roll_codes = np.zeros(0, np.uint8)
             self._roll_rect = QRect()
@@ -706,15 +727,14 @@ class DeviceGridPanel(GridPainting, QWidget):
         i = np.arange(n)
         self._roll_xy = np.stack([px(4, k) + (i % per_line) * rp, top + (i // per_line) * rp],
                                  1).astype(np.int32)
-        keep = self._roll_xy[:, 1] + c <= H
-        self._roll_xy = self._roll_xy[keep]
-        self._rolled = [s for s, k in zip(self._rolled, keep) if k] + \
-            [s for s, k in zip(self._rolled, keep) if not k]  # unshown ones still counted
+        # the cells fill lines top down: those that fit are the first ones (the stores
+        # that did not fit the strip are still counted in its note)
+        self._roll_xy = self._roll_xy[self._roll_xy[:, 1] + c <= H]
         self._roll_rect = QRect(0, H - roll_h, W, roll_h)
-        self._roll_tmpl = cell_templates(c)
-        shown = self._rolled[: len(self._roll_xy)]
-        self._roll_pos = {s: i for i, s in enumerate(shown)}
-        self._roll_codes = self.store_codes(shown)
+        self._roll_tmpl = _templates(c)
+        shown = self._rolled_k[: len(self._roll_xy)]
+        self._roll_at[shown] = np.arange(len(shown))
+        self._roll_codes = self._scode[shown]
         if blit:
             self._blit(self._roll_xy, self._roll_codes, self._roll_tmpl)
 
@@ -728,6 +748,11 @@ class DeviceGridPanel(GridPainting, QWidget):
         H, W = self._buf.shape
         ok = (xy[:, 0] + c <= W) & (xy[:, 1] + c <= H) & (xy[:, 0] >= 0) & (xy[:, 1] >= 0)
         xy, codes = xy[ok], codes[ok]
+        if c >= _SLICE_BLIT_PX:   # big cells: one slice copy each beats a gather of c*c indexes
+            buf = self._buf
+            for (x, y), k in zip(xy.tolist(), codes.tolist()):
+                buf[y:y + c, x:x + c] = tmpl[k]
+            return
         d = np.arange(c)
         tile = (d[:, None] * W + d[None, :]).ravel()          # one cell's pixel offsets
         at = (xy[:, 1].astype(np.int64) * W + xy[:, 0])[:, None] + tile[None, :]
@@ -753,6 +778,7 @@ class DeviceGridPanel(GridPainting, QWidget):
         np.add.at(flat, self._kind_of[idx].astype(np.int64) * nc + new, 1)
         self._codes[idx] = new
         self._header_due = True
+        self._update_store_codes(self._dev_store[idx])
         idx = idx[self._placed[idx]]
         if not len(idx):
             return
@@ -768,22 +794,26 @@ class DeviceGridPanel(GridPainting, QWidget):
                     self.update(row.x + row.label_w + row.cells_w + px(COUNT_GAP, self._k), row.y,
                                 self._count_w, self._pitch)
 
-    def _update_rolled(self, stores) -> None:
-        pos = self._roll_pos
-        idx = [pos[s] for s in stores if s in pos]
-        if not idx:
-            return
-        idx = np.array(idx, np.int64)
-        new = self.store_codes([self._rolled[i] for i in idx.tolist()])
-        ch = new != self._roll_codes[idx]
+    def _update_store_codes(self, ks: np.ndarray) -> None:
+        """Stores ``ks`` (indexes, repeats allowed) had device codes change: settle their
+        worst codes and redraw their rolled-up cells whose code changed."""
+        ks = np.flatnonzero(np.bincount(ks, minlength=len(self._stores)))  # each store once
+        new = self._codes_of_stores(ks)
+        ch = new != self._scode[ks]
         if not ch.any():
             return
-        idx = idx[ch]
-        self._roll_codes[idx] = new[ch]
+        ks, new = ks[ch], new[ch]
+        self._scode[ks] = new
+        at = self._roll_at[ks] if len(self._roll_at) else np.zeros(0, np.int64)
+        shown = at >= 0
+        if not shown.any():
+            return
+        idx = at[shown]
+        self._roll_codes[idx] = new[shown]
         self._blit(self._roll_xy[idx], self._roll_codes[idx], self._roll_tmpl)
         c = self._roll_tmpl.shape[1]
-        for x, y in self._roll_xy[idx]:
-            self.update(int(x), int(y), c, c)
+        for x, y in self._roll_xy[idx].tolist():
+            self.update(x, y, c, c)
         self._refresh_roll_note()   # its per-status counts follow
 
     def _refresh_roll_note(self) -> None:

@@ -46,15 +46,19 @@ class Dirty:
     ``kpi`` (``(metric, scope)`` pairs). Flags: ``voice`` (new voice items), ``all``
     (a snapshot was loaded: repaint everything). ``controls`` lists control events in
     order. A device change marks its store and the store's city too; ``kinds`` is marked
-    when the per-kind counts change.
+    when the per-kind counts change. ``moved`` (a subset of ``devices``) names the devices
+    whose place in the fleet changed: created, deleted, or moved to another store or kind;
+    a status update never lands there, so a view laid out by store and kind reads this
+    set instead of looking every dirty device up again.
     """
 
-    __slots__ = ("stores", "devices", "cities", "kinds", "changes", "incidents", "kpi",
+    __slots__ = ("stores", "devices", "moved", "cities", "kinds", "changes", "incidents", "kpi",
                  "voice", "controls", "all")
 
     def __init__(self) -> None:
         self.stores: set[str] = set()
         self.devices: set[str] = set()
+        self.moved: set[str] = set()
         self.cities: set[str] = set()
         self.kinds: set[str] = set()
         self.changes: set[str] = set()
@@ -75,6 +79,7 @@ class Dirty:
         """Fold ``other`` into this one (in place) and return self."""
         self.stores |= other.stores
         self.devices |= other.devices
+        self.moved |= other.moved
         self.cities |= other.cities
         self.kinds |= other.kinds
         self.changes |= other.changes
@@ -91,7 +96,7 @@ class Dirty:
 
     def __repr__(self) -> str:
         parts = [f"{k}={len(getattr(self, k))}" for k in
-                 ("stores", "devices", "cities", "kinds", "changes", "incidents", "kpi", "controls")
+                 ("stores", "devices", "moved", "cities", "kinds", "changes", "incidents", "kpi", "controls")
                  if getattr(self, k)]
         if self.voice:
             parts.append("voice")

@@ -218,6 +218,7 @@ class Fleet:
             _share_strings(rec)
             rec["last_seen"] = now
             self.devices[did] = rec
+            dirty.moved.add(did)
             self._link(did, rec.get("store"), rec.get("kind", NO_KIND), rec["status"], dirty)
             self._arm(did, now + self._ttl(rec))
             heapq.heappush(self.device_lru, (rec.get("seq", 0), did))
@@ -237,6 +238,7 @@ class Fleet:
         new_kind = rec.get("kind", NO_KIND)
         new = rec["status"]
         if new_sid != old_sid or new_kind != old_kind:
+            dirty.moved.add(did)
             self._unlink(did, old_sid, old_kind, old_eff, dirty)
             self._link(did, new_sid, new_kind, new, dirty)
         elif new != old_eff:
@@ -258,6 +260,7 @@ class Fleet:
         self.armed.pop(did, None)
         self._unlink(did, rec.get("store"), rec.get("kind", NO_KIND), eff, dirty)
         dirty.devices.add(did)
+        dirty.moved.add(did)
 
     def restore_device(self, rec: dict[str, Any], expired: bool, dirty: Dirty) -> None:
         """Load one device record from a snapshot (``last_seen`` included)."""
@@ -266,6 +269,7 @@ class Fleet:
             self.remove_device(did, dirty)
         _share_strings(rec)
         self.devices[did] = rec
+        dirty.moved.add(did)
         eff = "unknown" if expired else rec["status"]
         self._link(did, rec.get("store"), rec.get("kind", NO_KIND), eff, dirty)
         if expired:
