@@ -126,3 +126,24 @@ def test_window_and_bad_frames():
 def test_bad_configuration(kw, text):
     with pytest.raises(ValueError, match=text):
         PublisherSession(**kw)
+
+
+def test_forbidden_fails_the_batch_not_the_session():
+    """``forbidden`` (a control event without the control role) drops that batch; the
+    session goes on (other event types may be allowed)."""
+    s = PublisherSession("p")
+    s.publish([{"type": "control", "command": "reload"}])
+    s.receive(b'{"op":"error","code":"forbidden","message":"control events need the control role"}', 0.0)
+    [(kind, (batch, err))] = s.events()
+    assert kind == "failed" and batch == 1 and err.code == "forbidden"
+    assert s.fatal is None and s.has_room() and s.failed == 1
+
+
+def test_batch_keys_come_from_the_key_function_and_must_be_new():
+    keys = iter([7, 7, 9])
+    s = PublisherSession("p", batch_key=lambda n: next(keys))
+    assert s.publish([{"type": "kpi"}]) == 7 and s.sent == 1
+    with pytest.raises(ValueError, match="batch key 7 of batch 2: expected a key within 0..9007199254740991 "
+                                         "that no unacked batch has"):
+        s.publish([{"type": "kpi"}])
+    assert s.sent == 1 and s.publish([{"type": "kpi"}]) == 9 and list(s.unacked) == [7, 9]

@@ -31,6 +31,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from wallboard import protocol as P
+from wallboard.protocol.publisher import PublisherSession
 from wallboard.backoff import backoff, classify_close
 
 log = logging.getLogger("wallboard.hub.record")
@@ -52,7 +53,9 @@ def run_batch_key(run: bytes, n: int) -> int:
 
 
 class Publisher:
-    """At-least-once producer for a hub's ``/publish`` endpoint (see module docstring)."""
+    """At-least-once producer for a hub's ``/publish`` endpoint (see module docstring): the
+    asyncio driver of a :class:`~wallboard.protocol.publisher.PublisherSession`, which
+    decides what is acked, resent after ``retry_after`` or dropped as refused."""
 
     def __init__(self, url: str, *, token: str | None = None, producer: str | None = None,
                  window: int = 64) -> None:
@@ -61,19 +64,39 @@ class Publisher:
         self.run = uuid.uuid4().bytes
         self.producer = producer or f"producer-{uuid.UUID(bytes=self.run).hex[:12]}"
         self.window = window
-        self.sent_batches = 0
-        self.batch = 0                     # key of the last batch sent
-        self.unacked: OrderedDict[int, bytes] = OrderedDict()
-        self.acked = 0
-        self.rejected = 0
+        self.session = PublisherSession(self.producer, token=token, window=window,
+                                        batch_key=lambda n: run_batch_key(self.run, n))
+        self.rejected = 0                  # refusals of any kind (retried ones included)
         self.refused: dict[str, int] = {}  # terminal refusals by code (those batches are dropped)
         self.last_error: P.Error | None = None
         self.acks: list[P.Ack] = []
         self.keep_acks = False
         self._ws: Any = None
         self._reader: asyncio.Task[None] | None = None
+        self._retry: asyncio.TimerHandle | None = None
         self._progress = asyncio.Event()
-        self._closed = False
+
+    # the session's counters, under the names this class always had
+    @property
+    def unacked(self) -> "OrderedDict[int, bytes]":
+        return self.session.unacked
+
+    @property
+    def acked(self) -> int:
+        return self.session.acked
+
+    @property
+    def batch(self) -> int:
+        """The key of the last batch sent."""
+        return self.session.batch
+
+    @property
+    def sent_batches(self) -> int:
+        return self.session.sent
+
+    @sent_batches.setter
+    def sent_batches(self, n: int) -> None:  # a producer restarting its numbering (tests)
+        self.session.sent = n
 
     async def __aenter__(self) -> "Publisher":
         await self._connect()
@@ -99,76 +122,85 @@ class Publisher:
                 log.warning("cannot reach %s (%s); retry in %.1fs", self.url, e, d)
                 await asyncio.sleep(d)
         self._reader = asyncio.create_task(self._read(self._ws))
-        for data in list(self.unacked.values()):  # resend in order; the hub drops duplicates
+        for data in self.session.connect():  # resend in order; the hub acks committed ones again
             await self._ws.send(data, text=True)
 
     async def _read(self, ws: Any) -> None:
         try:
             async for raw in ws:
-                msg = P.decode(raw, max_size=1 << 30)
-                if isinstance(msg, P.Ack):
-                    if msg.batch is not None:
-                        self.unacked.pop(msg.batch, None)
-                    self.acked += 1
-                    if self.keep_acks:
-                        self.acks.append(msg)
-                elif isinstance(msg, P.Error):
-                    self.rejected += 1
-                    self.last_error = msg
-                    log.error("hub refused a batch: %s: %s", msg.code, msg.message)
-                    if msg.code == "auth":
-                        raise AuthFailed(msg.message)
-                    # acks and errors come in batch order: this answers the oldest unacked
-                    # batch. A retryable refusal resends it after retry_after; a terminal
-                    # one drops it (it would be refused again).
-                    if self.unacked:
-                        num, data = self.unacked.popitem(last=False)
-                        if msg.code in P.RETRYABLE_CODES:
-                            self.unacked[num] = data
-                            delay = msg.retry_after if msg.retry_after is not None else 1.0
-                            asyncio.get_running_loop().call_later(min(max(delay, 0.05), 30.0), self._resend, num)
-                        else:
-                            self.refused[msg.code] = self.refused.get(msg.code, 0) + 1
+                self.session.receive(raw, time.monotonic())
+                self._handle(self.session.events())
                 self._progress.set()
         except ConnectionClosed as e:
             if e.rcvd and classify_close(e.rcvd.code, e.rcvd.reason) == "auth":
                 self.last_error = P.Error(code="auth", message=e.rcvd.reason)
-        except P.ProtocolError as e:
-            log.error("bad frame from hub: %s", e)
+        except Exception:  # never expected: say so, the next publish reconnects
+            log.exception("publisher reader failed")
         finally:
             self._progress.set()
 
-    def _resend(self, num: int) -> None:
-        data = self.unacked.get(num)
-        if data is not None and self._ws is not None:
-            task = asyncio.ensure_future(self._ws.send(data, text=True))
-            task.add_done_callback(lambda t: t.cancelled() or t.exception())
+    def _handle(self, items: list[tuple[str, Any]]) -> None:
+        for kind, payload in items:
+            if kind == "ack":
+                if self.keep_acks:
+                    self.acks.append(payload)
+            elif kind in ("retry", "failed", "fatal"):
+                err = payload[1] if kind == "failed" else payload if kind == "fatal" else None
+                self.rejected += 1
+                if kind == "retry":
+                    batch, delay = payload
+                    log.warning("hub could not take batch %d now; resending it in %.2f s", batch, delay)
+                    self._schedule_retry()
+                    continue
+                assert err is not None
+                self.last_error = P.Error(code=err.code, message=err.detail, index=err.index, field=err.field,
+                                          seq=err.seq)
+                log.error("hub refused a batch: %s: %s", err.code, err.detail)
+                if kind == "failed":
+                    self.refused[err.code] = self.refused.get(err.code, 0) + 1
+            else:  # "error": a frame that answers nothing we sent
+                log.error("bad frame from hub: %s", payload)
+
+    def _schedule_retry(self) -> None:
+        wait = self.session.next_retry_in(time.monotonic())
+        if wait is None:
+            return
+        if self._retry is not None:
+            self._retry.cancel()
+        self._retry = asyncio.get_running_loop().call_later(min(max(wait, 0.0), 30.0), self._resend_due)
+
+    def _resend_due(self) -> None:
+        self._retry = None
+        ws = self._ws
+        for data in self.session.due(time.monotonic()):
+            if ws is not None:
+                task = asyncio.ensure_future(ws.send(data, text=True))
+                task.add_done_callback(lambda t: t.cancelled() or t.exception())
+        self._schedule_retry()
 
     async def _ensure(self) -> None:
+        if self.session.fatal is not None or (self.last_error is not None and self.last_error.code == "auth"):
+            raise AuthFailed(self.last_error.message if self.last_error else str(self.session.fatal))
         if self._reader is not None and self._reader.done():
-            if self.last_error is not None and self.last_error.code == "auth":
-                raise AuthFailed(self.last_error.message)
             await self._connect()
 
     async def publish(self, events: list[dict[str, Any]]) -> int:
         """Send one batch (waits while ``window`` batches are unacked); returns its key."""
         if not events:
             return self.batch
-        while len(self.unacked) >= self.window:
+        while not self.session.has_room():
             await self._ensure()
             self._progress.clear()
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._progress.wait(), 1.0)
-        self.sent_batches += 1
-        self.batch = run_batch_key(self.run, self.sent_batches)
-        data = P.encode(P.Publish(events=events, producer=self.producer, batch=self.batch, token=self.token))
-        self.unacked[self.batch] = data
         await self._ensure()
+        key = self.session.publish(events)
         try:
-            await self._ws.send(data, text=True)
+            for data in self.session.data_to_send():
+                await self._ws.send(data, text=True)
         except ConnectionClosed:
             await self._ensure()  # reconnect resends everything unacked
-        return self.batch
+        return key
 
     async def flush(self, timeout: float = 60.0) -> None:
         """Wait until every batch is acked (reconnecting as needed) or ``timeout``."""
@@ -182,6 +214,8 @@ class Publisher:
             raise TimeoutError(f"{len(self.unacked)} batches still unacked after {timeout}s")
 
     async def close(self) -> None:
+        if self._retry is not None:
+            self._retry.cancel()
         if self._ws is not None:
             await self._ws.close()
         if self._reader is not None:

@@ -20,13 +20,13 @@ connection's batches in order) -- not the oldest unacked, which may be one waiti
 its retry. Retryable codes (:data:`RETRYABLE`: ``rate_limited``, ``unavailable``) keep
 the batch and resend it after the error's ``retry_after`` (default :data:`RETRY_AFTER_S`);
 ``auth`` is fatal for the session (``fatal`` is set: stop and tell the operator); any
-other code (``bad_value``, ``conflict``, ...) fails that batch for good: resending the
+other code (``bad_value``, ``conflict``, ``forbidden``, ...) fails that batch for good: resending the
 same bytes would be refused again.
 """
 from __future__ import annotations
 
 from collections import OrderedDict, deque
-from typing import Any
+from typing import Any, Callable
 
 from wallboard.protocol.codec import decode
 from wallboard.protocol.errors import ProtocolError
@@ -35,8 +35,9 @@ from wallboard.protocol.messages import Ack, Error, Publish, encode
 
 #: Error codes after which the same batch is resent (the hub could not take it *now*).
 RETRYABLE = frozenset(("rate_limited", "unavailable"))
-#: Codes that end the session (nothing it sends can succeed).
-FATAL = frozenset(("auth", "forbidden"))
+#: Codes that end the session (nothing it sends can succeed). ``forbidden`` is not one: it
+#: refuses events of a type the token has no role for (control events), and fails that batch.
+FATAL = frozenset(("auth",))
 #: Delay before a retry when the error names none.
 RETRY_AFTER_S = 1.0
 
@@ -51,7 +52,10 @@ class PublisherSession:
     """The producer side of ``/publish``; see the module docstring."""
 
     def __init__(self, producer: str, *, token: str | None = None, window: int = 64,
-                 batch_start: int = 1) -> None:
+                 batch_start: int = 1, batch_key: Callable[[int], int] | None = None) -> None:
+        """``batch_key(n)``: the key of the ``n``-th batch (``n`` counts from ``batch_start``);
+        default ``n`` itself. ``wallboard.hub.record.Publisher`` draws keys from its run's
+        random id, so two runs under one producer name never share one."""
         if not producer or len(producer) > 200:
             raise ValueError(f"producer must be 1..200 characters, got {producer!r}")
         if window < 1:
@@ -61,7 +65,9 @@ class PublisherSession:
         self.producer = producer
         self.token = token
         self.window = window
-        self.batch = batch_start - 1                       # the last number given
+        self.sent = batch_start - 1                        # batches numbered so far
+        self.batch = self.sent                             # the key of the last one
+        self._key = batch_key or (lambda n: n)
         self.unacked: OrderedDict[int, bytes] = OrderedDict()
         self.acked = 0
         self.failed = 0
@@ -90,9 +96,14 @@ class PublisherSession:
             raise RuntimeError(f"publisher session ended: {self.fatal}")
         if len(self.unacked) >= self.window:
             raise WindowFull(f"{len(self.unacked)} batches unacked (window {self.window})")
-        if self.batch >= MAX_INT:
+        if self.sent >= MAX_INT:
             raise RuntimeError(f"batch numbers exhausted for producer {self.producer!r}")
-        self.batch += 1
+        self.sent += 1
+        self.batch = self._key(self.sent)
+        if not 0 <= self.batch <= MAX_INT or self.batch in self.unacked:
+            self.sent -= 1
+            raise ValueError(f"batch key {self.batch!r} of batch {self.sent + 1}: expected a key within "
+                             f"0..{MAX_INT} that no unacked batch has")
         data = encode(Publish(events=events, producer=self.producer, batch=self.batch, token=self.token))
         self.unacked[self.batch] = data
         self._in_flight.append(self.batch)
