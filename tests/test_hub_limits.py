@@ -339,3 +339,21 @@ def test_hub_device_cap_is_counted_in_metrics_and_survives_a_restart(tmp_path):
         assert {k: (r["seq"], r["ts"]) for k, r in again.state.devices.items()} == live
     finally:
         again.stop()
+
+
+def test_the_logs_recent_rows_are_bounded_by_bytes_and_followers_still_get_everything():
+    from wallboard.hub.log import EventLog
+
+    async def main() -> None:
+        log = EventLog(MemoryJournal(), recent_bytes=1 << 20)
+        for b in range(10):  # 10 x 300 KB
+            await log.append_group([Batch([kpi(b * 10 + i, pad=30_000) for i in range(10)])])
+            assert log._recent_bytes <= 1 << 20 and log._recent_bytes == sum(len(r[1]) for r in log._recent)
+        assert len(log._recent) < 40
+        seqs: list[int] = []
+        async for rows in log.follow(0):
+            seqs.extend(r[0] for r in rows)
+            if seqs[-1] == 100:
+                break
+        assert seqs == list(range(1, 101))
+    run(main())

@@ -101,6 +101,10 @@ def register(subparsers: Any) -> None:
     p.add_argument("--max-lag", type=_count, default=20_000, metavar="N",
                    help="events a wall may fall behind before its backlog is dropped and it gets a "
                    "snapshot (default 20000)")
+    p.add_argument("--tail-bytes", type=_count, default=256 << 20, metavar="BYTES",
+                   help="bytes of recent encoded events kept in memory for walls, in the fan-out tail and in the "
+                   "log's recent rows each (default 256 MiB; at least 4 x --max-frame); older ones are read from "
+                   "the journal")
     p.add_argument("--max-devices", type=_count, default=250_000, metavar="N",
                    help="devices the hub keeps (default 250000); past it a new device evicts the least recently "
                    "updated one silent for its ttl + --evict-after, else it is not kept (counted)")
@@ -225,7 +229,8 @@ def cmd_hub(args: argparse.Namespace) -> int:
                         new_epoch=args.new_epoch, max_event_bytes=args.max_event_bytes,
                         max_ingest_bytes=args.max_ingest_bytes, wall_drop_s=args.wall_drop_after,
                         snapshot_budget=args.snapshot_budget, max_devices=args.max_devices,
-                        max_stores=args.max_stores, evict_after_s=args.evict_after)
+                        max_stores=args.max_stores, evict_after_s=args.evict_after,
+                        tail_bytes=args.tail_bytes)
         hub = Hub(cfg)
     except (AuthConfigError, ScenarioError, ValueError) as e:
         print(f"wallboard hub: {e}", file=sys.stderr)

@@ -36,6 +36,8 @@ from .journal import Journal, Recovered
 #: further behind reads the journal). Each row holds its event dict: 100,000 rows kept
 #: ~100 MB and 300,000+ objects for every full garbage collection to scan.
 RECENT_ROWS = 20_000
+#: ... and at most about this many bytes of their JSON (the event dicts take as much again).
+RECENT_BYTES = 256 << 20
 
 Row = tuple[int, bytes, dict[str, Any]]
 
@@ -65,10 +67,12 @@ class SnapshotStore:
 class EventLog:
     """See the module docstring. One writer (the hub's committer), any followers."""
 
-    def __init__(self, journal: Journal) -> None:
+    def __init__(self, journal: Journal, recent_bytes: int = RECENT_BYTES) -> None:
         self.journal = journal
         self.snapshots = SnapshotStore(journal)
         self._recent: deque[Row] = deque(maxlen=RECENT_ROWS)
+        self._recent_bytes = 0          # JSON bytes of the rows in _recent (bounded by recent_bytes)
+        self.recent_bytes = recent_bytes
         self._grew = asyncio.Event()
         # the last seq followers may read: moved on the loop once the rows are in memory
         # (the journal's own moves in its worker thread, before they are)
@@ -92,7 +96,7 @@ class EventLog:
         done = await asyncio.to_thread(self.journal.append, batches)
         if done.rows:
             events = [ev for i in done.fresh for ev in batches[i].events]
-            self._recent.extend((seq, data, ev) for (seq, data), ev in zip(done.rows, events))
+            self._remember([(seq, data, ev) for (seq, data), ev in zip(done.rows, events)])
             self._last = done.last_seq
             self._grew.set()
         return done
@@ -131,6 +135,18 @@ class EventLog:
             yield rows
             cursor = rows[-1][0]
 
+    def _remember(self, rows: list[Row]) -> None:
+        """Keep ``rows`` in memory for followers: at most RECENT_ROWS rows and about
+        ``recent_bytes`` of JSON (big events must not make it hold gigabytes)."""
+        recent = self._recent
+        full = len(recent) + len(rows) - RECENT_ROWS
+        if full > 0:  # the deque drops these from the left on extend: take their bytes off
+            self._recent_bytes -= sum(len(recent[i][1]) for i in range(min(full, len(recent))))
+        recent.extend(rows)
+        self._recent_bytes += sum(len(r[1]) for r in rows)
+        while self._recent_bytes > self.recent_bytes and len(recent) > 1:
+            self._recent_bytes -= len(recent.popleft()[1])
+
     def _from_memory(self, cursor: int, limit: int) -> list[Row] | None:
         recent = self._recent
         if not recent or recent[0][0] > cursor + 1:
@@ -144,4 +160,4 @@ class EventLog:
         self.journal.close()
 
 
-__all__ = ["EventLog", "SnapshotStore", "Compacted", "RECENT_ROWS"]
+__all__ = ["EventLog", "SnapshotStore", "Compacted", "RECENT_ROWS", "RECENT_BYTES"]

@@ -105,7 +105,7 @@ class HubConfig:
     # memory bounded by configuration (issue 13; docs/security.md "Limits and their defaults")
     max_event_bytes: int = P.MAX_EVENT  # bytes of one event (at most the protocol's 512 KiB)
     max_ingest_bytes: int = 64 << 20    # bytes of events waiting for their commit, over all producers
-    tail_bytes: int = 256 << 20         # bytes of encoded events in the fan-out tail (with tail_events)
+    tail_bytes: int = 256 << 20         # bytes of encoded events in the fan-out tail, and in the log's recent rows
     max_devices: int = 250_000          # devices in the hub's state (least recent long-silent evicted)
     max_stores: int = 25_000            # stores in the hub's state (same, only stores without devices)
     evict_after_s: float = 3_600.0      # long silent: by event ts, ttl_s + this before the new event
@@ -242,7 +242,7 @@ class Hub:
         if self.journal is None:
             self.journal = open_journal(cfg.journal, keep=max(cfg.keep_events, cfg.tail_events),
                                         dedupe_window=cfg.dedupe_window, new_epoch=cfg.new_epoch)
-        self.eventlog = EventLog(self.journal)
+        self.eventlog = EventLog(self.journal, recent_bytes=cfg.tail_bytes)
         await asyncio.to_thread(self._recover)
         ctx = None
         if cfg.tls_cert:
