@@ -414,8 +414,21 @@ def partial_http(hub: Hub, n: int = 450, hold_s: float = 15.0) -> dict[str, Any]
 
 # ---------------------------------------------------------------------- the drill
 def drill_abuse(args: Any) -> dict[str, Any]:
-    out: dict[str, Any] = {"weak_tokens": weak_tokens()}
+    part = getattr(args, "abuse_part", "all")
     tokens = {r: secrets.token_urlsafe(18) for r in ROLES}
+    out: dict[str, Any] = {}
+    if part in ("all", "access"):
+        out.update(drill_access(args, tokens))
+    if part in ("all", "limits"):
+        from _abuse_limits import drill_limits
+
+        with tempfile.TemporaryDirectory() as tmp:
+            out["limits"] = drill_limits(Path(tmp), tokens, getattr(args, "abuse_probes", ""))
+    return out
+
+
+def drill_access(args: Any, tokens: dict[str, str]) -> dict[str, Any]:
+    out: dict[str, Any] = {"weak_tokens": weak_tokens()}
     with tempfile.TemporaryDirectory() as tmp:
         hub = Hub(Path(tmp), tokens)
         try:

@@ -26,8 +26,11 @@ Drills (all on 127.0.0.1):
 * ``auth``: publish, subscribe and control without / with wrong tokens: refusals.
 * ``abuse``: issue 13's probes against a real hub process with four tokens (roles, weak
   tokens, an unauthenticated flood of ``--flood`` 414 KB batches with bystander latency,
-  browser requests, /metrics, forged log lines, malformed and partial HTTP, SIGTERM);
-  see ``benchmarks/_abuse.py``.
+  browser requests, /metrics, forged log lines, malformed and partial HTTP, SIGTERM; see
+  ``benchmarks/_abuse.py``) and the memory bounds (events of 900 / 500 KB, an ingest flood,
+  100,000 typo device ids, 100 ``hello since=0``, 40 walls that stop reading, a batch over
+  the rate limit's burst; RSS against the configured bound and bystander p99; see
+  ``benchmarks/_abuse_limits.py``); ``--abuse-part`` runs one half.
 * ``producers``: issue 18's producer drills (rate-limited resend, a second file under one
   producer id, 10,001 producers, a bad batch next to a bystander, damaged journals after
   kill -9, two hubs on one journal), each against real ``wallboard hub`` processes,
@@ -370,6 +373,13 @@ def main() -> int:
     ap.add_argument("--cut-s", type=float, default=30.0, help="cut: seconds the link is silent (default 30)")
     ap.add_argument("--fuzz", type=int, default=1_000_000, help="fuzz: frames at each target (default 1,000,000)")
     ap.add_argument("--flood", type=int, default=200, help="abuse: unauthenticated 414 KB batches (default 200)")
+    ap.add_argument("--abuse-part", choices=("all", "access", "limits"), default="all",
+                    help="abuse: 'access' (roles, flood, browser, metrics, logs, partial HTTP), 'limits' (memory "
+                    "bounded by configuration: big events, ingest flood, typo ids, snapshots, sleeping walls, rate "
+                    "limit; benchmarks/_abuse_limits.py) or both (default)")
+    ap.add_argument("--abuse-probes", default="", metavar="LIST",
+                    help="abuse limits: only these probes (comma-separated: big_events, ingest_flood, "
+                    "ingest_flood_4mib, typo_ids, snapshots, sleepers, rate_limit; default all)")
     args = ap.parse_args()
     from producer_drills import drill_producers
 

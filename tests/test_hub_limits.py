@@ -190,8 +190,9 @@ def test_a_batch_over_max_batch_on_the_websocket_names_the_limit():
 def test_ingest_queue_admits_a_batch_alone_and_refuses_past_its_limit():
     q = IngestQueue(100)
     assert q.admit(150)                 # nothing waiting: a batch alone always goes
-    assert not q.admit(1) and q.refused == 1
+    assert not q.admit(1) and not q.room(1) and q.room(0) is False
     q.release(150)
+    assert q.room(10 ** 9)              # empty: anything fits
     assert q.admit(60) and q.admit(40) and not q.admit(1)
     err = q.full_error(1, retry_after=1.0)
     assert err.retry_after == 1.0 and err.message == (
@@ -214,9 +215,12 @@ def test_a_full_ingest_queue_answers_unavailable_with_retry_after_then_takes_the
                 for n in (1, 2):  # 40 KB each: the second does not fit while the first waits
                     await ws.send(P.encode(P.Publish(events=[kpi(n * 100 + i, pad=3900) for i in range(10)],
                                                      producer="p", batch=n)))
+                await ws.send(b"{" + b"x" * 40_000)  # refused before it is parsed: not a violation
                 await asyncio.sleep(0.3)
                 journal.gate.set()
                 out = [await recv(ws), await recv(ws)]
+                unparsed = await recv(ws)
+                assert isinstance(unparsed, P.Error) and unparsed.code == "unavailable"
                 await ws.send(P.encode(P.Publish(events=[kpi(200 + i, pad=3900) for i in range(10)],
                                                  producer="p", batch=2)))
                 out.append(await recv(ws))
@@ -229,7 +233,7 @@ def test_a_full_ingest_queue_answers_unavailable_with_retry_after_then_takes_the
     assert isinstance(full, P.Error) and full.code == "unavailable" and full.retry_after == 1.0
     assert full.message.startswith("not applied: ingest queue full: ") and "limit 65536 bytes" in full.message
     assert isinstance(ack2, P.Ack) and (ack2.first, ack2.last) == (11, 20) and not ack2.duplicate
-    assert stats["rejects_ingest_full"] == 1 and stats["ingest_queue_bytes"] == 0
+    assert stats["rejects_ingest_full"] == 2 and stats["ingest_queue_bytes"] == 0 and not stats.get("violations")
     assert 39_000 < stats["ingest_queue_peak_bytes"] <= 1 << 16
 
 

@@ -94,9 +94,13 @@ class IngestQueue:
         self.peak = 0
         self.refused = 0
 
+    def room(self, n: int) -> bool:
+        """Whether ``n`` more bytes would be admitted now (checked before a frame is even
+        parsed: a full queue refuses without the work of decoding and validating)."""
+        return not self.bytes or self.bytes + n <= self.limit
+
     def admit(self, n: int) -> bool:
         if self.bytes and self.bytes + n > self.limit:
-            self.refused += 1
             return False
         self.bytes += n
         self.batches += 1

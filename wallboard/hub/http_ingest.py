@@ -278,6 +278,10 @@ class HttpIngest:
         size = request.content_length
         if size is not None and size > self.max_body:
             raise _Refusal(413, "too_large", f"body of {size} bytes: at most {self.max_body} bytes per request")
+        if not self.hub.ingest_queue.room(size or 0):  # full: refused before the body is read
+            e = self.hub._ingest_full(size or 0)
+            raise _Refusal(503, "unavailable", f"not applied: {e.message}; resend after the Retry-After delay",
+                           retry_after=e.retry_after)
         data = bytearray()
         try:
             async with asyncio.timeout(self.read_timeout):

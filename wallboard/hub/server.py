@@ -250,7 +250,7 @@ class Hub:
             ctx.load_cert_chain(cfg.tls_cert, cfg.tls_key)
         self._server = await serve(
             self._handler, cfg.host, cfg.port, process_request=self._process_request,
-            max_size=cfg.max_frame * 4, max_queue=64, compression="deflate" if cfg.compression else None,
+            max_size=cfg.max_frame * 4, max_queue=16, compression="deflate" if cfg.compression else None,
             ping_interval=20, ping_timeout=20, ssl=ctx, logger=_QuietInfo(logging.getLogger("wallboard.hub.ws")),
             server_header="wallboard-hub",
         )
@@ -419,13 +419,7 @@ class Hub:
         queue = self.ingest_queue
         size = nbytes if nbytes is not None else EVENT_ESTIMATE * len(events)
         if not queue.admit(size):
-            self.reject("ingest_full")
-            err = queue.full_error(size, retry_after=1.0)
-            now_m = time.monotonic()
-            if now_m - self._ingest_full_logged >= self.config.refusal_log_s:
-                self._ingest_full_logged = now_m
-                log.warning("%s: answered unavailable (%d batches refused so far)", err.message, queue.refused)
-            out.set_exception(err)
+            out.set_exception(self._ingest_full(size))
             return out
         out.add_done_callback(lambda f: queue.release(size))
         digest = batch_digest(events) if producer is not None and batch is not None else None
@@ -440,6 +434,19 @@ class Hub:
         assert self._pending_evt is not None
         self._pending_evt.set()
         return out
+
+    def _ingest_full(self, size: int) -> JournalUnavailable:
+        """Count and (once per ``refusal_log_s``) log a batch refused by the full ingest
+        queue; the error to answer it with (``unavailable``, retryable)."""
+        self.reject("ingest_full")
+        queue = self.ingest_queue
+        queue.refused += 1
+        err = queue.full_error(size, retry_after=1.0)
+        now = time.monotonic()
+        if now - self._ingest_full_logged >= self.config.refusal_log_s:
+            self._ingest_full_logged = now
+            log.warning("%s: answered unavailable (%d batches refused so far)", err.message, queue.refused)
+        return err
 
     async def submit_retrying(self, events: list[dict[str, Any]], producer: str | None = None,
                               batch: int | None = None, *, attempts: int = 30) -> tuple[tuple[int, int], bool]:
@@ -897,6 +904,9 @@ class Hub:
                                            "or Authorization header)" if token is None
                                            else "the token grants neither publish nor control")
                         return
+                if not self.ingest_queue.room(len(raw)):  # full: refused before any parsing
+                    await acks.put(refusal_error(self._ingest_full(len(raw))))
+                    continue
                 try:
                     msg = self._decode(raw, ("publish",))
                 except P.ProtocolError as e:
