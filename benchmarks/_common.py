@@ -71,6 +71,38 @@ def machine_busy_s() -> float:
         return 0.0
 
 
+def _spin(stop: Any) -> None:
+    x = 0
+    while not stop.is_set():
+        for _ in range(100_000):
+            x += 1
+
+
+class Noise:
+    """``--noise``: another process keeps one core busy while the benchmark runs (a
+    spinning loop, as a busy neighbour would). ``with Noise(enabled): ...``"""
+
+    def __init__(self, enabled: bool = True) -> None:
+        import multiprocessing as mp
+
+        self.enabled = enabled
+        ctx = mp.get_context("spawn")
+        self._stop = ctx.Event()
+        self._proc = ctx.Process(target=_spin, args=(self._stop,), daemon=True) if enabled else None
+
+    def __enter__(self) -> "Noise":
+        if self._proc is not None:
+            self._proc.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._proc is not None:
+            self._proc.join(5)
+            if self._proc.is_alive():
+                self._proc.kill()
+
+
 def pct(values: list[float], q: float) -> float:
     """The ``q`` quantile (0..1) of ``values`` (nearest rank); NaN when empty."""
     if not values:

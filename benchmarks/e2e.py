@@ -36,7 +36,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import ROOT, HubProcess, cpu_s, free_port, machine_busy_s, pct, rss_kb, world_events  # noqa: E402
+from _common import ROOT, HubProcess, Noise, cpu_s, free_port, machine_busy_s, pct, rss_kb, world_events  # noqa: E402
 
 
 # ---------------------------------------------------------------------- producer process
@@ -317,6 +317,7 @@ def main() -> int:
     ap.add_argument("--panel-option", action="append", default=[], metavar="TYPE.KEY=VALUE",
                     help="override a widget option for diagnosis, e.g. device_grid.order=fixed (repeatable)")
     ap.add_argument("--memory", action="store_true", help="in-memory hub journal instead of SQLite")
+    ap.add_argument("--noise", action="store_true", help="keep one core busy with another process during the load")
     ap.add_argument("--hub-arg", action="append", default=[], metavar="ARG",
                     help="extra argument for `wallboard hub` (repeat; e.g. --hub-arg=--compact-every=1000000)")
     ap.add_argument("--probe", action="store_true",
@@ -395,6 +396,7 @@ def main() -> int:
         m.active = True
         if probe is not None:
             probe.reset()
+        noise = Noise(args.noise).__enter__()  # ended with the load (below)
         prod.stdin.write("go\n")
         prod.stdin.flush()
         t_start = time.monotonic()
@@ -416,6 +418,7 @@ def main() -> int:
         poller.start(100)
         wall.app.exec()
         poller.stop()
+        noise.__exit__()
         m.active = False
         if profiler is not None:
             profiler.disable()
@@ -468,6 +471,7 @@ def main() -> int:
             "machine_cores": os.cpu_count(),
             "machine_busy_cores": round(busy / run_s, 2),
             "other_processes_cores": round(max(0.0, busy - sum(v or 0 for v in cpu.values())) / run_s, 2),
+            "noise": args.noise, "load_avg_1m_at_end": round(os.getloadavg()[0], 2),
             "targets": {"p99_ms": 100, "p99_goal_ms": 50, "frames_per_s": 30, "ui_block_ms": 50},
         }
         out["targets_met"] = {

@@ -25,7 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import free_port, rss_kb  # noqa: E402
+from _common import Noise, free_port, rss_kb  # noqa: E402
 
 
 def wall_proc(url: str, run: str, out: "mp.Queue", ready: "mp.Event", done: "mp.Event", deadline: float) -> None:
@@ -166,6 +166,7 @@ def main() -> int:
     ap.add_argument("--duration", type=float, default=8.0, help="seconds per run (default 8; target run: 30)")
     ap.add_argument("--memory", action="store_true", help="in-memory journal instead of SQLite")
     ap.add_argument("--compression", action="store_true", help="enable permessage-deflate on the hub")
+    ap.add_argument("--noise", action="store_true", help="keep one core busy with another process")
     args = ap.parse_args()
     port = free_port()
     tmp = tempfile.mkdtemp(prefix="wallboard-bench-")
@@ -185,12 +186,15 @@ def main() -> int:
             except OSError:
                 time.sleep(0.05)
         base = f"ws://127.0.0.1:{port}"
-        runs = [one_run(base, hub.pid, args.walls, float(r), args.duration) for r in args.rates.split(",")]
+        load0 = os.getloadavg()[0]
+        with Noise(args.noise):
+            runs = [one_run(base, hub.pid, args.walls, float(r), args.duration) for r in args.rates.split(",")]
         ok = [r for r in runs if r["p99_ms"] <= 100 and r["lost"] == 0]
         last = runs[-1]
         print(json.dumps({
             "walls": args.walls, "duration_s": args.duration, "journal": "memory" if args.memory else "sqlite",
-            "compression": args.compression,
+            "compression": args.compression, "noise": args.noise,
+            "load_avg_1m": {"start": round(load0, 2), "end": round(os.getloadavg()[0], 2)},
             "events_per_s_offered": last["events_per_s_offered"],
             "events_per_s_delivered": last["events_per_s_delivered_per_wall"],
             "lost": sum(r["lost"] for r in runs), "p50_ms": last["p50_ms"], "p99_ms": last["p99_ms"],

@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import HubProcess, cpu_s, free_port, machine_busy_s, pct, rss_kb  # noqa: E402
+from _common import HubProcess, Noise, cpu_s, free_port, machine_busy_s, pct, rss_kb  # noqa: E402
 
 STATUSES = ("ok", "warn", "crit", "ok", "ok")
 
@@ -131,14 +131,6 @@ def subscriber_proc(url: str, ready: "mp.Event", stop: "mp.Event", out: "mp.Queu
     asyncio.run(main())
 
 
-def spinner(stop: "mp.Event") -> None:
-    """Keep one core busy (``--noise``)."""
-    x = 0
-    while not stop.is_set():
-        for _ in range(100_000):
-            x += 1
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--duration", type=float, default=10.0, help="seconds of publishing (default 10)")
@@ -155,11 +147,9 @@ def main() -> None:
     port = free_port()
     hub = HubProcess(port, journal=os.path.join(tmp, "hub.db"),
                      extra=["--rate-limit", "100000000", *args.hub_arg]).start()
-    stop_noise = ctx.Event()
-    noise = ctx.Process(target=spinner, args=(stop_noise,)) if args.noise else None
+    noise = Noise(args.noise)
     try:
-        if noise:
-            noise.start()
+        noise.__enter__()
         q: mp.Queue = ctx.Queue()
         ready, stop = ctx.Event(), ctx.Event()
         sub = ctx.Process(target=subscriber_proc, args=(hub.feed_url, ready, stop, q))
@@ -196,12 +186,10 @@ def main() -> None:
             "subscriber_received": subres["received"], "missing": acked - subres["received"],
             "hub_cores": round(hub_cpu / wall_s, 2), "hub_rss_mb": round(rss_kb(hub.pid) / 1024, 1),
             "machine_busy_cores": round(busy / wall_s, 2),
-            "load_avg_1m_at_start": round(load0[0], 2), "noise": bool(noise), "cores": os.cpu_count(),
+            "load_avg_1m_at_start": round(load0[0], 2), "noise": args.noise, "cores": os.cpu_count(),
         }))
     finally:
-        stop_noise.set()
-        if noise:
-            noise.join(5)
+        noise.__exit__()
         hub.stop()
 
 
