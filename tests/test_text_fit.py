@@ -79,3 +79,41 @@ def test_results_are_cached(qapp):
     b = fit_text("tags_online_ratio", 90, 60, font(30))
     assert a is b
     assert isinstance(a.font, QFont)
+
+
+def test_text_stamps_copy_the_pixels_the_same_drawing_paints(qapp):
+    """A stamped box equals drawing its text straight onto the target, wherever the box
+    sits (integer moves keep each glyph's sub-pixel place); drawn once per key; the least
+    recently used box is dropped past the limit."""
+    from PySide6.QtCore import QRect, Qt
+    from PySide6.QtGui import QColor
+    from wallboard.widgets._text_fit import TextStamps
+
+    bg = QColor("#101820")
+
+    def draw(p, rect):
+        p.setFont(font(31))
+        p.setPen(QColor("#e0e0e0"))
+        draw_text_fit(p, QRectF(rect.x() + 2, rect.y() + 0.5, 300, 40), "FreshDa 杭州 #12 ▲3", font(31))
+        return "fit"
+
+    stamps = TextStamps(limit=2)
+    for at in (QRect(7, 11, 320, 44), QRect(40, 93, 320, 44)):
+        direct, stamped = (QImage(400, 160, QImage.Format.Format_ARGB32_Premultiplied) for _ in range(2))
+        for img in (direct, stamped):
+            img.fill(QColor("#000000"))
+        p = QPainter(direct)
+        p.fillRect(at, bg)
+        draw(p, at)
+        p.end()
+        p = QPainter(stamped)
+        assert stamps.draw(p, at, bg, "name", lambda q, at=at: draw(q, at)) == "fit"
+        p.end()
+        assert direct == stamped
+    assert (stamps.misses, stamps.hits) == (1, 1)
+    img = QImage(400, 160, QImage.Format.Format_ARGB32_Premultiplied)
+    p = QPainter(img)
+    for key in ("a", "b", "name"):
+        stamps.draw(p, QRect(0, 0, 50, 20), bg, key, lambda q: None)
+    p.end()
+    assert stamps.misses == 4 and len(stamps._boxes) == 2   # "name" at 320x44 was dropped

@@ -18,7 +18,7 @@ from PySide6.QtCore import QRect, QRectF, Qt
 from PySide6.QtGui import QColor, QFont, QFontMetrics, QPainter, QRegion
 
 from wallboard.widgets._names import city_name, store_name
-from wallboard.widgets._text_fit import draw_fitted, fit_text
+from wallboard.widgets._text_fit import TextStamps, draw_fitted, fit_text
 from wallboard.widgets._grid_cells import (
     CODES, COUNT_GAP, HEAD_PX, KIND_ORDER, KIND_PAD, KIND_SHORT, LABEL_PAD, px,
 )
@@ -26,6 +26,8 @@ from wallboard.widgets.base import STATUS_COLORS, STATUS_GLYPHS
 
 #: A store name that ends in its number ("#12", "12号店" does not: it ends in 店).
 _NUMBERED = re.compile(r"\d+\s*$")
+#: Text boxes (row labels, count chips) a grid keeps drawn: ~100 KB each at 4K.
+STAMPS_MAX = 160
 
 
 class GridPainting:
@@ -172,9 +174,17 @@ class GridPainting:
         """A row's store name and city in ``lines`` text lines of the label column: the
         name shrinks, then takes two lines when the row has a third for the city, and is
         elided last (in the middle when it ends in its number, "FreshDa Hangzhou #12").
-        A one-line row shows "name · city" only when both fit at full size."""
-        theme, pitch = self.ctx.theme, self._pitch
+        A one-line row shows "name · city" only when both fit at full size. Drawn once
+        per name, box and font, then copied (a re-sort moves every row)."""
+        theme, pitch, pad = self.ctx.theme, self._pitch, px(LABEL_PAD, self._k)
         name, cname = self.row_label(row.store)
+        lr = QRect(row.x, row.y, row.label_w - pad, pitch * min(lines, 3))
+        key = ("label", name, cname, lines, width, pitch, self._label_font.key(), theme.text, theme.text_dim)
+        self.label_fits[row.store] = self._text_stamps().draw(
+            p, lr, QColor(theme.panel), key, lambda q: self._draw_row_label(q, row, lines, width, name, cname))
+
+    def _draw_row_label(self, p: QPainter, row, lines: int, width: int, name: str, cname: str):
+        theme, pitch = self.ctx.theme, self._pitch
         floor = max(9, int(self._label_font.pixelSize() * 0.72))
         left = Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignLeft
         if not (lines >= 2 and cname):
@@ -193,12 +203,29 @@ class GridPainting:
             box = QRectF(row.x, row.y, width, pitch)
         else:
             draw_fitted(p, box, fit, left)
-        self.label_fits[row.store] = fit
         if cname:
             p.setPen(QColor(theme.text_dim))
             cfit = fit_text(cname, width, pitch, self._label_font, floor_px=floor, max_lines=1)
             draw_fitted(p, QRectF(row.x, box.bottom(), width, pitch), cfit, left)
+        return fit
+
+    def _text_stamps(self) -> TextStamps:
+        """The panel's drawn-once text boxes (row labels and count chips; a few MB)."""
+        stamps = getattr(self, "_stamps", None)
+        if stamps is None:
+            stamps = self._stamps = TextStamps(limit=STAMPS_MAX)
+        return stamps
+
+    def _draw_chips(self, p: QPainter, cr: QRect, chips) -> None:
+        """Up to three count chips left to right in the counts box ``cr``."""
+        fm = QFontMetrics(self._label_font)
         p.setFont(self._label_font)
+        x = cr.x()
+        for t, color in chips:
+            p.setPen(QColor(color))
+            p.drawText(x, cr.y(), cr.right() - x, cr.height(),
+                       Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignLeft, t)
+            x += fm.horizontalAdvance(t) + px(6, self._k)
 
     def _kind_px(self) -> int:
         """Pixel size of the kind names above the blocks (they sit in the header band
@@ -209,9 +236,7 @@ class GridPainting:
         """Names and count chips of the rows the region touches."""
         theme, sc = self.ctx.theme, self._k
         pad, gap = px(LABEL_PAD, sc), px(COUNT_GAP, sc)
-        fm = QFontMetrics(self._label_font)
-        p.setFont(self._label_font)
-        rows = self._rows
+        rows, stamps, panel = self._rows, self._text_stamps(), QColor(theme.panel)
         bx = self._row_box   # (n, 4): x0, y0, x1, y1 of each row (label to counts)
         todo: set[int] = set()
         for rect in region:  # labelled rows are few (>= 12 px each): a vector test per rect
@@ -223,19 +248,13 @@ class GridPainting:
             lines = max(1, row.h // self._pitch)  # text lines the row's height holds
             lr = QRect(row.x, row.y, row.label_w - pad, self._pitch * min(lines, 3))
             if region.intersects(lr):
-                p.fillRect(lr, QColor(theme.panel))
                 self._paint_row_label(p, row, lines, row.label_w - 2 * pad)
             cr = QRect(row.x + row.label_w + row.cells_w + gap, row.y, self._count_w, self._pitch)
             if region.intersects(cr):
-                p.fillRect(cr, QColor(theme.panel))
                 arr = self.store_code_counts(row.store)   # shown kinds only
-                x = cr.x()
-                chips = self._status_chips(arr) or [(f"✓{sum(arr)}", STATUS_COLORS["ok"])]
-                for t, color in chips[:3]:
-                    p.setPen(QColor(color))
-                    p.drawText(x, cr.y(), cr.right() - x, cr.height(),
-                               Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignLeft, t)
-                    x += fm.horizontalAdvance(t) + px(6, sc)
+                chips = tuple((self._status_chips(arr) or [(f"✓{sum(arr)}", STATUS_COLORS["ok"])])[:3])
+                stamps.draw(p, cr, panel, ("chips", chips, self._label_font.key(), sc),
+                            lambda q, cr=cr, chips=chips: self._draw_chips(q, cr, chips))
 
 
     def _status_chips(self, counts) -> list[tuple[str, str]]:
