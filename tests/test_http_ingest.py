@@ -172,6 +172,24 @@ def test_auth_401_403_and_roles():
     run(main())
 
 
+def test_empty_bearer_is_no_token_open_hub_accepts_secured_hub_says_why():
+    """``Authorization: Bearer `` (a script's unset token variable, as in the curl examples of
+    docs/integrations.md) presents no token: accepted where publish is open, refused with a
+    message naming the empty bearer where it is not."""
+    async def main() -> None:
+        async with Env() as env:
+            for header in ("Bearer ", "Bearer", "bearer  "):
+                status, reply = await env.post("/events", [STORE], Authorization=header)
+                assert status == 200, (header, reply)
+        async with Env(auth=secured()) as env:
+            status, reply = await env.post("/events", [STORE], Authorization="Bearer ")
+            assert status == 401 and reply["error"] == "auth"
+            assert reply["message"] == ("'Authorization: Bearer' without a token (an unset token variable?): "
+                                        "a publish or control token is required")
+            assert "s1" not in env.hub.state.stores
+    run(main())
+
+
 def test_control_events_with_a_token_holding_both_roles():
     async def main() -> None:
         both = Auth({"publish": PUB, "subscribe": None, "control": PUB})

@@ -264,11 +264,17 @@ class HttpIngest:
         """The roles of the request's token; 401/403 unless one of ``need`` is among them."""
         header = request.headers.get("Authorization")
         token = bearer(header)
-        if header is not None and token is None:
+        empty = header is not None and token is None and header.strip().lower() == "bearer"
+        if header is not None and token is None and not empty:
             raise _Refusal(401, "auth", "malformed Authorization header: expected 'Bearer <token>'")
+        # 'Bearer' with nothing after it (a script's unset token variable) presents no token,
+        # as on the websocket side: fine where the role is open, a precise 401 where it is not
         roles = self.hub.auth.roles_for(token)
         if not roles.intersection(need):
             want = " or ".join(need)
+            if empty:
+                raise _Refusal(401, "auth", f"'Authorization: Bearer' without a token (an unset token variable?): "
+                               f"a {want} token is required")
             if token is None:
                 raise _Refusal(401, "auth", f"a {want} token is required: send 'Authorization: Bearer <token>'")
             raise _Refusal(403, "auth", f"the token does not grant {want}")
