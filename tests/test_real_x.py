@@ -303,3 +303,30 @@ def test_windowed_default_with_openbox_is_readable(tmp_path):
         if wall is not None:
             wall.stop()
         x.stop()
+
+
+def test_fullscreen_with_openbox_keeps_the_command_screen_on_top(tmp_path):
+    """One monitor, two layout screens, --fullscreen, openbox: both windows cover the
+    monitor and the command screen (layout screen 0) is the top one in openbox's stacking
+    -- openbox ignores a bare raise and maps each new window on top, so the wall asks it to
+    activate the command screen once the windows are mapped."""
+    x = XServer("1920x1080x24")
+    wall = None
+    try:
+        x.start_openbox()
+        wall = Wall(x, tmp_path, "--layout", "launch-928", "--fullscreen")
+        st = wall.wait_live(2)
+        command = int(st["windows"][0]["window_id"], 16)
+
+        def top() -> int | None:
+            m = re.search(r"_NET_CLIENT_LIST_STACKING\(WINDOW\): window id # (.*)", x.xprop_root())
+            ids = [int(v, 16) for v in m.group(1).split(", ")] if m else []
+            return ids[-1] if len(ids) == 2 else None
+
+        wait_for(lambda: top() == command, STEP_TIMEOUT_S, "the command screen on top of openbox's stacking")
+        time.sleep(2.0)  # and it stays there (the last restack is 5 s after placement)
+        wait_for(lambda: top() == command, STEP_TIMEOUT_S, "the command screen still on top")
+    finally:
+        if wall is not None:
+            wall.stop()
+        x.stop()

@@ -34,6 +34,7 @@ MODES = ("window", "fullscreen", "kiosk")
 WINDOWED_FRACTION = 0.8
 CASCADE_PX = 48          # per shared window, in logical pixels
 IDLE_CURSOR_S = 3.0      # kiosk: the cursor hides after this long without a mouse move
+RESTACK_AFTER_MS = (300, 1500, 5000)  # full screen windows sharing a monitor are stacked again then
 
 
 @dataclass(frozen=True)
@@ -244,9 +245,22 @@ class ScreenPlacer:
                 log.warning("window %d: %s", p.window, p.note)
             self.apply(w, p, qscreens[p.monitor.index])
         self._stack(self._windows, self.placements)
+        self._restack_later()
         if self.mode == "kiosk" and self._cursor is None:
             self._cursor = IdleCursor(self._idle_cursor_s)
         return self.placements
+
+    def _restack_later(self) -> None:
+        """Stack again once the window manager has mapped the windows: a raise before a
+        window is mapped is lost, and a window manager puts each newly mapped window on
+        top (with openbox the devices screen covered the command screen)."""
+        if not any(p.mode != "window" for p in self.placements):
+            return
+        from PySide6.QtCore import QTimer
+
+        windows, placements = list(self._windows), list(self.placements)
+        for ms in RESTACK_AFTER_MS:
+            QTimer.singleShot(ms, lambda: self._stack(windows, placements) if self.placements == placements else None)
 
     @staticmethod
     def _stack(windows: Sequence[Any], placements: Sequence[Placement]) -> None:
@@ -257,6 +271,11 @@ class ScreenPlacer:
         covering = [(w, p) for w, p in zip(windows, placements) if p.mode != "window"]
         for w, _p in sorted(covering, key=lambda wp: -wp[1].layout_screen):
             w.raise_()
+        if covering:  # a window manager may ignore a bare raise (openbox does): ask it to
+            top = min(covering, key=lambda wp: wp[1].layout_screen)[0]  # activate the command screen
+            activate = getattr(top, "activateWindow", None)
+            if activate is not None:
+                activate()
 
     def apply(self, w: Any, p: Placement, qscreen: Any) -> None:
         from PySide6.QtCore import Qt
