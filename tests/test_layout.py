@@ -171,6 +171,14 @@ def test_unknown_top_level_key():
     assert 'did you mean "frame_rate"?' in err.message
 
 
+def test_unknown_key_written_only_in_a_table_header_has_its_line():
+    """``[panels.map.options]`` (the old assets/README.md example) names its line."""
+    text = MINIMAL + '\n[panels.map.options]\nprovinces = "p.geojson"\n'
+    err = one(text)
+    assert (err.path, err.line) == ("panels", line_of(text, "[panels.map.options]"))
+    assert str(err).startswith(f"t.toml:{err.line}: panels: unknown key; expected one of: schema,")
+
+
 def test_wrong_type():
     text = MINIMAL.replace("rows = 2", 'rows = "2"')
     err = one(text)
@@ -473,7 +481,10 @@ def test_map_files_resolved_and_checked(tmp_path):
     assert opts["provinces"] == str((tmp_path / "prov.json").resolve())
     ok, report = check_layout_files([path])
     assert not ok and report.count("file not found") == 2
-    assert f'screen "main", panel "Stores": file not found: {target.resolve()}' in report
+    line = text.splitlines().index('basemap_extra = ["extra/roads.geojson"]') + 1
+    assert (f"  {path}:{line}: screens[0].panels[1].options.basemap_extra[0]: file not found: "
+            f"{target.resolve()}") in report
+    assert f"  {path}:{line + 1}: screens[0].panels[1].options.provinces: file not found:" in report
     target.parent.mkdir()
     target.write_text("{}", encoding="utf-8")
     (tmp_path / "prov.json").write_text("{}", encoding="utf-8")

@@ -149,12 +149,30 @@ def find_layout(name_or_path: str | Path, search_dirs: Sequence[str | Path] | No
                                    f"(in {', '.join(str(d) for d in dirs)})")])
 
 
-def _option_files(panel: Panel) -> list[str]:
-    out: list[str] = []
+def _option_files(panel: Panel) -> list[tuple[tuple, str]]:
+    """The files a panel's options name, each with its key path under the panel."""
+    out: list[tuple[tuple, str]] = []
     for key in PATH_OPTIONS.get(panel.type, ()):
         v = panel.options.get(key)
-        out += [v] if isinstance(v, str) else list(v or [])
+        out += [(("options", key), v)] if isinstance(v, str) else \
+            [(("options", key, i), f) for i, f in enumerate(v or [])]
     return out
+
+
+def _missing_files(path: str | Path, lay: Layout) -> list[LayoutIssue]:
+    """A "file not found" issue, with its line and key path, per file a panel names."""
+    missing = [(("screens", si, "panels", pi) + key, f) for si, s in enumerate(lay.screens)
+               for pi, p in enumerate(s.panels) for key, f in _option_files(p) if not Path(f).is_file()]
+    if not missing:
+        return []
+    try:
+        lines: LineIndex | None = LineIndex(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError):
+        lines = None
+    ck = Check(str(path), lines)
+    for key, f in missing:
+        ck.error(key, f"file not found: {f}")
+    return ck.issues
 
 
 def check_layout_files(paths: Iterable[str | Path]) -> tuple[bool, str]:
@@ -173,14 +191,12 @@ def check_layout_files(paths: Iterable[str | Path]) -> tuple[bool, str]:
             lines.append(f"FAIL {path}: {len(exc.issues)} error(s)")
             lines.extend(f"  {i}" for i in exc.issues)
             continue
-        missing = [(s, p, f) for s in lay.screens for p in s.panels
-                   for f in _option_files(p) if not Path(f).is_file()]
+        missing = _missing_files(path, lay)
         if missing:
             n_bad += 1
             n_issues += len(missing)
             lines.append(f"FAIL {path}: {len(missing)} error(s)")
-            for s, p, f in missing:
-                lines.append(f'  {path}: screen "{s.name}", panel "{p.title}": file not found: {f}')
+            lines.extend(f"  {i}" for i in missing)
             continue
         n_panels = sum(len(s.panels) for s in lay.screens)
         lines.append(f"ok   {path}: {lay.name} ({len(lay.screens)} screens, {n_panels} panels)")

@@ -39,7 +39,13 @@ class LineIndex:
         return bisect_right(self.starts, self.i)
 
     def _mark(self, path: tuple) -> None:
-        self.paths.setdefault(path, self._here())
+        """``path`` and every parent not placed yet start here: ``[panels.map.options]``
+        also places ``panels`` (an unknown top-level key written only in a header)."""
+        line = self._here()
+        for n in range(1, len(path) + 1):
+            self.paths.setdefault(path[:n], line)
+        if not path:
+            self.paths.setdefault(path, line)
 
     def _skip(self, newlines: bool) -> None:
         s = self.s
