@@ -52,6 +52,23 @@ def test_worst_status_is_drawn_on_top(qtbot):
     assert w.marker_brush("b") == QColor(STATUS_COLORS["ok"])
 
 
+def test_rows_changed_under_clusters_are_grouped_when_the_markers_show_again(qtbot):
+    """While the map shows clusters its hidden markers' rows are not moved one status
+    change at a time; zoomed in again they are grouped by severity in one permutation."""
+    w, st, f = make(qtbot)
+    w.zoom_to(73.0, 18.0, 135.0, 53.0)                  # all of China: clusters
+    assert w.clustered
+    w.refresh(st.apply([f.ev(type="device", id="b-pos", status="ok"), f.ev(type="device", id="a-pos", status="down"),
+                        f.ev(type="device", id="d-pos", status="crit")], NOW + 1), NOW + 1)
+    assert w._rows_stale
+    w.zoom_to(121.45, 31.2, 121.62, 31.26)
+    assert not w.clustered and not w._rows_stale
+    assert w.draw_order() == ["b", "c", "d", "a"]        # ok, warn, crit, down: the worst on top
+    for s in "abcd":
+        assert w.markers.data["data"][w.marker_row(s)] == s
+    assert w.marker_brush("a") == QColor(STATUS_COLORS["down"])
+
+
 def test_click_picks_the_marker_under_the_pointer_worst_first(qtbot):
     w, st, f = make(qtbot)
     px, _ = w.vb.viewPixelSize()

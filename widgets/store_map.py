@@ -150,6 +150,7 @@ class StoreMapPanel(QWidget):
         self._row = np.zeros(0, int)
         self._order = np.zeros(0, int)
         self._bounds = np.zeros(len(STATUS_RANK) + 1, int)
+        self._rows_stale = False   # statuses changed while clustered: rows not grouped yet
         self.blast = pg.ScatterPlotItem(pxMode=True)
         self.blast.setZValue(9)
         self.pulses = pg.ScatterPlotItem(pxMode=True)
@@ -341,6 +342,7 @@ class StoreMapPanel(QWidget):
 
     def marker_row(self, store_id: str) -> int:
         """The row of a store's spot in ``markers.data`` (rows are sorted by severity)."""
+        self._group_rows()
         return int(self._row[self._index[store_id]])
 
     def marker_brush(self, store_id: str) -> QColor:
@@ -352,6 +354,7 @@ class StoreMapPanel(QWidget):
 
     def draw_order(self) -> list[str]:
         """Store ids in the order their markers are painted (the last is on top)."""
+        self._group_rows()
         return [self._ids[i] for i in self._order]
 
     def cluster_of(self, city: str) -> ClusterItem | None:
@@ -454,7 +457,10 @@ class StoreMapPanel(QWidget):
             if w == old:
                 continue
             worst[i] = w
-            self._move_row(i, STATUS_RANK.get(old, 3), STATUS_RANK.get(w, 3))
+            if self._clustered:   # markers hidden: their rows are grouped when shown again
+                self._rows_stale = True
+            else:
+                self._move_row(i, STATUS_RANK.get(old, 3), STATUS_RANK.get(w, 3))
             city = city_of[i]
             counts = city_counts[city]
             counts[old] -= 1
@@ -500,6 +506,7 @@ class StoreMapPanel(QWidget):
 
     def _patch(self, stores) -> None:
         """Restyle just the changed spots (only they are looked up in the symbol atlas)."""
+        self._group_rows()
         data = self.markers.data
         changed = []
         for s in stores:
@@ -519,18 +526,27 @@ class StoreMapPanel(QWidget):
         data["sourceRect"][rows] = (0, 0, 0, 0)
         self.markers.updateSpots()
 
-    def _sort_rows(self) -> None:
+    def _sort_rows(self, rows_in_store_order: bool = True) -> None:
         """Group the marker rows by severity (stable: by store within a status), the
-        worst last so it is painted on top (after a rebuild: one permutation)."""
+        worst last so it is painted on top: one permutation, of rows in store order after
+        a rebuild, else of the rows as they are (``_row``)."""
         n = len(self._ids)
         ranks = np.fromiter((STATUS_RANK.get(w, 3) for w in self._worst), np.int64, n)
         order = np.argsort(ranks, kind="stable")
+        self._rows_stale = False
         if n:
-            self.markers.data = self.markers.data[order]
+            self.markers.data = self.markers.data[order if rows_in_store_order else self._row[order]]
         self._order = order
         self._row = np.empty(n, int)
         self._row[order] = np.arange(n)
         self._bounds = np.searchsorted(ranks[order], np.arange(len(STATUS_RANK) + 1))
+
+    def _group_rows(self) -> None:
+        """Group the marker rows by severity if statuses changed while the map showed
+        clusters (the hidden markers' rows are not moved one change at a time)."""
+        if self._rows_stale:
+            self._sort_rows(rows_in_store_order=False)
+            self.markers.update()
 
     def _swap_rows(self, a: int, b: int) -> None:
         if a == b:
@@ -571,6 +587,8 @@ class StoreMapPanel(QWidget):
             self.blast.setVisible(not clustered)
             for item in self._clusters.values():
                 item.setVisible(clustered)
+            if not clustered:
+                self._group_rows()
             if not clustered and self._pending:  # markers were hidden: restyle them now
                 pending, self._pending = self._pending, set()
                 self._patch(pending)
