@@ -117,3 +117,19 @@ def test_text_stamps_copy_the_pixels_the_same_drawing_paints(qapp):
         stamps.draw(p, QRect(0, 0, 50, 20), bg, key, lambda q: None)
     p.end()
     assert stamps.misses == 4 and len(stamps._boxes) == 2   # "name" at 320x44 was dropped
+
+
+def test_the_cache_keeps_the_most_recently_used_fits_and_stays_at_its_bound(qapp):
+    """Soak (issue 19): texts that change (KPI values) made a clear-when-full cache grow
+    for half an hour; an LRU stays at its bound and keeps what is drawn again and again."""
+    from wallboard.widgets import _text_fit as tf
+
+    tf._CACHE.clear()
+    kept = fit_text("Payment success", 200, 60, font(30))
+    for i in range(3 * tf._CACHE_MAX):
+        fit_text(f"{i:,}", 200, 60, font(30))                    # churn: each value once
+        if i % 100 == 0:
+            assert fit_text("Payment success", 200, 60, font(30)) is kept   # on screen: still cached
+    assert len(tf._CACHE) == tf._CACHE_MAX
+    assert fit_text("Payment success", 200, 60, font(30)) is kept
+    assert ("0", 200.0, 60.0) not in {k[:3] for k in tf._CACHE}  # the oldest churn is gone
