@@ -25,10 +25,15 @@ after); Python objects net of the stale wrappers the sampler itself creates:
 layouts...), and a child's wrapper stays referenced from its parent's wrapper after C++
 deletes the child with its page (30 layout switches without ``qobject_count``: +48
 objects; with it: +1,148, all wrappers of deleted QObjects). The raw series are printed too.
+Each sample also has glibc's heap in use and held free (``malloc_in_use_kb``,
+``malloc_free_kb``) and Python's allocated blocks (``py_blocks``): when RSS climbs,
+they tell a leak (in use grows) from the allocator keeping freed pages (free grows) and
+Python from Qt/numpy (``heap_after_warmup_low_envelope``).
 """
 from __future__ import annotations
 
 import argparse
+import ctypes
 import gc
 import json
 import os
@@ -41,6 +46,24 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import (HubProcess, OffscreenWall, free_port, linear_fit, object_census,  # noqa: E402
                      qobject_count, rss_kb)
+
+class _MallInfo2(ctypes.Structure):
+    _fields_ = [(n, ctypes.c_size_t) for n in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks",
+                                                "fsmblks", "uordblks", "fordblks", "keepcost")]
+
+
+def malloc_kb() -> dict[str, int]:
+    """glibc's heap: bytes in use (``malloc_in_use_kb``: Python, Qt and numpy alike) and
+    held free (``malloc_free_kb``: fragmentation), in KiB; {} where there is no mallinfo2.
+    RSS that grows while the in-use figure stays flat is the allocator, not a leak."""
+    try:
+        fn = ctypes.CDLL("libc.so.6").mallinfo2
+    except (OSError, AttributeError):
+        return {}
+    fn.restype = _MallInfo2
+    m = fn()
+    return {"malloc_in_use_kb": (m.uordblks + m.hblkhd) // 1024, "malloc_free_kb": m.fordblks // 1024}
+
 
 def type_histogram() -> Counter:
     """Live Python objects by type name, after a full collection."""
@@ -122,7 +145,7 @@ def main() -> int:
                 "t_s": round(time.monotonic() - t0, 1), "layout": ctl.layout.name,
                 "rss_kb": rss_kb(), "qobjects": qobject_count(app, [ctl]),
                 "qobjects_wrapped": wrapped, "stale_wrappers": stale,
-                "hub_rss_kb": rss_kb(hub.pid),
+                "hub_rss_kb": rss_kb(hub.pid), **malloc_kb(), "py_blocks": sys.getallocatedblocks(),
                 "seq": st.seq, "devices": len(st.devices), "changes": len(st.changes),
                 "incidents": len(st.incidents), "feed": wall.feed_state,
                 "frames": ctl.driver.stats.frames, "feed_dropped": wall.client.dropped_events,
@@ -163,6 +186,8 @@ def main() -> int:
         rss_growth = [g["growth_pct"] for g in rss_by_layout.values() if g.get("growth_pct") is not None]
         rss_low = growth(low_envelope(samples, "rss_kb"), "rss_kb", warm)
         pyo = growth(samples, "py_objects_net", warm)
+        heap = {key: growth(low_envelope(samples, key), key, warm)
+                for key in ("malloc_in_use_kb", "py_blocks") if key in samples[-1]}
         out = {
             "minutes": args.minutes, "warmup_min": args.warmup, "interval_s": args.interval,
             "demo": "double-11", "speed": round(speed, 2), "simulated_hours": round(args.minutes * speed / 60, 1),
@@ -182,6 +207,8 @@ def main() -> int:
             "qobject_growth_max": max(q_growth) if q_growth else None,
             "qobjects_wrapped_alive_after_warmup_by_layout": qw_by_layout,
             "hub_rss_after_warmup": growth(samples, "hub_rss_kb", warm),
+            # what lifts RSS: the heap in use (any code) and Python's allocated blocks, low envelopes
+            "heap_after_warmup_low_envelope": heap,
             "targets": {"growth_pct_max": 2.0, "qobject_growth": 0},
             "targets_met": {
                 # the floor under transient peaks (low envelope) is what a leak lifts
