@@ -24,3 +24,20 @@ def count(text: str) -> int:
     if v < 1:
         raise argparse.ArgumentTypeError(f"{text!r} must be >= 1")
     return v
+
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+def log_level(text: str) -> str:
+    """A logging level name in any case (``info``, ``WARNING``, ``warn``) -> its upper-case
+    name; ``--log-level`` and ``WALLBOARD_LOG``."""
+    import logging
+
+    name = text.strip().upper()
+    if name == "WARN":
+        name = "WARNING"
+    if name not in LOG_LEVELS or not isinstance(logging.getLevelName(name), int):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a log level, one of {', '.join(LOG_LEVELS)} "
+                                         "(any case)")
+    return name

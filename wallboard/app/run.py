@@ -78,8 +78,16 @@ def check_platform_libraries() -> int | None:
 
 def run_wall(args: Any) -> int:
     """Run the wall until it is closed; see the module docstring for exit codes."""
-    logging.basicConfig(level=os.environ.get("WALLBOARD_LOG", "WARNING"),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from argparse import ArgumentTypeError
+
+    from wallboard.argtypes import log_level
+
+    try:
+        level = log_level(os.environ.get("WALLBOARD_LOG") or "WARNING")
+    except ArgumentTypeError as e:
+        print(f"wallboard: WALLBOARD_LOG={e}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.screenshot and not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     if args.feed and not args.feed.startswith(("ws://", "wss://")):

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Sequence
 from wallboard.argtypes import positive as _positive
 from wallboard.argtypes import count as _count
+from wallboard.argtypes import log_level as _log_level
 
 log = logging.getLogger("wallboard.hub")
 
@@ -26,8 +27,14 @@ DEFAULT_PORT = 8765
 
 
 def _add_log_level(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"),
-                   help="logging level (default INFO)")
+    p.add_argument("--log-level", default="INFO", type=_log_level, metavar="LEVEL",
+                   help="logging level: DEBUG, INFO, WARNING, ERROR or CRITICAL, any case (default INFO)")
+
+
+def _add_retries(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--retries", type=_count, default=10, metavar="N",
+                   help="failed connects to the hub in a row before giving up with exit code 1 (default 10, "
+                   "about 30 s)")
 
 
 def _add_token_file(p: argparse.ArgumentParser, role: str) -> None:
@@ -170,6 +177,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--feed", required=True, metavar="URL", help="hub feed URL, e.g. ws://127.0.0.1:8765/feed")
     p.add_argument("--out", required=True, metavar="FILE.jsonl", help="output file (appended to)")
     p.add_argument("--duration", type=_positive, metavar="S", help="stop after S seconds (default: until Ctrl+C)")
+    _add_retries(p)
     _add_token_file(p, "subscribe")
     _add_log_level(p)
     p.set_defaults(func=cmd_record)
@@ -184,19 +192,27 @@ def register(subparsers: Any) -> None:
                    help="replay speed factor (default 1 = as recorded)")
     p.add_argument("--keep-ts", action="store_true", help="keep the recorded timestamps instead of shifting "
                    "them to now")
+    _add_retries(p)
     _add_token_file(p, "publish")
     _add_log_level(p)
     p.set_defaults(func=cmd_replay)
 
 
-def _run(coro: Any) -> Any:
-    """Run a coroutine; Ctrl+C / SIGTERM end it cleanly."""
+def _run(coro: Any, stopped_by: list[str] | None = None) -> Any:
+    """Run a coroutine; Ctrl+C / SIGTERM end it cleanly (None is returned, and the
+    signal's name appended to ``stopped_by``)."""
     async def main() -> Any:
         task = asyncio.ensure_future(coro)
         loop = asyncio.get_running_loop()
+
+        def stop(sig: signal.Signals) -> None:
+            if stopped_by is not None:
+                stopped_by.append(sig.name)
+            task.cancel()
+
         for sig in (signal.SIGINT, signal.SIGTERM):
             try:
-                loop.add_signal_handler(sig, task.cancel)
+                loop.add_signal_handler(sig, stop, sig)
             except (NotImplementedError, RuntimeError):  # not the main thread / Windows
                 pass
         try:
@@ -217,6 +233,7 @@ def cmd_hub(args: argparse.Namespace) -> int:
     try:
         if args.demo:
             load_scenario(args.demo)
+        check_tls_files(args.tls_cert, args.tls_key)
         cfg = HubConfig(host=args.host, port=args.port, journal=args.journal, demo=args.demo, speed=args.speed,
                         seed=args.seed, demo_options=_scale_options(args), heartbeat_s=args.heartbeat,
                         stats_s=args.stats_interval, max_frame=args.max_frame, max_batch=args.max_batch,
@@ -288,36 +305,80 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 1 if rejected else 0
 
 
+def check_tls_files(cert: str | None, key: str | None) -> None:
+    """ValueError naming the option and file when ``--tls-cert`` / ``--tls-key`` cannot be
+    used: missing, unreadable, not PEM, or a key that does not match the certificate."""
+    import ssl
+
+    if bool(cert) != bool(key):
+        raise ValueError("--tls-cert and --tls-key go together: give both (PEM files)")
+    if not cert or not key:
+        return
+    for opt, f in (("--tls-cert", cert), ("--tls-key", key)):
+        if not Path(f).exists():
+            raise ValueError(f"{opt} {f}: no such file")
+        if not Path(f).is_file():
+            raise ValueError(f"{opt} {f}: not a file")
+        try:
+            Path(f).open("rb").close()
+        except OSError as e:
+            raise ValueError(f"{opt} {f}: cannot read: {e.strerror or e}") from None
+    try:
+        ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(cert, key)
+    except (ssl.SSLError, OSError) as e:
+        raise ValueError(f"--tls-cert {cert} / --tls-key {key}: not a PEM certificate chain and its private "
+                         f"key ({getattr(e, 'reason', None) or e})") from None
+
+
 def cmd_record(args: argparse.Namespace) -> int:
-    from .record import AuthFailed, record
+    from .record import AuthFailed, Progress, Unreachable, record
     from .server import configure_logging
 
     configure_logging(args.log_level)
+    prog, stopped = Progress(), []
+    created = not Path(args.out).exists()
     try:
-        n = _run(record(args.feed, args.out, token=client_token(args.token_file, "subscribe"),
-                        duration=args.duration))
-    except AuthFailed as e:
+        _run(record(args.feed, args.out, token=client_token(args.token_file, "subscribe"),
+                    duration=args.duration, retries=args.retries, progress=prog), stopped)
+    except ValueError as e:  # --out cannot be written
         print(f"wallboard record: {e}", file=sys.stderr)
+        return 2
+    except (AuthFailed, Unreachable) as e:
+        if created and prog.events == 0:
+            Path(args.out).unlink(missing_ok=True)  # leave no empty recording behind
+        print(f"wallboard record: {e}; {prog.events} events written to {args.out}", file=sys.stderr)
         return 1
-    print(f"wallboard record: {n or 0} events written to {args.out}")
+    except OSError as e:  # writing the file failed (disk full, ...)
+        print(f"wallboard record: writing {args.out}: {e.strerror or e}; {prog.events} events written",
+              file=sys.stderr)
+        return 1
+    how = f" (stopped by {stopped[0]})" if stopped else ""
+    print(f"wallboard record: {prog.events} events written to {args.out}{how}")
     return 0
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    from .record import AuthFailed, replay
+    from .record import AuthFailed, Progress, Unreachable, replay
     from .server import configure_logging
 
     configure_logging(args.log_level)
+    prog, stopped = Progress(), []
+    url = _publish_url(args.hub)
     try:
-        n = _run(replay(args.file, _publish_url(args.hub), speed=args.speed,
-                        token=client_token(args.token_file, "publish"), keep_ts=args.keep_ts))
+        _run(replay(args.file, url, speed=args.speed, token=client_token(args.token_file, "publish"),
+                    keep_ts=args.keep_ts, retries=args.retries, progress=prog), stopped)
     except (ValueError, OSError) as e:
         print(f"wallboard replay: {e}", file=sys.stderr)
         return 2
-    except AuthFailed as e:
-        print(f"wallboard replay: {e}", file=sys.stderr)
+    except (AuthFailed, Unreachable) as e:
+        print(f"wallboard replay: {e}; {prog.events} of {prog.total} events published ({prog.acked} acknowledged)",
+              file=sys.stderr)
         return 1
-    print(f"wallboard replay: {n or 0} events published to {_publish_url(args.hub)}")
+    if stopped:
+        print(f"wallboard replay: stopped by {stopped[0]}: {prog.events} of {prog.total} events published to "
+              f"{url} ({prog.acked} acknowledged)", file=sys.stderr)
+        return 130 if stopped[0] == "SIGINT" else 143
+    print(f"wallboard replay: {prog.events} events published to {url}")
     return 0
 
 

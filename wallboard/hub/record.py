@@ -11,8 +11,13 @@
 * :func:`record` -- a wall-side tap: ``hello`` on ``/feed``, writes one JSON line per
   event (plus one ``{"op":"snapshot",...}`` line per snapshot) to a ``.jsonl`` file and
   resumes with ``since`` after a dropped connection.
-* :func:`replay` -- publishes a recording into a hub, paced by the recorded timestamps
-  divided by ``speed``; timestamps are shifted to "now" unless ``keep_ts``.
+* :func:`replay` -- publishes a recording into a hub, paced by the recorded events' own
+  timestamps (relative to the first event after the opening snapshot, whose records go
+  first, at once) divided by ``speed``; timestamps are shifted to "now" unless ``keep_ts``.
+
+Both count what they did in a :class:`Progress` the caller may pass in, so a command
+interrupted by SIGINT/SIGTERM still reports it; both give up with :class:`Unreachable`
+after ``retries`` failed connects in a row.
 """
 from __future__ import annotations
 
@@ -20,9 +25,12 @@ import asyncio
 import contextlib
 import hashlib
 import logging
+import os
+import socket
 import time
 import uuid
 from collections import OrderedDict
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -43,6 +51,20 @@ class AuthFailed(RuntimeError):
     """The hub refused our token; retrying would not help."""
 
 
+class Unreachable(RuntimeError):
+    """The hub could not be reached within the allowed connect attempts."""
+
+
+@dataclass
+class Progress:
+    """What a record or replay did so far (read it after an interruption too)."""
+
+    events: int = 0      # record: written to the file; replay: sent to the hub
+    acked: int = 0       # replay: of those, acknowledged by the hub (journaled)
+    total: int = 0       # replay: events in the recording
+    attempts: int = 0    # failed connects in a row, now
+
+
 def run_batch_key(run: bytes, n: int) -> int:
     """Batch key ``n`` of the run with the random id ``run`` (e.g. ``uuid4().bytes``): 53
     bits of a hash of both (the protocol's integer range), so keys of two runs under the
@@ -58,8 +80,9 @@ class Publisher:
     decides what is acked, resent after ``retry_after`` or dropped as refused."""
 
     def __init__(self, url: str, *, token: str | None = None, producer: str | None = None,
-                 window: int = 64) -> None:
+                 window: int = 64, retries: int | None = None) -> None:
         self.url = url
+        self.retries = retries  # failed connects in a row before Unreachable (None: forever)
         self.token = token
         self.run = uuid.uuid4().bytes
         self.producer = producer or f"producer-{uuid.UUID(bytes=self.run).hex[:12]}"
@@ -108,6 +131,7 @@ class Publisher:
     async def _connect(self) -> None:
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else None
         delays = backoff()
+        attempts = 0
         while True:
             try:
                 self._ws = await connect(self.url, additional_headers=headers, compression=None,
@@ -116,11 +140,15 @@ class Publisher:
             except InvalidStatus as e:
                 if classify_close(http_status=e.response.status_code) == "auth":
                     raise AuthFailed(f"{self.url}: hub refused the token (HTTP {e.response.status_code})") from None
-                await asyncio.sleep(next(delays))
-            except OSError as e:
-                d = next(delays)
-                log.warning("cannot reach %s (%s); retry in %.1fs", self.url, e, d)
-                await asyncio.sleep(d)
+                why = f"HTTP {e.response.status_code}"
+            except (OSError, TimeoutError) as e:
+                why = reason(e)
+            attempts += 1
+            if self.retries is not None and attempts >= self.retries:
+                raise Unreachable(f"cannot reach {self.url}: {why} ({attempts} attempts)")
+            d = next(delays)
+            log.warning("cannot reach %s (%s); retry in %.1fs", self.url, why, d)
+            await asyncio.sleep(d)
         self._reader = asyncio.create_task(self._read(self._ws))
         for data in self.session.connect():  # resend in order; the hub acks committed ones again
             await self._ws.send(data, text=True)
@@ -223,20 +251,49 @@ class Publisher:
                 await self._reader
 
 
-async def record(feed_url: str, out: Path | str, *, token: str | None = None, duration: float | None = None,
-                 max_events: int | None = None) -> int:
-    """Tap a hub's ``/feed`` into ``out`` (JSON lines); returns the number of events written."""
+def reason(e: BaseException) -> str:
+    """A connect failure in a few words: "connection refused", "timed out", ..."""
+    if isinstance(e, TimeoutError):
+        return "timed out"
+    if isinstance(e, socket.gaierror):
+        return f"cannot resolve the host name ({e.strerror})"
+    if isinstance(e, OSError) and e.errno:
+        return os.strerror(e.errno).lower()
+    return str(e) or type(e).__name__
+
+
+def open_output(out: Path | str) -> TextIO:
+    """``out`` opened for appending, or ValueError saying precisely why it cannot be."""
     path = Path(out)
-    written = 0
+    if not path.parent.is_dir():
+        raise ValueError(f"--out {out}: directory {str(path.parent)!r} does not exist")
+    try:
+        return path.open("a", encoding="utf-8")
+    except OSError as e:
+        raise ValueError(f"--out {out}: cannot write: {e.strerror or e}") from None
+
+
+async def record(feed_url: str, out: Path | str, *, token: str | None = None, duration: float | None = None,
+                 max_events: int | None = None, retries: int | None = None,
+                 progress: Progress | None = None) -> int:
+    """Tap a hub's ``/feed`` into ``out`` (JSON lines); returns the number of events written.
+
+    ``retries``: failed connects in a row (none welcomed) before :class:`Unreachable`
+    (None: forever). ``progress.events`` counts the events written as they are.
+    """
+    prog = progress if progress is not None else Progress()
+    path = Path(out)
     since: int | None = None
     end = time.monotonic() + duration if duration else None
     headers = {"Authorization": f"Bearer {token}"} if token else None
     delays = backoff()
-    with path.open("a", encoding="utf-8") as fh:
+    with open_output(path) as fh:
         while end is None or time.monotonic() < end:
+            why = ""
             try:
                 async with connect(feed_url, additional_headers=headers, compression=None, max_size=None) as ws:
                     delays = backoff()
+                    prog.attempts = 0
                     await ws.send(P.encode(P.Hello(token=token, since=since, wall="recorder")), text=True)
                     parts: list[dict[str, Any]] = []
                     while end is None or time.monotonic() < end:
@@ -251,6 +308,7 @@ async def record(feed_url: str, out: Path | str, *, token: str | None = None, du
                             if msg.part + 1 == msg.parts:
                                 _line(fh, {"op": "snapshot", "seq": msg.seq,
                                            "data": P.merge_snapshot_parts(parts)})
+                                fh.flush()
                                 parts, since = [], msg.seq
                         elif isinstance(msg, P.Events):
                             if since is not None and msg.events[0]["seq"] != since + 1:
@@ -258,10 +316,11 @@ async def record(feed_url: str, out: Path | str, *, token: str | None = None, du
                                 break
                             for ev in msg.events:
                                 _line(fh, ev)
-                            written += len(msg.events)
+                            fh.flush()  # on disk frame by frame: a killed recorder loses nothing
+                            prog.events += len(msg.events)
                             since = msg.events[-1]["seq"]
-                            if max_events is not None and written >= max_events:
-                                return written
+                            if max_events is not None and prog.events >= max_events:
+                                return prog.events
                         elif isinstance(msg, P.Error):
                             log.error("hub error: %s: %s", msg.code, msg.message)
                     else:
@@ -274,10 +333,17 @@ async def record(feed_url: str, out: Path | str, *, token: str | None = None, du
                 if e.rcvd and classify_close(e.rcvd.code, e.rcvd.reason) == "auth":
                     raise AuthFailed(e.rcvd.reason) from None
                 await asyncio.sleep(next(delays))
-            except OSError:
-                await asyncio.sleep(next(delays))
+            except (OSError, TimeoutError) as e:
+                why = reason(e)
             fh.flush()
-    return written
+            if why:
+                prog.attempts += 1
+                if retries is not None and prog.attempts >= retries:
+                    raise Unreachable(f"cannot reach {feed_url}: {why} ({prog.attempts} attempts)")
+                d = next(delays)
+                log.warning("cannot reach %s (%s); retry in %.1fs", feed_url, why, d)
+                await asyncio.sleep(d)
+    return prog.events
 
 
 def _line(fh: TextIO, obj: dict[str, Any]) -> None:
@@ -315,7 +381,13 @@ def snapshot_to_events(data: dict[str, Any]) -> list[dict[str, Any]]:
 
 def read_tape(path: Path | str) -> list[dict[str, Any]]:
     """Events of a recording, validated; errors name the file, line and field."""
-    events: list[dict[str, Any]] = []
+    return [ev for _, ev in read_tape_lines(path)]
+
+
+def read_tape_lines(path: Path | str) -> list[tuple[bool, dict[str, Any]]]:
+    """``(from_snapshot, event)`` per event of a recording (a snapshot line gives one
+    event per record, ``True``), validated; errors name the file, line and field."""
+    events: list[tuple[bool, dict[str, Any]]] = []
     with Path(path).open("rb") as fh:
         for n, line in enumerate(fh, 1):
             if not line.strip():
@@ -326,47 +398,76 @@ def read_tape(path: Path | str) -> list[dict[str, Any]]:
                 raise ValueError(f"{path}:{n}: not JSON ({e.msg} at byte {e.pos})") from None
             if not isinstance(obj, dict):
                 raise ValueError(f"{path}:{n}: expected a JSON object (an event or a snapshot line)")
-            batch = snapshot_to_events(obj.get("data", {})) if obj.get("op") == "snapshot" else [obj]
+            snap = obj.get("op") == "snapshot"
+            batch = snapshot_to_events(obj.get("data", {})) if snap else [obj]
             for ev in batch:
                 ev.pop("seq", None)
                 try:
-                    events.append(P.validate_event(ev, require_seq=False, op="replay"))
+                    events.append((snap, P.validate_event(ev, require_seq=False, op="replay")))
                 except P.ProtocolError as e:
                     raise ValueError(f"{path}:{n}: {e}") from None
     return events
 
 
+def pace_origin(lines: list[tuple[bool, dict[str, Any]]]) -> float:
+    """The recorded time replay time 0 stands for: the ``ts`` of the first event that is
+    not a snapshot record (a snapshot's records carry their own, older times: the oldest
+    KPI sample may be hours before the recording began); with only snapshots, the newest."""
+    live = next((ev["ts"] for snap, ev in lines if not snap and "ts" in ev), None)
+    return live if live is not None else max((ev.get("ts", 0.0) for _, ev in lines), default=0.0)
+
+
 async def replay(path: Path | str, hub_url: str, *, speed: float = 1.0, token: str | None = None,
-                 keep_ts: bool = False, max_batch: int = 2000) -> int:
-    """Publish a recording into the hub at ``hub_url`` (its ``/publish``); returns events sent."""
+                 keep_ts: bool = False, max_batch: int = 2000, retries: int | None = None,
+                 progress: Progress | None = None) -> int:
+    """Publish a recording into the hub at ``hub_url`` (its ``/publish``); returns events sent.
+
+    Paced by the events' ``ts`` relative to :func:`pace_origin`, divided by ``speed``
+    (what came before it, the opening snapshot's records, goes at once). ``progress``
+    counts events sent and acknowledged as they are; ``retries`` bounds failed connects
+    in a row (:class:`Unreachable`).
+    """
     if speed <= 0:
         raise ValueError(f"speed must be > 0, got {speed}")
-    events = read_tape(path)
+    prog = progress if progress is not None else Progress()
+    lines = read_tape_lines(path)
+    events = [ev for _, ev in lines]
+    prog.total = len(events)
     if not events:
-        return 0
+        raise ValueError(f"{path}: no events to replay (an empty recording)")
     url = hub_url if hub_url.rstrip("/").endswith("/publish") else hub_url.rstrip("/").rsplit("/feed", 1)[0] + "/publish"
-    first = min(e.get("ts", 0) for e in events)
+    origin = pace_origin(lines)
     start = time.time()
-    shift = 0.0 if keep_ts else start - first
-    sent = 0
-    async with Publisher(url, token=token, producer=f"replay-{Path(path).stem}") as pub:
+    shift = 0.0 if keep_ts else start - origin
+    sizes: dict[int, int] = {}
+
+    def due(ev: dict[str, Any]) -> float:
+        return max(0.0, (ev.get("ts", origin) - origin) / speed)
+
+    def count_acked(pub: Publisher) -> None:
+        prog.acked = prog.events - sum(sizes.get(k, 0) for k in pub.unacked)
+
+    async with Publisher(url, token=token, producer=f"replay-{Path(path).stem}", retries=retries) as pub:
         i = 0
-        while i < len(events):
-            due = (events[i].get("ts", first) - first) / speed
-            wait = start + due - time.time()
-            if wait > 0:
-                await asyncio.sleep(min(wait, 1.0))
-                continue
-            batch = []
-            while i < len(events) and len(batch) < max_batch and (events[i].get("ts", first) - first) / speed <= \
-                    time.time() - start:
-                ev = dict(events[i])
-                for f in TS_FIELDS:
-                    if isinstance(ev.get(f), (int, float)):
-                        ev[f] = ev[f] + shift
-                batch.append(ev)
-                i += 1
-            await pub.publish(batch)
-            sent += len(batch)
-        await pub.flush()
-    return sent
+        try:
+            while i < len(events):
+                wait = start + due(events[i]) - time.time()
+                if wait > 0:
+                    count_acked(pub)
+                    await asyncio.sleep(min(wait, 1.0))
+                    continue
+                batch = []
+                while i < len(events) and len(batch) < max_batch and due(events[i]) <= time.time() - start:
+                    ev = dict(events[i])
+                    for f in TS_FIELDS:
+                        if isinstance(ev.get(f), (int, float)):
+                            ev[f] = ev[f] + shift
+                    batch.append(ev)
+                    i += 1
+                sizes[await pub.publish(batch)] = len(batch)
+                prog.events += len(batch)
+                count_acked(pub)
+            await pub.flush()
+        finally:
+            count_acked(pub)
+    return prog.events
