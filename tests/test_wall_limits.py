@@ -264,3 +264,52 @@ def test_the_controller_bounds_the_heartbeat_it_is_shown(qtbot):
         assert ctl.is_stale(now[0])
     finally:
         ctl.shutdown()
+
+
+# ---------------------------------------------------------------- (c) the hub's retry_after
+def test_the_session_keeps_the_hubs_retry_after_until_the_next_connect():
+    s = WallSession()
+    s.connect()
+    s.receive(P.encode(P.Error(code="unavailable", message="snapshot budget used up", retry_after=12.0)), 1.0)
+    assert s.retry_after == 12.0
+    s.receive(P.encode(P.Error(code="forbidden", message="no", ref="c1", retry_after=3.0)), 1.0)
+    assert s.retry_after == 12.0                        # a refused control says nothing about the link
+    s.connection_lost()
+    assert s.retry_after == 12.0
+    s.connect()
+    assert s.retry_after is None
+
+
+@pytest.mark.parametrize("asked,cap,want,tail", [
+    (0.3, 60.0, 0.3, ""),
+    (1e9, 0.2, 0.2, " (at most 0.2 s)"),
+])
+def test_the_client_waits_the_hubs_retry_after_up_to_its_bound(caplog, asked, cap, want, tail):
+    """The hub's snapshot budget answers ``unavailable`` + ``retry_after`` and closes 1013:
+    the wall comes back after that, not after its own (shorter) back-off; a hub asking
+    for 1e9 s cannot park it."""
+    delays, made, _ = recording_delays((0.0,), 0.0)
+
+    async def script(ws, hello, n):
+        await ws.send(welcome())
+        if n == 1:
+            await ws.send(P.encode(P.Error(code="unavailable", message="snapshot budget used up",
+                                           retry_after=asked)))
+            await ws.close(1013, "unavailable: snapshot budget used up")
+            return
+        await ws.send(events(1, 2))
+        await ws.wait_closed()
+
+    fake = FakeHub(script)
+    client = FeedClient(fake.url, delays=delays, max_retry_after_s=cap)
+    col = Collector(client)
+    try:
+        with caplog.at_level("WARNING", logger="wallboard.feed"):
+            client.start()
+            assert wait_for(lambda: col.pump() and col.seqs()[-1:] == [2])
+        assert client.state.next_retry_s == want and client.state.rejects["unavailable"] == 1
+        assert f"feed {fake.url}: the hub asked to retry in {asked:g} s: next attempt in {want:g} s{tail}" \
+            in caplog.text
+    finally:
+        client.stop()
+        fake.close()

@@ -24,7 +24,8 @@ Frames larger than ``max_frame`` (default :data:`wallboard.protocol.WALL_MAX_FRA
 :class:`wallboard.backoff.Reconnects` (first retry at once, then jittered exponential
 backoff capped at 5 s; only a link that stayed up 10 s starts it over, so a resync asked
 again and again -- a hub that always sends a gap -- backs off too); keepalive ping every
-5 s, 10 s timeout. A seq gap
+5 s, 10 s timeout; a hub's ``retry_after`` (``unavailable``: its snapshot budget is used
+up) is waited for, up to ``max_retry_after_s`` (60 s). A seq gap
 (first seq of a frame != last seq + 1) reconnects with ``since`` so the hub replays or
 sends a snapshot; a gap is never skipped. States: CONNECTING (first attempt),
 LIVE, RECONNECTING, STALE (connected but nothing received for 3 heartbeat intervals; a
@@ -94,6 +95,9 @@ class FeedStatus:
     #: Reconnects since the last healthy link (welcomed and up ``healthy_s``): a hub
     #: that keeps sending gaps or bad snapshots shows here, backed off.
     reconnects_in_a_row: int = 0
+    #: Seconds waited before the latest reconnect (the back-off, or the hub's
+    #: ``retry_after`` up to ``max_retry_after_s``).
+    next_retry_s: float = 0.0
 
 
 class FeedClient:
@@ -108,7 +112,8 @@ class FeedClient:
                  ping_interval: float = 5.0, ping_timeout: float = 10.0, stale_heartbeats: float = 3.0,
                  auth_retry_s: float | None = 60.0, max_pending: int = 200_000, open_timeout: float = 10.0,
                  delays: Callable[[], Any] = backoff, max_frame: int = P.WALL_MAX_FRAME,
-                 healthy_s: float = 10.0, max_heartbeat_s: float = P.WALL_MAX_HEARTBEAT_S) -> None:
+                 healthy_s: float = 10.0, max_heartbeat_s: float = P.WALL_MAX_HEARTBEAT_S,
+                 max_retry_after_s: float = 60.0) -> None:
         if not url.startswith(("ws://", "wss://")):
             raise ValueError(f"feed URL {url!r}: expected ws://HOST:PORT/feed or wss://...")
         self.url = url
@@ -125,6 +130,8 @@ class FeedClient:
         #: The pure reconnect policy: a link up less than ``healthy_s`` does not reset the
         #: backoff, whatever ended it (a resync too).
         self.reconnects = Reconnects(delays, healthy_s)
+        #: A hub's ``retry_after`` is waited for, up to this (a hub cannot park a wall).
+        self.max_retry_after_s = max_retry_after_s
         #: The protocol logic (since, epoch, snapshot parts, gaps, staleness) is the pure
         #: session's; this class drives it over websockets in its own thread.
         self.session = P.WallSession(token=token, wall=wall, since=since, stale_heartbeats=stale_heartbeats,
@@ -372,7 +379,12 @@ class FeedClient:
                 continue
             delay = self.reconnects.down(time.monotonic())
             n = self.reconnects.in_a_row
-            self._set(reconnects_in_a_row=n)
+            asked = self.session.retry_after
+            if asked is not None and asked > delay:
+                delay = max(delay, min(asked, self.max_retry_after_s))
+                log.warning("feed %s: the hub asked to retry in %g s: next attempt in %g s%s", self.url, asked,
+                            delay, f" (at most {self.max_retry_after_s:g} s)" if asked > delay else "")
+            self._set(reconnects_in_a_row=n, next_retry_s=delay)
             if delay <= 0:
                 continue
             if resync and n & (n - 1) == 0:  # 2, 4, 8, ... in a row: said, not once per retry

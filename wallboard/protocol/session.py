@@ -76,6 +76,9 @@ class WallSession:
         self.rejects: dict[str, int] = {}
         self.last_reject = ""
         self.close_reason: str | None = None
+        #: Seconds the hub asked to wait before coming back (``error`` with ``retry_after``,
+        #: e.g. ``unavailable`` when its snapshot budget is used up); None when it did not.
+        self.retry_after: float | None = None
         self._parts: list[dict[str, Any]] = []
         self._items: list[Item] = []
         self._out: list[bytes] = []
@@ -87,6 +90,7 @@ class WallSession:
         self.welcomed = False
         self.welcome_seq = None
         self.close_reason = None
+        self.retry_after = None
         return encode(Hello(token=self.token, since=self.since, wall=self.wall, epoch=self.epoch,
                             max_frame=self.max_frame))
 
@@ -120,6 +124,8 @@ class WallSession:
         else:
             assert isinstance(msg, Error)
             self._reject(msg.code, msg.message)
+            if msg.retry_after is not None and msg.ref is None:   # about the link, not a control
+                self.retry_after = msg.retry_after
             self._items.append(("error", ProtocolError(msg.code, msg.message, index=msg.index,
                                                        field=msg.field, seq=msg.seq, offset=msg.offset)))
             if msg.ref is not None:  # it answers one of our controls
