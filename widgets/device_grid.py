@@ -621,9 +621,16 @@ class DeviceGridPanel(GridPainting, QWidget):
         self._row_origin = origin
         rw = row_width(label_w, ncells * p, self._count_w, self._k)
         self._row_box = np.array([(r.x, r.y, r.x + rw, r.y + r.h) for r in self._rows], np.int64).reshape(-1, 4)
-        o = origin[self._dev_store] if len(self._dev_store) else np.zeros((0, 2), np.int32)
-        self._placed = o[:, 0] >= 0
-        self._xy = np.where(self._placed[:, None], o + self._rel, -1).astype(np.int32)
+        # device cells: only the placed stores' slices are written (rows are few, devices many)
+        n = len(self._dev_store)
+        self._placed = np.zeros(n, bool)
+        self._xy = np.full((n, 2), -1, np.int32)
+        start = self._store_start
+        for s, xy in placed:
+            k = self._store_k[s]
+            a, b = int(start[k]), int(start[k + 1])
+            self._placed[a:b] = True
+            self._xy[a:b] = self._rel[a:b] + xy
         placed_set = {s for s, _ in placed}
         self._rolled = [s for s in self._order if s not in placed_set]
         self._rolled_set = set(self._rolled)
@@ -674,13 +681,17 @@ class DeviceGridPanel(GridPainting, QWidget):
                 y0, y1 = int(pos[m, 1].min()), int((pos[m, 1] + h[m]).max())
                 sp = spans.setdefault(x0, [y0, y1])
                 sp[0], sp[1] = min(sp[0], y0), max(sp[1], y1)
-        row_of_dev = new[self._dev_store]
-        redraw = np.zeros(len(self._dev_ids), bool)
+        start, redraw = self._store_start, []
         for x0, (y0, y1) in spans.items():
             self._buf[y0:y1, x0 + label_w:x0 + label_w + cells_w] = panel
-            redraw |= (row_of_dev[:, 0] == x0) & (row_of_dev[:, 1] >= y0) & (row_of_dev[:, 1] < y1)
             self.update(x0, y0, row_w, y1 - y0)
-        self._paint_cells(np.nonzero(redraw & self._placed)[0])
+        for row in self._rows:   # placed rows starting inside a cleared span: their cells
+            sp = spans.get(row.x)
+            if sp is not None and sp[0] <= row.y < sp[1]:
+                k = self._store_k[row.store]
+                redraw.append(np.arange(start[k], start[k + 1]))
+        if redraw:
+            self._paint_cells(np.concatenate(redraw))
         return True
 
     def _redraw_rolled(self, old_xy: np.ndarray, old_codes: np.ndarray) -> None:
@@ -763,7 +774,7 @@ class DeviceGridPanel(GridPainting, QWidget):
 
     def _update_devices(self, dev_ids, now: float) -> None:
         index = self._dev_index
-        ids = [d for d in dev_ids if d in index]
+        ids = list(index.keys() & dev_ids)   # the laid-out ones (a set operation in C)
         if not ids:
             return
         idx = np.array([index[d] for d in ids], np.int64)
