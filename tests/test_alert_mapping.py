@@ -251,3 +251,45 @@ def test_load_mapping_file_errors(tmp_path):
     bad.write_text("[labels\n")
     with pytest.raises(MappingError, match="not valid TOML"):
         load_mapping(bad)
+
+
+# --------------------------------------------------------------------------- Grafana test, legacy
+
+
+def grafana_test() -> dict:
+    return json.loads((FIXTURES / "grafana-test-notification.json").read_text())
+
+
+def test_grafana_test_notification_is_ignored_and_counted_by_default():
+    out = map_webhook(grafana_test(), source="grafana")
+    assert out.events == [] and (out.ignored, out.tests) == (1, 1)
+    # the same alert from Alertmanager is an ordinary alert; "open" maps it on /grafana too
+    assert map_webhook(dict(grafana_test(), version="4"), source="alertmanager").tests == 0
+    rules = parse_mapping({"grafana": {"test_notifications": "open"}})
+    out = map_webhook(grafana_test(), rules, source="grafana")
+    assert out.tests == 0 and [e["title"] for e in out.events] == ["Notification test"]
+    # only the test's own label pair: a real TestAlert rule on another instance still opens
+    body = grafana_test()
+    body["alerts"][0]["labels"]["instance"] = "pos-gw-01"
+    assert map_webhook(body, source="grafana").tests == 0
+
+
+def test_grafana_mapping_key_errors():
+    with pytest.raises(MappingError) as ei:
+        parse_mapping({"grafana": {"test_notification": "open"}}, "m.toml")
+    assert ei.value.issues == [("grafana.test_notification", "unknown key (did you mean 'test_notifications'?); "
+                                "expected one of test_notifications")]
+    with pytest.raises(MappingError) as ei:
+        parse_mapping({"grafana": {"test_notifications": "drop"}}, "m.toml")
+    assert ei.value.issues == [("grafana.test_notifications", "expected one of 'ignore', 'open', got 'drop'")]
+
+
+def test_legacy_grafana_body_is_unsupported():
+    legacy = json.loads((FIXTURES / "grafana-legacy-webhook.json").read_text())
+    with pytest.raises(PayloadError) as ei:
+        map_webhook(legacy, source="grafana")
+    assert ei.value.code == "unsupported"
+    assert str(ei.value) == ("a legacy Grafana alerting body (ruleName, ruleId, evalMatches, ruleUrl; Grafana 8 and "
+                             "older without unified alerting) is not supported: send it from a Grafana Alerting "
+                             "contact point of type Webhook (Grafana 9 and later), whose body carries an 'alerts' "
+                             "list")

@@ -340,6 +340,30 @@ def test_grafana_documented_payload_round_trip(tmp_path):
     run(main())
 
 
+def test_grafana_test_notification_200_ignored_and_legacy_body_400_unsupported():
+    test_body = (FIXTURES / "grafana-test-notification.json").read_bytes()
+    legacy = (FIXTURES / "grafana-legacy-webhook.json").read_bytes()
+
+    async def main() -> None:
+        async with Env() as env:
+            status, reply = await env.post("/grafana", test_body)
+            assert status == 200 and reply["count"] == 0 and reply["incidents"] == []
+            assert (reply["ignored"], reply["tests"]) == (1, 1)
+            assert reply["message"] == ("Grafana test notification ignored (1 alert labelled alertname=TestAlert, "
+                                        "instance=Grafana): nothing opened; [grafana] test_notifications = \"open\" "
+                                        "in the --mapping file opens it as an incident")
+            assert env.hub.seq == 0 and env.hub.state.incidents == {}
+            status, reply = await env.post("/grafana", legacy)
+            assert status == 400 and reply["error"] == "unsupported"
+            assert reply["message"].startswith("grafana webhook: a legacy Grafana alerting body (ruleName, ruleId, "
+                                               "evalMatches, ruleUrl; Grafana 8 and older without unified alerting) "
+                                               "is not supported")
+            status, text = await env.get("/metrics", hub_port=True)
+            assert 'wallboard_webhook_alerts_ignored_total{reason="test",source="grafana"} 1.0' in text
+            assert 'wallboard_rejects_total{reason="unsupported"} 1.0' in text
+    run(main())
+
+
 def test_webhook_refusals_name_the_field():
     async def main() -> None:
         async with Env() as env:

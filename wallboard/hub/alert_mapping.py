@@ -17,7 +17,14 @@ Typical use (the HTTP ingest does this)::
     rules = load_mapping("alerts.toml")          # or MappingRules() for the defaults
     out = map_webhook(payload, rules, source="alertmanager", incidents=state.incidents)
     out.events      # validated-shape event dicts, ready for protocol.validate_event
-    out.ignored     # alerts skipped by [ignore] rules
+    out.ignored     # alerts skipped: [ignore] rules and Grafana's test notification
+    out.tests       # of those, Grafana test notifications (ignored by default)
+
+Grafana's contact-point "Test" button posts one alert labelled ``alertname=TestAlert,
+instance=Grafana`` (:data:`GRAFANA_TEST_LABELS`); on ``/grafana`` it is ignored and counted
+(``[grafana] test_notifications = "open"`` maps it like any alert). A legacy (pre-unified
+alerting) Grafana body (``ruleName``, ``evalMatches``, no ``alerts``) raises
+:class:`PayloadError` with ``code == "unsupported"``.
 
 Errors in the payload raise :class:`PayloadError` with the JSON path (``alerts[2].labels``)
 and what was expected; errors in the mapping file raise :class:`MappingError` listing
@@ -56,7 +63,15 @@ DEFAULT_DEVICE_STATUS: dict[str, str] = {"P1": "down", "P2": "crit", "P3": "warn
 DEFAULT_TITLE = ["annotation:summary", "annotation:title", "label:alertname"]
 DEFAULT_IGNORE: dict[str, list[str]] = {"alertname": ["Watchdog", "InfoInhibitor", "DatasourceNoData"]}
 
-_TOP_KEYS = ("labels", "severity", "device_status", "incident", "ignore")
+#: The labels of the alert Grafana's contact-point "Test" button sends (Grafana's alerting
+#: code: notify ``newTestAlert``; annotation ``summary = "Notification test"``).
+GRAFANA_TEST_LABELS: dict[str, str] = {"alertname": "TestAlert", "instance": "Grafana"}
+#: Keys only a legacy Grafana alerting webhook body has (Grafana <= 8's old alerting).
+LEGACY_GRAFANA_KEYS = ("ruleName", "ruleId", "evalMatches", "ruleUrl")
+TEST_NOTIFICATIONS = ("ignore", "open")
+
+_TOP_KEYS = ("labels", "severity", "device_status", "incident", "ignore", "grafana")
+_GRAFANA_KEYS = ("test_notifications",)
 _INCIDENT_KEYS = ("id_prefix", "title", "device_id", "default_severity")
 # Alertmanager and Grafana send this for "not resolved yet".
 _ZERO_TIME_PREFIX = "0001-01-01"
@@ -75,9 +90,10 @@ class MappingError(ValueError):
 class PayloadError(ValueError):
     """A webhook body that is not an Alertmanager/Grafana payload: ``path`` + expectation."""
 
-    def __init__(self, path: str, message: str) -> None:
+    def __init__(self, path: str, message: str, code: str = "bad_value") -> None:
         self.path = path
         self.detail = message
+        self.code = code  # "bad_value", or "unsupported" for a kind of body the hub does not take
         super().__init__(f"{path}: {message}" if path else message)
 
 
@@ -93,6 +109,7 @@ class MappingRules:
     device_id: str = "{store}/{device}"
     default_severity: str = "P3"
     ignore: dict[str, list[str]] = field(default_factory=lambda: {k: list(v) for k, v in DEFAULT_IGNORE.items()})
+    grafana_test: str = "ignore"  # Grafana's test notification on /grafana: "ignore" or "open"
 
 
 @dataclass
@@ -102,7 +119,8 @@ class Mapped:
     events: list[dict[str, Any]] = field(default_factory=list)
     incidents: list[str] = field(default_factory=list)
     devices: list[str] = field(default_factory=list)
-    ignored: int = 0
+    ignored: int = 0   # alerts skipped, tests included
+    tests: int = 0     # Grafana test notifications skipped
 
 
 # --------------------------------------------------------------------------- mapping file
@@ -187,6 +205,14 @@ def parse_mapping(data: Mapping[str, Any], source: str = "<mapping>") -> Mapping
                 issues.append((path, f"expected one of {', '.join(P.SEVERITIES)}, got {v!r}"))
             else:
                 rules.default_severity = v
+    for k, v in table("grafana").items():
+        if k not in _GRAFANA_KEYS:
+            issues.append((f"grafana.{k}", f"unknown key{P.did_you_mean(k, _GRAFANA_KEYS)}; expected one of "
+                           + ", ".join(_GRAFANA_KEYS)))
+        elif v not in TEST_NOTIFICATIONS:
+            issues.append((f"grafana.{k}", f"expected one of {', '.join(map(repr, TEST_NOTIFICATIONS))}, got {v!r}"))
+        else:
+            rules.grafana_test = v
     ign = table("ignore")
     if "ignore" in data:
         rules.ignore = {}
@@ -268,6 +294,20 @@ def _title(labels: Mapping[str, str], annotations: Mapping[str, str], rules: Map
     return "alert " + ", ".join(f"{k}={v}" for k, v in sorted(labels.items()))[: P.MAX_TEXT]
 
 
+def is_grafana_test(labels: Mapping[str, str]) -> bool:
+    """True for the alert of Grafana's contact-point "Test" button."""
+    return all(labels.get(k) == v for k, v in GRAFANA_TEST_LABELS.items())
+
+
+def _legacy_grafana(payload: Mapping[str, Any]) -> PayloadError | None:
+    found = [k for k in LEGACY_GRAFANA_KEYS if k in payload]
+    if "alerts" in payload or not found:
+        return None
+    return PayloadError("", f"a legacy Grafana alerting body ({', '.join(found)}; Grafana 8 and older without "
+                        "unified alerting) is not supported: send it from a Grafana Alerting contact point of type "
+                        "Webhook (Grafana 9 and later), whose body carries an 'alerts' list", code="unsupported")
+
+
 def _ignored(labels: Mapping[str, str], rules: MappingRules) -> bool:
     return any(labels.get(k) in vals for k, vals in rules.ignore.items())
 
@@ -304,6 +344,9 @@ def map_webhook(
         raise PayloadError("", f"expected a JSON object (the {source} webhook body), got {type(payload).__name__}")
     if source == "alertmanager" and "version" in payload and payload["version"] != "4":
         raise PayloadError("version", f"expected \"4\" (Alertmanager webhook payload v4), got {payload['version']!r}")
+    legacy = _legacy_grafana(payload)
+    if legacy is not None:
+        raise legacy
     alerts = payload.get("alerts")
     if not isinstance(alerts, list):
         raise PayloadError("alerts", "expected a list of alerts" if alerts is not None else "missing: expected a list of alerts")
@@ -325,6 +368,10 @@ def map_webhook(
         fp = a.get("fingerprint")
         if fp is not None and (not isinstance(fp, str) or not fp):
             raise PayloadError(f"{where}.fingerprint", f"expected a non-empty string, got {fp!r}")
+        if source == "grafana" and rules.grafana_test == "ignore" and is_grafana_test(labels):
+            out.ignored += 1
+            out.tests += 1
+            continue
         if _ignored(labels, rules):
             out.ignored += 1
             continue
@@ -406,4 +453,4 @@ def map_webhook(
 
 __all__ = ["MappingError", "MappingRules", "Mapped", "PayloadError", "fingerprint", "load_mapping",
            "map_webhook", "parse_mapping", "severity_of", "DEFAULT_LABELS", "DEFAULT_SEVERITY",
-           "DEFAULT_DEVICE_STATUS", "DEFAULT_TITLE", "DEFAULT_IGNORE"]
+           "DEFAULT_DEVICE_STATUS", "DEFAULT_TITLE", "DEFAULT_IGNORE", "GRAFANA_TEST_LABELS", "is_grafana_test"]

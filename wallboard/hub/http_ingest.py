@@ -373,6 +373,8 @@ class HttpIngest:
         try:
             mapped = map_webhook(payload, self.mapping, source=source, incidents=self.hub.state.incidents)
         except PayloadError as e:
+            if e.code == "unsupported":
+                raise _Refusal(400, e.code, f"{source} webhook: {e}") from None
             raise _Refusal(400, "bad_value", f"not a valid {source} webhook payload: {e}", field=e.path) from None
         for i, ev in enumerate(mapped.events):
             try:
@@ -383,6 +385,14 @@ class HttpIngest:
         self.hub.count(f"webhooks_{source}")
         reply: dict[str, Any] = {"first": None, "last": None, "count": 0, "incidents": mapped.incidents,
                                  "devices": mapped.devices, "ignored": mapped.ignored}
+        if mapped.ignored - mapped.tests:
+            self.hub.count(f"ignored_alerts_{source}_rule", mapped.ignored - mapped.tests)
+        if mapped.tests:  # Grafana's "Test" button: answered 200 so the contact point shows success
+            self.hub.count(f"ignored_alerts_{source}_test", mapped.tests)
+            reply["tests"] = mapped.tests
+            reply["message"] = (f"Grafana test notification ignored ({mapped.tests} alert labelled alertname=TestAlert, "
+                                "instance=Grafana): nothing opened; [grafana] test_notifications = \"open\" in the "
+                                "--mapping file opens it as an incident")
         if mapped.events:
             first, last, _ = await self._submit(mapped.events, nbytes=len(body))
             reply.update(first=first, last=last, count=len(mapped.events))

@@ -116,15 +116,21 @@ class _HubCollector:
                                       labels=["reason"])
         hooks = CounterMetricFamily("wallboard_webhooks", "Alert webhook bodies accepted, by source.",
                                     labels=["source"])
+        ignored = CounterMetricFamily("wallboard_webhook_alerts_ignored", "Webhook alerts skipped, by source and "
+                                      "reason: rule ([ignore] in the mapping), test (Grafana's test notification).",
+                                      labels=["source", "reason"])
         for key in sorted(stats):
             if key.startswith("rejects_"):
                 rejects.add_metric([key[len("rejects_"):]], stats[key])
             elif key.startswith("webhooks_"):
                 hooks.add_metric([key[len("webhooks_"):]], stats[key])
+            elif key.startswith("ignored_alerts_"):
+                ignored.add_metric(key[len("ignored_alerts_"):].rsplit("_", 1), stats[key])
         yield rejects
         yield hooks
+        yield ignored
         for key in sorted(stats):
-            if key in _STATS or key in _SKIP or key.startswith(("rejects_", "webhooks_")):
+            if key in _STATS or key in _SKIP or key.startswith(("rejects_", "webhooks_", "ignored_alerts_")):
                 continue
             v = stats[key]
             if isinstance(v, (int, float)) and not isinstance(v, bool):
