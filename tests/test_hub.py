@@ -257,7 +257,7 @@ def test_slow_wall_is_resynced_while_a_fast_wall_keeps_up():
 
 
 def test_replay_from_journal_or_snapshot_after_compaction(tmp_path):
-    cfg = dict(journal=str(tmp_path / "j.db"), compact_every=1000, keep_events=300)
+    cfg = dict(journal=str(tmp_path / "j.db"), compact_every=1000, keep_events=300, keep_s=0)  # count only
     with running(**cfg) as hub:
         async def go():
             async with connect(hub.publish_url) as prod:

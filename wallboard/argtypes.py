@@ -41,3 +41,20 @@ def log_level(text: str) -> str:
         raise argparse.ArgumentTypeError(f"{text!r}: expected a log level, one of {', '.join(LOG_LEVELS)} "
                                          "(any case)")
     return name
+
+
+_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def duration(text: str) -> float:
+    """Seconds from ``90``, ``90s``, ``15m``, ``24h`` or ``7d`` (``--keep``); 0 allowed."""
+    t = text.strip().lower()
+    scale = _UNITS.get(t[-1:], None) if t else None
+    num = t[:-1] if scale is not None else t
+    try:
+        v = float(num) * (scale or 1.0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a duration such as 3600, 90s, 15m, 24h or 7d") from None
+    if not 0 <= v < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a duration >= 0")
+    return v

@@ -87,6 +87,24 @@ def _exact(b: bytes) -> bytes:
 
 
 @dataclass
+class History:
+    """What :meth:`Journal.history` found for a moment ``at``: the state then is
+    ``snapshot`` (None: the empty state) + ``events``, up to ``seq`` (the last event
+    committed at or before ``at``; its commit time is ``seq_at``)."""
+
+    seq: int
+    seq_at: float | None
+    snapshot: dict[str, Any] | None
+    events: list[dict[str, Any]]
+    ats: list[float] = field(default_factory=list)   # each event's commit time
+
+
+#: A journal keeps older snapshots for replays (``history``) at least this far apart
+#: (seconds of their storing time); the newest is always kept.
+SNAPSHOT_GAP_S = 60.0
+
+
+@dataclass
 class Recovered:
     """What :meth:`Journal.recover` found: rebuild state from ``snapshot`` + ``events``."""
 
@@ -106,6 +124,8 @@ class Journal(Protocol):
     def recover(self) -> Recovered: ...
     def append(self, batches: list[Batch]) -> GroupCommit: ...
     def read(self, after: int, limit: int) -> list[dict[str, Any]]: ...
+    def read_timed(self, after: int, limit: int) -> list[tuple[int, float, bytes]]: ...
+    def history(self, at: float) -> History | None: ...
     def batch_range(self, producer: str, batch: int) -> tuple[int, int] | None: ...
     def expire_keys(self) -> int: ...
     def compact(self, seq: int, snapshot: bytes | dict[str, Any], keep: int) -> int: ...
@@ -126,7 +146,9 @@ class MemoryJournal:
         self.window = dedupe_window
         self._lock = threading.Lock()
         self._events: deque[bytes] = deque()
+        self._ats: deque[float] = deque()     # commit time of each kept event (non-decreasing)
         self._snapshot: tuple[int, bytes] | None = None
+        self._older: deque[tuple[int, float, bytes]] = deque(maxlen=16)  # for history()
         self._keys: dict[tuple[str, int], KeyRecord] = {}
         self._key_order: deque[tuple[float, tuple[str, int]]] = deque()   # commit time order, for expiry
         self.epoch = make_epoch()   # a memory log starts over with every process
@@ -148,6 +170,8 @@ class MemoryJournal:
             now = time.time()
             done = plan(batches, self.last_seq, self._lookup, now, self.window)
             self._events.extend(data for _, data in done.rows)
+            at = max(now, self._ats[-1]) if self._ats else now
+            self._ats.extend(at for _ in done.rows)
             for producer, batch, digest, first, last, at in done.keys:
                 self._keys[(producer, batch)] = (digest, first, last, at)
                 self._key_order.append((at, (producer, batch)))
@@ -156,6 +180,7 @@ class MemoryJournal:
             self.commits += 1
             while len(self._events) > self.keep:
                 self._events.popleft()
+                self._ats.popleft()
             self.first_kept = self.last_seq - len(self._events) + 1
         return done
 
@@ -192,23 +217,59 @@ class MemoryJournal:
         with self._lock:
             return _live_range(self._lookup(producer, batch), time.time() - self.window)
 
+    def read_timed(self, after: int, limit: int) -> list[tuple[int, float, bytes]]:
+        """``(seq, commit time, event JSON)`` of kept events after ``after``."""
+        with self._lock:
+            if after + 1 < self.first_kept:
+                return []
+            start = after + 1 - self.first_kept
+            stop = min(len(self._events), start + max(0, limit))
+            return [(self.first_kept + i, self._ats[i], self._events[i]) for i in range(start, stop)]
+
+    def history(self, at: float) -> History | None:
+        """The state at ``at`` as snapshot + events (None: no longer held)."""
+        import bisect
+
+        with self._lock:
+            n = bisect.bisect_right(self._ats, at)   # kept events committed by then
+            if n == 0 and self.first_kept > 1:
+                return None
+            target = self.first_kept + n - 1
+            snaps = [(s, b) for s, _, b in self._older] + ([self._snapshot] if self._snapshot else [])
+            base, blob = max(((s, b) for s, b in snaps if s <= target), default=(0, None))
+            if base + 1 < self.first_kept:
+                return None
+            idx = range(base + 1 - self.first_kept, n)
+            blobs = [self._events[i] for i in idx]
+            ats = [self._ats[i] for i in idx]
+            seq_at = self._ats[n - 1] if n else None
+        return History(target, seq_at, orjson.loads(blob) if blob is not None else None,
+                       [orjson.loads(b) for b in blobs], ats)
+
     def compact(self, seq: int, snapshot: bytes | dict[str, Any], keep: int) -> int:
         """Keep ``snapshot`` (JSON bytes or a dict: the state at ``seq``), then drop events
         ``<= seq - keep`` in chunks of ``COMPACT_CHUNK``. Returns events dropped."""
         blob = _snapshot_bytes(snapshot)
         with self._lock:
             if self._snapshot is None or self._snapshot[0] < seq:  # same seq: same state, kept
-                self._snapshot = (seq, blob)
+                old, self._snapshot = self._snapshot, (seq, blob)
+                if old is not None and (not self._older or time.time() - self._older[-1][1] >= SNAPSHOT_GAP_S):
+                    self._older.append((old[0], time.time(), old[1]))
         dropped = 0
         while True:
             with self._lock:
                 n = min(len(self._events), seq - keep - self.first_kept + 1, COMPACT_CHUNK)
                 if n <= 0:
-                    return dropped
+                    break
                 for _ in range(n):
                     self._events.popleft()
+                    self._ats.popleft()
                 self.first_kept += n
                 dropped += n
+        with self._lock:  # older snapshots below the first kept event serve no history
+            while len(self._older) > 1 and self._older[1][0] < self.first_kept:
+                self._older.popleft()
+        return dropped
 
     def stats(self) -> dict[str, float]:
         return {"journal_events": len(self._events), "journal_commits": self.commits}
@@ -266,9 +327,14 @@ class SqliteJournal:
     their row (a crash mid-write) are deleted on open.
     """
 
-    def __init__(self, path: str | Path, *, dedupe_window: float = DEDUPE_WINDOW_S, new_epoch: bool = False) -> None:
+    def __init__(self, path: str | Path, *, dedupe_window: float = DEDUPE_WINDOW_S, new_epoch: bool = False,
+                 retain_s: float = 0.0) -> None:
         self.path = Path(path)
         self.window = dedupe_window
+        #: events committed less than this many seconds ago are kept by ``compact`` (for
+        #: replays), whatever its ``keep``; 0: ``keep`` alone decides
+        self.retain_s = retain_s
+        self._last_at = 0.0
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         self._compacting = threading.Lock()    # one compaction at a time
@@ -328,6 +394,7 @@ class SqliteJournal:
             row = db.execute("SELECT value FROM meta WHERE key='last_seq'").fetchone()
             top = db.execute("SELECT seq, last FROM events ORDER BY seq DESC LIMIT 1").fetchone()
             self.last_seq = max(row[0] if row else 0, (top[1] or top[0]) if top else 0)
+            self._last_at = db.execute("SELECT COALESCE(MAX(at), 0) FROM events").fetchone()[0]
             low = db.execute("SELECT MIN(seq) FROM events").fetchone()[0]
             self.first_kept = low if low is not None else self.last_seq + 1
         except BaseException:
@@ -337,12 +404,18 @@ class SqliteJournal:
     def _migrate(self) -> None:
         """Bring a journal of an older version up to this schema."""
         db = self._db
-        if "last" not in [r[1] for r in db.execute("PRAGMA table_info(events)")]:
+        ev_columns = [r[1] for r in db.execute("PRAGMA table_info(events)")]
+        if "last" not in ev_columns:
             # a journal of one row per event: those rows stay as they are (``last`` NULL)
             db.execute("ALTER TABLE events ADD COLUMN last INTEGER")
+        if "at" not in ev_columns:   # commit times (replays): rows from before count as very old
+            db.execute("ALTER TABLE events ADD COLUMN at REAL NOT NULL DEFAULT 0")
+        db.execute("CREATE INDEX IF NOT EXISTS events_at ON events (at)")
         columns = [r[1] for r in db.execute("PRAGMA table_info(snapshots)")]
         if "parts" not in columns:   # a journal written before snapshots came in parts
             db.execute("ALTER TABLE snapshots ADD COLUMN parts INTEGER NOT NULL DEFAULT 0")
+        if "at" not in columns:
+            db.execute("ALTER TABLE snapshots ADD COLUMN at REAL NOT NULL DEFAULT 0")
         db.execute("DELETE FROM snapshot_parts WHERE seq NOT IN (SELECT seq FROM snapshots)")
         if db.execute("SELECT 1 FROM sqlite_master WHERE name='batches'").fetchone():
             # a journal of the version that kept batch ranges without their content digest:
@@ -383,7 +456,7 @@ class SqliteJournal:
             row = self._db.execute(
                 "SELECT seq, data, parts FROM snapshots ORDER BY seq DESC LIMIT 1").fetchone()
             snap_seq, blob = (row[0], self._snapshot_blob(*row)) if row else (0, None)
-            events = [orjson.loads(d) for _, d in self._rows_after(snap_seq)]
+            events = [orjson.loads(d) for _, _, d in self._rows_after(snap_seq)]
         return Recovered(snap_seq, orjson.loads(blob) if blob is not None else None, events, self.last_seq)
 
     def _snapshot_blob(self, seq: int, data: bytes, parts: int) -> bytes:
@@ -408,7 +481,8 @@ class SqliteJournal:
             db = self._db
             try:
                 db.execute("BEGIN IMMEDIATE")
-                db.executemany("INSERT INTO events (seq, data, last) VALUES (?, ?, ?)", _chunks(done))
+                at = max(time.time(), self._last_at)   # commit times never go back
+                db.executemany("INSERT INTO events (seq, data, last, at) VALUES (?, ?, ?, ?)", _chunks(done, at))
                 if done.keys:
                     db.executemany("INSERT OR REPLACE INTO batch_keys VALUES (?, ?, ?, ?, ?, ?)", done.keys)
                 db.execute("INSERT OR REPLACE INTO meta VALUES ('last_seq', ?)", (done.last_seq,))
@@ -420,6 +494,7 @@ class SqliteJournal:
             if self.first_kept > self.last_seq and done.rows:
                 self.first_kept = done.rows[0][0]
             self.last_seq = done.last_seq
+            self._last_at = at
             self.commits += 1
             self._sidecar.write(done.last_seq)   # what the next start checks the file against
         return done
@@ -432,24 +507,35 @@ class SqliteJournal:
         with self._urgent():
             if after + 1 < self.first_kept:
                 return []
-            return [orjson.loads(d) for _, d in self._rows_after(after, limit)]
+            return [orjson.loads(d) for _, _, d in self._rows_after(after, limit)]
 
-    def _rows_after(self, after: int, limit: int | None = None) -> Iterator[tuple[int, bytes]]:
-        """``(seq, event JSON)`` of the kept events with ``seq > after``, in order (at most
-        ``limit``). A row holds one batch (``seq`` its first, ``last`` its last event, the
-        events' JSON joined by newlines) or, in a journal from before, one event."""
+    def read_timed(self, after: int, limit: int) -> list[tuple[int, float, bytes]]:
+        """``(seq, commit time, event JSON)`` of kept events with ``seq > after``."""
+        with self._urgent():
+            if after + 1 < self.first_kept:
+                return []
+            return list(self._rows_after(after, limit))
+
+    def _rows_after(self, after: int, limit: int | None = None, upto: int | None = None
+                    ) -> Iterator[tuple[int, float, bytes]]:
+        """``(seq, commit time, event JSON)`` of the kept events with ``seq > after`` (and
+        ``<= upto``), in order, at most ``limit``. A row holds one batch (``seq`` its first,
+        ``last`` its last event, the events' JSON joined by newlines) or, in a journal from
+        before, one event."""
         db = self._db
         start = db.execute("SELECT MAX(seq) FROM events WHERE seq <= ?", (after + 1,)).fetchone()[0]
         n = 0
-        for first, last, data in db.execute("SELECT seq, last, data FROM events WHERE seq >= ? ORDER BY seq",
-                                            (start if start is not None else after + 1,)):
+        end = upto if upto is not None else 1 << 62
+        for first, last, at, data in db.execute(
+                "SELECT seq, last, at, data FROM events WHERE seq >= ? AND seq <= ? ORDER BY seq",
+                (start if start is not None else after + 1, end)):
             parts = data.split(b"\n") if last is not None else (data,)
             for i, d in enumerate(parts):
-                if first + i > after:
+                if after < first + i <= end:
                     if limit is not None and n >= limit:
                         return
                     n += 1
-                    yield first + i, d
+                    yield first + i, at, d
             if limit is not None and n >= limit:
                 return
 
@@ -457,6 +543,28 @@ class SqliteJournal:
         """The range a committed batch key got (None: not committed within the window)."""
         with self._urgent():
             return _live_range(self._lookup(producer, batch), time.time() - self.window)
+
+    def history(self, at: float) -> History | None:
+        """The state at ``at`` (the hub's commit clock) as the newest snapshot at or before
+        it + the events after that snapshot committed by ``at``; None when the log no
+        longer holds that moment (compacted)."""
+        with self._urgent():
+            db = self._db
+            row = db.execute("SELECT seq, last, at FROM events WHERE at <= ? ORDER BY at DESC, seq DESC LIMIT 1",
+                             (at,)).fetchone()
+            if row is None:   # before every kept event: only an empty log's start is known
+                if self.first_kept > 1:
+                    return None
+                return History(0, None, None, [])
+            target, seq_at = row[1] or row[0], row[2]
+            snap = db.execute("SELECT seq, data, parts FROM snapshots WHERE seq <= ? ORDER BY seq DESC LIMIT 1",
+                              (target,)).fetchone()
+            base, blob = (snap[0], self._snapshot_blob(*snap)) if snap else (0, None)
+            if base + 1 < self.first_kept and base < target:
+                return None
+            rows = list(self._rows_after(base, upto=target))
+        return History(target, seq_at, orjson.loads(blob) if blob is not None else None,
+                       [orjson.loads(d) for _, _, d in rows], [a for _, a, _ in rows])
 
     def expire_keys(self) -> int:
         """Forget batch keys committed longer ago than the window, ``COMPACT_CHUNK`` rows
@@ -485,10 +593,29 @@ class SqliteJournal:
         blob = _snapshot_bytes(snapshot)
         with self._compacting, self._checkpointing():
             self.store_snapshot(seq, blob)
-            self.drop_snapshots_before(seq)
-            dropped = self.drop_events_upto(seq - keep)
+            upto = seq - keep
+            if self.retain_s > 0:   # and nothing committed within the retention
+                with self._step():
+                    row = self._db.execute("SELECT seq, last FROM events WHERE at >= ? ORDER BY at, seq LIMIT 1",
+                                           (time.time() - self.retain_s,)).fetchone()
+                    if row is not None:
+                        upto = min(upto, row[0] - 1)
+                    # only up to a snapshot: every kept event can be replayed from one
+                    snap = self._db.execute("SELECT MAX(seq) FROM snapshots WHERE seq <= ?", (upto,)).fetchone()[0]
+                upto = min(upto, snap if snap is not None else 0)
+            dropped = self.drop_events_upto(upto)
+            self.drop_snapshots_before(self._snapshots_to_keep())
             self.expire_keys()
         return dropped
+
+    def _snapshots_to_keep(self) -> int:
+        """The oldest snapshot a replay can still need: the newest one at or before the
+        first kept event (older ones are dropped)."""
+        with self._step():
+            row = self._db.execute("SELECT MAX(seq) FROM snapshots WHERE seq < ?", (self.first_kept,)).fetchone()
+            if row[0] is not None:
+                return row[0]
+            return self._db.execute("SELECT COALESCE(MIN(seq), 0) FROM snapshots").fetchone()[0]
 
     @contextlib.contextmanager
     def _checkpointing(self) -> Iterator[None]:
@@ -546,8 +673,22 @@ class SqliteJournal:
         for part, piece in enumerate(pieces[:-1]):
             self._tx((put, (seq, part, piece)))
         self._tx((put, (seq, len(pieces) - 1, pieces[-1])),
-                 ("INSERT OR REPLACE INTO snapshots (seq, data, parts) VALUES (?, ?, ?)",
-                  (seq, b"", len(pieces))))
+                 ("INSERT OR REPLACE INTO snapshots (seq, data, parts, at) VALUES (?, ?, ?, ?)",
+                  (seq, b"", len(pieces), time.time())))
+        self._thin_snapshots(seq)
+
+    def _thin_snapshots(self, newest: int) -> None:
+        """Keep older snapshots (for replays) at least ``SNAPSHOT_GAP_S`` apart: the one
+        stored just before ``newest`` goes when it is younger than that after the one
+        before it."""
+        with self._step():
+            rows = self._db.execute("SELECT seq, at FROM snapshots WHERE seq < ? ORDER BY seq DESC LIMIT 2",
+                                    (newest,)).fetchall()
+        if len(rows) == 2 and rows[0][1] - rows[1][1] < SNAPSHOT_GAP_S:
+            self._tx(("DELETE FROM snapshots WHERE seq = ?", (rows[0][0],)))
+            while self._tx(("DELETE FROM snapshot_parts WHERE rowid IN (SELECT rowid FROM "
+                            "snapshot_parts WHERE seq = ? LIMIT 4)", (rows[0][0],))):
+                pass
 
     def drop_snapshots_before(self, seq: int) -> None:
         """Compaction step 2: delete snapshots older than ``seq`` (their rows first, in one
@@ -600,20 +741,21 @@ class SqliteJournal:
             self._sidecar.release()
 
 
-def _chunks(done: GroupCommit) -> list[tuple[int, bytes, int]]:
+def _chunks(done: GroupCommit, at: float) -> list[tuple[int, bytes, int, float]]:
     """The rows of a group commit: one per fresh batch, ``(first, events joined by
-    newlines, last)`` (orjson never writes a raw newline: it escapes those in strings)."""
+    newlines, last, commit time)`` (orjson never writes a raw newline: it escapes those
+    in strings)."""
     rows, out, i = done.rows, [], 0
     for b in done.fresh:
         first, last = done.outcomes[b].range  # type: ignore[union-attr]
         n = last - first + 1
-        out.append((first, b"\n".join([d for _, d in rows[i:i + n]]), last))
+        out.append((first, b"\n".join([d for _, d in rows[i:i + n]]), last, at))
         i += n
     return out
 
 
 def open_journal(path: str | Path | None, keep: int = 100_000, *,
-                 dedupe_window: float = DEDUPE_WINDOW_S, new_epoch: bool = False) -> Journal:
+                 dedupe_window: float = DEDUPE_WINDOW_S, new_epoch: bool = False, retain_s: float = 0.0) -> Journal:
     """``SqliteJournal(path)``, or a :class:`MemoryJournal` when ``path`` is None. Raises
     :class:`JournalRefused` (one line to print) when the file must not be trusted."""
     if path is None:
@@ -621,4 +763,4 @@ def open_journal(path: str | Path | None, keep: int = 100_000, *,
     if "://" in str(path):
         raise JournalRefused(f"journal {path}: a JetStream (or other URL) journal is not available yet (issue 15); "
                              "give --journal a SQLite file path", "foreign")
-    return SqliteJournal(path, dedupe_window=dedupe_window, new_epoch=new_epoch)
+    return SqliteJournal(path, dedupe_window=dedupe_window, new_epoch=new_epoch, retain_s=retain_s)

@@ -85,6 +85,7 @@ class HubConfig:
     compact_every: int = 100_000        # events between snapshots
     encode_chunk: int = 10_000          # devices per piece of a compaction's snapshot encode
     keep_events: int = 100_000          # events kept for replay after a snapshot
+    keep_s: float = 3600.0              # events committed within this many seconds are kept (replays)
     snapshot_records: int = 5_000       # list items per snapshot part
     max_violations: int = 3             # protocol violations before closing with 1008
     max_refusals: int = 10              # auth/origin refusals per address within refusal_window ...
@@ -128,6 +129,7 @@ class HubConfig:
             ("tail_events", self.tail_events >= self.max_lag, ">= max_lag"),
             ("batch_events", self.batch_events >= 1, ">= 1"),
             ("keep_events", self.keep_events >= 0, ">= 0"),
+            ("keep_s", self.keep_s >= 0, ">= 0 seconds"),
             ("compact_every", self.compact_every >= 1, ">= 1"),
             ("encode_chunk", self.encode_chunk >= 1, ">= 1"),
             ("max_refusals", self.max_refusals >= 1, ">= 1"),
@@ -240,7 +242,7 @@ class Hub:
         self._loop = asyncio.get_running_loop()
         self._pending_evt = asyncio.Event()
         if self.journal is None:
-            self.journal = open_journal(cfg.journal, keep=max(cfg.keep_events, cfg.tail_events),
+            self.journal = open_journal(cfg.journal, keep=max(cfg.keep_events, cfg.tail_events), retain_s=cfg.keep_s,
                                         dedupe_window=cfg.dedupe_window, new_epoch=cfg.new_epoch)
         self.eventlog = EventLog(self.journal, recent_bytes=cfg.tail_bytes)
         await asyncio.to_thread(self._recover)
@@ -1005,6 +1007,11 @@ class Hub:
         if "subscribe" not in roles:
             await self._refuse(ws, "auth", "a subscribe token is required" if token is None
                                else "the token does not grant subscribe")
+            return
+        if hello.at is not None:  # the flight recorder: a replay connection beside the live one
+            from .replay import serve_replay
+
+            await serve_replay(self, ws, printable(hello.wall or peer, 100), roles, hello)
             return
         wall = WallSender(self, ws, printable(hello.wall or peer, 100), roles)  # safe in logs and labels
         await ws.send(P.encode(P.Welcome(protocol=P.PROTOCOL_VERSION, hub=self.hub_id, seq=self.seq,

@@ -26,7 +26,7 @@ from wallboard.protocol.errors import ERROR_CODES, RETRYABLE_CODES, ProtocolErro
 from wallboard.protocol.fastpath import _batch_is_plainly_valid
 from wallboard.protocol.limits import LIMITS, MAX_DEPTH, MAX_EVENT, MAX_INT
 from wallboard.protocol.messages import (
-    Ack, Control, Error, Events, Heartbeat, Hello, Message, Publish, Snapshot, Stats, Welcome,
+    Ack, Control, Error, Events, Heartbeat, Hello, Message, Publish, Seek, Snapshot, Speed, Stats, Welcome,
     encode, encode_events, to_dict,
 )
 from wallboard.protocol.publisher import PublisherSession, WindowFull
@@ -43,7 +43,7 @@ __all__ = [
     "PROTOCOL_VERSION", "MAX_FRAME", "MAX_BATCH", "MAX_ID", "MAX_TEXT", "MAX_INT", "MAX_DEPTH",
     "MAX_EVENT", "LIMITS", "ProtocolError",
     "ERROR_CODES", "RETRYABLE_CODES", "Welcome", "Snapshot", "Events", "Heartbeat", "Stats", "Error", "Hello",
-    "Control", "Publish", "Ack", "Message", "OPS", "decode", "check_batch", "encode", "encode_events",
+    "Control", "Publish", "Ack", "Seek", "Speed", "Message", "OPS", "decode", "check_batch", "encode", "encode_events",
     "to_dict", "validate_event", "parse_ts", "split_snapshot", "merge_snapshot_parts",
     "did_you_mean", "EVENT_TYPES", "ENTITY_TYPES", "SAMPLE_TYPES", "DEVICE_STATUSES",
     "STORE_STATUSES", "CHANGE_STATUSES", "INCIDENT_STATUSES", "SEVERITIES", "RISKS",

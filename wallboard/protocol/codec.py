@@ -13,12 +13,15 @@ from wallboard.protocol.errors import ProtocolError, _tname, did_you_mean
 from wallboard.protocol.fastpath import _batch_is_plainly_valid
 from wallboard.protocol.limits import MIN_WALL_FRAME
 from wallboard.protocol.messages import (
-    Ack, Control, Error, Events, Heartbeat, Hello, Message, Publish, Snapshot, Stats, Welcome,
+    Ack, Control, Error, Events, Heartbeat, Hello, Message, Publish, Seek, Snapshot, Speed, Stats, Welcome,
 )
 from wallboard.protocol.schema import (
     _NAME, MAX_BATCH, MAX_FRAME, MAX_TEXT, WALL_CONTROL_COMMANDS, _bool, _dict, _enum, _int, _list,
-    _need, _number, _opt, _str, _str_list, validate_event,
+    _need, _number, _opt, _str, _str_list, _ts, validate_event,
 )
+
+#: The fastest replay a wall may ask for (``hello.speed``, ``speed.x``).
+MAX_REPLAY_SPEED = 1000.0
 
 def _batch(obj: dict, op: str, *, require_seq: bool, require_ts: bool, max_batch: int) -> list[dict]:
     events = _need(obj, "events", op, _list)
@@ -68,6 +71,8 @@ def _d_welcome(o: dict) -> Message:
         heartbeat_s=_need(o, "heartbeat_s", "welcome", _number(positive=True)),
         roles=_opt(o, "roles", "welcome", _str_list(10), []),
         epoch=_opt(o, "epoch", "welcome", _str(200)),
+        replay=_opt(o, "replay", "welcome", _bool),
+        at=_opt(o, "at", "welcome", _ts),
     )
 
 
@@ -83,7 +88,8 @@ def _d_snapshot(o: dict) -> Message:
 
 def _d_heartbeat(o: dict) -> Message:
     return Heartbeat(seq=_need(o, "seq", "heartbeat", _int(0)),
-                     time=float(_need(o, "time", "heartbeat", _number(0))))
+                     time=float(_need(o, "time", "heartbeat", _number(0))),
+                     at=_opt(o, "at", "heartbeat", _ts), speed=_opt(o, "speed", "heartbeat", _number(0)))
 
 
 def _d_stats(o: dict) -> Message:
@@ -109,9 +115,26 @@ def _d_error(o: dict) -> Message:
 
 
 def _d_hello(o: dict) -> Message:
-    return Hello(token=_opt(o, "token", "hello", _str(1000)), since=_opt(o, "since", "hello", _int(0)),
+    hello = Hello(token=_opt(o, "token", "hello", _str(1000)), since=_opt(o, "since", "hello", _int(0)),
                  wall=_opt(o, "wall", "hello", _str(200)), epoch=_opt(o, "epoch", "hello", _str(200)),
-                 max_frame=_opt(o, "max_frame", "hello", _int(MIN_WALL_FRAME)))
+                 max_frame=_opt(o, "max_frame", "hello", _int(MIN_WALL_FRAME)),
+                 at=_opt(o, "at", "hello", _ts),
+                 speed=_opt(o, "speed", "hello", _number(0, MAX_REPLAY_SPEED)))
+    if hello.since is not None and hello.at is not None:
+        raise ProtocolError("bad_value", "'since' and 'at' exclude each other", op="hello", field="at",
+                            expected="since (the live feed from a seq) or at (a replay from a moment)")
+    if hello.speed is not None and hello.at is None:
+        raise ProtocolError("bad_value", "'speed' without 'at'", op="hello", field="speed",
+                            expected="speed only with at (a replay)")
+    return hello
+
+
+def _d_seek(o: dict) -> Message:
+    return Seek(at=_need(o, "at", "seek", _ts))
+
+
+def _d_speed(o: dict) -> Message:
+    return Speed(x=float(_need(o, "x", "speed", _number(0, MAX_REPLAY_SPEED))))
 
 
 def _d_control(o: dict) -> Message:
@@ -151,8 +174,11 @@ _DECODERS: dict[str, Callable[[dict], Message]] = {
     "hello": _d_hello,
     "control": _d_control,
     "ack": _d_ack,
+    "seek": _d_seek,
+    "speed": _d_speed,
 }
-OPS = ("welcome", "snapshot", "events", "heartbeat", "stats", "error", "hello", "control", "publish", "ack")
+OPS = ("welcome", "snapshot", "events", "heartbeat", "stats", "error", "hello", "control", "publish", "ack",
+       "seek", "speed")
 
 
 def decode(

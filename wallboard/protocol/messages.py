@@ -21,6 +21,11 @@ class Welcome:
     roles: list[str] = field(default_factory=list)
     #: The hub log's epoch: a new one means its seqs started over (resync, see session).
     epoch: str | None = None
+    #: A replay connection (``hello.at``): what follows is the past, not the live feed.
+    replay: bool | None = None
+    #: Replay: the moment the snapshot shows (epoch seconds, the hub's commit clock); the
+    #: earliest the log still holds when ``hello.at`` asked for an earlier one.
+    at: float | None = None
     op: str = "welcome"
 
 
@@ -43,6 +48,9 @@ class Events:
 class Heartbeat:
     seq: int
     time: float
+    #: Replay connections: the replay clock (the commit time replayed up to) and its speed.
+    at: float | None = None
+    speed: float | None = None
     op: str = "heartbeat"
 
 
@@ -77,6 +85,10 @@ class Hello:
     #: The largest frame (bytes) this wall takes: a larger one closes the connection
     #: (1009). A hub sends nothing larger (events frames, snapshot parts).
     max_frame: int | None = None
+    #: Replay from this moment (epoch seconds or RFC 3339) instead of the live feed: the
+    #: state as the hub had it then, then the events after it at ``speed`` x their pace.
+    at: float | None = None
+    speed: float | None = None
     op: str = "hello"
 
 
@@ -100,6 +112,22 @@ class Publish:
 
 
 @dataclass
+class Seek:
+    """Replay connections: show the state at ``at`` and go on from there."""
+
+    at: float
+    op: str = "seek"
+
+
+@dataclass
+class Speed:
+    """Replay connections: ``x`` times the recorded pace (0 = paused)."""
+
+    x: float
+    op: str = "speed"
+
+
+@dataclass
 class Ack:
     first: int
     last: int
@@ -109,7 +137,7 @@ class Ack:
     op: str = "ack"
 
 
-Message = Welcome | Snapshot | Events | Heartbeat | Stats | Error | Hello | Control | Publish | Ack
+Message = Welcome | Snapshot | Events | Heartbeat | Stats | Error | Hello | Control | Publish | Ack | Seek | Speed
 
 # --------------------------------------------------------------------------- encoding
 
