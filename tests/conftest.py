@@ -115,3 +115,17 @@ def idle_wall(qtbot):
         qtbot.addWidget(w)
     yield ctl
     ctl.shutdown()
+
+
+def end_process(proc, timeout: float = 10.0) -> None:
+    """Stop a child process this test started: SIGTERM, then SIGKILL after ``timeout`` s."""
+    import subprocess
+
+    if proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout)
