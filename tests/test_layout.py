@@ -564,7 +564,7 @@ def doc_error_report() -> str:
 
 def test_docs_error_report_is_real():
     doc = (ROOT / "docs" / "layouts.md").read_text(encoding="utf-8")
-    assert "```\n" + doc_error_report() + "\n```" in doc
+    assert "```text\n" + doc_error_report() + "\n```" in doc
 
 
 def test_docs_full_example_is_valid():
