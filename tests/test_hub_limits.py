@@ -361,3 +361,24 @@ def test_the_logs_recent_rows_are_bounded_by_bytes_and_followers_still_get_every
                 break
         assert seqs == list(range(1, 101))
     run(main())
+
+
+def test_entity_events_refused_by_the_caps_are_logged_once_per_interval(caplog):
+    import logging
+
+    async def main() -> None:
+        hub = Hub(HubConfig(host="127.0.0.1", port=0, journal=None, max_devices=2, max_stores=1), auth=Auth())
+        await hub.astart()
+        try:
+            await hub.submit([{"type": "device", "id": f"d{i}", "status": "ok", "ts": 100.0} for i in range(4)]
+                             + [{"type": "store", "id": f"s{i}", "ts": 100.0} for i in range(3)])
+            with caplog.at_level(logging.WARNING, "wallboard.hub"):
+                hub._warn_caps(1000.0)
+                hub._warn_caps(1001.0)   # within refusal_log_s: not again
+        finally:
+            await hub.astop()
+    run(main())
+    lines = [r.getMessage() for r in caplog.records if "entity caps" in r.getMessage()]
+    assert lines == ["entity caps reached: 2 device events (--max-devices 2, 2 held) and 2 store events "
+                     "(--max-stores 1, 1 held) not applied since the last warning: none of the held ones was "
+                     "silent long enough to be evicted (--evict-after 3600 s)"]

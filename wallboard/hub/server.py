@@ -183,6 +183,7 @@ class Hub:
         self.tail = Tail(self.config.tail_events, self.config.tail_bytes)
         self.ingest_queue = IngestQueue(self.config.max_ingest_bytes)
         self._ingest_full_logged = -1e18
+        self._caps_seen, self._caps_logged = (0, 0), -1e18  # refused entity events, last warned
         self.walls: set[WallSender] = set()
         self.counters: dict[str, float] = {}
         self._pending: list[tuple[Batch, asyncio.Future[tuple[tuple[int, int], bool]]]] = []
@@ -779,6 +780,7 @@ class Hub:
             now_m = time.monotonic()
             for w in list(self.walls):
                 w.check(now_m)  # drops a wall stuck past its lag bound for wall_drop_s
+            self._warn_caps(now_m)
             hb = P.encode(P.Heartbeat(seq=self.seq, time=time.time()))
             for w in self.walls:
                 if w.cursor or w.need_snapshot:
@@ -794,6 +796,20 @@ class Hub:
                 st = P.encode(P.Stats(counters=self.stats()))
                 for w in self.walls:
                     w.push(st)
+
+    def _warn_caps(self, now: float) -> None:
+        """Log (once per ``refusal_log_s``) entity events the state did not keep because
+        ``max_devices`` / ``max_stores`` is reached with nothing long silent to evict."""
+        c = self.state.counters
+        refused = (c.get("refused_devices", 0), c.get("refused_stores", 0))
+        if refused == self._caps_seen or now - self._caps_logged < self.config.refusal_log_s:
+            return
+        (d0, s0), self._caps_seen, self._caps_logged = self._caps_seen, refused, now
+        log.warning("entity caps reached: %d device events (--max-devices %d, %d held) and %d store events "
+                    "(--max-stores %d, %d held) not applied since the last warning: none of the held ones was "
+                    "silent long enough to be evicted (--evict-after %g s)", refused[0] - d0,
+                    self.config.max_devices, len(self.state.devices), refused[1] - s0, self.config.max_stores,
+                    len(self.state.stores), self.config.evict_after_s)
 
     # ------------------------------------------------------------------ connections
     def _process_request(self, connection: ServerConnection, request: Any) -> Any:
