@@ -205,7 +205,7 @@ def cfg_small(**kw: Any) -> HubConfig:
                      max_ingest_bytes=1 << 16, **kw)
 
 
-def test_a_full_ingest_queue_answers_unavailable_with_retry_after_then_takes_the_resend():
+def test_a_full_ingest_queue_answers_unavailable_with_retry_after_then_takes_the_resend(caplog):
     journal = SlowJournal()
     hub = Hub(cfg_small(), auth=Auth(), journal=journal)
     hub.start_in_thread()
@@ -234,6 +234,9 @@ def test_a_full_ingest_queue_answers_unavailable_with_retry_after_then_takes_the
     assert full.message.startswith("not applied: ingest queue full: ") and "limit 65536 bytes" in full.message
     assert isinstance(ack2, P.Ack) and (ack2.first, ack2.last) == (11, 20) and not ack2.duplicate
     assert stats["rejects_ingest_full"] == 2 and stats["ingest_queue_bytes"] == 0 and not stats.get("violations")
+    logged = [r.getMessage() for r in caplog.records if "ingest queue full" in r.getMessage()]
+    assert len(logged) == 1 and logged[0].endswith("--max-ingest-bytes): answered unavailable (1 batches refused "
+                                                   "so far)")
     assert 39_000 < stats["ingest_queue_peak_bytes"] <= 1 << 16
 
 
@@ -281,6 +284,12 @@ def test_tail_is_bounded_by_bytes_as_well_as_by_count():
     ("max_ingest_bytes", 1000, "hub option max_ingest_bytes=1000: expected >= max_frame and max_body "
                                "(1048576 bytes)"),
     ("tail_bytes", 1000, "hub option tail_bytes=1000: expected >= 4 x max_frame (4194304 bytes)"),
+    ("wall_drop_s", 0, "hub option wall_drop_s=0: expected > 0 seconds"),
+    ("snapshot_budget", 0, "hub option snapshot_budget=0: expected >= 1 per minute"),
+    ("snapshot_cache_s", -1, "hub option snapshot_cache_s=-1: expected >= 0 seconds"),
+    ("max_devices", 0, "hub option max_devices=0: expected >= 1"),
+    ("max_stores", 0, "hub option max_stores=0: expected >= 1"),
+    ("evict_after_s", 0, "hub option evict_after_s=0: expected > 0 seconds"),
 ])
 def test_bad_limit_options_are_named(option, value, want):
     with pytest.raises(ValueError) as ei:
