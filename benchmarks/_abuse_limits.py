@@ -10,7 +10,8 @@ of ``_abuse.py`` measuring their latency, the hub's RSS sampled every 0.25 s.
 * ``ingest_flood``: 4 producer connections from 127.0.0.2 sending 1 MB batches of 250
   events of 4 KB as fast as the hub reads them for ``FLOOD_S``, 32 unacked each: acked,
   ``unavailable`` (ingest queue full, answered before the frame is parsed), the queue's
-  peak, RSS peak against the bound; again with a 4 MiB queue (``ingest_flood_4mib``).
+  peak, RSS peak against the bound; again with a 4 MiB and a 1 MiB queue
+  (``ingest_flood_4mib``, ``ingest_flood_1mib``).
 * ``typo_ids``: 100,000 distinct device ids under ``--max-devices 20000``: 50,000 with a
   timestamp 2 h old, then 50,000 fresh: devices held, evicted, refused, snapshot bytes.
 * ``snapshots``: 100 ``hello since=0`` at once from 127.0.0.2 on a 50,000-device state:
@@ -260,6 +261,8 @@ def drill_limits(tmp: Path, tokens: dict[str, str], only: str = "") -> dict[str,
         ("ingest_flood", bounded, ingest_flood, bound_mb),
         ("ingest_flood_4mib", ["--tail-bytes", str(tail), "--max-ingest-bytes", str(4 * MiB)], ingest_flood,
          (4 * MiB + 3 * tail + 4 * 16 * MiB) / MiB + 32),
+        ("ingest_flood_1mib", ["--tail-bytes", str(tail), "--max-ingest-bytes", str(MiB)], ingest_flood,
+         (MiB + 3 * tail + 4 * 16 * MiB) / MiB + 32),
         ("typo_ids", ["--max-devices", "20000", "--evict-after", "60"], typo_ids, None),
         ("snapshots", [], snapshots, None),
         ("sleepers", ["--max-lag", "2000", "--wall-drop-after", "5"], sleepers, None),

@@ -379,7 +379,7 @@ def main() -> int:
                     "limit; benchmarks/_abuse_limits.py) or both (default)")
     ap.add_argument("--abuse-probes", default="", metavar="LIST",
                     help="abuse limits: only these probes (comma-separated: big_events, ingest_flood, "
-                    "ingest_flood_4mib, typo_ids, snapshots, sleepers, rate_limit; default all)")
+                    "ingest_flood_4mib, ingest_flood_1mib, typo_ids, snapshots, sleepers, rate_limit; default all)")
     args = ap.parse_args()
     from producer_drills import drill_producers
 
