@@ -216,7 +216,10 @@ def test_a_full_ingest_queue_answers_unavailable_with_retry_after_then_takes_the
                     await ws.send(P.encode(P.Publish(events=[kpi(n * 100 + i, pad=3900) for i in range(10)],
                                                      producer="p", batch=n)))
                 await ws.send(b"{" + b"x" * 40_000)  # refused before it is parsed: not a violation
-                await asyncio.sleep(0.3)
+                for _ in range(100):  # the garbage is read after the 1 s pause, still full
+                    if hub.stats().get("publish_pauses", 0) >= 2:
+                        break
+                    await asyncio.sleep(0.05)
                 journal.gate.set()
                 out = [await recv(ws), await recv(ws)]
                 unparsed = await recv(ws)
@@ -234,6 +237,7 @@ def test_a_full_ingest_queue_answers_unavailable_with_retry_after_then_takes_the
     assert full.message.startswith("not applied: ingest queue full: ") and "limit 65536 bytes" in full.message
     assert isinstance(ack2, P.Ack) and (ack2.first, ack2.last) == (11, 20) and not ack2.duplicate
     assert stats["rejects_ingest_full"] == 2 and stats["ingest_queue_bytes"] == 0 and not stats.get("violations")
+    assert stats["publish_pauses"] == 2  # the connection was not read for retry_after after each refusal
     logged = [r.getMessage() for r in caplog.records if "ingest queue full" in r.getMessage()]
     assert len(logged) == 1 and logged[0].endswith("--max-ingest-bytes): answered unavailable (1 batches refused "
                                                    "so far)")
