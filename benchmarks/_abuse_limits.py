@@ -253,16 +253,19 @@ def drill_limits(tmp: Path, tokens: dict[str, str], only: str = "") -> dict[str,
     out: dict[str, Any] = {}
     tail, queue = 32 * MiB, 16 * MiB
     bounded = ["--tail-bytes", str(tail), "--max-ingest-bytes", str(queue)]
-    # the tail's JSON, the log's recent rows (JSON and event dicts), the ingest queue, the
-    # frames websockets reads ahead (16 per connection, 4 flood connections of 1 MB), slack
-    bound_mb = (queue + 3 * tail + 4 * 16 * MiB) / MiB + 32
+    # the ingest queue x 3 (each queued batch: its frame and its parsed events), the tail's
+    # JSON and the log's recent rows (JSON and event dicts), the frames websockets reads ahead
+    # (16 per connection, 4 flood connections of 1 MB), slack: nothing grows with the input
+    def bound(q: int) -> float:
+        return (3 * q + 3 * tail + 4 * 16 * MiB) / MiB + 32
+    bound_mb = bound(queue)
     plan: list[tuple[str, list[str], Any, float | None]] = [
         ("big_events", bounded, big_events, bound_mb),
         ("ingest_flood", bounded, ingest_flood, bound_mb),
         ("ingest_flood_4mib", ["--tail-bytes", str(tail), "--max-ingest-bytes", str(4 * MiB)], ingest_flood,
-         (4 * MiB + 3 * tail + 4 * 16 * MiB) / MiB + 32),
+         bound(4 * MiB)),
         ("ingest_flood_1mib", ["--tail-bytes", str(tail), "--max-ingest-bytes", str(MiB)], ingest_flood,
-         (MiB + 3 * tail + 4 * 16 * MiB) / MiB + 32),
+         bound(MiB)),
         ("typo_ids", ["--max-devices", "20000", "--evict-after", "60"], typo_ids, None),
         ("snapshots", [], snapshots, None),
         ("sleepers", ["--max-lag", "2000", "--wall-drop-after", "5"], sleepers, None),
