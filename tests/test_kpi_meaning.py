@@ -179,3 +179,28 @@ def test_layout_refuses_contradicting_good(tmp_path):
         tiles_layout(tmp_path, '[{ metric = "orders_per_s", good = "up", direction = "up_bad" }]')
     assert 'good = "up" contradicts direction = "up_bad"' in str(err.value)
     assert "tiles[0].good" in str(err.value)
+
+
+def test_a_clock_second_repaints_only_the_sample_ages(qtbot):
+    """Once a second only the ages move: just their boxes are painted again (not the big
+    numbers, ~10 ms a second at 4K); a new sample, a wider age or a sample turning old
+    repaints whole tiles."""
+    from PySide6.QtCore import QRect
+    st, panel = tiles(qtbot, [kpi("orders_per_s", 120.0, ts=NOW - 3), kpi("queue_len", 4.0, ts=NOW - 3)],
+                      [{"metric": "orders_per_s"}, {"metric": "queue_len"}])
+    panel.show()
+    panel.grab()                                    # painted once: the ages' widths are known
+    updates = []
+    panel.update = lambda *a: updates.append(QRect(*a) if a else panel.rect())
+    panel.refresh(Dirty(), NOW + 1)                 # "4s": as wide as "3s"
+    rects = panel._tile_rects()
+    assert len(updates) == 2 and all(u.width() < rects[0].width() / 4 for u in updates)
+    assert all(u.right() >= r.right() - 30 and u.bottom() < r.top() + r.height() * 0.3
+               for u, r in zip(updates, rects))   # top right corners: the ages
+    updates.clear()
+    panel.refresh(feed(st, [kpi("orders_per_s", 130.0, ts=NOW + 1.5)], NOW + 1.5), NOW + 1.5)
+    assert updates == [panel.rect()]                # a new sample: the whole panel
+    panel.grab()
+    updates.clear()
+    panel.refresh(Dirty(), NOW + 8)                 # "11s": wider, the labels follow
+    assert updates == [panel.rect()]
