@@ -186,6 +186,32 @@ def test_every_auth_refusal():
         assert hub.counters["rejects_origin"] == 1
 
 
+def test_an_empty_bearer_header_on_the_websocket_is_no_token():
+    """``Authorization: Bearer `` (websocat with an unset token variable, docs/integrations.md)
+    is the same as no header: the first frame's token decides, and without one the
+    producer is closed with the usual auth reason, not a "malformed header" 401."""
+    auth = Auth({"publish": PUB, "subscribe": SUB, "control": CTL})
+    with running(auth) as hub:
+        async def go():
+            empty = {"Authorization": "Bearer "}
+            async with connect(hub.publish_url, additional_headers=empty) as prod:
+                await prod.send(publish_msg([kpi(1)], producer="p", batch=1, token=PUB))
+                assert isinstance(await recv(prod), P.Ack)
+            async with connect(hub.publish_url, additional_headers=empty) as prod:
+                await prod.send(publish_msg([kpi(2)], producer="p", batch=2))
+                e = await recv(prod)
+                assert e.code == "auth" and e.message == ("a publish or control token is required (first frame "
+                                                          "or Authorization header)")
+        asyncio.run(go())
+        assert hub.seq == 1
+    with running() as hub:  # an open hub: published
+        async def go_open():
+            async with connect(hub.publish_url, additional_headers={"Authorization": "Bearer "}) as prod:
+                await prod.send(publish_msg([kpi(1)], producer="p", batch=1))
+                assert isinstance(await recv(prod), P.Ack)
+        asyncio.run(go_open())
+
+
 def test_open_roles_refuse_a_non_loopback_bind():
     with pytest.raises(AuthConfigError, match="refusing to bind 0.0.0.0"):
         Hub(HubConfig(host="0.0.0.0", port=0), auth=Auth())

@@ -2,7 +2,7 @@
 only on loopback, both token-file formats, token strength, refusal log and refusal cap."""
 import pytest
 
-from wallboard.hub.auth import (MIN_TOKEN, Auth, AuthConfigError, PeerLimiter, RefusalLog, bearer, expand,
+from wallboard.hub.auth import (MIN_TOKEN, Auth, AuthConfigError, PeerLimiter, RefusalLog, bearer, empty_bearer, expand,
                                 is_loopback, origin_allowed, printable, read_token_file)
 
 P1, S1, C1, M1 = "p1-token-0123456789", "s1-token-0123456789", "c1-token-0123456789", "m1-token-0123456789"
@@ -120,6 +120,9 @@ def test_bearer():
     assert bearer("bearer  abc ") == "abc"
     assert bearer("Basic abc") is None
     assert bearer(None) is None and bearer("Bearer ") is None
+    assert empty_bearer("Bearer ") and empty_bearer("bearer") and empty_bearer(" Bearer  ")
+    assert not empty_bearer(None) and not empty_bearer("") and not empty_bearer("Bearer abc")
+    assert not empty_bearer("Basic ")
 
 
 def test_origin_allowed():

@@ -238,6 +238,12 @@ def bearer(header: str | None) -> str | None:
     return value.strip() or None if scheme.lower() == "bearer" else None
 
 
+def empty_bearer(header: str | None) -> bool:
+    """True for ``Authorization: Bearer`` with nothing after it (a script's unset token
+    variable): it presents no token, the same as no header at all."""
+    return header is not None and header.strip().lower() == "bearer"
+
+
 def printable(value: object, limit: int = 120) -> str:
     """A peer-supplied string made safe for one log line: control characters (newlines,
     escapes) as ``\\n``/``\\x1b`` escapes, cut at ``limit`` characters with ``...``."""

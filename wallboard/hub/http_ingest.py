@@ -43,7 +43,7 @@ from aiohttp import web
 from wallboard import protocol as P
 
 from .alert_mapping import MappingRules, PayloadError, map_webhook
-from .auth import bearer, origin_allowed, printable
+from .auth import bearer, empty_bearer, origin_allowed, printable
 from .batches import BatchRefused, JournalUnavailable
 from .budget import IngestFull, TokenBucket, check_event_bytes
 
@@ -264,7 +264,7 @@ class HttpIngest:
         """The roles of the request's token; 401/403 unless one of ``need`` is among them."""
         header = request.headers.get("Authorization")
         token = bearer(header)
-        empty = header is not None and token is None and header.strip().lower() == "bearer"
+        empty = empty_bearer(header)
         if header is not None and token is None and not empty:
             raise _Refusal(401, "auth", "malformed Authorization header: expected 'Bearer <token>'")
         # 'Bearer' with nothing after it (a script's unset token variable) presents no token,

@@ -40,7 +40,7 @@ from wallboard import protocol as P
 from wallboard.state import LiveState, StateConfig
 from wallboard.state.snapshot import encode_snapshot_pieces, live_snapshot
 
-from .auth import Auth, PeerLimiter, RefusalLog, bearer, origin_allowed, printable
+from .auth import Auth, PeerLimiter, RefusalLog, bearer, empty_bearer, origin_allowed, printable
 from .budget import EVENT_ESTIMATE, IngestQueue, SnapshotBudget, TokenBucket, check_event_bytes
 from .fanout import Tail, WallSender
 from .batches import DEDUPE_WINDOW_S, Batch, BatchRefused, GroupCommit, JournalUnavailable, batch_digest
@@ -841,7 +841,7 @@ class Hub:
             return connection.respond(HTTPStatus.FORBIDDEN, f"origin {printable(origin, 200)!r} is not allowed: "
                                       "start the hub with --origin for it\n")
         header = request.headers.get("Authorization")
-        if header is not None:
+        if header is not None and not empty_bearer(header):  # an empty one presents no token
             token = bearer(header)
             roles = self.auth.roles_for(token)
             need = ("subscribe",) if path == "/feed" else ("publish", "control")
