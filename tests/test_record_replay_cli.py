@@ -211,3 +211,13 @@ def test_wallboard_log_any_case_and_a_precise_error():
                                 "WARNING, ERROR, CRITICAL (any case)")
     r = cli("hub", "--log-level", "loud")
     assert r.returncode == 2 and "argument --log-level: 'loud': expected a log level" in r.stderr
+
+
+def test_record_at_a_wrong_path_says_what_the_hub_answered(tmp_path):
+    out_file = tmp_path / "day.jsonl"
+    with hub_in_thread() as hub:
+        url = hub.url.replace("/feed", "/fed")
+        r = cli("record", "--feed", url, "--out", str(out_file), "--retries", "2")
+    assert r.returncode == 1
+    assert r.stderr.splitlines()[-1] == (f"wallboard record: cannot reach {url}: HTTP 404 (unknown path '/fed': use "
+                                         f"/feed, /publish or /metrics) (2 attempts); 0 events written to {out_file}")

@@ -328,7 +328,11 @@ async def record(feed_url: str, out: Path | str, *, token: str | None = None, du
                     if end is not None and time.monotonic() >= end:
                         break
             except InvalidStatus as e:
-                raise AuthFailed(f"{feed_url}: HTTP {e.response.status_code}") from None
+                status = e.response.status_code
+                if classify_close(http_status=status) == "auth":
+                    raise AuthFailed(f"{feed_url}: hub refused the token (HTTP {status})") from None
+                body = e.response.body.decode("utf-8", "replace").strip() if e.response.body else ""
+                why = f"HTTP {status}" + (f" ({body[:200]})" if body else "")
             except ConnectionClosed as e:
                 if e.rcvd and classify_close(e.rcvd.code, e.rcvd.reason) == "auth":
                     raise AuthFailed(e.rcvd.reason) from None
