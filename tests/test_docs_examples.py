@@ -102,23 +102,51 @@ ALL = [b for p in DOCS for b in blocks(p)]
 EXAMPLES = [b for b in ALL if b.kind != "none"]
 
 
-def test_every_block_names_its_language_and_every_marker_an_example():
-    problems = [f"{b.where}: a fence without a language: write ```text for output, ```sh for commands"
-                for b in ALL if not b.lang]
-    problems += [f"{b.where}: unknown language {b.lang!r}: one of {', '.join(sorted({*RUN, *NOT_EXAMPLES}))}"
-                 for b in ALL if b.lang and b.lang not in RUN and b.lang not in NOT_EXAMPLES]
-    problems += [f"{b.where}: 'not run' on a {b.lang} block, which is never run: drop the marker"
-                 for b in ALL if b.not_run is not None and b.kind in ("none", "toml")]
-    problems += [f"{b.where}: 'not run' without a reason" for b in ALL if b.not_run == ""]
-    for p in DOCS:
+def doc_problems(paths: list[Path]) -> list[str]:
+    """What is wrong with the fences and markers of ``paths`` (empty when all is well)."""
+    problems: list[str] = []
+    for p in paths:
+        name = p.relative_to(ROOT) if p.is_relative_to(ROOT) else p
+        for b in blocks(p):
+            where = f"{name}:{b.line}"
+            if not b.lang:
+                problems.append(f"{where}: a fence without a language: write ```text for output, ```sh for commands")
+            elif b.lang not in RUN and b.lang not in NOT_EXAMPLES:
+                problems.append(f"{where}: unknown language {b.lang!r}: one of "
+                                f"{', '.join(sorted({*RUN, *NOT_EXAMPLES}))}")
+            if b.not_run == "":
+                problems.append(f"{where}: 'not run' without a reason")
+            elif b.not_run is not None and b.kind in ("none", "toml"):
+                problems.append(f"{where}: 'not run' on a {b.lang or 'plain'} block, which is never run: drop the "
+                                "marker")
         lines = p.read_text(encoding="utf-8").split("\n")
         for n, ln in enumerate(lines, 1):
-            if NOT_RUN.match(ln.strip()):
-                nxt = next((x for x in lines[n:] if x.strip()), "")
-                if not FENCE.match(nxt):
-                    problems.append(f"{p.relative_to(ROOT)}:{n}: 'not run' marker not followed by a code block")
-    assert not problems, "\n".join(problems)
+            if NOT_RUN.match(ln.strip()) and not FENCE.match(next((x for x in lines[n:] if x.strip()), "")):
+                problems.append(f"{name}:{n}: 'not run' marker not followed by a code block")
+    return problems
+
+
+def test_every_block_names_its_language_and_every_marker_an_example():
+    assert not doc_problems(DOCS), "\n".join(doc_problems(DOCS))
     assert sum(b.kind in ("sh", "python") and b.not_run is None for b in ALL) >= 8
+
+
+def test_doc_problems_are_named(tmp_path):
+    md = tmp_path / "bad.md"
+    md.write_text("\n".join([
+        "```", "output", "```",                                   # 1: no language
+        "```console", "$ ls", "```",                              # 4: unknown language
+        "<!-- not run:  -->", "```sh", "rm -rf /", "```",         # 8: no reason
+        "<!-- not run: a diagram -->", "```text", "a -> b", "```",  # 12: marker on text
+        "<!-- not run: dangling -->", "", "just prose",           # 15: no block after it
+    ]), encoding="utf-8")
+    assert doc_problems([md]) == [
+        f"{md}:1: a fence without a language: write ```text for output, ```sh for commands",
+        f"{md}:4: unknown language 'console': one of bash, json, py, python, sh, shell, text, toml, yaml",
+        f"{md}:8: 'not run' without a reason",
+        f"{md}:12: 'not run' on a text block, which is never run: drop the marker",
+        f"{md}:15: 'not run' marker not followed by a code block",
+    ]
 
 
 # --------------------------------------------------------------------------- hubs

@@ -176,6 +176,11 @@ def test_record_out_in_a_missing_directory(tmp_path):
                                 "does not exist")
 
 
+def test_record_out_that_is_a_directory(tmp_path):
+    r = cli("record", "--feed", f"ws://127.0.0.1:{free_port()}/feed", "--out", str(tmp_path))
+    assert r.returncode == 2 and r.stderr.strip() == f"wallboard record: --out {tmp_path}: cannot write: Is a directory"
+
+
 def test_hub_tls_files_missing_unreadable_or_not_pem(tmp_path):
     missing = tmp_path / "hub.pem"
     r = cli("hub", "--port", "0", "--tls-cert", str(missing), "--tls-key", str(missing))
@@ -188,6 +193,8 @@ def test_hub_tls_files_missing_unreadable_or_not_pem(tmp_path):
     assert r.returncode == 2
     assert r.stderr.startswith(f"wallboard hub: --tls-cert {junk} / --tls-key {junk}: not a PEM certificate chain "
                                "and its private key (")
+    r = cli("hub", "--port", "0", "--tls-cert", str(tmp_path), "--tls-key", str(junk))
+    assert r.returncode == 2 and r.stderr.strip() == f"wallboard hub: --tls-cert {tmp_path}: not a file"
     r = cli("hub", "--port", "0", "--tls-cert", str(junk))
     assert r.returncode == 2
     assert r.stderr.strip() == "wallboard hub: --tls-cert and --tls-key go together: give both (PEM files)"
