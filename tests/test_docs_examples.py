@@ -10,7 +10,9 @@ Every fenced block names its language; what each kind gets:
 * ``python``: run by this interpreter, same directory;
 * ``toml``: a layout (it has ``[[screens]]``) must load (``load_layout_text``), anything
   else must be a valid alert mapping (``parse_mapping``);
-* ``text``, ``yaml``, ``json``: not examples (output, diagrams, third-party configs).
+* ``yaml`` (Alertmanager's and Prometheus' configuration): must parse to a mapping
+  (PyYAML, a test extra); no Alertmanager or Prometheus runs here to load it;
+* ``text``, ``json``: not examples (output, diagrams).
 
 A block right after ``<!-- not run: REASON -->`` is skipped with that reason, so
 ``pytest -ra`` (the project's default) lists every one and the summary counts them.
@@ -51,8 +53,9 @@ from conftest import end_process
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")), ROOT / "assets" / "README.md",
         ROOT / "assets" / "sounds" / "README.md"]
-RUN = {"sh": "sh", "bash": "sh", "shell": "sh", "python": "python", "py": "python", "toml": "toml"}
-NOT_EXAMPLES = {"text", "yaml", "json"}
+RUN = {"sh": "sh", "bash": "sh", "shell": "sh", "python": "python", "py": "python", "toml": "toml",
+       "yaml": "yaml"}
+NOT_EXAMPLES = {"text", "json"}
 HUB_PORT = re.compile(r"\b(127\.0\.0\.1|localhost):(8765|8766)\b")
 NOT_RUN = re.compile(r"^<!--\s*not run:\s*(.*?)\s*-->$")
 FENCE = re.compile(r"^```(\S*)\s*$")
@@ -116,7 +119,7 @@ def doc_problems(paths: list[Path]) -> list[str]:
                                 f"{', '.join(sorted({*RUN, *NOT_EXAMPLES}))}")
             if b.not_run == "":
                 problems.append(f"{where}: 'not run' without a reason")
-            elif b.not_run is not None and b.kind in ("none", "toml"):
+            elif b.not_run is not None and b.kind in ("none", "toml", "yaml"):
                 problems.append(f"{where}: 'not run' on a {b.lang or 'plain'} block, which is never run: drop the "
                                 "marker")
         lines = p.read_text(encoding="utf-8").split("\n")
@@ -326,6 +329,13 @@ def test_doc_example_runs(block: Block, hubs: dict[str, RunningHub], scratch: Pa
         pytest.skip(f"not run: {block.not_run} ({block.where})")
     if block.kind == "toml":
         problems = _check_toml(block)
+    elif block.kind == "yaml":
+        yaml = pytest.importorskip("yaml", reason="PyYAML (pip install -e '.[test]') checks the YAML examples")
+        try:
+            data = yaml.safe_load(block.code)
+            problems = [] if isinstance(data, dict) else [f"{block.where}: YAML that is not a mapping: {data!r:.200}"]
+        except yaml.YAMLError as e:
+            problems = [f"{block.where}: not valid YAML: {e}"]
     else:
         missing = [t for t in TOOLS if re.search(rf"(^|[|;&\s]){t}\s", block.code, re.M)
                    and not shutil.which(t, path=_clean_env()["PATH"])]
@@ -343,11 +353,13 @@ def test_doc_example_runs(block: Block, hubs: dict[str, RunningHub], scratch: Pa
 if __name__ == "__main__":  # pragma: no cover - the inventory, for a person
     for b in ALL:
         what = ("not run: " + b.not_run) if b.not_run is not None else \
-            {"sh": "runs (bash)", "python": "runs (python)", "toml": "checked (layout or mapping)"}.get(
+            {"sh": "runs (bash)", "python": "runs (python)", "toml": "checked (layout or mapping)",
+             "yaml": "parsed (YAML)"}.get(
                 b.kind, f"not an example ({b.lang or 'no language'})")
         hub = " against both hubs" if b.kind in ("sh", "python") and b.not_run is None and \
             HUB_PORT.search(b.code) else ""
         print(f"{b.where:32} {b.lang or '-':7} {what}{hub}")
     n_run = sum(b.kind in ("sh", "python") and b.not_run is None for b in ALL)
     n_not = sum(b.not_run is not None for b in ALL)
-    print(f"{len(ALL)} blocks: {n_run} run, {sum(b.kind == 'toml' for b in ALL)} TOML checked, {n_not} not run")
+    n_cfg = sum(b.kind in ("toml", "yaml") for b in ALL)
+    print(f"{len(ALL)} blocks: {n_run} run, {n_cfg} TOML/YAML checked, {n_not} not run")
