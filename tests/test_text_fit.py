@@ -98,7 +98,7 @@ def test_text_stamps_copy_the_pixels_the_same_drawing_paints(qapp):
         return "fit"
 
     stamps = TextStamps(limit=2)
-    for at in (QRect(7, 11, 320, 44), QRect(40, 93, 320, 44)):
+    for at in (QRect(7, 11, 320, 44), QRect(40, 93, 320, 44), QRect(3, 5, 320, 44)):
         direct, stamped = (QImage(400, 160, QImage.Format.Format_ARGB32_Premultiplied) for _ in range(2))
         for img in (direct, stamped):
             img.fill(QColor("#000000"))
@@ -110,10 +110,10 @@ def test_text_stamps_copy_the_pixels_the_same_drawing_paints(qapp):
         assert stamps.draw(p, at, bg, "name", lambda q, at=at: draw(q, at)) == "fit"
         p.end()
         assert direct == stamped
-    assert (stamps.misses, stamps.hits) == (1, 1)
+    assert (stamps.direct, stamps.misses, stamps.hits) == (1, 1, 1)   # drawn, stamped, copied
     img = QImage(400, 160, QImage.Format.Format_ARGB32_Premultiplied)
     p = QPainter(img)
-    for key in ("a", "b", "name"):
+    for key in ("a", "b", "name", "a", "b", "name"):
         stamps.draw(p, QRect(0, 0, 50, 20), bg, key, lambda q: None)
     p.end()
     assert stamps.misses == 4 and len(stamps._boxes) == 2   # "name" at 320x44 was dropped

@@ -218,24 +218,36 @@ class TextStamps:
     microseconds. :meth:`draw` fills the box with its opaque background and runs the
     caller's own painting into the image with the painter moved to the box, so the pixels
     are those the same calls paint on the widget (integer moves keep every glyph's
-    sub-pixel position); what would spill out of the box is cut off. The least recently
-    drawn of more than ``limit`` boxes are dropped.
+    sub-pixel position); what would spill out of the box is cut off. A box is drawn
+    straight onto the target the first time its key is seen (most one-off texts never
+    cost an image) and stamped from the second time on. The least recently drawn of more
+    than ``limit`` boxes are dropped.
     """
 
     def __init__(self, limit: int = 128) -> None:
         self.limit = limit
-        self.hits = 0
-        self.misses = 0
+        self.hits = 0      # copied from a stamp
+        self.misses = 0    # stamped (the second time a key was drawn)
+        self.direct = 0    # drawn straight onto the target (a key seen the first time)
         self._boxes: OrderedDict[Hashable, tuple[QImage, Any]] = OrderedDict()
+        self._seen: OrderedDict[Hashable, None] = OrderedDict()
 
     def draw(self, p: QPainter, rect: QRect, background: QColor, key: Hashable,
              paint: Callable[[QPainter], Any]) -> Any:
         """Paint ``rect``: ``background``, then what ``paint(painter)`` draws there (in
-        ``p``'s coordinates), from the image made the first time this ``key`` (with this
-        box size and background) was drawn. Returns what ``paint`` returned then."""
+        ``p``'s coordinates): straight onto ``p`` the first time this ``key`` (with this box
+        size and background) is drawn, from an image made the second time on. Returns what
+        ``paint`` returned when it ran."""
         dpr = p.device().devicePixelRatioF() if p.device() is not None else 1.0
         full = (key, rect.width(), rect.height(), background.rgba(), dpr)
         got = self._boxes.get(full)
+        if got is None and full not in self._seen:
+            self.direct += 1
+            self._seen[full] = None
+            if len(self._seen) > 4 * self.limit:
+                self._seen.popitem(last=False)
+            p.fillRect(rect, background)
+            return paint(p)
         if got is None:
             self.misses += 1
             img = QImage(max(1, round(rect.width() * dpr)), max(1, round(rect.height() * dpr)),
@@ -257,6 +269,7 @@ class TextStamps:
 
     def clear(self) -> None:
         self._boxes.clear()
+        self._seen.clear()
 
 
 __all__ = ["Fitted", "MIN_FLOOR_PX", "TextStamps", "draw_fitted", "draw_text_fit", "fit_text", "font_px"]
