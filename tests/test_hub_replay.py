@@ -192,3 +192,41 @@ def test_a_replay_before_the_log_starts_at_its_first_moment_and_hello_checks(tmp
         asyncio.run(go())
     finally:
         hub.stop()
+
+
+def test_record_a_range_of_history_to_a_tape(tmp_path):
+    """``wallboard record --from T1 --to T2``: the state at T1 as a snapshot line, then
+    exactly the events committed in (T1, T2], and it ends by itself."""
+    from wallboard.hub.record_range import RangeRefused, record_range
+
+    hub = Hub(HubConfig(port=0, journal=str(tmp_path / "j.db")), auth=Auth())
+    hub.start_in_thread()
+    try:
+        async def go() -> None:
+            async with connect(hub.publish_url) as pub:
+                stamps = []
+                for n in range(1, 6):
+                    await pub.send(P.encode(P.Publish(events=[dev(n)], producer="p", batch=n)))
+                    assert (await recv(pub)).op == "ack"
+                    await asyncio.sleep(0.15)
+                    stamps.append(time.time())
+            out = tmp_path / "range.jsonl"
+            n = await asyncio.wait_for(record_range(hub.url, out, stamps[0], stamps[3]), 20)
+            lines = [__import__("orjson").loads(x) for x in out.read_text().splitlines()]
+            assert lines[0]["op"] == "snapshot" and lines[0]["seq"] == 1
+            assert n == 3 and [e["seq"] for e in lines[1:]] == [2, 3, 4]
+            with pytest.raises(ValueError, match=r"--to 1\.000 is before --from 2\.000"):
+                await record_range(hub.url, tmp_path / "x.jsonl", 2.0, 1.0)
+            with pytest.raises(ValueError, match="directory .* does not exist"):
+                await record_range(hub.url, tmp_path / "no" / "x.jsonl", 1.0, 2.0)
+        asyncio.run(go())
+    finally:
+        hub.stop()
+
+
+def test_record_range_refusals_are_precise(tmp_path):
+    from wallboard.hub.record import Unreachable
+    from wallboard.hub.record_range import record_range
+
+    with pytest.raises(Unreachable, match="cannot reach ws://127.0.0.1:9/feed"):
+        asyncio.run(record_range("ws://127.0.0.1:9/feed", tmp_path / "x.jsonl", 1.0, 2.0))

@@ -13,6 +13,7 @@ import logging
 import os
 import signal
 import sys
+import time
 from pathlib import Path
 from typing import Any, Sequence
 from wallboard.argtypes import duration
@@ -183,6 +184,11 @@ def register(subparsers: Any) -> None:
     p.add_argument("--feed", required=True, metavar="URL", help="hub feed URL, e.g. ws://127.0.0.1:8765/feed")
     p.add_argument("--out", required=True, metavar="FILE.jsonl", help="output file (appended to)")
     p.add_argument("--duration", type=_positive, metavar="S", help="stop after S seconds (default: until Ctrl+C)")
+    p.add_argument("--from", dest="t_from", type=_moment, metavar="TIME",
+                   help="record a range of the hub's history instead of the live feed: the state at TIME "
+                   "(RFC 3339 or epoch seconds) and every event after it up to --to")
+    p.add_argument("--to", dest="t_to", type=_moment, metavar="TIME",
+                   help="end of the --from range (default: now)")
     _add_retries(p)
     _add_token_file(p, "subscribe")
     _add_log_level(p)
@@ -336,11 +342,46 @@ def check_tls_files(cert: str | None, key: str | None) -> None:
                          f"key ({getattr(e, 'reason', None) or e})") from None
 
 
+def _moment(text: str) -> float:
+    """``--from`` / ``--to``: RFC 3339 or epoch seconds."""
+    from wallboard import protocol as P
+
+    try:
+        return P.parse_ts(float(text) if text.replace(".", "", 1).isdigit() else text, where="time")
+    except P.ProtocolError as e:
+        raise argparse.ArgumentTypeError(f"{text!r}: {e.detail}; expected RFC 3339 (2026-09-28T09:31:00+08:00) "
+                                         "or epoch seconds") from None
+
+
+def cmd_record_range(args: argparse.Namespace) -> int:
+    from .record import AuthFailed, Progress, Unreachable
+    from .record_range import RangeRefused, record_range
+
+    prog = Progress()
+    t_to = args.t_to if args.t_to is not None else time.time()
+    try:
+        asyncio.run(record_range(args.feed, args.out, args.t_from, t_to,
+                                 token=client_token(args.token_file, "subscribe"), progress=prog))
+    except ValueError as e:
+        print(f"wallboard record: {e}", file=sys.stderr)
+        return 2
+    except (AuthFailed, Unreachable, RangeRefused) as e:
+        print(f"wallboard record: {e}; {prog.events} events written to {args.out}", file=sys.stderr)
+        return 1
+    print(f"wallboard record: {prog.events} events written to {args.out} (history {args.t_from:.3f} .. {t_to:.3f})")
+    return 0
+
+
 def cmd_record(args: argparse.Namespace) -> int:
     from .record import AuthFailed, Progress, Unreachable, record
     from .server import configure_logging
 
     configure_logging(args.log_level)
+    if args.t_from is not None:
+        return cmd_record_range(args)
+    if args.t_to is not None:
+        print("wallboard record: --to needs --from", file=sys.stderr)
+        return 2
     prog, stopped = Progress(), []
     created = not Path(args.out).exists()
     try:

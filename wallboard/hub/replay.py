@@ -7,7 +7,8 @@ at that moment (everything committed by then, by the hub's own commit clock), th
 events committed after it at their original pace times ``speed`` (0 = paused). Its
 heartbeats carry the replay clock (``at``) and ``speed``. On the connection the wall may
 send ``{"op":"seek","at":T}`` (a new snapshot at T, then on from there) and
-``{"op":"speed","x":X}``; a ``control`` is refused (acknowledge on the live connection).
+``{"op":"speed","x":X}``; ``hello.until`` stops the replay clock there (a range of history:
+``wallboard record --from --to``); a ``control`` is refused (acknowledge on the live connection).
 The replay clock never runs past the present: at the head of the log a replay follows new
 commits as they come.
 
@@ -82,8 +83,10 @@ def state_at(hub: "Hub", at: float) -> tuple[int, float, list[bytes]]:
 class Replay:
     """One replay connection: its clock, its cursor and its sender task."""
 
-    def __init__(self, hub: "Hub", ws: "ServerConnection", name: str, seq: int, at: float, speed: float) -> None:
+    def __init__(self, hub: "Hub", ws: "ServerConnection", name: str, seq: int, at: float, speed: float,
+                 until: float | None = None) -> None:
         self.hub = hub
+        self.until = until             # the replay clock stops there (hello.until)
         self.ws = ws
         self.name = name
         self.speed = speed
@@ -96,7 +99,8 @@ class Replay:
 
     def clock(self) -> float:
         """The replay clock (epoch seconds of commit time); never ahead of the present."""
-        return min(time.time(), self._t0 + (time.monotonic() - self._m0) * self.speed)
+        t = min(time.time(), self._t0 + (time.monotonic() - self._m0) * self.speed)
+        return t if self.until is None else min(t, self.until)
 
     def seek(self, at: float) -> None:
         self._seek = at
@@ -137,8 +141,16 @@ class Replay:
             mono = time.monotonic()
             if mono >= next_beat:
                 next_beat = mono + self.hub.config.heartbeat_s
-                await self.ws.send(P.encode(P.Heartbeat(seq=self.cursor, time=time.time(), at=round(now_r, 3),
+                await self.ws.send(P.encode(P.Heartbeat(seq=self.cursor, time=time.time(), at=now_r,
                                                         speed=self.speed)), text=True)
+            if self.speed >= P.MAX_REPLAY_SPEED and (rows or self.until is not None):
+                # the fastest replay does not wait through silent stretches: on to the next
+                # commit (or to ``until``)
+                nxt = rows[len(due)][1] if len(due) < len(rows) else self.until
+                if nxt is not None and nxt > now_r:
+                    self._t0, self._m0 = min(nxt, time.time()), time.monotonic()
+                    next_beat = 0.0
+                    continue
             wait = IDLE_S
             if rows and len(due) < len(rows) and self.speed > 0:
                 wait = min(IDLE_S, max(0.0, (rows[len(due)][1] - now_r) / self.speed))
@@ -166,7 +178,7 @@ async def serve_replay(hub: "Hub", ws: "ServerConnection", name: str, roles: set
     for f in frames:
         await ws.send(f, text=True)
     hub.count("replay_snapshots")
-    replay = Replay(hub, ws, name, seq, shown, speed)
+    replay = Replay(hub, ws, name, seq, shown, speed, None if hello.until is None else float(hello.until))
     hub.count("replays")
     log.info("wall %s replays from %.3f at x%g", name, shown, speed)
     task = asyncio.create_task(replay.run(), name=f"replay-{name}")

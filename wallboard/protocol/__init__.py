@@ -30,6 +30,7 @@ from wallboard.protocol.messages import (
     encode, encode_events, to_dict,
 )
 from wallboard.protocol.publisher import PublisherSession, WindowFull
+from wallboard.protocol.codec import MAX_REPLAY_SPEED
 from wallboard.protocol.limits import MIN_WALL_FRAME, WALL_MAX_HEARTBEAT_S
 from wallboard.protocol.session import WALL_MAX_FRAME, WallSession
 from wallboard.protocol.schema import (
@@ -43,7 +44,7 @@ __all__ = [
     "PROTOCOL_VERSION", "MAX_FRAME", "MAX_BATCH", "MAX_ID", "MAX_TEXT", "MAX_INT", "MAX_DEPTH",
     "MAX_EVENT", "LIMITS", "ProtocolError",
     "ERROR_CODES", "RETRYABLE_CODES", "Welcome", "Snapshot", "Events", "Heartbeat", "Stats", "Error", "Hello",
-    "Control", "Publish", "Ack", "Seek", "Speed", "Message", "OPS", "decode", "check_batch", "encode", "encode_events",
+    "Control", "Publish", "Ack", "Seek", "Speed", "MAX_REPLAY_SPEED", "Message", "OPS", "decode", "check_batch", "encode", "encode_events",
     "to_dict", "validate_event", "parse_ts", "split_snapshot", "merge_snapshot_parts",
     "did_you_mean", "EVENT_TYPES", "ENTITY_TYPES", "SAMPLE_TYPES", "DEVICE_STATUSES",
     "STORE_STATUSES", "CHANGE_STATUSES", "INCIDENT_STATUSES", "SEVERITIES", "RISKS",

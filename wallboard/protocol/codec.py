@@ -119,13 +119,18 @@ def _d_hello(o: dict) -> Message:
                  wall=_opt(o, "wall", "hello", _str(200)), epoch=_opt(o, "epoch", "hello", _str(200)),
                  max_frame=_opt(o, "max_frame", "hello", _int(MIN_WALL_FRAME)),
                  at=_opt(o, "at", "hello", _ts),
-                 speed=_opt(o, "speed", "hello", _number(0, MAX_REPLAY_SPEED)))
+                 speed=_opt(o, "speed", "hello", _number(0, MAX_REPLAY_SPEED)),
+                 until=_opt(o, "until", "hello", _ts))
     if hello.since is not None and hello.at is not None:
         raise ProtocolError("bad_value", "'since' and 'at' exclude each other", op="hello", field="at",
                             expected="since (the live feed from a seq) or at (a replay from a moment)")
-    if hello.speed is not None and hello.at is None:
-        raise ProtocolError("bad_value", "'speed' without 'at'", op="hello", field="speed",
-                            expected="speed only with at (a replay)")
+    for name in ("speed", "until"):
+        if getattr(hello, name) is not None and hello.at is None:
+            raise ProtocolError("bad_value", f"{name!r} without 'at'", op="hello", field=name,
+                                expected=f"{name} only with at (a replay)")
+    if hello.until is not None and hello.at is not None and hello.until < hello.at:
+        raise ProtocolError("bad_value", "'until' is before 'at'", op="hello", field="until",
+                            expected="until >= at")
     return hello
 
 

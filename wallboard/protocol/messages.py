@@ -89,6 +89,8 @@ class Hello:
     #: state as the hub had it then, then the events after it at ``speed`` x their pace.
     at: float | None = None
     speed: float | None = None
+    #: Replay: the replay clock stops here (a range of history, ``wallboard record --to``).
+    until: float | None = None
     op: str = "hello"
 
 
