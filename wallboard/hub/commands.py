@@ -79,8 +79,13 @@ def register(subparsers: Any) -> None:
         "--token-file; a role without a token is open, which is only allowed on a loopback bind.")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1, loopback)")
     p.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port to bind (default {DEFAULT_PORT}; 0 = any)")
-    p.add_argument("--journal", metavar="PATH",
-                   help="SQLite journal file (WAL); events survive restarts and kill -9 (default: in memory)")
+    p.add_argument("--journal", metavar="PATH|URL",
+                   help="SQLite journal file (WAL); events survive restarts and kill -9 (default: in memory); or "
+                   "nats://HOST:PORT[,HOST:PORT...]/STREAM: a NATS JetStream stream that several hubs share "
+                   "(pip install 'wallboard[cluster]')")
+    p.add_argument("--replicas", type=int, default=1, metavar="N",
+                   help="replicas of the JetStream stream (and snapshot bucket) when the hub creates them "
+                   "(default 1; 3 on a three-node cluster)")
     p.add_argument("--new-epoch", action="store_true",
                    help="start a new epoch of the log when the journal is missing, damaged or ends before what "
                    "was committed (a damaged file is moved aside; walls resync); without it the hub refuses")
@@ -247,7 +252,7 @@ def cmd_hub(args: argparse.Namespace) -> int:
             load_scenario(args.demo)
         check_tls_files(args.tls_cert, args.tls_key)
         cfg = HubConfig(host=args.host, port=args.port, journal=args.journal, demo=args.demo, speed=args.speed,
-                        seed=args.seed, demo_options=_scale_options(args), heartbeat_s=args.heartbeat,
+                        replicas=args.replicas, seed=args.seed, demo_options=_scale_options(args), heartbeat_s=args.heartbeat,
                         stats_s=args.stats_interval, max_frame=args.max_frame, max_batch=args.max_batch,
                         rate_limit=args.rate_limit, max_lag=args.max_lag,
                         tail_events=max(args.max_lag, 50_000), compact_every=args.compact_every,

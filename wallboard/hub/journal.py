@@ -755,12 +755,26 @@ def _chunks(done: GroupCommit, at: float) -> list[tuple[int, bytes, int, float]]
 
 
 def open_journal(path: str | Path | None, keep: int = 100_000, *,
-                 dedupe_window: float = DEDUPE_WINDOW_S, new_epoch: bool = False, retain_s: float = 0.0) -> Journal:
-    """``SqliteJournal(path)``, or a :class:`MemoryJournal` when ``path`` is None. Raises
-    :class:`JournalRefused` (one line to print) when the file must not be trusted."""
+                 dedupe_window: float = DEDUPE_WINDOW_S, new_epoch: bool = False, retain_s: float = 0.0,
+                 replicas: int = 1) -> Journal:
+    """``SqliteJournal(path)``, a :class:`MemoryJournal` when ``path`` is None, or for
+    ``nats://HOST:PORT[,HOST:PORT...]/STREAM`` a (not yet connected) JetStream log
+    (:mod:`wallboard.hub.jetstream`). Raises :class:`JournalRefused` (one line to print)
+    when the file must not be trusted, or the URL is not one the hub can use."""
     if path is None:
         return MemoryJournal(keep, dedupe_window=dedupe_window)
     if "://" in str(path):
-        raise JournalRefused(f"journal {path}: a JetStream (or other URL) journal is not available yet (issue 15); "
-                             "give --journal a SQLite file path", "foreign")
+        if not str(path).startswith("nats://"):
+            raise JournalRefused(f"journal {path}: expected a SQLite file path or nats://HOST:PORT/STREAM", "foreign")
+        try:
+            import nats  # noqa: F401
+        except ImportError:
+            raise JournalRefused(f"journal {path}: the JetStream log needs nats-py: pip install "
+                                 "'wallboard[cluster]'", "missing") from None
+        from .jetstream import JetStreamJournal
+
+        try:
+            return JetStreamJournal(str(path), replicas=replicas, dedupe_window=dedupe_window)  # type: ignore[return-value]
+        except ValueError as e:
+            raise JournalRefused(str(e), "foreign") from None
     return SqliteJournal(path, dedupe_window=dedupe_window, new_epoch=new_epoch, retain_s=retain_s)

@@ -56,6 +56,8 @@ class SnapshotStore:
 
     async def put(self, seq: int, snapshot: bytes | dict[str, Any], keep: int) -> int:
         """Store the state at ``seq`` (JSON bytes or a dict); returns events dropped."""
+        if is_async(self._journal):
+            return await self._journal.compact(seq, snapshot, keep)  # type: ignore[no-any-return,misc]
         return await asyncio.to_thread(self._journal.compact, seq, snapshot, keep)
 
     def latest(self) -> Recovered:
@@ -64,8 +66,18 @@ class SnapshotStore:
         return self._journal.recover()
 
 
+def is_async(journal: Any) -> bool:
+    """A journal whose ``append``/``read``/``compact`` are coroutines run on the loop (the
+    JetStream log: its records come back to the hub through its subscription, with every
+    other hub's, and ``on_rows`` hands them to followers); a synchronous one (SQLite,
+    memory) is called in worker threads and its appends are what followers see."""
+    return bool(getattr(journal, "is_async", False))
+
+
 class EventLog:
-    """See the module docstring. One writer (the hub's committer), any followers."""
+    """See the module docstring. One writer (the hub's committer), any followers.
+    ``await start()`` before use and ``await aclose()`` after (both no-ops but for an
+    async journal, which connects there)."""
 
     def __init__(self, journal: Journal, recent_bytes: int = RECENT_BYTES) -> None:
         self.journal = journal
@@ -77,6 +89,26 @@ class EventLog:
         # the last seq followers may read: moved on the loop once the rows are in memory
         # (the journal's own moves in its worker thread, before they are)
         self._last = journal.last_seq
+        self._async = is_async(journal)
+        if self._async:
+            journal.on_rows = self._followed  # type: ignore[attr-defined]
+
+    async def start(self) -> None:
+        if self._async:
+            await self.journal.start()  # type: ignore[attr-defined]
+            self._last = self.journal.last_seq
+
+    async def aclose(self) -> None:
+        if self._async:
+            await self.journal.aclose()  # type: ignore[attr-defined]
+        else:
+            self.journal.close()
+
+    def _followed(self, rows: list[Row]) -> None:
+        """An async journal's records, in stream order (this hub's and every other's)."""
+        self._remember(rows)
+        self._last = rows[-1][0]
+        self._grew.set()
 
     @property
     def epoch(self) -> str:
@@ -92,7 +124,10 @@ class EventLog:
     async def append_group(self, batches: list[Batch]) -> GroupCommit:
         """Commit the batches in one transaction (see :func:`wallboard.hub.batches.plan`);
         raises :class:`~wallboard.hub.batches.JournalUnavailable` when nothing could be
-        committed. Followers see the fresh events once this returns."""
+        committed. Followers see the fresh events once this returns (an async journal:
+        once its subscription delivers them, in the stream's order)."""
+        if self._async:
+            return await self.journal.append(batches)  # type: ignore[no-any-return,misc]
         done = await asyncio.to_thread(self.journal.append, batches)
         if done.rows:
             events = [ev for i in done.fresh for ev in batches[i].events]
@@ -112,6 +147,8 @@ class EventLog:
 
     async def read(self, after: int, limit: int) -> list[dict[str, Any]]:
         """Kept events with ``seq > after`` (at most ``limit``); ``[]`` below ``first_kept``."""
+        if self._async:
+            return await self.journal.read(after, limit)  # type: ignore[no-any-return,misc]
         return await asyncio.to_thread(self.journal.read, after, limit)
 
     async def follow(self, after: int, limit: int = 5000) -> AsyncIterator[list[Row]]:
@@ -160,4 +197,4 @@ class EventLog:
         self.journal.close()
 
 
-__all__ = ["EventLog", "SnapshotStore", "Compacted", "RECENT_ROWS", "RECENT_BYTES"]
+__all__ = ["EventLog", "is_async", "SnapshotStore", "Compacted", "RECENT_ROWS", "RECENT_BYTES"]

@@ -67,7 +67,8 @@ class HubConfig:
 
     host: str = "127.0.0.1"
     port: int = 8765
-    journal: str | None = None          # SQLite path; None = in memory (demo)
+    journal: str | None = None          # SQLite path, nats://HOST:PORT[,HOST:PORT]/STREAM; None = in memory (demo)
+    replicas: int = 1                   # JetStream: replicas of a stream the hub creates
     demo: str | None = None             # run this simulator scenario in-process
     speed: float = 1.0                  # simulator time acceleration
     seed: int = 928                     # simulator seed
@@ -152,8 +153,11 @@ class HubConfig:
             if not ok:
                 raise ValueError(f"hub option {name}={getattr(self, name)!r}: expected {want}")
         if self.journal is not None and "://" in self.journal:
-            raise ValueError(f"hub option journal={self.journal!r}: a JetStream (or other URL) journal is not "
-                             "available yet (issue 15); give a SQLite file path")
+            from .jetstream import parse_nats_url
+
+            parse_nats_url(self.journal)   # ValueError naming what is wrong
+        if not 1 <= self.replicas <= 5:
+            raise ValueError(f"hub option replicas={self.replicas!r}: expected 1..5 (JetStream stream replicas)")
         if bool(self.tls_cert) != bool(self.tls_key):
             raise ValueError("hub options tls_cert and tls_key go together")
 
@@ -244,8 +248,10 @@ class Hub:
         self._pending_evt = asyncio.Event()
         if self.journal is None:
             self.journal = open_journal(cfg.journal, keep=max(cfg.keep_events, cfg.tail_events), retain_s=cfg.keep_s,
-                                        dedupe_window=cfg.dedupe_window, new_epoch=cfg.new_epoch)
+                                        dedupe_window=cfg.dedupe_window, new_epoch=cfg.new_epoch,
+                                        replicas=cfg.replicas)
         self.eventlog = EventLog(self.journal, recent_bytes=cfg.tail_bytes)
+        await self.eventlog.start()   # a JetStream log connects and follows its stream here
         await asyncio.to_thread(self._recover)
         ctx = None
         if cfg.tls_cert:
@@ -313,7 +319,9 @@ class Hub:
         if self._compaction is not None:  # its worker thread still uses the journal
             with contextlib.suppress(BaseException):
                 await asyncio.wait_for(asyncio.shield(self._compaction), 60)
-        if self.journal is not None:
+        if self.eventlog is not None:
+            await self.eventlog.aclose()
+        elif self.journal is not None:
             self.journal.close()
 
     def start_in_thread(self, timeout: float = 30.0) -> tuple[str, int]:
