@@ -133,6 +133,8 @@ class JetStreamJournal:
         self.commits = 0
         self.foreign = 0            # stream messages that are not records (skipped, counted)
         self.cas_retries = 0
+        self.link_errors = 0
+        self._error_logged = -1e9
         self.on_rows: Callable[[list[tuple[int, bytes, dict[str, Any]]]], None] | None = None
         self._sseq = 0              # stream seq of the last record followed
         self._index: deque[tuple[int, int, int]] = deque(maxlen=INDEX_RECORDS)  # (sseq, first, last)
@@ -158,10 +160,12 @@ class JetStreamJournal:
 
         self._loop = asyncio.get_running_loop()
         t = self.target
-        try:
-            self._nc = await nats.connect(servers=t.servers, connect_timeout=self.connect_timeout,
-                                          max_reconnect_attempts=-1, reconnect_time_wait=0.5,
-                                          allow_reconnect=True, name="wallboard-hub")
+        try:   # nats-py retries the first connect too (reconnect attempts): bound it here
+            self._nc = await asyncio.wait_for(nats.connect(
+                servers=t.servers, connect_timeout=self.connect_timeout, max_reconnect_attempts=-1,
+                reconnect_time_wait=0.5, allow_reconnect=True, name="wallboard-hub", error_cb=self._nats_error,
+                disconnected_cb=self._nats_disconnected, reconnected_cb=self._nats_reconnected),
+                self.connect_timeout * (len(t.servers) + 1))
         except Exception as e:
             raise JournalRefused(f"journal {self.url}: cannot reach NATS ({type(e).__name__}: {e})", "missing") from e
         self._js = self._nc.jetstream(timeout=FOLLOW_WAIT_S)
@@ -199,6 +203,19 @@ class JetStreamJournal:
         await self._first_kept_at_start(info.state.first_seq)
         log.info("journal %s: epoch %s, snapshot at seq %d (record %d), followed to seq %d (record %d)",
                  self.url, self.epoch, snap_seq, snap_sseq, self.last_seq, self._sseq)
+
+    async def _nats_error(self, e: Exception) -> None:
+        self.link_errors += 1
+        now = time.monotonic()
+        if now - self._error_logged >= 5:
+            self._error_logged = now
+            log.warning("journal %s: NATS: %s: %s (%d so far)", self.url, type(e).__name__, e, self.link_errors)
+
+    async def _nats_disconnected(self) -> None:
+        log.warning("journal %s: disconnected from NATS; reconnecting", self.url)
+
+    async def _nats_reconnected(self) -> None:
+        log.warning("journal %s: reconnected to %s", self.url, getattr(self._nc, "connected_url", None))
 
     async def _ensure_stream(self, api: Any) -> Any:
         from nats.js.errors import APIError, NotFoundError

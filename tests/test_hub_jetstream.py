@@ -1,0 +1,272 @@
+"""Several hubs on one NATS JetStream stream (issue 15): a real nats-server (one node, on
+a free loopback port) per module; each test its own stream. Skipped, naming where it
+looked, only when no nats-server binary is found."""
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from typing import Any
+
+import pytest
+from websockets.asyncio.client import connect
+
+from wallboard import protocol as P
+from wallboard.hub.auth import Auth
+from wallboard.hub.jetstream import parse_nats_url
+from wallboard.hub.journal import open_journal
+from wallboard.hub.journal_guard import JournalRefused
+from wallboard.hub.nats_local import LocalNats, find_nats_server, missing_reason
+from wallboard.hub.server import Hub, HubConfig
+
+pytestmark = pytest.mark.timeout(90)
+_streams = itertools.count(1)
+
+
+@pytest.fixture(scope="module")
+def nats_url(tmp_path_factory):
+    pytest.importorskip("nats", reason="nats-py is not installed (pip install -e '.[cluster]')")
+    if find_nats_server() is None:
+        pytest.skip(missing_reason())
+    server = LocalNats(tmp_path_factory.mktemp("nats"))
+    server.start()
+    yield server.url
+    server.close()
+
+
+@pytest.fixture
+def stream(nats_url) -> str:
+    return f"{nats_url}/t{next(_streams)}"
+
+
+def store(i: int, name: str = "") -> dict[str, Any]:
+    return {"type": "store", "id": f"s{i}", "name": name or f"Store {i}", "status": "open", "ts": 1000.0 + i}
+
+
+def hub_on(url: str, **kw: Any) -> Hub:
+    return Hub(HubConfig(port=0, journal=url, **kw), auth=Auth())
+
+
+async def publish(hub: Hub, batches: list[tuple[list[dict], str | None, int | None]]) -> list[P.Message]:
+    out = []
+    async with connect(hub.publish_url) as ws:
+        for events, producer, batch in batches:
+            await ws.send(P.encode(P.Publish(events=events, producer=producer, batch=batch)))
+            out.append(P.decode(await asyncio.wait_for(ws.recv(), 10)))
+    return out
+
+
+async def caught_up(hubs: list[Hub], seq: int, timeout: float = 10.0) -> None:
+    end = time.monotonic() + timeout
+    while any(h.state.seq < seq for h in hubs) and time.monotonic() < end:
+        await asyncio.sleep(0.02)
+    assert [h.state.seq for h in hubs] == [seq] * len(hubs)
+
+
+async def wall_events(hub: Hub, since: int, upto: int, epoch: str | None = None) -> tuple[P.Welcome, list[Any]]:
+    """A wall on ``hub`` resuming after ``since``: the welcome and what it got up to ``upto``."""
+    got: list[Any] = []
+    async with connect(hub.url) as ws:
+        await ws.send(P.encode(P.Hello(since=since, epoch=epoch)))
+        welcome = P.decode(await asyncio.wait_for(ws.recv(), 10))
+        assert isinstance(welcome, P.Welcome)
+        end = time.monotonic() + 10
+        while time.monotonic() < end and not (got and isinstance(got[-1], dict) and got[-1]["seq"] >= upto):
+            m = P.decode(await asyncio.wait_for(ws.recv(), 10))
+            if isinstance(m, P.Events):
+                got.extend(m.events)
+            elif isinstance(m, P.Snapshot):
+                got.append(m)
+    return welcome, got
+
+
+# ---------------------------------------------------------------- no server needed
+@pytest.mark.parametrize("url, message", [
+    ("nats://127.0.0.1:4222", "no stream name"),
+    ("nats://127.0.0.1:4222/", "no stream name"),
+    ("nats://127.0.0.1:4222/bad.name", "stream name 'bad.name': expected 1-64 of A-Z a-z 0-9 _ -"),
+    ("nats://127.0.0.1/wb", "server '127.0.0.1': expected HOST:PORT"),
+    ("nats://127.0.0.1:4222,:99/wb", "server ':99': expected HOST:PORT"),
+    ("nats://127.0.0.1:70000/wb", "server '127.0.0.1:70000': expected HOST:PORT"),
+])
+def test_bad_nats_urls_are_named(url, message):
+    with pytest.raises(ValueError, match=message.replace("(", r"\(")):
+        parse_nats_url(url)
+    with pytest.raises(ValueError, match="no stream name|stream name|expected HOST:PORT"):
+        HubConfig(journal=url).validate()
+
+
+def test_cluster_urls_parse():
+    t = parse_nats_url("nats://127.0.0.1:4222,127.0.0.1:4223/wallboard")
+    assert t.servers == ["nats://127.0.0.1:4222", "nats://127.0.0.1:4223"] and t.stream == "wallboard"
+    HubConfig(journal="nats://127.0.0.1:4222/wallboard", replicas=3).validate()
+    with pytest.raises(ValueError, match=r"hub option replicas=0: expected 1..5"):
+        HubConfig(replicas=0).validate()
+
+
+def test_other_urls_are_refused():
+    with pytest.raises(JournalRefused, match="expected a SQLite file path or nats://HOST:PORT/STREAM"):
+        open_journal("http://127.0.0.1/x")
+
+
+def test_unreachable_nats_is_refused_in_one_line():
+    from wallboard.hub.nats_local import free_port
+
+    pytest.importorskip("nats")
+    hub = Hub(HubConfig(port=0, journal=f"nats://127.0.0.1:{free_port()}/wb"), auth=Auth())
+    hub.journal = open_journal(hub.config.journal)
+    hub.journal.connect_timeout = 0.5   # type: ignore[attr-defined]
+
+    async def go() -> None:
+        with pytest.raises(JournalRefused, match="cannot reach NATS"):
+            await hub.astart()
+    asyncio.run(go())
+
+
+# ---------------------------------------------------------------- a real server
+def test_two_hubs_serve_one_sequence(stream):
+    a, b = hub_on(stream), hub_on(stream)
+
+    async def go() -> None:
+        await a.astart()
+        await b.astart()
+        try:
+            assert a.journal.epoch == b.journal.epoch
+            # both take producers at once: the stream orders their batches
+            acks = await asyncio.gather(publish(a, [([store(i)], "pa", i) for i in range(20)]),
+                                        publish(b, [([store(100 + i)], "pb", i) for i in range(20)]))
+            ranges = sorted((m.first, m.last) for ms in acks for m in ms)
+            assert ranges == [(i, i) for i in range(1, 41)]   # contiguous, each seq once
+            await caught_up([a, b], 40)
+            assert a.state.snapshot()["stores"] == b.state.snapshot()["stores"]
+            # a wall that was on a up to seq 25 resumes on b: the rest, no snapshot
+            _, got = await wall_events(b, 25, 40, epoch=a.journal.epoch)
+            assert [e["seq"] for e in got] == list(range(26, 41))
+            _, got_a = await wall_events(a, 25, 40, epoch=a.journal.epoch)
+            assert got_a == got
+        finally:
+            await a.astop()
+            await b.astop()
+    asyncio.run(go())
+
+
+def test_a_resend_to_another_hub_is_a_duplicate_and_other_events_a_conflict(stream):
+    a, b = hub_on(stream), hub_on(stream)
+
+    async def go() -> None:
+        await a.astart()
+        await b.astart()
+        try:
+            [first] = await publish(a, [([store(1), store(2)], "p", 7)])
+            assert isinstance(first, P.Ack) and (first.first, first.last, first.duplicate) == (1, 2, False)
+            [again] = await publish(b, [([store(1), store(2)], "p", 7)])
+            assert isinstance(again, P.Ack) and (again.first, again.last, again.duplicate) == (1, 2, True)
+            [other] = await publish(b, [([store(3)], "p", 7)])
+            assert isinstance(other, P.Error) and other.code == "conflict"
+            assert "committed as seq 1..2 with other events" in other.message
+            await caught_up([a, b], 2)
+            assert b.journal.last_seq == 2
+        finally:
+            await a.astop()
+            await b.astop()
+    asyncio.run(go())
+
+
+def test_concurrent_appends_race_and_stay_contiguous(stream):
+    """Two logs append groups at once: each batch lands once, seqs contiguous (the loser
+    of a race numbers its batch again after the winner's record)."""
+    from wallboard.hub.batches import Batch, batch_digest
+    from wallboard.hub.log import EventLog
+
+    async def go() -> None:
+        logs = [EventLog(open_journal(stream)) for _ in range(2)]
+        for lg in logs:
+            await lg.start()
+        try:
+            async def writer(k: int) -> list[tuple[int, int]]:
+                out = []
+                for g in range(15):
+                    batch = [Batch([store(1000 * k + 10 * g + j)], f"w{k}", 10 * g + j,
+                                   batch_digest([store(1000 * k + 10 * g + j)])) for j in range(3)]
+                    done = await logs[k].append_group(batch)
+                    out.extend(o.range for o in done.outcomes)
+                return out
+            got = await asyncio.gather(writer(0), writer(1))
+            ranges = sorted(r for rs in got for r in rs)
+            assert ranges == [(i, i) for i in range(1, 91)]
+            events = await logs[0].read(0, 200)
+            assert [e["seq"] for e in events] == list(range(1, 91))
+            assert len({e["id"] for e in events}) == 90
+        finally:
+            for lg in logs:
+                await lg.aclose()
+    asyncio.run(go())
+
+
+def test_a_new_hub_starts_from_the_snapshot_and_the_tail(stream):
+    a = hub_on(stream, compact_every=50, keep_events=20)
+
+    async def go() -> None:
+        await a.astart()
+        try:
+            acks = await publish(a, [([store(i % 30, f"v{i}")], "p", i) for i in range(1, 121)])
+            assert all(isinstance(m, P.Ack) for m in acks), acks[0]
+            await caught_up([a], 120)
+            end = time.monotonic() + 10
+            while a.counters.get("compactions", 0) < 2 and time.monotonic() < end:
+                await asyncio.sleep(0.05)
+            assert a.counters.get("compactions", 0) >= 2
+            assert a.eventlog.first_kept() > 1
+            c = hub_on(stream)
+            t0 = time.monotonic()
+            await c.astart()
+            try:
+                started = time.monotonic() - t0
+                assert c.state.seq == 120 and c.state.snapshot()["stores"] == a.state.snapshot()["stores"]
+                assert c._compacted_at >= 50, "the new hub started from the stored snapshot"
+                assert started < 10
+                # the key record came with the snapshot: a resend of batch 3 is a duplicate
+                [dup] = await publish(c, [([store(3, "v3")], "p", 3)])
+                assert isinstance(dup, P.Ack) and dup.duplicate and dup.first == 3
+                # a wall that is far behind (compacted away) gets a snapshot
+                _, got = await wall_events(c, 1, 120, epoch=c.journal.epoch)
+                assert isinstance(got[0], P.Snapshot)
+            finally:
+                await c.astop()
+        finally:
+            await a.astop()
+    asyncio.run(go())
+
+
+def test_a_hub_restarted_on_the_stream_rebuilds_its_state(stream):
+    async def go() -> None:
+        a = hub_on(stream)
+        await a.astart()
+        try:
+            await publish(a, [([store(i)], None, None) for i in range(5)])
+            await caught_up([a], 5)
+            epoch = a.journal.epoch
+        finally:
+            await a.astop()
+        again = hub_on(stream)
+        await again.astart()
+        try:
+            assert again.seq == 5 and again.journal.epoch == epoch and len(again.state.stores) == 5
+        finally:
+            await again.astop()
+    asyncio.run(go())
+
+
+def test_a_stream_that_is_not_a_wallboard_log_is_refused(nats_url):
+    import nats
+
+    async def go() -> None:
+        nc = await nats.connect(nats_url)
+        try:
+            await nc.jetstream().add_stream(name="foreign1", subjects=["foreign.x"])
+        finally:
+            await nc.close()
+        hub = hub_on(f"{nats_url}/foreign1")
+        with pytest.raises(JournalRefused, match="stream foreign1 is not a wallboard log"):
+            await hub.astart()
+    asyncio.run(go())
