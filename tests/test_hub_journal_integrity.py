@@ -174,11 +174,14 @@ def test_disk_full_while_opening_is_named():
 def test_url_journal_is_refused_without_creating_anything(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(JournalRefused) as e:
-        open_journal("nats://127.0.0.1:4222/wallboard")
-    assert "JetStream (or other URL) journal is not available yet" in str(e.value)
+        open_journal("http://127.0.0.1:4222/wallboard")
+    assert "expected a SQLite file path or nats://HOST:PORT/STREAM" in str(e.value)
+    with pytest.raises(JournalRefused) as e:
+        open_journal("nats://127.0.0.1:4222")   # a nats URL without a stream
+    assert "no stream name" in str(e.value)
     with pytest.raises(ValueError) as e2:
-        HubConfig(journal="nats://127.0.0.1:4222/wallboard").validate()
-    assert str(e2.value).startswith("hub option journal='nats://127.0.0.1:4222/wallboard': a JetStream")
+        HubConfig(journal="nats://127.0.0.1:4222/a.b").validate()
+    assert str(e2.value).startswith("journal 'nats://127.0.0.1:4222/a.b': stream name 'a.b'")
     assert list(tmp_path.iterdir()) == []
 
 
