@@ -204,7 +204,7 @@ def test_concurrent_appends_race_and_stay_contiguous(stream):
 
 
 def test_a_new_hub_starts_from_the_snapshot_and_the_tail(stream):
-    a = hub_on(stream, compact_every=50, keep_events=20)
+    a = hub_on(stream, compact_every=50, keep_events=20, keep_s=0)
 
     async def go() -> None:
         await a.astart()

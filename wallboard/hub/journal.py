@@ -774,7 +774,8 @@ def open_journal(path: str | Path | None, keep: int = 100_000, *,
         from .jetstream import JetStreamJournal
 
         try:
-            return JetStreamJournal(str(path), replicas=replicas, dedupe_window=dedupe_window)  # type: ignore[return-value]
+            return JetStreamJournal(str(path), replicas=replicas, dedupe_window=dedupe_window,  # type: ignore[return-value]
+                                    retain_s=retain_s)
         except ValueError as e:
             raise JournalRefused(str(e), "foreign") from None
     return SqliteJournal(path, dedupe_window=dedupe_window, new_epoch=new_epoch, retain_s=retain_s)
