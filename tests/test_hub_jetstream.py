@@ -270,3 +270,99 @@ def test_a_stream_that_is_not_a_wallboard_log_is_refused(nats_url):
         with pytest.raises(JournalRefused, match="stream foreign1 is not a wallboard log"):
             await hub.astart()
     asyncio.run(go())
+
+
+# ---------------------------------------------------------------- walls and record on several hubs
+def test_feed_urls_are_checked_one_by_one():
+    from wallboard.feed import FeedClient, feed_urls
+
+    assert feed_urls("ws://a:1/feed, ws://b:2/feed") == ["ws://a:1/feed", "ws://b:2/feed"]
+    with pytest.raises(ValueError, match=r"feed URL 'http://b:2/feed': expected ws://HOST:PORT/feed or wss://\.\.\. "
+                       r"\(several: comma-separated\)"):
+        feed_urls("ws://a:1/feed,http://b:2/feed")
+    with pytest.raises(ValueError, match="feed URL '': expected"):
+        FeedClient("ws://a:1/feed,")
+
+
+def test_a_wall_moves_to_another_hub_and_resumes_from_its_seq(stream):
+    from wallboard.feed import FeedClient
+
+    a, b = hub_on(stream, heartbeat_s=0.2), hub_on(stream, heartbeat_s=0.2)
+    a.start_in_thread()
+    b.start_in_thread()
+    client = FeedClient(f"{a.url},{b.url}", healthy_s=0.1)
+    items: list[tuple[str, Any]] = []
+
+    def wait_seq(seq: int) -> None:
+        end = time.monotonic() + 15
+        while time.monotonic() < end and client.state.seq < seq:
+            items.extend(client.drain(1000))
+            time.sleep(0.02)
+        items.extend(client.drain(1000))
+        assert client.state.seq == seq
+
+    try:
+        client.start()
+        asyncio.run_coroutine_threadsafe(publish(a, [([store(i)], "p", i) for i in range(1, 11)]), a.loop).result(20)
+        wait_seq(10)
+        assert client.state.hub == a.hub_id and client.state.host_port == f"127.0.0.1:{a.port}"
+        snapshots_before = sum(1 for k, _ in items if k == "snapshot")
+        a.stop()   # its walls lose it
+        asyncio.run_coroutine_threadsafe(publish(b, [([store(i)], "p", i) for i in range(11, 21)]), b.loop).result(20)
+        wait_seq(20)
+        assert client.state.hub == b.hub_id and client.state.host_port == f"127.0.0.1:{b.port}"
+        assert sum(1 for k, _ in items if k == "snapshot") == snapshots_before, "resumed, no snapshot"
+        seqs = [e["seq"] for k, p in items if k == "events" for e in p]
+        assert seqs[-10:] == list(range(11, 21)) and len(seqs) == len(set(seqs))
+    finally:
+        client.stop()
+        a.stop()
+        b.stop()
+
+
+def test_record_goes_on_from_another_hub(stream, tmp_path):
+    import orjson
+
+    from wallboard.hub.record import record
+
+    a, b = hub_on(stream), hub_on(stream)
+    a.start_in_thread()
+    b.start_in_thread()
+    out = tmp_path / "rec.jsonl"
+    try:
+        asyncio.run_coroutine_threadsafe(publish(a, [([store(i)], "p", i) for i in range(1, 6)]), a.loop).result(20)
+
+        async def go() -> int:
+            task = asyncio.create_task(record(f"{a.url},{b.url}", out, max_events=10, duration=20))
+            end = time.monotonic() + 10
+            while time.monotonic() < end and (not out.exists() or len(out.read_text().splitlines()) < 2):
+                await asyncio.sleep(0.05)
+            await asyncio.to_thread(a.stop)
+            await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(
+                publish(b, [([store(i)], "p", i) for i in range(6, 11)]), b.loop))
+            return await task
+        asyncio.run(go())
+        lines = [orjson.loads(x) for x in out.read_text().splitlines()]
+        seqs = [x["seq"] for x in lines if x.get("op") != "snapshot"]
+        snap = [x["seq"] for x in lines if x.get("op") == "snapshot"]
+        assert sorted(set(seqs)) == [s for s in range(1, 11) if not snap or s > snap[0]]
+        assert len(seqs) == len(set(seqs)) and len(snap) <= 1
+    finally:
+        a.stop()
+        b.stop()
+
+
+def test_the_header_names_the_hub(qapp):
+    from wallboard.app.i18n import register
+
+    register()   # the shell's translations
+    from wallboard.app.header import HeaderBar, HeaderStatus
+
+    status = HeaderStatus(title="t", now=0.0, starts_at=None, feed_state="LIVE", data_age_s=None, events_per_s=0,
+                          rejects=0, last_reject="", hub="hub-b (127.0.0.1:8766)")
+    bar = HeaderBar(lang="en")
+    bar.update_status(status)
+    assert bar.texts()[3] == "LIVE · hub hub-b (127.0.0.1:8766)"
+    zh = HeaderBar(lang="zh")
+    zh.update_status(status)
+    assert "服务节点 hub-b (127.0.0.1:8766)" in zh.texts()[3]

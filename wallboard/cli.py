@@ -66,8 +66,9 @@ def wall_parser() -> argparse.ArgumentParser:
         ),
     )
     p.add_argument("--version", action="version", version=f"wallboard {__version__}")
-    p.add_argument("--feed", metavar="URL", help="hub feed to subscribe to, e.g. ws://10.0.0.5:8765/feed "
-                   "(default: the embedded demo hub on loopback)")
+    p.add_argument("--feed", metavar="URL[,URL...]", help="hub feed to subscribe to, e.g. ws://10.0.0.5:8765/feed "
+                   "(default: the embedded demo hub on loopback); several hubs of one log comma-separated: on loss "
+                   "of its hub the wall moves to the next and resumes from its last seq")
     p.add_argument("--token-file", metavar="F", help="file holding the subscribe (or control) token")
     p.add_argument("--layout", metavar="NAME|PATH", default=None,
                    help="layout name from layouts/ (overview, launch-928, double-11, store) or a .toml path "

@@ -114,9 +114,12 @@ class FeedClient:
                  delays: Callable[[], Any] = backoff, max_frame: int = P.WALL_MAX_FRAME,
                  healthy_s: float = 10.0, max_heartbeat_s: float = P.WALL_MAX_HEARTBEAT_S,
                  max_retry_after_s: float = 60.0) -> None:
-        if not url.startswith(("ws://", "wss://")):
-            raise ValueError(f"feed URL {url!r}: expected ws://HOST:PORT/feed or wss://...")
-        self.url = url
+        #: The hubs to take the feed from (``url`` may list several, comma-separated, hubs
+        #: of one log): on loss of its hub the wall moves to the next and resumes from its
+        #: last seq (the same on every hub of the log).
+        self.urls = feed_urls(url)
+        self._hub_index = 0
+        self.url = self.urls[0]
         self.token = token
         self.wall = wall
         self.on_wake = on_wake
@@ -141,7 +144,7 @@ class FeedClient:
         self._q: deque[Item] = deque()
         self._q_events = 0
         self._wake_pending = False
-        self._status = FeedStatus(host_port=_host_port(url))
+        self._status = FeedStatus(host_port=_host_port(self.url))
         self._rejects: dict[str, int] = {}
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -363,6 +366,7 @@ class FeedClient:
             finally:
                 self._ws = None
             self.session.connection_lost()
+            self._next_hub()
             resync = self._resync_to is not None
             if resync:
                 (self.session.since,) = self._resync_to
@@ -393,6 +397,14 @@ class FeedClient:
             self._set(state=RECONNECTING)
             if await self._sleep(delay):
                 break
+
+    def _next_hub(self) -> None:
+        """After a lost link or a failed connect: the next hub of the list (if several)."""
+        if len(self.urls) > 1:
+            self._hub_index = (self._hub_index + 1) % len(self.urls)
+            self.url = self.urls[self._hub_index]
+            self._set(host_port=_host_port(self.url), hub="")
+            log.info("feed: moving to hub %s (%d of %d)", self.url, self._hub_index + 1, len(self.urls))
 
     async def _session(self, ws: Any) -> bool:
         """Receive until closed, feeding the session; True when the session asked for a
@@ -454,6 +466,15 @@ class FeedClient:
                 changes["seq"] = session.since or 0
             self._set(**changes)
             self._push([(kind, payload)])
+
+
+def feed_urls(text: str) -> list[str]:
+    """``ws://a:8765/feed,ws://b:8765/feed`` -> the URLs; ``ValueError`` naming a bad one."""
+    urls = [u.strip() for u in text.split(",")]
+    for u in urls:
+        if not u.startswith(("ws://", "wss://")) or len(u) <= len("wss://"):
+            raise ValueError(f"feed URL {u!r}: expected ws://HOST:PORT/feed or wss://... (several: comma-separated)")
+    return urls
 
 
 def _host_port(url: str) -> str:

@@ -526,7 +526,14 @@ class WallController(QObject):
                 rejects=rejects, last_reject=last or "",
                 page=page.title if page is not None and (w.drill or len(w.pages) > 1
                                                           or getattr(w, "store_window", False)) else "",
-                paused=self.paused and w.rotating, muted=self.alerts.muted))
+                paused=self.paused and w.rotating, muted=self.alerts.muted, hub=self._hub_text(status)))
+
+    def _hub_text(self, status: Any) -> str:
+        """Which hub the wall is on, when its --feed lists several (else "")."""
+        if len(getattr(self.client, "urls", ())) < 2 or status is None:
+            return ""
+        hub, where = getattr(status, "hub", "") or "", getattr(status, "host_port", "") or ""
+        return f"{hub} ({where})" if hub else where
 
     def _update_status_line(self) -> None:
         parts = [self.tr(text) + (f": {self.tr(detail)}" if detail else "") for text, detail in self.notices]

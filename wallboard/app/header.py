@@ -34,6 +34,8 @@ class HeaderStatus:
     paused: bool = False
     muted: bool = False
     utc_offset_s: int | None = None
+    #: The hub the wall is on (hub id and HOST:PORT), shown when it has several to choose from.
+    hub: str = ""
 
 
 def countdown_text(starts_at: float | None, now: float, lang: str) -> str:
@@ -81,6 +83,8 @@ class HeaderBar(QWidget):
         feed = self.tr(s.feed_state)
         if s.data_age_s is not None and s.feed_state != "LIVE":
             feed += f" · {self.tr('data age')} {age_text(s.data_age_s)}"
+        if s.hub:
+            feed += f" · {self.tr('hub')} {s.hub}"
         counters = f"{s.events_per_s:,.0f} {self.tr('ev/s')}"
         if s.rejects:
             counters += f" · {self.tr('rejected')} {s.rejects}"

@@ -12,6 +12,7 @@ SHELL_ZH = {
     "Opening": "距开业",
     "Since opening": "开业后",
     "data age": "数据时长",
+    "hub": "服务节点",
     "ev/s": "事件/秒",
     "rejected": "已拒绝",
     "PAUSED": "轮播暂停",

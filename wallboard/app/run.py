@@ -90,10 +90,15 @@ def run_wall(args: Any) -> int:
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.screenshot and not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    if args.feed and not args.feed.startswith(("ws://", "wss://")):
-        print(f"wallboard: --feed {args.feed!r}: expected ws://HOST:PORT/feed or wss://HOST:PORT/feed",
-              file=sys.stderr)
-        return 2
+    if args.feed:
+        from wallboard.feed import feed_urls
+
+        try:
+            feed_urls(args.feed)
+        except ValueError:
+            print(f"wallboard: --feed {args.feed!r}: expected ws://HOST:PORT/feed or wss://HOST:PORT/feed "
+                  "(several hubs of one log: comma-separated)", file=sys.stderr)
+            return 2
     if (sys.platform.startswith("linux") and not os.environ.get("QT_QPA_PLATFORM")
             and not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY")):
         print("wallboard: no display (DISPLAY/WAYLAND_DISPLAY unset): run it on a desktop session, "

@@ -186,7 +186,9 @@ def register(subparsers: Any) -> None:
     p = subparsers.add_parser("record", help="record a hub's feed into a JSON-lines file",
                               description="Subscribe to a hub's /feed and append every event (and snapshot) "
                               "as one JSON line to --out; resumes after a dropped connection.")
-    p.add_argument("--feed", required=True, metavar="URL", help="hub feed URL, e.g. ws://127.0.0.1:8765/feed")
+    p.add_argument("--feed", required=True, metavar="URL[,URL...]",
+                   help="hub feed URL, e.g. ws://127.0.0.1:8765/feed; several hubs of one log comma-separated (on "
+                   "loss of one the recording goes on from the next, from the same seq)")
     p.add_argument("--out", required=True, metavar="FILE.jsonl", help="output file (appended to)")
     p.add_argument("--duration", type=_positive, metavar="S", help="stop after S seconds (default: until Ctrl+C)")
     p.add_argument("--from", dest="t_from", type=_moment, metavar="TIME",

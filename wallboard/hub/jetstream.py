@@ -278,6 +278,12 @@ class JetStreamJournal:
 
     async def aclose(self) -> None:
         self._closing = True
+        if self._sub is not None:
+            try:
+                await asyncio.wait_for(self._sub.unsubscribe(), 2)
+            except Exception as e:
+                log.debug("journal %s: unsubscribe: %s", self.url, e)
+            self._sub = None
         if self._nc is not None:
             try:
                 await asyncio.wait_for(self._nc.close(), 5)

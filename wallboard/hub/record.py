@@ -281,20 +281,27 @@ async def record(feed_url: str, out: Path | str, *, token: str | None = None, du
     ``retries``: failed connects in a row (none welcomed) before :class:`Unreachable`
     (None: forever). ``progress.events`` counts the events written as they are.
     """
+    from wallboard.feed import feed_urls
+
     prog = progress if progress is not None else Progress()
     path = Path(out)
+    urls = feed_urls(feed_url)   # several hubs of one log: on loss of one, the next, from the same seq
+    hub = 0
     since: int | None = None
+    epoch: str | None = None
     end = time.monotonic() + duration if duration else None
     headers = {"Authorization": f"Bearer {token}"} if token else None
     delays = backoff()
     with open_output(path) as fh:
         while end is None or time.monotonic() < end:
             why = ""
+            feed_url = urls[hub]
+            hub = (hub + 1) % len(urls)   # the next attempt goes to the next hub
             try:
                 async with connect(feed_url, additional_headers=headers, compression=None, max_size=None) as ws:
                     delays = backoff()
                     prog.attempts = 0
-                    await ws.send(P.encode(P.Hello(token=token, since=since, wall="recorder")), text=True)
+                    await ws.send(P.encode(P.Hello(token=token, since=since, wall="recorder", epoch=epoch)), text=True)
                     parts: list[dict[str, Any]] = []
                     while end is None or time.monotonic() < end:
                         left = None if end is None else max(0.01, end - time.monotonic())
@@ -303,7 +310,10 @@ async def record(feed_url: str, out: Path | str, *, token: str | None = None, du
                         except asyncio.TimeoutError:
                             break
                         msg = P.decode(raw, max_size=1 << 30)
-                        if isinstance(msg, P.Snapshot):
+                        if isinstance(msg, P.Welcome):
+                            epoch = msg.epoch
+                            log.info("recording from %s (hub %s)", feed_url, msg.hub)
+                        elif isinstance(msg, P.Snapshot):
                             parts.append(msg.data)
                             if msg.part + 1 == msg.parts:
                                 _line(fh, {"op": "snapshot", "seq": msg.seq,
