@@ -4,6 +4,7 @@
     python benchmarks/faults.py --drills kill9,cut --rounds 3 --cut-s 30
     python benchmarks/faults.py --drills fuzz --fuzz 1000000
     python benchmarks/faults.py --drills producers
+    python benchmarks/faults.py --drills cluster     # needs the cluster extra (nats-server)
 
 Drills (all on 127.0.0.1):
 
@@ -36,6 +37,10 @@ Drills (all on 127.0.0.1):
   kill -9, two hubs on one journal), each against real ``wallboard hub`` processes,
   with acked events lost and duplicated per drill (target: all 0); see
   ``benchmarks/producer_drills.py``.
+* ``cluster``: issue 15 (a): two hubs on one JetStream stream of a real nats-server,
+  three walls across them, a producer on each; kill -9 one hub: seconds until its walls
+  are LIVE on the other (target <= 3 s), acked events missing (target 0), walls' state
+  equal to the log's; see ``benchmarks/_cluster.py``. Not in the default set.
 
 Prints one JSON object.
 """
@@ -377,14 +382,18 @@ def main() -> int:
                     help="abuse: 'access' (roles, flood, browser, metrics, logs, partial HTTP), 'limits' (memory "
                     "bounded by configuration: big events, ingest flood, typo ids, snapshots, sleeping walls, rate "
                     "limit; benchmarks/_abuse_limits.py) or both (default)")
+    ap.add_argument("--cluster-s", type=float, default=10.0, help="cluster: seconds of publishing before the kill")
+    ap.add_argument("--cluster-after-s", type=float, default=5.0, help="cluster: seconds of publishing after it")
+    ap.add_argument("--cluster-rate", type=float, default=10_000.0, help="cluster: events/s over both producers")
     ap.add_argument("--abuse-probes", default="", metavar="LIST",
                     help="abuse limits: only these probes (comma-separated: big_events, ingest_flood, "
                     "ingest_flood_4mib, ingest_flood_1mib, typo_ids, snapshots, sleepers, rate_limit; default all)")
     args = ap.parse_args()
+    from _cluster import drill_cluster
     from producer_drills import drill_producers
 
     drills = {"kill9": drill_kill9, "cut": drill_cut, "fuzz": drill_fuzz, "auth": drill_auth, "abuse": drill_abuse,
-              "producers": drill_producers}
+              "producers": drill_producers, "cluster": drill_cluster}
     out: dict = {}
     for name in args.drills.split(","):
         if name not in drills:

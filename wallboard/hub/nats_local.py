@@ -110,6 +110,7 @@ class LocalNats:
         return [str(self.binary), "-c", str(conf)]
 
     def start(self, timeout: float = 15.0) -> "LocalNats":
+        self.store_dir.mkdir(parents=True, exist_ok=True)
         log = open(self.store_dir / f"{self.name}.log", "ab")
         self.proc = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         log.close()
