@@ -73,6 +73,8 @@ def drill_cluster(args) -> dict:
             tb = asyncio.create_task(produce(pb, 2, end_b))
             await ta
             connects = [w.client.state.connects for w in walls]
+            result["walls_on_hub_at_kill"] = [w.client.state.host_port for w in walls]
+            result["hubs"] = {"a": f"127.0.0.1:{a.port}", "b": f"127.0.0.1:{b.port}"}
             a.kill9()
             killed = time.monotonic()
             live: list = [None] * len(walls)
@@ -81,7 +83,7 @@ def drill_cluster(args) -> dict:
                     s = walls[i].client.state
                     if (live[i] is None and s.state == "LIVE" and s.connects > connects[i]
                             and s.host_port == f"127.0.0.1:{b.port}"):
-                        live[i] = round(time.monotonic() - killed, 2)
+                        live[i] = round(time.monotonic() - killed, 3)
                 await asyncio.sleep(0.01)
             await tb
             await pb.flush(60)
@@ -94,7 +96,9 @@ def drill_cluster(args) -> dict:
                 pass
             return live, acks_a, list(pb.acks)
 
+        t_run = time.monotonic()
         live, acks_a, acks_b = asyncio.run(run())
+        result["run_s"] = round(time.monotonic() - t_run, 1)
         result["live_on_other_s"] = [live[i] for i in on_a]
         result["live_on_other_s_max"] = max((x for x in result["live_on_other_s"] if x is not None), default=None)
         log_events = asyncio.run(_read_log(url))
@@ -118,6 +122,7 @@ def drill_cluster(args) -> dict:
             ref.apply(ordered[i:i + 5000], time.time())
         result.update({
             "acked_events": acked, "acked_missing": missing, "log_events": len(ordered),
+            "achieved_events_s": round(len(ordered) / (args.cluster_s + args.cluster_after_s)),
             "log_contiguous": sorted(by_seq) == list(range(1, last + 1)),
             "walls_at_last_seq": sum(w.state.seq == last for w in walls),
             "walls_state_equals_log": sum(_entities(w.state) == _entities(ref) for w in walls),
