@@ -37,6 +37,8 @@ def drill_cluster(args) -> dict:
     url = f"{nats.url}/drill"
     a = HubProcess(free_port(), journal=url).start()
     b = HubProcess(free_port(), journal=url).start()
+    c = HubProcess(free_port(), journal=url)
+    third: dict = {}
     feeds = f"{a.feed_url},{b.feed_url}"
     walls = [Headless(feeds), Headless(feeds), Headless(f"{b.feed_url},{a.feed_url}")]
     on_a = [0, 1]
@@ -71,6 +73,16 @@ def drill_cluster(args) -> dict:
             end_b = [kill_at[0] + args.cluster_after_s]
             ta = asyncio.create_task(produce(pa, 1, kill_at))
             tb = asyncio.create_task(produce(pb, 2, end_b))
+            await asyncio.sleep(args.cluster_s / 2)
+            t_c = time.monotonic()       # (c) a third hub, started mid-run, serves a wall
+            await asyncio.to_thread(c.start)
+            third["port_open_s"] = round(time.monotonic() - t_c, 2)
+            wall_c = Headless(c.feed_url)
+            walls.append(wall_c)
+            while time.monotonic() - t_c < 30 and not (wall_c.client.state.state == "LIVE" and wall_c.state.seq > 0):
+                await asyncio.sleep(0.01)
+            third["wall_live_s"] = round(time.monotonic() - t_c, 2)
+            third["target_s"] = 5.0
             await ta
             connects = [w.client.state.connects for w in walls]
             result["walls_on_hub_at_kill"] = [w.client.state.host_port for w in walls]
@@ -129,13 +141,130 @@ def drill_cluster(args) -> dict:
             "wall_snapshots": [w.driver.stats.snapshots for w in walls],
             "wall_resyncs": [w.driver.stats.resyncs for w in walls],
         })
-        return result
+        return {"a_failover": result, "c_third_hub": third, "b_leader_kill": drill_leader_kill(args)}
     finally:
         for w in walls:
             w.stop()
         a.stop()
         b.stop()
+        c.stop()
         nats.close()
+
+
+def drill_leader_kill(args) -> dict:
+    """(b) a three-node NATS cluster, the stream at three replicas, one hub given all three
+    servers, a producer publishing; kill -9 the stream's leader: the producer retries
+    (``unavailable`` while the cluster elects another), 0 acked events lost, 0 stored twice."""
+    from faults import churn
+
+    from wallboard.hub.nats_local import LocalNats, free_port as fp
+    from wallboard.hub.record import Publisher
+
+    tmp = tempfile.mkdtemp(prefix="wallboard-cluster3-")
+    cports = [fp() for _ in range(3)]
+    nodes = [LocalNats(os.path.join(tmp, f"n{i}"), name=f"n{i}", cluster_port=cports[i], routes=cports)
+             for i in range(3)]
+    for n in nodes:
+        n.start()
+    servers = ",".join(f"127.0.0.1:{n.port}" for n in nodes)
+    url = f"nats://{servers}/drill3"
+    out: dict = {"nodes": 3, "replicas": 3}
+    hub = None
+    try:
+        asyncio.run(_cluster_ready(nodes[0].url))
+        hub = HubProcess(free_port(), journal=url, extra=["--replicas", "3"]).start()
+        sent: dict[int, list[dict]] = {}
+        per_batch = 100
+        interval = per_batch / (args.cluster_rate / 2)
+
+        async def run() -> tuple[list, Publisher]:
+            pub = Publisher(hub.publish_url, producer="drill-b", window=16)
+            pub.keep_acks = True
+            async with pub:
+                leader = await _leader(nodes[0].url, "drill3")
+                out["leader"] = leader
+                t0 = time.monotonic()
+                killed = None
+                nxt, n = time.monotonic(), 0
+                while time.monotonic() - t0 < args.cluster_s + args.cluster_after_s:
+                    if killed is None and time.monotonic() - t0 >= args.cluster_s:
+                        victim = next(x for x in nodes if x.name == leader)
+                        victim.kill()
+                        killed = time.monotonic()
+                        out["killed"] = leader
+                    n += 1
+                    events = churn(3_000_000 + n, per_batch)
+                    sent[await pub.publish([dict(e) for e in events])] = events
+                    nxt += interval
+                    await asyncio.sleep(max(0.0, nxt - time.monotonic()))
+                await pub.flush(120)
+                survivor = next(x for x in nodes if x.name != leader)
+                out["new_leader"] = await _leader(survivor.url, "drill3")
+                return list(pub.acks), pub
+
+        acks, pub = asyncio.run(run())
+        out["producer_refusals_retried"] = pub.rejected
+        survivor_url = "nats://" + ",".join(f"127.0.0.1:{x.port}" for x in nodes if x.proc and x.proc.poll() is None)
+        log_events = asyncio.run(_read_log(survivor_url + "/drill3"))
+        by_seq = {e["seq"]: e for e in log_events}
+        acked = missing = 0
+        for ack in acks:
+            for k, ev in enumerate(sent.get(ack.batch, [])):
+                acked += 1
+                got = by_seq.get(ack.first + k)
+                if got is None or got.get("id") != ev["id"] or got.get("ts") != ev["ts"]:
+                    missing += 1
+        seen: dict[tuple, int] = {}
+        for e in log_events:
+            seen[(e["id"], e["ts"])] = seen.get((e["id"], e["ts"]), 0) + 1
+        out.update({"acked_events": acked, "acked_missing": missing, "log_events": len(log_events),
+                    "events_stored_twice": sum(v - 1 for v in seen.values() if v > 1),
+                    "log_contiguous": sorted(by_seq) == list(range(1, len(by_seq) + 1)),
+                    "batches_unacked_at_end": len(pub.unacked)})
+        return out
+    finally:
+        if hub is not None:
+            hub.stop()
+        for n in nodes:
+            n.close()
+
+
+async def _cluster_ready(url: str, timeout: float = 30.0) -> None:
+    import nats
+
+    end = time.monotonic() + timeout
+    while True:
+        try:
+            nc = await nats.connect(url, connect_timeout=2, max_reconnect_attempts=0)
+            try:
+                await nc.jetstream().account_info()
+                return
+            finally:
+                await nc.close()
+        except Exception:
+            if time.monotonic() > end:
+                raise
+            await asyncio.sleep(0.5)
+
+
+async def _leader(url: str, stream: str) -> str:
+    import nats
+
+    nc = await nats.connect(url, connect_timeout=2, max_reconnect_attempts=3)
+    try:
+        end = time.monotonic() + 30
+        while True:
+            try:
+                info = await nc.jetstream().stream_info(stream)
+                if info.cluster and info.cluster.leader:
+                    return info.cluster.leader
+            except Exception:
+                pass
+            if time.monotonic() > end:
+                return ""
+            await asyncio.sleep(0.2)
+    finally:
+        await nc.close()
 
 
 async def _read_log(url: str) -> list[dict]:

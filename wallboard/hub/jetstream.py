@@ -173,9 +173,7 @@ class JetStreamJournal:
         self._js = self._nc.jetstream(timeout=FOLLOW_WAIT_S)
         try:
             info = await self._ensure_stream(api)
-            self._obj = await self._js.create_object_store(
-                t.bucket, config=api.ObjectStoreConfig(description=f"wallboard snapshots of {t.stream}",
-                                                       replicas=self.replicas, storage=api.StorageType.FILE))
+            self._obj = await self._snapshot_bucket(api)
             await self._load_snapshot()
         except JournalRefused:
             await self._nc.close()
@@ -248,6 +246,19 @@ class JetStreamJournal:
                                    headers={"Nats-Msg-Id": f"genesis-{self.epoch}"})
             info = await self._js.stream_info(t.stream)
         return info
+
+    async def _snapshot_bucket(self, api: Any) -> Any:
+        """The snapshot bucket as it is (another hub may have made it with other replicas),
+        or a new one."""
+        from nats.js.errors import BucketNotFoundError
+
+        t = self.target
+        try:
+            return await self._js.object_store(t.bucket)
+        except BucketNotFoundError:
+            return await self._js.create_object_store(
+                t.bucket, config=api.ObjectStoreConfig(description=f"wallboard snapshots of {t.stream}",
+                                                       replicas=self.replicas, storage=api.StorageType.FILE))
 
     async def _load_snapshot(self) -> None:
         from nats.js.errors import NotFoundError, ObjectNotFoundError
