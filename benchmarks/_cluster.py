@@ -35,9 +35,11 @@ def drill_cluster(args) -> dict:
     tmp = tempfile.mkdtemp(prefix="wallboard-cluster-")
     nats = LocalNats(os.path.join(tmp, "nats"), binary=binary).start()
     url = f"{nats.url}/drill"
-    a = HubProcess(free_port(), journal=url).start()
-    b = HubProcess(free_port(), journal=url).start()
-    c = HubProcess(free_port(), journal=url)
+    # snapshots every 20,000 events: a hub started later loads one and follows the rest
+    opts = ["--compact-every", str(args.cluster_compact_every)]
+    a = HubProcess(free_port(), journal=url, extra=opts).start()
+    b = HubProcess(free_port(), journal=url, extra=opts).start()
+    c = HubProcess(free_port(), journal=url, extra=opts)
     third: dict = {}
     feeds = f"{a.feed_url},{b.feed_url}"
     walls = [Headless(feeds), Headless(feeds), Headless(f"{b.feed_url},{a.feed_url}")]

@@ -384,6 +384,8 @@ def main() -> int:
                     "limit; benchmarks/_abuse_limits.py) or both (default)")
     ap.add_argument("--cluster-s", type=float, default=10.0, help="cluster: seconds of publishing before the kill")
     ap.add_argument("--cluster-after-s", type=float, default=5.0, help="cluster: seconds of publishing after it")
+    ap.add_argument("--cluster-compact-every", type=int, default=20_000,
+                    help="cluster: the hubs' --compact-every (a snapshot each N events; default 20000)")
     ap.add_argument("--cluster-rate", type=float, default=10_000.0, help="cluster: events/s over both producers")
     ap.add_argument("--abuse-probes", default="", metavar="LIST",
                     help="abuse limits: only these probes (comma-separated: big_events, ingest_flood, "
