@@ -35,8 +35,8 @@ def _add_log_level(p: argparse.ArgumentParser) -> None:
 
 def _add_retries(p: argparse.ArgumentParser) -> None:
     p.add_argument("--retries", type=_count, default=10, metavar="N",
-                   help="failed connects to the hub in a row before giving up with exit code 1 (default 10, "
-                   "about 30 s)")
+                   help="failed connects to the hub in a row before giving up with exit code 1 (default 10: "
+                   "11-23 s of retrying)")
 
 
 def _add_token_file(p: argparse.ArgumentParser, role: str) -> None:
@@ -185,7 +185,9 @@ def register(subparsers: Any) -> None:
 
     p = subparsers.add_parser("record", help="record a hub's feed into a JSON-lines file",
                               description="Subscribe to a hub's /feed and append every event (and snapshot) "
-                              "as one JSON line to --out; resumes after a dropped connection.")
+                              "as one JSON line to --out; resumes after a dropped connection, gives up after "
+                              "--retries failed connects in a row (exit 1). Ctrl+C / SIGTERM end it (exit 0) with "
+                              "the count of events written.")
     p.add_argument("--feed", required=True, metavar="URL[,URL...]",
                    help="hub feed URL, e.g. ws://127.0.0.1:8765/feed; several hubs of one log comma-separated (on "
                    "loss of one the recording goes on from the next, from the same seq)")
@@ -203,7 +205,9 @@ def register(subparsers: Any) -> None:
 
     p = subparsers.add_parser("replay", help="publish a recording into a hub",
                               description="Publish a recording made by 'wallboard record' into a hub, paced "
-                              "by its timestamps; timestamps are shifted to now unless --keep-ts.")
+                              "by its events' timestamps from the first event after the opening snapshot (whose "
+                              "records go at once); timestamps are shifted to now unless --keep-ts. Stopped by "
+                              "Ctrl+C / SIGTERM it says how many events it sent (exit 130 / 143).")
     p.add_argument("file", metavar="FILE.jsonl", help="recording to replay")
     p.add_argument("--hub", default=f"ws://127.0.0.1:{DEFAULT_PORT}/publish", metavar="URL",
                    help=f"hub URL (default ws://127.0.0.1:{DEFAULT_PORT}/publish)")
