@@ -26,6 +26,7 @@ from wallboard.app.controls import ControlLedger
 from wallboard.app.frame import FrameDriver
 from wallboard.app.header import HeaderStatus
 from wallboard.app.i18n import register as register_shell_translations
+from wallboard.app.memory import TrimAfterSwitch
 from wallboard.app.overlays import HelpOverlay, LayoutPicker
 from wallboard.app.screens import ScreenPlacer, select_screen
 from wallboard.app.sound import SoundPlayer
@@ -110,6 +111,8 @@ class WallController(QObject):
         #: Instrumentation: each is called at the end of every :meth:`frame` with
         #: (event batches applied this frame, dirty, now); benchmarks force the paint there.
         self.frame_observers: list[Callable[[list[list[dict]], Dirty, float], None]] = []
+        #: glibc keeps the old layout's freed pages: handed back a few seconds after a switch
+        self.trimmer = TrimAfterSwitch(self)
         self.watcher = QFileSystemWatcher(self)
         self.watcher.fileChanged.connect(self._layout_file_changed)
         self.timer = QTimer(self)
@@ -148,6 +151,7 @@ class WallController(QObject):
 
     def shutdown(self) -> None:
         self.timer.stop()
+        self.trimmer.timer.stop()
         self._executor.shutdown(wait=False, cancel_futures=True)
         for w in self.windows:
             w.close()
@@ -218,6 +222,7 @@ class WallController(QObject):
         self._watch(layout.path)
         self._page_started = self.clock()
         self._refresh_all(self.clock())
+        self.trimmer.switched()
         self.layout_changed.emit(layout.name)
 
     def switch_layout(self, name_or_path: str, *, from_hub: bool = False) -> bool:
