@@ -395,3 +395,20 @@ def test_entity_events_refused_by_the_caps_are_logged_once_per_interval(caplog):
     assert lines == ["entity caps reached: 2 device events (--max-devices 2, 2 held) and 2 store events "
                      "(--max-stores 1, 1 held) not applied since the last warning: none of the held ones was "
                      "silent long enough to be evicted (--evict-after 3600 s)"]
+
+
+def test_group_commit_takes_turns_between_producers_past_its_cap():
+    """A producer with many batches queued does not make another's batch wait for all of
+    them: past ``group_events`` producers take turns, each in its own order."""
+    from wallboard.hub.batches import Batch
+    from wallboard.hub.server import take_group
+
+    ev = {"type": "kpi"}
+    flood = [(Batch([ev] * 500, "flood", i), f"f{i}") for i in range(10)]
+    pending = flood[:6] + [(Batch([ev] * 10, "bystander", 1), "b1")] + flood[6:]
+    group, rest = take_group(pending, 2000)
+    assert [w for _, w in group] == ["f0", "f1", "f2", "b1"]          # the bystander in the first group
+    assert [w for _, w in rest] == ["f3", "f4", "f5", "f6", "f7", "f8", "f9"]   # in their order
+    assert take_group(pending[:3], 2000) == (pending[:3], [])         # under the cap: all at once
+    big = [(Batch([ev] * 5000, "p", 1), "x")]
+    assert take_group(big, 2000) == (big, [])                        # at least one batch

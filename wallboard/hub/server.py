@@ -83,6 +83,7 @@ class HubConfig:
     batch_events: int = 500             # events per frame to a wall
     batch_interval: float = 0.010       # at most one frame per wall per this many seconds
     commit_interval: float = 0.0        # least seconds between two journal commits (0: back to back)
+    group_events: int = 20_000          # events per group commit before producers take turns
     compact_every: int = 100_000        # events between snapshots
     encode_chunk: int = 10_000          # devices per piece of a compaction's snapshot encode
     keep_events: int = 100_000          # events kept for replay after a snapshot
@@ -132,6 +133,7 @@ class HubConfig:
             ("keep_events", self.keep_events >= 0, ">= 0"),
             ("keep_s", self.keep_s >= 0, ">= 0 seconds"),
             ("compact_every", self.compact_every >= 1, ">= 1"),
+            ("group_events", self.group_events >= 1, ">= 1"),
             ("encode_chunk", self.encode_chunk >= 1, ">= 1"),
             ("max_refusals", self.max_refusals >= 1, ">= 1"),
             ("refusal_window", self.refusal_window > 0, "> 0"),
@@ -502,7 +504,9 @@ class Hub:
         follower's work on this one."""
         assert self._pending_evt is not None
         self._pending_evt.clear()
-        work, self._pending = self._pending, []
+        work, self._pending = take_group(self._pending, self.config.group_events)
+        if self._pending:
+            self._pending_evt.set()   # the rest goes into the next group
         if not work:
             return
         batches = [b for b, _ in work]
@@ -1114,6 +1118,34 @@ class Hub:
             await self.submit_retrying([ev], attempts=5)
         except (BatchRefused, JournalUnavailable) as e:
             wall.push(P.encode(refusal_error(e)))
+
+
+def take_group(pending: list[tuple[Batch, Any]], cap: int) -> tuple[list[tuple[Batch, Any]], list[tuple[Batch, Any]]]:
+    """``(group, rest)``: the batches of the next group commit. All of them while they
+    hold at most ``cap`` events; past that, producers take turns (each producer's oldest
+    batch first, round by round, its own batches in order) until the group holds ``cap``,
+    so a producer with megabytes queued does not make a bystander's batch wait for all of
+    it. Every group takes at least one batch."""
+    if sum(len(b.events) for b, _ in pending) <= cap:
+        return pending, []
+    queues: dict[Any, list[int]] = {}
+    for i, (b, _) in enumerate(pending):
+        queues.setdefault(b.producer, []).append(i)
+    chosen: set[int] = set()
+    n, heads = 0, {k: 0 for k in queues}
+    while True:
+        took = False
+        for k, idx in queues.items():
+            h = heads[k]
+            if h < len(idx) and (n == 0 or n + len(pending[idx[h]][0].events) <= cap):
+                chosen.add(idx[h])
+                n += len(pending[idx[h]][0].events)
+                heads[k] = h + 1
+                took = True
+        if not took:
+            break
+    group = [w for i, w in enumerate(pending) if i in chosen]
+    return group, [w for i, w in enumerate(pending) if i not in chosen]
 
 
 def refusal_error(e: BatchRefused | JournalUnavailable) -> P.Error:
