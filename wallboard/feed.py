@@ -10,6 +10,9 @@ Usage from the UI thread::
     client.resync(state.seq)       # when LiveState.apply raised SeqGap
     client.stop()
 
+    replay = FeedClient(url, at=time.time() - 60, speed=4)   # the flight recorder
+    replay.seek(t); replay.set_speed(0); replay.replay_clock()  # -> the moment shown
+
 The thread runs an asyncio loop: connect, ``hello`` with ``since`` (the last seq it
 received), then every frame becomes one queue item: ``("events", [event, ...])``,
 ``("snapshot", merged dict)`` (after its last part), ``("welcome", Welcome)``,
@@ -113,7 +116,8 @@ class FeedClient:
                  auth_retry_s: float | None = 60.0, max_pending: int = 200_000, open_timeout: float = 10.0,
                  delays: Callable[[], Any] = backoff, max_frame: int = P.WALL_MAX_FRAME,
                  healthy_s: float = 10.0, max_heartbeat_s: float = P.WALL_MAX_HEARTBEAT_S,
-                 max_retry_after_s: float = 60.0) -> None:
+                 max_retry_after_s: float = 60.0, at: float | None = None,
+                 speed: float | None = None) -> None:
         #: The hubs to take the feed from (``url`` may list several, comma-separated, hubs
         #: of one log): on loss of its hub the wall moves to the next and resumes from its
         #: last seq (the same on every hub of the log).
@@ -138,7 +142,8 @@ class FeedClient:
         #: The protocol logic (since, epoch, snapshot parts, gaps, staleness) is the pure
         #: session's; this class drives it over websockets in its own thread.
         self.session = P.WallSession(token=token, wall=wall, since=since, stale_heartbeats=stale_heartbeats,
-                                     max_frame=max_frame, max_heartbeat_s=max_heartbeat_s)
+                                     max_frame=max_frame, max_heartbeat_s=max_heartbeat_s, at=at,
+                                     speed=speed)
         self.max_frame = max_frame
         self._lock = threading.Lock()
         self._q: deque[Item] = deque()
@@ -206,6 +211,43 @@ class FeedClient:
             self._refuse_control(ref, "feed not started: control not sent")
             return
         loop.call_soon_threadsafe(self._send_now, command, dict(args or {}), ref)
+
+    # -- replay mode (``at=`` given: the flight recorder's second connection) ---------
+    @property
+    def replay(self) -> bool:
+        return self.session.replay
+
+    def replay_clock(self) -> float | None:
+        """The moment the replay shows now (epoch seconds; None for a live client)."""
+        return self.session.replay_clock(time.monotonic())
+
+    @property
+    def speed(self) -> float:
+        return self.session.speed
+
+    def seek(self, at: float) -> None:
+        """Replay: show the state at ``at`` (thread-safe; a new snapshot follows)."""
+        self._replay_call(self.session.seek, float(at))
+
+    def set_speed(self, x: float) -> None:
+        """Replay: ``x`` times the recorded pace, 0 = paused (thread-safe)."""
+        self._replay_call(self.session.set_speed, float(x))
+
+    def _replay_call(self, fn: Callable[[float, float], None], value: float) -> None:
+        if not self.session.replay:
+            raise ValueError("this feed client is live: seek/speed need a replay client (at=...)")
+        loop = self._loop
+
+        def run() -> None:
+            fn(value, time.monotonic())
+            ws = self._ws
+            if ws is not None:
+                self._flush(ws)
+
+        if loop is None:
+            fn(value, time.monotonic())       # not started: the hello will carry it
+        else:
+            loop.call_soon_threadsafe(run)
 
     def _refuse_control(self, ref: str | None, why: str) -> None:
         items: list[tuple[str, Any]] = [("error", P.ProtocolError("forbidden", why))]

@@ -18,6 +18,13 @@ or a test with plain bytes) feeds it what arrives and sends what it produces::
             reconnect()                     # the next connect() asks for s.since
     s.connection_lost()                     # the link went down (for whatever reason)
 
+A replay session (``WallSession(at=T, speed=X)``, the flight recorder's second
+connection) says ``hello`` with ``at`` instead of ``since``; it keeps the replay clock
+(``replay_clock(now)``: the ``at`` of the last welcome/heartbeat/seek advanced by the
+elapsed monotonic time x ``speed``), moves it with :meth:`seek` / :meth:`set_speed`
+(queued ``seek`` / ``speed`` frames), and on every new connection (a lost link, a seq gap)
+asks again for the moment its clock shows, so a replay resumes where it was.
+
 What it decides: the seq it has (``since``, asked for on the next connect), snapshot parts
 reassembled in order (out-of-order parts are counted and dropped), a seq gap between
 ``events`` frames -> resync from ``since`` (never skipped), a ``welcome`` whose ``epoch``
@@ -37,7 +44,7 @@ from wallboard.protocol.codec import decode, merge_snapshot_parts
 from wallboard.protocol.errors import ProtocolError
 from wallboard.protocol.limits import MIN_WALL_FRAME, WALL_MAX_FRAME, WALL_MAX_HEARTBEAT_S
 from wallboard.protocol.messages import (
-    Control, Error, Events, Heartbeat, Hello, Snapshot, Stats, Welcome, encode,
+    Control, Error, Events, Heartbeat, Hello, Seek, Snapshot, Speed, Stats, Welcome, encode,
 )
 
 _FEED_OPS = ("welcome", "snapshot", "events", "heartbeat", "stats", "error")
@@ -51,7 +58,8 @@ class WallSession:
     def __init__(self, *, token: str | None = None, wall: str | None = None,
                  since: int | None = None, epoch: str | None = None,
                  stale_heartbeats: float = 3.0, max_frame: int = WALL_MAX_FRAME,
-                 max_heartbeat_s: float = WALL_MAX_HEARTBEAT_S) -> None:
+                 max_heartbeat_s: float = WALL_MAX_HEARTBEAT_S,
+                 at: float | None = None, speed: float | None = None) -> None:
         if stale_heartbeats <= 0:
             raise ValueError(f"stale_heartbeats must be > 0, got {stale_heartbeats!r}")
         if type(max_frame) is not int or max_frame < MIN_WALL_FRAME:
@@ -82,6 +90,12 @@ class WallSession:
         self._parts: list[dict[str, Any]] = []
         self._items: list[Item] = []
         self._out: list[bytes] = []
+        #: Replay mode (``at`` given): the replay clock is ``replay_at`` at the driver's
+        #: monotonic ``_replay_mono``, running at ``speed`` (0: paused); ``None``: live.
+        self.replay = at is not None
+        self.replay_at: float | None = None if at is None else float(at)
+        self.speed = 1.0 if speed is None else float(speed)
+        self._replay_mono: float | None = None
 
     # ------------------------------------------------------------------ driver -> session
     def connect(self) -> bytes:
@@ -91,6 +105,11 @@ class WallSession:
         self.welcome_seq = None
         self.close_reason = None
         self.retry_after = None
+        if self.replay:   # the moment the clock shows (where a lost link left it)
+            self.since = None
+            self._out = []    # a seek / speed queued while down is in this hello
+            return encode(Hello(token=self.token, wall=self.wall, max_frame=self.max_frame,
+                                at=self.replay_at, speed=self.speed))
         return encode(Hello(token=self.token, since=self.since, wall=self.wall, epoch=self.epoch,
                             max_frame=self.max_frame))
 
@@ -111,6 +130,10 @@ class WallSession:
             return
         if not isinstance(msg, Error):
             self.last_message_at = now
+        if self.replay and isinstance(msg, (Welcome, Heartbeat)) and msg.at is not None:
+            self.replay_at, self._replay_mono = float(msg.at), now    # the hub's replay clock
+            if isinstance(msg, Heartbeat) and msg.speed is not None:
+                self.speed = float(msg.speed)
         if isinstance(msg, Events):
             self._events(msg.events)
         elif isinstance(msg, Snapshot):
@@ -144,6 +167,31 @@ class WallSession:
         that refuses it answers an ``error`` naming ``ref``, handed out as
         ``("control_refused", {"ref", "code", "message"})`` after the ``("error", ...)``."""
         self._out.append(encode(Control(command=command, args=dict(args or {}), token=self.token, ref=ref)))
+
+    def seek(self, at: float, now: float) -> None:
+        """Replay: show the state at ``at`` (a ``seek`` frame; the clock moves at once)."""
+        self._replay_only("seek")
+        self.replay_at, self._replay_mono = float(at), now
+        self._out.append(encode(Seek(at=float(at))))
+
+    def set_speed(self, x: float, now: float) -> None:
+        """Replay: ``x`` times the recorded pace (0: paused)."""
+        self._replay_only("speed")
+        self.replay_at = self.replay_clock(now)
+        self._replay_mono, self.speed = now, float(x)
+        self._out.append(encode(Speed(x=float(x))))
+
+    def replay_clock(self, now: float) -> float | None:
+        """The moment a replay shows at monotonic ``now`` (None: live, or not yet known)."""
+        if self.replay_at is None:
+            return None
+        if self._replay_mono is None:
+            return self.replay_at
+        return self.replay_at + max(0.0, now - self._replay_mono) * self.speed
+
+    def _replay_only(self, what: str) -> None:
+        if not self.replay:
+            raise ValueError(f"{what}: this is a live session (a replay session is made with at=...)")
 
     # ------------------------------------------------------------------ session -> driver
     def events(self) -> list[Item]:
