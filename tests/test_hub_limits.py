@@ -412,3 +412,14 @@ def test_group_commit_takes_turns_between_producers_past_its_cap():
     assert take_group(pending[:3], 2000) == (pending[:3], [])         # under the cap: all at once
     big = [(Batch([ev] * 5000, "p", 1), "x")]
     assert take_group(big, 2000) == (big, [])                        # at least one batch
+
+
+def test_group_commit_is_capped_by_bytes_too():
+    from wallboard.hub.batches import Batch
+    from wallboard.hub.server import take_group
+
+    ev = {"type": "kpi"}
+    pending = [(Batch([ev] * 10, "flood", i, size=1 << 20), f"f{i}") for i in range(6)]
+    pending.insert(3, (Batch([ev], "bystander", 1, size=300), "b1"))
+    group, rest = take_group(pending, 20_000, 2 << 20)
+    assert [w for _, w in group] == ["f0", "b1"] and len(rest) == 5

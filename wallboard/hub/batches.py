@@ -54,6 +54,8 @@ class Batch:
     producer: str | None = None
     batch: int | None = None
     digest: bytes | None = None
+    #: bytes it arrived in (0: unknown); group commits are capped by it too
+    size: int = 0
 
     @property
     def key(self) -> tuple[str, int] | None:

@@ -84,6 +84,7 @@ class HubConfig:
     batch_interval: float = 0.010       # at most one frame per wall per this many seconds
     commit_interval: float = 0.0        # least seconds between two journal commits (0: back to back)
     group_events: int = 20_000          # events per group commit before producers take turns
+    group_bytes: int = 4 << 20          # ... and bytes (as they arrived)
     compact_every: int = 100_000        # events between snapshots
     encode_chunk: int = 10_000          # devices per piece of a compaction's snapshot encode
     keep_events: int = 100_000          # events kept for replay after a snapshot
@@ -134,6 +135,7 @@ class HubConfig:
             ("keep_s", self.keep_s >= 0, ">= 0 seconds"),
             ("compact_every", self.compact_every >= 1, ">= 1"),
             ("group_events", self.group_events >= 1, ">= 1"),
+            ("group_bytes", self.group_bytes >= 1, ">= 1"),
             ("encode_chunk", self.encode_chunk >= 1, ">= 1"),
             ("max_refusals", self.max_refusals >= 1, ">= 1"),
             ("refusal_window", self.refusal_window > 0, "> 0"),
@@ -443,7 +445,7 @@ class Hub:
                 ev["ts"] = now
         t0, ack = time.perf_counter(), self.metrics.ack
         out.add_done_callback(lambda f: f.cancelled() or f.exception() or ack.observe(time.perf_counter() - t0))
-        self._pending.append((Batch(events, producer, batch, digest), out))
+        self._pending.append((Batch(events, producer, batch, digest, size), out))
         assert self._pending_evt is not None
         self._pending_evt.set()
         return out
@@ -504,7 +506,7 @@ class Hub:
         follower's work on this one."""
         assert self._pending_evt is not None
         self._pending_evt.clear()
-        work, self._pending = take_group(self._pending, self.config.group_events)
+        work, self._pending = take_group(self._pending, self.config.group_events, self.config.group_bytes)
         if self._pending:
             self._pending_evt.set()   # the rest goes into the next group
         if not work:
@@ -1120,26 +1122,32 @@ class Hub:
             wall.push(P.encode(refusal_error(e)))
 
 
-def take_group(pending: list[tuple[Batch, Any]], cap: int) -> tuple[list[tuple[Batch, Any]], list[tuple[Batch, Any]]]:
+def take_group(pending: list[tuple[Batch, Any]], cap: int,
+               cap_bytes: int = 1 << 62) -> tuple[list[tuple[Batch, Any]], list[tuple[Batch, Any]]]:
     """``(group, rest)``: the batches of the next group commit. All of them while they
-    hold at most ``cap`` events; past that, producers take turns (each producer's oldest
-    batch first, round by round, its own batches in order) until the group holds ``cap``,
-    so a producer with megabytes queued does not make a bystander's batch wait for all of
-    it. Every group takes at least one batch."""
-    if sum(len(b.events) for b, _ in pending) <= cap:
+    hold at most ``cap`` events and ``cap_bytes`` bytes; past that, producers take turns
+    (each producer's oldest batch first, round by round, its own batches in order) until
+    the group is full, so a producer with megabytes queued does not make a bystander's
+    batch wait for all of it. Every group takes at least one batch."""
+    if (sum(len(b.events) for b, _ in pending) <= cap
+            and sum(b.size for b, _ in pending) <= cap_bytes):
         return pending, []
     queues: dict[Any, list[int]] = {}
     for i, (b, _) in enumerate(pending):
         queues.setdefault(b.producer, []).append(i)
     chosen: set[int] = set()
-    n, heads = 0, {k: 0 for k in queues}
+    n, nbytes, heads = 0, 0, {k: 0 for k in queues}
     while True:
         took = False
         for k, idx in queues.items():
             h = heads[k]
-            if h < len(idx) and (n == 0 or n + len(pending[idx[h]][0].events) <= cap):
+            if h >= len(idx):
+                continue
+            b = pending[idx[h]][0]
+            if n == 0 or (n + len(b.events) <= cap and nbytes + b.size <= cap_bytes):
                 chosen.add(idx[h])
-                n += len(pending[idx[h]][0].events)
+                n += len(b.events)
+                nbytes += b.size
                 heads[k] = h + 1
                 took = True
         if not took:
