@@ -648,8 +648,8 @@ class DeviceGridPanel(GridPainting, QWidget):
         return origin
 
     def _resort(self, order: list[str]) -> bool:
-        """Re-place the laid-out rows in a new order; re-blit and repaint only the rows
-        that moved. False when the new order needs a full layout (other stores, or rows
+        """Re-place the laid-out rows in a new order; re-blit and repaint only what the
+        rows' new places change (:meth:`_redraw_moved_rows`). False when the new order needs a full layout (other stores, or rows
         of other heights no longer fitting the same way)."""
         if len(order) != len(self._stores) or not all(map(self._store_k.__contains__, order)):
             return False
@@ -658,41 +658,56 @@ class DeviceGridPanel(GridPainting, QWidget):
                                         self._label_em)
         if len(placed) != len(self._rows):
             return False
-        old = self._row_origin
+        old_rows = {(r.x, r.y): r.store for r in self._rows}
         old_roll_xy, old_roll_codes = self._roll_xy, self._roll_codes
         self._order = list(order)
-        new = self._apply_placement(placed, blit_rolled=False)
+        self._apply_placement(placed, blit_rolled=False)
         self._redraw_rolled(old_roll_xy, old_roll_codes)
-        moved = np.nonzero(np.any(old != new, axis=1))[0]
         self.resorts += 1
-        if not len(moved):
-            return True
-        panel = _rgb(self.ctx.theme.panel)
-        cells_w = ncells * p
-        row_w = row_width(label_w, cells_w, self._count_w, self._k)
-        # per column of rows: the y span that moved rows left or entered; clear its cells
-        # and redraw every row starting inside it (one slice + one blit per column)
-        h = np.array([self._lines[self._stores[k]] * p for k in moved])
-        spans: dict[int, list[int]] = {}
-        for pos in (old[moved], new[moved]):
-            ok = pos[:, 0] >= 0
-            for x0 in sorted(set(pos[ok, 0].tolist())):  # not np.unique: its first call imports numpy.ma (~15 ms)
-                m = ok & (pos[:, 0] == x0)
-                y0, y1 = int(pos[m, 1].min()), int((pos[m, 1] + h[m]).max())
-                sp = spans.setdefault(x0, [y0, y1])
-                sp[0], sp[1] = min(sp[0], y0), max(sp[1], y1)
-        start, redraw = self._store_start, []
-        for x0, (y0, y1) in spans.items():
-            self._buf[y0:y1, x0 + label_w:x0 + label_w + cells_w] = panel
-            self.update(x0, y0, row_w, y1 - y0)
-        for row in self._rows:   # placed rows starting inside a cleared span: their cells
-            sp = spans.get(row.x)
-            if sp is not None and sp[0] <= row.y < sp[1]:
-                k = self._store_k[row.store]
-                redraw.append(np.arange(start[k], start[k + 1]))
-        if redraw:
-            self._paint_cells(np.concatenate(redraw))
+        self._redraw_moved_rows(old_rows, label_w, ncells * p)
         return True
+
+    def _redraw_moved_rows(self, old_rows: dict, label_w: int, cells_w: int) -> None:
+        """After a re-sort: the rows now at each place. A place whose new store has the
+        same cell pattern as the one it showed (same devices per kind, the usual case)
+        gets only the cells whose status differs written again (the row is repainted
+        whole: its name and counts change); other places are cleared and drawn whole. Clears come first: rows never overlap, but a taller
+        old row may reach under the next new one."""
+        panel, start, p = _rgb(self.ctx.theme.panel), self._store_start, self._pitch
+        row_w = row_width(label_w, cells_w, self._count_w, self._k)
+        rel, codes, lines = self._rel, self._codes, self._lines
+        clears, whole, cells = [], [], []
+        for row in self._rows:
+            prev = old_rows.pop((row.x, row.y), None)
+            if prev == row.store:
+                continue
+            k = self._store_k[row.store]
+            a, b = int(start[k]), int(start[k + 1])
+            if prev is not None:
+                kp = self._store_k[prev]
+                a0, b0 = int(start[kp]), int(start[kp + 1])
+                if lines[prev] == lines[row.store] and b - a == b0 - a0 \
+                        and np.array_equal(rel[a:b], rel[a0:b0]):
+                    cells.append(np.flatnonzero(codes[a:b] != codes[a0:b0]) + a)
+                    whole.append((row.x, row.y, row.h))
+                    continue
+                clears.append((row.x, row.y, lines[prev] * p))
+            clears.append((row.x, row.y, row.h))
+            whole.append((row.x, row.y, row.h))
+            cells.append(np.arange(a, b))
+        for (x, y), prev in old_rows.items():   # places no row takes any more
+            clears.append((x, y, lines[prev] * p))
+            whole.append((x, y, lines[prev] * p))
+        for x, y, h in clears:
+            self._buf[y:y + h, x + label_w:x + label_w + cells_w] = panel
+        spans: dict[int, list[int]] = {}   # one rect per column of rows: a region of many
+        for x, y, h in whole:              # rects is slower to paint than their union
+            sp = spans.setdefault(x, [y, y + h])
+            sp[0], sp[1] = min(sp[0], y), max(sp[1], y + h)
+        for x, (y0, y1) in spans.items():
+            self.update(x, y0, row_w, y1 - y0)
+        if cells:
+            self._paint_cells(np.concatenate(cells))
 
     def _redraw_rolled(self, old_xy: np.ndarray, old_codes: np.ndarray) -> None:
         """After a re-sort: redraw the rolled-up strip. Its cells sit at fixed places, so
