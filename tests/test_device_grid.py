@@ -737,3 +737,34 @@ def test_a_laid_out_device_moved_to_another_store_is_laid_out_again(qtbot):
     row = w._rows[w._row_of_store["s2"]]
     r = w.cell_rect("s1-pos0")
     assert row.y <= r.y() < row.y + row.h and w.store_code_counts("s2")[4] == 1
+
+
+def test_resort_with_rows_of_other_patterns_leaves_the_same_pixels_as_a_full_layout(qtbot):
+    """Places whose new store has another cell pattern (other device counts, taller rows)
+    are cleared and drawn whole, the others get only their changed cells: the image still
+    equals a full layout of the new order."""
+    import numpy as np
+    st, f = LiveState(), SeqFeed()
+    evs = []
+    for i in range(60):
+        sid = f"s{i}"
+        evs.append(f.ev(type="store", id=sid, name=f"门店{i}", city={"id": "sh", "name": "上海"},
+                        lat=31.2, lon=121.4, status="open"))
+        for j in range(4 + (i % 3) * 9):   # 4, 13 or 22 devices: one, two or three cell lines
+            evs.append(f.ev(type="device", id=f"{sid}-d{j}", store=sid, kind="pos" if j % 2 else "camera",
+                            status="ok", ttl_s=600.0))
+    st.apply(evs, NOW)
+    opts = {"min_cell_px": 10, "resort_s": 1}
+    w = _laid_out(qtbot, st, opts, (500, 420))
+    assert w.rolled_up and len(w._rows) > 5
+    for step, picks in enumerate(([w.rolled_up[2], w.rolled_up[-1], w._order[3]], [w._order[0], w.rolled_up[5]]), 1):
+        now = NOW + 2 * step
+        d = st.apply([f.ev(type="device", id=f"{s}-d1", status=v, ts=now) for s, v in zip(picks, ("down", "crit", "warn"))]
+                     + [f.ev(type="device", id=f"{w._order[0]}-d0", status="ok", ts=now)], now)
+        w.refresh(d, now)
+        assert w.resorts == step
+        fresh = DeviceGridPanel(st, opts, PanelContext(clock=lambda: now))
+        qtbot.addWidget(fresh)
+        fresh.resize(500, 420)
+        fresh.refresh(all_dirty(), now)
+        assert fresh._order == w._order and np.array_equal(fresh._buf, w._buf)
