@@ -59,6 +59,8 @@ FEED_COLORS: dict[str, str] = {
     "RECONNECTING": "#e0a106",
     "STALE": "#b0103a",
     "AUTH_FAILED": "#b0103a",
+    #: A window showing the past (the flight recorder): a colour no live state uses.
+    "REPLAY": "#9b4dff",
 }
 
 SEVERITY_COLORS: dict[str, str] = {

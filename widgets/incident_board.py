@@ -5,7 +5,8 @@ Each row shows a severity badge, the title, the affected stores (click one: the 
 (ticking once per second) and the top suspect change from ``state.suspects``. New rows
 flash for ``flash_s``; resolved rows stay ``resolved_keep_s`` (faded) and then leave. On a
 workstation (``ctx.send_control`` set) an ACK button and a context-menu action send
-``ack_incident``. The footer shows MTTA and MTTR over every incident the state holds.
+``ack_incident``; the context menu's "Rewind to its opening" emits ``rewind_requested(id)``
+(the shell starts REPLAY a minute before the incident opened). The footer shows MTTA and MTTR over every incident the state holds.
 
 Build as ``IncidentBoardPanel(state, options, ctx)``; call ``refresh(dirty, now)`` once per
 frame (it repaints when incidents, changes or stores are dirty, else once per second for
@@ -52,6 +53,7 @@ register_translations(
         "MTTR": "平均恢复时长",
         "incidents": "个事件",
         "took": "用时",
+        "Rewind to its opening": "回放到事件开始",
     }
 )
 
@@ -94,6 +96,7 @@ class IncidentBoardPanel(QWidget):
 
     store_clicked = Signal(str)
     incident_selected = Signal(str)
+    rewind_requested = Signal(str)
 
     def __init__(self, state, options: dict, ctx: PanelContext, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -447,18 +450,28 @@ class IncidentBoardPanel(QWidget):
             self.update()
 
     def contextMenuEvent(self, event) -> None:  # noqa: N802 (Qt API)
-        found = self.hit(QPointF(event.pos()))
-        if found is None or self.ctx.send_control is None:
-            return
+        menu = self.context_menu(QPointF(event.pos()))
+        if menu is not None:
+            menu.popup(event.globalPos())
+
+    def context_menu(self, pos: QPointF) -> QMenu | None:
+        """The menu of the row under ``pos``: Acknowledge (an open incident, on a wall that
+        sends controls) and Rewind to its opening (one that has ``opened_at``)."""
+        found = self.hit(pos)
+        if found is None:
+            return None
         row = next((r for r in self.rows if r.incident_id == found[1]), None)
         if found[0] == "store":
             row = next((r for r in self.rows if any(found[1] == s for s, _ in r.stores)), None)
-        if row is None or row.status != "open":
-            return
+        if row is None:
+            return None
         menu = QMenu(self)
-        action = menu.addAction(self.ctx.tr("Acknowledge"))
-        action.triggered.connect(lambda: self.acknowledge(row.incident_id))
-        menu.popup(event.globalPos())
+        if self.ctx.send_control is not None and row.status == "open":
+            menu.addAction(self.ctx.tr("Acknowledge")).triggered.connect(lambda: self.acknowledge(row.incident_id))
+        if row.opened_at is not None:
+            menu.addAction(self.ctx.tr("Rewind to its opening")).triggered.connect(
+                lambda: self.rewind_requested.emit(row.incident_id))
+        return menu if menu.actions() else None
 
 
 def _px(size: float, bold: bool = False):

@@ -28,6 +28,7 @@ from wallboard.app.header import HeaderStatus
 from wallboard.app.i18n import register as register_shell_translations
 from wallboard.app.memory import TrimAfterSwitch
 from wallboard.app.overlays import HelpOverlay, LayoutPicker
+from wallboard.app.rewind import ReplayKeys
 from wallboard.app.screens import ScreenPlacer, select_screen
 from wallboard.app.sound import SoundPlayer
 from wallboard.app.window import PageView, WallWindow
@@ -123,6 +124,8 @@ class WallController(QObject):
         #: What this machine lacks (no CJK font, no audio): (message, detail) pairs shown on
         #: every window's status line and logged once, at start.
         self.notices = self._environment_notices()
+        #: REPLAY on windows (the flight recorder): keys, start, Esc to LIVE (app/rewind.py).
+        self.rewind = ReplayKeys(self)
         self.apply_layout(layout)
         self._update_status_line()
 
@@ -189,6 +192,8 @@ class WallController(QObject):
 
     def apply_layout(self, layout: L.Layout) -> None:
         """Show ``layout`` on this wall's windows (reusing them; extra ones close)."""
+        if hasattr(self, "rewind"):
+            self.rewind.live_everywhere()     # the pages replayed are about to go
         self.layout = layout
         theme = THEMES.get(layout.theme, THEMES["dark"])
         specs = select_screen(layout.windows(), self.only_screen)
@@ -204,6 +209,7 @@ class WallController(QObject):
                 panel_scope = None
                 pv = PageView(page.screen, self.state, self.ctx_for(panel_scope), duration_s=page.duration_s)
                 pv.store_clicked.connect(self.open_store)
+                pv.rewind_requested.connect(lambda iid, w=w: self.rewind.to_incident(w, iid))
                 pages.append(pv)
             w.set_pages(pages, spec.rotating and layout.rotation.enabled)
             w.setWindowTitle(f"wallboard — {self._title()}")
@@ -334,7 +340,10 @@ class WallController(QObject):
             w.destroyed.connect(lambda *_a, w=w: self.windows.remove(w) if w in self.windows else None)
             w.show()
         else:
-            self.windows[0].push_drill(page)
+            w = self.windows[0]
+            self.rewind.live(w)                   # the store page opens live
+            w.push_drill(page)
+        page.rewind_requested.connect(lambda iid, w=w: self.rewind.to_incident(w, iid))
         page.refresh(_all_dirty(), self.clock())
         for frame in page.panels:
             frame.set_no_data(self._no_data)
@@ -347,6 +356,8 @@ class WallController(QObject):
         w = window or self.windows[0]
         if w.overlay is not None:
             self._close_overlay(w)
+            return True
+        if self.rewind.live(w):                   # REPLAY -> LIVE at once
             return True
         if w.pop_drill():
             cur = w.current_page()
@@ -371,6 +382,7 @@ class WallController(QObject):
             page = w.current_page()
             if page is not None:
                 page.refresh(dirty, now)
+        self.rewind.frame()
         self._check_stale(now)
         self._sync_no_data()
         if now - self._last_second >= 1.0:
@@ -416,6 +428,7 @@ class WallController(QObject):
                 self._stale_banner(w, now)  # the age keeps counting
         if self.banner_until and now > self.banner_until:
             self.banner_until = 0.0
+        self.rewind.second()
         self._rotate(now)
         self._update_headers(now)
         self._update_status_line()
@@ -492,7 +505,7 @@ class WallController(QObject):
         if self.paused:
             return
         for w in self.windows:
-            if not w.rotating or w.drill or len(w.pages) < 2:
+            if not w.rotating or w.drill or len(w.pages) < 2 or w.replay is not None:
                 continue
             page = w.pages[w.page_index]
             if page.duration_s and now - self._page_started >= page.duration_s:
@@ -531,7 +544,8 @@ class WallController(QObject):
                 rejects=rejects, last_reject=last or "",
                 page=page.title if page is not None and (w.drill or len(w.pages) > 1
                                                           or getattr(w, "store_window", False)) else "",
-                paused=self.paused and w.rotating, muted=self.alerts.muted, hub=self._hub_text(status)))
+                paused=self.paused and w.rotating, muted=self.alerts.muted or self.rewind.active(),
+                hub=self._hub_text(status), replay=self.rewind.header_text(w)))
 
     def _hub_text(self, status: Any) -> str:
         """Which hub the wall is on, when its --feed lists several (else "")."""
@@ -546,6 +560,8 @@ class WallController(QObject):
             parts.append(self.layout_error)
         if self.drill_error:
             parts.append(self.drill_error)
+        if self.rewind.error:
+            parts.append(self.rewind.error)
         if self.controls_ignored:
             parts.append(f"{self.tr('old control events ignored')}: {self.controls_ignored}")
         if self.hub_layouts_refused:
@@ -566,6 +582,8 @@ class WallController(QObject):
             if self.controls.refused(payload.get("ref"), str(payload.get("message") or payload.get("code") or "")):
                 log.warning("control %s refused: %s", payload.get("ref"), payload.get("message"))
             return
+        if kind == "heartbeat":
+            self.rewind.hub_time(getattr(payload, "time", None))
         if kind == "welcome":
             self.roles = list(getattr(payload, "roles", []) or [])
             self._live_mark = (self.state.seq, self._live_after)
@@ -601,6 +619,8 @@ class WallController(QObject):
 
     # ------------------------------------------------------------------ alerts
     def _alert(self, now: float) -> None:
+        if self.rewind.active():
+            return                                  # sounds off while replaying
         severe = []
         for inc in self.state.open_incidents():
             if inc.get("severity") in ("P1", "P2") and inc.get("status") == "open":
@@ -625,6 +645,8 @@ class WallController(QObject):
             return False
         if key == Qt.Key.Key_Escape:
             return self.back(w)
+        if self.rewind.key(event, w):
+            return True
         if key == Qt.Key.Key_K and mods & Qt.KeyboardModifier.ControlModifier:
             self.open_picker(w)
             return True

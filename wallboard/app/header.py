@@ -36,6 +36,8 @@ class HeaderStatus:
     utc_offset_s: int | None = None
     #: The hub the wall is on (hub id and HOST:PORT), shown when it has several to choose from.
     hub: str = ""
+    #: REPLAY on this window: the pill's text ("REPLAY 09:31:05 x4") in place of the feed state.
+    replay: str = ""
 
 
 def countdown_text(starts_at: float | None, now: float, lang: str) -> str:
@@ -80,8 +82,10 @@ class HeaderBar(QWidget):
             return ("", "", "", "", "")
         lt = time.localtime(s.now)
         clock = time.strftime("%H:%M:%S", lt)
-        feed = self.tr(s.feed_state)
-        if s.data_age_s is not None and s.feed_state != "LIVE":
+        feed = s.replay or self.tr(s.feed_state)
+        if s.replay:
+            pass
+        elif s.data_age_s is not None and s.feed_state != "LIVE":
             feed += f" · {self.tr('data age')} {age_text(s.data_age_s)}"
         if s.hub:
             feed += f" · {self.tr('hub')} {s.hub}"
@@ -125,7 +129,8 @@ class HeaderBar(QWidget):
         fm = p.fontMetrics()
         pill_w = fm.horizontalAdvance(feed) + pad * 2
         pill = QRectF(r.right() - pill_w - pad, h * 0.14, pill_w, h * 0.72)
-        color = QColor(FEED_COLORS.get(self._status.feed_state, "#7a7f87"))
+        color = QColor(FEED_COLORS["REPLAY" if self._status.replay else self._status.feed_state]
+                       if self._status.replay or self._status.feed_state in FEED_COLORS else "#7a7f87")
         p.setPen(Qt.PenStyle.NoPen)
         p.setBrush(color)
         p.drawRoundedRect(pill, h * 0.18, h * 0.18)

@@ -5,6 +5,14 @@ from wallboard.widgets.base import register_translations
 
 SHELL_ZH = {
     "LIVE": "实时",
+    "REPLAY": "回放",
+    "[ / ] one minute (Shift: ten) · Space pause · + / - speed · Esc LIVE":
+        "[ / ] 后退 / 前进一分钟（Shift：十分钟） · 空格 暂停 · + / - 速度 · Esc 回到实时",
+    "REPLAY: waiting for the state at": "回放：正在获取此刻的状态",
+    "REPLAY needs a hub feed": "回放需要连接集控服务",
+    "replay paused": "已暂停",
+    "Rewind to its opening": "回放到事件开始",
+    "sounds off (replay)": "回放中不响告警",
     "CONNECTING": "连接中",
     "RECONNECTING": "重连中",
     "STALE": "数据过期",

@@ -14,7 +14,7 @@ from PySide6.QtCore import QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QPainter
 from PySide6.QtWidgets import QSizePolicy, QVBoxLayout, QWidget
 
-from wallboard.widgets.base import PanelContext, age_text, ui_font
+from wallboard.widgets.base import FEED_COLORS, PanelContext, age_text, ui_font
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +74,8 @@ class PanelFrame(QWidget):
         #: Why there is nothing to show yet ("" once the wall has its first data).
         self.no_data = ""
         self._age_text = ""
+        #: REPLAY on this panel's window: "REPLAY 09:31:05 x4" on its title strip.
+        self.replay_text = ""
         # The layout's grid decides the size, not what the widget would like: equal cells.
         self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Ignored)
         self.setMinimumSize(1, 1)
@@ -152,6 +154,11 @@ class PanelFrame(QWidget):
             self._age_text = text
             self.title_bar.update()
 
+    def set_replay(self, text: str) -> None:
+        if text != self.replay_text:
+            self.replay_text = text
+            self.title_bar.update()
+
     def set_dimmed(self, dimmed: bool) -> None:
         if dimmed == self.dimmed:
             return
@@ -194,15 +201,18 @@ class _TitleBar(QWidget):
         badge = f._age_text
         if f.error and f.widget is not None:
             badge = (badge + " · " if badge else "") + f.ctx.tr("error")
-        if badge:
-            fm = p.fontMetrics()
-            w = fm.horizontalAdvance(badge) + h
-            box = QRectF(r.width() - w - h * 0.3, h * 0.12, w, h * 0.76)
+        right = float(r.width())
+        for text, color in ((badge, "#b0103a"), (f.replay_text, FEED_COLORS["REPLAY"])):
+            if not text:
+                continue
+            w = p.fontMetrics().horizontalAdvance(text) + h
+            box = QRectF(right - w - h * 0.3, h * 0.12, w, h * 0.76)
             p.setPen(Qt.PenStyle.NoPen)
-            p.setBrush(QColor("#b0103a"))
+            p.setBrush(QColor(color))
             p.drawRoundedRect(box, 4, 4)
             p.setPen(QColor("#ffffff"))
-            p.drawText(box, Qt.AlignmentFlag.AlignCenter, badge)
+            p.drawText(box, Qt.AlignmentFlag.AlignCenter, text)
+            right = box.left()
         p.end()
 
 

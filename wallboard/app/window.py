@@ -15,6 +15,7 @@ from PySide6.QtWidgets import QGridLayout, QLabel, QMainWindow, QStackedWidget, 
 
 from wallboard.app.header import BannerBar, HeaderBar
 from wallboard.app.panels import PanelFrame
+from wallboard.app.replay import ReplayFrame, ScrubBar
 from wallboard.widgets.base import PanelContext, Theme, ui_font
 
 
@@ -22,6 +23,8 @@ class PageView(QWidget):
     """A screen of a layout: its panels on a grid of equal cells."""
 
     store_clicked = Signal(str)
+    #: "Rewind to its opening" asked on an incident (the incident board's menu).
+    rewind_requested = Signal(str)
 
     def __init__(self, screen: Any, state: Any, ctx: PanelContext, *, duration_s: float | None = None,
                  title: str = "", parent: QWidget | None = None) -> None:
@@ -49,6 +52,17 @@ class PageView(QWidget):
             sig = getattr(src.widget, "incident_selected", None)
             if sig is not None:
                 sig.connect(lambda inc, src=src: self._select_incident(inc, src))
+            rewind = getattr(src.widget, "rewind_requested", None)
+            if rewind is not None:
+                rewind.connect(self.rewind_requested)
+
+    def selected_incident(self) -> str | None:
+        """The incident selected on this page's board (else its first row), if any."""
+        for p in self.panels:
+            rows = getattr(p.widget, "rows", None)
+            if p.kind == "incident_board" and rows is not None:
+                return getattr(p.widget, "selected", None) or (rows[0].incident_id if rows else None)
+        return None
 
     def _select_incident(self, incident_id: str, source: PanelFrame) -> None:
         for p in self.panels:
@@ -104,11 +118,16 @@ class WallWindow(QMainWindow):
             f"color: {theme.text_dim}; background: {theme.panel}; padding: 2px 12px;")
         self.status_line.setFont(ui_font(11))
         self.status_line.hide()
+        self.scrub = ScrubBar(theme, lang, central)  # REPLAY only
         lay.addWidget(self.header)
         lay.addWidget(self.stale_banner)
         lay.addWidget(self.banner)
         lay.addWidget(self.stack, 1)
+        lay.addWidget(self.scrub)
         lay.addWidget(self.status_line)
+        self.replay_frame = ReplayFrame(central)
+        #: REPLAY on this window (a ``wallboard.app.replay.WindowReplay``), else None.
+        self.replay: Any = None
         self.setCentralWidget(central)
         self.pages: list[PageView] = []        # the layout's pages (rotation order)
         self.drill: list[PageView] = []        # drill-down pages pushed on top
@@ -138,8 +157,37 @@ class WallWindow(QMainWindow):
             self.stack.setCurrentWidget(self.pages[0])
 
     def current_page(self) -> PageView | None:
+        """The live page on top (under a REPLAY's page, which is ``replay.page``)."""
+        if self.replay is not None:
+            return self.drill[-1] if self.drill else (self.pages[self.page_index] if self.pages else None)
         w = self.stack.currentWidget()
         return w if isinstance(w, PageView) else None
+
+    def show_replay(self, replay: Any) -> None:
+        """REPLAY: show ``replay.page`` over the live page, framed, with the scrub bar."""
+        self.hide_replay()
+        self.replay = replay
+        self.stack.addWidget(replay.page)
+        replay.page.scale_to(self.height())
+        self.stack.setCurrentWidget(replay.page)
+        self.scrub.show()
+        self.replay_frame.setGeometry(self.centralWidget().rect())
+        self.replay_frame.show()
+        self.replay_frame.raise_()
+
+    def hide_replay(self) -> Any:
+        """Back to LIVE: the live page again at once (it never stopped). Returns the replay."""
+        replay, self.replay = self.replay, None
+        if replay is None:
+            return None
+        self.stack.removeWidget(replay.page)
+        replay.page.deleteLater()
+        top = self.current_page()
+        if top is not None:
+            self.stack.setCurrentWidget(top)
+        self.scrub.hide()
+        self.replay_frame.hide()
+        return replay
 
     def show_page(self, index: int) -> PageView | None:
         if not self.pages:
@@ -187,6 +235,10 @@ class WallWindow(QMainWindow):
         self.stale_banner.scale_to(h)
         for p in self.pages + self.drill:
             p.scale_to(h)
+        self.scrub.scale_to(h)
+        self.replay_frame.setGeometry(self.centralWidget().rect())
+        if self.replay is not None:
+            self.replay.page.scale_to(h)
         if self.overlay is not None:
             self.overlay.setGeometry(self.centralWidget().rect())
 
