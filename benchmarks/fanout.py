@@ -2,11 +2,14 @@
 
     python benchmarks/fanout.py                       # quick sweep (~1 minute)
     python benchmarks/fanout.py --rates 10000 --duration 30 --walls 10   # the target run
+    python benchmarks/fanout.py --journal nats --rates 10000   # JetStream log, then SQLite, same run
 
 Prints one JSON object: walls, events_per_s offered and delivered (per wall), lost (must
 be 0), p50/p99 publish-to-receive latency in ms, hub peak RSS (VmHWM) and RSS at the
 start/end of each run (flat memory), and the highest offered rate whose p99 <= 100 ms.
-The hub journals to SQLite (WAL, group commit) unless --memory.
+The hub journals to SQLite (WAL, group commit) unless --memory; ``--journal nats`` runs
+the sweep on a JetStream log first (a nats-server on a loopback port), then on SQLite, and
+prints both (with the hub's CPU per event).
 """
 from __future__ import annotations
 
@@ -158,22 +161,22 @@ def one_run(base: str, hub_pid: int, walls: int, rate: float, duration: float) -
     }
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--walls", type=int, default=10, help="wall processes (default 10)")
-    ap.add_argument("--rates", default="2000,5000,10000",
-                    help="comma-separated offered rates in events/s, one run each (default 2000,5000,10000)")
-    ap.add_argument("--duration", type=float, default=8.0, help="seconds per run (default 8; target run: 30)")
-    ap.add_argument("--memory", action="store_true", help="in-memory journal instead of SQLite")
-    ap.add_argument("--compression", action="store_true", help="enable permessage-deflate on the hub")
-    ap.add_argument("--noise", action="store_true", help="keep one core busy with another process")
-    args = ap.parse_args()
+def cpu_s(pid: int) -> float:
+    """User + system CPU seconds of ``pid`` so far (/proc/PID/stat)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return float("nan")
+
+
+def bench(args, journal: str | None) -> dict:
+    """One hub on ``journal`` (None: memory), the rate sweep against it."""
     port = free_port()
-    tmp = tempfile.mkdtemp(prefix="wallboard-bench-")
     cmd = [sys.executable, "-m", "wallboard.hub", "hub", "--port", str(port), "--log-level", "WARNING",
            "--rate-limit", "1000000"]
-    if not args.memory:
-        cmd += ["--journal", os.path.join(tmp, "bench.db")]
+    if journal:
+        cmd += ["--journal", journal]
     if args.compression:
         cmd += ["--compression"]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -187,24 +190,68 @@ def main() -> int:
                 time.sleep(0.05)
         base = f"ws://127.0.0.1:{port}"
         load0 = os.getloadavg()[0]
+        cpu0 = cpu_s(hub.pid)
         with Noise(args.noise):
             runs = [one_run(base, hub.pid, args.walls, float(r), args.duration) for r in args.rates.split(",")]
+        cpu = cpu_s(hub.pid) - cpu0
         ok = [r for r in runs if r["p99_ms"] <= 100 and r["lost"] == 0]
         last = runs[-1]
-        print(json.dumps({
-            "walls": args.walls, "duration_s": args.duration, "journal": "memory" if args.memory else "sqlite",
+        events = sum(r["events_sent"] for r in runs)
+        return {
+            "walls": args.walls, "duration_s": args.duration,
+            "journal": "memory" if not journal else "nats" if journal.startswith("nats://") else "sqlite",
             "compression": args.compression, "noise": args.noise,
             "load_avg_1m": {"start": round(load0, 2), "end": round(os.getloadavg()[0], 2)},
             "events_per_s_offered": last["events_per_s_offered"],
             "events_per_s_delivered": last["events_per_s_delivered_per_wall"],
             "lost": sum(r["lost"] for r in runs), "p50_ms": last["p50_ms"], "p99_ms": last["p99_ms"],
             "hub_peak_rss_mb": round(rss_kb(hub.pid, "VmHWM") / 1024, 1),
+            "hub_cpu_us_per_event": round(cpu / events * 1e6, 1) if events else None,
             "max_rate_p99_le_100ms": max((r["events_per_s_offered"] for r in ok), default=None),
             "runs": runs,
-        }))
+        }
     finally:
         hub.terminate()
         hub.wait(10)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--walls", type=int, default=10, help="wall processes (default 10)")
+    ap.add_argument("--rates", default="2000,5000,10000",
+                    help="comma-separated offered rates in events/s, one run each (default 2000,5000,10000)")
+    ap.add_argument("--duration", type=float, default=8.0, help="seconds per run (default 8; target run: 30)")
+    ap.add_argument("--memory", action="store_true", help="in-memory journal instead of SQLite")
+    ap.add_argument("--journal", metavar="nats[://HOST:PORT/STREAM]",
+                    help="also run the sweep on a NATS JetStream log ('nats': a nats-server started here on a "
+                    "loopback port), after the SQLite one: both results, hub CPU per event beside each other")
+    ap.add_argument("--compression", action="store_true", help="enable permessage-deflate on the hub")
+    ap.add_argument("--noise", action="store_true", help="keep one core busy with another process")
+    args = ap.parse_args()
+    tmp = tempfile.mkdtemp(prefix="wallboard-bench-")
+    sqlite = None if args.memory else os.path.join(tmp, "bench.db")
+    if not args.journal:
+        print(json.dumps(bench(args, sqlite)))
+        return 0
+    if not args.journal.startswith("nats"):
+        ap.error("--journal: expected nats or nats://HOST:PORT/STREAM")
+    from wallboard.hub.nats_local import LocalNats, find_nats_server, missing_reason, server_version
+
+    server = None
+    url = args.journal
+    if url == "nats":
+        if find_nats_server() is None:
+            ap.error(missing_reason())
+        server = LocalNats(os.path.join(tmp, "nats")).start()
+        url = f"{server.url}/fanout"
+    try:
+        out = {"nats": bench(args, url), "sqlite" if sqlite else "memory": bench(args, sqlite)}
+        if server is not None:
+            out["nats_server"] = server_version(server.binary)
+        print(json.dumps(out))
+    finally:
+        if server is not None:
+            server.close()
     return 0
 
 
