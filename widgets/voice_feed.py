@@ -215,6 +215,8 @@ class VoiceFeedPanel(QWidget):
         style_axes(pi, ui_font(12), text=theme.text, grid=theme.grid, left_sample="0000")
         self.grid = PlotGrid(pi, x=False, y=True, color=theme.grid, alpha=0.2)
         self.bars = pg.BarGraphItem(x=[0.0], height=[0.0], width=50.0, brush=BAR_COLOR, pen=None)
+        self._brushes = (pg.mkBrush(BAR_COLOR), pg.mkBrush(SPIKE_COLOR))   # bar, spike bar
+        self._drawn: tuple | None = None   # the data the bars were last set from
         self.threshold = pg.PlotDataItem([], [], pen=pg.mkPen("#ffd166", width=max(1.0, ui_scale()), style=Qt.PenStyle.DashLine))
         self.spike_marks = pg.ScatterPlotItem([], [], symbol="t", size=18, brush=pg.mkBrush(SPIKE_COLOR),
                                               pen=pg.mkPen("#ffffff", width=1))
@@ -295,13 +297,18 @@ class VoiceFeedPanel(QWidget):
         self.minutes, self.counts = minutes, counts
         self.spike_minutes = [float(m) for m in minutes[spikes]]
         centers = minutes + 30.0
-        brushes = [pg.mkBrush(SPIKE_COLOR if s else BAR_COLOR) for s in spikes]
-        self.bars.setOpts(x=centers, height=counts, width=48.0, brushes=brushes)
-        thr = self.spike_factor * np.maximum(np.nan_to_num(base, nan=0.0), 1.0)
-        thr[np.isnan(base)] = np.nan
-        self.threshold.setData(centers, thr, connect="finite")
         top = float(counts.max()) if len(counts) else 1.0
-        self.spike_marks.setData(centers[spikes], counts[spikes] + max(1.0, top * 0.08))
+        # the bars, threshold and marks change with the data (once a minute at most for a
+        # quiet feed), not with the clock: re-set only then (each re-set rebuilds the item)
+        drawn = (centers.tobytes(), counts.tobytes(), spikes.tobytes(), np.asarray(base).tobytes())
+        if drawn != self._drawn:
+            self._drawn = drawn
+            brush = self._brushes
+            self.bars.setOpts(x=centers, height=counts, width=48.0, brushes=[brush[bool(s)] for s in spikes])
+            thr = self.spike_factor * np.maximum(np.nan_to_num(base, nan=0.0), 1.0)
+            thr[np.isnan(base)] = np.nan
+            self.threshold.setData(centers, thr, connect="finite")
+            self.spike_marks.setData(centers[spikes], counts[spikes] + max(1.0, top * 0.08))
         self.plot.getPlotItem().setXRange(now - self.chart_span_s(items, now), now + 60.0, padding=0)
         self.plot.getPlotItem().setYRange(0, max(5.0, top * 1.2), padding=0)
         # the last 60 s, not the last complete minute: a minute-old count says "0 per min"
