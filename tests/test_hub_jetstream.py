@@ -366,3 +366,55 @@ def test_the_header_names_the_hub(qapp):
     zh = HeaderBar(lang="zh")
     zh.update_status(status)
     assert "服务节点 hub-b (127.0.0.1:8766)" in zh.texts()[3]
+
+
+def test_without_nats_py_the_journal_says_what_to_install(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "nats", None)   # import nats -> ImportError
+    with pytest.raises(JournalRefused, match=r"the JetStream log needs nats-py: pip install 'wallboard\[cluster\]'"):
+        open_journal("nats://127.0.0.1:4222/wb")
+
+
+def test_a_batch_larger_than_the_servers_max_payload_is_refused_alone(stream):
+    from wallboard.hub.batches import Batch, BatchRefused
+    from wallboard.hub.log import EventLog
+
+    async def go() -> None:
+        lg = EventLog(open_journal(stream))
+        await lg.start()
+        try:
+            big = [dict(store(i), name="x" * 400_000) for i in range(25)]    # ~10 MB as one record
+            done = await lg.append_group([Batch([store(1)]), Batch(big), Batch([store(2)])])
+            small1, refused, small2 = done.outcomes
+            assert isinstance(refused, BatchRefused) and refused.code == "too_large"
+            assert "the NATS server takes at most 8388608 (max_payload): send smaller batches" in refused.message
+            assert small1.range == (1, 1) and small2.range == (2, 2)
+            assert all("seq" not in e for e in big)
+        finally:
+            await lg.aclose()
+    asyncio.run(go())
+
+
+def test_a_stream_trimmed_past_its_snapshot_is_refused(nats_url):
+    import nats
+
+    url = f"{nats_url}/trimmed1"
+
+    async def go() -> None:
+        a = hub_on(url)
+        await a.astart()
+        try:
+            await publish(a, [([store(i)], None, None) for i in range(5)])
+        finally:
+            await a.astop()
+        nc = await nats.connect(nats_url)
+        try:
+            await nc.jetstream().purge_stream("trimmed1", seq=4)   # not the hub's compaction: no snapshot
+        finally:
+            await nc.close()
+        again = hub_on(url)
+        with pytest.raises(JournalRefused, match="the stream starts at record 4 but the newest snapshot covers "
+                           "records up to 0 only"):
+            await again.astart()
+    asyncio.run(go())
