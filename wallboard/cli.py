@@ -112,6 +112,11 @@ def wall_parser() -> argparse.ArgumentParser:
                    help="largest frame taken from the hub, announced in hello (default 16777216 = 16 MiB); "
                    "a larger one closes the connection")
     p.add_argument("--no-sound", action="store_true", help="start muted")
+    p.add_argument("--replay", metavar="TAPE.jsonl", default=None,
+                   help="play a tape from 'wallboard record --from T1 --to T2' with no hub, in REPLAY "
+                   "(with --screenshot-every)")
+    p.add_argument("--screenshot-every", nargs=2, metavar=("SECONDS", "OUTDIR"), default=None,
+                   help="with --replay: write a PNG every SECONDS of tape time into OUTDIR (headless), then exit")
     return p
 
 

@@ -72,8 +72,9 @@ class ReplayKeys:
         return w.replay.text(self.ctl.lang) if w.replay is not None else ""
 
     # ------------------------------------------------------------------ start / stop
-    def start(self, w: "WallWindow", at: float, speed: float = 1.0) -> bool:
-        """REPLAY on ``w`` from ``at`` (hub clock); False (and ``error``) when it cannot."""
+    def start(self, w: "WallWindow", at: float, speed: float = 1.0, *, sync: bool = False) -> bool:
+        """REPLAY on ``w`` from ``at`` (hub clock); False (and ``error``) when it cannot.
+        ``sync``: snapshots load on the calling thread (a tape played frame by frame)."""
         page = w.current_page()
         if page is None:
             return False
@@ -88,7 +89,7 @@ class ReplayKeys:
             return PageView(page.screen_spec, state, ctx, title=page.title)
 
         replay = WindowReplay(client, at, speed, page.ctx, build, hub_now=self.hub_now,
-                              executor=self.ctl._executor, config=getattr(self.ctl.state, "config", None))
+                              executor=None if sync else self.ctl._executor, config=getattr(self.ctl.state, "config", None))
         w.show_replay(replay)
         replay.start()
         self.error = ""

@@ -88,6 +88,8 @@ def run_wall(args: Any) -> int:
         print(f"wallboard: WALLBOARD_LOG={e}", file=sys.stderr)
         return 2
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if getattr(args, "replay", None) or getattr(args, "screenshot_every", None):
+        return run_tape(args)
     if args.screenshot and not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     if args.feed:
@@ -227,6 +229,58 @@ def screens_report(args: Any) -> int:
     else:
         print(f"platform {app.platformName()}; layout {layout.name}")
         print(describe(mons, placements, names))
+    return 0
+
+
+def run_tape(args: Any) -> int:
+    """``--replay TAPE --screenshot-every SECONDS OUTDIR``: a PNG series, no hub (app/tape.py)."""
+    if not args.replay:
+        print("wallboard: --screenshot-every needs --replay TAPE.jsonl (a tape from 'wallboard record')",
+              file=sys.stderr)
+        return 2
+    if not args.screenshot_every:
+        print("wallboard: --replay needs --screenshot-every SECONDS OUTDIR (the tape is played headless into "
+              "a PNG series; to show it on a wall, publish it to a hub with 'wallboard replay')", file=sys.stderr)
+        return 2
+    every_text, out_dir = args.screenshot_every
+    try:
+        every = float(every_text)
+    except ValueError:
+        every = float("nan")
+    if not every > 0 or every == float("inf"):
+        print(f"wallboard: --screenshot-every {every_text!r}: expected seconds > 0, e.g. 10", file=sys.stderr)
+        return 2
+    from wallboard.app.tape import TapeError, load_tape, screenshot_series
+
+    try:
+        tape = load_tape(args.replay)
+    except TapeError as e:
+        print(f"wallboard: --replay {e}", file=sys.stderr)
+        return 2
+    if not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
+        os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    if (code := check_platform_libraries()) is not None:
+        return code
+    from wallboard import layout as L
+    from wallboard.resources import user_layout_dir
+
+    dirs = [Path(d) for d in args.layout_dir] + [user_layout_dir(), L.DEFAULT_LAYOUT_DIR]
+    layout = _load_start_layout(args.layout or "overview", dirs)
+    if layout is None:
+        return 2
+    from PySide6.QtWidgets import QApplication
+
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app.setApplicationName("wallboard")
+    try:
+        written = screenshot_series(tape, every, out_dir, layout, lang=args.lang, size=args.size or (1920, 1080),
+                                    layout_dirs=dirs)
+    except (TapeError, OSError) as e:
+        print(f"wallboard: --replay {e}", file=sys.stderr)
+        return 1
+    span = time.strftime("%H:%M:%S", time.localtime(tape.start)), time.strftime("%H:%M:%S", time.localtime(tape.end))
+    print(f"wrote {len(written)} PNGs to {out_dir} ({span[0]} to {span[1]}, every {every:g} s of tape time, "
+          f"{len(tape.events)} events)")
     return 0
 
 

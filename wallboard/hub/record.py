@@ -32,7 +32,7 @@ import uuid
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, Iterator, TextIO
 
 import orjson
 from websockets.asyncio.client import connect
@@ -398,20 +398,27 @@ def read_tape(path: Path | str) -> list[dict[str, Any]]:
     return [ev for _, ev in read_tape_lines(path)]
 
 
+def tape_objects(fh: Any, path: Path | str) -> Iterator[tuple[int, dict[str, Any]]]:
+    """``(line number, object)`` per non-blank line of a tape; ``ValueError`` naming the
+    file and line of one that is not a JSON object."""
+    for n, line in enumerate(fh, 1):
+        if not line.strip():
+            continue
+        try:
+            obj = orjson.loads(line)
+        except orjson.JSONDecodeError as e:
+            raise ValueError(f"{path}:{n}: not JSON ({e.msg} at byte {e.pos})") from None
+        if not isinstance(obj, dict):
+            raise ValueError(f"{path}:{n}: expected a JSON object (an event or a snapshot line)")
+        yield n, obj
+
+
 def read_tape_lines(path: Path | str) -> list[tuple[bool, dict[str, Any]]]:
     """``(from_snapshot, event)`` per event of a recording (a snapshot line gives one
     event per record, ``True``), validated; errors name the file, line and field."""
     events: list[tuple[bool, dict[str, Any]]] = []
     with Path(path).open("rb") as fh:
-        for n, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                obj = orjson.loads(line)
-            except orjson.JSONDecodeError as e:
-                raise ValueError(f"{path}:{n}: not JSON ({e.msg} at byte {e.pos})") from None
-            if not isinstance(obj, dict):
-                raise ValueError(f"{path}:{n}: expected a JSON object (an event or a snapshot line)")
+        for n, obj in tape_objects(fh, path):
             snap = obj.get("op") == "snapshot"
             batch = snapshot_to_events(obj.get("data", {})) if snap else [obj]
             for ev in batch:
