@@ -9,6 +9,7 @@ import time
 import pytest
 from PySide6.QtCore import QPointF, Qt
 from PySide6.QtGui import QColor
+from PySide6.QtWidgets import QWidget
 
 from test_app_shell import NOW, Clock, FakeFeed, demo_events, wall  # noqa: F401 (the fixture)
 from test_feed import wait_for
@@ -107,6 +108,8 @@ def test_bracket_starts_replay_a_minute_ago_framed_and_labelled(replaying, tmp_p
     assert w.header.texts()[3] == pill
     assert {f.replay_text for f in w.replay.page.panels} == {pill}
     assert w.replay_frame.isVisible() and w.scrub.isVisible()
+    # keys reach the window, not a panel (the map would take + / - as zoom)
+    assert all(c.focusPolicy() == Qt.FocusPolicy.NoFocus for c in w.replay.page.findChildren(QWidget))
     # the replay state is the past (no incident yet), the live one the present
     assert not w.replay.state.incidents and "inc-1" in ctl.state.incidents
     # inside the window "now" is the replay clock
@@ -146,6 +149,18 @@ def test_keys_move_pause_and_speed_the_replay_then_esc_is_live_at_once(replaying
     assert w.header.texts()[3] == "LIVE" and not w.replay_frame.isVisible() and not w.scrub.isVisible()
     ctl._alert(clock.t + 200)
     assert played                                                            # and on again
+
+
+def test_a_click_on_the_scrub_bar_seeks_there(replaying, qtbot):
+    ctl, feed, clock, made = replaying
+    w = ctl.windows[0]
+    press(w, Qt.Key.Key_BracketLeft)
+    ctl._second(clock())
+    bar = w.scrub
+    track = bar._track()
+    x = track.left() + track.width() / 2                      # the middle of the last hour
+    qtbot.mouseClick(bar, Qt.MouseButton.LeftButton, pos=QPointF(x, track.center().y()).toPoint())
+    assert made[0].seeks == pytest.approx([NOW - 1800], abs=60)
 
 
 def test_rewind_to_an_incident_opening_from_the_board_menu_and_the_r_key(replaying, qtbot):

@@ -20,6 +20,10 @@ SHORTCUTS: tuple[tuple[str, str], ...] = (
     ("L", "Language: English / 中文"),
     ("F1", "This help"),
     ("Click a store", "Open its page (Shift+click: in its own window)"),
+    ("[ / ]", "REPLAY: one minute back / forward (Shift: ten)"),
+    ("Space  + / -", "In REPLAY: pause / resume, speed x1 … x64"),
+    ("R", "REPLAY from the selected incident's opening"),
+    ("Esc", "REPLAY: back to LIVE at once"),
 )
 
 

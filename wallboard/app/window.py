@@ -119,6 +119,7 @@ class WallWindow(QMainWindow):
         self.status_line.setFont(ui_font(11))
         self.status_line.hide()
         self.scrub = ScrubBar(theme, lang, central)  # REPLAY only
+        self.scrub.seek_to.connect(lambda at: self.replay.seek(at) if self.replay is not None else None)
         lay.addWidget(self.header)
         lay.addWidget(self.stale_banner)
         lay.addWidget(self.banner)
@@ -170,6 +171,11 @@ class WallWindow(QMainWindow):
         self.stack.addWidget(replay.page)
         replay.page.scale_to(self.height())
         self.stack.setCurrentWidget(replay.page)
+        # the replay's keys are the window's: no panel takes the focus (the map's +/-
+        # would zoom instead of changing the speed); the mouse still zooms and clicks
+        for child in [replay.page, *replay.page.findChildren(QWidget)]:
+            child.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.setFocus()
         self.scrub.show()
         self.replay_frame.setGeometry(self.centralWidget().rect())
         self.replay_frame.show()
@@ -187,6 +193,7 @@ class WallWindow(QMainWindow):
             self.stack.setCurrentWidget(top)
         self.scrub.hide()
         self.replay_frame.hide()
+        self.setFocus()
         return replay
 
     def show_page(self, index: int) -> PageView | None:
