@@ -98,6 +98,9 @@ def test_bracket_starts_replay_a_minute_ago_framed_and_labelled(replaying, tmp_p
     assert w.current_page() is live_page                       # the live page is still there
     # until the state then arrives: NO DATA, saying why
     assert all("REPLAY: waiting for the state at" in f.no_data for f in w.replay.page.panels)
+    made[0].state = type("S", (), {"state": "CONNECTING"})()
+    assert w.replay.text("en").endswith(" x1 · CONNECTING")                  # the link, said
+    made[0].state.state = "LIVE"
     made[0].items.append(("snapshot", past_snapshot(NOW - 60)))
     assert wait_for(lambda: (ctl.frame(), w.replay.driver.stats.snapshots == 1)[1])   # loaded off the UI thread
     ctl.frame()
@@ -245,3 +248,17 @@ def test_replay_against_a_real_hub_beside_the_live_feed(qtbot, tmp_path):
             ctl.shutdown()
         client.stop()
         hub.stop()
+
+
+def test_replay_on_a_store_page_then_esc_is_the_live_store_page(replaying):
+    ctl, feed, clock, made = replaying
+    w = ctl.windows[0]
+    assert ctl.open_store("sh-002", own_window=False)
+    store_page = w.current_page()
+    press(w, Qt.Key.Key_BracketLeft)
+    assert w.replay is not None and w.replay.page.title == store_page.title
+    assert w.replay.page.ctx.scope == store_page.ctx.scope                 # the store's scope
+    press(w, Qt.Key.Key_Escape)                                             # LIVE first ...
+    assert w.replay is None and w.current_page() is store_page and w.drill
+    press(w, Qt.Key.Key_Escape)                                             # ... then the store page closes
+    assert not w.drill

@@ -81,7 +81,11 @@ class WindowReplay:
         return self._speed
 
     def text(self, lang: str, utc_offset_s: int | None = None) -> str:
-        return replay_clock_text(self.clock(), self._speed, lang, utc_offset_s)
+        """The pill: ``REPLAY 09:31:05 x4``, and the link's state when it is not up (the
+        clock then runs on without data: said, not hidden)."""
+        text = replay_clock_text(self.clock(), self._speed, lang, utc_offset_s)
+        link = getattr(getattr(self.client, "state", None), "state", "LIVE")
+        return text if link == "LIVE" else f"{text} · {translate(link, lang)}"
 
     # ------------------------------------------------------------------ moving it
     def start(self) -> None:
