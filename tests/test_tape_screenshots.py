@@ -88,3 +88,30 @@ def test_cli_refusals(tmp_path, capsys):
     assert "--screenshot-every needs --replay" in capsys.readouterr().err
     assert cli.main(["--replay", str(tmp_path / "t.jsonl"), "--screenshot-every", "0", str(tmp_path)]) == 2
     assert "expected seconds > 0" in capsys.readouterr().err
+
+
+def test_a_tape_recorded_from_a_real_hub_plays(qtbot, tmp_path):
+    """``wallboard record --from --to`` against a real hub, then the tape into PNGs."""
+    import asyncio
+    import time
+
+    from wallboard.hub.auth import Auth
+    from wallboard.hub.record_range import record_range
+    from wallboard.hub.server import Hub, HubConfig
+
+    hub = Hub(HubConfig(host="127.0.0.1", port=0, journal=str(tmp_path / "j.db"), demo="launch-928", speed=10.0,
+                        heartbeat_s=0.2), auth=Auth())
+    hub.start_in_thread()
+    try:
+        time.sleep(1.0)
+        t1 = time.time()
+        time.sleep(2.5)
+        t2 = time.time()
+        n = asyncio.run(record_range(hub.url, tmp_path / "r.jsonl", t1, t2))
+    finally:
+        hub.stop()
+    tape = load_tape(tmp_path / "r.jsonl")
+    assert tape.snapshot is not None and len(tape.events) == n > 0
+    assert tape.start == pytest.approx(t1) and tape.end <= t2 + 0.5
+    shots = screenshot_series(tape, 1, tmp_path / "png", L.load_layout(L.find_layout("launch-928")), size=(960, 540))
+    assert 3 <= len(shots) <= 5 and all(p.stat().st_size > 10_000 for p in shots)
