@@ -22,6 +22,7 @@ were committed (it is, in the same transaction, or neither is).
 from __future__ import annotations
 
 import hashlib
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -95,6 +96,38 @@ class JournalUnavailable(Exception):
 
 #: What a key lookup returns: (digest or None, first, last, committed_at) or None.
 KeyRecord = tuple[bytes | None, int, int, float]
+
+
+class KeyMemory:
+    """Committed batch keys held in memory (the memory and JetStream journals): each key's
+    record ``(digest, first, last, committed at)``, forgotten ``window`` seconds after
+    its commit. Not thread-safe: the journal holds its lock around it."""
+
+    def __init__(self, window: float) -> None:
+        self.window = window
+        self.records: dict[tuple[str, int], KeyRecord] = {}
+        self._order: deque[tuple[float, tuple[str, int]]] = deque()   # commit time order
+
+    def get(self, producer: str, batch: int) -> KeyRecord | None:
+        return self.records.get((producer, batch))
+
+    def put(self, key: tuple[str, int], rec: KeyRecord) -> None:
+        self.records[key] = rec
+        self._order.append((rec[3], key))
+
+    def __len__(self) -> int:
+        return len(self._order)
+
+    def expire(self, now: float) -> int:
+        """Forget keys committed before ``now - window``; returns how many."""
+        n, order = 0, self._order
+        while order and order[0][0] < now - self.window:
+            at, key = order.popleft()
+            rec = self.records.get(key)
+            if rec is not None and rec[3] == at:
+                del self.records[key]
+                n += 1
+        return n
 Outcome = Appended | BatchRefused
 
 
@@ -184,5 +217,5 @@ def unset_seqs(batches: list[Batch], commit: GroupCommit) -> None:
             ev.pop("seq", None)
 
 
-__all__ = ["Batch", "Appended", "BatchRefused", "JournalUnavailable", "GroupCommit", "plan", "batch_digest",
+__all__ = ["Batch", "KeyMemory", "Appended", "BatchRefused", "JournalUnavailable", "GroupCommit", "plan", "batch_digest",
            "unset_seqs", "DEDUPE_WINDOW_S", "MAX_BATCH_ID", "RETRY_AFTER_S"]

@@ -45,8 +45,8 @@ from typing import Any, Callable
 
 import orjson
 
-from .batches import (DEDUPE_WINDOW_S, Appended, Batch, BatchRefused, GroupCommit, JournalUnavailable, KeyRecord,
-                      plan)
+from .batches import (DEDUPE_WINDOW_S, Appended, Batch, BatchRefused, GroupCommit, JournalUnavailable, KeyMemory,
+                      KeyRecord, plan)
 from .journal import Recovered, _snapshot_bytes
 from .journal_guard import JournalRefused, new_epoch
 
@@ -140,8 +140,7 @@ class JetStreamJournal:
         self.on_rows: Callable[[list[tuple[int, bytes, dict[str, Any]]]], None] | None = None
         self._sseq = 0              # stream seq of the last record followed
         self._index: deque[tuple[int, int, int, float]] = deque(maxlen=INDEX_RECORDS)  # (sseq, first, last, at)
-        self._keys: dict[tuple[str, int], KeyRecord] = {}
-        self._key_order: deque[tuple[float, tuple[str, int]]] = deque()
+        self._keys = KeyMemory(self.window)
         self._keys_lock = threading.Lock()
         self._progress = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -371,28 +370,17 @@ class JetStreamJournal:
     # ------------------------------------------------------------------ keys
     def _remember_key(self, key: tuple[str, int], rec: KeyRecord, now: float) -> None:
         with self._keys_lock:
-            self._keys[key] = rec
-            self._key_order.append((rec[3], key))
-            if len(self._key_order) % 1024 == 0:
-                self._expire(now)
+            self._keys.put(key, rec)
+            if len(self._keys) % 1024 == 0:
+                self._keys.expire(now)
 
     def _lookup(self, producer: str, batch: int) -> KeyRecord | None:
         with self._keys_lock:
-            return self._keys.get((producer, batch))
-
-    def _expire(self, now: float) -> int:
-        n, order = 0, self._key_order
-        while order and order[0][0] < now - self.window:
-            at, key = order.popleft()
-            rec = self._keys.get(key)
-            if rec is not None and rec[3] == at:
-                del self._keys[key]
-                n += 1
-        return n
+            return self._keys.get(producer, batch)
 
     def expire_keys(self) -> int:
         with self._keys_lock:
-            return self._expire(time.time())
+            return self._keys.expire(time.time())
 
     def batch_range(self, producer: str, batch: int) -> tuple[int, int] | None:
         rec = self._lookup(producer, batch)
@@ -628,7 +616,7 @@ class JetStreamJournal:
         if stored < seq:
             horizon = time.time() - self.window
             with self._keys_lock:
-                keys = [[p, b, d.hex() if d else None, f, la, at] for (p, b), (d, f, la, at) in self._keys.items()
+                keys = [[p, b, d.hex() if d else None, f, la, at] for (p, b), (d, f, la, at) in self._keys.records.items()
                         if at >= horizon]
             head = orjson.dumps({"seq": seq, "sseq": sseq, "epoch": self.epoch, "keys": keys})
             desc = orjson.dumps({"seq": seq, "sseq": sseq}).decode()

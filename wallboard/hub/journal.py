@@ -54,7 +54,7 @@ import orjson
 from .journal_guard import (APPLICATION_ID, JournalRefused, Sidecar, SidecarState, check_continuity, check_file, check_schema,
                             move_aside, quick_check, refusing)
 from .journal_guard import new_epoch as make_epoch
-from .batches import (DEDUPE_WINDOW_S, Appended, Batch, BatchRefused, GroupCommit, JournalUnavailable,
+from .batches import (DEDUPE_WINDOW_S, Appended, Batch, KeyMemory, BatchRefused, GroupCommit, JournalUnavailable,
                       KeyRecord, plan, unset_seqs)
 
 #: Rows (events, batch ranges) deleted per transaction by ``compact``; the journal lock
@@ -149,8 +149,7 @@ class MemoryJournal:
         self._ats: deque[float] = deque()     # commit time of each kept event (non-decreasing)
         self._snapshot: tuple[int, bytes] | None = None
         self._older: deque[tuple[int, float, bytes]] = deque(maxlen=16)  # for history()
-        self._keys: dict[tuple[str, int], KeyRecord] = {}
-        self._key_order: deque[tuple[float, tuple[str, int]]] = deque()   # commit time order, for expiry
+        self._keys = KeyMemory(dedupe_window)
         self.epoch = make_epoch()   # a memory log starts over with every process
         self.last_seq = 0
         self.first_kept = 1
@@ -173,8 +172,7 @@ class MemoryJournal:
             at = max(now, self._ats[-1]) if self._ats else now
             self._ats.extend(at for _ in done.rows)
             for producer, batch, digest, first, last, at in done.keys:
-                self._keys[(producer, batch)] = (digest, first, last, at)
-                self._key_order.append((at, (producer, batch)))
+                self._keys.put((producer, batch), (digest, first, last, at))
             self._expire(now)
             self.last_seq = done.last_seq
             self.commits += 1
@@ -185,18 +183,10 @@ class MemoryJournal:
         return done
 
     def _lookup(self, producer: str, batch: int) -> KeyRecord | None:
-        return self._keys.get((producer, batch))
+        return self._keys.get(producer, batch)
 
     def _expire(self, now: float) -> int:
-        n = 0
-        order = self._key_order
-        while order and order[0][0] < now - self.window:
-            at, key = order.popleft()
-            rec = self._keys.get(key)
-            if rec is not None and rec[3] == at:
-                del self._keys[key]
-                n += 1
-        return n
+        return self._keys.expire(now)
 
     def expire_keys(self) -> int:
         """Forget batch keys committed longer ago than the window; returns how many."""
