@@ -276,6 +276,8 @@ SCHEMAS: dict[str, dict[str, Checker]] = {
         "acknowledged_at": _ts_or_null,
         "resolved_at": _ts_or_null,
         "suspect_changes": _str_list(1000),
+        "tags": _str_list(100),
+        "kinds": _str_list(100),
     },
     "voice": {
         "channel": _str(64, 1),
