@@ -24,12 +24,12 @@ import tomllib
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from wallboard.resources import data_dir
+from wallboard.resources import data_dir, user_layout_dir
 from wallboard.layout.lines import LineIndex
 from wallboard.layout.model import (
-    DEFAULT_TITLES, PLACEHOLDERS, SOUND_NAMES, STALE_DEFAULTS, WIDGET_TYPES, Event,
-    FreezeWindow, Layout, LayoutError, LayoutIssue, Page, Panel, Rotation, RotationPage,
-    Scope, Screen, Sound, Window,
+    DEFAULT_TITLES, LAYOUT_NAME_PATTERN, PLACEHOLDERS, SOUND_NAMES, STALE_DEFAULTS,
+    WIDGET_TYPES, Event, FreezeWindow, Layout, LayoutError, LayoutIssue, Page, Panel,
+    Rotation, RotationPage, Rule, RuleMatch, Scope, Screen, Sound, Window,
 )
 from wallboard.layout.schema import PATH_OPTIONS, SCHEMA, WIDGET_OPTIONS, cross_check
 from wallboard.layout.validators import Check, hint
@@ -37,17 +37,16 @@ from wallboard.layout.validators import Check, hint
 __all__ = [
     "WIDGET_TYPES", "SOUND_NAMES", "DEFAULT_LAYOUT_DIR", "LayoutIssue", "LayoutError",
     "Scope", "FreezeWindow", "Event", "Panel", "Screen", "RotationPage", "Rotation",
-    "Sound", "Page", "Window", "Layout", "load_layout", "load_layout_text", "find_layout",
+    "Sound", "Rule", "RuleMatch", "Page", "Window", "Layout", "load_layout", "load_layout_text", "find_layout",
     "list_layouts", "check_layout_files", "bind_store", "WIDGET_OPTIONS", "PLACEHOLDERS",
-    "STALE_DEFAULTS", "DEFAULT_TITLES", "check_layout_name",
+    "STALE_DEFAULTS", "DEFAULT_TITLES", "check_layout_name", "rule_layout_dirs",
 ]
 
 #: Where shipped layouts live (``find_layout`` looks here when no dirs are given).
 DEFAULT_LAYOUT_DIR = data_dir("layouts")
 MAX_FILE_BYTES = 1_000_000
-#: A layout's name as another machine may give it (the hub's ``switch_layout``): a file
-#: stem, never a path (no separator, no ``..``, no ``.toml``).
-LAYOUT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*(?:\.[A-Za-z0-9_-]+)*")
+#: A layout's name as another machine may give it (see ``LAYOUT_NAME_PATTERN``).
+LAYOUT_NAME = re.compile(LAYOUT_NAME_PATTERN)
 MAX_NAME = 100
 
 
@@ -71,7 +70,8 @@ def load_layout_text(text: str, name: str = "<layout>", path: str | Path | None 
     return Layout(name=top["name"] or stem, event=top["event"], screens=tuple(top["screens"]),
                   path=str(path) if path is not None else None,
                   description=top["description"], kind=top["kind"], theme=top["theme"],
-                  frame_rate=top["frame_rate"], rotation=top["rotation"], sound=top["sound"])
+                  frame_rate=top["frame_rate"], rotation=top["rotation"], sound=top["sound"],
+                  rules=tuple(top["rules"]))
 
 
 def _syntax_issue(file: str, msg: str, text: str) -> LayoutIssue:
@@ -159,10 +159,26 @@ def _option_files(panel: Panel) -> list[tuple[tuple, str]]:
     return out
 
 
+def rule_layout_dirs(lay: Layout, dirs: Sequence[str | Path]) -> list[Path]:
+    """Where a rule's ``layout = "NAME"`` is looked up: the layout file's own directory,
+    then ``dirs`` (the wall's layout dirs)."""
+    own = [Path(lay.path).resolve().parent] if lay.path else []
+    return own + [Path(d) for d in dirs if Path(d).resolve() not in own]
+
+
 def _missing_files(path: str | Path, lay: Layout) -> list[LayoutIssue]:
-    """A "file not found" issue, with its line and key path, per file a panel names."""
-    missing = [(("screens", si, "panels", pi) + key, f) for si, s in enumerate(lay.screens)
+    """A "file not found" issue, with its line and key path, per file a panel names, and
+    a "no layout named" issue per rule whose ``layout`` is in none of the layout dirs."""
+    missing = [(("screens", si, "panels", pi) + key, f"file not found: {f}")
+               for si, s in enumerate(lay.screens)
                for pi, p in enumerate(s.panels) for key, f in _option_files(p) if not Path(f).is_file()]
+    dirs = rule_layout_dirs(lay, [user_layout_dir(), DEFAULT_LAYOUT_DIR])
+    for i, rule in enumerate(lay.rules):
+        if rule.layout is not None:
+            try:
+                find_layout(rule.layout, dirs)
+            except LayoutError as e:
+                missing.append((("rules", i, "layout"), e.issues[0].message))
     if not missing:
         return []
     try:
@@ -170,8 +186,8 @@ def _missing_files(path: str | Path, lay: Layout) -> list[LayoutIssue]:
     except (OSError, UnicodeDecodeError):
         lines = None
     ck = Check(str(path), lines)
-    for key, f in missing:
-        ck.error(key, f"file not found: {f}")
+    for key, message in missing:
+        ck.error(key, message)
     return ck.issues
 
 

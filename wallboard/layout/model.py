@@ -14,6 +14,11 @@ WIDGET_TYPES: tuple[str, ...] = (
 )
 #: Alert sounds shipped in ``assets/sounds/<name>.wav``; ``"none"`` is silence.
 SOUND_NAMES: tuple[str, ...] = ("p1_alarm", "p1_urgent", "p2_chime", "none")
+#: Incident severities a ``[[rules]]`` entry may match (the protocol's, most severe first).
+SEVERITIES: tuple[str, ...] = ("P1", "P2", "P3", "P4")
+#: A layout's name as another machine or a rule may give it (the hub's ``switch_layout``,
+#: a rule's ``layout``): a file stem, never a path (no separator, no ``..``, no ``.toml``).
+LAYOUT_NAME_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_-]*(?:\.[A-Za-z0-9_-]+)*"
 #: Placeholders a ``kind = "store"`` layout may use; :func:`bind_store` fills them.
 PLACEHOLDERS: tuple[str, ...] = ("{store}", "{city}", "{store_name}")
 #: A panel's default age threshold (seconds) per widget type; 0 means "never stale".
@@ -161,6 +166,36 @@ class Sound:
 
 
 @dataclass(frozen=True)
+class RuleMatch:
+    """What an incident must be for a rule to take it: every criterion given must hold
+    (one of its values is enough); ``stores`` and ``cities`` are one criterion, "where"
+    (an incident store in ``stores`` or in one of ``cities``)."""
+
+    severity: tuple[str, ...] = ()
+    stores: tuple[str, ...] = ()
+    cities: tuple[str, ...] = ()
+    kinds: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Rule:
+    """``[[rules]]``: when an open, unacknowledged incident matches, the window of
+    ``screen`` turns to the incident's store page (or ``layout``) until the incident is
+    acknowledged (or resolved), Esc, or ``for_min`` minutes (0: no time limit); its
+    sound (``None``: the layout's [sound] for its severity) repeats every ``repeat_s``
+    (``None``: [sound] repeat_s) until it is acknowledged. See wallboard.layout.focus."""
+
+    name: str
+    screen: str
+    match: RuleMatch
+    layout: str | None = None
+    for_min: float = 10.0
+    sound: str | None = None
+    repeat_s: float | None = None
+
+
+@dataclass(frozen=True)
 class Page:
     screen: Screen
     duration_s: float | None             # None: a static window (no rotation)
@@ -188,6 +223,7 @@ class Layout:
     frame_rate: int = 30
     rotation: Rotation = Rotation()
     sound: Sound = Sound()
+    rules: tuple[Rule, ...] = ()
 
     def screen(self, name: str) -> Screen:
         """The screen called ``name`` (KeyError if none)."""

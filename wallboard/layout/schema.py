@@ -11,8 +11,9 @@ from typing import Any
 
 from wallboard.layout.kpi import resolve_good
 from wallboard.layout.model import (
-    DEFAULT_TITLES, PLACEHOLDERS, SOUND_NAMES, STALE_DEFAULTS, WIDGET_TYPES, Event,
-    FreezeWindow, Panel, Rotation, RotationPage, Scope, Screen, Sound,
+    DEFAULT_TITLES, LAYOUT_NAME_PATTERN, PLACEHOLDERS, SEVERITIES, SOUND_NAMES, STALE_DEFAULTS,
+    WIDGET_TYPES, Event, FreezeWindow, Panel, Rotation, RotationPage, Rule, RuleMatch, Scope,
+    Screen, Sound,
 )
 from wallboard.layout.validators import (
     BAD, REQUIRED, AnyTable, Bool, Check, Choice, Field, ListOf, MapOf, Num, Pair, Ref,
@@ -344,6 +345,50 @@ _SOUND = Table({
     "volume": Field(Num(0, 1), 0.8, "0..1"),
 }, lambda s, p, ck: Sound(**s))
 
+MATCH_KEYS = ("severity", "stores", "cities", "kinds", "tags")
+
+
+def _match_post(m, path, ck):
+    if not any(m[k] for k in MATCH_KEYS):
+        ck.error(path, "matches every incident: name at least one of "
+                 + ", ".join(MATCH_KEYS))
+        return BAD
+    return RuleMatch(**{k: tuple(m[k]) for k in MATCH_KEYS})
+
+
+def _rule_post(r, path, ck):
+    return Rule(name=r["name"] or f"rules[{path[-1]}]", screen=r["screen"], match=r["match"],
+                layout=r["layout"], for_min=r["for_min"], sound=r["sound"], repeat_s=r["repeat_s"])
+
+
+_MATCH = Table({
+    "severity": Field(ListOf(Choice(*SEVERITIES), unique=True,
+                             doc='an array of severities, e.g. ["P1", "P2"]'), [],
+                      "incident severities"),
+    "stores": Field(ListOf(_ID, unique=True, doc="an array of store ids"), [],
+                    "an incident store is one of these (or in one of cities)"),
+    "cities": Field(ListOf(_ID, unique=True, doc="an array of city ids"), [],
+                    "an incident store is in one of these cities (or one of stores)"),
+    "kinds": Field(ListOf(_ID, unique=True, doc="an array of device kinds"), [],
+                   "the incident's kinds (device kinds it is about) include one of these"),
+    "tags": Field(ListOf(Str(1, 200), unique=True, doc="an array of tags"), [],
+                  "the incident's tags, or its stores' tags, include one of these"),
+}, _match_post, doc="a table {severity, stores, cities, kinds, tags}")
+
+_RULE = Table({
+    "name": Field(Str(1, 64), None, "shown in messages (default: rules[N])"),
+    "screen": Field(Str(1, 64), REQUIRED, "the [[screens]] entry whose window turns to the incident"),
+    "match": Field(_MATCH, REQUIRED, "which incidents (every criterion given must hold)"),
+    "layout": Field(Str(1, 100, LAYOUT_NAME_PATTERN, doc="a layout name (not a path)"), None,
+                    "show this layout's first screen instead of the incident's store page"),
+    "for_min": Field(Num(0, 1440), 10.0,
+                     "turn back after this many minutes even if unacknowledged (0: only the "
+                     "acknowledgement, or Esc)"),
+    "sound": Field(Choice(*SOUND_NAMES), None, "sound (default: the [sound] one for its severity)"),
+    "repeat_s": Field(Num(2, 3600), None, "the sound repeats every this many seconds until "
+                      "acknowledged (default: [sound] repeat_s)"),
+}, _rule_post, doc="a table (one [[rules]])")
+
 SCHEMA = Table({
     "schema": Field(Num(1, 1, integer=True), 1, "schema version (1)"),
     "name": Field(Str(1, 64), None, "layout name (default: the file name)"),
@@ -358,6 +403,8 @@ SCHEMA = Table({
                   REQUIRED, "the screens"),
     "rotation": Field(_ROTATION, Rotation(), "rotation playlist"),
     "sound": Field(_SOUND, Sound(), "alert sounds"),
+    "rules": Field(ListOf(_RULE, 0, 32, doc="an array of tables ([[rules]])", partial=True), [],
+                   "auto-focus: turn a screen to a matching incident"),
 })
 
 
@@ -375,11 +422,38 @@ def _placeholders(obj: Any, path: tuple, out: list) -> None:
             _placeholders(v, path + (i,), out)
 
 
+def _check_rules(raw: dict, top: dict, names: dict | None, ck: Check) -> None:
+    """Each rule names a screen of this layout; rule names are unique; none in a store page."""
+    rules = top["rules"]
+    if rules is BAD or not rules:
+        return
+    if top["kind"] == "store":
+        ck.error(("rules",), 'a kind = "store" layout (the store page) has no [[rules]]: '
+                 "put them in the wall's event layout")
+        return
+    seen: dict[str, int] = {}
+    for i, r in enumerate(rules):
+        # a rule with other errors still gets its screen and name checked (from the raw table)
+        given = raw["rules"][i] if r is BAD else {"screen": r.screen, "name": r.name}
+        if not isinstance(given, dict):
+            continue
+        screen, name = given.get("screen"), given.get("name")
+        if names is not None and isinstance(screen, str) and screen not in names:
+            ck.error(("rules", i, "screen"), f'no screen named "{screen}"{hint(screen, names)}; '
+                     f"screens: {', '.join(names)}")
+        if isinstance(name, str):
+            if name in seen:
+                ck.error(("rules", i, "name"), f'duplicate rule name "{name}" (also rules[{seen[name]}])')
+            seen.setdefault(name, i)
+    top["rules"] = [r for r in rules if r is not BAD]
+
+
 def cross_check(raw: dict, top: dict, ck: Check) -> None:
     """Checks across sections: unique screen names, rotation references, placeholders."""
     screens = top["screens"] if top["screens"] is not BAD else None
+    names: dict[str, int] | None = None
     if screens is not None:
-        names: dict[str, int] = {}
+        names = {}
         for i, s in enumerate(screens):
             if s is BAD:  # its name may still be valid: rotation pages may refer to it
                 name = raw["screens"][i].get("name")
@@ -397,6 +471,7 @@ def cross_check(raw: dict, top: dict, ck: Check) -> None:
                     ck.error(("rotation", "pages", i, "screen"),
                              f'no screen named "{p.screen}"{hint(p.screen, names)}; '
                              f"screens: {', '.join(names)}")
+    _check_rules(raw, top, names, ck)
     kind = top["kind"]
     if kind == "event":
         found: list = []
