@@ -22,6 +22,7 @@ from PySide6.QtWidgets import QApplication
 
 from wallboard import layout as L
 from wallboard.app.alerts import AlertPolicy
+from wallboard.app.autofocus import FocusScreens
 from wallboard.app.controls import ControlLedger
 from wallboard.app.frame import FrameDriver
 from wallboard.app.header import HeaderStatus
@@ -126,6 +127,8 @@ class WallController(QObject):
         self.notices = self._environment_notices()
         #: REPLAY on windows (the flight recorder): keys, start, Esc to LIVE (app/rewind.py).
         self.rewind = ReplayKeys(self)
+        #: The layout's [[rules]]: screens turned to matching incidents (app/autofocus.py).
+        self.focus = FocusScreens(self)
         self.apply_layout(layout)
         self._update_status_line()
 
@@ -226,6 +229,7 @@ class WallController(QObject):
             fps = self.fps_override or layout.frame_rate or 30
             self.timer.setInterval(max(5, int(1000 / fps)))
         self._watch(layout.path)
+        self.focus.reset(layout)
         self._page_started = self.clock()
         self._refresh_all(self.clock())
         self.trimmer.switched()
@@ -302,16 +306,17 @@ class WallController(QObject):
         self._update_status_line()
 
     # ------------------------------------------------------------------ drill-down
-    def open_store(self, store_id: str, own_window: bool | None = None) -> bool:
-        """Open a store's page (devices, changes, incidents, voice, KPIs) on the wall
-        that asked, or in its own window on a workstation (Shift+click)."""
+    def store_page(self, store_id: str) -> PageView | None:
+        """A live page of one store (the shipped or the user's ``store`` layout, bound to
+        it), or None when the state lacks the store or the template does not load (then
+        ``drill_error`` says why, on the status line)."""
         store = self.state.stores.get(store_id) if hasattr(self.state, "stores") else None
         if store is None:
             self.drill_error = f"{self.tr('unknown store')} {store_id!r}"
             self.stores_unknown += 1
             log.warning("%s (open_store/focus_store)", self.drill_error)
             self._update_status_line()
-            return False
+            return None
         city = ((store or {}).get("city") or {}).get("id", "")
         name = (store or {}).get("name_en" if self.lang == "en" else "name") or (store or {}).get("name") or store_id
         try:
@@ -320,36 +325,51 @@ class WallController(QObject):
         except (L.LayoutError, FileNotFoundError, KeyError, ValueError) as e:
             self.drill_error = f"{self.tr('store page')}: {e}"
             self._update_status_line()
-            return False
+            return None
         self.drill_error = ""
+        page = PageView(bound.screens[0], self.state, self.ctx_for(bound.event.scope),
+                        title=f"{self.tr('Store')} {name}")
+        page.store_clicked.connect(self.open_store)
+        return page
+
+    def open_store(self, store_id: str, own_window: bool | None = None) -> bool:
+        """Open a store's page (devices, changes, incidents, voice, KPIs) on the wall
+        that asked, or in its own window on a workstation (Shift+click)."""
+        page = self.store_page(store_id)
+        if page is None:
+            return False
         if own_window is None:
             own_window = bool(QApplication.keyboardModifiers() & Qt.KeyboardModifier.ShiftModifier)
-        screen = bound.screens[0]
-        ctx = self.ctx_for(bound.event.scope)
-        title = f"{self.tr('Store')} {name}"
-        page = PageView(screen, self.state, ctx, title=title)
-        page.store_clicked.connect(self.open_store)
         if own_window:
             w = WallWindow(THEMES.get(self.layout.theme, THEMES["dark"]), self.lang, self._on_key)
             w.set_pages([page], False)
             w.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose, True)
             w.resize(1600, 1000)
-            w.setWindowTitle(f"wallboard — {title}")
+            w.setWindowTitle(f"wallboard — {page.title}")
             w.store_window = True   # its header names the store (its one page)
             self.windows.append(w)
             w.destroyed.connect(lambda *_a, w=w: self.windows.remove(w) if w in self.windows else None)
             w.show()
+            self.present(w, page)
         else:
-            w = self.windows[0]
-            self.rewind.live(w)                   # the store page opens live
-            w.push_drill(page)
+            self.push_page(self.windows[0], page)
+        return True
+
+    def push_page(self, w: WallWindow, page: PageView) -> None:
+        """Show ``page`` on top of ``w`` (live: a REPLAY there ends), as a drill-down."""
+        self.rewind.live(w)
+        w.push_drill(page)
+        self.present(w, page)
+
+    def present(self, w: WallWindow, page: PageView) -> None:
+        """A page just shown on ``w``: wired for "rewind", painted, headers updated."""
         page.rewind_requested.connect(lambda iid, w=w: self.rewind.to_incident(w, iid))
         page.refresh(_all_dirty(), self.clock())
+        page.set_dimmed(self.stale)
         for frame in page.panels:
             frame.set_no_data(self._no_data)
         self._update_headers(self.clock())
         self._update_status_line()
-        return True
 
     def back(self, window: WallWindow | None = None) -> bool:
         """Esc: close an overlay, else the top drill-down page."""
@@ -358,6 +378,8 @@ class WallController(QObject):
             self._close_overlay(w)
             return True
         if self.rewind.live(w):                   # REPLAY -> LIVE at once
+            return True
+        if self.focus.escape(w):                  # back from an auto-focus
             return True
         if w.pop_drill():
             cur = w.current_page()
@@ -429,6 +451,7 @@ class WallController(QObject):
         if self.banner_until and now > self.banner_until:
             self.banner_until = 0.0
         self.rewind.second()
+        self.focus.second(now)
         self._rotate(now)
         self._update_headers(now)
         self._update_status_line()
@@ -505,7 +528,7 @@ class WallController(QObject):
         if self.paused:
             return
         for w in self.windows:
-            if not w.rotating or w.drill or len(w.pages) < 2 or w.replay is not None:
+            if not w.rotating or w.drill or len(w.pages) < 2 or w.replay is not None or w.auto_focus is not None:
                 continue
             page = w.pages[w.page_index]
             if page.duration_s and now - self._page_started >= page.duration_s:
@@ -545,7 +568,8 @@ class WallController(QObject):
                 page=page.title if page is not None and (w.drill or len(w.pages) > 1
                                                           or getattr(w, "store_window", False)) else "",
                 paused=self.paused and w.rotating, muted=self.alerts.muted or self.rewind.active(),
-                hub=self._hub_text(status), replay=self.rewind.header_text(w)))
+                hub=self._hub_text(status), replay=self.rewind.header_text(w),
+                focus=self.focus.header_text(w)))
 
     def _hub_text(self, status: Any) -> str:
         """Which hub the wall is on, when its --feed lists several (else "")."""
@@ -562,6 +586,8 @@ class WallController(QObject):
             parts.append(self.drill_error)
         if self.rewind.error:
             parts.append(self.rewind.error)
+        if self.focus.error:
+            parts.append(self.focus.error)
         if self.controls_ignored:
             parts.append(f"{self.tr('old control events ignored')}: {self.controls_ignored}")
         if self.hub_layouts_refused:
@@ -621,9 +647,12 @@ class WallController(QObject):
     def _alert(self, now: float) -> None:
         if self.rewind.active():
             return                                  # sounds off while replaying
+        if self.focus.play_due(now) is not None:
+            return                                  # a rule's sound: one sound a second
         severe = []
+        held = self.focus.held()                    # the rules repeat their own sounds
         for inc in self.state.open_incidents():
-            if inc.get("severity") in ("P1", "P2") and inc.get("status") == "open":
+            if inc.get("severity") in ("P1", "P2") and inc.get("status") == "open" and inc["id"] not in held:
                 severe.append((inc["id"], inc["severity"]))
         alert = self.alerts.due(severe, now)
         if alert is not None:

@@ -38,6 +38,8 @@ class HeaderStatus:
     hub: str = ""
     #: REPLAY on this window: the pill's text ("REPLAY 09:31:05 x4") in place of the feed state.
     replay: str = ""
+    #: Auto-focus on this window: why it shows what it shows ("P1 INC-1: auto-focus, Esc to return").
+    focus: str = ""
 
 
 def countdown_text(starts_at: float | None, now: float, lang: str) -> str:
@@ -53,6 +55,10 @@ def countdown_text(starts_at: float | None, now: float, lang: str) -> str:
     if h >= 48:
         return f"{label} T{sign}{h // 24}d {h % 24:02d}h"
     return f"{label} T{sign}{h:02d}:{m:02d}:{s:02d}"
+
+
+#: The auto-focus pill (the crit banner's red).
+FOCUS_COLOR = "#b0103a"
 
 
 class HeaderBar(QWidget):
@@ -101,9 +107,13 @@ class HeaderBar(QWidget):
         title = s.title + (f" — {s.page}" if s.page else "")
         return (title, clock, countdown_text(s.starts_at, s.now, self.lang), feed, counters)
 
+    def focus_text(self) -> str:
+        """The auto-focus pill's text ("" when none); drawn left of the clock."""
+        return self._status.focus if self._status is not None else ""
+
     def update_status(self, status: HeaderStatus) -> None:
         self._status = status
-        texts = self.texts()
+        texts = self.texts() + (status.focus,)
         if texts != self._texts:
             self._texts = texts
             self.update()
@@ -119,7 +129,7 @@ class HeaderBar(QWidget):
         if self._status is None:
             p.end()
             return
-        title, clock, countdown, feed, counters = self._texts
+        title, clock, countdown, feed, counters, focus = self._texts
         h = r.height()
         pad = int(h * 0.3)
         big = ui_font(max(10.0, h * 0.34), bold=True, fixed=True)
@@ -141,6 +151,15 @@ class HeaderBar(QWidget):
         p.setPen(QColor(self.theme.text))
         p.drawText(QRectF(x_right - clock_w, 0, clock_w, h), Qt.AlignmentFlag.AlignVCenter, clock)
         x_right -= clock_w + pad
+        if focus:   # why this screen shows what it shows: a crit pill, never missed
+            fw = fm.horizontalAdvance(focus) + pad * 2
+            box = QRectF(x_right - fw, h * 0.14, fw, h * 0.72)
+            p.setPen(Qt.PenStyle.NoPen)
+            p.setBrush(QColor(FOCUS_COLOR))
+            p.drawRoundedRect(box, h * 0.18, h * 0.18)
+            p.setPen(QColor("#ffffff"))
+            p.drawText(box, Qt.AlignmentFlag.AlignCenter, focus)
+            x_right -= fw + pad
         if countdown:
             cw = fm.horizontalAdvance(countdown)
             p.setPen(QColor(self.theme.accent))

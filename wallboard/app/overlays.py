@@ -14,7 +14,7 @@ SHORTCUTS: tuple[tuple[str, str], ...] = (
     ("PgUp / PgDn", "Previous / next rotation page (or layout)"),
     ("Space", "Pause / resume the rotation"),
     ("Ctrl+K", "Layout picker"),
-    ("Esc", "Back: close drill-down or overlay"),
+    ("Esc", "Back: close drill-down, overlay or auto-focus"),
     ("F11", "Full screen on / off"),
     ("M", "Mute / unmute alert sounds"),
     ("L", "Language: English / 中文"),

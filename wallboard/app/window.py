@@ -142,6 +142,8 @@ class WallWindow(QMainWindow):
         self.placement_note = ""
         self.mode_override: str | None = None  # F11's choice for this window
         self.picture_offset = (0, 0)          # burn-in shift (see shift_picture)
+        #: The layout rule's focus this window shows (``wallboard.layout.focus.Focus``), else None.
+        self.auto_focus: Any = None
 
     # -- pages -----------------------------------------------------------------------
     def set_pages(self, pages: list[PageView], rotating: bool) -> None:
@@ -220,6 +222,18 @@ class WallWindow(QMainWindow):
         top = self.drill[-1] if self.drill else (self.pages[self.page_index] if self.pages else None)
         if top is not None:
             self.stack.setCurrentWidget(top)
+        return True
+
+    def remove_drill(self, page: PageView) -> bool:
+        """Close one drill-down page wherever it is in the stack (an auto-focus page that
+        ends under a page opened over it); False when it is not there."""
+        if page not in self.drill:
+            return False
+        if page is self.drill[-1]:
+            return self.pop_drill()
+        self.drill.remove(page)
+        self.stack.removeWidget(page)
+        page.deleteLater()
         return True
 
     def set_status(self, text: str) -> None:
