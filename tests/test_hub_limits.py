@@ -94,7 +94,8 @@ def test_a_batch_over_the_burst_is_too_large_and_does_not_lock_normal_batches_ou
     assert "batch of 2000 events is larger than the rate limit allows at once (1000 events" in big.message
     assert isinstance(a2, P.Ack) and isinstance(a3, P.Ack) and (a2.first, a3.last) == (1, 1000)
     assert isinstance(limited, P.Error) and limited.code == "rate_limited" and 0 < limited.retry_after <= 0.5
-    assert "over 1000 events/s on this connection" in limited.message
+    assert "over 1000 events/s for this producer (its address and token, over its connections and HTTP " \
+           "requests)" in limited.message
     assert hub.stats()["rejects_too_large"] == 1
 
 
@@ -112,7 +113,7 @@ def test_http_batch_over_the_burst_is_413_and_rate_limited_says_when():
                 status, body, _ = await post([kpi(i) for i in range(11)])
                 assert status == 413 and body["error"] == "too_large"
                 assert "batch of 11 events is larger than the rate limit allows at once (10 events: --rate-limit " \
-                       "10 events/s over all HTTP producers)" in body["message"]
+                       "10 events/s per producer)" in body["message"]
                 assert (await post([kpi(i) for i in range(10)]))[0] == 200
                 status, body, headers = await post([kpi(1)])
                 assert status == 429 and body["error"] == "rate_limited" and headers["Retry-After"] == "1"
@@ -198,6 +199,19 @@ def test_ingest_queue_admits_a_batch_alone_and_refuses_past_its_limit():
     assert err.retry_after == 1.0 and err.message == (
         "ingest queue full: 100 bytes of events are waiting for their commit and this batch adds 1 (limit 100 "
         "bytes over all producers, --max-ingest-bytes)")
+
+
+def test_ingest_queue_gives_each_address_at_most_its_share():
+    q = IngestQueue(1000)                                   # share: a quarter
+    assert q.share == 250 and q.admit(400, "10.0.0.1")     # alone in its lane: goes
+    assert not q.room(1, "10.0.0.1") and q.room(500, "10.0.0.2") and q.room(500, None)
+    assert q.full_error(10, 1.0, "10.0.0.1").message == (
+        "ingest queue share full: 400 bytes of events from 10.0.0.1 are waiting for their commit and this "
+        "batch adds 10 (at most 250 bytes per address: a quarter of --max-ingest-bytes 1000)")
+    woke = []
+    q.on_release = lambda: woke.append(1)
+    q.release(400, "10.0.0.1")
+    assert q.room(250, "10.0.0.1") and q.lanes == {} and woke == [1]
 
 
 def cfg_small(**kw: Any) -> HubConfig:
@@ -422,4 +436,27 @@ def test_group_commit_is_capped_by_bytes_too():
     pending = [(Batch([ev] * 10, "flood", i, size=1 << 20), f"f{i}") for i in range(6)]
     pending.insert(3, (Batch([ev], "bystander", 1, size=300), "b1"))
     group, rest = take_group(pending, 20_000, 2 << 20)
-    assert [w for _, w in group] == ["f0", "b1"] and len(rest) == 5
+    assert [w for _, w in group] == ["b1"] and len(rest) == 6       # light first, in a group of its own
+    group, rest = take_group(rest, 20_000, 2 << 20)
+    assert [w for _, w in group] == ["f0", "f1"] and len(rest) == 4  # then the flood, capped by bytes
+
+
+def test_group_commit_puts_light_lanes_first_and_heavy_lanes_take_turns():
+    """Lanes are the senders' addresses: a light lane (at most LIGHT_BYTES queued) goes in
+    a group of its own ahead of heavy ones, whatever their order; heavy lanes take turns."""
+    from wallboard.hub.admission import LIGHT_BYTES, take_group
+    from wallboard.hub.batches import Batch
+
+    ev = {"type": "kpi"}
+    a = [(Batch([ev], None, None, size=1 << 20, lane="10.0.0.1"), f"a{i}") for i in range(3)]
+    b = [(Batch([ev], None, None, size=1 << 20, lane="10.0.0.2"), f"b{i}") for i in range(3)]
+    light = [(Batch([ev], "p", i, size=LIGHT_BYTES // 4, lane="10.0.0.3"), f"l{i}") for i in range(2)]
+    pending = a[:2] + b[:1] + light[:1] + a[2:] + b[1:] + light[1:]
+    group, rest = take_group(pending, 20_000, 2 << 20)
+    assert [w for _, w in group] == ["l0", "l1"]
+    group, rest = take_group(rest, 20_000, 2 << 20)
+    assert [w for _, w in group] == ["a0", "b0"]                      # one each, in arrival order
+    group, rest = take_group(rest, 20_000, 2 << 20)
+    assert [w for _, w in group] == ["a1", "b1"] and [w for _, w in rest] == ["a2", "b2"]
+    one = [(Batch([ev], None, None, size=1000, lane="10.0.0.1"), f"x{i}") for i in range(3)]
+    assert take_group(one, 20_000, 2 << 20) == (one, [])              # one lane within the caps: all

@@ -57,6 +57,8 @@ class Batch:
     digest: bytes | None = None
     #: bytes it arrived in (0: unknown); group commits are capped by it too
     size: int = 0
+    #: whose turn it takes in a group commit (the sender's address; None: by ``producer``)
+    lane: str | None = None
 
     @property
     def key(self) -> tuple[str, int] | None:

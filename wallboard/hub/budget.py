@@ -81,38 +81,66 @@ class IngestFull(JournalUnavailable):
 
 
 class IngestQueue:
-    """Bytes of events accepted and waiting for their commit, over all producers.
+    """Bytes of events accepted and waiting for their commit, over all producers, and per
+    *lane* (the sender's address): one address may hold at most ``share`` bytes (default
+    a quarter of ``limit``), so a flooder cannot fill the queue for everyone.
 
-    ``admit(n)`` takes ``n`` bytes when they fit under ``limit`` (or when nothing is
-    waiting: a batch alone always goes) and returns True; ``release(n)`` gives them back
-    when the batch is settled (committed, refused or failed)."""
+    ``admit(n, lane)`` takes ``n`` bytes when they fit under ``limit`` and the lane's
+    share (or when nothing is waiting there: a batch alone always goes) and returns True;
+    ``release(n, lane)`` gives them back when the batch is settled (committed, refused or
+    failed) and calls ``on_release``. Lane ``None`` (the hub's own producers) has no share."""
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, share: int | None = None) -> None:
         self.limit = int(limit)
+        self.share = int(share) if share is not None else max(1, self.limit // 4)
         self.bytes = 0
         self.batches = 0
         self.peak = 0
         self.refused = 0
+        self.lanes: dict[str, int] = {}
+        self.on_release: Callable[[], None] | None = None
 
-    def room(self, n: int) -> bool:
-        """Whether ``n`` more bytes would be admitted now (checked before a frame is even
-        parsed: a full queue refuses without the work of decoding and validating)."""
+    def _fits_all(self, n: int) -> bool:
         return not self.bytes or self.bytes + n <= self.limit
 
-    def admit(self, n: int) -> bool:
-        if self.bytes and self.bytes + n > self.limit:
+    def _fits_lane(self, n: int, lane: str | None) -> bool:
+        held = self.lanes.get(lane, 0) if lane is not None else 0
+        return not held or held + n <= self.share
+
+    def room(self, n: int, lane: str | None = None) -> bool:
+        """Whether ``n`` more bytes would be admitted now (checked before a frame is even
+        parsed: a full queue refuses without the work of decoding and validating)."""
+        return self._fits_all(n) and self._fits_lane(n, lane)
+
+    def admit(self, n: int, lane: str | None = None) -> bool:
+        if not self.room(n, lane):
             return False
         self.bytes += n
         self.batches += 1
+        if lane is not None:
+            self.lanes[lane] = self.lanes.get(lane, 0) + n
         if self.bytes > self.peak:
             self.peak = self.bytes
         return True
 
-    def release(self, n: int) -> None:
+    def release(self, n: int, lane: str | None = None) -> None:
         self.bytes = max(0, self.bytes - n)
         self.batches = max(0, self.batches - 1)
+        if lane is not None:
+            left = self.lanes.get(lane, 0) - n
+            if left > 0:
+                self.lanes[lane] = left
+            else:
+                self.lanes.pop(lane, None)
+        if self.on_release is not None:
+            self.on_release()
 
-    def full_error(self, n: int, retry_after: float) -> "IngestFull":
+    def full_error(self, n: int, retry_after: float, lane: str | None = None) -> "IngestFull":
+        if self._fits_all(n) and not self._fits_lane(n, lane):
+            return IngestFull(
+                f"ingest queue share full: {self.lanes.get(lane, 0)} bytes of events from {lane} are waiting for "
+                f"their commit and this batch adds {n} (at most {self.share} bytes per address: a quarter of "
+                f"--max-ingest-bytes {self.limit})", retry_after=retry_after)
         return IngestFull(
             f"ingest queue full: {self.bytes} bytes of events are waiting for their commit and this batch adds "
             f"{n} (limit {self.limit} bytes over all producers, --max-ingest-bytes)", retry_after=retry_after)

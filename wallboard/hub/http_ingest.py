@@ -43,9 +43,10 @@ from aiohttp import web
 from wallboard import protocol as P
 
 from .alert_mapping import MappingRules, PayloadError, map_webhook
-from .auth import bearer, empty_bearer, origin_allowed, printable
+from .admission import RateBuckets
+from .auth import bearer, empty_bearer, origin_allowed, peer_host, printable
 from .batches import BatchRefused, JournalUnavailable
-from .budget import IngestFull, TokenBucket, check_event_bytes
+from .budget import IngestFull, check_event_bytes
 
 if TYPE_CHECKING:  # pragma: no cover
     from .server import Hub
@@ -156,7 +157,9 @@ class HttpIngest:
         self.hub = hub
         self.mapping = mapping or MappingRules()
         self.max_body = max_body
-        self.bucket = TokenBucket(rate)
+        # one bucket per producer (address and token), shared with its websocket connections
+        # unless this port was given its own rate
+        self.buckets = hub.rate_buckets if rate_limit is None else RateBuckets(rate)
         self.requests: dict[tuple[str, int], int] = {}
         self.host = ""
         self.port = 0
@@ -284,8 +287,9 @@ class HttpIngest:
         size = request.content_length
         if size is not None and size > self.max_body:
             raise _Refusal(413, "too_large", f"body of {size} bytes: at most {self.max_body} bytes per request")
-        if not self.hub.ingest_queue.room(size or 0):  # full: refused before the body is read
-            e = self.hub._ingest_full(size or 0)
+        lane = peer_host(_remote(request))
+        if not self.hub.ingest_queue.room(size or 0, lane):  # full: refused before the body is read
+            e = self.hub._ingest_full(size or 0, lane)
             raise _Refusal(503, "unavailable", f"not applied: {e.message}; resend after the Retry-After delay",
                            retry_after=e.retry_after)
         data = bytearray()
@@ -301,17 +305,19 @@ class HttpIngest:
                            f"({len(data)} bytes arrived)") from None
         return bytes(data)
 
-    async def _submit(self, events: list[dict[str, Any]], producer: str | None = None,
+    async def _submit(self, request: web.Request, events: list[dict[str, Any]], producer: str | None = None,
                       batch: int | None = None, *, nbytes: int | None = None) -> tuple[int, int, bool]:
         n = len(events)
-        if self.bucket.over_burst(n):
-            raise _Refusal(413, "too_large", self.bucket.over_burst_message(n, "over all HTTP producers"),
-                           field="events")
-        if not self.bucket.take(n):
-            raise _Refusal(429, "rate_limited", f"over {self.bucket.rate:g} events/s: nothing applied, "
-                           "resend after the Retry-After delay", retry_after=self.bucket.retry_after(n))
+        lane = peer_host(_remote(request))
+        bucket = self.buckets.get(lane, bearer(request.headers.get("Authorization")))
+        if bucket.over_burst(n):
+            raise _Refusal(413, "too_large", bucket.over_burst_message(n, "per producer"), field="events")
+        if not bucket.take(n):
+            raise _Refusal(429, "rate_limited", f"over {bucket.rate:g} events/s for this producer (its address and "
+                           "token, over its HTTP requests and websocket connections): nothing applied, resend after "
+                           "the Retry-After delay", retry_after=bucket.retry_after(n))
         try:
-            (first, last), dup = await self.hub.submit(events, producer, batch, nbytes=nbytes)
+            (first, last), dup = await self.hub.submit(events, producer, batch, nbytes=nbytes, lane=lane)
         except JournalUnavailable as e:  # nothing applied: the producer resends the same request
             if not isinstance(e, IngestFull):  # a full queue is logged by the hub, once per interval
                 log.warning("HTTP ingest: journal unavailable: %s", e)
@@ -358,7 +364,7 @@ class HttpIngest:
                 what = "control events need the control role" if need == "control" else \
                     f"{ev['type']} events need the publish role (the token grants {', '.join(sorted(roles))})"
                 raise _Refusal(403, "forbidden", f"{where}event {i}: {what}", index=i, line=line, field="type")
-        first, last, dup = await self._submit(events, producer, batch, nbytes=len(body))
+        first, last, dup = await self._submit(request, events, producer, batch, nbytes=len(body))
         self.hub.count("http_events", len(events))
         return _json({"first": first, "last": last, "count": len(events), "duplicate": dup})
 
@@ -394,7 +400,7 @@ class HttpIngest:
                                 "instance=Grafana): nothing opened; [grafana] test_notifications = \"open\" in the "
                                 "--mapping file opens it as an incident")
         if mapped.events:
-            first, last, _ = await self._submit(mapped.events, nbytes=len(body))
+            first, last, _ = await self._submit(request, mapped.events, nbytes=len(body))
             reply.update(first=first, last=last, count=len(mapped.events))
         return _json(reply)
 

@@ -40,8 +40,9 @@ from wallboard import protocol as P
 from wallboard.state import LiveState, StateConfig
 from wallboard.state.snapshot import encode_snapshot_pieces, live_snapshot
 
-from .auth import Auth, PeerLimiter, RefusalLog, bearer, empty_bearer, origin_allowed, printable
-from .budget import EVENT_ESTIMATE, IngestQueue, SnapshotBudget, TokenBucket, check_event_bytes
+from .auth import Auth, PeerLimiter, RefusalLog, bearer, empty_bearer, origin_allowed, peer_host, printable
+from .admission import LaneActivity, RateBuckets, take_group
+from .budget import EVENT_ESTIMATE, IngestQueue, SnapshotBudget, check_event_bytes
 from .fanout import Tail, WallSender
 from .batches import DEDUPE_WINDOW_S, Batch, BatchRefused, GroupCommit, JournalUnavailable, batch_digest
 from .journal import Journal, open_journal
@@ -59,6 +60,9 @@ TARPIT_MAX = 256
 ENTITY_COUNTERS = ("evicted_devices", "refused_devices", "evicted_stores", "refused_stores")
 #: Seconds between two sweeps of batch keys older than the dedupe window.
 KEY_EXPIRY_S = 600.0
+#: Seconds a producer's next frame waits for room in the ingest queue (and its address's
+#: share of it) before it is answered ``unavailable`` with this as ``retry_after``.
+ROOM_WAIT_S = 1.0
 
 
 @dataclass
@@ -84,7 +88,7 @@ class HubConfig:
     batch_interval: float = 0.010       # at most one frame per wall per this many seconds
     commit_interval: float = 0.0        # least seconds between two journal commits (0: back to back)
     group_events: int = 20_000          # events per group commit before producers take turns
-    group_bytes: int = 4 << 20          # ... and bytes (as they arrived)
+    group_bytes: int = 4 << 20          # ... and bytes (as they arrived; max_frame while several senders are active)
     compact_every: int = 100_000        # events between snapshots
     encode_chunk: int = 10_000          # devices per piece of a compaction's snapshot encode
     keep_events: int = 100_000          # events kept for replay after a snapshot
@@ -190,6 +194,10 @@ class Hub:
         self.state = LiveState(self.state_config)
         self.tail = Tail(self.config.tail_events, self.config.tail_bytes)
         self.ingest_queue = IngestQueue(self.config.max_ingest_bytes)
+        self._room_waiters: list[asyncio.Future[None]] = []
+        self.rate_buckets = RateBuckets(self.config.rate_limit)  # per producer, websocket and HTTP
+        self.lanes = LaneActivity()  # senders active in the last second (group commit caps)
+        self.ingest_queue.on_release = self._wake_room_waiters
         self._ingest_full_logged = -1e18
         self._caps_seen, self._caps_logged = (0, 0), -1e18  # refused entity events, last warned
         self.walls: set[WallSender] = set()
@@ -415,7 +423,8 @@ class Hub:
 
     # ------------------------------------------------------------------ ingest
     def submit(self, events: list[dict[str, Any]], producer: str | None = None,
-               batch: int | None = None, *, nbytes: int | None = None) -> "asyncio.Future[tuple[tuple[int, int], bool]]":
+               batch: int | None = None, *, nbytes: int | None = None,
+               lane: str | None = None) -> "asyncio.Future[tuple[tuple[int, int], bool]]":
         """Queue validated events for the next group commit (event loop thread only).
 
         Returns a future of ``((first, last), duplicate)``; it resolves once the log has
@@ -427,16 +436,18 @@ class Hub:
 
         ``nbytes`` (the size the batch arrived in; default an estimate per event) counts
         against ``max_ingest_bytes`` until the batch is settled: past it the future fails
-        at once with ``JournalUnavailable`` (``ingest queue full``, retryable).
+        at once with ``JournalUnavailable`` (``ingest queue full``, retryable). ``lane``
+        (the sender's address) is its turn in group commits and its share of the queue
+        (:func:`wallboard.hub.admission.take_group`).
         """
         loop = asyncio.get_running_loop()
         out: asyncio.Future[tuple[tuple[int, int], bool]] = loop.create_future()
         queue = self.ingest_queue
         size = nbytes if nbytes is not None else EVENT_ESTIMATE * len(events)
-        if not queue.admit(size):
-            out.set_exception(self._ingest_full(size))
+        if not queue.admit(size, lane):
+            out.set_exception(self._ingest_full(size, lane))
             return out
-        out.add_done_callback(lambda f: queue.release(size))
+        out.add_done_callback(lambda f: queue.release(size, lane))
         digest = batch_digest(events) if producer is not None and batch is not None else None
         now = time.time()
         for ev in events:
@@ -445,23 +456,46 @@ class Hub:
                 ev["ts"] = now
         t0, ack = time.perf_counter(), self.metrics.ack
         out.add_done_callback(lambda f: f.cancelled() or f.exception() or ack.observe(time.perf_counter() - t0))
-        self._pending.append((Batch(events, producer, batch, digest, size), out))
+        self._pending.append((Batch(events, producer, batch, digest, size, lane), out))
+        self.lanes.seen(lane if lane is not None else producer, time.monotonic())
         assert self._pending_evt is not None
         self._pending_evt.set()
         return out
 
-    def _ingest_full(self, size: int) -> JournalUnavailable:
+    def _ingest_full(self, size: int, lane: str | None = None) -> JournalUnavailable:
         """Count and (once per ``refusal_log_s``) log a batch refused by the full ingest
         queue; the error to answer it with (``unavailable``, retryable)."""
         self.reject("ingest_full")
         queue = self.ingest_queue
         queue.refused += 1
-        err = queue.full_error(size, retry_after=1.0)
+        err = queue.full_error(size, retry_after=1.0, lane=lane)
         now = time.monotonic()
         if now - self._ingest_full_logged >= self.config.refusal_log_s:
             self._ingest_full_logged = now
             log.warning("%s: answered unavailable (%d batches refused so far)", err.message, queue.refused)
         return err
+
+    async def wait_room(self, n: int, lane: str | None, timeout: float = ROOM_WAIT_S) -> bool:
+        """Wait up to ``timeout`` s until ``n`` bytes fit the ingest queue and ``lane``'s
+        share of it (True), else False. The caller reads nothing more from that producer
+        meanwhile: a flood that does not wait for its acks waits in its socket buffers."""
+        queue, loop = self.ingest_queue, asyncio.get_running_loop()
+        end = loop.time() + timeout
+        while not queue.room(n, lane):
+            left = end - loop.time()
+            if left <= 0:
+                return False
+            fut = loop.create_future()
+            self._room_waiters.append(fut)
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(fut, left)
+        return True
+
+    def _wake_room_waiters(self) -> None:
+        waiters, self._room_waiters = self._room_waiters, []
+        for f in waiters:
+            if not f.done():
+                f.set_result(None)
 
     async def submit_retrying(self, events: list[dict[str, Any]], producer: str | None = None,
                               batch: int | None = None, *, attempts: int = 30) -> tuple[tuple[int, int], bool]:
@@ -506,7 +540,8 @@ class Hub:
         follower's work on this one."""
         assert self._pending_evt is not None
         self._pending_evt.clear()
-        work, self._pending = take_group(self._pending, self.config.group_events, self.config.group_bytes)
+        cap_bytes = self.lanes.group_bytes(time.monotonic(), self.config.group_bytes, self.config.max_frame)
+        work, self._pending = take_group(self._pending, self.config.group_events, cap_bytes)
         if self._pending:
             self._pending_evt.set()   # the rest goes into the next group
         if not work:
@@ -921,7 +956,8 @@ class Hub:
         roles: set[str] | None = self.auth.roles_for(header_token) if header_token is not None else None
         if roles is None and {"publish", "control"} & set(self.auth.open_roles()):
             roles = self.auth.roles_for(None)
-        bucket = TokenBucket(self.config.rate_limit)
+        lane = peer_host(_peer(ws))
+        bucket = self.rate_buckets.get(lane, header_token)
         acks: asyncio.Queue[Any] = asyncio.Queue(maxsize=64)
         sender = asyncio.create_task(self._ack_sender(ws, acks))
         violations = 0
@@ -931,19 +967,20 @@ class Hub:
                 if roles is None:  # authenticate from the first frame before validating it
                     token = self._first_token(raw)
                     roles = self.auth.roles_for(token)
+                    bucket = self.rate_buckets.get(lane, token)
                     if not roles & {"publish", "control"}:
                         await self._refuse(ws, "auth", "a publish or control token is required (first frame "
                                            "or Authorization header)" if token is None
                                            else "the token grants neither publish nor control")
                         return
-                if not self.ingest_queue.room(len(raw)):  # full: refused before any parsing
-                    err = self._ingest_full(len(raw))
-                    await acks.put(refusal_error(err))
-                    # and this connection is not read for retry_after (as its producer was asked
-                    # to wait): a flood that ignores it waits in its socket, costing no CPU here
-                    self.count("publish_pauses")
-                    await asyncio.sleep(err.retry_after)
-                    continue
+                if not self.ingest_queue.room(len(raw), lane):  # full: wait, before any parsing
+                    # this connection is not read meanwhile: a flood waits in its socket
+                    # buffers, costing no CPU here; still full after ROOM_WAIT_S: refused
+                    self.count("publish_waits")
+                    if not await self.wait_room(len(raw), lane):
+                        await acks.put(refusal_error(self._ingest_full(len(raw), lane)))
+                        self.count("publish_pauses")
+                        continue
                 try:
                     msg = self._decode(raw, ("publish",))
                 except P.ProtocolError as e:
@@ -980,15 +1017,15 @@ class Hub:
                     if bucket.over_burst(n):
                         self.reject("too_large")
                         await acks.put(P.Error(code="too_large", field="events",
-                                               message=bucket.over_burst_message(n, "per connection")))
+                                               message=bucket.over_burst_message(n, "per producer")))
                         continue
                     if not bucket.take(n):
                         self.reject("rate_limited")
                         await acks.put(P.Error(code="rate_limited", retry_after=bucket.retry_after(n), message=(
-                            f"over {self.config.rate_limit:g} events/s on this connection; batch not "
-                            "applied, resend it later")))
+                            f"over {self.config.rate_limit:g} events/s for this producer (its address and "
+                            "token, over its connections and HTTP requests); batch not applied, resend it later")))
                         continue
-                    fut = self.submit(msg.events, msg.producer, msg.batch, nbytes=len(raw))
+                    fut = self.submit(msg.events, msg.producer, msg.batch, nbytes=len(raw), lane=lane)
                     await acks.put((fut, msg.producer, msg.batch))
                     # frames already buffered are read without a suspension: give the loop
                     # (commits, fan-out, other producers) a turn between two batches
@@ -1120,40 +1157,6 @@ class Hub:
             await self.submit_retrying([ev], attempts=5)
         except (BatchRefused, JournalUnavailable) as e:
             wall.push(P.encode(refusal_error(e)))
-
-
-def take_group(pending: list[tuple[Batch, Any]], cap: int,
-               cap_bytes: int = 1 << 62) -> tuple[list[tuple[Batch, Any]], list[tuple[Batch, Any]]]:
-    """``(group, rest)``: the batches of the next group commit. All of them while they
-    hold at most ``cap`` events and ``cap_bytes`` bytes; past that, producers take turns
-    (each producer's oldest batch first, round by round, its own batches in order) until
-    the group is full, so a producer with megabytes queued does not make a bystander's
-    batch wait for all of it. Every group takes at least one batch."""
-    if (sum(len(b.events) for b, _ in pending) <= cap
-            and sum(b.size for b, _ in pending) <= cap_bytes):
-        return pending, []
-    queues: dict[Any, list[int]] = {}
-    for i, (b, _) in enumerate(pending):
-        queues.setdefault(b.producer, []).append(i)
-    chosen: set[int] = set()
-    n, nbytes, heads = 0, 0, {k: 0 for k in queues}
-    while True:
-        took = False
-        for k, idx in queues.items():
-            h = heads[k]
-            if h >= len(idx):
-                continue
-            b = pending[idx[h]][0]
-            if n == 0 or (n + len(b.events) <= cap and nbytes + b.size <= cap_bytes):
-                chosen.add(idx[h])
-                n += len(b.events)
-                nbytes += b.size
-                heads[k] = h + 1
-                took = True
-        if not took:
-            break
-    group = [w for i, w in enumerate(pending) if i in chosen]
-    return group, [w for i, w in enumerate(pending) if i not in chosen]
 
 
 def refusal_error(e: BatchRefused | JournalUnavailable) -> P.Error:

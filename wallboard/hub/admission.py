@@ -1,0 +1,137 @@
+"""Who goes next, and who may come in: the hub's admission rules that keep a flooder from
+delaying everyone else (issue 13; ``docs/security.md``). No I/O, no asyncio here.
+
+* :func:`take_group` -- the batches of the next group commit. Batches are grouped by
+  *lane* (the sender's address; the hub's own producers by their producer name). A lane
+  with little queued (at most :data:`LIGHT_BYTES`) is *light*: while light and heavy
+  lanes are both waiting, the light batches go first in a group of their own, so a
+  producer sending small batches waits for at most the commit in flight (about
+  ``group_bytes`` worth) and its own small one, never for a flooder's queue.
+* :class:`RateBuckets` -- one :class:`~wallboard.hub.budget.TokenBucket` per producer
+  (its address and credential), shared by its websocket connections and its HTTP
+  requests.
+* :class:`EntityRoom` -- whether a batch's new devices / stores fit under
+  ``max_devices`` / ``max_stores``, checked before the batch is queued (a refusal names
+  the event), with the new ids of queued batches reserved until they are applied.
+* :class:`ConnectionCount` -- open connections, in all and per address.
+"""
+from __future__ import annotations
+
+import hashlib
+import time
+from collections import OrderedDict
+from typing import Any, Callable
+
+from .budget import TokenBucket
+
+#: A lane with at most this many bytes queued is light: its batches go first.
+LIGHT_BYTES = 64 << 10
+
+
+def _lane(b: Any) -> Any:
+    return b.lane if b.lane is not None else b.producer
+
+
+def take_group(pending: list[tuple[Any, Any]], cap: int,
+               cap_bytes: int = 1 << 62) -> tuple[list[tuple[Any, Any]], list[tuple[Any, Any]]]:
+    """``(group, rest)``: the batches of the next group commit.
+
+    With one lane waiting (or only light ones): all of them while they hold at most
+    ``cap`` events and ``cap_bytes`` bytes. With light and heavy lanes waiting: the light
+    lanes' batches alone. Past the caps lanes take turns (each lane's oldest batch first,
+    round by round, its own batches in order) until the group is full. Every group takes
+    at least one batch; a lane's batches keep their order."""
+    queues: dict[Any, list[int]] = {}
+    held: dict[Any, int] = {}
+    for i, (b, _) in enumerate(pending):
+        k = _lane(b)
+        queues.setdefault(k, []).append(i)
+        held[k] = held.get(k, 0) + b.size
+    if len(queues) > 1:
+        light = [k for k in queues if held[k] <= LIGHT_BYTES]
+        if light and len(light) < len(queues):
+            queues = {k: queues[k] for k in light}
+    elif (sum(len(b.events) for b, _ in pending) <= cap and sum(b.size for b, _ in pending) <= cap_bytes):
+        return pending, []
+    chosen: set[int] = set()
+    n, nbytes, heads = 0, 0, {k: 0 for k in queues}
+    while True:
+        took = False
+        for k, idx in queues.items():
+            h = heads[k]
+            if h >= len(idx):
+                continue
+            b = pending[idx[h]][0]
+            if n == 0 or (n + len(b.events) <= cap and nbytes + b.size <= cap_bytes):
+                chosen.add(idx[h])
+                n += len(b.events)
+                nbytes += b.size
+                heads[k] = h + 1
+                took = True
+        if not took:
+            break
+    if len(chosen) == len(pending):
+        return pending, []
+    group = [w for i, w in enumerate(pending) if i in chosen]
+    return group, [w for i, w in enumerate(pending) if i not in chosen]
+
+
+class LaneActivity:
+    """The lanes that submitted within the last ``window`` seconds: while more than one
+    did, a group commit holds at most ``contended_bytes`` (one frame), so the commit in
+    flight that a light producer's batch waits for is short; a producer alone keeps the
+    full ``group_bytes`` (its throughput)."""
+
+    def __init__(self, window: float = 1.0, max_lanes: int = 4096) -> None:
+        self.window, self.max_lanes = window, max_lanes
+        self._seen: dict[Any, float] = {}
+
+    def seen(self, lane: Any, now: float) -> None:
+        self._seen[lane] = now
+        if len(self._seen) > self.max_lanes:
+            self.active(now)
+
+    def active(self, now: float) -> int:
+        """Lanes seen within the window (older ones are forgotten)."""
+        old = [k for k, t in self._seen.items() if now - t > self.window]
+        for k in old:
+            del self._seen[k]
+        return len(self._seen)
+
+    def group_bytes(self, now: float, group_bytes: int, contended_bytes: int) -> int:
+        return min(group_bytes, contended_bytes) if len(self._seen) > 1 and self.active(now) > 1 else group_bytes
+
+
+class RateBuckets:
+    """One :class:`TokenBucket` of ``rate`` events/s per producer, where a producer is its
+    address and the token it presented (none: ``-``): its websocket connections and its
+    HTTP requests take from the same bucket. Holds at most ``max_producers`` buckets (the
+    least recently used is forgotten first; it would have been full again by then unless
+    that many producers are busy at once)."""
+
+    def __init__(self, rate: float, max_producers: int = 4096, clock: Callable[[], float] = time.monotonic) -> None:
+        self.rate, self.max_producers, self.clock = float(rate), max_producers, clock
+        self._buckets: OrderedDict[str, TokenBucket] = OrderedDict()
+
+    @staticmethod
+    def key(address: str, token: str | None) -> str:
+        """``address`` and a digest of ``token`` (never the token itself)."""
+        cred = hashlib.blake2b(token.encode(), digest_size=8).hexdigest() if token else "-"
+        return f"{address} {cred}"
+
+    def get(self, address: str, token: str | None) -> TokenBucket:
+        k = self.key(address, token)
+        b = self._buckets.get(k)
+        if b is None:
+            b = self._buckets[k] = TokenBucket(self.rate, clock=self.clock)
+            while len(self._buckets) > self.max_producers:
+                self._buckets.popitem(last=False)
+        else:
+            self._buckets.move_to_end(k)
+        return b
+
+    def __len__(self) -> int:
+        return len(self._buckets)
+
+
+__all__ = ["take_group", "LIGHT_BYTES", "LaneActivity", "RateBuckets"]
