@@ -123,6 +123,49 @@ def test_http_batch_over_the_burst_is_413_and_rate_limited_says_when():
     run(main())
 
 
+def test_websocket_and_http_of_one_producer_take_from_one_rate_bucket():
+    """A producer (its address and token) has one bucket over its websocket connections
+    and its HTTP requests; another token from the same address has its own."""
+    from wallboard.hub.admission import RateBuckets
+
+    tokens = {"publish": "p" * 16}
+    other = "q" * 16
+
+    async def main() -> None:
+        hub = Hub(HubConfig(host="127.0.0.1", port=0, journal=None, rate_limit=100),
+                  auth=Auth(grants={"p" * 16: {"publish"}, other: {"publish"}}))
+        await hub.astart()
+        ingest = await start_http_ingest(hub, "127.0.0.1", 0)
+        try:
+            async with connect(hub.publish_url, additional_headers={"Authorization": f"Bearer {tokens['publish']}"}) as ws, \
+                    connect(hub.publish_url) as ws2:
+                await ws.send(P.encode(P.Publish(events=[kpi(i) for i in range(95)])))
+                assert isinstance(await recv(ws), P.Ack)
+                await ws2.send(P.encode(P.Publish(events=[kpi(i) for i in range(60)], token=tokens["publish"])))
+                limited = await recv(ws2)            # a second connection, same producer: same bucket
+                assert isinstance(limited, P.Error) and limited.code == "rate_limited"
+            async with aiohttp.ClientSession() as s:
+                async def post(token: str) -> tuple[int, dict]:
+                    async with s.post(ingest.url + "/events", data=orjson.dumps([kpi(i) for i in range(100)]),
+                                      headers={"Content-Type": "application/json",
+                                               "Authorization": f"Bearer {token}"}) as r:
+                        return r.status, await r.json()
+                status, body = await post(tokens["publish"])
+                assert status == 429 and body["error"] == "rate_limited"
+                assert body["message"].startswith("over 100 events/s for this producer (its address and token, "
+                                                  "over its HTTP requests and websocket connections)")
+                assert (await post(other))[0] == 200   # another token: another producer
+        finally:
+            await ingest.stop()
+            await hub.astop()
+    run(main())
+    rb = RateBuckets(10, max_producers=2)
+    a = rb.get("10.0.0.1", "t" * 16)
+    assert rb.get("10.0.0.1", "t" * 16) is a and rb.get("10.0.0.1", None) is not a
+    rb.get("10.0.0.2", None)
+    assert len(rb) == 2 and "t" * 16 not in RateBuckets.key("10.0.0.1", "t" * 16)
+
+
 # ---------------------------------------------------------------------- event bytes
 def test_check_event_bytes_skips_small_frames_and_names_the_event():
     evs = [kpi(1), kpi(2, pad=3000)]

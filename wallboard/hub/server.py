@@ -42,7 +42,7 @@ from wallboard.state.snapshot import encode_snapshot_pieces, live_snapshot
 
 from .auth import Auth, PeerLimiter, RefusalLog, bearer, empty_bearer, origin_allowed, peer_host, printable
 from .admission import LaneActivity, RateBuckets, take_group
-from .budget import EVENT_ESTIMATE, IngestQueue, SnapshotBudget, check_event_bytes
+from .budget import EVENT_ESTIMATE, IngestQueue, SnapshotBudget, TokenBucket, check_event_bytes
 from .fanout import Tail, WallSender
 from .batches import DEDUPE_WINDOW_S, Batch, BatchRefused, GroupCommit, JournalUnavailable, batch_digest
 from .journal import Journal, open_journal
@@ -957,7 +957,8 @@ class Hub:
         if roles is None and {"publish", "control"} & set(self.auth.open_roles()):
             roles = self.auth.roles_for(None)
         lane = peer_host(_peer(ws))
-        bucket = self.rate_buckets.get(lane, header_token)
+        bucket: TokenBucket | None = None  # the producer's (its address and first token), at its first batch
+        token = header_token
         acks: asyncio.Queue[Any] = asyncio.Queue(maxsize=64)
         sender = asyncio.create_task(self._ack_sender(ws, acks))
         violations = 0
@@ -967,7 +968,6 @@ class Hub:
                 if roles is None:  # authenticate from the first frame before validating it
                     token = self._first_token(raw)
                     roles = self.auth.roles_for(token)
-                    bucket = self.rate_buckets.get(lane, token)
                     if not roles & {"publish", "control"}:
                         await self._refuse(ws, "auth", "a publish or control token is required (first frame "
                                            "or Authorization header)" if token is None
@@ -994,6 +994,8 @@ class Hub:
                         return
                     continue
                 assert isinstance(msg, P.Publish)
+                if bucket is None:
+                    bucket = self.rate_buckets.get(lane, token or msg.token)
                 have = roles | self.auth.roles_for(msg.token) if msg.token else roles
                 for i, ev in enumerate(msg.events):
                     need = "control" if ev["type"] == "control" else "publish"
