@@ -128,6 +128,9 @@ def run_wall(args: Any) -> int:
     from wallboard.feed import FeedClient
     from wallboard.state import LiveState
 
+    from wallboard.gctune import tune_gc
+
+    tune_gc()   # the feed's decoded events would otherwise trigger ~100 young collections/s
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("wallboard")
 

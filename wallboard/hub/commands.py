@@ -251,8 +251,10 @@ def cmd_hub(args: argparse.Namespace) -> int:
     from .journal_guard import JournalRefused
     from .server import Hub, HubConfig, configure_logging
     from .simulator import ScenarioError, load_scenario
+    from ..gctune import tune_gc
 
     configure_logging(args.log_level)
+    tune_gc()
     try:
         if args.demo:
             load_scenario(args.demo)
