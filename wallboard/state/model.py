@@ -45,8 +45,10 @@ from .series import KpiStore, VoiceLog
 
 _seq_of = operator.itemgetter("seq")
 #: Device events made only of these keys take the inline path in ``apply`` (they cannot
-#: move the device between stores/kinds, change its ttl or delete it).
-_FAST_KEYS = frozenset(("type", "id", "ts", "seq", "status", "metrics", "msg", "name"))
+#: change its ttl or delete it; a store or kind other than the record's takes the general
+#: path, which moves the device).
+_FAST_KEYS = frozenset(("type", "id", "ts", "seq", "status", "metrics", "msg", "name", "store", "kind"))
+_SAME = object()   # "key absent" for apply's store/kind comparison
 #: Records (stores + devices + changes + incidents) created since the last ``gc.freeze``
 #: that trigger the next one; see the module docstring.
 GC_FREEZE_STEP = 5_000
@@ -222,14 +224,21 @@ class LiveState:
             # set are exactly the usual status update; anything else is checked key by key
             if len(ev) == 6 and t is not None and x is not None and m is not None:
                 extra = False
-            elif t is not None and ev.keys() <= fast_keys:
+            elif ev.keys() <= fast_keys:
+                # store / kind repeated unchanged (producers usually send both every
+                # time) stay on this path; a move or a new kind takes the general one
+                if (ev.get("store", _SAME) is not _SAME and ev["store"] != rec.get("store")) or \
+                        (ev.get("kind", _SAME) is not _SAME and ev["kind"] != rec.get("kind")):
+                    device_path(ev, now, dirty)
+                    continue
                 extra = True
             else:
-                device_path(ev, now, dirty)             # moved, ttl, deleted, x_*
+                device_path(ev, now, dirty)             # ttl, deleted, x_*
                 continue
             # Inline path: only keys of _FAST_KEYS, set one by one (cheaper than update(),
-            # and the record keeps its interned type/id/status objects).
-            rec["ts"] = t
+            # and the record keeps its interned type/id/store/kind/status objects).
+            if t is not None:
+                rec["ts"] = t
             rec["seq"] = ev["seq"]
             rec["last_seen"] = now
             if x is not None:
