@@ -44,6 +44,7 @@ import logging
 import sqlite3
 import threading
 import time
+import zlib
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -100,8 +101,31 @@ class History:
 
 
 #: A journal keeps older snapshots for replays (``history``) at least this far apart
-#: (seconds of their storing time); the newest is always kept.
-SNAPSHOT_GAP_S = 60.0
+#: (seconds of their storing time); the newest is always kept. The hub stores one every
+#: ``compact_every`` events (10 s at 10,000 events/s), so a replay rebuilds at most that
+#: many events on top of a snapshot, whatever the length of the history.
+SNAPSHOT_GAP_S = 5.0
+#: Compressed bytes the SQLite journal spends on snapshots at most (default): past it,
+#: older snapshots are thinned evenly (the one whose neighbours are closest goes), so
+#: replays over a long history get slower, never the disk fuller.
+SNAPSHOT_BUDGET = 8 << 30
+#: ``snapshots.codec``: how the stored bytes are the JSON (0: as they are, the files of
+#: older versions; 1: zlib, level ``SNAPSHOT_ZLIB_LEVEL``, ~17x on a 100,000-device state).
+CODEC_RAW, CODEC_ZLIB = 0, 1
+SNAPSHOT_ZLIB_LEVEL = 1
+
+
+def decode_snapshot_blob(blob: bytes, codec: int, where: str) -> bytes:
+    """The snapshot JSON of stored bytes; ``RuntimeError`` naming ``where`` when they do
+    not decode (a damaged file) or the codec is unknown (a newer version's file)."""
+    if codec == CODEC_RAW:
+        return blob
+    if codec == CODEC_ZLIB:
+        try:
+            return zlib.decompress(blob)
+        except zlib.error as e:
+            raise RuntimeError(f"{where}: compressed snapshot does not decompress ({e}); the file is damaged") from None
+    raise RuntimeError(f"{where}: snapshot codec {codec!r} unknown (a newer wallboard's file?); expected 0 or 1")
 
 
 @dataclass
@@ -314,13 +338,18 @@ class SqliteJournal:
     older versions) means ``data`` is the JSON; otherwise the JSON is the ``data`` of the
     ``snapshot_parts`` rows ``(seq, 0 .. parts-1)``, written each in its own transaction
     *before* the ``snapshots`` row, whose commit makes the snapshot exist. Parts without
-    their row (a crash mid-write) are deleted on open.
+    their row (a crash mid-write) are deleted on open. ``codec`` says how the stored
+    bytes are the JSON (``CODEC_ZLIB`` since snapshots are kept for replays, every one the
+    hub makes, within ``snapshot_budget`` bytes: ``size``; ``CODEC_RAW`` in older files).
     """
 
     def __init__(self, path: str | Path, *, dedupe_window: float = DEDUPE_WINDOW_S, new_epoch: bool = False,
-                 retain_s: float = 0.0) -> None:
+                 retain_s: float = 0.0, snapshot_budget: int = SNAPSHOT_BUDGET) -> None:
         self.path = Path(path)
         self.window = dedupe_window
+        #: compressed snapshot bytes kept at most (older ones thinned evenly past it)
+        self.snapshot_budget = snapshot_budget
+        self.snapshots_thinned = 0
         #: events committed less than this many seconds ago are kept by ``compact`` (for
         #: replays), whatever its ``keep``; 0: ``keep`` alone decides
         self.retain_s = retain_s
@@ -406,6 +435,10 @@ class SqliteJournal:
             db.execute("ALTER TABLE snapshots ADD COLUMN parts INTEGER NOT NULL DEFAULT 0")
         if "at" not in columns:
             db.execute("ALTER TABLE snapshots ADD COLUMN at REAL NOT NULL DEFAULT 0")
+        if "codec" not in columns:   # snapshots before they were compressed: JSON as it is
+            db.execute("ALTER TABLE snapshots ADD COLUMN codec INTEGER NOT NULL DEFAULT 0")
+        if "size" not in columns:    # stored bytes (the budget); older rows count as 0
+            db.execute("ALTER TABLE snapshots ADD COLUMN size INTEGER NOT NULL DEFAULT 0")
         db.execute("DELETE FROM snapshot_parts WHERE seq NOT IN (SELECT seq FROM snapshots)")
         if db.execute("SELECT 1 FROM sqlite_master WHERE name='batches'").fetchone():
             # a journal of the version that kept batch ranges without their content digest:
@@ -444,12 +477,14 @@ class SqliteJournal:
         the seq when a snapshot's parts are missing: a damaged file)."""
         with self._urgent():
             row = self._db.execute(
-                "SELECT seq, data, parts FROM snapshots ORDER BY seq DESC LIMIT 1").fetchone()
-            snap_seq, blob = (row[0], self._snapshot_blob(*row)) if row else (0, None)
+                "SELECT seq, data, parts, codec FROM snapshots ORDER BY seq DESC LIMIT 1").fetchone()
+            snap_seq, blob = (row[0], self._snapshot_blob(*row[:3])) if row else (0, None)
             events = [orjson.loads(d) for _, _, d in self._rows_after(snap_seq)]
-        return Recovered(snap_seq, orjson.loads(blob) if blob is not None else None, events, self.last_seq)
+        snap = orjson.loads(self._snapshot_json(snap_seq, blob, row[3])) if row else None
+        return Recovered(snap_seq, snap, events, self.last_seq)
 
     def _snapshot_blob(self, seq: int, data: bytes, parts: int) -> bytes:
+        """The stored bytes of the snapshot at ``seq`` (under the lock)."""
         if not parts:
             return data
         chunks = [d for (d,) in self._db.execute(
@@ -458,6 +493,10 @@ class SqliteJournal:
             raise RuntimeError(f"journal {self.path}: snapshot at seq {seq} has {len(chunks)} of its "
                                f"{parts} parts; expected all (the file is damaged)")
         return b"".join(chunks)
+
+    def _snapshot_json(self, seq: int, blob: bytes, codec: int) -> bytes:
+        """The JSON of stored snapshot bytes (outside the lock: decompression takes ~50 ms)."""
+        return decode_snapshot_blob(blob, codec, f"journal {self.path}: snapshot at seq {seq}")
 
     def append(self, batches: list[Batch]) -> GroupCommit:
         """Number the batches, refuse or answer resends (:func:`wallboard.hub.batches.plan`)
@@ -547,14 +586,14 @@ class SqliteJournal:
                     return None
                 return History(0, None, None, [])
             target, seq_at = row[1] or row[0], row[2]
-            snap = db.execute("SELECT seq, data, parts FROM snapshots WHERE seq <= ? ORDER BY seq DESC LIMIT 1",
-                              (target,)).fetchone()
-            base, blob = (snap[0], self._snapshot_blob(*snap)) if snap else (0, None)
+            snap = db.execute("SELECT seq, data, parts, codec FROM snapshots WHERE seq <= ? ORDER BY seq DESC "
+                              "LIMIT 1", (target,)).fetchone()
+            base, blob = (snap[0], self._snapshot_blob(*snap[:3])) if snap else (0, None)
             if base + 1 < self.first_kept and base < target:
                 return None
             rows = list(self._rows_after(base, upto=target))
-        return History(target, seq_at, orjson.loads(blob) if blob is not None else None,
-                       [orjson.loads(d) for _, _, d in rows], [a for _, a, _ in rows])
+        data = orjson.loads(self._snapshot_json(base, blob, snap[3])) if snap else None
+        return History(target, seq_at, data, [orjson.loads(d) for _, _, d in rows], [a for _, a, _ in rows])
 
     def expire_keys(self) -> int:
         """Forget batch keys committed longer ago than the window, ``COMPACT_CHUNK`` rows
@@ -657,28 +696,43 @@ class SqliteJournal:
             newest = self._db.execute("SELECT MAX(seq) FROM snapshots").fetchone()[0]
         if newest is not None and newest >= seq:
             return
+        blob = zlib.compress(blob, SNAPSHOT_ZLIB_LEVEL)   # without the GIL, in this worker thread
         view = memoryview(blob)    # parts without copies
         pieces = [view[i:i + SNAPSHOT_PART] for i in range(0, len(blob), SNAPSHOT_PART)] or [view]
         put = "INSERT OR REPLACE INTO snapshot_parts VALUES (?, ?, ?)"
         for part, piece in enumerate(pieces[:-1]):
             self._tx((put, (seq, part, piece)))
         self._tx((put, (seq, len(pieces) - 1, pieces[-1])),
-                 ("INSERT OR REPLACE INTO snapshots (seq, data, parts, at) VALUES (?, ?, ?, ?)",
-                  (seq, b"", len(pieces), time.time())))
+                 ("INSERT OR REPLACE INTO snapshots (seq, data, parts, at, codec, size) VALUES (?, ?, ?, ?, ?, ?)",
+                  (seq, b"", len(pieces), time.time(), CODEC_ZLIB, len(blob))))
         self._thin_snapshots(seq)
 
     def _thin_snapshots(self, newest: int) -> None:
         """Keep older snapshots (for replays) at least ``SNAPSHOT_GAP_S`` apart: the one
         stored just before ``newest`` goes when it is younger than that after the one
-        before it."""
+        before it. Then, while all of them take more than ``snapshot_budget`` bytes, thin
+        them evenly: of the ones between the oldest and the newest (both stay), the one
+        whose neighbours are the fewest events apart goes."""
         with self._step():
             rows = self._db.execute("SELECT seq, at FROM snapshots WHERE seq < ? ORDER BY seq DESC LIMIT 2",
                                     (newest,)).fetchall()
         if len(rows) == 2 and rows[0][1] - rows[1][1] < SNAPSHOT_GAP_S:
-            self._tx(("DELETE FROM snapshots WHERE seq = ?", (rows[0][0],)))
-            while self._tx(("DELETE FROM snapshot_parts WHERE rowid IN (SELECT rowid FROM "
-                            "snapshot_parts WHERE seq = ? LIMIT 4)", (rows[0][0],))):
-                pass
+            self._drop_snapshot(rows[0][0])
+        with self._step():
+            kept = self._db.execute("SELECT seq, size FROM snapshots ORDER BY seq").fetchall()
+        total = sum(size for _, size in kept)
+        while total > self.snapshot_budget and len(kept) > 2:
+            i = min(range(1, len(kept) - 1), key=lambda k: kept[k + 1][0] - kept[k - 1][0])
+            self._drop_snapshot(kept[i][0])
+            total -= kept.pop(i)[1]
+            self.snapshots_thinned += 1
+
+    def _drop_snapshot(self, seq: int) -> None:
+        """Delete one snapshot: its row first (it no longer exists), then its parts."""
+        self._tx(("DELETE FROM snapshots WHERE seq = ?", (seq,)))
+        while self._tx(("DELETE FROM snapshot_parts WHERE rowid IN (SELECT rowid FROM "
+                        "snapshot_parts WHERE seq = ? LIMIT 4)", (seq,))):
+            pass
 
     def drop_snapshots_before(self, seq: int) -> None:
         """Compaction step 2: delete snapshots older than ``seq`` (their rows first, in one

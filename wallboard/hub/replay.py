@@ -19,12 +19,16 @@ commit time, then expired as of T), so it is the state the live hub had at T.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gc
 import logging
+import threading
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Iterator
 
 from wallboard import protocol as P
 from wallboard.state import LiveState
+from wallboard.state.snapshot import live_snapshot
 
 from .fanout import events_frame
 
@@ -48,6 +52,37 @@ def state_at(hub: "Hub", at: float) -> tuple[int, float, list[bytes]]:
     """``(seq, moment, snapshot frames)`` of the state at ``at`` (blocking: worker
     thread). The moment is ``at``, or the earliest the log holds when ``at`` is older;
     raises :class:`ReplayGone` when nothing that old or older is held."""
+    with gc_paused():
+        return _state_at(hub, at)
+
+
+_gc_lock = threading.Lock()
+_gc_pausers = 0
+_gc_was_enabled = True
+
+
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+    """No automatic garbage collection while a replay state is rebuilt (~100,000 records
+    and as many decoded events made at once: the collections they trigger scan them
+    again and again, ~30% of a seek). Process-wide, for the second or so of a rebuild;
+    nested and concurrent rebuilds share one pause, the last one out restores it."""
+    global _gc_pausers, _gc_was_enabled
+    with _gc_lock:
+        if _gc_pausers == 0:
+            _gc_was_enabled = gc.isenabled()
+            gc.disable()
+        _gc_pausers += 1
+    try:
+        yield
+    finally:
+        with _gc_lock:
+            _gc_pausers -= 1
+            if _gc_pausers == 0 and _gc_was_enabled:
+                gc.enable()
+
+
+def _state_at(hub: "Hub", at: float) -> tuple[int, float, list[bytes]]:
     journal = hub.journal
     hist = journal.history(at)
     if hist is None:
@@ -59,8 +94,11 @@ def state_at(hub: "Hub", at: float) -> tuple[int, float, list[bytes]]:
         if hist is None:
             raise ReplayGone(f"the log holds no moment at or before {at:.3f}")
     snap = hist.snapshot
-    state = (LiveState.from_snapshot(snap, hub.state_config, validate=False) if snap is not None
-             else LiveState(hub.state_config))
+    # the journal's own snapshot, decoded for this call alone: taken as it is (no copies),
+    # and this short-lived state leaves the process's collector (gc.freeze) alone
+    state = (LiveState.from_snapshot(snap, hub.state_config, validate=False, take=True, settle_gc=False)
+             if snap is not None else LiveState(hub.state_config))
+    state._gc_settles = False
     group: list[dict[str, Any]] = []
     group_at = None
     for ev_at, ev in zip(hist.ats, hist.events):   # each batch at its own commit time
@@ -75,7 +113,8 @@ def state_at(hub: "Hub", at: float) -> tuple[int, float, list[bytes]]:
         state.apply(group, group_at or at, checked=True)
     state.seq = max(state.seq, hist.seq)
     state.tick(at)
-    parts = P.split_snapshot(state.snapshot(now=at), hub.config.snapshot_records)
+    # the state is this call's own: its live records are encoded as they are (no copies)
+    parts = P.split_snapshot(live_snapshot(state, now=at), hub.config.snapshot_records)
     frames = [P.encode(P.Snapshot(seq=state.seq, part=i, parts=len(parts), data=d)) for i, d in enumerate(parts)]
     return state.seq, at, frames
 

@@ -277,6 +277,55 @@ class Fleet:
         else:
             self._arm(did, rec["last_seen"] + self._ttl(rec))
 
+    def load_devices(self, recs: list[dict[str, Any]], expired: set[str]) -> None:
+        """:meth:`restore_device` for every record of a snapshot at once, into a fleet that
+        holds no device yet: the same records, counts and deadlines, without the per-record
+        calls and dirty marks (a loaded state is repainted whole). The records are kept as
+        they are (the caller gives them away); ``id``/``status``/``last_seen`` are checked
+        already and the ids are distinct."""
+        assert not self.devices, "load_devices: only into an empty fleet"
+        devices, sdevs, scount, ccount, kcount = self.devices, self.sdevs, self.scount, self.ccount, self.kcount
+        stores, store_city, default = self.stores, self.store_city, self.default_ttl
+        status_obj = _STATUS_OBJ
+        deadlines: list[tuple[float, str]] = []
+        orphans = 0
+        for rec in recs:
+            did = rec["id"]
+            rec["type"] = "device"
+            sid = rec.get("store")
+            if sid is not None:
+                rec["store"] = sid = intern(sid)
+            kind = rec.get("kind", NO_KIND)
+            if kind is not None and kind is not NO_KIND:
+                rec["kind"] = kind = intern(kind)
+            eff = rec["status"] = status_obj[rec["status"]]
+            devices[did] = rec
+            if expired and did in expired:
+                eff = "unknown"
+            else:
+                deadlines.append((rec["last_seen"] + rec.get("ttl_s", default), did))
+            c = scount.get(sid)
+            if c is None:
+                sdevs[sid] = {did}
+                c = scount[sid] = zero_counts()
+            else:
+                sdevs[sid].add(did)
+            c[eff] += 1
+            if sid not in stores:
+                orphans += 1
+            city = store_city.get(sid)
+            if city is not None:
+                ccount[city][eff] += 1
+            kc = kcount.get(kind)
+            if kc is None:
+                kc = kcount[kind] = zero_counts()
+            kc[eff] += 1
+        self.orphans += orphans
+        self.expired |= expired
+        self.armed.update((did, t) for t, did in deadlines)
+        self.heap.extend(deadlines)
+        heapq.heapify(self.heap)
+
     def expire(self, now: float, dirty: Dirty) -> int:
         """Turn devices silent past their ttl into ``unknown``; return how many."""
         heap, armed, devices = self.heap, self.armed, self.devices

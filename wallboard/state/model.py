@@ -84,6 +84,7 @@ class LiveState:
         self._last_msg: float | None = None
         self._clock: float | None = None   # the latest ``now`` given to apply/touch/tick
         self._frozen_size = 0          # records held at the last gc freeze
+        self._gc_settles = True        # False: never gc.collect/freeze (from_snapshot settle_gc)
 
     def _record_count(self) -> int:
         fleet = self._fleet
@@ -95,6 +96,8 @@ class LiveState:
         grown by ``GC_FREEZE_STEP`` records (called by ``apply`` and ``from_snapshot``).
         ``reclaim`` (a snapshot load, i.e. a resync) first unfreezes everything, so the
         full collection also frees reference cycles that died while frozen."""
+        if not self._gc_settles:
+            return
         size = self._record_count()
         grown = size - self._frozen_size
         if grown >= GC_FREEZE_STEP:
@@ -448,16 +451,18 @@ class LiveState:
 
     @classmethod
     def from_snapshot(cls, data: dict[str, Any], config: StateConfig | None = None,
-                      validate: bool = True, now: float | None = None) -> "LiveState":
+                      validate: bool = True, now: float | None = None, *, take: bool = False,
+                      settle_gc: bool = True) -> "LiveState":
         """Build a state equal to the one that made ``data``; raises ``SnapshotError``
         naming the bad key. After loading, repaint everything (``Dirty.everything()``).
 
         ``now`` is the loader's clock at receipt: every device was last heard its age
         (at the producer, at snapshot time) before ``now``, whatever the two clocks say.
         Without ``now`` the producer's clock is kept (a process reloading its own
-        snapshot, e.g. the hub from its journal)."""
+        snapshot, e.g. the hub from its journal). ``take`` and ``settle_gc``: see
+        :func:`wallboard.state.snapshot.from_snapshot` (a replay's fast trusted load)."""
         from .snapshot import from_snapshot
-        return from_snapshot(cls, data, config, validate, now)
+        return from_snapshot(cls, data, config, validate, now, take, settle_gc)
 
 
 __all__ = ["LiveState", "COUNTER_NAMES"]

@@ -191,13 +191,40 @@ def _pairs(d: dict[str, Any], key: str, known: dict[str, Any], statuses: Any,
     return out
 
 
+def _device_ok(rec: Any, _statuses: Any = STATUS_ORDER) -> bool:
+    """The checks of ``_check_record(rec, ..., "device", _DEVICE, False)`` as one test."""
+    if type(rec) is not dict or rec.get("type") != "device":
+        return False
+    did, seen = rec.get("id"), rec.get("last_seen")
+    return (type(did) is str and 0 < len(did) <= P.MAX_ID and rec.get("status") in _statuses
+            and (type(seen) is float or type(seen) is int))
+
+
+def _taken_devices(recs: list[Any]) -> list[dict[str, Any]] | None:
+    """The device records of a snapshot given away (``take``), checked like
+    ``_check_record`` does (the first bad one raises its precise ``SnapshotError``), as
+    they are; None when two share an id (the general path handles that)."""
+    if not all(map(_device_ok, recs)):
+        for i, r in enumerate(recs):
+            if not _device_ok(r):
+                _check_record(r, f"devices[{i}]", "device", _DEVICE, False)
+    if len({r["id"] for r in recs}) != len(recs):
+        return None
+    return recs
+
+
 def from_snapshot(cls: Any, d: Any, config: StateConfig | None, validate: bool,
-                  now: float | None = None) -> Any:
+                  now: float | None = None, take: bool = False, settle_gc: bool = True) -> Any:
     """Build a ``cls`` (``LiveState``) from ``d``; raise ``SnapshotError`` on bad data.
 
     ``validate=False`` skips the per-field protocol check of every record (use only for
     snapshots this process made itself). ``now``: the loader's clock (see the module
-    docstring); the state's times are moved by ``now - clock``, i.e. kept as ages."""
+    docstring); the state's times are moved by ``now - clock``, i.e. kept as ages.
+    ``take=True`` (with ``validate=False``): the caller gives ``d`` away (fresh from
+    ``orjson.loads``, kept by nobody): its device records become the state's own, without
+    copies, loaded in one pass (~5x faster at 100,000 devices). ``settle_gc=False``: the
+    state never runs ``gc.collect``/``gc.freeze`` (a short-lived state, e.g. a replay's,
+    in a process whose own long-lived state manages the collector)."""
     if type(d) is not dict:
         raise SnapshotError("(root)", f"is {type(d).__name__}", "an object")
     if d.get("version") not in LOADABLE_VERSIONS:
@@ -228,8 +255,9 @@ def from_snapshot(cls: Any, d: Any, config: StateConfig | None, validate: bool,
     fleet.capped = False               # a snapshot holds what its state held: no evictions
     for i, rec in enumerate(_list(d, "stores")):
         fleet.upsert_store(_check_record(rec, f"stores[{i}]", "store", _STORE, validate), dirty)
-    devices = [_check_record(r, f"devices[{i}]", "device", _DEVICE, validate)
-               for i, r in enumerate(_list(d, "devices"))]
+    taken = _taken_devices(_list(d, "devices")) if take and not validate else None
+    devices = taken if taken is not None else [_check_record(r, f"devices[{i}]", "device", _DEVICE, validate)
+                                               for i, r in enumerate(_list(d, "devices"))]
     ids = {r["id"]: r for r in devices}
     expired = set()
     for i, e in enumerate(_list(d, "expired_devices")):
@@ -239,8 +267,11 @@ def from_snapshot(cls: Any, d: Any, config: StateConfig | None, validate: bool,
     if shift:
         for rec in devices:
             rec["last_seen"] += shift      # the same age, on the loader's clock
-    for rec in devices:
-        fleet.restore_device(rec, rec["id"] in expired, dirty)
+    if taken is not None:
+        fleet.load_devices(devices, expired)
+    else:
+        for rec in devices:
+            fleet.restore_device(rec, rec["id"] in expired, dirty)
     fleet.capped = True
     fleet.reindex()
     changes = [_check_record(r, f"changes[{i}]", "change", _CHANGE, validate)
@@ -280,5 +311,8 @@ def from_snapshot(cls: Any, d: Any, config: StateConfig | None, validate: bool,
     st._last_msg = feed_at + shift if feed_at is not None else None
     st._clock = now if now is not None else clock
     st._counters.update(counters)
-    st._settle_gc(reclaim=True)        # freeze the loaded records out of gc scans
+    if settle_gc:
+        st._settle_gc(reclaim=True)    # freeze the loaded records out of gc scans
+    else:
+        st._gc_settles = False
     return st
