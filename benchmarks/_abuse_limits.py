@@ -13,7 +13,8 @@ of ``_abuse.py`` measuring their latency, the hub's RSS sampled every 0.25 s.
   peak, RSS peak against the bound; again with a 4 MiB and a 1 MiB queue
   (``ingest_flood_4mib``, ``ingest_flood_1mib``).
 * ``typo_ids``: 100,000 distinct device ids under ``--max-devices 20000``: 50,000 with a
-  timestamp 2 h old, then 50,000 fresh: devices held, evicted, refused, snapshot bytes.
+  timestamp 2 h old, then 50,000 fresh: devices held, evicted, batches refused before they
+  are queued (`too_large` naming the event), events journaled but not kept, snapshot bytes.
 * ``snapshots``: 100 ``hello since=0`` at once from 127.0.0.2 on a 50,000-device state:
   bytes sent, snapshots encoded / shared / refused by the budget.
 * ``sleepers``: 40 walls from 127.0.0.2 that stop reading while 2,000 events/s flow
@@ -130,7 +131,8 @@ async def typo_ids(hub: Hub, by: Bystanders) -> dict[str, Any]:
     after = counters(hub)
     res.update({k: int(after.get(f"wallboard_{k}", 0)) for k in ("devices", "devices_cap")},
                evicted=int(after.get("wallboard_evicted_devices_total", 0)),
-               refused=int(after.get("wallboard_refused_devices_total", 0)))
+               batches_refused_before_queued=int(after.get("rejects_max_devices", 0)),
+               events_journaled_not_kept=int(after.get("wallboard_refused_devices_total", 0)))
     res["snapshot_mb"] = round((await snapshot_bytes(hub)) / 1e6, 2)
     return res
 
@@ -331,6 +333,7 @@ async def _typos(url: str, token: str, n: int) -> dict[str, Any]:
 
     now = time.time()
     answers: dict[str, int] = {}
+    sample: dict[str, Any] | None = None
     async with connect(url + "/publish", local_addr=(ATTACKER, 0),
                        additional_headers={"Authorization": f"Bearer {token}"}) as ws:
         for b in range(0, n, 1000):
@@ -339,8 +342,12 @@ async def _typos(url: str, token: str, n: int) -> dict[str, Any]:
                    for i in range(1000)]
             await ws.send(orjson.dumps({"op": "publish", "events": evs}))
             r = orjson.loads(await ws.recv())
-            answers[r["op"]] = answers.get(r["op"], 0) + 1
-    return {"ids_sent": n, "answers": answers}
+            key = r["op"] if r["op"] == "ack" else r.get("code", "?")
+            answers[key] = answers.get(key, 0) + 1
+            if r["op"] == "error":
+                sample = {"code": r.get("code"), "index": r.get("index"), "field": r.get("field"),
+                          "message": r.get("message", "")[:240]}
+    return {"ids_sent": n, "answers": answers, "refusal_sample": sample}
 
 
 async def _world(url: str, token: str, n: int) -> dict[str, Any]:

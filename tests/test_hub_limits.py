@@ -388,11 +388,23 @@ def test_hub_device_cap_is_counted_in_metrics_and_survives_a_restart(tmp_path):
     def publish_all(hub: Hub) -> None:
         async def go() -> None:
             async with connect(hub.publish_url) as ws:
-                evs = [{"type": "device", "id": f"old{i}", "status": "ok", "ts": 1000.0} for i in range(3)]
-                evs += [{"type": "device", "id": f"new{i}", "status": "ok", "ts": 1000.0 + 400 + i} for i in range(4)]
-                await ws.send(P.encode(P.Publish(events=evs)))
-                assert isinstance(await recv(ws), P.Ack)
-        run(go())
+                old = [{"type": "device", "id": f"old{i}", "status": "ok", "ts": 1000.0} for i in range(3)]
+                new = [{"type": "device", "id": f"new{i}", "status": "ok", "ts": 1000.0 + 400 + i} for i in range(4)]
+                for evs in (old, new[:3]):   # the old ones are silent for ttl_s + 60 s: evicted
+                    await ws.send(P.encode(P.Publish(events=evs)))
+                    assert isinstance(await recv(ws), P.Ack)
+                await ws.send(P.encode(P.Publish(events=[new[2], new[3]])))
+                refused = await recv(ws)     # nothing long silent left: refused before it is queued
+                assert isinstance(refused, P.Error) and (refused.code, refused.index, refused.field) == \
+                    ("too_large", 1, "id")
+                assert refused.message == (
+                    "device 'new3' (event 1) would be device 4 of at most 3 (--max-devices) and none of the devices "
+                    "held has been silent long enough to make room (ttl_s + --evict-after 60 s before this event's "
+                    "ts): batch not applied; resend it without new devices, delete unused ones, or raise "
+                    "--max-devices")
+            # the hub's own producers are not checked before: the state refuses and counts
+            await hub.submit([{"type": "device", "id": "new9", "status": "ok", "ts": 1500.0}])
+        asyncio.run_coroutine_threadsafe(go(), hub.loop).result(30)
 
     cfg = dict(port=0, journal=str(tmp_path / "j.db"), max_devices=3, evict_after_s=60.0)
     hub = Hub(HubConfig(**cfg), auth=Auth())
@@ -406,6 +418,7 @@ def test_hub_device_cap_is_counted_in_metrics_and_survives_a_restart(tmp_path):
     text = body.decode()
     assert status == 200 and "wallboard_devices 3.0" in text and "wallboard_devices_cap 3.0" in text
     assert "wallboard_evicted_devices_total 3.0" in text and "wallboard_refused_devices_total 1.0" in text
+    assert 'wallboard_rejects_total{reason="max_devices"} 1.0' in text
     assert sorted(live) == ["new0", "new1", "new2"]
     again = Hub(HubConfig(**cfg), auth=Auth())
     again.start_in_thread()
@@ -413,6 +426,58 @@ def test_hub_device_cap_is_counted_in_metrics_and_survives_a_restart(tmp_path):
         assert {k: (r["seq"], r["ts"]) for k, r in again.state.devices.items()} == live
     finally:
         again.stop()
+
+
+def test_entity_room_reserves_the_new_ids_of_queued_batches():
+    from wallboard.hub.admission import EntityRoom
+    from wallboard.state import LiveState, StateConfig
+
+    state = LiveState(StateConfig(max_devices=2, max_stores=1, evict_after_s=60.0))
+    room = EntityRoom(2, 1, 60.0)
+    dev = lambda i, ts=1000.0: {"type": "device", "id": f"d{i}", "status": "ok", "ts": ts}  # noqa: E731
+    refused, first = room.check(state, [dev(0), dev(1), dev(1)])
+    assert refused is None and first is not None and room.pending["device"] == {"d0": 1, "d1": 1}
+    refused, _ = room.check(state, [dev(0), dev(2)])  # d0 is queued already; d2 is one too many
+    assert refused == ("device", 1, "device 'd2' (event 1) would be device 3 of at most 2 (--max-devices) and none "
+                       "of the devices held has been silent long enough to make room (ttl_s + --evict-after 60 s "
+                       "before this event's ts): batch not applied; resend it without new devices, delete unused "
+                       "ones, or raise --max-devices")
+    room.release(first)
+    state.apply([dict(dev(0), seq=1), dict(dev(1), seq=2)], 1000.0)
+    assert room.check(state, [dev(0, 1001.0)])[0] is None            # an update adds nothing
+    assert room.check(state, [dev(5, 1000.0 + 300 + 61)])[0] is None  # d0 is long silent by then: evictable
+    assert room.evictions["device"] == 1
+    refused, store = room.check(state, [{"type": "store", "id": "s1", "ts": 0.0}])
+    assert refused is None and store is not None
+    room.release(store)
+    state.apply([{"type": "store", "id": "s1", "ts": 0.0, "seq": 3}], 1000.0)
+    refused, _ = room.check(state, [{"type": "store", "id": "s2", "ts": 30.0}])
+    assert refused is not None and refused[:2] == ("store", 0) and refused[2].startswith(
+        "store 's2' (event 0) would be store 2 of at most 1 (--max-stores) and none of the stores held has been "
+        "silent long enough to make room (--evict-after 60 s before this event's ts)")
+
+
+def test_a_batch_past_the_store_cap_is_507_over_http_and_nothing_is_applied():
+    async def main() -> None:
+        hub = Hub(HubConfig(host="127.0.0.1", port=0, journal=None, max_stores=1), auth=Auth())
+        await hub.astart()
+        ingest = await start_http_ingest(hub, "127.0.0.1", 0)
+        try:
+            async with aiohttp.ClientSession(headers={"X-Wallboard-Client": "t"}) as s:
+                async def post(events: list) -> tuple[int, dict]:
+                    async with s.post(ingest.url + "/events", data=orjson.dumps(events),
+                                      headers={"Content-Type": "application/json"}) as r:
+                        return r.status, await r.json()
+                assert (await post([{"type": "store", "id": "s1", "ts": 1000.0}]))[0] == 200
+                seq = hub.seq
+                status, body = await post([kpi(1), {"type": "store", "id": "s2", "ts": 1001.0}])
+            assert status == 507 and body["error"] == "too_large" and body["index"] == 1 and body["field"] == "id"
+            assert body["message"].startswith("store 's2' (event 1) would be store 2 of at most 1 (--max-stores)")
+            assert hub.seq == seq and hub.stats()["rejects_max_stores"] == 1
+        finally:
+            await ingest.stop()
+            await hub.astop()
+    run(main())
 
 
 def test_the_logs_recent_rows_are_bounded_by_bytes_and_followers_still_get_everything():

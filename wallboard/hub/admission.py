@@ -22,6 +22,7 @@ import time
 from collections import OrderedDict
 from typing import Any, Callable
 
+from .auth import printable
 from .budget import TokenBucket
 
 #: A lane with at most this many bytes queued is light: its batches go first.
@@ -74,6 +75,82 @@ def take_group(pending: list[tuple[Any, Any]], cap: int,
         return pending, []
     group = [w for i, w in enumerate(pending) if i in chosen]
     return group, [w for i, w in enumerate(pending) if i not in chosen]
+
+
+class EntityRoom:
+    """Devices and stores that queued batches will add, reserved until those batches are
+    settled, so that a batch adding entities past ``max_devices`` / ``max_stores`` (with
+    none of the held ones long silent) is refused before it is queued, naming the event,
+    instead of being journaled and acked while the state does not keep it.
+
+    ``check(state, events)`` returns ``None`` and a reservation (give it back with
+    :meth:`release` when the batch is settled) or a refusal ``(kind, index, message)``.
+    The state keeps its own count (``refused_devices``) for what slips past between two
+    checks (batches of the hub's own producers, an apply held back by a compaction)."""
+
+    def __init__(self, max_devices: int, max_stores: int, evict_after_s: float) -> None:
+        self.caps = {"device": max_devices, "store": max_stores}
+        self.evict_after_s = evict_after_s
+        self.pending: dict[str, dict[str, int]] = {"device": {}, "store": {}}
+        self.evictions = {"device": 0, "store": 0}
+
+    def check(self, state: Any, events: list[dict[str, Any]]
+              ) -> tuple[tuple[str, int, str] | None, tuple[dict[str, list[str]], dict[str, int]] | None]:
+        taken: dict[str, list[str]] = {}
+        evict: dict[str, int] = {}
+        for kind in ("device", "store"):
+            held = state.devices if kind == "device" else state.stores
+            pending = self.pending[kind]
+            new: list[tuple[int, str, float]] = []
+            seen: set[str] = set()
+            for i, ev in enumerate(events):
+                if ev.get("type") != kind or ev.get("deleted"):
+                    continue
+                eid = ev.get("id")
+                if eid in held or eid in pending or eid in seen:
+                    continue
+                seen.add(eid)
+                new.append((i, eid, ev.get("ts") or 0.0))
+            if not new:
+                continue
+            free = max(0, self.caps[kind] - len(held) - len(pending))
+            need = len(new) - free
+            if need > 0:
+                when = min(t for _, _, t in new[free:])
+                can = state.evictable(kind, when, need + self.evictions[kind]) - self.evictions[kind]
+                if can < need:
+                    i, eid, _ = new[free + max(0, can)]
+                    return (kind, i, self._message(kind, eid, i, len(held) + len(pending))), None
+                evict[kind] = need
+            taken[kind] = [eid for _, eid, _ in new]
+        for kind, ids in taken.items():
+            pending = self.pending[kind]
+            for eid in ids:
+                pending[eid] = pending.get(eid, 0) + 1
+        for kind, n in evict.items():
+            self.evictions[kind] += n
+        return None, (taken, evict)
+
+    def release(self, reservation: tuple[dict[str, list[str]], dict[str, int]]) -> None:
+        taken, evict = reservation
+        for kind, ids in taken.items():
+            pending = self.pending[kind]
+            for eid in ids:
+                left = pending.get(eid, 0) - 1
+                if left > 0:
+                    pending[eid] = left
+                else:
+                    pending.pop(eid, None)
+        for kind, n in evict.items():
+            self.evictions[kind] = max(0, self.evictions[kind] - n)
+
+    def _message(self, kind: str, eid: str, index: int, count: int) -> str:
+        flag = "--max-devices" if kind == "device" else "--max-stores"
+        silent = "ttl_s + --evict-after" if kind == "device" else "--evict-after"
+        return (f"{kind} {printable(eid, 100)!r} (event {index}) would be {kind} {count + 1} of at most "
+                f"{self.caps[kind]} ({flag}) and none of the {kind}s held has been silent long enough to make room "
+                f"({silent} {self.evict_after_s:g} s before this event's ts): batch not applied; resend it "
+                f"without new {kind}s, delete unused ones, or raise {flag}")
 
 
 class LaneActivity:
@@ -134,4 +211,4 @@ class RateBuckets:
         return len(self._buckets)
 
 
-__all__ = ["take_group", "LIGHT_BYTES", "LaneActivity", "RateBuckets"]
+__all__ = ["LIGHT_BYTES", "EntityRoom", "LaneActivity", "RateBuckets", "take_group"]

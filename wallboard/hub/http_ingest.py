@@ -324,8 +324,9 @@ class HttpIngest:
             raise _Refusal(503, "unavailable", f"not applied: {e.message}; resend after the Retry-After delay",
                            retry_after=e.retry_after) from None
         except BatchRefused as e:  # terminal: resending the same request would be refused again
-            raise _Refusal(409 if e.code == "conflict" else 400, e.code, e.message, index=e.index,
-                           field=e.field) from None
+            # 507: a batch adding devices / stores past the hub's caps (--max-devices, --max-stores)
+            status = 409 if e.code == "conflict" else 507 if (e.code, e.field) == ("too_large", "id") else 400
+            raise _Refusal(status, e.code, e.message, index=e.index, field=e.field) from None
         return first, last, dup
 
     # ------------------------------------------------------------------ handlers

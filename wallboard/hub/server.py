@@ -41,7 +41,7 @@ from wallboard.state import LiveState, StateConfig
 from wallboard.state.snapshot import encode_snapshot_pieces, live_snapshot
 
 from .auth import Auth, PeerLimiter, RefusalLog, bearer, empty_bearer, origin_allowed, peer_host, printable
-from .admission import LaneActivity, RateBuckets, take_group
+from .admission import EntityRoom, LaneActivity, RateBuckets, take_group
 from .budget import EVENT_ESTIMATE, IngestQueue, SnapshotBudget, TokenBucket, check_event_bytes
 from .fanout import Tail, WallSender
 from .batches import DEDUPE_WINDOW_S, Batch, BatchRefused, GroupCommit, JournalUnavailable, batch_digest
@@ -197,6 +197,7 @@ class Hub:
         self._room_waiters: list[asyncio.Future[None]] = []
         self.rate_buckets = RateBuckets(self.config.rate_limit)  # per producer, websocket and HTTP
         self.lanes = LaneActivity()  # senders active in the last second (group commit caps)
+        self.entities = EntityRoom(cfg.max_devices, cfg.max_stores, cfg.evict_after_s)  # new ids of queued batches
         self.ingest_queue.on_release = self._wake_room_waiters
         self._ingest_full_logged = -1e18
         self._caps_seen, self._caps_logged = (0, 0), -1e18  # refused entity events, last warned
@@ -444,10 +445,23 @@ class Hub:
         out: asyncio.Future[tuple[tuple[int, int], bool]] = loop.create_future()
         queue = self.ingest_queue
         size = nbytes if nbytes is not None else EVENT_ESTIMATE * len(events)
+        room = None
+        if lane is not None:  # a producer's batch: its new devices / stores must fit the caps
+            refused, room = self.entities.check(self.state, events)
+            if refused is not None:
+                kind, index, message = refused
+                self.reject(f"max_{kind}s")
+                self.refusals.log(lane, message)
+                out.set_exception(BatchRefused("too_large", message, index=index, field="id"))
+                return out
         if not queue.admit(size, lane):
+            if room is not None:
+                self.entities.release(room)
             out.set_exception(self._ingest_full(size, lane))
             return out
         out.add_done_callback(lambda f: queue.release(size, lane))
+        if room is not None and (room[0] or room[1]):
+            out.add_done_callback(lambda f: self.entities.release(room))
         digest = batch_digest(events) if producer is not None and batch is not None else None
         now = time.time()
         for ev in events:

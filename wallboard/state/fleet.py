@@ -484,6 +484,42 @@ class Fleet:
             return True
         return False
 
+    def evictable_devices(self, when: float, k: int) -> int:
+        """How many of the ``k`` least recently updated devices the caps would evict for
+        new devices with event ``ts`` ``when`` (the silent ones at the head of the order,
+        as ``_evict_device`` takes them), without evicting anything: the hub asks this
+        before it queues a batch that adds devices past ``max_devices``."""
+        return self._evictable(self.device_lru, self.devices, when, k, lambda r: self._ttl(r) + self.evict_after,
+                               lambda sid: True)
+
+    def evictable_stores(self, when: float, k: int) -> int:
+        """The same for stores (only stores without devices are evicted)."""
+        return self._evictable(self.empty_stores, self.stores, when, k, lambda r: self.evict_after,
+                               lambda sid: not self.sdevs.get(sid))
+
+    @staticmethod
+    def _evictable(heap: list[tuple[int, str]], records: dict[str, dict[str, Any]], when: float, k: int,
+                   grace: Any, eligible: Any) -> int:
+        if k <= 0 or not heap:
+            return 0
+        # the usual answer under a flood of new ids: the head is current and not silent
+        seq, rid = heap[0]
+        rec = records.get(rid)
+        if rec is not None and rec.get("seq", 0) == seq and eligible(rid) and \
+                (rec.get("ts") or 0.0) + grace(rec) >= when:
+            return 0
+        n = 0
+        for seq, rid in heapq.nsmallest(min(len(heap), 2 * k + 64), heap):
+            rec = records.get(rid)
+            if rec is None or rec.get("seq", 0) != seq or not eligible(rid):
+                continue                               # gone, updated since, or not evictable
+            if (rec.get("ts") or 0.0) + grace(rec) >= when:
+                break                                  # the least recent one left is not long silent
+            n += 1
+            if n >= k:
+                break
+        return n
+
     def reindex(self) -> None:
         """Rebuild both eviction heaps from the records (after a snapshot load, or when
         stale entries pile up)."""

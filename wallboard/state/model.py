@@ -119,6 +119,12 @@ class LiveState:
     def devices(self) -> dict[str, dict[str, Any]]:
         return self._fleet.devices
 
+    def evictable(self, kind: str, when: float, k: int) -> int:
+        """How many ``kind`` ("device" or "store") records the caps would evict, at most
+        ``k``, to make room for new ones with event ``ts`` ``when``; evicts nothing."""
+        f = self._fleet
+        return f.evictable_devices(when, k) if kind == "device" else f.evictable_stores(when, k)
+
     @property
     def changes(self) -> dict[str, dict[str, Any]]:
         return self._changes.records
