@@ -111,8 +111,13 @@ def main() -> int:
     ap.add_argument("--size", default="3840x2160", help="window size WxH (default 3840x2160)")
     ap.add_argument("--types", action="store_true",
                     help="also report the Python object types that grew most after the warm-up")
+    ap.add_argument("--hub-arg", action="append", default=[],
+                    help="extra hub CLI flag (repeatable), e.g. --hub-arg=--keep --hub-arg=15m")
     ap.add_argument("--speed", type=float, default=None, help="demo speed (default 1440 / minutes: a day)")
     args = ap.parse_args()
+    from wallboard.gctune import tune_gc
+
+    tune_gc()   # as the real wall does (wallboard.app.run)
     if args.minutes <= 0 or args.interval <= 0 or args.warmup < 0:
         ap.error("--minutes and --interval must be > 0, --warmup >= 0")
     if args.warmup >= args.minutes:
@@ -122,7 +127,7 @@ def main() -> int:
     speed = args.speed or 1440.0 / args.minutes
     tmp = tempfile.mkdtemp(prefix="wallboard-soak-")
     hub = HubProcess(free_port(), journal=os.path.join(tmp, "hub.db"),
-                     extra=["--demo", "double-11", "--speed", f"{speed:g}"]).start()
+                     extra=["--demo", "double-11", "--speed", f"{speed:g}", *args.hub_arg]).start()
     try:
         from PySide6.QtCore import QEvent, QTimer
 
