@@ -308,8 +308,10 @@ class OffscreenWall:
         from wallboard import layout as L
         from wallboard.app.controller import WallController
         from wallboard.feed import FeedClient
+        from wallboard.gctune import tune_gc
         from wallboard.state import LiveState
 
+        tune_gc()   # as the real wall does (wallboard.app.run)
         self.app = QApplication.instance() or QApplication([])
         self.state = LiveState()
         self.client = FeedClient(feed_url, token=token, **feed_options)
