@@ -271,3 +271,25 @@ def test_sounds_most_severe_first_and_unmatched_incidents_are_not_held():
     assert [h.incident.id for h in af.sounds_due(0.0)] == ["A", "B"]
     assert set(af.holds) == {"A", "B"}
 
+
+
+DOC_BAD_RULE = BASE.replace('title = "Test"', 'title = "9.28 Grand opening"') + """
+[[rules]]
+screen = "devcies"
+sound = "p1_alarn"
+[rules.match]
+severity = ["P0"]
+citys = ["shanghai"]
+"""
+
+
+def test_the_docs_rule_errors_are_real(tmp_path):
+    """docs/layouts.md shows check-layout's report on a rule with four mistakes: the same."""
+    from conftest import ROOT
+
+    bad = tmp_path / "focus-bad.toml"
+    bad.write_text(DOC_BAD_RULE, encoding="utf-8")
+    ok, report = check_layout_files([bad])
+    doc = (ROOT / "docs" / "layouts.md").read_text(encoding="utf-8")
+    assert not ok and report.count("rules[0]") == 4
+    assert "```text\n" + report.replace(str(bad), "focus-bad.toml") + "\n```" in doc
