@@ -176,8 +176,8 @@ def test_payload_errors_name_the_path(mutate, path, text):
 def test_payload_not_an_object():
     with pytest.raises(PayloadError, match="expected a JSON object"):
         map_webhook([1, 2])
-    with pytest.raises(ValueError, match="source 'zabbix'"):
-        map_webhook({}, source="zabbix")
+    with pytest.raises(ValueError, match="source 'nagios'"):
+        map_webhook({}, source="nagios")
 
 
 def test_mapping_file_overrides(tmp_path):

@@ -3,7 +3,7 @@
 ``wallboard`` with no arguments opens the wall on the embedded demo feed: an in-process
 hub on a free loopback port, running the ``launch-928`` scenario, reached through the
 real websocket client. Subcommands run the other parts: ``hub``, ``demo``, ``record``,
-``replay``, ``publish``, ``check-layout``, ``screens`` (the monitors and where each layout
+``replay``, ``publish``, ``check-layout``, ``check-sources``, ``screens`` (the monitors and where each layout
 screen goes).
 """
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Sequence
 from wallboard import __version__
 from wallboard.argtypes import positive as _positive
 
-SUBCOMMANDS = ("hub", "demo", "record", "replay", "publish", "check-layout", "screens")
+SUBCOMMANDS = ("hub", "demo", "record", "replay", "publish", "check-layout", "check-sources", "screens")
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -141,6 +141,29 @@ def _check_layout(argv: Sequence[str]) -> int:
     return 0 if ok else 1
 
 
+def _check_sources(argv: Sequence[str]) -> int:
+    p = argparse.ArgumentParser(prog="wallboard check-sources",
+                                description="Validate 'wallboard hub --sources' files (Prometheus KPI queries, "
+                                "notification sinks); exit 1 if any has errors.")
+    p.add_argument("files", nargs="+", metavar="FILE", help="sources TOML files")
+    args = p.parse_args(argv)
+    from wallboard.hub.sources import SourcesError, load_sources
+
+    bad = 0
+    for f in args.files:
+        try:
+            cfg = load_sources(f)
+        except SourcesError as e:
+            bad += 1
+            print(e, file=sys.stderr)
+            continue
+        kpis = sum(len(s.kpis) for s in cfg.prometheus)
+        print(f"{f}: ok: {len(cfg.prometheus)} Prometheus source(s) with {kpis} KPI queries, "
+              f"{len(cfg.sinks)} sink(s)" + "".join(f"\n  sink {s.name}: {s.kind}, {', '.join(s.events)}, "
+                                                      f"{s.min_severity} and above, {s.lang}" for s in cfg.sinks))
+    return 1 if bad else 0
+
+
 def _screens(argv: Sequence[str]) -> int:
     p = argparse.ArgumentParser(
         prog="wallboard screens",
@@ -185,6 +208,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "check-layout":
         return _check_layout(argv[1:])
+    if argv and argv[0] == "check-sources":
+        return _check_sources(argv[1:])
     if argv and argv[0] == "screens":
         return _screens(argv[1:])
     if argv and argv[0] in SUBCOMMANDS:

@@ -110,6 +110,8 @@ class WallController(QObject):
         self._pulse = Dirty()
         self._no_data = ""
         self._watched = ""
+        #: the hub's failing sources and sinks (its stats' notices), on the status line
+        self.hub_notices: list[dict[str, str]] = []
         #: Instrumentation: each is called at the end of every :meth:`frame` with
         #: (event batches applied this frame, dirty, now); benchmarks force the paint there.
         self.frame_observers: list[Callable[[list[list[dict]], Dirty, float], None]] = []
@@ -592,6 +594,11 @@ class WallController(QObject):
             parts.append(f"{self.tr('old control events ignored')}: {self.controls_ignored}")
         if self.hub_layouts_refused:
             parts.append(f"{self.tr('layouts from the hub refused')}: {self.hub_layouts_refused}")
+        for n in self.hub_notices[:5]:
+            what = self.tr("hub source failing") if n.get("kind") == "source" else self.tr("hub notifications failing")
+            parts.append(f"{what}: {n.get('name', '')[:60]}: {n.get('error', '')[:160]}")
+        if len(self.hub_notices) > 5:
+            parts.append(f"+{len(self.hub_notices) - 5}")
         text = " · ".join(parts)
         for w in self.windows:
             w.set_status(text)
@@ -607,6 +614,13 @@ class WallController(QObject):
         if kind == "control_refused" and isinstance(payload, dict):
             if self.controls.refused(payload.get("ref"), str(payload.get("message") or payload.get("code") or "")):
                 log.warning("control %s refused: %s", payload.get("ref"), payload.get("message"))
+            return
+        if kind == "notices" and isinstance(payload, list):
+            if payload != self.hub_notices:
+                self.hub_notices = payload
+                for n in payload:
+                    log.warning("hub: %s %s failing: %s", n.get("kind"), n.get("name"), n.get("error"))
+                self._update_status_line()
             return
         if kind == "heartbeat":
             self.rewind.hub_time(getattr(payload, "time", None))

@@ -39,6 +39,8 @@ SHELL_ZH = {
     "store page": "门店页面",
     "Store": "门店",
     "old control events ignored": "已忽略的过期控制指令",
+    "hub source failing": "集控数据源故障",
+    "hub notifications failing": "集控通知发送失败",
     "layout from the hub refused": "已拒绝集控下发的布局",
     "layouts from the hub refused": "已拒绝的集控布局指令",
     "Panel failed to load": "面板加载失败",

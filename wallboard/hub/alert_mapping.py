@@ -41,7 +41,7 @@ from typing import Any, Mapping
 
 from wallboard import protocol as P
 
-SOURCES = ("alertmanager", "grafana")
+SOURCES = ("alertmanager", "grafana", "zabbix")
 
 DEFAULT_LABELS: dict[str, list[str]] = {
     "store": ["store", "store_id", "site"],
@@ -55,7 +55,7 @@ DEFAULT_SEVERITY: dict[str, str] = {
     "critical": "P1", "page": "P1", "emergency": "P1", "disaster": "P1",
     "high": "P2", "error": "P2", "major": "P2",
     "warning": "P3", "warn": "P3", "medium": "P3", "minor": "P3", "average": "P3",
-    "info": "P4", "low": "P4", "none": "P4", "informational": "P4",
+    "info": "P4", "low": "P4", "none": "P4", "informational": "P4", "information": "P4", "not classified": "P4",
     "p1": "P1", "p2": "P2", "p3": "P3", "p4": "P4",
 }
 DEFAULT_DEVICE_STATUS: dict[str, str] = {"P1": "down", "P2": "crit", "P3": "warn", "P4": "warn",

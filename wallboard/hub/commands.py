@@ -161,10 +161,14 @@ def register(subparsers: Any) -> None:
     p.add_argument("--tls-cert", metavar="F", help="TLS certificate chain (PEM); serve wss://")
     p.add_argument("--tls-key", metavar="F", help="TLS private key (PEM), with --tls-cert")
     p.add_argument("--http-port", type=int, default=None, metavar="PORT",
-                   help="also serve HTTP ingest on this port: POST /events, /alertmanager, /grafana, GET /metrics, "
+                   help="also serve HTTP ingest on this port: POST /events, /alertmanager, /grafana, /zabbix, GET /metrics, "
                    "/healthz (same host, tokens and TLS; default off; 0 = any free port)")
     p.add_argument("--mapping", metavar="FILE",
                    help="alert mapping TOML for /alertmanager and /grafana (default: the rules in docs/integrations.md)")
+    p.add_argument("--sources", metavar="FILE",
+                   help="sources TOML: [[prometheus]] KPI queries run on schedule, [[sink]] incident notifications "
+                   "to DingTalk, WeCom or a JSON webhook (docs/integrations.md; check it with "
+                   "'wallboard check-sources FILE')")
     _add_log_level(p)
     p.set_defaults(func=cmd_hub)
 
@@ -266,7 +270,7 @@ def cmd_hub(args: argparse.Namespace) -> int:
                         tail_events=max(args.max_lag, 50_000), compact_every=args.compact_every,
                         keep_events=args.keep_events, keep_s=args.keep, compression=args.compression, origins=args.origin,
                         token_file=args.token_file, tls_cert=args.tls_cert, tls_key=args.tls_key,
-                        http_port=args.http_port, mapping=args.mapping, max_refusals=args.max_refusals,
+                        http_port=args.http_port, mapping=args.mapping, sources=args.sources, max_refusals=args.max_refusals,
                         refusal_block=args.refusal_block, dedupe_window=args.dedupe_window,
                         new_epoch=args.new_epoch, max_event_bytes=args.max_event_bytes,
                         max_ingest_bytes=args.max_ingest_bytes, wall_drop_s=args.wall_drop_after,
@@ -282,7 +286,11 @@ def cmd_hub(args: argparse.Namespace) -> int:
         await hub.astart()
         print(f"wallboard hub: listening on {hub.url} (publish: {hub.publish_url})", flush=True)
         if hub.http is not None:
-            print(f"wallboard hub: HTTP ingest on {hub.http.url} (/events, /alertmanager, /grafana, /metrics)",
+            print(f"wallboard hub: HTTP ingest on {hub.http.url} (/events, /alertmanager, /grafana, /zabbix, "
+                  "/metrics)", flush=True)
+        if hub.sources is not None:
+            cfg = hub.sources.cfg
+            print(f"wallboard hub: sources from {cfg.file}: {len(cfg.prometheus)} Prometheus, {len(cfg.sinks)} sinks",
                   flush=True)
         try:
             await asyncio.Event().wait()

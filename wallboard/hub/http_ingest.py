@@ -17,8 +17,9 @@ Endpoints (see ``docs/integrations.md``):
   ``X-Wallboard-Batch`` headers make a resend idempotent. Answers
   ``{"first", "last", "count", "duplicate"}``; ``400`` names the index (and line for
   JSONL) and field of the first bad event -- nothing of that request is applied.
-* ``POST /alertmanager`` / ``POST /grafana``: alert webhooks mapped by
-  :mod:`wallboard.hub.alert_mapping` to incident and device upserts.
+* ``POST /alertmanager`` / ``/grafana`` / ``/zabbix``: alert webhooks, one adapter module
+  each (:mod:`wallboard.hub.adapters`), mapped by :mod:`wallboard.hub.alert_mapping` to
+  incident and device upserts.
 * ``GET /metrics``: 404 naming the hub port, where the one metrics endpoint is
   (:mod:`wallboard.hub.metrics`).
 * ``GET /healthz``: ``{"status": "ok", ...}``, no token needed.
@@ -32,6 +33,7 @@ seconds; nothing was applied). Every refusal is counted in the hub's ``rejects_<
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import math
 import ssl
@@ -42,8 +44,9 @@ from aiohttp import web
 
 from wallboard import protocol as P
 
-from .alert_mapping import MappingRules, PayloadError, map_webhook
+from .adapters import ADAPTERS
 from .admission import RateBuckets
+from .alert_mapping import MappingRules, PayloadError
 from .auth import bearer, empty_bearer, origin_allowed, peer_host, printable
 from .batches import BatchRefused, JournalUnavailable
 from .budget import IngestFull, check_event_bytes
@@ -168,8 +171,7 @@ class HttpIngest:
         self.app = web.Application(middlewares=[self._middleware], client_max_size=max_body)
         self.app.add_routes([
             web.post("/events", self._events),
-            web.post("/alertmanager", self._alertmanager),
-            web.post("/grafana", self._grafana),
+            *(web.post(f"/{name}", functools.partial(self._webhook, source=name)) for name in ADAPTERS),
             web.get("/metrics", self._metrics),
             web.get("/healthz", self._healthz),
         ])
@@ -193,7 +195,7 @@ class HttpIngest:
         self.host, self.port = addr[0], addr[1]
         self.scheme = "https" if ssl_context is not None else "http"
         self.hub.metrics.ingests.append(self)  # its request counts in the hub's /metrics
-        log.info("HTTP ingest on %s (/events, /alertmanager, /grafana, /metrics, /healthz)", self.url)
+        log.info("HTTP ingest on %s (/events, %s, /metrics, /healthz)", self.url, ", ".join(f"/{a}" for a in ADAPTERS))
 
     async def stop(self) -> None:
         """Stop accepting, finish in-flight requests (bounded), release the port."""
@@ -228,7 +230,7 @@ class HttpIngest:
         except web.HTTPException as e:  # 404 / 405 from routing
             code = "not_found" if e.status == 404 else "bad_method"
             self.hub.reject(code)
-            msg = (f"unknown path {request.path!r}: use POST /events, /alertmanager, /grafana or GET "
+            msg = (f"unknown path {request.path!r}: use POST /events, {', '.join(f'/{a}' for a in ADAPTERS)} or GET "
                    "/metrics, /healthz") if e.status == 404 else f"{request.method} not allowed on {request.path}"
             resp = web.Response(status=e.status, body=orjson.dumps({"error": code, "message": msg}),
                                 content_type=_JSON, headers={k: v for k, v in e.headers.items() if k == "Allow"})
@@ -369,7 +371,7 @@ class HttpIngest:
         self.hub.count("http_events", len(events))
         return _json({"first": first, "last": last, "count": len(events), "duplicate": dup})
 
-    async def _webhook(self, request: web.Request, source: str) -> web.Response:
+    async def _webhook(self, request: web.Request, *, source: str) -> web.Response:
         self._authorize(request, "publish")
         body = await self._read(request)
         try:
@@ -378,7 +380,7 @@ class HttpIngest:
             raise _Refusal(400, "not_json", f"not JSON: {e.msg} at line {e.lineno} column {e.colno}",
                            offset=e.pos) from None
         try:
-            mapped = map_webhook(payload, self.mapping, source=source, incidents=self.hub.state.incidents)
+            mapped = ADAPTERS[source].map(payload, self.mapping, self.hub.state.incidents)
         except PayloadError as e:
             if e.code == "unsupported":
                 raise _Refusal(400, e.code, f"{source} webhook: {e}") from None
@@ -404,12 +406,6 @@ class HttpIngest:
             first, last, _ = await self._submit(request, mapped.events, nbytes=len(body))
             reply.update(first=first, last=last, count=len(mapped.events))
         return _json(reply)
-
-    async def _alertmanager(self, request: web.Request) -> web.Response:
-        return await self._webhook(request, "alertmanager")
-
-    async def _grafana(self, request: web.Request) -> web.Response:
-        return await self._webhook(request, "grafana")
 
     async def _metrics(self, request: web.Request) -> web.Response:
         host = f"[{self.host}]" if ":" in self.host else self.host

@@ -145,6 +145,8 @@ class _HubCollector:
         for (path, code), n in sorted(counts.items()):
             requests.add_metric([path, str(code)], n)
         yield requests
+        if getattr(hub, "sources", None) is not None:
+            yield from hub.sources.collect()
 
     def _walls(self) -> Iterator[Metric]:
         lag = GaugeMetricFamily("wallboard_wall_lag_events", "Events committed but not yet sent to this wall.",

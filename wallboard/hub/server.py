@@ -107,6 +107,7 @@ class HubConfig:
     hub_id: str = ""
     http_port: int | None = None        # HTTP ingest port (/events, /alertmanager, /grafana, /metrics, /healthz); None = off
     mapping: str | None = None          # alert mapping TOML for the webhooks (None = documented defaults)
+    sources: str | None = None          # --sources TOML: Prometheus KPI queries, notification sinks (None = none)
     max_body: int = 1 << 20             # largest HTTP request body
     dedupe_window: float = DEDUPE_WINDOW_S  # seconds a committed (producer, batch) key is remembered
     new_epoch: bool = False             # start a new epoch of the log on a damaged/missing/short journal
@@ -183,6 +184,11 @@ class Hub:
         from .alert_mapping import load_mapping
 
         self.mapping = load_mapping(self.config.mapping)  # a bad mapping file stops the start
+        from .sources import load_sources
+
+        #: the --sources file (a bad one stops the start: SourcesError, a ValueError)
+        self.sources_config = load_sources(self.config.sources) if self.config.sources else None
+        self.sources: Any = None  # the running Sources (wallboard.hub.sources), from astart
         self.http: Any = None
         self.hub_id = self.config.hub_id or f"hub-{uuid.uuid4().hex[:8]}"
         self._journal_arg = journal
@@ -286,6 +292,11 @@ class Hub:
 
             self.http = await start_http_ingest(self, cfg.host, cfg.http_port, ssl_context=ctx,
                                                 max_body=cfg.max_body, mapping=self.mapping)
+        if self.sources_config is not None:
+            from .sources import Sources
+
+            self.sources = Sources(self, self.sources_config)
+            self.sources.start()
         if cfg.demo:
             from .simulator import run_in_hub
 
@@ -308,6 +319,9 @@ class Hub:
 
     async def astop(self) -> None:
         """Stop serving, flush pending commits, close the journal."""
+        if self.sources is not None:
+            await self.sources.stop()
+            self.sources = None
         if self.http is not None:
             await self.http.stop()
             self.http = None
@@ -650,6 +664,13 @@ class Hub:
                           events[0]["seq"], events[-1]["seq"])
             self.count("state_errors")
             self._rebuilding = asyncio.get_running_loop().create_task(self._rebuild_state(), name="rebuild")
+            return
+        if self.sources is not None:
+            try:
+                self.sources.observe(events)  # incident transitions -> notification queues (never waits)
+            except Exception:
+                log.exception("notification sinks failed to look at seq %d..%d", events[0]["seq"], events[-1]["seq"])
+                self.count("sink_errors")
 
     def _state_from_log(self) -> tuple[LiveState, Any]:
         """A new state from the newest snapshot + the events after it (worker thread or
@@ -856,7 +877,8 @@ class Hub:
                     log.warning("expiring batch keys failed: %s", e)
             if time.monotonic() >= next_stats:
                 next_stats += cfg.stats_s
-                st = P.encode(P.Stats(counters=self.stats()))
+                st = P.encode(P.Stats(counters=self.stats(),
+                                      notices=self.sources.notices() if self.sources is not None else None))
                 for w in self.walls:
                     w.push(st)
 

@@ -92,13 +92,27 @@ def _d_heartbeat(o: dict) -> Message:
                      at=_opt(o, "at", "heartbeat", _ts), speed=_opt(o, "speed", "heartbeat", _number(0)))
 
 
+#: Notices a stats message may carry (failing sources and sinks of the hub).
+MAX_NOTICES = 50
+
+
 def _d_stats(o: dict) -> Message:
     c = _need(o, "counters", "stats", _dict)
     for k, v in c.items():
         if type(v) not in (int, float):
             raise ProtocolError("bad_type", f"is {_tname(v)}", op="stats", field=f"counters.{k}",
                                 expected="a number")
-    return Stats(counters=c)
+    notices = o.get("notices")
+    if notices is not None:
+        if type(notices) is not list or len(notices) > MAX_NOTICES:
+            raise ProtocolError("bad_type", f"is {_tname(notices)}", op="stats", field="notices",
+                                expected=f"a list of at most {MAX_NOTICES} notices")
+        for i, n in enumerate(notices):
+            if type(n) is not dict or not all(type(n.get(k)) is str and len(n[k]) <= 500
+                                              for k in ("kind", "name", "error")):
+                raise ProtocolError("bad_type", f"is {_tname(n)}", op="stats", field=f"notices[{i}]",
+                                    expected="an object of strings kind, name, error (each at most 500 characters)")
+    return Stats(counters=c, notices=notices)
 
 
 def _d_error(o: dict) -> Message:

@@ -57,6 +57,9 @@ class Heartbeat:
 @dataclass
 class Stats:
     counters: dict[str, float]
+    #: What the hub wants walls to show on their status line: failing sources and sinks,
+    #: ``{"kind": "source" | "sink", "name", "error"}`` (None: the hub runs none; [] all fine).
+    notices: list[dict[str, str]] | None = None
     op: str = "stats"
 
 

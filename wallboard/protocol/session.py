@@ -10,7 +10,7 @@ or a test with plain bytes) feeds it what arrives and sends what it produces::
         s.receive(frame, now=time.monotonic())
         for kind, payload in s.events():    # ("welcome", Welcome), ("events", [ev, ...]),
             ...                             # ("snapshot", merged dict), ("heartbeat", Heartbeat),
-                                            # ("stats", dict), ("error", ProtocolError), ("epoch", str),
+                                            # ("stats", dict), ("notices", list), ("error", ProtocolError), ("epoch", str),
                                             # ("control_refused", {"ref", "code", "message"})
         for data in s.data_to_send():       # controls queued with s.control(...)
             send(data)
@@ -144,6 +144,8 @@ class WallSession:
             self._welcome(msg)
         elif isinstance(msg, Stats):
             self._items.append(("stats", msg.counters))
+            if msg.notices is not None:
+                self._items.append(("notices", msg.notices))
         else:
             assert isinstance(msg, Error)
             self._reject(msg.code, msg.message)
