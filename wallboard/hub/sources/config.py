@@ -39,8 +39,8 @@ from wallboard import protocol as P
 from wallboard.layout import _syntax_issue
 from wallboard.layout.lines import LineIndex
 from wallboard.layout.model import LayoutIssue
-from wallboard.layout.validators import BAD, REQUIRED, AnyTable, Check, Choice, Field, ListOf, Num, Str, Table,
-                                         fmt_path, quote
+from wallboard.layout.validators import (BAD, REQUIRED, AnyTable, Check, Choice, Field, ListOf, Num, Str, Table,
+                                         fmt_path, quote)
 
 SINK_KINDS = ("dingtalk", "wecom", "webhook")
 NOTIFY_EVENTS = ("open", "acknowledge", "resolve")
