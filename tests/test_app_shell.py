@@ -476,3 +476,23 @@ def test_trim_is_glibc_malloc_trim_and_a_no_op_without_it(monkeypatch):
     assert memory.trim() is True                      # Linux with glibc (CI and the walls)
     monkeypatch.setattr(memory, "_TRIM", [None])
     assert memory.trim() is False
+
+
+def test_the_hubs_failing_sources_show_on_the_status_line_until_they_recover(wall):
+    """Issue 17: a hub's --sources Prometheus that fails (or a sink that cannot deliver)
+    arrives in its stats notices; every window's status line says so, in the wall's language."""
+    ctl, feed, clock, _ = wall
+    failing = [{"kind": "source", "name": "prometheus/main", "error": "cannot connect to http://prom:9090: "
+                "connection refused"}, {"kind": "sink", "name": "duty", "error": "errcode 310000: sign not match"}]
+    feed.items.append(("notices", failing))
+    ctl.frame()
+    text = ctl.windows[0].status_line.text()
+    assert "hub source failing: prometheus/main: cannot connect to http://prom:9090: connection refused" in text
+    assert "hub notifications failing: duty: errcode 310000: sign not match" in text
+    ctl.lang = "zh"  # the L key
+    ctl._update_status_line()
+    assert "集控数据源故障: prometheus/main" in ctl.windows[0].status_line.text()
+    assert "集控通知发送失败: duty" in ctl.windows[0].status_line.text()
+    feed.items.append(("notices", []))
+    ctl.frame()
+    assert "failing" not in ctl.windows[0].status_line.text() and "故障" not in ctl.windows[0].status_line.text()

@@ -38,6 +38,8 @@ SEVERITY_RANK = {"P1": 1, "P2": 2, "P3": 3, "P4": 4}
 #: status an incident moves to -> the transition announced
 TRANSITIONS = {"open": "open", "acknowledged": "acknowledge", "resolved": "resolve"}
 MAX_BACKOFF_S = 60.0
+#: First retry delay (doubled at each retry); tests make it short.
+BACKOFF_S = 1.0
 
 
 @dataclass
@@ -58,13 +60,13 @@ class SinkHealth:
 class SinkWorker:
     """One sink's queue and delivery task (see the module docs)."""
 
-    def __init__(self, cfg: SinkConfig, *, backoff_s: float = 1.0) -> None:
+    def __init__(self, cfg: SinkConfig, *, backoff_s: float | None = None) -> None:
         self.cfg = cfg
         self.health = SinkHealth(cfg.name)
         self.queue: asyncio.Queue[Notification] = asyncio.Queue(cfg.queue)
         burst = max(1.0, cfg.rate_per_min / 6)  # ten seconds' worth
         self.bucket = TokenBucket(cfg.rate_per_min / 60.0, burst)
-        self.backoff_s = backoff_s
+        self.backoff_s = BACKOFF_S if backoff_s is None else backoff_s
         self._task: asyncio.Task[None] | None = None
         self._session: Any = None
 
@@ -165,7 +167,7 @@ class SinkWorker:
 class Notifier:
     """Watches incident transitions in applied batches and hands them to the sinks."""
 
-    def __init__(self, hub: "Hub", sinks: Iterable[SinkConfig], *, backoff_s: float = 1.0) -> None:
+    def __init__(self, hub: "Hub", sinks: Iterable[SinkConfig], *, backoff_s: float | None = None) -> None:
         self.hub = hub
         self.workers = [SinkWorker(c, backoff_s=backoff_s) for c in sinks]
         self.seen: dict[str, str] = {}   # incident id -> status last seen

@@ -26,7 +26,7 @@ if TYPE_CHECKING:  # pragma: no cover
 class Sources:
     """The running sources and sinks of one hub (see the module docs)."""
 
-    def __init__(self, hub: "Hub", cfg: SourcesConfig, *, sink_backoff_s: float = 1.0) -> None:
+    def __init__(self, hub: "Hub", cfg: SourcesConfig, *, sink_backoff_s: float | None = None) -> None:
         from wallboard.hub.sinks import Notifier
 
         from .prometheus import PrometheusPoller

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import os
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -200,9 +201,10 @@ class PrometheusPoller:
                 try:
                     got = kpi_samples(kq, await self._query(kq.query, headers))
                 except _RunError as e:
-                    problems.append(f"kpi[{i}] {kq.metric}: {e}")
                     if e.fatal:  # the server is not there: the other queries would fail the same way
+                        problems.append(str(e))
                         break
+                    problems.append(f"kpi[{i}] {kq.metric}: {e}")
                     continue
                 except ValueError as e:
                     problems.append(f"kpi[{i}] {kq.metric}: {e}")
@@ -242,7 +244,9 @@ class PrometheusPoller:
         except asyncio.TimeoutError:
             raise _RunError(f"{url}: no answer within {self.cfg.timeout_s:g} s", fatal=True) from None
         except aiohttp.ClientConnectorError as e:
-            raise _RunError(f"cannot connect to {self.cfg.url}: {e.strerror or e}", fatal=True) from None
+            errno = getattr(e.os_error, "errno", None)
+            why = os.strerror(errno).lower() if errno else str(e.os_error or e)
+            raise _RunError(f"cannot connect to {self.cfg.url}: {why}", fatal=True) from None
         except aiohttp.ClientError as e:
             raise _RunError(f"{url}: {type(e).__name__}: {e}", fatal=True) from None
         import orjson
