@@ -8,11 +8,14 @@ Every fenced block names its language; what each kind gets:
   files an example writes stay out of the tree), ``wallboard`` and ``python3`` from this
   interpreter's environment first on ``PATH``;
 * ``python``: run by this interpreter, same directory;
-* ``toml``: a layout (it has ``[[screens]]``) must load (``load_layout_text``), anything
-  else must be a valid alert mapping (``parse_mapping``);
+* ``toml``: a layout (it has ``[[screens]]``) must load (``load_layout_text``), a
+  sources file (``[[prometheus]]`` or ``[[sink]]``) must validate (``parse_sources``, the
+  secret files it names not read), anything else must be a valid alert mapping
+  (``parse_mapping``);
 * ``yaml`` (Alertmanager's and Prometheus' configuration): must parse to a mapping
   (PyYAML, a test extra); no Alertmanager or Prometheus runs here to load it;
-* ``text``, ``json``: not examples (output, diagrams).
+* ``text``, ``json``: not examples (output, diagrams); ``javascript``: the Zabbix media
+  type's script, run in Duktape by ``tests/test_adapters.py``.
 
 A block right after ``<!-- not run: REASON -->`` is skipped with that reason, so
 ``pytest -ra`` (the project's default) lists every one and the summary counts them.
@@ -55,7 +58,7 @@ DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")), ROOT / "asset
         ROOT / "assets" / "sounds" / "README.md"]
 RUN = {"sh": "sh", "bash": "sh", "shell": "sh", "python": "python", "py": "python", "toml": "toml",
        "yaml": "yaml"}
-NOT_EXAMPLES = {"text", "json"}
+NOT_EXAMPLES = {"text", "json", "javascript"}
 HUB_PORT = re.compile(r"\b(127\.0\.0\.1|localhost):(8765|8766)\b")
 NOT_RUN = re.compile(r"^<!--\s*not run:\s*(.*?)\s*-->$")
 FENCE = re.compile(r"^```(\S*)\s*$")
@@ -145,7 +148,7 @@ def test_doc_problems_are_named(tmp_path):
     ]), encoding="utf-8")
     assert doc_problems([md]) == [
         f"{md}:1: a fence without a language: write ```text for output, ```sh for commands",
-        f"{md}:4: unknown language 'console': one of bash, json, py, python, sh, shell, text, toml, yaml",
+        f"{md}:4: unknown language 'console': one of bash, javascript, json, py, python, sh, shell, text, toml, yaml",
         f"{md}:8: 'not run' without a reason",
         f"{md}:12: 'not run' on a text block, which is never run: drop the marker",
         f"{md}:15: 'not run' marker not followed by a code block",
@@ -304,6 +307,7 @@ def _run(block: Block, hub: RunningHub | None, cwd: Path) -> list[str]:
 
 def _check_toml(block: Block) -> list[str]:
     from wallboard.hub.alert_mapping import MappingError, parse_mapping
+    from wallboard.hub.sources import SourcesError, parse_sources
     from wallboard.layout import LayoutError, load_layout_text
 
     try:
@@ -313,12 +317,16 @@ def _check_toml(block: Block) -> list[str]:
     try:
         if "screens" in data:
             load_layout_text(block.code, f"{block.file.name}-example.toml")
+        elif "prometheus" in data or "sink" in data:
+            parse_sources(block.code, block.where, read_files=False)
         else:
             parse_mapping(data, block.where)
     except LayoutError as e:
         return [f"{block.where}: not a valid layout:\n" + "\n".join(f"  {i}" for i in e.issues)]
     except MappingError as e:
         return [f"{block.where}: not a valid alert mapping: {e}"]
+    except SourcesError as e:
+        return [f"{block.where}: not a valid sources file:\n" + "\n".join(f"  {i}" for i in e.issues)]
     return []
 
 
@@ -353,7 +361,7 @@ def test_doc_example_runs(block: Block, hubs: dict[str, RunningHub], scratch: Pa
 if __name__ == "__main__":  # pragma: no cover - the inventory, for a person
     for b in ALL:
         what = ("not run: " + b.not_run) if b.not_run is not None else \
-            {"sh": "runs (bash)", "python": "runs (python)", "toml": "checked (layout or mapping)",
+            {"sh": "runs (bash)", "python": "runs (python)", "toml": "checked (layout, sources or mapping)",
              "yaml": "parsed (YAML)"}.get(
                 b.kind, f"not an example ({b.lang or 'no language'})")
         hub = " against both hubs" if b.kind in ("sh", "python") and b.not_run is None and \
