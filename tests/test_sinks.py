@@ -5,9 +5,10 @@ line and in /metrics, a full queue dropping and counting, messages in English an
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, AsyncIterator, Callable
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -45,13 +46,26 @@ def incident(iid: str, sev: str, status: str, stores: list[str], **kw: Any) -> d
             "stores": stores, **kw}
 
 
-async def start_hub(tmp_path: Path, sinks_toml: str) -> Hub:
+@contextlib.asynccontextmanager
+async def robot_and_hub(tmp_path: Path, sinks: Callable[[RobotReceiver], str],
+                        **robot: Any) -> AsyncIterator[tuple[RobotReceiver, Hub]]:
+    """A local robot, and a hub whose --sources file is ``sinks(robot)`` (with the stores)."""
+    receiver = await RobotReceiver(**robot).start()
     f = tmp_path / "sources.toml"
-    f.write_text(sinks_toml)
+    f.write_text(sinks(receiver))
     hub = Hub(HubConfig(host="127.0.0.1", port=0, sources=str(f)), auth=Auth())
     await hub.astart()
-    await hub.submit([dict(s) for s in STORES])
-    return hub
+    try:
+        await hub.submit([dict(s) for s in STORES])
+        yield receiver, hub
+    finally:
+        await hub.astop()
+        await receiver.stop()
+
+
+def dingtalk(robot: RobotReceiver, secret: str, extra: str = "") -> str:
+    return (f'[[sink]]\nname = "duty"\nkind = "dingtalk"\nurl = "{robot.base}/robot/send?access_token={TOKEN}"\n'
+            f'secret = "{secret}"\n{extra}')
 
 
 def test_dingtalk_signature_matches_dingtalk_docs_formula():
@@ -66,17 +80,8 @@ def test_p1_reaches_a_dingtalk_shaped_robot_signed_in_chinese_then_ack_and_resol
     monkeypatch.setattr(N, "BACKOFF_S", 0.01)
 
     async def main() -> None:
-        robot = await RobotReceiver(secret=SECRET).start()
-        hub = await start_hub(tmp_path, f'''
-[[sink]]
-name = "duty"
-kind = "dingtalk"
-url = "{robot.base}/robot/send?access_token={TOKEN}"
-secret = "{SECRET}"
-min_severity = "P2"
-lang = "zh"
-''')
-        try:
+        async with robot_and_hub(tmp_path, lambda r: dingtalk(r, SECRET, 'min_severity = "P2"\nlang = "zh"\n'),
+                                 secret=SECRET) as (robot, hub):
             await hub.submit([incident("inc-1", "P1", "open", ["hz-001"], owner="支付组", opened_at=time.time() - 600)])
             await hub.submit([incident("inc-2", "P3", "open", ["hz-001"])])  # below min_severity: not sent
             await until(lambda: len(robot.received) == 1, "the P1 at the robot")
@@ -95,29 +100,18 @@ lang = "zh"
             assert all(r.signed for r in robot.received)
             w = hub.sources.notifier.workers[0]
             assert (w.health.sent, w.health.failed, w.health.dropped) == (3, 0, 0)
-        finally:
-            await hub.astop()
-            await robot.stop()
     run(main())
 
 
 def test_wecom_webhook_scopes_and_retries(tmp_path, monkeypatch):
     monkeypatch.setattr(N, "BACKOFF_S", 0.01)
 
-    async def main() -> None:
-        robot = await RobotReceiver(fail_first=2).start()
-        hub = await start_hub(tmp_path, f'''
-[[sink]]
-kind = "wecom"
-url = "{robot.base}/cgi-bin/webhook/send?key=k"
-scopes = ["city:sh"]
-events = ["open"]
+    def sinks(robot: RobotReceiver) -> str:
+        return (f'[[sink]]\nkind = "wecom"\nurl = "{robot.base}/cgi-bin/webhook/send?key=k"\nscopes = ["city:sh"]\n'
+                f'events = ["open"]\n\n[[sink]]\nkind = "webhook"\nurl = "{robot.base}/hook"\n')
 
-[[sink]]
-kind = "webhook"
-url = "{robot.base}/hook"
-''')
-        try:
+    async def main() -> None:
+        async with robot_and_hub(tmp_path, sinks, fail_first=2) as (robot, hub):
             await hub.submit([incident("inc-hz", "P2", "open", ["hz-001"])])   # webhook only (wecom: city sh)
             await hub.submit([incident("inc-sh", "P4", "open", ["sh-002"])])   # both
             await hub.submit([{"type": "incident", "id": "inc-sh", "status": "resolved"}])  # webhook only
@@ -131,9 +125,6 @@ url = "{robot.base}/hook"
             assert all(b["text"].startswith("[P") for b in hook)  # Slack-compatible {"text": ...}
             retried = sum(w.health.retried for w in hub.sources.notifier.workers)
             assert retried == 2 and all(w.health.failed == 0 for w in hub.sources.notifier.workers)
-        finally:
-            await hub.astop()
-            await robot.stop()
     run(main())
 
 
@@ -141,15 +132,7 @@ def test_a_wrong_secret_fails_at_once_and_shows_in_stats_notices_and_metrics(tmp
     monkeypatch.setattr(N, "BACKOFF_S", 0.01)
 
     async def main() -> None:
-        robot = await RobotReceiver(secret=SECRET).start()
-        hub = await start_hub(tmp_path, f'''
-[[sink]]
-name = "duty"
-kind = "dingtalk"
-url = "{robot.base}/robot/send?access_token={TOKEN}"
-secret = "SECwrong"
-''')
-        try:
+        async with robot_and_hub(tmp_path, lambda r: dingtalk(r, "SECwrong"), secret=SECRET) as (robot, hub):
             await hub.submit([incident("inc-1", "P1", "open", ["hz-001"])])
             w = hub.sources.notifier.workers[0]
             await until(lambda: w.health.failed == 1, "the refusal")
@@ -160,9 +143,6 @@ secret = "SECwrong"
             value = {(s.name, s.labels.get("sink")): s.value for f in fams.values() for s in f.samples}
             assert value[("wallboard_sink_failed_total", "duty")] == 1
             assert value[("wallboard_sink_sent_total", "duty")] == 0
-        finally:
-            await hub.astop()
-            await robot.stop()
     run(main())
 
 
