@@ -173,7 +173,7 @@ class HealthMonitor(QObject):
         ``frame_p95_ms`` (time between frames, last 10 s), ``last_frame_work_ms``,
         ``paints_per_s``, ``last_paint`` (epoch s) and ``last_paint_age_s``, ``layout``
         (name, path, error), ``windows`` (title, native window id, layout screen, monitor, mode, geometry, page,
-        store markers on screen with their global position), ``monitors``, ``cursor_hidden``
+        auto-focus, store markers on screen with their global position), ``monitors``, ``cursor_hidden``
         (kiosk), ``rss_kb``,
         ``watchdog`` (enabled, sent, errors)."""
         now_wall = time.time()
@@ -227,8 +227,18 @@ class HealthMonitor(QObject):
             "geometry": [g.x(), g.y(), g.width(), g.height()],
             "page": page.title if page is not None else None,
             "drill_depth": len(w.drill), "overlay": w.overlay is not None,
+            "auto_focus": _focus(w),
             "stores_on_screen": stores_on_screen(w),
         }
+
+
+def _focus(w: Any) -> dict | None:
+    """The layout rule's focus on a window: incident, severity, rule, since (epoch s)."""
+    f = getattr(w, "auto_focus", None)
+    if f is None:
+        return None
+    return {"incident": f.incident.id, "severity": f.incident.severity, "rule": f.rule.name,
+            "since": round(f.started, 3), "until": None if f.until is None else round(f.until, 3)}
 
 
 def stores_on_screen(w: Any, limit: int = STORES_LISTED) -> list[dict]:
