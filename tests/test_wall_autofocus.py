@@ -177,3 +177,24 @@ def test_focus_screenshot(wall, tmp_path):
     img = w.grab().toImage()
     out = tmp_path / "focus.png"
     assert img.save(str(out)) and out.stat().st_size > 10_000
+
+
+def test_an_incident_without_a_store_turns_the_rotation_to_the_rules_screen(qtbot, tmp_path):
+    rules = RULE.replace('screen = "devices"', 'screen = "cities"').replace('cities = ["sh"]', 'tags = ["chain"]')
+    wall = make_wall(qtbot, tmp_path, rules)
+    try:
+        w = wall.rotating
+        names = [p.screen_spec.name for p in w.pages]
+        assert names[w.page_index] == "devices" and not w.drill
+        wall.send({"type": "incident", "id": "inc-9", "title": "Payments down chain-wide", "severity": "P1",
+                   "status": "open", "stores": [], "opened_at": wall.clock.t, "tags": ["chain"]})
+        wall.tick()
+        assert names[w.page_index] == "cities" and not w.drill and w.auto_focus is not None
+        for _ in range(40):                                   # the cities page is 30 s: paused
+            wall.tick()
+        assert names[w.page_index] == "cities"
+        wall.send({"type": "incident", "id": "inc-9", "status": "resolved", "resolved_at": wall.clock.t})
+        wall.tick()
+        assert names[w.page_index] == "devices" and w.auto_focus is None   # back where it was
+    finally:
+        wall.ctl.shutdown()
