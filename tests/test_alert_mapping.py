@@ -62,6 +62,19 @@ def test_alertmanager_firing_opens_incident_and_marks_device():
         P.validate_event(ev, require_seq=False, require_ts=False)
 
 
+def test_a_device_kind_label_names_the_incident_kinds_for_layout_rules():
+    firing, _ = am_payloads()
+    firing = copy.deepcopy(firing)
+    for a in firing["alerts"]:
+        a["labels"]["device_kind"] = "pos"
+    out = map_webhook(firing, source="alertmanager")
+    [inc] = by_type(out.events, "incident")
+    [dev] = by_type(out.events, "device")
+    assert inc["kinds"] == ["pos"] and dev["kind"] == "pos"
+    P.validate_event(inc, require_seq=False, require_ts=False)
+    assert "kinds" not in by_type(map_webhook(am_payloads()[0], source="alertmanager").events, "incident")[0]
+
+
 def test_alertmanager_resolved_resolves_and_sets_device_ok():
     _, resolved = am_payloads()
     out = map_webhook(resolved, source="alertmanager")

@@ -394,6 +394,9 @@ def map_webhook(
             ev["owner"] = owner[:200]
         if device:
             ev["x_device"] = device
+        kind = _first_label(labels, rules.labels["device_kind"])
+        if kind:
+            ev["kinds"] = [kind[:P.MAX_ID]]     # what layout [[rules]] match on (match.kinds)
         url = a.get("generatorURL")
         if isinstance(url, str) and url:
             ev["x_url"] = url
@@ -421,7 +424,6 @@ def map_webhook(
             dev: dict[str, Any] = {"type": "device", "id": device, "msg": title[:P.MAX_TEXT]}
             if store:
                 dev["store"] = store
-            kind = _first_label(labels, rules.labels["device_kind"])
             if kind:
                 dev["kind"] = kind[:200]
             if firing_status is not None:
