@@ -480,6 +480,98 @@ def test_a_batch_past_the_store_cap_is_507_over_http_and_nothing_is_applied():
     run(main())
 
 
+def test_connections_past_the_per_address_cap_are_503_and_a_silent_one_is_cut():
+    import socket
+    import time
+
+    from websockets.exceptions import InvalidStatus
+
+    hub = Hub(HubConfig(host="127.0.0.1", port=0, journal=None, max_connections_per_address=2), auth=Auth())
+    hub.start_in_thread()
+    held = [socket.create_connection(("127.0.0.1", hub.port)) for _ in range(2)]  # handshakes never sent
+    try:
+        for _ in range(200):
+            if hub.connections.open_now == 2:
+                break
+            time.sleep(0.01)
+
+        async def refused() -> Any:
+            with pytest.raises(InvalidStatus) as e:
+                async with connect(hub.url):
+                    pass
+            return e.value.response
+        resp = run(refused())
+        assert resp.status_code == 503 and resp.headers["Retry-After"] == "5"
+        assert resp.body.decode().strip() == ("too many connections: 2 open from this address (at most 2, "
+                                              "--max-connections-per-address); close some or retry later")
+        silent = socket.create_connection(("127.0.0.1", hub.port))   # refused, and says nothing: cut
+        silent.settimeout(10)
+        t0 = time.monotonic()
+        assert silent.recv(100) == b"" and time.monotonic() - t0 < 9
+        silent.close()
+        stats = hub.stats()
+        assert stats["rejects_connections"] == 1 and stats["connections_open"] == 2
+        for s in held:
+            s.close()
+        for _ in range(200):
+            if hub.connections.open_now == 0:
+                break
+            time.sleep(0.01)
+        assert hub.connections.open_now == 0 and not hub.connections.by_address
+
+        async def fine() -> None:
+            async with connect(hub.publish_url) as ws:
+                await ws.send(P.encode(P.Publish(events=[kpi(1)])))
+                assert isinstance(await recv(ws), P.Ack)
+        run(fine())
+    finally:
+        for s in held:
+            s.close()
+        hub.stop()
+
+
+def test_the_http_port_counts_in_the_same_connection_caps():
+    import socket
+
+    async def main() -> None:
+        hub = Hub(HubConfig(host="127.0.0.1", port=0, journal=None, max_connections=2,
+                            max_connections_per_address=2), auth=Auth())
+        await hub.astart()
+        ingest = await start_http_ingest(hub, "127.0.0.1", 0)
+        held = socket.create_connection(("127.0.0.1", hub.port))   # one on the hub port
+        try:
+            async with aiohttp.ClientSession(headers={"X-Wallboard-Client": "t"}) as s:
+                async with s.get(ingest.url + "/healthz") as r:       # the second (kept alive)
+                    assert r.status == 200
+                connector = aiohttp.TCPConnector(force_close=True)
+                async with aiohttp.ClientSession(connector=connector) as s2:
+                    async with s2.get(ingest.url + "/healthz") as r:
+                        body = await r.json()
+                        assert r.status == 503 and r.headers["Retry-After"] == "5"
+                assert body == {"error": "unavailable", "message": "too many connections: 2 open to this hub (at "
+                                "most 2, --max-connections); retry later"}
+            assert hub.stats()["rejects_connections"] == 1 and "rejects_unavailable" not in hub.stats()
+        finally:
+            held.close()
+            await ingest.stop()
+            await hub.astop()
+    run(main())
+
+
+def test_connection_count_caps_the_total_and_each_address():
+    from wallboard.hub.admission import ConnectionCount
+
+    c = ConnectionCount(total=3, per_address=2)
+    assert c.open("a") is None and c.open("a") is None and c.open("b") is None
+    assert c.open("c") == "too many connections: 3 open to this hub (at most 3, --max-connections); retry later"
+    c.close("b")
+    assert c.open("a") == ("too many connections: 2 open from this address (at most 2, "
+                           "--max-connections-per-address); close some or retry later")
+    assert c.open("c") is None and c.open_now == 3 and c.peak == 3 and c.by_address == {"a": 2, "c": 1}
+    with pytest.raises(ValueError, match="max_connections_per_address=5: expected 1..max_connections"):
+        HubConfig(max_connections=4, max_connections_per_address=5).validate()
+
+
 def test_the_logs_recent_rows_are_bounded_by_bytes_and_followers_still_get_everything():
     from wallboard.hub.log import EventLog
 

@@ -25,6 +25,10 @@ from typing import Any, Callable
 from .auth import printable
 from .budget import TokenBucket
 
+#: A connection past a connection cap: the ``Retry-After`` of its 503, and the seconds it
+#: is kept (its handshake or request, instead of the usual 10 s) before it is cut.
+CONNECTION_RETRY_S = 5
+REFUSED_HANDSHAKE_S = 2.0
 #: A lane with at most this many bytes queued is light: its batches go first.
 LIGHT_BYTES = 64 << 10
 
@@ -153,6 +157,39 @@ class EntityRoom:
                 f"without new {kind}s, delete unused ones, or raise {flag}")
 
 
+class ConnectionCount:
+    """Open connections (from the TCP accept, handshakes included): at most ``total``, and
+    at most ``per_address`` from one address. :meth:`open` counts one and returns None, or
+    returns the refusal message (not counted) for a connection past a cap."""
+
+    def __init__(self, total: int, per_address: int) -> None:
+        self.total, self.per_address = total, per_address
+        self.open_now = 0
+        self.by_address: dict[str, int] = {}
+        self.peak = 0
+
+    def open(self, address: str) -> str | None:
+        held = self.by_address.get(address, 0)
+        if self.open_now >= self.total:
+            return (f"too many connections: {self.open_now} open to this hub (at most {self.total}, "
+                    "--max-connections); retry later")
+        if held >= self.per_address:
+            return (f"too many connections: {held} open from this address (at most {self.per_address}, "
+                    "--max-connections-per-address); close some or retry later")
+        self.open_now += 1
+        self.by_address[address] = held + 1
+        self.peak = max(self.peak, self.open_now)
+        return None
+
+    def close(self, address: str) -> None:
+        self.open_now = max(0, self.open_now - 1)
+        left = self.by_address.get(address, 0) - 1
+        if left > 0:
+            self.by_address[address] = left
+        else:
+            self.by_address.pop(address, None)
+
+
 class LaneActivity:
     """The lanes that submitted within the last ``window`` seconds: while more than one
     did, a group commit holds at most ``contended_bytes`` (one frame), so the commit in
@@ -211,4 +248,4 @@ class RateBuckets:
         return len(self._buckets)
 
 
-__all__ = ["LIGHT_BYTES", "EntityRoom", "LaneActivity", "RateBuckets", "take_group"]
+__all__ = ["LIGHT_BYTES", "ConnectionCount", "EntityRoom", "LaneActivity", "RateBuckets", "take_group"]

@@ -3,8 +3,9 @@
 Every bound here is set by :class:`~wallboard.hub.server.HubConfig` (and its CLI flag),
 never by what arrives; ``docs/security.md`` lists them with their defaults:
 
-* :class:`TokenBucket` -- ``rate_limit`` events/s per publish connection (and over all
-  HTTP producers) with a burst of one second's worth. A batch larger than the burst can
+* :class:`TokenBucket` -- ``rate_limit`` events/s per producer (its address and token,
+  over its websocket connections and HTTP requests: :class:`wallboard.hub.admission.RateBuckets`)
+  with a burst of one second's worth. A batch larger than the burst can
   never be admitted: :meth:`TokenBucket.over_burst` says so (a terminal ``too_large``),
   instead of admitting it into debt and locking later batches out.
 * :class:`IngestQueue` -- ``max_ingest_bytes`` of events accepted but not yet committed,

@@ -103,8 +103,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--max-batch", type=_count, default=5000, metavar="N",
                    help="most events per publish batch (default 5000)")
     p.add_argument("--rate-limit", type=_positive, default=50_000.0, metavar="EV/S",
-                   help="events per second per publish connection, and over all HTTP producers, with a burst of "
-                   "one second's worth (default 50000; excess batches get rate_limited with retry_after, a batch "
+                   help="events per second per producer (its address and token, over its websocket connections "
+                   "and HTTP requests), with a burst of one second's worth (default 50000; excess batches get rate_limited with retry_after, a batch "
                    "larger than the burst too_large)")
     p.add_argument("--max-event-bytes", type=_count, default=1 << 19, metavar="BYTES",
                    help="largest event, encoded (default 512 KiB, also the most allowed); larger ones are "
@@ -134,6 +134,12 @@ def register(subparsers: Any) -> None:
     p.add_argument("--wall-drop-after", type=_positive, default=30.0, metavar="S",
                    help="close a wall (code 1013, counted walls_dropped) that stays past --max-lag, or does not "
                    "read a frame, for this many seconds (default 30); it reconnects and resyncs")
+    p.add_argument("--max-connections", type=_count, default=4096, metavar="N",
+                   help="open connections on the hub port, handshakes included (default 4096); past it a new one "
+                   "is answered 503 with Retry-After (counted rejects_connections)")
+    p.add_argument("--max-connections-per-address", type=_count, default=256, metavar="N",
+                   help="open connections from one address (default 256; behind a proxy every client has its "
+                   "address); past it 503 with Retry-After")
     p.add_argument("--compact-every", type=_count, default=100_000, metavar="N",
                    help="events between journal snapshots (default 100000)")
     p.add_argument("--keep-events", type=int, default=100_000, metavar="N",
@@ -276,7 +282,8 @@ def cmd_hub(args: argparse.Namespace) -> int:
                         max_ingest_bytes=args.max_ingest_bytes, wall_drop_s=args.wall_drop_after,
                         snapshot_budget=args.snapshot_budget, max_devices=args.max_devices,
                         max_stores=args.max_stores, evict_after_s=args.evict_after,
-                        tail_bytes=args.tail_bytes)
+                        tail_bytes=args.tail_bytes, max_connections=args.max_connections,
+                        max_connections_per_address=args.max_connections_per_address)
         hub = Hub(cfg)
     except (AuthConfigError, ScenarioError, ValueError) as e:
         print(f"wallboard hub: {e}", file=sys.stderr)

@@ -45,7 +45,7 @@ from aiohttp import web
 from wallboard import protocol as P
 
 from .adapters import ADAPTERS
-from .admission import RateBuckets
+from .admission import CONNECTION_RETRY_S, REFUSED_HANDSHAKE_S, RateBuckets
 from .alert_mapping import MappingRules, PayloadError
 from .auth import bearer, empty_bearer, origin_allowed, peer_host, printable
 from .batches import BatchRefused, JournalUnavailable
@@ -79,10 +79,12 @@ def server_ssl_context(cert: str, key: str) -> ssl.SSLContext:
 class _Refusal(Exception):
     """An HTTP refusal: status, error code (a protocol error code) and JSON details."""
 
-    def __init__(self, status: int, code: str, message: str, *, retry_after: float = 1, **extra: Any) -> None:
+    def __init__(self, status: int, code: str, message: str, *, retry_after: float = 1, reason: str | None = None,
+                 **extra: Any) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
+        self.reason = reason or code  # counted as rejects_<reason>
         self.retry_after = retry_after
         self.extra = {k: v for k, v in extra.items() if v is not None}
 
@@ -189,6 +191,9 @@ class HttpIngest:
                                      lingering_time=min(2.0, self.read_timeout),  # unread body after a refusal
                                      logger=_QuietLog(self.hub))
         await self._runner.setup()
+        # every connection counted from its accept in the hub's connection caps (one count
+        # with the hub port's): wrap the protocol factory the site binds with
+        self._runner._server = _CountingFactory(self._runner.server, self.hub)  # type: ignore[assignment]
         site = web.TCPSite(self._runner, host, port, ssl_context=ssl_context)
         await site.start()
         addr = self._runner.addresses[0]
@@ -212,7 +217,7 @@ class HttpIngest:
             self._guard(request)
             resp = await handler(request)
         except _Refusal as r:
-            self.hub.reject(r.code)
+            self.hub.reject(r.reason)
             if r.code in ("auth", "origin", "no_client_header"):
                 self.hub._log_refusal(_remote(request), f"{request.method} {printable(request.path, 80)}: {r}")
             elif r.code in ("forbidden", "blocked"):
@@ -245,6 +250,9 @@ class HttpIngest:
         allowed (403); for a POST a content type other than JSON / JSON Lines (415) and
         neither ``Authorization`` nor an ``X-Wallboard-*`` header (401), which together
         keep a cross-origin page from posting without the browser asking first."""
+        over = getattr(request.protocol, "wb_refusal", None)
+        if over:  # past --max-connections(-per-address), counted at the TCP accept with the hub port's
+            raise _Refusal(503, "unavailable", over, retry_after=CONNECTION_RETRY_S, reason="connections")
         wait = self.hub.gate.blocked(_remote(request))
         if wait > 0:
             raise _Refusal(429, "blocked", f"too many refused attempts from this address; retry in {wait:.0f} s",
@@ -414,6 +422,45 @@ class HttpIngest:
 
     async def _healthz(self, request: web.Request) -> web.Response:
         return _json({"status": "ok", "hub": self.hub.hub_id, "seq": self.hub.seq, "walls": len(self.hub.walls)})
+
+
+class _CountedHandler(web.RequestHandler):
+    """aiohttp's connection protocol, counted in ``hub.connections`` from
+    ``connection_made`` to ``connection_lost``; one past a cap is marked ``wb_refusal``
+    (answered 503 by the middleware, cut after REFUSED_HANDSHAKE_S whatever it sends)."""
+
+    wb_count: Any = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        peer = transport.get_extra_info("peername")
+        self.wb_address = str(peer[0]) if peer else "?"
+        self.wb_refusal = self.wb_count.open(self.wb_address)
+        if self.wb_refusal is not None:
+            asyncio.get_running_loop().call_later(REFUSED_HANDSHAKE_S, transport.abort)
+        super().connection_made(transport)
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        if getattr(self, "wb_refusal", "") is None:
+            self.wb_count.close(self.wb_address)
+            self.wb_refusal = ""  # counted down once
+        super().connection_lost(exc)
+
+
+class _CountingFactory:
+    """aiohttp's protocol factory (``web.Server``) making :class:`_CountedHandler`
+    connections (as ``web.Server.__call__`` makes its own); everything else is the
+    wrapped server's."""
+
+    def __init__(self, server: Any, hub: "Hub") -> None:
+        self._wb_server = server
+        self._wb_handler = type("CountedHandler", (_CountedHandler,), {"wb_count": hub.connections})
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._wb_server, name)
+
+    def __call__(self) -> Any:
+        server = self._wb_server
+        return self._wb_handler(server, loop=server._loop, **server._kwargs)
 
 
 def _remote(request: web.Request) -> str:

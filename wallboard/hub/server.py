@@ -41,7 +41,7 @@ from wallboard.state import LiveState, StateConfig
 from wallboard.state.snapshot import encode_snapshot_pieces, live_snapshot
 
 from .auth import Auth, PeerLimiter, RefusalLog, bearer, empty_bearer, origin_allowed, peer_host, printable
-from .admission import EntityRoom, LaneActivity, RateBuckets, take_group
+from .admission import CONNECTION_RETRY_S, REFUSED_HANDSHAKE_S, ConnectionCount, EntityRoom, LaneActivity, RateBuckets, take_group
 from .budget import EVENT_ESTIMATE, IngestQueue, SnapshotBudget, TokenBucket, check_event_bytes
 from .fanout import Tail, WallSender
 from .batches import DEDUPE_WINDOW_S, Batch, BatchRefused, GroupCommit, JournalUnavailable, batch_digest
@@ -81,7 +81,7 @@ class HubConfig:
     stats_s: float = 5.0
     max_frame: int = P.MAX_FRAME
     max_batch: int = P.MAX_BATCH
-    rate_limit: float = 50_000.0        # events/s per publish connection (burst: 1 s worth)
+    rate_limit: float = 50_000.0        # events/s per producer: address + token, websocket and HTTP (burst: 1 s worth)
     max_lag: int = 20_000               # events a wall may fall behind before a resync
     tail_events: int = 50_000           # encoded events kept in memory for fast replay
     batch_events: int = 500             # events per frame to a wall
@@ -121,6 +121,8 @@ class HubConfig:
     snapshot_budget: int = 20           # snapshots per address per minute (then unavailable + retry_after)
     snapshot_cache_s: float = 2.0       # a snapshot this young is shared by every resync (then: the tail)
     wall_drop_s: float = 30.0           # a wall past max_lag (or not reading) this long is closed (1013)
+    max_connections: int = 4_096        # open connections on the hub port (handshakes included) ...
+    max_connections_per_address: int = 256  # ... and from one address; past them: 503 + Retry-After
 
     def validate(self) -> None:
         """Raise ValueError naming the first bad option."""
@@ -149,6 +151,9 @@ class HubConfig:
             ("dedupe_window", self.dedupe_window > 0, "> 0 seconds"),
             ("wall_drop_s", self.wall_drop_s > 0, "> 0 seconds"),
             ("snapshot_budget", self.snapshot_budget >= 1, ">= 1 per minute"),
+            ("max_connections", self.max_connections >= 1, ">= 1"),
+            ("max_connections_per_address", 1 <= self.max_connections_per_address <= self.max_connections,
+             "1..max_connections"),
             ("max_devices", self.max_devices >= 1, ">= 1"),
             ("max_stores", self.max_stores >= 1, ">= 1"),
             ("evict_after_s", self.evict_after_s > 0, "> 0 seconds"),
@@ -204,6 +209,7 @@ class Hub:
         self.rate_buckets = RateBuckets(self.config.rate_limit)  # per producer, websocket and HTTP
         self.lanes = LaneActivity()  # senders active in the last second (group commit caps)
         self.entities = EntityRoom(cfg.max_devices, cfg.max_stores, cfg.evict_after_s)  # new ids of queued batches
+        self.connections = ConnectionCount(cfg.max_connections, cfg.max_connections_per_address)
         self.ingest_queue.on_release = self._wake_room_waiters
         self._ingest_full_logged = -1e18
         self._caps_seen, self._caps_logged = (0, 0), -1e18  # refused entity events, last warned
@@ -280,7 +286,7 @@ class Hub:
             self._handler, cfg.host, cfg.port, process_request=self._process_request,
             max_size=cfg.max_frame * 4, max_queue=16, compression="deflate" if cfg.compression else None,
             ping_interval=20, ping_timeout=20, ssl=ctx, logger=_QuietInfo(logging.getLogger("wallboard.hub.ws")),
-            server_header="wallboard-hub",
+            server_header="wallboard-hub", create_connection=_counted_connection(self),
         )
         sock = next(iter(self._server.sockets))
         self.host, self.port = sock.getsockname()[:2]
@@ -408,6 +414,7 @@ class Hub:
                    stores=len(self.state.stores), stores_cap=cfg.max_stores,
                    **{k: self.state.counters.get(k, 0) for k in ENTITY_COUNTERS},
                    journal_commit_ms=round(self._last_commit_ms, 2),
+                   connections_open=self.connections.open_now, connections_peak=self.connections.peak,
                    wall_max_lag=max((self.seq - w.cursor + 1 for w in self.walls if w.cursor), default=0))
         return out
 
@@ -903,6 +910,13 @@ class Hub:
         ``Authorization: Bearer`` token that grants nothing for the path (401)."""
         path = request.path.split("?", 1)[0]
         peer = _peer(connection)
+        over = getattr(connection, "wb_refusal", None)
+        if over is not None:  # past --max-connections(-per-address): counted at the TCP accept
+            self.reject("connections")
+            self._log_refusal(peer, over, gate=False)
+            resp = connection.respond(HTTPStatus.SERVICE_UNAVAILABLE, over + "\n")
+            resp.headers["Retry-After"] = str(CONNECTION_RETRY_S)
+            return resp
         wait = self.gate.blocked(peer)
         if wait > 0:
             self.reject("blocked")
@@ -1204,6 +1218,30 @@ def refusal_error(e: BatchRefused | JournalUnavailable) -> P.Error:
         return P.Error(code="unavailable", message=f"not applied: {e.message}; resend the batch later",
                        retry_after=e.retry_after)
     return P.Error(code=e.code, message=e.message, index=e.index, field=e.field)
+
+
+def _counted_connection(hub: Hub) -> type[ServerConnection]:
+    """A ``ServerConnection`` counted in ``hub.connections`` from its TCP accept (so
+    handshakes in progress count too) to its end; one past a cap is marked ``wb_refusal``
+    (answered 503 at its handshake, and cut after REFUSED_HANDSHAKE_S if it sends none)."""
+
+    class Counted(ServerConnection):
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            peer = transport.get_extra_info("peername")
+            self.wb_address = str(peer[0]) if peer else "?"
+            self.wb_refusal = hub.connections.open(self.wb_address)
+            if self.wb_refusal is not None:
+                abort = transport.abort  # a slow handshake of a refused connection costs little
+                asyncio.get_running_loop().call_later(REFUSED_HANDSHAKE_S, abort)
+            super().connection_made(transport)
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            if getattr(self, "wb_refusal", "") is None:
+                hub.connections.close(self.wb_address)
+                self.wb_refusal = ""  # counted down once
+            super().connection_lost(exc)
+
+    return Counted
 
 
 def _peer(ws: ServerConnection) -> str:
