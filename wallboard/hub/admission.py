@@ -1,5 +1,6 @@
 """Who goes next, and who may come in: the hub's admission rules that keep a flooder from
-delaying everyone else (issue 13; ``docs/security.md``). No I/O, no asyncio here.
+delaying everyone else (issue 13; ``docs/security.md``). No I/O here (the connection
+count's protocol hook only schedules the cut of a refused connection).
 
 * :func:`take_group` -- the batches of the next group commit. Batches are grouped by
   *lane* (the sender's address; the hub's own producers by their producer name). A lane
@@ -17,6 +18,7 @@ delaying everyone else (issue 13; ``docs/security.md``). No I/O, no asyncio here
 """
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import time
 from collections import OrderedDict
@@ -190,6 +192,35 @@ class ConnectionCount:
             self.by_address.pop(address, None)
 
 
+class CountedConnection:
+    """Mixin for a connection protocol (websockets' ``ServerConnection``, aiohttp's
+    ``RequestHandler``): counted in ``wb_count`` (a :class:`ConnectionCount`, set on the
+    class) from ``connection_made`` to ``connection_lost``; one past a cap is marked
+    ``wb_refusal`` (the server answers it 503) and cut after :data:`REFUSED_HANDSHAKE_S`
+    whatever it sends."""
+
+    wb_count: ConnectionCount
+
+    def connection_made(self, transport: Any) -> None:
+        peer = transport.get_extra_info("peername")
+        self.wb_address = str(peer[0]) if peer else "?"
+        self.wb_refusal = self.wb_count.open(self.wb_address)
+        if self.wb_refusal is not None:
+            asyncio.get_running_loop().call_later(REFUSED_HANDSHAKE_S, transport.abort)
+        super().connection_made(transport)  # type: ignore[misc]
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        if getattr(self, "wb_refusal", "") is None:
+            self.wb_count.close(self.wb_address)
+            self.wb_refusal = ""  # counted down once
+        super().connection_lost(exc)  # type: ignore[misc]
+
+
+def counted(base: type, count: ConnectionCount) -> type:
+    """A subclass of connection protocol ``base`` counted in ``count``."""
+    return type(f"Counted{base.__name__}", (CountedConnection, base), {"wb_count": count})
+
+
 class LaneActivity:
     """The lanes that submitted within the last ``window`` seconds: while more than one
     did, a group commit holds at most ``contended_bytes`` (one frame), so the commit in
@@ -248,4 +279,4 @@ class RateBuckets:
         return len(self._buckets)
 
 
-__all__ = ["LIGHT_BYTES", "ConnectionCount", "EntityRoom", "LaneActivity", "RateBuckets", "take_group"]
+__all__ = ["LIGHT_BYTES", "ConnectionCount", "CountedConnection", "EntityRoom", "LaneActivity", "RateBuckets", "counted", "take_group"]

@@ -45,7 +45,7 @@ from aiohttp import web
 from wallboard import protocol as P
 
 from .adapters import ADAPTERS
-from .admission import CONNECTION_RETRY_S, REFUSED_HANDSHAKE_S, RateBuckets
+from .admission import CONNECTION_RETRY_S, RateBuckets, counted
 from .alert_mapping import MappingRules, PayloadError
 from .auth import bearer, empty_bearer, origin_allowed, peer_host, printable
 from .batches import BatchRefused, JournalUnavailable
@@ -424,36 +424,14 @@ class HttpIngest:
         return _json({"status": "ok", "hub": self.hub.hub_id, "seq": self.hub.seq, "walls": len(self.hub.walls)})
 
 
-class _CountedHandler(web.RequestHandler):
-    """aiohttp's connection protocol, counted in ``hub.connections`` from
-    ``connection_made`` to ``connection_lost``; one past a cap is marked ``wb_refusal``
-    (answered 503 by the middleware, cut after REFUSED_HANDSHAKE_S whatever it sends)."""
-
-    wb_count: Any = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        peer = transport.get_extra_info("peername")
-        self.wb_address = str(peer[0]) if peer else "?"
-        self.wb_refusal = self.wb_count.open(self.wb_address)
-        if self.wb_refusal is not None:
-            asyncio.get_running_loop().call_later(REFUSED_HANDSHAKE_S, transport.abort)
-        super().connection_made(transport)
-
-    def connection_lost(self, exc: BaseException | None) -> None:
-        if getattr(self, "wb_refusal", "") is None:
-            self.wb_count.close(self.wb_address)
-            self.wb_refusal = ""  # counted down once
-        super().connection_lost(exc)
-
-
 class _CountingFactory:
-    """aiohttp's protocol factory (``web.Server``) making :class:`_CountedHandler`
-    connections (as ``web.Server.__call__`` makes its own); everything else is the
-    wrapped server's."""
+    """aiohttp's protocol factory (``web.Server``) making its connections counted in the
+    hub's connection caps (:func:`wallboard.hub.admission.counted`), as ``web.Server.__call__``
+    makes them; everything else is the wrapped server's."""
 
     def __init__(self, server: Any, hub: "Hub") -> None:
         self._wb_server = server
-        self._wb_handler = type("CountedHandler", (_CountedHandler,), {"wb_count": hub.connections})
+        self._wb_handler = counted(web.RequestHandler, hub.connections)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._wb_server, name)

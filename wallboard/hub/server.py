@@ -41,7 +41,7 @@ from wallboard.state import LiveState, StateConfig
 from wallboard.state.snapshot import encode_snapshot_pieces, live_snapshot
 
 from .auth import Auth, PeerLimiter, RefusalLog, bearer, empty_bearer, origin_allowed, peer_host, printable
-from .admission import CONNECTION_RETRY_S, REFUSED_HANDSHAKE_S, ConnectionCount, EntityRoom, LaneActivity, RateBuckets, take_group
+from .admission import CONNECTION_RETRY_S, ConnectionCount, EntityRoom, LaneActivity, RateBuckets, counted, take_group
 from .budget import EVENT_ESTIMATE, IngestQueue, SnapshotBudget, TokenBucket, check_event_bytes
 from .fanout import Tail, WallSender
 from .batches import DEDUPE_WINDOW_S, Batch, BatchRefused, GroupCommit, JournalUnavailable, batch_digest
@@ -286,7 +286,7 @@ class Hub:
             self._handler, cfg.host, cfg.port, process_request=self._process_request,
             max_size=cfg.max_frame * 4, max_queue=16, compression="deflate" if cfg.compression else None,
             ping_interval=20, ping_timeout=20, ssl=ctx, logger=_QuietInfo(logging.getLogger("wallboard.hub.ws")),
-            server_header="wallboard-hub", create_connection=_counted_connection(self),
+            server_header="wallboard-hub", create_connection=counted(ServerConnection, self.connections),
         )
         sock = next(iter(self._server.sockets))
         self.host, self.port = sock.getsockname()[:2]
@@ -1218,30 +1218,6 @@ def refusal_error(e: BatchRefused | JournalUnavailable) -> P.Error:
         return P.Error(code="unavailable", message=f"not applied: {e.message}; resend the batch later",
                        retry_after=e.retry_after)
     return P.Error(code=e.code, message=e.message, index=e.index, field=e.field)
-
-
-def _counted_connection(hub: Hub) -> type[ServerConnection]:
-    """A ``ServerConnection`` counted in ``hub.connections`` from its TCP accept (so
-    handshakes in progress count too) to its end; one past a cap is marked ``wb_refusal``
-    (answered 503 at its handshake, and cut after REFUSED_HANDSHAKE_S if it sends none)."""
-
-    class Counted(ServerConnection):
-        def connection_made(self, transport: asyncio.BaseTransport) -> None:
-            peer = transport.get_extra_info("peername")
-            self.wb_address = str(peer[0]) if peer else "?"
-            self.wb_refusal = hub.connections.open(self.wb_address)
-            if self.wb_refusal is not None:
-                abort = transport.abort  # a slow handshake of a refused connection costs little
-                asyncio.get_running_loop().call_later(REFUSED_HANDSHAKE_S, abort)
-            super().connection_made(transport)
-
-        def connection_lost(self, exc: Exception | None) -> None:
-            if getattr(self, "wb_refusal", "") is None:
-                hub.connections.close(self.wb_address)
-                self.wb_refusal = ""  # counted down once
-            super().connection_lost(exc)
-
-    return Counted
 
 
 def _peer(ws: ServerConnection) -> str:
