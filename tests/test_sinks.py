@@ -209,3 +209,30 @@ def test_stats_notices_round_trip_the_wire():
     assert P.decode(P.encode(P.Stats(counters={}))).notices is None
     with pytest.raises(P.ProtocolError, match="notices"):
         P.decode(b'{"op":"stats","counters":{},"notices":[{"kind":1}]}')
+
+
+def test_the_rate_limit_holds_notifications_back_until_the_bucket_refills():
+    """rate_per_min = 6: a burst of one, then one per 10 s (a fake clock here)."""
+    from wallboard.hub.budget import TokenBucket
+
+    async def main() -> None:
+        robot = await RobotReceiver().start()
+        try:
+            cfg = parse_sources(f'[[sink]]\nkind = "webhook"\nurl = "{robot.base}/hook"\nrate_per_min = 6\n').sinks[0]
+            w = N.SinkWorker(cfg)
+            assert (w.bucket.rate, w.bucket.burst) == (0.1, 1.0)
+            now = [1000.0]
+            w.bucket = TokenBucket(0.1, 1.0, clock=lambda: now[0])
+            w.start()
+            for i in range(2):
+                w.offer(Notification("open", {"id": f"i{i}", "severity": "P1"}))
+            await until(lambda: len(robot.received) == 1, "the first (the burst)")
+            for _ in range(5):  # the clock stands still: the second waits
+                await asyncio.sleep(0.1)
+            assert len(robot.received) == 1 and w.queue.qsize() == 0  # taken, waiting for a token
+            now[0] += 10.0
+            await until(lambda: len(robot.received) == 2, "the second, 10 s of the fake clock later")
+            await w.stop()
+        finally:
+            await robot.stop()
+    run(main())

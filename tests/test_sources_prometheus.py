@@ -198,3 +198,56 @@ metric = "queue_total"
             await hub.astop()
         assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
     run(main(), timeout=80)
+
+
+def test_bearer_token_file_and_refusals_of_a_prometheus_api(tmp_path):
+    """A stand-in for Prometheus' /api/v1/query behind a bearer token: the token file is
+    read at every run (rotation), a 401 and a missing token file are named."""
+    from aiohttp import web
+
+    seen: list[str] = []
+
+    async def query(request: web.Request) -> web.Response:
+        seen.append(request.headers.get("Authorization", ""))
+        if request.headers.get("Authorization") != "Bearer tok-2":
+            return web.Response(status=401, text="Unauthorized")
+        return web.json_response({"status": "success", "data": {"resultType": "vector", "result": [
+            {"metric": {}, "value": [time.time(), "5"]}]}})
+
+    token = tmp_path / "prom.token"
+    token.write_text("tok-1\n")
+    f = tmp_path / "sources.toml"
+
+    async def main() -> None:
+        app = web.Application()
+        app.add_routes([web.get("/api/v1/query", query)])
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = runner.addresses[0][1]
+        f.write_text(f'[[prometheus]]\nurl = "http://127.0.0.1:{port}"\ninterval_s = 3600\n'
+                     'bearer_token_file = "prom.token"\n[[prometheus.kpi]]\nquery = "sum(up)"\nmetric = "up"\n')
+        hub = Hub(HubConfig(host="127.0.0.1", port=0, sources=str(f)), auth=Auth())
+        await hub.astart()
+        try:
+            poller = hub.sources.pollers[0]
+            await until(lambda: poller.health.runs >= 1)
+            assert poller.health.ok is False and seen == ["Bearer tok-1"]
+            assert poller.health.error.startswith("HTTP 401, not a Prometheus API answer: b'Unauthorized'")
+            token.write_text("tok-2\n")  # rotated: the next run reads it
+            assert await poller.run_once() == 1 and poller.health.ok is True
+            token.unlink()
+            assert await poller.run_once() == 0
+            assert poller.health.error.startswith(f"cannot read bearer_token_file '{token}': No such file")
+        finally:
+            await hub.astop()
+            await runner.cleanup()
+    run(main())
+
+
+async def until(pred: Any, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while not pred():
+        assert time.monotonic() < deadline, "not within the time"
+        await asyncio.sleep(0.02)

@@ -113,8 +113,8 @@ class SinkWorker:
         self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.cfg.timeout_s))
         while True:
             n = await self.queue.get()
-            while not self.bucket.take(1):
-                await asyncio.sleep(max(0.05, self.bucket.retry_after(1)))
+            while not self.bucket.take(1):  # re-checked at least once a second
+                await asyncio.sleep(min(1.0, max(0.05, self.bucket.retry_after(1))))
             try:
                 await self.deliver(n)
             except asyncio.CancelledError:
