@@ -47,8 +47,9 @@ import orjson
 
 from .batches import (DEDUPE_WINDOW_S, Appended, Batch, BatchRefused, GroupCommit, JournalUnavailable, KeyMemory,
                       KeyRecord, plan)
-from .journal import Recovered, _snapshot_bytes
+from .journal import SNAPSHOT_BUDGET, History, Recovered, _snapshot_bytes
 from .journal_guard import JournalRefused, new_epoch
+from .jetstream_replay import ReplaySnapshots, decode
 
 log = logging.getLogger("wallboard.hub.jetstream")
 
@@ -121,8 +122,12 @@ class JetStreamJournal:
     is_async = True
 
     def __init__(self, url: str, *, replicas: int = 1, dedupe_window: float = DEDUPE_WINDOW_S,
-                 connect_timeout: float = 5.0, retain_s: float = 0.0) -> None:
+                 connect_timeout: float = 5.0, retain_s: float = 0.0, snapshot_budget: int = SNAPSHOT_BUDGET) -> None:
         self.target = parse_nats_url(url)
+        #: snapshots kept for replays (``history``): a second stream, ``snapshot_budget`` bytes
+        self.replay = ReplaySnapshots(self.target.stream, snapshot_budget, replicas)
+        self._last_at = 0.0         # commit time of the last record followed (never goes back)
+        self._compacted_seq = 0     # the seq of this hub's last compaction
         self.url = url
         self.replicas = replicas
         self.window = dedupe_window
@@ -174,6 +179,7 @@ class JetStreamJournal:
             info = await self._ensure_stream(api)
             self._obj = await self._snapshot_bucket(api)
             await self._load_snapshot()
+            await self.replay.start(self._js, self.epoch)
         except JournalRefused:
             await self._nc.close()
             raise
@@ -277,6 +283,7 @@ class JetStreamJournal:
         for p, b, d, first, last, at in meta.get("keys", []):
             self._remember_key((p, b), (bytes.fromhex(d) if d else None, first, last, at), now)
         self._snap = (meta["seq"], meta["sseq"], orjson.loads(body))
+        self._last_at = max(self._last_at, float(meta.get("at", 0.0)))
 
     async def _subscribe(self, start: int) -> None:
         from nats.js import api
@@ -288,6 +295,7 @@ class JetStreamJournal:
 
     async def aclose(self) -> None:
         self._closing = True
+        await self.replay.stop()
         if self._sub is not None:
             try:
                 await asyncio.wait_for(self._sub.unsubscribe(), 2)
@@ -338,7 +346,8 @@ class JetStreamJournal:
             return
         rows = [(first + i, d, orjson.loads(d)) for i, d in enumerate(lines)]
         self._sseq = sseq
-        self._index.append((sseq, first, last, float(meta.get("at", 0.0))))
+        self._last_at = at = max(self._last_at, float(meta.get("at", 0.0)))   # commit times never go back
+        self._index.append((sseq, first, last, at))
         if meta.get("p") is not None and meta.get("b") is not None:
             d = meta.get("d")
             self._remember_key((meta["p"], meta["b"]), (bytes.fromhex(d) if d else None, first, last,
@@ -496,6 +505,11 @@ class JetStreamJournal:
     # ------------------------------------------------------------------ read
     async def read(self, after: int, limit: int) -> list[dict[str, Any]]:
         """Kept events with ``seq > after`` (at most ``limit``), read from the stream."""
+        return [orjson.loads(d) for _, _, d in await self._timed(after, limit)]
+
+    async def _timed(self, after: int, limit: int, upto: int | None = None) -> list[tuple[int, float, bytes]]:
+        """``(seq, commit time, event JSON)`` of kept events with ``seq > after`` (and
+        ``<= upto``), at most ``limit``; commit times never go back in stream order."""
         from nats.js.errors import NotFoundError
 
         if after + 1 < self.first_kept or after >= self.last_seq:
@@ -503,7 +517,9 @@ class JetStreamJournal:
         sseq = await self._locate(after + 1)
         if sseq is None:
             return []
-        out: list[dict[str, Any]] = []
+        end = self.last_seq if upto is None else upto
+        out: list[tuple[int, float, bytes]] = []
+        prev_at = 0.0
         while len(out) < limit and sseq <= self._sseq:
             try:
                 msg = await self._js.get_msg(self.target.stream, sseq)
@@ -517,9 +533,13 @@ class JetStreamJournal:
             meta = orjson.loads(head)
             if "first" not in meta:
                 continue
+            first = meta["first"]
+            if first > end:
+                break
+            prev_at = at = max(prev_at, self._commit_time(sseq - 1, float(meta.get("at", 0.0))))
             for i, d in enumerate(body.split(b"\n")):
-                if meta["first"] + i > after and len(out) < limit:
-                    out.append(orjson.loads(d))
+                if after < first + i <= end and len(out) < limit:
+                    out.append((first + i, at, d))
         return out
 
     async def _locate(self, seq: int) -> int | None:
@@ -528,12 +548,21 @@ class JetStreamJournal:
         if idx and idx[0][1] <= seq:
             i = bisect.bisect_right(idx, seq, key=lambda r: r[1]) - 1
             return idx[i][0]
+        # records are in seq order: binary search by their first event
+        found = await self._search(lambda meta: meta.get("first", 0) <= seq)
+        return found[0] if found is not None else None
+
+    async def _search(self, before: Callable[[dict[str, Any]], bool]) -> tuple[int, dict[str, Any]] | None:
+        """``(stream seq, header)`` of the last stream record older than the ones this hub
+        followed whose header is ``before`` the point searched (a binary search: ``before``
+        holds for a prefix of the stream); None when it holds for none."""
         from nats.js.errors import NotFoundError
 
+        idx = self._index
         info = await self._js.stream_info(self.target.stream)
         lo, hi = info.state.first_seq, min(info.state.last_seq, idx[0][0] - 1 if idx else info.state.last_seq)
         found = None
-        while lo <= hi:   # records are in seq order: binary search by their first event
+        while lo <= hi:
             mid = (lo + hi) // 2
             try:
                 msg = await self._js.get_msg(self.target.stream, mid)
@@ -541,9 +570,8 @@ class JetStreamJournal:
                 lo = mid + 1
                 continue
             meta = orjson.loads((msg.data or b"").partition(b"\n")[0])
-            first = meta.get("first", 0)
-            if first <= seq:
-                found, lo = mid, mid + 1
+            if before(meta):
+                found, lo = (mid, meta), mid + 1
             else:
                 hi = mid - 1
         return found
@@ -618,10 +646,20 @@ class JetStreamJournal:
             with self._keys_lock:
                 keys = [[p, b, d.hex() if d else None, f, la, at] for (p, b), (d, f, la, at) in self._keys.records.items()
                         if at >= horizon]
-            head = orjson.dumps({"seq": seq, "sseq": sseq, "epoch": self.epoch, "keys": keys})
+            head = orjson.dumps({"seq": seq, "sseq": sseq, "epoch": self.epoch, "keys": keys, "at": idx[i][3]})
             desc = orjson.dumps({"seq": seq, "sseq": sseq}).decode()
             await self._obj.put(SNAPSHOT_OBJECT, head + b"\n" + blob,
                                 meta=api.ObjectMeta(name=SNAPSHOT_OBJECT, description=desc))
+        # for replays: every compaction's snapshot, unless another hub stored one close by
+        # (within half the distance since this hub's last compaction)
+        gap = max(1, (seq - self._compacted_seq) // 2)
+        self._compacted_seq = seq
+        max_payload = getattr(self._nc, "max_payload", 1 << 20) if self._nc is not None else 1 << 20
+        try:
+            await self.replay.put(seq, idx[i][3], blob, max_payload, gap)
+        except Exception as e:   # the log is fine; only replays of this stretch start further back
+            log.warning("journal %s: replay snapshot at seq %d not stored (%s: %s)", self.url, seq,
+                        type(e).__name__, e)
         upto = seq - keep
         j = bisect.bisect_right(idx, upto, key=lambda r: r[2]) - 1
         if self.retain_s > 0:   # nor what was committed within the retention
@@ -632,16 +670,80 @@ class JetStreamJournal:
         await self._js.purge_stream(self.target.stream, seq=cut_sseq + 1)
         dropped = cut_last - self.first_kept + 1
         self.first_kept = cut_last + 1
+        try:
+            await self.replay.purge_below(self.first_kept)
+        except Exception as e:
+            log.warning("journal %s: replay snapshots not trimmed (%s: %s)", self.url, type(e).__name__, e)
         return dropped
 
-    # The flight recorder (``hello`` with ``at``) reads SQLite's per-event commit times and
-    # older snapshots; a JetStream log does not serve replays yet: the replay answers that
-    # the log holds no such moment (1008).
-    def read_timed(self, after: int, limit: int) -> list[tuple[int, float, bytes]]:
-        return []
+    # ------------------------------------------------------------------ the flight recorder
+    def _on_loop(self, coro: Any, what: str) -> Any:
+        """Run ``coro`` on the hub's loop from a worker thread and wait for it."""
+        loop = self._loop
+        assert loop is not None, f"JetStreamJournal.{what} before start"
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            coro.close()
+            raise RuntimeError(f"JetStreamJournal.{what} blocks: call it from a worker thread (asyncio.to_thread)")
+        return asyncio.run_coroutine_threadsafe(coro, loop).result(60)
 
-    def history(self, at: float) -> None:
-        return None
+    def read_timed(self, after: int, limit: int) -> list[tuple[int, float, bytes]]:
+        """``(seq, commit time, event JSON)`` of kept events with ``seq > after`` (from a
+        worker thread: a replay's sender)."""
+        return self._on_loop(self._timed(after, limit), "read_timed")  # type: ignore[no-any-return]
+
+    def history(self, at: float) -> History | None:
+        """The state at ``at`` (the stream's commit clock, see
+        :mod:`wallboard.hub.jetstream_replay`) as the newest replay snapshot at or before it
+        + the events after it committed by then; None when the log no longer holds that
+        moment. From a worker thread: the stream is read on the loop, decoded here."""
+        found = self._on_loop(self._history(at), "history")
+        if found is None:
+            return None
+        target, seq_at, base, blob, rows = found
+        snap = decode(blob, f"journal {self.url}: replay snapshot at seq {base}") if blob is not None else None
+        return History(target, seq_at, snap, [orjson.loads(d) for _, _, d in rows], [a for _, a, _ in rows])
+
+    async def _history(self, at: float) -> tuple[int, float | None, int, bytes | None, list[Any]] | None:
+        rec = await self._record_at(at)
+        if rec is None:   # before every kept record: only an unpurged log's start is known
+            return None if self.first_kept > 1 else (0, None, 0, None, [])
+        target, seq_at = rec[2], rec[3]
+        snap = await self.replay.fetch(target)
+        base, blob = snap if snap is not None else (0, None)
+        if base + 1 < self.first_kept and base < target:
+            return None
+        rows = await self._timed(base, target - base, upto=target)
+        if len(rows) != target - base:   # purged meanwhile
+            return None
+        return target, seq_at, base, blob, rows
+
+    def _commit_time(self, sseq: int, at: float) -> float:
+        """The commit time of record ``sseq`` as this hub followed it (``at``, its header's,
+        when it is older than what the hub followed)."""
+        idx = self._index
+        if idx and idx[0][0] <= sseq:
+            i = bisect.bisect_left(idx, sseq, key=lambda r: r[0])
+            if i < len(idx) and idx[i][0] == sseq:
+                return idx[i][3]
+        return at
+
+    async def _record_at(self, at: float) -> tuple[int, int, int, float] | None:
+        """``(stream seq, first, last, commit time)`` of the last record committed at or
+        before ``at``: from the records this hub followed, else a binary search of the
+        stream by the records' ``at`` (None: none that old is kept)."""
+        idx = self._index
+        if idx and idx[0][3] <= at:
+            return idx[bisect.bisect_right(idx, at, key=lambda r: r[3]) - 1]
+        # the genesis record (no "first") is the oldest: before every moment
+        found = await self._search(lambda meta: "first" not in meta or float(meta.get("at", 0.0)) <= at)
+        if found is None or "first" not in found[1]:
+            return None
+        sseq, meta = found
+        return sseq, int(meta["first"]), int(meta["last"]), float(meta.get("at", 0.0))
 
     def stats(self) -> dict[str, float]:
         return {"journal_events": max(0, self.last_seq - self.first_kept + 1), "journal_commits": self.commits,

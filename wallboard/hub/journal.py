@@ -115,6 +115,13 @@ CODEC_RAW, CODEC_ZLIB = 0, 1
 SNAPSHOT_ZLIB_LEVEL = 1
 
 
+def thinnest(seqs: list[int]) -> int:
+    """Which of the snapshots at ``seqs`` (sorted, at least three) to drop to stay within a
+    byte budget: of the ones between the oldest and the newest (both stay), the one whose
+    neighbours are the fewest events apart -- so the rest stay evenly spread."""
+    return min(range(1, len(seqs) - 1), key=lambda k: seqs[k + 1] - seqs[k - 1])
+
+
 def decode_snapshot_blob(blob: bytes, codec: int, where: str) -> bytes:
     """The snapshot JSON of stored bytes; ``RuntimeError`` naming ``where`` when they do
     not decode (a damaged file) or the codec is unknown (a newer version's file)."""
@@ -722,7 +729,7 @@ class SqliteJournal:
             kept = self._db.execute("SELECT seq, size FROM snapshots ORDER BY seq").fetchall()
         total = sum(size for _, size in kept)
         while total > self.snapshot_budget and len(kept) > 2:
-            i = min(range(1, len(kept) - 1), key=lambda k: kept[k + 1][0] - kept[k - 1][0])
+            i = thinnest([k[0] for k in kept])
             self._drop_snapshot(kept[i][0])
             total -= kept.pop(i)[1]
             self.snapshots_thinned += 1
@@ -800,7 +807,7 @@ def _chunks(done: GroupCommit, at: float) -> list[tuple[int, bytes, int, float]]
 
 def open_journal(path: str | Path | None, keep: int = 100_000, *,
                  dedupe_window: float = DEDUPE_WINDOW_S, new_epoch: bool = False, retain_s: float = 0.0,
-                 replicas: int = 1) -> Journal:
+                 replicas: int = 1, snapshot_budget: int = SNAPSHOT_BUDGET) -> Journal:
     """``SqliteJournal(path)``, a :class:`MemoryJournal` when ``path`` is None, or for
     ``nats://HOST:PORT[,HOST:PORT...]/STREAM`` a (not yet connected) JetStream log
     (:mod:`wallboard.hub.jetstream`). Raises :class:`JournalRefused` (one line to print)
@@ -819,7 +826,8 @@ def open_journal(path: str | Path | None, keep: int = 100_000, *,
 
         try:
             return JetStreamJournal(str(path), replicas=replicas, dedupe_window=dedupe_window,  # type: ignore[return-value]
-                                    retain_s=retain_s)
+                                    retain_s=retain_s, snapshot_budget=snapshot_budget)
         except ValueError as e:
             raise JournalRefused(str(e), "foreign") from None
-    return SqliteJournal(path, dedupe_window=dedupe_window, new_epoch=new_epoch, retain_s=retain_s)
+    return SqliteJournal(path, dedupe_window=dedupe_window, new_epoch=new_epoch, retain_s=retain_s,
+                         snapshot_budget=snapshot_budget)
