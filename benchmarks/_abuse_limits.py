@@ -21,6 +21,9 @@ of ``_abuse.py`` measuring their latency, the hub's RSS sampled every 0.25 s.
   (``--max-lag 2000 --wall-drop-after 5``): walls still connected over time, dropped.
 * ``rate_limit``: ``--rate-limit 1000``: a 2,000-event batch, then 500-event batches
   every 0.5 s, over the websocket and HTTP.
+* ``connections``: 300 slowloris connections (headers begun, never finished) from
+  127.0.0.2 under ``--max-connections-per-address 64``, then a full handshake from there:
+  connections the hub held, the 503 and when the rest were cut.
 
 ``drill_limits(tmp, tokens)`` returns one dict; ``python benchmarks/_abuse_limits.py
 MODE ...`` is the attacker process of a probe.
@@ -249,6 +252,46 @@ async def rate_limit(hub: Hub, by: Bystanders) -> dict[str, Any]:
     return out
 
 
+async def connections(hub: Hub, by: Bystanders) -> dict[str, Any]:
+    """300 slowloris connections from the attacker address (request headers started, never
+    finished) under ``--max-connections-per-address 64``, then a full websocket handshake
+    from the same address: how many were held, refused, and when they were cut."""
+    from websockets.asyncio.client import connect
+    from websockets.exceptions import InvalidStatus
+
+    conns = []
+    for _ in range(300):
+        r, w = await asyncio.open_connection("127.0.0.1", hub.port, local_addr=(ATTACKER, 0))
+        w.write(b"GET /feed HTTP/1.1\r\nHost: hub\r\nUpgrade: websocket\r\n")  # and nothing more
+        conns.append((r, w))
+    t0 = time.monotonic()
+    await asyncio.sleep(0.5)
+    held = int(counters(hub).get("wallboard_hub_connections_open", 0))
+    refusal: dict[str, Any] = {}
+    try:
+        async with connect(hub.ws + "/feed", local_addr=(ATTACKER, 0), open_timeout=10):
+            refusal["status"] = 101
+    except InvalidStatus as e:
+        refusal = {"status": e.response.status_code, "retry_after": e.response.headers.get("Retry-After"),
+                   "body": e.response.body.decode(errors="replace").strip()[:200]}
+
+    async def closed_at(r: asyncio.StreamReader) -> float:
+        try:
+            await asyncio.wait_for(r.read(), 20)
+        except (asyncio.TimeoutError, OSError):
+            return float("inf")
+        return time.monotonic() - t0
+    times = sorted(await asyncio.gather(*(closed_at(r) for r, _ in conns)))
+    for _, w in conns:
+        w.close()
+    after = counters(hub)
+    return {"slowloris_connections": len(conns), "held_open_by_hub": held,
+            "cut_within_3s": sum(t <= 3 for t in times), "cut_within_12s": sum(t <= 12 for t in times),
+            "last_cut_s": round(max(times), 1), "full_handshake_from_that_address": refusal,
+            "hub": {"rejects_connections": int(after.get("rejects_connections", 0)),
+                    "connections_peak": int(after.get("wallboard_hub_connections_peak", 0))}}
+
+
 # ---------------------------------------------------------------------- the drill
 def drill_limits(tmp: Path, tokens: dict[str, str], only: str = "") -> dict[str, Any]:
     os.environ["WB_SUB"] = tokens["subscribe"]
@@ -272,6 +315,7 @@ def drill_limits(tmp: Path, tokens: dict[str, str], only: str = "") -> dict[str,
         ("snapshots", [], snapshots, None),
         ("sleepers", ["--max-lag", "2000", "--wall-drop-after", "5"], sleepers, None),
         ("rate_limit", ["--rate-limit", "1000"], rate_limit, None),
+        ("connections", ["--max-connections-per-address", "64"], connections, None),
     ]
     for name, flags, probe, bound in plan:
         if only and name not in only.split(","):
