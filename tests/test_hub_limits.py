@@ -244,6 +244,20 @@ def test_ingest_queue_admits_a_batch_alone_and_refuses_past_its_limit():
         "bytes over all producers, --max-ingest-bytes)")
 
 
+def test_a_heavy_lane_is_paced_only_while_lanes_contend():
+    from wallboard.hub.admission import LaneActivity
+
+    lanes = LaneActivity(window=1.0)
+    lanes.seen("10.0.0.1", 100.0)
+    lanes.group_bytes(100.0, 4 << 20, 1 << 20)
+    assert not lanes.contended and lanes.pace("10.0.0.1", 0.01, 100.0, 2.0) == 0.0
+    lanes.seen("10.0.0.2", 100.5)
+    assert lanes.group_bytes(100.5, 4 << 20, 1 << 20) == 1 << 20 and lanes.contended
+    assert lanes.pace("10.0.0.1", 0.01, 100.5, 2.0) == pytest.approx(0.02)    # twice its frame's time
+    assert lanes.pace("10.0.0.1", 0.01, 100.5, 2.0) == pytest.approx(0.05)    # its other connection: after
+    assert lanes.group_bytes(102.0, 4 << 20, 1 << 20) == 4 << 20 and not lanes.contended  # both gone quiet
+
+
 def test_ingest_queue_gives_each_address_at_most_its_share():
     q = IngestQueue(1000)                                   # share: a quarter
     assert q.share == 250 and q.admit(400, "10.0.0.1")     # alone in its lane: goes

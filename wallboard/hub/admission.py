@@ -230,6 +230,7 @@ class LaneActivity:
     def __init__(self, window: float = 1.0, max_lanes: int = 4096) -> None:
         self.window, self.max_lanes = window, max_lanes
         self._seen: dict[Any, float] = {}
+        self._next: dict[Any, float] = {}
 
     def seen(self, lane: Any, now: float) -> None:
         self._seen[lane] = now
@@ -244,7 +245,23 @@ class LaneActivity:
         return len(self._seen)
 
     def group_bytes(self, now: float, group_bytes: int, contended_bytes: int) -> int:
-        return min(group_bytes, contended_bytes) if len(self._seen) > 1 and self.active(now) > 1 else group_bytes
+        self.contended = len(self._seen) > 1 and self.active(now) > 1
+        return min(group_bytes, contended_bytes) if self.contended else group_bytes
+
+    contended = False  # more than one lane active at the last group commit
+
+    def pace(self, lane: Any, busy: float, now: float, factor: float) -> float:
+        """Seconds a heavy lane's connection waits before its next frame while lanes
+        contend: the lane's frames are read at most ``1 / (1 + factor)`` of the time
+        (``busy``: the seconds its last frame took from receipt to queued), so a flooder
+        leaves the loop to the others between two of its frames. 0 when not contended."""
+        if not self.contended:
+            return 0.0
+        start = max(now, self._next.get(lane, 0.0))
+        self._next[lane] = start + busy * (1 + factor)
+        if len(self._next) > self.max_lanes:
+            self._next = {k: t for k, t in self._next.items() if t > now}
+        return max(0.0, start + busy * factor - now)
 
 
 class RateBuckets:

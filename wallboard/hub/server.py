@@ -41,7 +41,7 @@ from wallboard.state import LiveState, StateConfig
 from wallboard.state.snapshot import encode_snapshot_pieces, live_snapshot
 
 from .auth import Auth, PeerLimiter, RefusalLog, bearer, empty_bearer, origin_allowed, peer_host, printable
-from .admission import CONNECTION_RETRY_S, ConnectionCount, EntityRoom, LaneActivity, RateBuckets, counted, take_group
+from .admission import CONNECTION_RETRY_S, LIGHT_BYTES, ConnectionCount, EntityRoom, LaneActivity, RateBuckets, counted, take_group
 from .budget import EVENT_ESTIMATE, IngestQueue, SnapshotBudget, TokenBucket, check_event_bytes
 from .fanout import Tail, WallSender
 from .batches import DEDUPE_WINDOW_S, Batch, BatchRefused, GroupCommit, JournalUnavailable, batch_digest
@@ -121,6 +121,7 @@ class HubConfig:
     snapshot_budget: int = 20           # snapshots per address per minute (then unavailable + retry_after)
     snapshot_cache_s: float = 2.0       # a snapshot this young is shared by every resync (then: the tail)
     wall_drop_s: float = 30.0           # a wall past max_lag (or not reading) this long is closed (1013)
+    pace_factor: float = 2.0            # while several addresses send, a heavy one waits this x its frame's time
     max_connections: int = 4_096        # open connections on the hub port (handshakes included) ...
     max_connections_per_address: int = 256  # ... and from one address; past them: 503 + Retry-After
 
@@ -152,6 +153,7 @@ class HubConfig:
             ("wall_drop_s", self.wall_drop_s > 0, "> 0 seconds"),
             ("snapshot_budget", self.snapshot_budget >= 1, ">= 1 per minute"),
             ("max_connections", self.max_connections >= 1, ">= 1"),
+            ("pace_factor", self.pace_factor >= 0, ">= 0"),
             ("max_connections_per_address", 1 <= self.max_connections_per_address <= self.max_connections,
              "1..max_connections"),
             ("max_devices", self.max_devices >= 1, ">= 1"),
@@ -1015,6 +1017,7 @@ class Hub:
         self.count("publishers")
         try:
             async for raw in ws:
+                t_frame = time.perf_counter()
                 if roles is None:  # authenticate from the first frame before validating it
                     token = self._first_token(raw)
                     roles = self.auth.roles_for(token)
@@ -1079,6 +1082,12 @@ class Hub:
                         continue
                     fut = self.submit(msg.events, msg.producer, msg.batch, nbytes=len(raw), lane=lane)
                     await acks.put((fut, msg.producer, msg.batch))
+                    if self.ingest_queue.lanes.get(lane, 0) > LIGHT_BYTES:  # a heavy sender: paced while others send
+                        now = time.perf_counter()
+                        wait = self.lanes.pace(lane, now - t_frame, now, self.config.pace_factor)
+                        if wait > 0:
+                            self.count("publish_paced")
+                            await asyncio.sleep(wait)
                     # frames already buffered are read without a suspension: give the loop
                     # (commits, fan-out, other producers) a turn between two batches
                     await asyncio.sleep(0)
