@@ -37,6 +37,7 @@ import bisect
 import hashlib
 import logging
 import re
+import sys
 import threading
 import time
 from collections import deque
@@ -68,6 +69,22 @@ SNAPSHOT_OBJECT = "snapshot"
 
 _STREAM_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _HOSTPORT = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):([0-9]{1,5})$")
+
+
+def import_nats() -> Any:
+    """``import nats`` without aiohttp: nats-py imports it for its WebSocket transport,
+    which ``nats://`` URLs never use, and aiohttp is ~55 modules and a CA bundle loaded
+    at import: a third of a hub's start (a hub given ``--http-port`` imports aiohttp
+    itself, normally, before or after)."""
+    if "nats" in sys.modules or "aiohttp" in sys.modules:
+        import nats
+        return nats
+    sys.modules["aiohttp"] = None  # type: ignore[assignment]   # "import aiohttp" raises ImportError
+    try:
+        import nats
+    finally:
+        del sys.modules["aiohttp"]
+    return nats
 
 
 def is_nats_url(journal: str | None) -> bool:
@@ -161,7 +178,7 @@ class JetStreamJournal:
     async def start(self) -> None:
         """Connect, create the stream and snapshot bucket if missing, load the newest
         snapshot and follow the stream from the record after it up to its end."""
-        import nats
+        nats = import_nats()
         from nats.js import api
 
         self._loop = asyncio.get_running_loop()

@@ -817,12 +817,13 @@ def open_journal(path: str | Path | None, keep: int = 100_000, *,
     if "://" in str(path):
         if not str(path).startswith("nats://"):
             raise JournalRefused(f"journal {path}: expected a SQLite file path or nats://HOST:PORT/STREAM", "foreign")
+        from .jetstream import JetStreamJournal, import_nats
+
         try:
-            import nats  # noqa: F401
+            import_nats()
         except ImportError:
             raise JournalRefused(f"journal {path}: the JetStream log needs nats-py: pip install "
                                  "'wallboard[cluster]'", "missing") from None
-        from .jetstream import JetStreamJournal
 
         try:
             return JetStreamJournal(str(path), replicas=replicas, dedupe_window=dedupe_window,  # type: ignore[return-value]

@@ -30,9 +30,8 @@ from __future__ import annotations
 import gc
 import operator
 from sys import intern
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
-import numpy as np
 
 from .. import protocol as P
 from .changes import ChangeBook
@@ -42,6 +41,9 @@ from .dirty import Dirty, SeqGap
 from .fleet import Fleet
 from .incidents import IncidentBook
 from .series import KpiStore, VoiceLog
+
+if TYPE_CHECKING:
+    import numpy as np
 
 _seq_of = operator.itemgetter("seq")
 #: Device events made only of these keys take the inline path in ``apply`` (they cannot
@@ -428,7 +430,9 @@ class LiveState:
         """Copies of the series' timestamps and values in arrival order (empty if none)."""
         ring = self._kpi.series.get((metric, scope))
         if ring is None:
-            return np.zeros(0), np.zeros(0)
+            import numpy
+
+            return numpy.zeros(0), numpy.zeros(0)
         return ring.arrays()
 
     def kpi_keys(self) -> list[tuple[str, str]]:

@@ -12,11 +12,24 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict, deque
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from .config import StateConfig
+
+if TYPE_CHECKING:
+    import numpy as np
+else:
+    class _Numpy:
+        """numpy, imported on first use: a hub with no KPI or voice queries never pays
+        for it (~90 modules; a third hub's start is mostly imports)."""
+
+        def __getattr__(self, name: str) -> Any:
+            import numpy
+
+            globals()["np"] = numpy
+            return getattr(numpy, name)
+
+    np = _Numpy()
 
 
 class VoiceLog:
