@@ -672,5 +672,7 @@ def test_group_commit_puts_light_lanes_first_and_heavy_lanes_take_turns():
     assert [w for _, w in group] == ["a0", "b0"]                      # one each, in arrival order
     group, rest = take_group(rest, 20_000, 2 << 20)
     assert [w for _, w in group] == ["a1", "b1"] and [w for _, w in rest] == ["a2", "b2"]
+    mixed = a[:1] + light[:1]
+    assert [w for _, w in take_group(mixed, 20_000, 2 << 20, light_first=False)[0]] == ["a0", "l0"]  # turns
     one = [(Batch([ev], None, None, size=1000, lane="10.0.0.1"), f"x{i}") for i in range(3)]
     assert take_group(one, 20_000, 2 << 20) == (one, [])              # one lane within the caps: all

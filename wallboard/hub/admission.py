@@ -39,15 +39,17 @@ def _lane(b: Any) -> Any:
     return b.lane if b.lane is not None else b.producer
 
 
-def take_group(pending: list[tuple[Any, Any]], cap: int,
-               cap_bytes: int = 1 << 62) -> tuple[list[tuple[Any, Any]], list[tuple[Any, Any]]]:
+def take_group(pending: list[tuple[Any, Any]], cap: int, cap_bytes: int = 1 << 62,
+               light_first: bool = True) -> tuple[list[tuple[Any, Any]], list[tuple[Any, Any]]]:
     """``(group, rest)``: the batches of the next group commit.
 
     With one lane waiting (or only light ones): all of them while they hold at most
-    ``cap`` events and ``cap_bytes`` bytes. With light and heavy lanes waiting: the light
-    lanes' batches alone. Past the caps lanes take turns (each lane's oldest batch first,
-    round by round, its own batches in order) until the group is full. Every group takes
-    at least one batch; a lane's batches keep their order."""
+    ``cap`` events and ``cap_bytes`` bytes. With light and heavy lanes waiting and
+    ``light_first``: the light lanes' batches alone (the hub then calls the next one
+    without ``light_first``, so heavy lanes are never starved by a stream of light
+    batches). Past the caps lanes take turns (each lane's oldest batch first, round by
+    round, its own batches in order) until the group is full. Every group takes at
+    least one batch; a lane's batches keep their order."""
     queues: dict[Any, list[int]] = {}
     held: dict[Any, int] = {}
     for i, (b, _) in enumerate(pending):
@@ -56,7 +58,7 @@ def take_group(pending: list[tuple[Any, Any]], cap: int,
         held[k] = held.get(k, 0) + b.size
     if len(queues) > 1:
         light = [k for k in queues if held[k] <= LIGHT_BYTES]
-        if light and len(light) < len(queues):
+        if light_first and light and len(light) < len(queues):
             queues = {k: queues[k] for k in light}
     elif (sum(len(b.events) for b, _ in pending) <= cap and sum(b.size for b, _ in pending) <= cap_bytes):
         return pending, []

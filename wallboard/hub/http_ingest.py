@@ -486,8 +486,9 @@ async def start_http_ingest(hub: "Hub", host: str, port: int, *, ssl_context: ss
     """Start the HTTP listener on the running loop (the hub's; after ``hub.astart()``).
 
     ``port`` 0 binds a free port (read it from ``.port``). ``mapping`` defaults to the
-    documented alert mapping; ``rate_limit`` (events/s over all HTTP producers) to the
-    hub's ``rate_limit``; ``read_timeout`` (10 s) bounds how long a request may take to
+    documented alert mapping; without ``rate_limit`` each producer (address and token)
+    takes from its one bucket of the hub's ``rate_limit``, shared with its websocket
+    connections (given: buckets of this port's own, at that rate); ``read_timeout`` (10 s) bounds how long a request may take to
     arrive (408 for a slow body, the connection dropped for slow headers). Stop it with ``await ingest.stop()`` before ``hub.astop()``.
     Raises ``AuthConfigError`` for a non-loopback host while a role has no token.
     """

@@ -219,6 +219,7 @@ class Hub:
         self.counters: dict[str, float] = {}
         self._pending: list[tuple[Batch, asyncio.Future[tuple[tuple[int, int], bool]]]] = []
         self._pending_evt: asyncio.Event | None = None
+        self._light_first = True  # the next group commit takes light lanes first (take_group)
         #: the last snapshot encoded for walls: (seq, frames, monotonic time it was made)
         self._snap_cache: tuple[int, list[bytes], float] | None = None
         self._snap_task: asyncio.Task[tuple[int, list[bytes]]] | None = None  # the encode running
@@ -578,7 +579,9 @@ class Hub:
         assert self._pending_evt is not None
         self._pending_evt.clear()
         cap_bytes = self.lanes.group_bytes(time.monotonic(), self.config.group_bytes, self.config.max_frame)
-        work, self._pending = take_group(self._pending, self.config.group_events, cap_bytes)
+        light_first = self._light_first
+        work, self._pending = take_group(self._pending, self.config.group_events, cap_bytes, light_first)
+        self._light_first = not (light_first and self._pending)  # then a turn for what waited
         if self._pending:
             self._pending_evt.set()   # the rest goes into the next group
         if not work:
