@@ -55,6 +55,20 @@ def test_a_bad_device_given_away_gets_the_same_precise_error(mutate, path, text)
     assert ei.value.path == path and text in str(ei.value)
 
 
+def test_a_bad_device_given_away_is_named_when_a_clock_moves_it_too() -> None:
+    st, _ = sample_state()
+    snap = st.snapshot()
+    snap["devices"][2]["last_seen"] = "noon"
+    with pytest.raises(SnapshotError, match=r"devices\[2\]\.last_seen: is 'noon'"):
+        LiveState.from_snapshot(snap, validate=False, now=500.0, take=True)
+    snap["devices"][2]["last_seen"] = True                        # a bool is not a number here
+    with pytest.raises(SnapshotError, match=r"devices\[2\]\.last_seen"):
+        LiveState.from_snapshot(snap, validate=False, take=True)
+    snap["devices"][2]["id"] = ["d3"]                             # unhashable: no dict of ids
+    with pytest.raises(SnapshotError, match=r"devices\[2\]\.id"):
+        LiveState.from_snapshot(snap, validate=False, take=True)
+
+
 def test_two_devices_with_one_id_take_the_general_path() -> None:
     st, _ = sample_state()
     snap = st.snapshot()

@@ -277,52 +277,57 @@ class Fleet:
         else:
             self._arm(did, rec["last_seen"] + self._ttl(rec))
 
-    def load_devices(self, recs: list[dict[str, Any]], expired: set[str]) -> None:
+    def load_devices(self, recs: list[dict[str, Any]], expired: set[str], max_id: int) -> None:
         """:meth:`restore_device` for every record of a snapshot at once, into a fleet that
         holds no device yet: the same records, counts and deadlines, without the per-record
         calls and dirty marks (a loaded state is repainted whole). The records are kept as
-        they are (the caller gives them away); ``id``/``status``/``last_seen`` are checked
-        already and the ids are distinct."""
+        they are (the caller gives them away; their ids are distinct). Each is checked on
+        the way (a dict of type "device", a string id of 1..``max_id`` characters, a known
+        status, a number ``last_seen``): a bad one raises ``ValueError``, ``KeyError`` or
+        ``TypeError`` with the fleet half loaded -- the caller drops it and names the record."""
         assert not self.devices, "load_devices: only into an empty fleet"
         devices, sdevs, scount, ccount, kcount = self.devices, self.sdevs, self.scount, self.ccount, self.kcount
-        stores, store_city, default = self.stores, self.store_city, self.default_ttl
+        stores, store_city, default, armed = self.stores, self.store_city, self.default_ttl, self.armed
         status_obj = _STATUS_OBJ
         deadlines: list[tuple[float, str]] = []
+        per_store: dict[Any, tuple[set[str], dict[str, int], dict[str, int] | None, int]] = {}
         orphans = 0
         for rec in recs:
             did = rec["id"]
-            rec["type"] = "device"
+            seen = rec["last_seen"]
+            if (rec["type"] != "device" or type(did) is not str or not 0 < len(did) <= max_id
+                    or (type(seen) is not float and type(seen) is not int)):
+                raise ValueError(did)
+            eff = rec["status"] = status_obj[rec["status"]]
             sid = rec.get("store")
             if sid is not None:
                 rec["store"] = sid = intern(sid)
             kind = rec.get("kind", NO_KIND)
             if kind is not None and kind is not NO_KIND:
                 rec["kind"] = kind = intern(kind)
-            eff = rec["status"] = status_obj[rec["status"]]
             devices[did] = rec
             if expired and did in expired:
                 eff = "unknown"
             else:
-                deadlines.append((rec["last_seen"] + rec.get("ttl_s", default), did))
-            c = scount.get(sid)
-            if c is None:
-                sdevs[sid] = {did}
-                c = scount[sid] = zero_counts()
-            else:
-                sdevs[sid].add(did)
-            c[eff] += 1
-            if sid not in stores:
-                orphans += 1
-            city = store_city.get(sid)
-            if city is not None:
-                ccount[city][eff] += 1
+                t = armed[did] = seen + rec.get("ttl_s", default)
+                deadlines.append((t, did))
+            slot = per_store.get(sid)
+            if slot is None:
+                city = store_city.get(sid)
+                sdevs[sid] = set()
+                slot = per_store[sid] = (sdevs[sid], scount.setdefault(sid, zero_counts()),
+                                         ccount[city] if city is not None else None, sid not in stores)
+            slot[0].add(did)
+            slot[1][eff] += 1
+            if slot[2] is not None:
+                slot[2][eff] += 1
+            orphans += slot[3]
             kc = kcount.get(kind)
             if kc is None:
                 kc = kcount[kind] = zero_counts()
             kc[eff] += 1
         self.orphans += orphans
         self.expired |= expired
-        self.armed.update((did, t) for t, did in deadlines)
         self.heap.extend(deadlines)
         heapq.heapify(self.heap)
 

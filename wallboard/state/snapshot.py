@@ -191,26 +191,12 @@ def _pairs(d: dict[str, Any], key: str, known: dict[str, Any], statuses: Any,
     return out
 
 
-def _device_ok(rec: Any, _statuses: Any = STATUS_ORDER) -> bool:
-    """The checks of ``_check_record(rec, ..., "device", _DEVICE, False)`` as one test."""
-    if type(rec) is not dict or rec.get("type") != "device":
-        return False
-    did, seen = rec.get("id"), rec.get("last_seen")
-    return (type(did) is str and 0 < len(did) <= P.MAX_ID and rec.get("status") in _statuses
-            and (type(seen) is float or type(seen) is int))
-
-
-def _taken_devices(recs: list[Any]) -> list[dict[str, Any]] | None:
-    """The device records of a snapshot given away (``take``), checked like
-    ``_check_record`` does (the first bad one raises its precise ``SnapshotError``), as
-    they are; None when two share an id (the general path handles that)."""
-    if not all(map(_device_ok, recs)):
-        for i, r in enumerate(recs):
-            if not _device_ok(r):
-                _check_record(r, f"devices[{i}]", "device", _DEVICE, False)
-    if len({r["id"] for r in recs}) != len(recs):
-        return None
-    return recs
+def _name_bad_device(recs: list[Any]) -> None:
+    """Raise the precise ``SnapshotError`` of the first device record ``_check_record``
+    refuses (after ``Fleet.load_devices`` refused one)."""
+    for i, r in enumerate(recs):
+        _check_record(r, f"devices[{i}]", "device", _DEVICE, False)
+    raise AssertionError("load_devices refused a record that _check_record accepts")  # pragma: no cover
 
 
 def from_snapshot(cls: Any, d: Any, config: StateConfig | None, validate: bool,
@@ -255,20 +241,34 @@ def from_snapshot(cls: Any, d: Any, config: StateConfig | None, validate: bool,
     fleet.capped = False               # a snapshot holds what its state held: no evictions
     for i, rec in enumerate(_list(d, "stores")):
         fleet.upsert_store(_check_record(rec, f"stores[{i}]", "store", _STORE, validate), dirty)
-    taken = _taken_devices(_list(d, "devices")) if take and not validate else None
-    devices = taken if taken is not None else [_check_record(r, f"devices[{i}]", "device", _DEVICE, validate)
-                                               for i, r in enumerate(_list(d, "devices"))]
-    ids = {r["id"]: r for r in devices}
+    devices = _list(d, "devices")
+    ids: dict[Any, Any] = {}
+    taken = take and not validate
+    if taken:   # the records as they are (checked while loaded), unless two share an id
+        try:
+            ids = {r["id"]: r for r in devices}
+        except (TypeError, KeyError):
+            _name_bad_device(devices)
+        taken = len(ids) == len(devices)
+    if not taken:
+        devices = [_check_record(r, f"devices[{i}]", "device", _DEVICE, validate) for i, r in enumerate(devices)]
+        ids = {r["id"]: r for r in devices}
     expired = set()
     for i, e in enumerate(_list(d, "expired_devices")):
         if e not in ids:
             raise SnapshotError(f"expired_devices[{i}]", f"is {e!r}", "the id of a device in 'devices'")
         expired.add(e)
     if shift:
-        for rec in devices:
-            rec["last_seen"] += shift      # the same age, on the loader's clock
-    if taken is not None:
-        fleet.load_devices(devices, expired)
+        try:
+            for rec in devices:
+                rec["last_seen"] += shift  # the same age, on the loader's clock
+        except (TypeError, KeyError):      # only a record taken unchecked can fail here
+            _name_bad_device(devices)
+    if taken:
+        try:
+            fleet.load_devices(devices, expired, P.MAX_ID)
+        except (ValueError, KeyError, TypeError):
+            _name_bad_device(devices)
     else:
         for rec in devices:
             fleet.restore_device(rec, rec["id"] in expired, dirty)
