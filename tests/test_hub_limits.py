@@ -372,7 +372,8 @@ def test_bad_limit_options_are_named(option, value, want):
     assert str(ei.value) == want
 
 
-def test_cli_flags_reach_the_config(monkeypatch):
+def cli_hub_config(monkeypatch, *argv: str) -> HubConfig:
+    """The HubConfig ``wallboard hub ARGV`` builds (the hub itself is not made)."""
     import argparse
 
     from wallboard.hub import commands
@@ -386,13 +387,19 @@ def test_cli_flags_reach_the_config(monkeypatch):
         seen["cfg"] = cfg
         raise Stop
 
-    monkeypatch.setattr("wallboard.hub.server.Hub", fake_hub)
-    parser = argparse.ArgumentParser()
-    commands.register(parser.add_subparsers())
-    args = parser.parse_args(["hub", "--port", "0", "--max-event-bytes", "4096", "--max-ingest-bytes", "8388608"])
-    with pytest.raises(Stop):
-        args.func(args)
-    assert (seen["cfg"].max_event_bytes, seen["cfg"].max_ingest_bytes) == (4096, 8 << 20)
+    with monkeypatch.context() as m:
+        m.setattr("wallboard.hub.server.Hub", fake_hub)
+        parser = argparse.ArgumentParser()
+        commands.register(parser.add_subparsers())
+        args = parser.parse_args(["hub", *argv])
+        with pytest.raises(Stop):
+            args.func(args)
+    return seen["cfg"]
+
+
+def test_cli_flags_reach_the_config(monkeypatch):
+    cfg = cli_hub_config(monkeypatch, "--port", "0", "--max-event-bytes", "4096", "--max-ingest-bytes", "8388608")
+    assert (cfg.max_event_bytes, cfg.max_ingest_bytes) == (4096, 8 << 20)
 
 
 # ---------------------------------------------------------------------- entity caps

@@ -155,7 +155,7 @@ def test_past_the_budget_snapshots_are_thinned_evenly(clocked) -> None:
     j, clock = clocked
     seqs = _fill(j, clock, 3)
     size = j._db.execute("SELECT MAX(size) FROM snapshots").fetchone()[0]
-    j.snapshot_budget = 5 * size + size // 2                     # room for five
+    j.replay_budget = 5 * size + size // 2                     # room for five
     seqs += _fill(j, clock, 13)
     kept = [r[0] for r in j._db.execute("SELECT seq FROM snapshots ORDER BY seq")]
     assert len(kept) == 5 and kept[0] == seqs[0] and kept[-1] == seqs[-1]
@@ -203,3 +203,18 @@ def test_a_stored_snapshot_that_does_not_decode_is_named(tmp_path, codec, data, 
             j.history(1e12)
     finally:
         j.close()
+
+
+def test_hub_replay_budget_reaches_the_journal(tmp_path, monkeypatch) -> None:
+    from test_hub_limits import cli_hub_config
+    from wallboard.hub.server import Hub, HubConfig
+
+    with pytest.raises(ValueError, match=r"hub option replay_budget_mb=0: expected >= 1 MB"):
+        HubConfig(replay_budget_mb=0).validate()
+    assert cli_hub_config(monkeypatch, "--port", "0", "--replay-budget", "64").replay_budget_mb == 64
+    hub = Hub(HubConfig(port=0, journal=str(tmp_path / "j.db"), replay_budget_mb=64))
+    hub.start_in_thread()
+    try:
+        assert hub.journal.replay_budget == 64 << 20
+    finally:
+        hub.stop()

@@ -146,9 +146,12 @@ def register(subparsers: Any) -> None:
                    help="events kept after a snapshot for replay to reconnecting walls (default 100000)")
     p.add_argument("--keep", type=duration, default=3600.0, metavar="DURATION",
                    help="keep every event committed within this long (e.g. 90m, 24h, 7d; default 1h) and "
-                   "snapshots at least a minute apart, for replays (hello with at; wallboard record --from); "
-                   "0: only --keep-events decides. Disk: about 150 bytes per event, a snapshot of "
-                   "100,000 devices is ~24 MB")
+                   "every snapshot made meanwhile (compressed, within --replay-budget), for replays (hello "
+                   "with at; wallboard record --from); 0: only --keep-events decides. Disk: about 150 bytes "
+                   "per event, a compressed snapshot of 100,000 devices ~1-5 MB")
+    p.add_argument("--replay-budget", type=_count, default=8192, metavar="MB",
+                   help="MB of compressed snapshots kept for replays (default 8192); past it they are thinned "
+                   "evenly, so a seek far back replays more events (is slower) but the disk stays bounded")
     p.add_argument("--dedupe-window", type=_positive, default=24 * 3600.0, metavar="S",
                    help="seconds the journal remembers each committed (producer, batch) key, so a resend "
                    "within it is acked as a duplicate, never applied twice (default 86400 = 24 h)")
@@ -274,7 +277,8 @@ def cmd_hub(args: argparse.Namespace) -> int:
                         stats_s=args.stats_interval, max_frame=args.max_frame, max_batch=args.max_batch,
                         rate_limit=args.rate_limit, max_lag=args.max_lag,
                         tail_events=max(args.max_lag, 50_000), compact_every=args.compact_every,
-                        keep_events=args.keep_events, keep_s=args.keep, compression=args.compression, origins=args.origin,
+                        keep_events=args.keep_events, keep_s=args.keep, replay_budget_mb=args.replay_budget,
+                        compression=args.compression, origins=args.origin,
                         token_file=args.token_file, tls_cert=args.tls_cert, tls_key=args.tls_key,
                         http_port=args.http_port, mapping=args.mapping, sources=args.sources, max_refusals=args.max_refusals,
                         refusal_block=args.refusal_block, dedupe_window=args.dedupe_window,

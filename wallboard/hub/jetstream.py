@@ -48,7 +48,7 @@ import orjson
 
 from .batches import (DEDUPE_WINDOW_S, Appended, Batch, BatchRefused, GroupCommit, JournalUnavailable, KeyMemory,
                       KeyRecord, plan)
-from .journal import SNAPSHOT_BUDGET, History, Recovered, _snapshot_bytes
+from .journal import REPLAY_BUDGET, History, Recovered, _snapshot_bytes
 from .journal_guard import JournalRefused, new_epoch
 from .jetstream_replay import ReplaySnapshots, decode
 
@@ -139,10 +139,10 @@ class JetStreamJournal:
     is_async = True
 
     def __init__(self, url: str, *, replicas: int = 1, dedupe_window: float = DEDUPE_WINDOW_S,
-                 connect_timeout: float = 5.0, retain_s: float = 0.0, snapshot_budget: int = SNAPSHOT_BUDGET) -> None:
+                 connect_timeout: float = 5.0, retain_s: float = 0.0, replay_budget: int = REPLAY_BUDGET) -> None:
         self.target = parse_nats_url(url)
-        #: snapshots kept for replays (``history``): a second stream, ``snapshot_budget`` bytes
-        self.replay = ReplaySnapshots(self.target.stream, snapshot_budget, replicas)
+        #: snapshots kept for replays (``history``): a second stream, ``replay_budget`` bytes
+        self.replay = ReplaySnapshots(self.target.stream, replay_budget, replicas)
         self._last_at = 0.0         # commit time of the last record followed (never goes back)
         self._compacted_seq = 0     # the seq of this hub's last compaction
         self.url = url

@@ -108,7 +108,7 @@ SNAPSHOT_GAP_S = 5.0
 #: Compressed bytes the SQLite journal spends on snapshots at most (default): past it,
 #: older snapshots are thinned evenly (the one whose neighbours are closest goes), so
 #: replays over a long history get slower, never the disk fuller.
-SNAPSHOT_BUDGET = 8 << 30
+REPLAY_BUDGET = 8 << 30
 #: ``snapshots.codec``: how the stored bytes are the JSON (0: as they are, the files of
 #: older versions; 1: zlib, level ``SNAPSHOT_ZLIB_LEVEL``, ~17x on a 100,000-device state).
 CODEC_RAW, CODEC_ZLIB = 0, 1
@@ -347,15 +347,15 @@ class SqliteJournal:
     *before* the ``snapshots`` row, whose commit makes the snapshot exist. Parts without
     their row (a crash mid-write) are deleted on open. ``codec`` says how the stored
     bytes are the JSON (``CODEC_ZLIB`` since snapshots are kept for replays, every one the
-    hub makes, within ``snapshot_budget`` bytes: ``size``; ``CODEC_RAW`` in older files).
+    hub makes, within ``replay_budget`` bytes: ``size``; ``CODEC_RAW`` in older files).
     """
 
     def __init__(self, path: str | Path, *, dedupe_window: float = DEDUPE_WINDOW_S, new_epoch: bool = False,
-                 retain_s: float = 0.0, snapshot_budget: int = SNAPSHOT_BUDGET) -> None:
+                 retain_s: float = 0.0, replay_budget: int = REPLAY_BUDGET) -> None:
         self.path = Path(path)
         self.window = dedupe_window
         #: compressed snapshot bytes kept at most (older ones thinned evenly past it)
-        self.snapshot_budget = snapshot_budget
+        self.replay_budget = replay_budget
         self.snapshots_thinned = 0
         #: events committed less than this many seconds ago are kept by ``compact`` (for
         #: replays), whatever its ``keep``; 0: ``keep`` alone decides
@@ -717,7 +717,7 @@ class SqliteJournal:
     def _thin_snapshots(self, newest: int) -> None:
         """Keep older snapshots (for replays) at least ``SNAPSHOT_GAP_S`` apart: the one
         stored just before ``newest`` goes when it is younger than that after the one
-        before it. Then, while all of them take more than ``snapshot_budget`` bytes, thin
+        before it. Then, while all of them take more than ``replay_budget`` bytes, thin
         them evenly: of the ones between the oldest and the newest (both stay), the one
         whose neighbours are the fewest events apart goes."""
         with self._step():
@@ -728,7 +728,7 @@ class SqliteJournal:
         with self._step():
             kept = self._db.execute("SELECT seq, size FROM snapshots ORDER BY seq").fetchall()
         total = sum(size for _, size in kept)
-        while total > self.snapshot_budget and len(kept) > 2:
+        while total > self.replay_budget and len(kept) > 2:
             i = thinnest([k[0] for k in kept])
             self._drop_snapshot(kept[i][0])
             total -= kept.pop(i)[1]
@@ -807,7 +807,7 @@ def _chunks(done: GroupCommit, at: float) -> list[tuple[int, bytes, int, float]]
 
 def open_journal(path: str | Path | None, keep: int = 100_000, *,
                  dedupe_window: float = DEDUPE_WINDOW_S, new_epoch: bool = False, retain_s: float = 0.0,
-                 replicas: int = 1, snapshot_budget: int = SNAPSHOT_BUDGET) -> Journal:
+                 replicas: int = 1, replay_budget: int = REPLAY_BUDGET) -> Journal:
     """``SqliteJournal(path)``, a :class:`MemoryJournal` when ``path`` is None, or for
     ``nats://HOST:PORT[,HOST:PORT...]/STREAM`` a (not yet connected) JetStream log
     (:mod:`wallboard.hub.jetstream`). Raises :class:`JournalRefused` (one line to print)
@@ -827,8 +827,8 @@ def open_journal(path: str | Path | None, keep: int = 100_000, *,
 
         try:
             return JetStreamJournal(str(path), replicas=replicas, dedupe_window=dedupe_window,  # type: ignore[return-value]
-                                    retain_s=retain_s, snapshot_budget=snapshot_budget)
+                                    retain_s=retain_s, replay_budget=replay_budget)
         except ValueError as e:
             raise JournalRefused(str(e), "foreign") from None
     return SqliteJournal(path, dedupe_window=dedupe_window, new_epoch=new_epoch, retain_s=retain_s,
-                         snapshot_budget=snapshot_budget)
+                         replay_budget=replay_budget)

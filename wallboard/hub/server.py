@@ -93,6 +93,7 @@ class HubConfig:
     encode_chunk: int = 10_000          # devices per piece of a compaction's snapshot encode
     keep_events: int = 100_000          # events kept for replay after a snapshot
     keep_s: float = 3600.0              # events committed within this many seconds are kept (replays)
+    replay_budget_mb: int = 8192        # MB of compressed snapshots kept for replays (thinned evenly past it)
     snapshot_records: int = 5_000       # list items per snapshot part
     max_violations: int = 3             # protocol violations before closing with 1008
     max_refusals: int = 10              # auth/origin refusals per address within refusal_window ...
@@ -141,6 +142,7 @@ class HubConfig:
             ("batch_events", self.batch_events >= 1, ">= 1"),
             ("keep_events", self.keep_events >= 0, ">= 0"),
             ("keep_s", self.keep_s >= 0, ">= 0 seconds"),
+            ("replay_budget_mb", self.replay_budget_mb >= 1, ">= 1 MB"),
             ("compact_every", self.compact_every >= 1, ">= 1"),
             ("group_events", self.group_events >= 1, ">= 1"),
             ("group_bytes", self.group_bytes >= 1, ">= 1"),
@@ -277,7 +279,7 @@ class Hub:
         if self.journal is None:
             self.journal = open_journal(cfg.journal, keep=max(cfg.keep_events, cfg.tail_events), retain_s=cfg.keep_s,
                                         dedupe_window=cfg.dedupe_window, new_epoch=cfg.new_epoch,
-                                        replicas=cfg.replicas)
+                                        replicas=cfg.replicas, replay_budget=cfg.replay_budget_mb << 20)
         self.eventlog = EventLog(self.journal, recent_bytes=cfg.tail_bytes)
         await self.eventlog.start()   # a JetStream log connects and follows its stream here
         await asyncio.to_thread(self._recover)
