@@ -149,9 +149,10 @@ def register(subparsers: Any) -> None:
                    "every snapshot made meanwhile (compressed, within --replay-budget), for replays (hello "
                    "with at; wallboard record --from); 0: only --keep-events decides. Disk: about 150 bytes "
                    "per event, a compressed snapshot of 100,000 devices ~1-5 MB")
-    p.add_argument("--replay-budget", type=_count, default=8192, metavar="MB",
-                   help="MB of compressed snapshots kept for replays (default 8192); past it they are thinned "
-                   "evenly, so a seek far back replays more events (is slower) but the disk stays bounded")
+    p.add_argument("--replay-budget", type=_count, default=32768, metavar="MB",
+                   help="MB of compressed snapshots kept for replays (default 32768: a day of one every 10 s "
+                   "at 1-4 MB each); past it they are thinned evenly, so a seek far back replays more events "
+                   "(is slower) but the disk stays bounded")
     p.add_argument("--dedupe-window", type=_positive, default=24 * 3600.0, metavar="S",
                    help="seconds the journal remembers each committed (producer, batch) key, so a resend "
                    "within it is acked as a duplicate, never applied twice (default 86400 = 24 h)")

@@ -108,7 +108,7 @@ SNAPSHOT_GAP_S = 5.0
 #: Compressed bytes the SQLite journal spends on snapshots at most (default): past it,
 #: older snapshots are thinned evenly (the one whose neighbours are closest goes), so
 #: replays over a long history get slower, never the disk fuller.
-REPLAY_BUDGET = 8 << 30
+REPLAY_BUDGET = 32 << 30
 #: ``snapshots.codec``: how the stored bytes are the JSON (0: as they are, the files of
 #: older versions; 1: zlib, level ``SNAPSHOT_ZLIB_LEVEL``, ~17x on a 100,000-device state).
 CODEC_RAW, CODEC_ZLIB = 0, 1

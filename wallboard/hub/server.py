@@ -93,7 +93,7 @@ class HubConfig:
     encode_chunk: int = 10_000          # devices per piece of a compaction's snapshot encode
     keep_events: int = 100_000          # events kept for replay after a snapshot
     keep_s: float = 3600.0              # events committed within this many seconds are kept (replays)
-    replay_budget_mb: int = 8192        # MB of compressed snapshots kept for replays (thinned evenly past it)
+    replay_budget_mb: int = 32768       # MB of compressed snapshots kept for replays (thinned evenly past it)
     snapshot_records: int = 5_000       # list items per snapshot part
     max_violations: int = 3             # protocol violations before closing with 1008
     max_refusals: int = 10              # auth/origin refusals per address within refusal_window ...
