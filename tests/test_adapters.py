@@ -1,8 +1,10 @@
-"""The webhook adapter registry (wallboard.hub.adapters) and the Zabbix adapter: its
-recorded fixture opens then resolves an incident on a real hub's HTTP ingest, the media
-type's script runs in Duktape (the engine Zabbix embeds), bad bodies get precise 400s."""
+"""The webhook adapter registry (wallboard.hub.adapters) and the Zabbix adapter: the
+bodies recorded from Zabbix 6.0 open, acknowledge and resolve an incident on a real hub's
+HTTP ingest; the media type's script runs in Duktape (the engine Zabbix embeds) and in
+Zabbix's own zabbix_js against a real hub; bad bodies get precise 400s."""
 from __future__ import annotations
 
+import asyncio
 import json
 import shutil
 import subprocess
@@ -18,7 +20,14 @@ from wallboard.hub.alert_mapping import MappingRules, PayloadError
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "contrib" / "zabbix" / "wallboard-webhook.js"
 PROBLEM = json.loads((FIXTURES / "zabbix-webhook-problem.json").read_text())
+ACKED = json.loads((FIXTURES / "zabbix-webhook-acknowledged.json").read_text())
 RESOLVED = json.loads((FIXTURES / "zabbix-webhook-resolved.json").read_text())
+#: The media type's parameters as Zabbix 6.0 expanded them for the recorded problem: no
+#: {EVENT.TIMESTAMP} there, so the script derives it from {EVENT.DATE} {EVENT.TIME} (UTC).
+EXPANDED = dict(PROBLEM, URL="http://127.0.0.1:8766/zabbix", Token="{$WALLBOARD.TOKEN}",
+                event_timestamp="{EVENT.TIMESTAMP}", event_date="2026.12.02", event_time="07:39:13",
+                event_recovery_date="{EVENT.RECOVERY.DATE}", event_recovery_time="{EVENT.RECOVERY.TIME}",
+                event_update_date="{EVENT.UPDATE.DATE}", event_update_time="{EVENT.UPDATE.TIME}")
 
 
 def test_registry_lists_one_module_per_source_each_with_its_fixtures():
@@ -41,40 +50,46 @@ def test_every_recorded_fixture_is_taken_by_its_route():
     run(main())
 
 
-def test_zabbix_fixture_opens_then_resolves_an_incident_and_its_device():
+def test_zabbix_recorded_bodies_open_acknowledge_then_resolve_an_incident_and_its_device():
     async def main() -> None:
         async with Env() as env:
             status, reply = await env.post("/zabbix", PROBLEM)
             assert status == 200, reply
-            assert reply["incidents"] == ["zabbix-4711"] and reply["devices"] == ["hz-001/gw-1"]
+            assert reply["incidents"] == ["zabbix-32"] and reply["devices"] == ["hz-001/gw-1"]
             wall = await wall_state_until(env.hub, reply["last"])
-            inc = wall.incidents["zabbix-4711"]
+            inc = wall.incidents["zabbix-32"]
             assert inc["status"] == "open" and inc["severity"] == "P2" and inc["stores"] == ["hz-001"]
             assert inc["title"] == "Gateway hz-001-gw: packet loss over 20% for 5m"
-            assert inc["opened_at"] == 1764658800 and inc["owner"] == "network"
-            assert inc["x_url"].startswith("https://zabbix.example/")
+            assert inc["opened_at"] == 1796197153 and inc["owner"] == "network"
+            assert inc["x_url"] == "https://zabbix.example/tr_events.php?triggerid=23133&eventid=32"
             dev = wall.devices["hz-001/gw-1"]
             assert dev["status"] == "crit" and dev["kind"] == "router"
             status, again = await env.post("/zabbix", PROBLEM)  # Zabbix repeats (escalation step)
-            assert status == 200 and again["incidents"] == ["zabbix-4711"]
+            assert status == 200 and again["incidents"] == ["zabbix-32"]
+            status, reply = await env.post("/zabbix", ACKED)  # "acknowledged and commented"
+            wall = await wall_state_until(env.hub, reply["last"])
+            inc = wall.incidents["zabbix-32"]
+            assert inc["status"] == "acknowledged" and inc["acknowledged_at"] == 1796197161
             status, reply = await env.post("/zabbix", RESOLVED)
             assert status == 200, reply
             wall = await wall_state_until(env.hub, reply["last"])
-            inc = wall.incidents["zabbix-4711"]
-            assert inc["status"] == "resolved" and inc["resolved_at"] == 1764659700
+            inc = wall.incidents["zabbix-32"]
+            assert inc["status"] == "resolved" and inc["resolved_at"] == 1796197177
             assert wall.devices["hz-001/gw-1"]["status"] == "ok" and wall.open_incidents() == []
-            assert env.hub.stats()["webhooks_zabbix"] == 3
+            assert env.hub.stats()["webhooks_zabbix"] == 4
     run(main())
 
 
 def test_zabbix_acknowledge_update():
-    ack = dict(PROBLEM, event_update_status="1", event_update_action="acknowledged, commented",
-               event_update_timestamp="1764659000")
-    mapped = map_zabbix(ack, MappingRules(), {"zabbix-4711": {"status": "open"}})
+    mapped = map_zabbix(ACKED, MappingRules(), {"zabbix-32": {"status": "open"}})
     inc = next(e for e in mapped.events if e["type"] == "incident")
-    assert inc["status"] == "acknowledged" and inc["acknowledged_at"] == 1764659000
-    unack = dict(ack, event_update_action="unacknowledged")
-    inc = next(e for e in map_zabbix(unack, MappingRules(), {"zabbix-4711": {"status": "open"}}).events
+    assert inc["status"] == "acknowledged" and inc["acknowledged_at"] == 1796197161
+    # an update on an incident already acknowledged (or a comment alone) changes nothing
+    inc = next(e for e in map_zabbix(ACKED, MappingRules(), {"zabbix-32": {"status": "acknowledged"}}).events
+               if e["type"] == "incident")
+    assert "acknowledged_at" not in inc and inc.get("status") is None
+    unack = dict(ACKED, event_update_action="unacknowledged")
+    inc = next(e for e in map_zabbix(unack, MappingRules(), {"zabbix-32": {"status": "open"}}).events
                if e["type"] == "incident")
     assert "acknowledged_at" not in inc and inc.get("status") is None
 
@@ -118,11 +133,13 @@ def test_zabbix_severity_names_and_no_device_tag():
 
 @pytest.mark.skipif(shutil.which("duk") is None, reason="duk (Debian's duktape, the engine Zabbix embeds) not "
                     "installed: apt-get install duktape")
-def test_media_type_script_runs_in_duktape_and_posts_the_fixture(tmp_path):
+@pytest.mark.parametrize("tz, clock", [("UTC", "07:39:13"), ("Asia/Shanghai", "15:39:13")])
+def test_media_type_script_runs_in_duktape_and_posts_the_recorded_body(tmp_path, tz, clock):
     """The script in contrib/ (and docs/integrations.md) under Duktape with Zabbix's
-    HttpRequest stubbed: it posts the parameters minus URL and Token, with the token as
-    a bearer header, and fails loudly on a non-200 answer."""
-    params = dict(PROBLEM, URL="http://127.0.0.1:8766/zabbix", Token="tok-0123456789abcdef")
+    HttpRequest stubbed, given the parameters as Zabbix 6.0 expanded them: it posts exactly
+    the recorded body (event_timestamp from the date and time in the server's zone), with
+    the token as a bearer header, and fails loudly on a non-200 answer."""
+    params = dict(EXPANDED, Token="tok-0123456789abcdef", event_time=clock)
     script = SCRIPT.read_text()
 
     def duk(status: int) -> subprocess.CompletedProcess[str]:
@@ -136,7 +153,7 @@ def test_media_type_script_runs_in_duktape_and_posts_the_fixture(tmp_path):
               f"try {{ print((function (value) {{\n{script}\n}})(value)); }} catch (e) {{ print('thrown ' + e); }}\n")
         f = tmp_path / "run.js"
         f.write_text(js)
-        return subprocess.run(["duk", str(f)], capture_output=True, text=True, timeout=30)
+        return subprocess.run(["duk", str(f)], capture_output=True, text=True, timeout=30, env={"TZ": tz})
 
     out = duk(200).stdout.splitlines()
     req = json.loads(out[0])
@@ -147,3 +164,33 @@ def test_media_type_script_runs_in_duktape_and_posts_the_fixture(tmp_path):
     assert out[-1].startswith("thrown wallboard answered HTTP 401") and out[1].startswith("log 3 ")
     assert (ROOT / "docs" / "integrations.md").read_text().count(script.strip()) == 1, \
         "docs/integrations.md must carry contrib/zabbix/wallboard-webhook.js verbatim"
+
+
+@pytest.mark.skipif(shutil.which("zabbix_js") is None, reason="zabbix_js (Zabbix's own script runner, in Debian's "
+                    "zabbix-server-pgsql) not installed")
+def test_media_type_script_in_zabbix_js_posts_to_a_real_hub(tmp_path):
+    """Zabbix's own embedded engine and HttpRequest run the script against a hub's real
+    /zabbix: an open hub opens the incident; a hub with tokens and the token macro left
+    undefined answers 401, which the script turns into an error Zabbix shows."""
+    from wallboard.hub.auth import Auth
+
+    async def zabbix_js(params: dict, url: str) -> tuple[int, str]:
+        f = tmp_path / "params.json"
+        f.write_text(json.dumps(dict(params, URL=url)))
+        proc = await asyncio.create_subprocess_exec("zabbix_js", "-s", str(SCRIPT), "-i", str(f), "-t", "20",
+                                                    stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+                                                    env={"TZ": "UTC"})
+        out, _ = await asyncio.wait_for(proc.communicate(), 30)
+        return proc.returncode or 0, out.decode()
+
+    async def main() -> None:
+        async with Env() as env:
+            code, out = await zabbix_js(EXPANDED, env.url + "/zabbix")
+            assert code == 0 and out.strip() == "OK", out
+            assert env.hub.state.incidents["zabbix-32"]["opened_at"] == 1796197153
+        async with Env(auth=Auth({"publish": "pub-token-0123456789"})) as env:
+            code, out = await zabbix_js(EXPANDED, env.url + "/zabbix")
+            assert code != 0 and "wallboard answered HTTP 401" in out and "a publish token is required" in out
+            code, out = await zabbix_js(dict(EXPANDED, Token="pub-token-0123456789"), env.url + "/zabbix")
+            assert code == 0 and "zabbix-32" in env.hub.state.incidents, out
+    run(main())

@@ -25,7 +25,10 @@ parameter                     macro                                 use
 ============================  ====================================  ==========================
 
 A macro Zabbix could not expand arrives as itself (``{EVENT.RECOVERY.TIMESTAMP}`` in a
-problem): such a value counts as absent. The event's tags and ``host``, ``alertname``
+problem): such a value counts as absent. Zabbix 6.0 has no ``*.TIMESTAMP`` macros: the
+script derives them from the ``event_date`` / ``event_time`` (``{EVENT.DATE}``,
+``{EVENT.TIME}``, and the recovery and update pairs) parameters, in the server's zone.
+The bodies in ``tests/fixtures/zabbix-webhook-*.json`` were recorded from Zabbix 6.0.14. The event's tags and ``host``, ``alertname``
 (the event name) and ``severity`` become the alert's labels, so the ``--mapping`` rules
 (labels, severity names, ``[ignore]``) apply as to Alertmanager's alerts.
 """
@@ -156,6 +159,7 @@ def map_zabbix(payload: Any, rules: MappingRules, incidents: Mapping[str, Mappin
     return out
 
 
-ADAPTER = Adapter("zabbix", "Zabbix", map_zabbix, ("zabbix-webhook-problem.json", "zabbix-webhook-resolved.json"))
+ADAPTER = Adapter("zabbix", "Zabbix", map_zabbix, ("zabbix-webhook-problem.json", "zabbix-webhook-acknowledged.json",
+                                                   "zabbix-webhook-resolved.json"))
 
 __all__ = ["ADAPTER", "map_zabbix", "to_alert", "NSEVERITY"]
