@@ -257,3 +257,53 @@ def test_a_label_near_now_is_kept_inside_the_plot(qtbot, tmp_path):
     vb_right = item.getViewBox().viewRect().right()
     assert vb_right > NOW  # the bar is in view, with the future margin
     assert item._right_px < float("inf")  # painted with the plot's right edge known
+
+
+def test_lanes_past_the_plot_height_share_one_named_lane(qtbot):
+    """Seven city lanes in a panel tall enough for three: the busiest two keep their own
+    lane, the rest share a third one named "+5 more" (never labels on top of each other)."""
+    cities = [("c%d" % i, "City%d" % i) for i in range(7)]
+    events = [{"type": "store", "id": f"s{i}", "name": f"store {i}", "city": {"id": cid, "name": name}}
+              for i, (cid, name) in enumerate(cities)]
+    for i, (cid, _) in enumerate(cities):
+        events += [change(f"ch{i}-{k}", scope={"cities": [cid]}, start=NOW - 1800 + 60 * k, end=NOW - 1700 + 60 * k)
+                   for k in range(1 + (i == 3) * 2 + (i == 5))]
+    st, panel = make(qtbot, events, {"lanes": "city"})
+    panel.show()
+    qtbot.wait(10)
+    panel.refresh(Dirty(), NOW + 0.5)
+    assert panel.lane_names == ["City0", "City1", "City2", "City3", "City4", "City5", "City6"]  # 500 px: all fit
+    for h in range(150, 500, 10):   # the height where three lanes fit (fonts differ by machine)
+        panel.resize(1400, h)
+        qtbot.wait(5)
+        if panel.lanes_that_fit() >= 3:
+            break
+    fit = panel.lanes_that_fit()
+    assert 3 <= fit < 7
+    panel.refresh(Dirty(), NOW + 1.5)   # the once-a-second rebuild picks up the new height
+    assert len(panel.lane_names) == fit
+    assert panel.lane_names[-1] == f"+{7 - (fit - 1)} more"
+    assert panel.lane_names[:2] == ["City3", "City5"]   # the busiest keep their lanes
+    assert {b.lane for b in panel.bars.values()} == set(range(fit))
+
+
+def test_the_shared_lane_is_translated(qtbot):
+    events = [{"type": "store", "id": f"s{i}", "name": f"store {i}", "city": {"id": f"c{i}", "name": f"城{i}"}}
+              for i in range(6)]
+    events += [change(f"x{i}", scope={"cities": [f"c{i}"]}) for i in range(6)]
+    st = LiveState()
+    feed(st, events, NOW)
+    panel = ChangeTimelinePanel(st, {"lanes": "city"}, PanelContext(clock=lambda: NOW, lang="zh"))
+    qtbot.addWidget(panel)
+    panel.show()
+    for h in range(120, 500, 10):
+        panel.resize(1400, h)
+        qtbot.wait(5)
+        if 2 <= panel.lanes_that_fit() < 6:
+            break
+    panel.refresh(Dirty.everything(), NOW)
+    assert panel.lane_names[-1].startswith("其余 ") and panel.lane_names[-1].endswith(" 项")
+    panel.resize(1400, 60)
+    qtbot.wait(5)
+    panel.refresh(Dirty.everything(), NOW + 2)
+    assert panel.lane_names == ["6 条泳道"]   # only one lane fits: all of them in it

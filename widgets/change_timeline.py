@@ -23,6 +23,7 @@ feed's (LIVE, STALE, RECONNECTING...), or PAUSED after a manual pan/zoom.
 from __future__ import annotations
 
 import math
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -62,6 +63,8 @@ register_translations(
         "last": "最近",
         "min": "分钟",
         "no system": "未知系统",
+        "+{n} more": "其余 {n} 项",
+        "{n} lanes": "{n} 条泳道",
     }
 )
 
@@ -362,7 +365,9 @@ class ChangeTimelinePanel(QWidget):
         self.vb.invertY(True)
         self.vb.setMouseEnabled(x=True, y=False)
         self.vb.enableAutoRange(enable=False)
-        style_axes(pi, ui_font(13), text=theme.text, grid=theme.grid, left_width=150 * ui_scale())
+        self._axis_font = ui_font(13)
+        self._others = ""   # the shared lane's name when not every lane fits ("+3 more")
+        style_axes(pi, self._axis_font, text=theme.text, grid=theme.grid, left_width=150 * ui_scale())
         self.grid = PlotGrid(pi, x=True, y=False, color=theme.grid, alpha=0.25)
         # static freeze windows: created once
         self.freeze_items = []
@@ -516,6 +521,30 @@ class ChangeTimelinePanel(QWidget):
             return self.ctx.tr("chain-wide")
         return self._city_name(cities[0]) + (f" +{len(cities) - 1}" if len(cities) > 1 else "")
 
+    def lanes_that_fit(self) -> int:
+        """Change lanes the plot can label one above the other (the incident lane on top
+        takes one row); no limit before the plot has a height."""
+        h = self.vb.boundingRect().height()
+        if h <= 0 or not self.isVisible():
+            return 1_000
+        row = QFontMetricsF(self._axis_font).height() * 1.15
+        return max(1, int(h / row) - 1)
+
+    def _fit_lanes(self, keys: dict[str, str]) -> dict[str, str]:
+        """``keys`` (change id -> lane) with at most :meth:`lanes_that_fit` lanes: the
+        busiest keep their own, the others share the last one, named "+N more" (a wall
+        read from 5 m must never show labels on top of each other)."""
+        names = set(keys.values())
+        fit = self.lanes_that_fit()
+        self._others = ""
+        if len(names) <= fit:
+            return keys
+        count = Counter(keys.values())
+        keep = set(sorted(names, key=lambda n: (-count[n], n))[:fit - 1])
+        label = "+{n} more" if keep else "{n} lanes"
+        self._others = self.ctx.tr(label).format(n=len(names) - len(keep))
+        return {cid: (k if k in keep else self._others) for cid, k in keys.items()}
+
     def _city_name(self, city_id: str) -> str:
         for st in self.state.stores.values():
             city = st.get("city") or {}
@@ -554,8 +583,11 @@ class ChangeTimelinePanel(QWidget):
             bars.append(Bar(ch["id"], ch.get("title") or ch["id"], status, start, max(x1, start),
                             0, flags=flags, open_end=open_end))
             keys[ch["id"]] = self._lane_key(ch)
-        # lanes: stable alphabetical order, then pack overlapping bars into sub-rows
-        self.lane_names = sorted(set(keys.values()))
+        # lanes: stable alphabetical order (as many as the plot's height can label; the
+        # rest share the last lane), then pack overlapping bars into sub-rows
+        keys = self._fit_lanes(keys)
+        self.lane_names = sorted(set(keys.values()) - {self._others}) + (
+            [self._others] if self._others in keys.values() else [])
         index = {name: i for i, name in enumerate(self.lane_names)}
         per_lane: dict[int, list[Bar]] = {}
         for b in bars:
