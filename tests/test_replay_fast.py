@@ -87,6 +87,9 @@ def test_a_replay_state_never_collects_or_freezes(monkeypatch) -> None:
     rs = LiveState.from_snapshot(_fresh(st.snapshot()), validate=False, take=True, settle_gc=False)
     rs.apply([f.ev("device", f"n{i}", store="s1", kind="pos", status="ok") for i in range(6000)], 130.0)
     assert calls == [] and len(rs.devices) == 6003
+    empty = LiveState(settle_gc=False)                            # a replay from the log's start
+    empty.apply([f.ev("device", f"e{i}", store="s1", status="ok") for i in range(6000)], 130.0)
+    assert calls == []
     LiveState.from_snapshot(_fresh(rs.snapshot()))                # the default still settles
     assert calls == ["collect", "freeze"]
 

@@ -97,8 +97,7 @@ def _state_at(hub: "Hub", at: float) -> tuple[int, float, list[bytes]]:
     # the journal's own snapshot, decoded for this call alone: taken as it is (no copies),
     # and this short-lived state leaves the process's collector (gc.freeze) alone
     state = (LiveState.from_snapshot(snap, hub.state_config, validate=False, take=True, settle_gc=False)
-             if snap is not None else LiveState(hub.state_config))
-    state._gc_settles = False
+             if snap is not None else LiveState(hub.state_config, settle_gc=False))
     group: list[dict[str, Any]] = []
     group_at = None
     for ev_at, ev in zip(hist.ats, hist.events):   # each batch at its own commit time

@@ -74,7 +74,9 @@ def _mark_cities(dirty: Dirty, store_city: dict[str, str]) -> None:
 class LiveState:
     """Entities, derived views, staleness and retention; see the module docstring."""
 
-    def __init__(self, config: StateConfig | None = None) -> None:
+    def __init__(self, config: StateConfig | None = None, *, settle_gc: bool = True) -> None:
+        """``settle_gc=False``: this state never runs ``gc.collect``/``gc.freeze`` (a
+        short-lived one, e.g. a replay's, in a process whose own state manages them)."""
         self.config = config or StateConfig()
         self._counters: dict[str, int] = dict.fromkeys(COUNTER_NAMES, 0)
         self._fleet = Fleet(self.config.device_ttl_s, self._counters, self.config)
@@ -86,7 +88,7 @@ class LiveState:
         self._last_msg: float | None = None
         self._clock: float | None = None   # the latest ``now`` given to apply/touch/tick
         self._frozen_size = 0          # records held at the last gc freeze
-        self._gc_settles = True        # False: never gc.collect/freeze (from_snapshot settle_gc)
+        self._gc_settles = settle_gc   # False: never gc.collect/freeze
 
     def _record_count(self) -> int:
         fleet = self._fleet

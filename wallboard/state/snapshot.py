@@ -235,7 +235,7 @@ def from_snapshot(cls: Any, d: Any, config: StateConfig | None, validate: bool,
     if newest is not None and type(newest) is not int:
         raise SnapshotError("voice_newest", f"is {newest!r}", "an integer or null")
 
-    st = cls(config)
+    st = cls(config, settle_gc=settle_gc)
     dirty = Dirty()
     fleet = st._fleet
     fleet.capped = False               # a snapshot holds what its state held: no evictions
@@ -311,8 +311,5 @@ def from_snapshot(cls: Any, d: Any, config: StateConfig | None, validate: bool,
     st._last_msg = feed_at + shift if feed_at is not None else None
     st._clock = now if now is not None else clock
     st._counters.update(counters)
-    if settle_gc:
-        st._settle_gc(reclaim=True)    # freeze the loaded records out of gc scans
-    else:
-        st._gc_settles = False
+    st._settle_gc(reclaim=True)        # freeze the loaded records out of gc scans (unless settle_gc=False)
     return st
