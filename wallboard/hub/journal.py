@@ -104,7 +104,7 @@ class History:
 #: (seconds of their storing time); the newest is always kept. The hub stores one every
 #: ``compact_every`` events (10 s at 10,000 events/s), so a replay rebuilds at most that
 #: many events on top of a snapshot, whatever the length of the history.
-SNAPSHOT_GAP_S = 5.0
+SNAPSHOT_GAP_S = 2.0
 #: Compressed bytes the SQLite journal spends on snapshots at most (default): past it,
 #: older snapshots are thinned evenly (the one whose neighbours are closest goes), so
 #: replays over a long history get slower, never the disk fuller.
