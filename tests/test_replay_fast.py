@@ -221,3 +221,25 @@ def test_hub_replay_budget_reaches_the_journal(tmp_path, monkeypatch) -> None:
         assert hub.journal.replay_budget == 64 << 20
     finally:
         hub.stop()
+
+
+def test_a_journal_from_before_compressed_snapshots_opens_and_recovers(tmp_path) -> None:
+    path = tmp_path / "j.db"
+    j = SqliteJournal(path)
+    j.append([Batch([dev(1)])])
+    j.close()
+    db = sqlite3.connect(path)        # the snapshots table as the previous version made it
+    db.executescript("DROP TABLE snapshots; CREATE TABLE snapshots (seq INTEGER PRIMARY KEY, data BLOB NOT NULL, "
+                     "parts INTEGER NOT NULL DEFAULT 0, at REAL NOT NULL DEFAULT 0);")
+    db.execute("INSERT INTO snapshots VALUES (1, ?, 0, 0)", (orjson.dumps({"seq": 1, "old": True}),))
+    db.commit()
+    db.close()
+    j = SqliteJournal(path)
+    try:
+        assert j.recover().snapshot == {"seq": 1, "old": True}
+        j.append([Batch([dev(2)])])
+        j.compact(2, {"seq": 2}, keep=10)                          # new ones are compressed beside it
+        assert j._db.execute("SELECT seq, codec FROM snapshots ORDER BY seq").fetchall() == [(1, 0), (2, 1)]
+        assert j.history(1e12).snapshot == {"seq": 2}
+    finally:
+        j.close()
