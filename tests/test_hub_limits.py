@@ -264,11 +264,14 @@ def test_ingest_queue_gives_each_address_at_most_its_share():
     assert not q.room(1, "10.0.0.1") and q.room(500, "10.0.0.2") and q.room(500, None)
     assert q.full_error(10, 1.0, "10.0.0.1").message == (
         "ingest queue share full: 400 bytes of events from 10.0.0.1 are waiting for their commit and this "
-        "batch adds 10 (at most 250 bytes per address: a quarter of --max-ingest-bytes 1000)")
+        "batch adds 10 (at most 250 bytes per address: a quarter of --max-ingest-bytes 1000; one batch while "
+        "other addresses send)")
     woke = []
     q.on_release = lambda: woke.append(1)
     q.release(400, "10.0.0.1")
     assert q.room(250, "10.0.0.1") and q.lanes == {} and woke == [1]
+    q.contended = True                                      # several addresses sending: one batch each
+    assert q.admit(10, "10.0.0.1") and not q.room(10, "10.0.0.1") and q.room(10, "10.0.0.2")
 
 
 def cfg_small(**kw: Any) -> HubConfig:

@@ -84,7 +84,8 @@ class IngestFull(JournalUnavailable):
 class IngestQueue:
     """Bytes of events accepted and waiting for their commit, over all producers, and per
     *lane* (the sender's address): one address may hold at most ``share`` bytes (default
-    a quarter of ``limit``), so a flooder cannot fill the queue for everyone.
+    a quarter of ``limit``), so a flooder cannot fill the queue for everyone, and only one
+    batch at a time while ``contended`` (several addresses sending).
 
     ``admit(n, lane)`` takes ``n`` bytes when they fit under ``limit`` and the lane's
     share (or when nothing is waiting there: a batch alone always goes) and returns True;
@@ -100,13 +101,15 @@ class IngestQueue:
         self.refused = 0
         self.lanes: dict[str, int] = {}
         self.on_release: Callable[[], None] | None = None
+        #: set while several addresses send: then each holds one batch at a time
+        self.contended = False
 
     def _fits_all(self, n: int) -> bool:
         return not self.bytes or self.bytes + n <= self.limit
 
     def _fits_lane(self, n: int, lane: str | None) -> bool:
         held = self.lanes.get(lane, 0) if lane is not None else 0
-        return not held or held + n <= self.share
+        return not held or (not self.contended and held + n <= self.share)
 
     def room(self, n: int, lane: str | None = None) -> bool:
         """Whether ``n`` more bytes would be admitted now (checked before a frame is even
@@ -141,7 +144,7 @@ class IngestQueue:
             return IngestFull(
                 f"ingest queue share full: {self.lanes.get(lane, 0)} bytes of events from {lane} are waiting for "
                 f"their commit and this batch adds {n} (at most {self.share} bytes per address: a quarter of "
-                f"--max-ingest-bytes {self.limit})", retry_after=retry_after)
+                f"--max-ingest-bytes {self.limit}; one batch while other addresses send)", retry_after=retry_after)
         return IngestFull(
             f"ingest queue full: {self.bytes} bytes of events are waiting for their commit and this batch adds "
             f"{n} (limit {self.limit} bytes over all producers, --max-ingest-bytes)", retry_after=retry_after)

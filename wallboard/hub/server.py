@@ -581,6 +581,7 @@ class Hub:
         assert self._pending_evt is not None
         self._pending_evt.clear()
         cap_bytes = self.lanes.group_bytes(time.monotonic(), self.config.group_bytes, self.config.max_frame)
+        self.ingest_queue.contended = self.lanes.contended  # one batch per address while several send
         light_first = self._light_first
         work, self._pending = take_group(self._pending, self.config.group_events, cap_bytes, light_first)
         self._light_first = not (light_first and self._pending)  # then a turn for what waited
