@@ -157,3 +157,28 @@ def test_past_the_budget_replay_snapshots_are_thinned_and_early_moments_still_re
             assert h.seq == k and h.snapshot is not None and h.snapshot["seq"] <= k
     on_hub(stream, body)
 
+
+
+def test_a_new_epoch_of_the_log_purges_the_old_replay_snapshots(stream):
+    import nats
+
+    async def first(a) -> None:
+        await publish_timed(a, 25)
+        await eventually(lambda: a.journal.replay.stored >= 2)
+
+    on_hub(stream, first)
+    server, name = stream.rsplit("/", 1)
+
+    async def recreate() -> None:
+        nc = await nats.connect(server)
+        try:
+            await nc.jetstream().delete_stream(name)       # the log is made anew: a new epoch
+        finally:
+            await nc.close()
+    asyncio.run(recreate())
+
+    async def second(b) -> None:
+        assert b.journal.replay.entries == []
+        info = await b.journal._js.stream_info(b.journal.replay.stream)
+        assert info.state.messages == 0 and info.config.description.endswith(b.journal.epoch)
+    on_hub(stream, second)

@@ -77,7 +77,13 @@ class ReplaySnapshots:
         self._js, self.epoch = js, epoch
         try:
             try:
-                await js.stream_info(self.stream)
+                info = await js.stream_info(self.stream)
+                if not (info.config.description or "").endswith(f"epoch {epoch}"):
+                    # the log was made anew (a new epoch): the old replay snapshots show another history
+                    await js.purge_stream(self.stream)
+                    info.config.description = f"wallboard replay snapshots, epoch {epoch}"
+                    await js.update_stream(info.config)
+                    log.warning("replay snapshots: %s held another epoch's snapshots: purged", self.stream)
             except NotFoundError:
                 cfg = api.StreamConfig(
                     name=self.stream, subjects=[self.idx_subject, self.data_subject],
