@@ -243,3 +243,16 @@ def test_a_journal_from_before_compressed_snapshots_opens_and_recovers(tmp_path)
         assert j.history(1e12).snapshot == {"seq": 2}
     finally:
         j.close()
+
+
+def test_thinnest_keeps_the_ends_and_drops_where_snapshots_are_densest() -> None:
+    assert J.thinnest([0, 10, 20, 25, 40]) == 2          # 10..25 are the closest neighbours
+    assert J.thinnest([0, 5, 100]) == 1
+
+
+def test_a_hub_stores_no_replay_snapshot_close_after_another_hubs() -> None:
+    from wallboard.hub.jetstream_replay import ReplaySnapshots
+
+    r = ReplaySnapshots("s", budget=1 << 30, replicas=1)
+    r.entries = [(100, 1.0, (5,), 10, 6), (200, 2.0, (7,), 10, 8)]
+    assert r.near(205, 50) and r.near(200, 1) and not r.near(260, 50) and not r.near(99, 1000)
