@@ -10,6 +10,7 @@ from operator import eq, itemgetter, not_
 from typing import Any, Callable
 
 from wallboard.protocol.errors import ProtocolError
+from wallboard.protocol.fastpath_kpi import kpi_columns_ok
 from wallboard.protocol.limits import MAX_INT
 from wallboard.protocol.schema import _ALL_FIELDS, DEVICE_STATUSES, MAX_ID, MAX_TEXT, validate_event
 
@@ -146,9 +147,9 @@ def _device_columns_ok(devs: list[dict], keys: Any, require_ts: bool,
 
 
 def _uniform_device_batch(events: list, require_seq: bool, require_ts: bool) -> bool | None:
-    """The usual frame: device events that all have the keys of the first one (e.g.
-    type, id, ts, seq, status, metrics). Reads one column per key (an ``itemgetter``
-    pass: KeyError if an event lacks the key; with equal key counts, every event then
+    """The usual frame: device events (or KPI samples: :mod:`.fastpath_kpi`) that all
+    have the keys of the first one (e.g. type, id, ts, seq, status, metrics). Reads one
+    column per key (an ``itemgetter`` pass: KeyError if an event lacks the key; with equal key counts, every event then
     has exactly those keys), checks the columns and returns True/False like
     :func:`_batch_is_plainly_valid`; None when the batch is not like that."""
     ev0 = events[0]
@@ -156,15 +157,16 @@ def _uniform_device_batch(events: list, require_seq: bool, require_ts: bool) -> 
         return None
     k0 = tuple(ev0)
     n = len(events)
-    if len(k0) < 2 or not _DEVICE_KEYS.issuperset(k0) or "id" not in ev0 \
-            or len(k0) * n != sum(map(len, events)):
+    kind = "kpi" if ev0.get("type") == "kpi" else "device"
+    if len(k0) < 2 or len(k0) * n != sum(map(len, events)) \
+            or (kind == "device" and (not _DEVICE_KEYS.issuperset(k0) or "id" not in ev0)):
         return None
     try:
         cols = {k: list(map(itemgetter(k), events)) for k in k0}
     except KeyError:
         return None                            # mixed shapes with equal key counts
     types = cols.get("type")
-    if types is None or types.count("device") != n:
+    if types is None or types.count(kind) != n:
         return None
     seqs = cols.get("seq")
     if require_seq:
@@ -172,6 +174,9 @@ def _uniform_device_batch(events: list, require_seq: bool, require_ts: bool) -> 
             return False
     elif seqs is not None:
         return False                           # producers rarely send one; the general path checks it
+
+    if kind == "kpi":
+        return kpi_columns_ok(cols, require_ts)
 
     def column(devs: list[dict], key: str, default: Any) -> Any:
         c = cols.get(key)
