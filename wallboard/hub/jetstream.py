@@ -61,6 +61,8 @@ INDEX_RECORDS = 200_000
 #: Seconds an append waits for its follower (CAS retry, a duplicate's record) before
 #: answering ``unavailable``.
 FOLLOW_WAIT_S = 5.0
+#: Records a read fetches at once at most (pipelined ``get_msg`` requests).
+READ_WINDOW = 64
 #: Appends retried after another hub took the stream's next record, per group.
 CAS_TRIES = 200
 #: JetStream's error code for a wrong ``Nats-Expected-Last-Sequence``.
@@ -537,26 +539,34 @@ class JetStreamJournal:
         end = self.last_seq if upto is None else upto
         out: list[tuple[int, float, bytes]] = []
         prev_at = 0.0
+        window = 4    # records fetched at once (pipelined requests), doubling up to READ_WINDOW
         while len(out) < limit and sseq <= self._sseq:
-            try:
-                msg = await self._js.get_msg(self.target.stream, sseq)
-            except NotFoundError:
-                if not out:   # purged meanwhile
-                    await self._refresh_first_kept()
-                    return []
-                break
-            sseq += 1
-            head, _, body = (msg.data or b"").partition(b"\n")
-            meta = orjson.loads(head)
-            if "first" not in meta:
-                continue
-            first = meta["first"]
-            if first > end:
-                break
-            prev_at = at = max(prev_at, self._commit_time(sseq - 1, float(meta.get("at", 0.0))))
-            for i, d in enumerate(body.split(b"\n")):
-                if after < first + i <= end and len(out) < limit:
-                    out.append((first + i, at, d))
+            batch = range(sseq, min(self._sseq, sseq + window - 1) + 1)
+            window = min(READ_WINDOW, window * 2)
+            msgs = await asyncio.gather(*(self._js.get_msg(self.target.stream, s) for s in batch),
+                                        return_exceptions=True)
+            for s, msg in zip(batch, msgs):
+                if isinstance(msg, NotFoundError):
+                    if not out:   # purged meanwhile
+                        await self._refresh_first_kept()
+                        return []
+                    return out
+                if isinstance(msg, BaseException):
+                    raise msg
+                sseq = s + 1
+                head, _, body = (msg.data or b"").partition(b"\n")
+                meta = orjson.loads(head)
+                if "first" not in meta:
+                    continue
+                first = meta["first"]
+                if first > end:
+                    return out
+                prev_at = at = max(prev_at, self._commit_time(s, float(meta.get("at", 0.0))))
+                for i, d in enumerate(body.split(b"\n")):
+                    if after < first + i <= end and len(out) < limit:
+                        out.append((first + i, at, d))
+                if len(out) >= limit:
+                    return out
         return out
 
     async def _locate(self, seq: int) -> int | None:
