@@ -7,19 +7,13 @@ from hypothesis import strategies as st
 
 import wallboard.protocol as P
 from wallboard.protocol.limits import MAX_TEXT
+from test_protocol import _general
 
 
 def kpi_batch(n=5, first=1):
     return [{"type": "kpi", "metric": "orders_per_s", "scope": "city:sh" if i % 2 else "global",
              "value": float(i) + 0.5, "unit": "orders/s", "ts": 1790000000.5 + i, "seq": first + i,
              "x_run": "r1", "x_t": 1790000000.25 + i} for i in range(n)]
-
-
-def _general(events, require_seq=True, require_ts=True):
-    try:
-        return P._validate_batch(events, "events", require_seq=require_seq, require_ts=require_ts)
-    except P.ProtocolError as e:
-        return (e.code, str(e))
 
 
 def test_a_usual_kpi_batch_takes_the_fast_path_unchanged():

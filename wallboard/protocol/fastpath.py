@@ -4,11 +4,14 @@ Pure: stdlib only. See the comment below for the contract.
 """
 from __future__ import annotations
 
-import math
 from itertools import chain, compress, repeat
 from operator import eq, itemgetter, not_
 from typing import Any, Callable
 
+from wallboard.protocol.columns import NUMBER_TYPES as _NUMBER_TYPES
+from wallboard.protocol.columns import finite_range as _finite_range
+from wallboard.protocol.columns import float_ts_ok, numbers_ok
+from wallboard.protocol.columns import strs_ok as _strs_ok
 from wallboard.protocol.errors import ProtocolError
 from wallboard.protocol.fastpath_kpi import kpi_columns_ok
 from wallboard.protocol.limits import MAX_INT
@@ -31,11 +34,8 @@ _seq_of = itemgetter("seq")
 _dict_get = dict.get
 _ONLY_DICT = frozenset((dict,))
 _ONLY_STR = frozenset((str,))
-_ONLY_FLOAT = frozenset((float,))
 _ONLY_INT = frozenset((int,))
 _ONLY_BOOL = frozenset((bool,))
-_NUMBER_TYPES = frozenset((int, float))
-_TS_MAX = 32503680000.0
 _NO_METRICS: dict[str, float] = {}
 #: Device fields checked in columns, with a valid stand-in for events that lack the key.
 _DEVICE_STR_FIELDS = (("store", 1, MAX_ID), ("kind", 1, 64), ("name", 0, 200), ("msg", 0, MAX_TEXT))
@@ -52,19 +52,6 @@ def _column(events: list[dict], key: str, default: Any) -> list[Any]:
         return list(map(_dict_get, events, repeat(key), repeat(default)))
 
 
-def _strs_ok(values: list[Any], lo: int, hi: int) -> bool:
-    """All strings (``join`` raises TypeError for anything else) of ``lo..hi`` chars."""
-    "".join(values)
-    lens = list(map(len, values))
-    return min(lens) >= lo and max(lens) <= hi
-
-
-def _finite_range(values: list[Any], lo: float, hi: float) -> bool:
-    """All of ``values`` (already known to be int/float) finite and within [lo, hi]. NaN
-    fails every comparison, so it could slip past min/max; it makes the sum NaN."""
-    return min(values) >= lo and max(values) <= hi and math.isfinite(sum(values))
-
-
 def _metrics_ok(ms: list[Any]) -> bool:
     """Every item a dict of at most 200 ``name -> finite int/float`` with names of at
     most ``MAX_ID`` characters. Usual batches give every device the same metric names:
@@ -75,11 +62,7 @@ def _metrics_ok(ms: list[Any]) -> bool:
     if type(m0) is dict and 0 < len(m0) <= 200 and len(m0) * len(ms) == sum(map(len, ms)):
         try:
             for name in m0:
-                values = list(map(itemgetter(name), ms))
-                types = set(map(type, values))
-                if not types <= _NUMBER_TYPES or not math.isfinite(sum(values)):
-                    return False
-                if int in types and not _ints_in_range(values):
+                if not numbers_ok(list(map(itemgetter(name), ms))):
                     return False
             return max(map(len, m0)) <= MAX_ID
         except KeyError:
@@ -88,22 +71,11 @@ def _metrics_ok(ms: list[Any]) -> bool:
         return False
     values = list(chain.from_iterable(map(dict.values, ms)))
     if values:
-        # ints and floats only (bool is its own type); one NaN or inf makes the sum
-        # not finite (so does an overflowing sum of huge values: then "not sure")
-        types = set(map(type, values))
-        if not types <= _NUMBER_TYPES or not math.isfinite(sum(values)):
-            return False
-        if int in types and not _ints_in_range(values):
+        if not numbers_ok(values):
             return False
         if max(map(len, set().union(*ms))) > MAX_ID:   # few distinct names
             return False
     return True
-
-
-def _ints_in_range(values: list[Any]) -> bool:
-    """Every number within +-MAX_INT (floats beyond it too: then "not sure", and the
-    general path, which bounds only integers, decides)."""
-    return min(values) >= -MAX_INT and max(values) <= MAX_INT
 
 
 def _devices_plainly_valid(devs: list[dict], require_ts: bool) -> bool:
@@ -126,7 +98,7 @@ def _device_columns_ok(devs: list[dict], keys: Any, require_ts: bool,
         return False
     if require_ts or "ts" in keys:
         ts = column(devs, "ts", None if require_ts else 0.0)
-        if set(map(type, ts)) != _ONLY_FLOAT or not _finite_range(ts, 0.0, _TS_MAX):
+        if not float_ts_ok(ts):
             return False                       # int or RFC 3339 ts: normalised by the general path
     if "status" in keys:
         if not _DEVICE_STATUS_SET.issuperset(column(devs, "status", "ok")):

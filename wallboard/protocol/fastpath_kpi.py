@@ -10,34 +10,17 @@ Pure: stdlib only.
 """
 from __future__ import annotations
 
-import math
 from typing import Any
 
-from wallboard.protocol.limits import MAX_EVENT, MAX_ID, MAX_INT, MAX_TEXT
+from wallboard.protocol.columns import float_ts_ok, numbers_ok, strs_ok
+from wallboard.protocol.limits import MAX_EVENT, MAX_ID, MAX_TEXT
 from wallboard.protocol.schema import _ALL_FIELDS
 
 _KPI_KEYS = frozenset(_ALL_FIELDS["kpi"])
 _PLAIN = frozenset((str, int, float, bool, type(None)))
-_NUMBERS = frozenset((int, float))
-_TS_MAX = 32503680000.0
 #: Keys whose every value is at most MAX_TEXT characters (6 bytes each at worst, as JSON)
 #: keep an event under MAX_EVENT without measuring it.
 _MAX_KEYS = MAX_EVENT // (6 * (MAX_TEXT + MAX_ID) + 16)
-
-
-def _strs(values: list[Any], lo: int, hi: int) -> bool:
-    if set(map(type, values)) != {str}:
-        return False
-    lens = list(map(len, values))
-    return min(lens) >= lo and max(lens) <= hi
-
-
-def _numbers(values: list[Any]) -> bool:
-    """ints/floats only, finite (NaN or inf makes the sum so), ints within MAX_INT."""
-    types = set(map(type, values))
-    if not types <= _NUMBERS or not math.isfinite(sum(values)):
-        return False
-    return int not in types or (min(values) >= -MAX_INT and max(values) <= MAX_INT)
 
 
 def _scopes(values: list[Any]) -> bool:
@@ -59,8 +42,7 @@ def _free(values: list[Any]) -> bool:
     if str in types and max(len(v) for v in values if type(v) is str) > MAX_TEXT:
         return False
     if int in types or float in types:
-        nums = [v for v in values if type(v) is int or type(v) is float]
-        if not _numbers(nums):
+        if not numbers_ok([v for v in values if type(v) is int or type(v) is float]):
             return False
     return True
 
@@ -73,22 +55,22 @@ def kpi_columns_ok(cols: dict[str, list[Any]], require_ts: bool) -> bool:
     for k in ("metric", "scope", "value"):
         if k not in cols:
             return False                       # required: the general path names it
-    if not _strs(cols["metric"], 1, 100) or not _scopes(cols["scope"]) or not _numbers(cols["value"]):
+    if not strs_ok(cols["metric"], 1, 100) or not _scopes(cols["scope"]) or not numbers_ok(cols["value"]):
         return False
     ts = cols.get("ts")
     if ts is None:
         if require_ts:
             return False
-    elif set(map(type, ts)) != {float} or min(ts) < 0.0 or max(ts) > _TS_MAX or not math.isfinite(sum(ts)):
-        return False                           # int or RFC 3339 ts: normalised by the general path
+    elif not float_ts_ok(ts):
+        return False
     for k, c in cols.items():
         if k in ("type", "seq", "metric", "scope", "value", "ts"):
             continue
         if k == "unit":
-            if not _strs(c, 0, 20):
+            if not strs_ok(c, 0, 20):
                 return False
         elif k == "id":
-            if not _strs(c, 1, MAX_ID):
+            if not strs_ok(c, 1, MAX_ID):
                 return False
         elif k == "deleted":
             if set(map(type, c)) != {bool}:

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Iterable
 
 from wallboard.hub.budget import TokenBucket
 from wallboard.hub.sources.config import SinkConfig
+from wallboard.hub.sources.http_task import HttpTask
 
 from . import robots
 from .messages import Notification, render
@@ -57,7 +58,7 @@ class SinkHealth:
         return None if self.ok is not False else f"sink {self.name} failing: {self.error}"
 
 
-class SinkWorker:
+class SinkWorker(HttpTask):
     """One sink's queue and delivery task (see the module docs)."""
 
     def __init__(self, cfg: SinkConfig, *, backoff_s: float | None = None) -> None:
@@ -67,8 +68,6 @@ class SinkWorker:
         burst = max(1.0, cfg.rate_per_min / 6)  # ten seconds' worth
         self.bucket = TokenBucket(cfg.rate_per_min / 60.0, burst)
         self.backoff_s = BACKOFF_S if backoff_s is None else backoff_s
-        self._task: asyncio.Task[None] | None = None
-        self._session: Any = None
 
     def wants(self, n: Notification, city_of: dict[str, str]) -> bool:
         """Whether this sink's filter lets ``n`` through (``city_of``: store id -> city id)."""
@@ -93,24 +92,10 @@ class SinkWorker:
         return True
 
     def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._run(), name=f"sink {self.cfg.name}")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except BaseException:  # noqa: BLE001 - cancelled
-                pass
-            self._task = None
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        self._start(self._run(), f"sink {self.cfg.name}")
 
     async def _run(self) -> None:
-        import aiohttp
-
-        self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.cfg.timeout_s))
+        self._open_session(self.cfg.timeout_s)
         while True:
             n = await self.queue.get()
             while not self.bucket.take(1):  # re-checked at least once a second

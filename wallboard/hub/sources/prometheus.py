@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 from wallboard.hub.batches import BatchRefused, JournalUnavailable
 
 from .config import KpiQuery, PrometheusSource
+from .http_task import HttpTask
 
 if TYPE_CHECKING:  # pragma: no cover
     from wallboard.hub.server import Hub
@@ -134,7 +135,7 @@ def _labels(labels: Any) -> str:
     return "{" + ", ".join(f'{k}="{v}"' for k, v in list(labels.items())[:6]) + "}"
 
 
-class PrometheusPoller:
+class PrometheusPoller(HttpTask):
     """Runs one ``[[prometheus]]`` table's queries every ``interval_s`` (see the module docs)."""
 
     def __init__(self, hub: "Hub", cfg: PrometheusSource) -> None:
@@ -143,23 +144,9 @@ class PrometheusPoller:
         self.health = SourceHealth(f"prometheus/{cfg.name}")
         self.producer = f"prometheus/{cfg.name}/{uuid.uuid4().hex[:12]}"  # new every start: keys never reused
         self.batch = 0
-        self._task: asyncio.Task[None] | None = None
-        self._session: Any = None
 
     def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._loop(), name=f"source {self.health.name}")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except BaseException:  # noqa: BLE001 - cancelled, or the run's own error (logged)
-                pass
-            self._task = None
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        self._start(self._loop(), f"source {self.health.name}")
 
     def _headers(self) -> dict[str, str]:
         if not self.cfg.bearer_token_file:
@@ -171,9 +158,7 @@ class PrometheusPoller:
         return {"Authorization": f"Bearer {token}"}
 
     async def _loop(self) -> None:
-        import aiohttp
-
-        self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.cfg.timeout_s))
+        self._open_session(self.cfg.timeout_s)
         next_run = time.monotonic()
         while True:
             try:
