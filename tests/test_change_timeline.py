@@ -261,7 +261,7 @@ def test_a_label_near_now_is_kept_inside_the_plot(qtbot, tmp_path):
 
 def test_lanes_past_the_plot_height_share_one_named_lane(qtbot):
     """Seven city lanes in a panel tall enough for three: the busiest two keep their own
-    lane, the rest share a third one named "+5 more" (never labels on top of each other)."""
+    lane, the rest share a third one named "+5 more lanes" (never labels on top of each other)."""
     cities = [("c%d" % i, "City%d" % i) for i in range(7)]
     events = [{"type": "store", "id": f"s{i}", "name": f"store {i}", "city": {"id": cid, "name": name}}
               for i, (cid, name) in enumerate(cities)]
@@ -282,7 +282,7 @@ def test_lanes_past_the_plot_height_share_one_named_lane(qtbot):
     assert 3 <= fit < 7
     panel.refresh(Dirty(), NOW + 1.5)   # the once-a-second rebuild picks up the new height
     assert len(panel.lane_names) == fit
-    assert panel.lane_names[-1] == f"+{7 - (fit - 1)} more"
+    assert panel.lane_names[-1] == f"+{7 - (fit - 1)} more lanes"
     assert panel.lane_names[:2] == ["City3", "City5"]   # the busiest keep their lanes
     assert {b.lane for b in panel.bars.values()} == set(range(fit))
 
@@ -302,7 +302,7 @@ def test_the_shared_lane_is_translated(qtbot):
         if 2 <= panel.lanes_that_fit() < 6:
             break
     panel.refresh(Dirty.everything(), NOW)
-    assert panel.lane_names[-1].startswith("其余 ") and panel.lane_names[-1].endswith(" 项")
+    assert panel.lane_names[-1].startswith("其余 ") and panel.lane_names[-1].endswith(" 条泳道")
     panel.resize(1400, 60)
     qtbot.wait(5)
     panel.refresh(Dirty.everything(), NOW + 2)

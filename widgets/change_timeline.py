@@ -63,7 +63,7 @@ register_translations(
         "last": "最近",
         "min": "分钟",
         "no system": "未知系统",
-        "+{n} more": "其余 {n} 项",
+        "+{n} more lanes": "其余 {n} 条泳道",
         "{n} lanes": "{n} 条泳道",
     }
 )
@@ -541,7 +541,7 @@ class ChangeTimelinePanel(QWidget):
             return keys
         count = Counter(keys.values())
         keep = set(sorted(names, key=lambda n: (-count[n], n))[:fit - 1])
-        label = "+{n} more" if keep else "{n} lanes"
+        label = "+{n} more lanes" if keep else "{n} lanes"
         self._others = self.ctx.tr(label).format(n=len(names) - len(keep))
         return {cid: (k if k in keep else self._others) for cid, k in keys.items()}
 
