@@ -532,7 +532,7 @@ class ChangeTimelinePanel(QWidget):
 
     def _fit_lanes(self, keys: dict[str, str]) -> dict[str, str]:
         """``keys`` (change id -> lane) with at most :meth:`lanes_that_fit` lanes: the
-        busiest keep their own, the others share the last one, named "+N more" (a wall
+        busiest keep their own, the others share the last one, named "+N more lanes" (a wall
         read from 5 m must never show labels on top of each other)."""
         names = set(keys.values())
         fit = self.lanes_that_fit()
