@@ -115,9 +115,6 @@ def main() -> int:
                     help="extra hub CLI flag (repeatable), e.g. --hub-arg=--keep --hub-arg=15m")
     ap.add_argument("--speed", type=float, default=None, help="demo speed (default 1440 / minutes: a day)")
     args = ap.parse_args()
-    from wallboard.gctune import tune_gc
-
-    tune_gc()   # as the real wall does (wallboard.app.run)
     if args.minutes <= 0 or args.interval <= 0 or args.warmup < 0:
         ap.error("--minutes and --interval must be > 0, --warmup >= 0")
     if args.warmup >= args.minutes:
