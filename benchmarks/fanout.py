@@ -179,6 +179,7 @@ def bench(args, journal: str | None) -> dict:
         cmd += ["--journal", journal]
     if args.compression:
         cmd += ["--compression"]
+    cmd += args.hub_arg
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     hub = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL)
     try:
@@ -227,6 +228,8 @@ def main() -> int:
                     "loopback port), after the SQLite one: both results, hub CPU per event beside each other")
     ap.add_argument("--compression", action="store_true", help="enable permessage-deflate on the hub")
     ap.add_argument("--noise", action="store_true", help="keep one core busy with another process")
+    ap.add_argument("--hub-arg", action="append", default=[],
+                    help="extra hub CLI flag (repeatable), e.g. --hub-arg=--compact-every --hub-arg=1000000")
     args = ap.parse_args()
     tmp = tempfile.mkdtemp(prefix="wallboard-bench-")
     sqlite = None if args.memory else os.path.join(tmp, "bench.db")
