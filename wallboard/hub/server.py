@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import bisect
 import contextlib
+import importlib
 import logging
 import os
 import ssl
@@ -313,6 +314,10 @@ class Hub:
 
             self._tasks.append(asyncio.create_task(run_in_hub(self, cfg.demo, speed=cfg.speed, seed=cfg.seed,
                                                               options=cfg.demo_options), name="demo"))
+        # numpy is imported on first use (a KPI or voice series), ~90 modules: a first KPI
+        # event mid-feed stalled the loop 60-90 ms (fan-out max latency). Import it now,
+        # beside the serving loop, so the start stays fast and the feed never waits for it.
+        threading.Thread(target=importlib.import_module, args=("numpy",), name="warm-imports", daemon=True).start()
         log.info("hub %s listening on %s (seq %d, journal %s epoch %s, open roles: %s)", self.hub_id, self.url,
                  self.seq, cfg.journal or "memory", self.journal.epoch, ", ".join(self.auth.open_roles()) or "none")
         return self.host, self.port
