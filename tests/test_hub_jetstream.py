@@ -418,3 +418,91 @@ def test_a_stream_trimmed_past_its_snapshot_is_refused(nats_url):
                            "records up to 0 only"):
             await again.astart()
     asyncio.run(go())
+
+
+def test_not_ready_answers_are_told_from_refusals():
+    pytest.importorskip("nats", reason="nats-py is not installed (pip install -e '.[cluster]')")
+    from nats.errors import NoRespondersError, TimeoutError as NatsTimeout
+    from nats.js.errors import APIError, NoStreamResponseError, NotFoundError, ServiceUnavailableError
+
+    from wallboard.hub.jetstream import _not_ready
+
+    for e in (NatsTimeout(), NoRespondersError(), NoStreamResponseError(), ServiceUnavailableError(code=503),
+              APIError(code=500, err_code=10008), APIError(code=500, err_code=10005)):
+        assert _not_ready(e), e
+    for e in (NotFoundError(code=404, err_code=10059), APIError(code=400, err_code=10074), ValueError("x")):
+        assert not _not_ready(e), e
+
+
+def test_a_stream_the_server_cannot_replicate_is_refused_at_once(nats_url):
+    async def go() -> None:
+        j = open_journal(f"{nats_url}/r{next(_streams)}", replicas=3)
+        t0 = time.monotonic()
+        with pytest.raises(JournalRefused, match=r"refused to create stream r\d+ with 3 replica\(s\): replicas > 1 "
+                                                 r"not supported in non-clustered mode \(err_code 10074\)"):
+            await j.start()
+        assert time.monotonic() - t0 < 5   # a refusal, not a wait for a cluster that is forming
+
+    asyncio.run(go())
+
+
+def test_a_starting_hub_waits_for_a_forming_cluster_and_says_so(stream, monkeypatch, caplog):
+    from nats.js.errors import NoStreamResponseError
+
+    from wallboard.hub import jetstream
+
+    real = jetstream.JetStreamJournal._ensure_stream
+    calls = []
+
+    async def forming(self, api):
+        calls.append(1)
+        if len(calls) < 3:   # the stream's leader is not elected yet
+            raise NoStreamResponseError()
+        return await real(self, api)
+
+    monkeypatch.setattr(jetstream.JetStreamJournal, "_ensure_stream", forming)
+
+    async def go() -> None:
+        j = open_journal(stream)
+        await j.start()
+        await j.aclose()
+
+    with caplog.at_level("WARNING", logger="wallboard.hub.jetstream"):
+        asyncio.run(go())
+    assert len(calls) == 3
+    said = [r.getMessage() for r in caplog.records if "not ready" in r.getMessage()]
+    assert len(said) == 1 and "NoStreamResponseError" in said[0] and "retrying for up to" in said[0]
+
+
+def test_a_cluster_that_never_gets_ready_is_refused_after_the_wait(stream, monkeypatch):
+    from nats.errors import NoRespondersError
+
+    from wallboard.hub import jetstream
+
+    async def never(self, api):
+        raise NoRespondersError()
+
+    monkeypatch.setattr(jetstream.JetStreamJournal, "_ensure_stream", never)
+
+    async def go() -> None:
+        j = jetstream.JetStreamJournal(stream, start_wait_s=1.0)
+        with pytest.raises(JournalRefused, match=r"JetStream refused \(NoRespondersError: .*\) \(still not ready "
+                                                 r"after 1 s\)"):
+            await j.start()
+
+    asyncio.run(go())
+
+
+def test_a_hub_asking_other_replicas_than_the_stream_has_says_so(stream, caplog):
+    async def go() -> None:
+        first = open_journal(stream)             # creates it with 1 replica
+        await first.start()
+        await first.aclose()
+        second = open_journal(stream, replicas=3)   # --replicas acts at creation only
+        await second.start()
+        await second.aclose()
+
+    with caplog.at_level("WARNING", logger="wallboard.hub.jetstream"):
+        asyncio.run(go())
+    said = [r.getMessage() for r in caplog.records if "replica(s), not the 3 of --replicas" in r.getMessage()]
+    assert len(said) == 1 and "kept as it is" in said[0]

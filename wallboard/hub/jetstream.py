@@ -61,6 +61,8 @@ INDEX_RECORDS = 200_000
 #: Seconds an append waits for its follower (CAS retry, a duplicate's record) before
 #: answering ``unavailable``.
 FOLLOW_WAIT_S = 5.0
+#: How long a starting hub waits for a JetStream that answers "not yet" (a cluster forming).
+START_WAIT_S = 30.0
 #: Records a read fetches at once at most (pipelined ``get_msg`` requests).
 READ_WINDOW = 64
 #: Appends retried after another hub took the stream's next record, per group.
@@ -126,6 +128,20 @@ def parse_nats_url(url: str) -> NatsTarget:
     return NatsTarget(servers, stream)
 
 
+def _not_ready(e: BaseException) -> bool:
+    """A JetStream answer that means "not yet" rather than "no": a request timeout, no
+    responders (JetStream not enabled *yet* on a starting server), no response from the
+    stream (its leader not elected yet), 503 "JetStream system temporarily unavailable",
+    or no peers for the replicas yet (10005: the other servers not routed yet)."""
+    from nats.errors import NoRespondersError, TimeoutError as NatsTimeout
+    from nats.js.errors import APIError, NoStreamResponseError, ServiceUnavailableError
+
+    if isinstance(e, (NatsTimeout, asyncio.TimeoutError, NoRespondersError, NoStreamResponseError,
+                      ServiceUnavailableError)):
+        return True
+    return isinstance(e, APIError) and (e.code == 503 or e.err_code in (10008, 10005))
+
+
 def msg_id(producer: str, batch: int) -> str:
     """``Nats-Msg-Id`` of a batch key (ASCII whatever the producer id)."""
     return "k" + hashlib.blake2b(f"{producer}\x1f{batch}".encode(), digest_size=12).hexdigest()
@@ -141,7 +157,8 @@ class JetStreamJournal:
     is_async = True
 
     def __init__(self, url: str, *, replicas: int = 1, dedupe_window: float = DEDUPE_WINDOW_S,
-                 connect_timeout: float = 5.0, retain_s: float = 0.0, replay_budget: int = REPLAY_BUDGET) -> None:
+                 connect_timeout: float = 5.0, retain_s: float = 0.0, replay_budget: int = REPLAY_BUDGET,
+                 start_wait_s: float = START_WAIT_S) -> None:
         self.target = parse_nats_url(url)
         #: snapshots kept for replays (``history``): a second stream, ``replay_budget`` bytes
         self.replay = ReplaySnapshots(self.target.stream, replay_budget, replicas)
@@ -152,6 +169,7 @@ class JetStreamJournal:
         self.window = dedupe_window
         self.retain_s = retain_s     # records committed within this many seconds are not purged
         self.connect_timeout = connect_timeout
+        self.start_wait_s = start_wait_s
         self.epoch = ""
         self.last_seq = 0           # last event seq followed
         self.first_kept = 1
@@ -194,21 +212,11 @@ class JetStreamJournal:
         except Exception as e:
             raise JournalRefused(f"journal {self.url}: cannot reach NATS ({type(e).__name__}: {e})", "missing") from e
         self._js = self._nc.jetstream(timeout=FOLLOW_WAIT_S)
-        try:
-            info = await self._ensure_stream(api)
-            self._obj = await self._snapshot_bucket(api)
-            await self._load_snapshot()
-            await self.replay.start(self._js, self.epoch)
-        except JournalRefused:
-            await self._nc.close()
-            raise
-        except Exception as e:
-            await self._nc.close()
-            raise JournalRefused(f"journal {self.url}: JetStream refused ({type(e).__name__}: {e})", "missing") from e
+        info = await self._set_up(api)
         snap_seq, snap_sseq, _ = self._snap
         first_stream = info.state.first_seq or 1
         if snap_sseq + 1 < first_stream and info.state.messages:
-            await self._nc.close()
+            await self._close_refused()
             raise JournalRefused(f"journal {self.url}: the stream starts at record {first_stream} but the newest "
                                  f"snapshot covers records up to {snap_sseq} only (trimmed by something else than "
                                  "the hub: max_age/max_msgs on the stream?)", "damaged")
@@ -227,6 +235,41 @@ class JetStreamJournal:
         await self._first_kept_at_start(info.state.first_seq)
         log.info("journal %s: epoch %s, snapshot at seq %d (record %d), followed to seq %d (record %d)",
                  self.url, self.epoch, snap_seq, snap_sseq, self.last_seq, self._sseq)
+
+    async def _set_up(self, api: Any) -> Any:
+        """Stream, snapshot bucket, newest snapshot, replay index. A cluster that is still
+        forming (servers started together, a meta leader not yet elected, the stream's
+        leader moving) answers with timeouts or 503s for a few seconds: those are retried
+        for up to ``start_wait_s``, saying so once every 5 s; anything else, or still
+        failing then, refuses the start."""
+        deadline = time.monotonic() + self.start_wait_s
+        said = -1e9
+        while True:
+            try:
+                info = await self._ensure_stream(api)
+                self._obj = await self._snapshot_bucket(api)
+                await self._load_snapshot()
+                await self.replay.start(self._js, self.epoch)
+                return info
+            except JournalRefused:
+                await self._close_refused()
+                raise
+            except Exception as e:
+                why = f"{type(e).__name__}: {e}"
+                now = time.monotonic()
+                if not _not_ready(e) or now >= deadline:
+                    await self._close_refused()
+                    waited = f" (still not ready after {self.start_wait_s:g} s)" if _not_ready(e) else ""
+                    raise JournalRefused(f"journal {self.url}: JetStream refused ({why}){waited}", "missing") from e
+                if now - said >= 5:
+                    said = now
+                    log.warning("journal %s: JetStream not ready (%s); retrying for up to %.0f s more", self.url,
+                                why, deadline - now)
+                await asyncio.sleep(min(0.5, max(0.0, deadline - now)))
+
+    async def _close_refused(self) -> None:
+        self._closing = True   # our own close: not "disconnected; reconnecting"
+        await self._nc.close()
 
     async def _nats_error(self, e: Exception) -> None:
         self.link_errors += 1
@@ -258,13 +301,25 @@ class JetStreamJournal:
                 info = await self._js.add_stream(cfg)
                 log.info("journal %s: stream %s created (replicas %d, epoch %s)", self.url, t.stream,
                          self.replicas, epoch)
-            except APIError:   # another hub created it meanwhile (with its own epoch)
-                info = await self._js.stream_info(t.stream)
+            except APIError as e:   # another hub created it meanwhile (with its own epoch), or a refusal
+                try:
+                    info = await self._js.stream_info(t.stream)
+                except NotFoundError:
+                    if _not_ready(e):
+                        raise e from None
+                    raise JournalRefused(f"journal {self.url}: JetStream refused to create stream {t.stream} with "
+                                         f"{self.replicas} replica(s): {e.description} (err_code {e.err_code})",
+                                         "missing") from e
         desc = info.config.description or ""
         if not desc.startswith("wallboard log epoch "):
             raise JournalRefused(f"journal {self.url}: stream {t.stream} is not a wallboard log (description "
                                  f"{desc!r}); give --journal another stream", "foreign")
         self.epoch = desc.rsplit(" ", 1)[1]
+        have = info.config.num_replicas or 1
+        if have != self.replicas:   # --replicas acts at creation only: another hub (or nats) made it
+            log.warning("journal %s: stream %s has %d replica(s), not the %d of --replicas: kept as it is (give every "
+                        "hub of the stream the same --replicas; change it with `nats stream edit %s --replicas %d`)",
+                        self.url, t.stream, have, self.replicas, t.stream, self.replicas)
         if not info.state.last_seq:   # the genesis record: no append ever expects sequence 0
             await self._js.publish(t.subject, orjson.dumps({"genesis": self.epoch}),
                                    headers={"Nats-Msg-Id": f"genesis-{self.epoch}"})
