@@ -15,15 +15,24 @@ def positive(text: str) -> float:
     return v
 
 
-def count(text: str) -> int:
-    """A whole number >= 1 (batch sizes, retries)."""
+def _whole(text: str, least: int) -> int:
     try:
         v = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} must be >= 1")
+    if v < least:
+        raise argparse.ArgumentTypeError(f"{text!r} must be >= {least}")
     return v
+
+
+def count(text: str) -> int:
+    """A whole number >= 1 (batch sizes, retries)."""
+    return _whole(text, 1)
+
+
+def count0(text: str) -> int:
+    """A whole number >= 0 (0: off, e.g. ``--conflate-after``)."""
+    return _whole(text, 0)
 
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")

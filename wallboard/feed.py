@@ -203,6 +203,10 @@ class FeedClient:
         with self._lock:
             return len(self._q)
 
+    def pending_events(self) -> int:
+        """Events queued for the UI (read without the lock: a hint for conflation)."""
+        return self._q_events
+
     def send_control(self, command: str, args: dict[str, Any] | None = None, ref: str | None = None) -> None:
         """Send a control message (thread-safe); refusals come back as ``("error", ...)``,
         followed by ``("control_refused", {"ref", "code", "message"})`` when ``ref`` is given."""

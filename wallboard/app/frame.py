@@ -2,7 +2,9 @@
 
 Pure (no Qt): the shell's QTimer calls :meth:`FrameDriver.step` once per frame; tests
 drive it with a fake source. Work beyond the budget stays queued for the next frame and is
-counted as an overrun (coalesced into the next frame, never dropped). A seq gap asks the
+counted as an overrun (coalesced into the next frame, never dropped). A wall that fell
+behind conflates what is queued (a device's status is "latest value wins": see
+:meth:`FrameDriver._refill`), so it catches up on the newest state, not the backlog. A seq gap asks the
 source to resync; a snapshot replaces the state in place so panels keep their reference.
 """
 from __future__ import annotations
@@ -14,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol
 
 from wallboard.protocol import ProtocolError
+from wallboard.protocol.conflate import Span, conflate, split_spans
 from wallboard.state import Dirty, LiveState, SeqGap, SnapshotError
 
 
@@ -21,6 +24,8 @@ class FeedSource(Protocol):
     """What the frame driver needs of a feed client (``wallboard.feed.FeedClient``)."""
 
     def drain(self, max_items: int) -> list[tuple[str, Any]]: ...
+
+    # optional: ``pending_events() -> int`` (events queued), which turns on conflation
 
     def resync(self, since: int) -> None: ...
 
@@ -33,6 +38,7 @@ class FrameStats:
     applied: int = 0
     overruns: int = 0  # frames that left work queued for the next one (coalesced)
     resyncs: int = 0
+    conflated: int = 0  # queued device updates not applied: a later queued one overwrote them
     snapshots: int = 0
     rejects: int = 0  # feed messages refused by the decoder (counted by the feed) + bad snapshots
     bad_snapshots: int = 0  # snapshots that did not load (counted here only)
@@ -86,6 +92,9 @@ class FrameDriver:
         budget_s: float = 0.006,
         max_budget_s: float = 0.020,
         max_items: int = 64,
+        conflate_after: int = 4000,
+        conflate_max: int = 20_000,
+        apply_chunk: int = 2000,
         clock: Callable[[], float] = time.time,
         on_item: Callable[[str, Any], None] | None = None,
         executor: Executor | None = None,
@@ -98,6 +107,13 @@ class FrameDriver:
         self.max_budget_s = max(budget_s, max_budget_s)
         self._budget = budget_s
         self.max_items = max_items
+        #: Behind by more than this many queued events (``source.pending_events()``), the
+        #: drain conflates up to ``conflate_max`` of them at a time (0: never) and applies
+        #: them in spans of at most ``apply_chunk`` events (one item each, so the frame
+        #: budget is checked between them).
+        self.conflate_after = conflate_after
+        self.conflate_max = max(1, conflate_max)
+        self.apply_chunk = max(1, apply_chunk)
         self.clock = clock
         self.on_item = on_item
         self.stats = FrameStats()
@@ -125,7 +141,7 @@ class FrameDriver:
             self._finish_snapshot(now, dirty)
         while self._building is None:
             if not self._pending:
-                self._pending.extend(self.source.drain(self.max_items))
+                self._refill()
                 if not self._pending:
                     self._budget = max(self.budget_s, self._budget / 1.5)  # caught up
                     break
@@ -159,6 +175,49 @@ class FrameDriver:
                 if self.on_item is not None:
                     self.on_item(kind, payload)
         return self._finish(t0, now, dirty, applied)
+
+    def _refill(self) -> None:
+        """Take the next items from the source. Behind (more than ``conflate_after``
+        events queued at the source), take up to ``conflate_max`` events' worth and
+        conflate each run of event batches (``protocol.conflate``): of each device only
+        the updates no later one overwrites, in spans of at most ``apply_chunk`` events
+        that keep the seqs honest. Caught up, one drain of ``max_items`` as before."""
+        items = self.source.drain(self.max_items)
+        waiting = getattr(self.source, "pending_events", None)
+        if (not self.conflate_after or waiting is None
+                or sum(len(p) for k, p in items if k == "events") + waiting() <= self.conflate_after):
+            self._pending.extend(items)
+            return
+        total = sum(len(p) for k, p in items if k == "events")
+        while total < self.conflate_max:
+            more = self.source.drain(8)
+            if not more:
+                break
+            items.extend(more)
+            total += sum(len(p) for k, p in more if k == "events")
+        run: list[list[dict]] = []
+        for kind, payload in items:
+            if kind == "events" and payload:
+                run.append(payload)
+                continue
+            self._conflate_run(run)
+            run = []
+            self._pending.append((kind, payload))
+        self._conflate_run(run)
+
+    def _conflate_run(self, run: list[list[dict]]) -> None:
+        if not run:
+            return
+        if len(run) == 1 and len(run[0]) <= self.apply_chunk:
+            self._pending.append(("events", run[0]))
+            return
+        head, tail = run[0], run[-1]
+        first = head.first if type(head) is Span else head[0]["seq"]
+        last = tail.last if type(tail) is Span else tail[-1]["seq"]
+        window = [ev for batch in run for ev in batch]
+        kept = conflate(window)
+        self.stats.conflated += len(window) - len(kept)
+        self._pending.extend(("events", sp) for sp in split_spans(kept, first, last, self.apply_chunk))
 
     def _finish(self, t0: float, now: float, dirty: Dirty, applied: int) -> Dirty:
         dirty.merge(self.state.tick(now))

@@ -19,6 +19,7 @@ from typing import Any, Sequence
 from wallboard.argtypes import duration
 from wallboard.argtypes import positive as _positive
 from wallboard.argtypes import count as _count
+from wallboard.argtypes import count0 as _count0
 from wallboard.argtypes import log_level as _log_level
 
 log = logging.getLogger("wallboard.hub")
@@ -115,6 +116,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--max-lag", type=_count, default=20_000, metavar="N",
                    help="events a wall may fall behind before its backlog is dropped and it gets a "
                    "snapshot (default 20000)")
+    p.add_argument("--conflate-after", type=_count0, default=2000, metavar="N",
+                   help="a wall with more than N events waiting gets them conflated: of each device only the "
+                   "updates no later one overwrites (seqs stay honest: docs/protocol.md); 0: never (default 2000)")
     p.add_argument("--tail-bytes", type=_count, default=256 << 20, metavar="BYTES",
                    help="bytes of recent encoded events kept in memory for walls, in the fan-out tail and in the "
                    "log's recent rows each (default 256 MiB; at least 4 x --max-frame); older ones are read from "
@@ -276,7 +280,7 @@ def cmd_hub(args: argparse.Namespace) -> int:
         cfg = HubConfig(host=args.host, port=args.port, journal=args.journal, demo=args.demo, speed=args.speed,
                         replicas=args.replicas, seed=args.seed, demo_options=_scale_options(args), heartbeat_s=args.heartbeat,
                         stats_s=args.stats_interval, max_frame=args.max_frame, max_batch=args.max_batch,
-                        rate_limit=args.rate_limit, max_lag=args.max_lag,
+                        rate_limit=args.rate_limit, max_lag=args.max_lag, conflate_after=args.conflate_after,
                         tail_events=max(args.max_lag, 50_000), compact_every=args.compact_every,
                         keep_events=args.keep_events, keep_s=args.keep, replay_budget_mb=args.replay_budget,
                         compression=args.compression, origins=args.origin,

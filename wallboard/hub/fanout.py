@@ -19,6 +19,7 @@ from collections import deque
 from typing import TYPE_CHECKING, Any
 
 from wallboard import protocol as P
+from wallboard.protocol.conflate import conflation_key, kept_indexes, split_ranges
 
 if TYPE_CHECKING:  # pragma: no cover
     from websockets.asyncio.server import ServerConnection
@@ -39,6 +40,8 @@ class Tail:
         self.capacity = max(1000, capacity)
         self.max_bytes = max(1 << 20, max_bytes)
         self._buf: list[bytes] = []
+        #: conflation key of each event (``protocol.conflate.conflation_key``; None: kept always)
+        self._keys: list[Any] = []
         self._sizes: deque[int] = deque()  # len() of each _buf entry, to trim by bytes
         self.bytes = 0
         self.base = 1  # seq of _buf[0]
@@ -50,14 +53,21 @@ class Tail:
     def reset(self, last_seq: int) -> None:
         """Empty the ring so that the next appended event is ``last_seq + 1``."""
         self._buf = []
+        self._keys = []
         self._sizes.clear()
         self.bytes = 0
         self.base = last_seq + 1
 
-    def extend(self, first_seq: int, encoded: list[bytes]) -> None:
+    def extend(self, first_seq: int, encoded: list[bytes], events: list[dict[str, Any]] | None = None) -> None:
+        """Append committed events (``encoded``: their JSON; ``events``: the same events
+        as dicts, for their conflation keys; without them none of these is conflated)."""
         if first_seq != self.last_seq + 1:  # never expected; keep the ring contiguous
             self.reset(first_seq - 1)
         self._buf.extend(encoded)
+        if events is not None:
+            self._keys.extend(map(conflation_key, events))
+        else:
+            self._keys.extend([None] * len(encoded))
         sizes = list(map(len, encoded))
         self._sizes.extend(sizes)
         self.bytes += sum(sizes)
@@ -74,6 +84,7 @@ class Tail:
             extra = 0
         if extra > 0:
             del self._buf[:extra]
+            del self._keys[:extra]
             for _ in range(extra):
                 self.bytes -= self._sizes.popleft()
             self.base += extra
@@ -93,9 +104,24 @@ class Tail:
         return out
 
 
-def events_frame(encoded: list[bytes]) -> bytes:
-    """An ``events`` frame from already-encoded events."""
-    return _EVENTS_HEAD + b",".join(encoded) + _EVENTS_TAIL
+    def conflated(self, seq: int, last: int) -> tuple[list[int], list[bytes]] | None:
+        """Conflate the window ``seq..last`` (:func:`~wallboard.protocol.conflate.kept_indexes`):
+        the seqs and encoded events kept, in order; None if ``seq`` is older than the ring."""
+        if seq < self.base or last > self.last_seq or last < seq:
+            return None
+        i = seq - self.base
+        keep = kept_indexes(self._keys[i:i + last - seq + 1])
+        buf = self._buf
+        return [seq + k for k in keep], [buf[i + k] for k in keep]
+
+
+def events_frame(encoded: list[bytes], first: int | None = None, last: int | None = None) -> bytes:
+    """An ``events`` frame from already-encoded events; with ``first`` / ``last``, a
+    conflated frame standing for those seqs (docs/protocol.md)."""
+    if first is None:
+        return _EVENTS_HEAD + b",".join(encoded) + _EVENTS_TAIL
+    head = b'{"op":"events","first":%d,"last":%d,"events":[' % (first, last)
+    return head + b",".join(encoded) + _EVENTS_TAIL
 
 
 class WallSender:
@@ -117,12 +143,28 @@ class WallSender:
         self.behind_since: float | None = None   # monotonic: since when past max_lag
         self._sending_since: float | None = None  # monotonic: the frame being written since
         self.dropped = False
+        #: Conflated frames still to send: ``(first, last, encoded events)`` each, planned
+        #: from one window of the tail when the wall fell behind (see :meth:`_plan_window`).
+        self._plan: deque[tuple[int, int, list[bytes]]] = deque()
+        self._plan_left = 0   # events in self._plan
+        self._plan_last = 0   # the seq the plan ends at
+        self.conflated = 0    # events this wall did not need (overwritten later in a window)
+
+    def lag(self) -> int:
+        """Events this wall still has to receive: committed after its cursor, or, while a
+        conflated plan is being sent, the plan's rest plus what was committed after it."""
+        if not self.cursor:
+            return 0
+        if self._plan:
+            return self._plan_left + max(0, self.hub.seq - self._plan_last)
+        return max(0, self.hub.seq - self.cursor + 1)
 
     # -- called by the hub (event loop thread) ---------------------------------------
     def start_from(self, since: int | None) -> None:
         """Position the cursor for ``hello.since``: replay if kept, else a snapshot."""
         hub = self.hub
         last = hub.seq
+        self._drop_plan()
         if not since or since > last or since + 1 < hub.eventlog.first_kept():
             self.need_snapshot = True
         else:
@@ -139,12 +181,14 @@ class WallSender:
 
     def notify(self) -> None:
         """New events were committed: wake the sender, or resync a wall too far behind."""
-        if self.cursor and not self.need_snapshot and self.hub.seq - self.cursor + 1 > self.hub.config.max_lag:
+        if self.cursor and not self.need_snapshot and self.lag() > self.hub.config.max_lag:
+            lag = self.lag()
             self.need_snapshot = True
+            self._drop_plan()
             self.resyncs += 1
             self.hub.count("resyncs")
             log.warning("wall %s is %d events behind (bound %d): dropping its backlog, resync",
-                        self.name, self.hub.seq - self.cursor + 1, self.hub.config.max_lag)
+                        self.name, lag, self.hub.config.max_lag)
         self.wake.set()
 
     def stop(self) -> None:
@@ -160,7 +204,7 @@ class WallSender:
         if self.dropped:
             return True
         cfg = self.hub.config
-        lag = self.hub.seq - self.cursor + 1 if self.cursor else 0
+        lag = self.lag()
         if lag > cfg.max_lag:
             if self.behind_since is None:
                 self.behind_since = now
@@ -221,6 +265,7 @@ class WallSender:
 
     async def _send_snapshot(self) -> None:
         self.need_snapshot = False
+        self._drop_plan()
         hub = self.hub
         ra = self.ws.remote_address
         addr, peer = (ra[0], f"{ra[0]}:{ra[1]}") if ra else ("?", "?")
@@ -242,10 +287,67 @@ class WallSender:
         self.cursor = seq + 1
         self.wake.set()
 
+    def _drop_plan(self) -> None:
+        self._plan.clear()
+        self._plan_left = 0
+
+    def _plan_window(self) -> bool:
+        """The wall fell behind (more than ``conflate_after`` events waiting): conflate
+        the window from its cursor to the newest committed event (at most ``max_lag``
+        events) into frames of at most ``conflate_frame_events`` events that say which
+        seqs they stand for (``first``/``last``). False when the cursor is older than the
+        tail (then the journal replays, unconflated)."""
+        cfg = self.hub.config
+        first = self.cursor
+        last = min(self.hub.seq, first + cfg.max_lag - 1)
+        got = self.hub.tail.conflated(first, last)
+        if got is None:
+            return False
+        seqs, enc = got
+        sizes = list(map(len, enc))
+        for i, j, start, end in split_ranges(seqs, first, last, cfg.conflate_frame_events, sizes,
+                                             cfg.max_frame - 128):
+            self._plan.append((start, end, enc[i:j]))
+        self._plan_left = len(enc)
+        self._plan_last = last
+        dropped = last - first + 1 - len(enc)
+        self.conflated += dropped
+        self.hub.count("conflated", dropped)
+        return True
+
+    async def _send_planned(self) -> None:
+        start, end, chunk = self._plan.popleft()
+        if start != self.cursor:   # never expected: the plan no longer fits the cursor
+            self._drop_plan()
+            self.wake.set()
+            return
+        conflated = end - start + 1 != len(chunk)
+        await self._send(events_frame(chunk, start, end) if conflated else events_frame(chunk))
+        self._last_send = time.monotonic()
+        committed = self.hub.committed_at(end)
+        if committed is not None:
+            self.hub.metrics.fanout.observe(self._last_send - committed)
+        if self.need_snapshot:  # flagged while we were sending
+            self._drop_plan()
+            self.wake.set()
+            return
+        self.cursor = end + 1
+        self._plan_left -= len(chunk)
+        self.sent_events += len(chunk)
+        self.hub.count("events_out", len(chunk))
+        if self.cursor <= self.hub.seq or self.oob:
+            self.wake.set()
+
     async def _send_events(self) -> None:
         cfg = self.hub.config
         tail = self.hub.tail
+        if self._plan:
+            await self._send_planned()
+            return
         waiting = self.hub.seq - self.cursor + 1
+        if cfg.conflate_after and waiting > cfg.conflate_after and self._plan_window():
+            await self._send_planned()
+            return
         if waiting < cfg.batch_events:
             # batch: at most one frame per batch_interval unless a full batch is waiting
             pause = self._last_send + cfg.batch_interval - time.monotonic()
@@ -279,5 +381,6 @@ class WallSender:
             self.wake.set()
 
     def info(self) -> dict[str, Any]:
-        return {"wall": self.name, "cursor": self.cursor, "lag": max(0, self.hub.seq - self.cursor + 1),
-                "sent": self.sent_events, "resyncs": self.resyncs, "dropped": self.dropped}
+        return {"wall": self.name, "cursor": self.cursor, "lag": self.lag(),
+                "sent": self.sent_events, "conflated": self.conflated, "resyncs": self.resyncs,
+                "dropped": self.dropped}

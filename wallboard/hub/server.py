@@ -87,6 +87,8 @@ class HubConfig:
     tail_events: int = 50_000           # encoded events kept in memory for fast replay
     batch_events: int = 500             # events per frame to a wall
     batch_interval: float = 0.010       # at most one frame per wall per this many seconds
+    conflate_after: int = 2_000         # a wall with more events waiting gets its backlog conflated (0: never)
+    conflate_frame_events: int = 2_000  # events per conflated frame
     commit_interval: float = 0.0        # least seconds between two journal commits (0: back to back)
     group_events: int = 20_000          # events per group commit before producers take turns
     group_bytes: int = 4 << 20          # ... and bytes (as they arrived; max_frame while several senders are active)
@@ -141,6 +143,8 @@ class HubConfig:
             ("max_lag", self.max_lag >= 1, ">= 1"),
             ("tail_events", self.tail_events >= self.max_lag, ">= max_lag"),
             ("batch_events", self.batch_events >= 1, ">= 1"),
+            ("conflate_after", self.conflate_after >= 0, ">= 0 (0: never conflate)"),
+            ("conflate_frame_events", 1 <= self.conflate_frame_events <= P.MAX_BATCH, f"1..{P.MAX_BATCH}"),
             ("keep_events", self.keep_events >= 0, ">= 0"),
             ("keep_s", self.keep_s >= 0, ">= 0 seconds"),
             ("replay_budget_mb", self.replay_budget_mb >= 1, ">= 1 MB"),
@@ -425,7 +429,7 @@ class Hub:
                    **{k: self.state.counters.get(k, 0) for k in ENTITY_COUNTERS},
                    journal_commit_ms=round(self._last_commit_ms, 2),
                    connections_open=self.connections.open_now, connections_peak=self.connections.peak,
-                   wall_max_lag=max((self.seq - w.cursor + 1 for w in self.walls if w.cursor), default=0))
+                   wall_max_lag=max((w.lag() for w in self.walls if w.cursor), default=0))
         return out
 
     def tarpit(self, answer: Any) -> Any:
@@ -636,8 +640,8 @@ class Hub:
         while True:
             try:
                 async for rows in self.eventlog.follow(self.seq):
-                    self.tail.extend(rows[0][0], [data for _, data, _ in rows])
                     events = [ev for _, _, ev in rows]
+                    self.tail.extend(rows[0][0], [data for _, data, _ in rows], events)
                     if self._held is not None:  # a compaction is encoding the state: apply after it
                         self._held.append(events)
                     else:

@@ -23,40 +23,68 @@ from wallboard.protocol.schema import (
 #: The fastest replay a wall may ask for (``hello.speed``, ``speed.x``).
 MAX_REPLAY_SPEED = 1000.0
 
-def _batch(obj: dict, op: str, *, require_seq: bool, require_ts: bool, max_batch: int) -> list[dict]:
+def _batch(obj: dict, op: str, *, require_seq: bool, require_ts: bool, max_batch: int,
+           gaps: bool = False) -> list[dict]:
     events = _need(obj, "events", op, _list)
     if len(events) > max_batch:
         raise ProtocolError("too_large", f"{len(events)} events in one batch", op=op,
                             field="events", expected=f"at most {max_batch}")
-    if _batch_is_plainly_valid(events, require_seq, require_ts):
+    if _batch_is_plainly_valid(events, require_seq, require_ts, gaps):
         return events
-    return _validate_batch(events, op, require_seq=require_seq, require_ts=require_ts)
+    return _validate_batch(events, op, require_seq=require_seq, require_ts=require_ts, gaps=gaps)
+
+
+def _d_events(obj: dict, max_batch: int) -> Events:
+    """An ``events`` frame; with ``first``/``last`` a conflated one (increasing seqs
+    within ``first..last``, the last event at most ``last``)."""
+    if "first" not in obj and "last" not in obj:
+        return Events(events=_batch(obj, "events", require_seq=True, require_ts=True, max_batch=max_batch))
+    first = _need(obj, "first", "events", _int(1))
+    last = _need(obj, "last", "events", _int(1))
+    if last < first:
+        raise ProtocolError("bad_value", f"last {last} before first {first}", op="events", field="last",
+                            expected=f"last >= first ({first})")
+    events = _batch(obj, "events", require_seq=True, require_ts=True, max_batch=max_batch, gaps=True)
+    if events:
+        lo, hi = events[0]["seq"], events[-1]["seq"]
+        if lo < first or hi > last:
+            bad, i = (lo, 0) if lo < first else (hi, len(events) - 1)
+            raise ProtocolError("bad_value", f"seq {bad} outside first..last {first}..{last}", op="events",
+                                index=i, seq=bad, field="seq", expected=f"a seq within {first}..{last}")
+    return Events(events=events, first=first, last=last)
 
 
 def check_batch(events: Any, *, require_seq: bool = True, require_ts: bool = True,
-                op: str | None = None) -> list[dict[str, Any]]:
+                op: str | None = None, gaps: bool = False) -> list[dict[str, Any]]:
     """Validate a batch of event dicts already in memory (not a frame) and return it.
 
     The same checks as :func:`decode` (the column-wise fast path first, then the general
     one for the precise error), normalising ``ts`` in place; raises ``ProtocolError``
     naming the first bad event. ``LiveState.apply`` calls it before it changes anything.
+    ``gaps``: seqs need only increase (a conflated batch, ``protocol.conflate``).
     """
     if type(events) is not list:
         raise ProtocolError("bad_type", f"batch is {_tname(events)}", op=op, expected="a list of events")
-    if _batch_is_plainly_valid(events, require_seq, require_ts):
+    if _batch_is_plainly_valid(events, require_seq, require_ts, gaps):
         return events
-    return _validate_batch(events, op, require_seq=require_seq, require_ts=require_ts)
+    return _validate_batch(events, op, require_seq=require_seq, require_ts=require_ts, gaps=gaps)
 
 
-def _validate_batch(events: list, op: str | None, *, require_seq: bool, require_ts: bool) -> list[dict]:
+def _validate_batch(events: list, op: str | None, *, require_seq: bool, require_ts: bool,
+                    gaps: bool = False) -> list[dict]:
     """The general path: each event through ``validate_event`` in order, then its seq
-    against the previous one; the first fault raises its precise ``ProtocolError``."""
+    against the previous one (``gaps``: any greater one, a conflated frame); the first
+    fault raises its precise ``ProtocolError``."""
     prev = None
     for i, ev in enumerate(events):
         validate_event(ev, i, require_seq=require_seq, require_ts=require_ts, op=op)
         if require_seq:
             s = ev["seq"]
-            if prev is not None and s != prev + 1:
+            if gaps:
+                if prev is not None and s <= prev:
+                    raise ProtocolError("seq_gap", f"seq {s} follows {prev}", op=op, index=i, seq=s,
+                                        field="seq", expected=f"a seq above {prev} (seqs increase)")
+            elif prev is not None and s != prev + 1:
                 raise ProtocolError("seq_gap", f"seq {s} follows {prev}", op=op, index=i,
                                     seq=s, field="seq", expected=f"seq {prev + 1}")
             prev = s
@@ -236,7 +264,7 @@ def decode(
         raise ProtocolError("unknown_op", f"op {op[:40]!r} not accepted here{did_you_mean(op, expect)}",
                             op=op[:40], expected="one of " + ", ".join(expect))
     if op == "events":
-        return Events(events=_batch(obj, op, require_seq=True, require_ts=True, max_batch=max_batch))
+        return _d_events(obj, max_batch)
     if op == "publish":
         events = _batch(obj, op, require_seq=False, require_ts=False, max_batch=max_batch)
         return Publish(events=events, producer=_opt(obj, "producer", op, _str(200)),

@@ -4,8 +4,8 @@ Pure: stdlib only. See the comment below for the contract.
 """
 from __future__ import annotations
 
-from itertools import chain, compress, repeat
-from operator import eq, itemgetter, not_
+from itertools import chain, compress, islice, repeat
+from operator import eq, itemgetter, lt, not_
 from typing import Any, Callable
 
 from wallboard.protocol.columns import NUMBER_TYPES as _NUMBER_TYPES
@@ -118,7 +118,7 @@ def _device_columns_ok(devs: list[dict], keys: Any, require_ts: bool,
     return True
 
 
-def _uniform_device_batch(events: list, require_seq: bool, require_ts: bool) -> bool | None:
+def _uniform_device_batch(events: list, require_seq: bool, require_ts: bool, gaps: bool = False) -> bool | None:
     """The usual frame: device events (or KPI samples: :mod:`.fastpath_kpi`) that all
     have the keys of the first one (e.g. type, id, ts, seq, status, metrics). Reads one
     column per key (an ``itemgetter`` pass: KeyError if an event lacks the key; with equal key counts, every event then
@@ -142,7 +142,7 @@ def _uniform_device_batch(events: list, require_seq: bool, require_ts: bool) -> 
         return None
     seqs = cols.get("seq")
     if require_seq:
-        if seqs is None or not _seqs_ok(seqs):
+        if seqs is None or not _seqs_ok(seqs, gaps):
             return False
     elif seqs is not None:
         return False                           # producers rarely send one; the general path checks it
@@ -157,16 +157,20 @@ def _uniform_device_batch(events: list, require_seq: bool, require_ts: bool) -> 
     return _device_columns_ok(events, cols, require_ts, column)
 
 
-def _seqs_ok(seqs: list[Any]) -> bool:
+def _seqs_ok(seqs: list[Any], gaps: bool = False) -> bool:
     """Contiguous ints from >= 1. Equal to a range of ints, each item is an int, a bool
-    (possible only at index 0, as 1) or an integral float (then the sum is a float)."""
+    (possible only at index 0, as 1) or an integral float (then the sum is a float).
+    ``gaps``: strictly increasing ints from >= 1 (a conflated frame)."""
     first = seqs[0]
     n = len(seqs)
+    if gaps:
+        return type(first) is int and first >= 1 and set(map(type, seqs)) == _ONLY_INT \
+            and seqs[-1] <= MAX_INT and all(map(lt, seqs, islice(seqs, 1, None)))
     return type(first) is int and first >= 1 and first + n - 1 <= MAX_INT \
         and seqs == list(range(first, first + n)) and type(sum(seqs)) is int
 
 
-def _batch_is_plainly_valid(events: list, require_seq: bool, require_ts: bool) -> bool:
+def _batch_is_plainly_valid(events: list, require_seq: bool, require_ts: bool, gaps: bool = False) -> bool:
     """True when every event of the batch is valid and already normalised (float ``ts``),
     with contiguous seqs if ``require_seq``; False = not sure, use the general path.
     Never raises and never changes an event except by ``validate_event`` on non-device
@@ -175,14 +179,14 @@ def _batch_is_plainly_valid(events: list, require_seq: bool, require_ts: bool) -
     if n == 0:
         return False
     try:
-        uniform = _uniform_device_batch(events, require_seq, require_ts)
+        uniform = _uniform_device_batch(events, require_seq, require_ts, gaps)
         if uniform is not None:
             return uniform
         if set(map(type, events)) != _ONLY_DICT:
             return False
         types = list(map(_type_of, events))
         if require_seq:
-            if not _seqs_ok(list(map(_seq_of, events))):
+            if not _seqs_ok(list(map(_seq_of, events)), gaps):
                 return False
         elif any(map(dict.__contains__, events, repeat("seq"))):
             return False                       # producers rarely send one; the general path checks it

@@ -41,6 +41,11 @@ class Snapshot:
 @dataclass
 class Events:
     events: list[dict[str, Any]]
+    #: A conflated frame (``protocol.conflate``): the seqs ``first``..``last`` it stands
+    #: for; its events' seqs increase within them, the missing ones were device updates
+    #: overwritten by a later event. None: a plain frame, contiguous seqs.
+    first: int | None = None
+    last: int | None = None
     op: str = "events"
 
 

@@ -8,7 +8,7 @@ or a test with plain bytes) feeds it what arrives and sends what it produces::
     send(s.connect())                       # hello (since, epoch, max_frame): on every connect
     for frame in incoming:
         s.receive(frame, now=time.monotonic())
-        for kind, payload in s.events():    # ("welcome", Welcome), ("events", [ev, ...]),
+        for kind, payload in s.events():    # ("welcome", Welcome), ("events", [ev, ...] or a conflated Span),
             ...                             # ("snapshot", merged dict), ("heartbeat", Heartbeat),
                                             # ("stats", dict), ("notices", list), ("error", ProtocolError), ("epoch", str),
                                             # ("control_refused", {"ref", "code", "message"})
@@ -41,6 +41,7 @@ from __future__ import annotations
 from typing import Any
 
 from wallboard.protocol.codec import decode, merge_snapshot_parts
+from wallboard.protocol.conflate import Span
 from wallboard.protocol.errors import ProtocolError
 from wallboard.protocol.limits import MIN_WALL_FRAME, WALL_MAX_FRAME, WALL_MAX_HEARTBEAT_S
 from wallboard.protocol.messages import (
@@ -135,7 +136,7 @@ class WallSession:
             if isinstance(msg, Heartbeat) and msg.speed is not None:
                 self.speed = float(msg.speed)
         if isinstance(msg, Events):
-            self._events(msg.events)
+            self._events(msg.events, msg.first, msg.last)
         elif isinstance(msg, Snapshot):
             self._snapshot(msg)
         elif isinstance(msg, Heartbeat):
@@ -248,18 +249,23 @@ class WallSession:
             self._reject("epoch", f"hub log epoch {epoch!r} after {known!r}; resync from a snapshot")
             self.resync(None)
 
-    def _events(self, events: list[dict[str, Any]]) -> None:
+    def _events(self, events: list[dict[str, Any]], span_first: int | None = None,
+                span_last: int | None = None) -> None:
         if not events:
             return
-        first = events[0]["seq"]
+        first = events[0]["seq"] if span_first is None else span_first
         if self.since and first != self.since + 1:
             text = f"expected seq {self.since + 1}, got {first}; resync"
             self._reject("seq_gap", text)
             self._items.append(("error", ProtocolError("seq_gap", text, seq=first)))
             self.resync(self.since)
             return
-        self.since = events[-1]["seq"]
-        self._items.append(("events", events))
+        if span_last is None:
+            self.since = events[-1]["seq"]
+            self._items.append(("events", events))
+        else:   # a conflated frame: it stands for first..last (protocol.conflate.Span)
+            self.since = span_last
+            self._items.append(("events", Span(events, first, span_last)))
 
     def _snapshot(self, msg: Snapshot) -> None:
         if msg.part != len(self._parts):

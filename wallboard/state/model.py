@@ -29,11 +29,14 @@ from __future__ import annotations
 
 import gc
 import operator
+from bisect import bisect_right
+from itertools import islice
 from sys import intern
 from typing import TYPE_CHECKING, Any, Iterable
 
 
 from .. import protocol as P
+from ..protocol.conflate import Span
 from .changes import ChangeBook
 from .config import NO_KIND, STATUS_ORDER, StateConfig
 from .correlate import rank_suspects
@@ -173,6 +176,10 @@ class LiveState:
         skipped and counted. ``now`` becomes ``last_seen`` of every device named in the
         batch.
 
+        A conflated batch (``protocol.conflate.Span``: increasing seqs standing for
+        ``first``..``last``, the missing seqs device updates a later event overwrote)
+        continues ``self.seq`` from its ``first`` and leaves ``seq`` at its ``last``.
+
         ``checked=True``: the caller vouches that every event already passed the protocol's
         validation (``protocol.decode`` of a frame, or the hub's ingest for events its log
         returns), so the per-event checks are not run twice; seqs are still checked.
@@ -183,25 +190,47 @@ class LiveState:
             self._last_msg = now
             self._see(now)
             return dirty
+        span_last = None
         try:
             seqs = list(map(_seq_of, events))
             first = seqs[0]
-            contiguous = type(first) is int and seqs == list(range(first, first + n))
+            if type(events) is Span:        # conflated: increasing seqs standing for first..last
+                span_last = events.last
+                contiguous = (type(first) is int and events.first <= first and seqs[-1] <= span_last
+                              and all(map(operator.lt, seqs, islice(seqs, 1, None))))
+                if contiguous:
+                    first = events.first
+            else:
+                contiguous = type(first) is int and seqs == list(range(first, first + n))
         except (KeyError, TypeError):       # not event dicts with seqs: say which and why
             P.check_batch(events, op="apply")
             raise                           # pragma: no cover - check_batch raised already
         if not contiguous:
             if type(first) is not int or not all(type(s) is int for s in seqs):
                 P.check_batch(events, op="apply")
+            if span_last is not None:
+                raise SeqGap(events.first, seqs[0] if seqs[0] < events.first or seqs[0] > span_last
+                             else next(b for a, b in zip(seqs, seqs[1:]) if b <= a or b > span_last))
             for i, s in enumerate(seqs):
                 if s != first + i:
                     raise SeqGap(first + i, s)
         cur = self.seq
         if cur > 0 and first > cur + 1:
             raise SeqGap(cur + 1, first)
-        skip = cur + 1 - first if cur > 0 and first <= cur else 0
+        if span_last is None:
+            skip = cur + 1 - first if cur > 0 and first <= cur else 0
+        else:
+            skip = bisect_right(seqs, cur) if cur > 0 and first <= cur else 0
+            if skip >= n and span_last > cur:   # nothing new to apply, but the seqs move on
+                self.seq = span_last
+                self._last_msg = now
+                self._see(now)
+                return dirty
         if skip < n and not checked:
-            P.check_batch(events[skip:] if skip else events, op="apply")
+            if span_last is None:
+                P.check_batch(events[skip:] if skip else events, op="apply")
+            else:
+                P.check_batch(list(events[skip:]), op="apply", gaps=True)
         # ---- checked: from here on the batch is applied entirely
         self._last_msg = now
         self._see(now)
@@ -274,7 +303,7 @@ class LiveState:
                     rec["name"] = x
             ddev(did)
             dsto(rec.get("store"))
-        self.seq = events[-1]["seq"]
+        self.seq = events[-1]["seq"] if span_last is None else span_last
         counters["applied"] += len(events)
         dirty.stores.discard(None)
         _mark_cities(dirty, fleet.store_city)
