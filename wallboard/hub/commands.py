@@ -405,7 +405,9 @@ def cmd_record_range(args: argparse.Namespace) -> int:
     except (AuthFailed, Unreachable, RangeRefused) as e:
         print(f"wallboard record: {e}; {prog.events} events written to {args.out}", file=sys.stderr)
         return 1
-    print(f"wallboard record: {prog.events} events written to {args.out} (history {args.t_from:.3f} .. {t_to:.3f})")
+    span = " .. ".join(time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t)) for t in (args.t_from, t_to))
+    print(f"wallboard record: {prog.events} events written to {args.out} (history {span}, "
+          f"{args.t_from:.3f} .. {t_to:.3f})")
     return 0
 
 
