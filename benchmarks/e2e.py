@@ -59,7 +59,8 @@ def producer_main(args: argparse.Namespace) -> int:
             await pub.flush(300)
             print(f"loaded {max(a.last for a in pub.acks)}", flush=True)
             pub.acks.clear()
-            pub.keep_acks = False
+            pub.keep_acks = bool(args.final_file)    # storm: every ack counted (0 lost)
+            newest: dict[str, float] = {}            # storm: device -> x_t0 of its last event
             await asyncio.to_thread(sys.stdin.readline)  # "go"
             tick = 0.01
             acc = 0.0
@@ -82,6 +83,8 @@ def producer_main(args: argparse.Namespace) -> int:
                                       "msg": "" if status == "ok" else f"{kinds[did]} {status}"})
                     await pub.publish(batch)
                     sent += n
+                    if args.final_file:
+                        newest.update({ev["id"]: t for ev in batch})
                 k += 1
                 await asyncio.sleep(max(0.0, start + k * tick - time.time()))
             elapsed = time.time() - start
@@ -89,6 +92,10 @@ def producer_main(args: argparse.Namespace) -> int:
             pub.keep_acks = True
             await pub.flush(120)
             last = max((a.last for a in pub.acks), default=0)
+            if args.final_file:
+                ranges = {(a.first, a.last) for a in pub.acks}
+                Path(args.final_file).write_text(json.dumps({
+                    "acked": sum(b - a + 1 for a, b in ranges), "ranges": sorted(ranges), "newest": newest}))
             print(f"done {sent} {last} {elapsed:.3f} {pub.rejected} {cpu:.3f}", flush=True)
 
     asyncio.run(main())
@@ -230,6 +237,8 @@ class Measure:
         self.gc_pauses: dict[int, list[float]] = {}
         self._gc_t0 = 0.0
         gc.callbacks.append(self._gc_event)
+        #: storm: device id -> (x_t0, time) of the newest of its events a frame showed
+        self.newest: dict[str, tuple[float, float]] | None = None
         self.arrived: dict[int, float] = {}   # id(batch) -> time the feed thread queued it
         self.hub_leg: list[float] = []         # publish -> queued by the wall's feed thread
         client = ctl.client
@@ -295,20 +304,80 @@ class Measure:
             return
         t = time.time()
         lat = self.lat
-        arrived, hub_leg = self.arrived, self.hub_leg
+        arrived, hub_leg, newest = self.arrived, self.hub_leg, self.newest
         for batch in batches:  # comprehensions: this bookkeeping runs inside the frame
             ta = arrived.pop(id(batch), None)
             t0s = [x for ev in batch if (x := ev.get("x_t0")) is not None]
+            if newest is not None:
+                newest.update({ev["id"]: (x, t) for ev in batch if (x := ev.get("x_t0")) is not None})
             lat.extend([t - x for x in t0s])
             if ta is not None:
                 hub_leg.extend([ta - x for x in t0s])
             self.events += len(batch)
 
 
+def journaled(journal: str | None, after: int) -> tuple[int, int] | None:
+    """(events journaled after seq ``after``, rows), read from the SQLite journal read-only."""
+    if journal is None:
+        return None
+    import sqlite3
+
+    con = sqlite3.connect(f"file:{journal}?mode=ro", uri=True, timeout=30)
+    try:
+        n, rows = con.execute("SELECT COALESCE(SUM(COALESCE(last, seq) - seq + 1), 0), COUNT(*) FROM events "
+                              "WHERE seq > ?", (after,)).fetchone()
+    finally:
+        con.close()
+    return int(n), int(rows)
+
+
+def storm_report(m: "Measure", final_file: str, journal: str | None, world_seq: int, st, hub_conflated0: float,
+                 hub_resyncs0: float, out: dict) -> dict:
+    """The storm's own figures: acked vs journaled (0 lost), every device's newest value
+    (the producer's last ``x_t0`` of it) -> the frame that showed it, conflation, resyncs."""
+    final = json.loads(Path(final_file).read_text())
+    acked = final["acked"]
+    ranges = final["ranges"]
+    covered = all(b + 1 == a2 for (_, b), (a2, _) in zip(ranges, ranges[1:])) and \
+        (not ranges or ranges[0][0] == world_seq + 1)
+    jn = journaled(journal, world_seq)
+    newest_lat, not_shown = [], 0
+    for did, t0 in final["newest"].items():
+        got = m.newest.get(did)
+        if got is None or got[0] != t0:
+            not_shown += 1
+        else:
+            newest_lat.append((got[1] - t0) * 1000.0)
+    newest_lat.sort()
+    hub_conf = st.hub_counters.get("conflated", 0) - hub_conflated0
+    sent = out["events_sent"]
+    return {
+        "storm": {
+            "acked": acked, "acked_ranges_contiguous": covered,
+            "journaled": jn[0] if jn else None, "lost": (acked - jn[0]) if jn else None,
+            "devices_updated": len(final["newest"]),
+            "newest_not_shown": not_shown,
+            "newest_state_ms": {"p50": round(pct(newest_lat, 0.5), 1), "p99": round(pct(newest_lat, 0.99), 1),
+                                "max": round(newest_lat[-1], 1) if newest_lat else None},
+            "conflated_hub": hub_conf, "conflated_wall": out["conflated"]["wall_drain"],
+            "not_shown_nor_conflated": sent - out["events_shown"] - hub_conf - out["conflated"]["wall_drain"],
+            "hub_resyncs": st.hub_counters.get("resyncs", 0) - hub_resyncs0,
+            "targets": {"lost": 0, "frames_per_s": 25, "newest_state_p99_ms": 1000, "resyncs": 0},
+        },
+        "storm_targets_met": {
+            "lost_0": bool(jn) and acked == jn[0] and covered and sent == acked,
+            "fps": (out["frames_per_s"] or 0) >= 25,
+            "newest_state_p99_1s": not_shown == 0 and bool(newest_lat) and pct(newest_lat, 0.99) <= 1000,
+            "no_resync": out["resyncs"] == 0 and out["snapshots_during_load"] == 0
+            and st.hub_counters.get("resyncs", 0) - hub_resyncs0 == 0,
+        },
+    }
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--rate", type=float, default=10_000.0, help="offered device events/s (default 10000)")
-    ap.add_argument("--duration", type=float, default=60.0, help="seconds of load (default 60)")
+    ap.add_argument("--rate", type=float, default=None, help="offered device events/s (default 10000; storm 100000)")
+    ap.add_argument("--duration", type=float, default=None, help="seconds of load (default 60; storm 30)")
     ap.add_argument("--stores", type=int, default=2000, help="stores (default 2000)")
     ap.add_argument("--devices-per-store", type=int, default=50, help="devices per store (default 50)")
     ap.add_argument("--layout", default="double-11", help="wall layout (default double-11)")
@@ -325,10 +394,19 @@ def main() -> int:
     ap.add_argument("--profile", metavar="FILE", help="cProfile (CPU time) the wall UI thread during the load into FILE")
     ap.add_argument("--listener", action="store_true",
                     help="also time publish -> receive in a separate plain subscriber process (one more process)")
+    ap.add_argument("--storm", action="store_true",
+                    help="the storm target: 100,000 device events/s for 30 s (unless --rate/--duration say "
+                    "otherwise), every acked event checked against the journal, every device's newest state "
+                    "timed to the frame that shows it; the hub with --max-lag 200000 --stats-interval 1")
     ap.add_argument("--producer", metavar="URL", help=argparse.SUPPRESS)
+    ap.add_argument("--final-file", metavar="FILE", help=argparse.SUPPRESS)
     ap.add_argument("--listen", metavar="URL", help=argparse.SUPPRESS)
     ap.add_argument("--since", type=int, default=0, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.rate is None:
+        args.rate = 100_000.0 if args.storm else 10_000.0
+    if args.duration is None:
+        args.duration = 30.0 if args.storm else 60.0
     if args.producer:
         return producer_main(args)
     if args.listen:
@@ -347,12 +425,16 @@ def main() -> int:
             panel_options.setdefault(ptype, {})[opt] = value
     w, h = (int(x) for x in args.size.lower().split("x"))
     tmp = tempfile.mkdtemp(prefix="wallboard-e2e-")
-    hub = HubProcess(free_port(), journal=None if args.memory else os.path.join(tmp, "hub.db"),
-                     extra=["--rate-limit", "1000000", *args.hub_arg]).start()
+    journal = None if args.memory else os.path.join(tmp, "hub.db")
+    storm_args = ["--max-lag", "200000", "--stats-interval", "1"] if args.storm else []
+    hub = HubProcess(free_port(), journal=journal,
+                     extra=["--rate-limit", "1000000", *storm_args, *args.hub_arg]).start()
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    final_file = os.path.join(tmp, "final.json") if args.storm else None
     prod = subprocess.Popen([sys.executable, __file__, "--producer", hub.publish_url, "--rate", str(args.rate),
                              "--duration", str(args.duration), "--stores", str(args.stores),
-                             "--devices-per-store", str(args.devices_per_store)],
+                             "--devices-per-store", str(args.devices_per_store),
+                             *(["--final-file", final_file] if final_file else [])],
                             env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     lines: list[str] = []
     threading.Thread(target=lambda: [lines.append(ln.strip()) for ln in prod.stdout], daemon=True).start()
@@ -375,8 +457,13 @@ def main() -> int:
         load_s = wall.wait_until(lambda: wall.state.seq >= world_seq, 300, "world loaded on the wall")
         wall.pump(2.0)  # first full paints, the layout settles
         m = Measure(wall.ctl)
+        if args.storm:
+            m.newest = {}
         stats0 = wall.ctl.driver.stats
         overruns0, resyncs0, snaps0 = stats0.overruns, stats0.resyncs, stats0.snapshots
+        conflated0 = stats0.conflated
+        hub_conflated0 = stats0.hub_counters.get("conflated", 0)
+        hub_resyncs0 = stats0.hub_counters.get("resyncs", 0)
         rss_start = rss_kb()
         hub_rss_start = rss_kb(hub.pid)
         cpu0 = {"wall": cpu_s(), "hub": cpu_s(hub.pid), "producer": cpu_s(prod.pid)}
@@ -487,6 +574,12 @@ def main() -> int:
                                                  "p99": float(parts[3]), "events": int(parts[4])}
         if probe is not None:
             out["slow_events"] = probe.report()
+        out["conflated"] = {"wall_drain": st.conflated - conflated0,
+                            "hub_as_of_its_last_stats": st.hub_counters.get("conflated", 0) - hub_conflated0}
+        if args.storm:
+            wall.pump(2.5)        # the hub's stats (every 1 s) catch up with the end of the run
+            out.update(storm_report(m, final_file, journal, world_seq, wall.ctl.driver.stats,
+                                    hub_conflated0, hub_resyncs0, out))
         print(json.dumps(out))
         wall.close()
     finally:

@@ -293,13 +293,13 @@ class WallSender:
 
     def _plan_window(self) -> bool:
         """The wall fell behind (more than ``conflate_after`` events waiting): conflate
-        the window from its cursor to the newest committed event (at most ``max_lag``
-        events) into frames of at most ``conflate_frame_events`` events that say which
+        the window from its cursor to the newest committed event (at most ``max_lag`` and
+        ``conflate_window`` events) into frames of at most ``conflate_frame_events`` events that say which
         seqs they stand for (``first``/``last``). False when the cursor is older than the
         tail (then the journal replays, unconflated)."""
         cfg = self.hub.config
         first = self.cursor
-        last = min(self.hub.seq, first + cfg.max_lag - 1)
+        last = min(self.hub.seq, first + min(cfg.max_lag, cfg.conflate_window) - 1)
         got = self.hub.tail.conflated(first, last)
         if got is None:
             return False

@@ -89,6 +89,7 @@ class HubConfig:
     batch_interval: float = 0.010       # at most one frame per wall per this many seconds
     conflate_after: int = 2_000         # a wall with more events waiting gets its backlog conflated (0: never)
     conflate_frame_events: int = 2_000  # events per conflated frame
+    conflate_window: int = 50_000       # events conflated at a time (~10 ms of the loop); at most max_lag
     commit_interval: float = 0.0        # least seconds between two journal commits (0: back to back)
     group_events: int = 20_000          # events per group commit before producers take turns
     group_bytes: int = 4 << 20          # ... and bytes (as they arrived; max_frame while several senders are active)
@@ -144,6 +145,7 @@ class HubConfig:
             ("tail_events", self.tail_events >= self.max_lag, ">= max_lag"),
             ("batch_events", self.batch_events >= 1, ">= 1"),
             ("conflate_after", self.conflate_after >= 0, ">= 0 (0: never conflate)"),
+            ("conflate_window", self.conflate_window >= 1, ">= 1"),
             ("conflate_frame_events", 1 <= self.conflate_frame_events <= P.MAX_BATCH, f"1..{P.MAX_BATCH}"),
             ("keep_events", self.keep_events >= 0, ">= 0"),
             ("keep_s", self.keep_s >= 0, ">= 0 seconds"),
