@@ -126,11 +126,11 @@ def test_scope_filter_hides_changes_of_other_cities(qtbot):
 
 
 @pytest.mark.parametrize("options, message", [
-    ({"lanes": "store"}, "option 'lanes' must be one of"),
-    ({"lanes": 3}, "option 'lanes' must be str"),
-    ({"window_min": "2h"}, "option 'window_min' must be int or float"),
-    ({"window_min": 0}, "option 'window_min' must be > 0"),
-    ({"windw_min": 5}, "unknown option 'windw_min' (did you mean 'window_min'?)"),
+    ({"lanes": "store"}, 'change_timeline.options.lanes: expected one of "system", "city", got "store"'),
+    ({"lanes": 3}, 'change_timeline.options.lanes: expected one of "system", "city", got an integer (3)'),
+    ({"window_min": "2h"}, 'change_timeline.options.window_min: expected an integer, got a string ("2h")'),
+    ({"window_min": 0}, "change_timeline.options.window_min: out of range: 0; expected an integer at least 5"),
+    ({"windw_min": 5}, 'change_timeline.options.windw_min: unknown key (did you mean "window_min"?)'),
     ({"freeze": [{"start": 1.0}]}, "option 'freeze[0]'.end must be epoch seconds"),
     ({"freeze": [{"start": 2.0, "end": 1.0}]}, "option 'freeze[0]': end must be after start"),
     ({"freeze": ["x"]}, "option 'freeze[0]' must be a table"),

@@ -7,7 +7,7 @@ from PySide6.QtGui import QColor, QFont
 
 from wallboard.state import Dirty, LiveState
 from wallboard.widgets.base import STATUS_COLORS, PanelContext
-from wallboard.widgets.device_grid import DeviceGridPanel, cell_templates, validate_options, OPTION_SPEC, DEFAULTS
+from wallboard.widgets.device_grid import SPEC, DeviceGridPanel, cell_templates
 
 from conftest import SeqFeed
 
@@ -157,15 +157,15 @@ def test_no_cjk_font_renders(qtbot, monkeypatch):
 
 
 def test_bad_options_reported_defaults_kept():
-    clean, errors = validate_options("device_grid", OPTION_SPEC, DEFAULTS,
-                                     {"min_cel_px": 5, "order": "best", "min_cell_px": 1, "kinds": "pos"})
-    assert clean["order"] == "worst" and clean["min_cell_px"] == 10
-    assert "device_grid.options.min_cel_px: unknown option" in errors[0]
-    assert "did you mean 'min_cell_px'" in errors[0]
-    assert errors[1] == "device_grid.options.order: expected one of worst, fixed, got 'best'"
-    assert errors[2] == "device_grid.options.min_cell_px: expected a number in 4..64, got 1"
-    assert errors[3] == "device_grid.options.kinds: expected list, got str"
-    _, errs = validate_options("device_grid", OPTION_SPEC, DEFAULTS, ["x"])
+    """The widget checks its options with its spec (the layout's validators and messages):
+    each bad key is named, its default stays."""
+    clean, errors = SPEC.widget_options({"min_cel_px": 5, "order": "best", "min_cell_px": 1, "kinds": "pos"})
+    assert clean["order"] == "worst" and clean["min_cell_px"] == 10 and clean["kinds"] == []
+    assert errors[0].startswith('device_grid.options.min_cel_px: unknown key (did you mean "min_cell_px"?)')
+    assert errors[1] == 'device_grid.options.order: expected one of "worst", "fixed", got "best"'
+    assert errors[2] == "device_grid.options.min_cell_px: out of range: 1; expected an integer at least 4 and at most 64"
+    assert errors[3] == 'device_grid.options.kinds: expected an array of device kinds, got a string ("pos")'
+    _, errs = SPEC.widget_options(["x"])
     assert errs == ["device_grid.options: expected a table of options, got list"]
 
 
@@ -173,7 +173,9 @@ def test_store_mode_without_store_is_reported(qtbot):
     st, f = make_state()
     w = DeviceGridPanel(st, {"mode": "store"}, PanelContext(clock=lambda: NOW))
     qtbot.addWidget(w)
-    assert w.errors == ['device_grid.options.store: expected a store id with mode = "store"']
+    assert w.errors == ['device_grid.options.store: missing: mode = "store" needs the store id '
+                        '(in a kind = "store" layout: store = "{store}")']
+    assert w.opts["mode"] == "scope"
 
 
 def test_templates_have_non_colour_cue():
@@ -435,16 +437,16 @@ def test_kinds_listing_every_kind_is_not_called_filtered(qtbot):
     assert int(w2._kind_counts.sum()) == 4 * 7 and not w2.errors
 
 
-def test_bad_kind_entries_reported_and_skipped(qtbot):
+def test_bad_kind_entries_reported_default_kept(qtbot):
     st, f = _mixed_state()
     w = DeviceGridPanel(st, {"kinds": ["pos", 3, ""]}, PanelContext(clock=lambda: NOW))
     qtbot.addWidget(w)
     assert w.errors == [
-        "device_grid.options.kinds[1]: expected a device kind name (a non-empty string), got 3",
-        "device_grid.options.kinds[2]: expected a device kind name (a non-empty string), got ''"]
+        "device_grid.options.kinds[1]: expected an id without spaces, got an integer (3)",
+        "device_grid.options.kinds[2]: must not be empty"]
     w.resize(900, 500)
     w.refresh(all_dirty(), NOW)
-    assert w._kinds == ["pos"]
+    assert w.opts["kinds"] is None          # the default: every kind, in the standard order
 
 
 def test_rolled_up_cell_shows_worst_of_shown_kinds_only(qtbot):

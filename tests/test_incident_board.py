@@ -144,11 +144,11 @@ def test_scope_and_max_rows(qtbot):
 
 
 @pytest.mark.parametrize("options, message", [
-    ({"flash_s": "2m"}, "option 'flash_s' must be int or float"),
-    ({"max_rows": 2.5}, "option 'max_rows' must be int"),
-    ({"max_rows": 0}, "option 'max_rows' must be positive"),
-    ({"max_rows": True}, "option 'max_rows' must be int"),
-    ({"resolved_keep": 3}, "unknown option 'resolved_keep' (did you mean 'resolved_keep_s'?)"),
+    ({"flash_s": "2m"}, 'incident_board.options.flash_s: expected an integer, got a string ("2m")'),
+    ({"max_rows": 2.5}, "incident_board.options.max_rows: expected an integer, got a number (2.5)"),
+    ({"max_rows": 0}, "incident_board.options.max_rows: out of range: 0; expected an integer at least 1 and at most 200"),
+    ({"max_rows": True}, "incident_board.options.max_rows: expected an integer, got a boolean (true)"),
+    ({"resolved_keep": 3}, 'incident_board.options.resolved_keep: unknown key (did you mean "resolved_keep_s"?)'),
 ])
 def test_bad_options_name_the_key(qtbot, options, message):
     with pytest.raises(ValueError) as err:

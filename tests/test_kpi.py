@@ -76,13 +76,13 @@ def test_tiles_recompute_only_what_is_dirty(qtbot):
 
 
 @pytest.mark.parametrize("options, message", [
-    ({"tiles": {}}, "option 'tiles' must be list"),
-    ({"tiles": [{"label": "x"}]}, "option 'tiles[0]': missing key 'metric'"),
-    ({"tiles": [{"metric": "m", "warn": "5"}]}, "option 'tiles[0]'.warn must be int or float or none"),
-    ({"tiles": [{"metric": "m", "direction": "up"}]}, "option 'tiles[0]'.direction must be one of"),
-    ({"tiles": [{"metric": "m", "reference": "last"}]}, "option 'tiles[0]'.reference must be 'prev' or a number"),
-    ({"tiles": [{"metric": "m", "treshold": 1}]}, "unknown key 'treshold'"),
-    ({"tile": []}, "unknown option 'tile' (did you mean 'tiles'?)"),
+    ({"tiles": {}}, "kpi_tiles.options.tiles: expected an array of tile tables {metric, scope, label, ...}, got a table"),
+    ({"tiles": [{"label": "x"}]}, "kpi_tiles.options.tiles[0].metric: missing required key"),
+    ({"tiles": [{"metric": "m", "warn": "5"}]}, 'kpi_tiles.options.tiles[0].warn: expected a number, got a string ("5")'),
+    ({"tiles": [{"metric": "m", "direction": "up"}]}, 'kpi_tiles.options.tiles[0].direction: expected one of "up_bad", "down_bad", got "up"'),
+    ({"tiles": [{"metric": "m", "reference": "last"}]}, 'kpi_tiles.options.tiles[0].reference: expected "prev" or a number, got a string ("last")'),
+    ({"tiles": [{"metric": "m", "treshold": 1}]}, "kpi_tiles.options.tiles[0].treshold: unknown key; expected one of: metric, scope,"),
+    ({"tile": []}, 'kpi_tiles.options.tile: unknown key (did you mean "tiles"?)'),
 ])
 def test_bad_tile_options_name_the_key(qtbot, options, message):
     with pytest.raises(ValueError) as err:
@@ -145,14 +145,15 @@ def test_chart_window_trims_old_points_and_feeds_only_dirty_series(qtbot):
 
 
 @pytest.mark.parametrize("options, message", [
-    ({"series": "orders"}, "option 'series' must be list"),
-    ({"series": [{"scope": "global"}]}, "option 'series[0]': missing key 'metric'"),
-    ({"series": [{"metric": 5}]}, "option 'series[0].metric' must be str"),
-    ({"bands": [{"from": 1, "to": "x"}]}, "option 'bands[0].to' must be a number"),
-    ({"bands": [{"from": 1, "to": 2, "level": "bad"}]}, "option 'bands[0].level' must be one of"),
-    ({"bands": [{"from": 1, "to": 2, "color": "notacolor"}]}, "option 'bands[0].color' must be a colour"),
-    ({"window_min": 0}, "option 'window_min' must be a number > 0"),
-    ({"windowmin": 5}, "unknown key 'windowmin' (did you mean 'window_min'?)"),
+    ({"series": "orders"}, 'kpi_chart.options.series: expected an array of series tables {metric, scope, label, label_zh}, got a string ("orders")'),
+    ({"series": [{"scope": "global"}]}, "kpi_chart.options.series[0].metric: missing required key"),
+    ({"series": [{"metric": 5}]}, "kpi_chart.options.series[0].metric: expected a metric name (letters, digits, _ . : -), got an integer (5)"),
+    ({"bands": [{"from": 1, "to": "x"}]}, 'kpi_chart.options.bands[0].to: expected a number, got a string ("x")'),
+    ({"bands": [{"from": 1, "to": 2, "level": "bad"}]}, 'kpi_chart.options.bands[0].level: expected one of "ok", "warn", "crit", got "bad"'),
+    ({"series": [{"metric": "m"}], "bands": [{"from": 1, "to": 2, "color": "notacolor"}]},
+     'kpi_chart.options.bands[0].color: expected a colour name such as "#e0a106" or "orange", got "notacolor"'),
+    ({"window_min": 0}, "kpi_chart.options.window_min: out of range: 0; expected an integer at least 1"),
+    ({"windowmin": 5}, 'kpi_chart.options.windowmin: unknown key (did you mean "window_min"?)'),
 ])
 def test_bad_chart_options_name_the_key(qtbot, options, message):
     with pytest.raises(ValueError) as err:

@@ -101,9 +101,9 @@ def test_explicit_good_and_dead_band_options(qtbot):
 
 
 @pytest.mark.parametrize("tile, message", [
-    ({"metric": "m", "good": "higher"}, "option 'tiles[0]'.good must be one of ('up', 'down')"),
+    ({"metric": "m", "good": "higher"}, 'kpi_tiles.options.tiles[0].good: expected one of "up", "down", got "higher"'),
     ({"metric": "m", "good": "up", "direction": "up_bad"}, 'good = "up" contradicts direction = "up_bad"'),
-    ({"metric": "m", "dead_band": -1}, "option 'tiles[0]'.dead_band must be >= 0"),
+    ({"metric": "m", "dead_band": -1}, "kpi_tiles.options.tiles[0].dead_band: out of range: -1; expected a number at least 0"),
 ])
 def test_bad_meaning_options_name_the_key(qtbot, tile, message):
     with pytest.raises(ValueError) as err:

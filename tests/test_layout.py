@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from wallboard.layout import (
-    DEFAULT_LAYOUT_DIR, SOUND_NAMES, WIDGET_OPTIONS, WIDGET_TYPES, Layout, LayoutError,
+    DEFAULT_LAYOUT_DIR, SOUND_NAMES, SPECS, WIDGET_OPTIONS, WIDGET_TYPES, Layout, LayoutError,
     LayoutIssue, Scope, bind_store, check_layout_files, find_layout, list_layouts,
     MAX_FILE_BYTES, check_layout_name, load_layout, load_layout_text,
 )
@@ -502,15 +502,14 @@ def test_device_grid_store_mode_needs_a_store():
 
 
 def test_options_are_accepted_by_the_widgets():
-    """The schema matches what the widgets implement: each shipped panel's options, as the
-    shell passes them (None left out), pass the widget's own validator."""
-    from wallboard.app.panels import _unset_removed
-    from wallboard.widgets import device_grid, kpi_chart, kpi_tiles, store_map
+    """The layout and the widgets check options with the same spec: each shipped panel's
+    options, as the shell passes them (None left out), pass the widget's own check, and
+    the KPI widgets build their tiles / series from them."""
+    from wallboard.app.panels import PANEL_MODULES
+    from wallboard.layout.specs.spec import unset_removed
+    from wallboard.widgets import kpi_chart, kpi_tiles
 
-    specs = {"device_grid": device_grid.OPTION_SPEC, "store_map": store_map.OPTION_SPEC}
-    for typ, spec in specs.items():
-        assert set(WIDGET_OPTIONS[typ].fields) <= set(spec), typ
-    assert set(WIDGET_OPTIONS["kpi_tiles"].fields["tiles"].v.item.fields) <= set(kpi_tiles._TILE_KEYS)
+    assert set(PANEL_MODULES) == set(SPECS) == set(WIDGET_TYPES)
     checked = 0
     for name in SHIPPED:
         lay = load_layout(find_layout(name))
@@ -518,18 +517,25 @@ def test_options_are_accepted_by_the_widgets():
             lay = bind_store(lay, "sh-001", "sh", "Jing'an")
         for s in lay.screens:
             for p in s.panels:
-                opts = _unset_removed(dict(p.options))
-                if p.type in specs:
-                    mod = device_grid if p.type == "device_grid" else store_map
-                    assert mod.validate_options(p.type, mod.OPTION_SPEC, mod.DEFAULTS, opts)[1] == []
-                elif p.type == "kpi_tiles":
+                opts = unset_removed(dict(p.options))
+                clean, errors = SPECS[p.type].widget_options(opts)
+                assert errors == [], (name, p.type, errors)
+                assert clean == SPECS[p.type].options_or_raise(clean)   # idempotent
+                if p.type == "kpi_tiles":
                     kpi_tiles.parse_tiles(opts["tiles"])
                 elif p.type == "kpi_chart":
                     kpi_chart.parse_options(opts)
-                else:
-                    continue
                 checked += 1
     assert checked >= 15
+
+
+def test_widget_modules_use_their_spec():
+    """Each widget module checks its options with its own spec object (no second copy)."""
+    import importlib
+
+    for typ, spec in SPECS.items():
+        mod = importlib.import_module(spec.module)
+        assert mod.SPEC is spec, typ
 
 
 def test_docs_mention_every_key():
@@ -647,3 +653,28 @@ def test_a_huge_file_is_refused_after_reading_only_the_limit(tmp_path):
     finally:
         tracemalloc.stop()
     assert peak < 4 * MAX_FILE_BYTES, peak
+
+
+def test_docs_widget_tables_are_generated_from_the_specs():
+    """docs/layouts.md's table of widget types and each widget's options table are what
+    the specs generate (so the docs cannot drift from what the layout accepts)."""
+    from wallboard.layout.specs.docs import block_names, render_docs
+
+    text = (ROOT / "docs" / "layouts.md").read_text(encoding="utf-8")
+    assert block_names(text) == ["widget-types"] + [f"options {t}" for t in SPECS]
+    assert text == render_docs(text), \
+        "stale: run python -m wallboard.layout.specs.docs --write docs/layouts.md"
+    assert "| `allow_unlabelled` | boolean | false |" in text
+
+
+def test_docs_generator_refuses_an_unknown_block(tmp_path):
+    from wallboard.layout.specs.docs import main, render_docs
+
+    with pytest.raises(ValueError, match="unknown generated block 'options store-map': expected "
+                       "widget-types or options TYPE"):
+        render_docs("<!-- generated: options store-map -->\n<!-- end generated -->\n")
+    f = tmp_path / "x.md"
+    f.write_text("<!-- generated: options text -->\nold\n<!-- end generated -->\n", encoding="utf-8")
+    assert main([str(f)]) == 1                       # stale: the check fails
+    assert main([str(f), "--write"]) == 0 and main([str(f)]) == 0
+    assert "| `text_zh` | string |" in f.read_text(encoding="utf-8")

@@ -184,7 +184,7 @@ def test_user_geojson_layers_and_errors(tmp_path, qtbot):
     qtbot.addWidget(w)
     assert [lay.name for lay in w.layers] == ["countries", "provinces", "extra0"]
     assert w.layers[1].features[0].name == "黄浦区"          # replaced the shipped layer
-    assert any("store_map.options.bogus: unknown option" in e for e in w.errors)
+    assert any("store_map.options.bogus: unknown key" in e for e in w.errors)
     assert any("basemap_extra[1]" in e and "missing.json: file: expected a readable GeoJSON file" in e
                for e in w.errors)
 

@@ -95,12 +95,12 @@ def test_sentiment_colors():
 
 
 @pytest.mark.parametrize("options, message", [
-    ({"spike_factor": "3"}, "option 'spike_factor' must be int or float"),
-    ({"spike_factor": 1.0}, "option 'spike_factor' must be > 1"),
-    ({"baseline_min": 2}, "option 'baseline_min' must be >= 3"),
-    ({"topics": "payment"}, "option 'topics' must be list"),
-    ({"topics": [1]}, "option 'topics[0]' must be str"),
-    ({"topic": []}, "unknown option 'topic' (did you mean 'topics'?)"),
+    ({"spike_factor": "3"}, 'voice_feed.options.spike_factor: expected a number, got a string ("3")'),
+    ({"spike_factor": 1.0}, "voice_feed.options.spike_factor: out of range: 1; expected a number above 1 and at most 100"),
+    ({"baseline_min": 2}, "voice_feed.options.baseline_min: out of range: 2; expected an integer at least 3"),
+    ({"topics": "payment"}, 'voice_feed.options.topics: expected an array of topics, got a string ("payment")'),
+    ({"topics": [1]}, "voice_feed.options.topics[0]: expected a string, got an integer (1)"),
+    ({"topic": []}, 'voice_feed.options.topic: unknown key (did you mean "topics"?)'),
 ])
 def test_bad_options_name_the_key(qtbot, options, message):
     with pytest.raises(ValueError) as err:

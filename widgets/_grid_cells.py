@@ -1,13 +1,13 @@
-"""Device grid building blocks: cell codes and their pixel patterns, option checking,
-and the row placement of the scope grid. Pure numpy + QColor (no widgets); used by
-:mod:`widgets.device_grid` (and ``validate_options`` by the other panels).
+"""Device grid building blocks: cell codes and their pixel patterns and the row placement
+of the scope grid. Pure numpy + QColor (no widgets); used by :mod:`widgets.device_grid`
+(its options: :mod:`wallboard.layout.specs.device_grid`).
 """
 from __future__ import annotations
 
 import numpy as np
 from PySide6.QtGui import QColor
 
-from wallboard.widgets.base import STATUS_COLORS, STATUS_RANK, did_you_mean
+from wallboard.widgets.base import STATUS_COLORS, STATUS_RANK
 
 CODES = ("ok", "maint", "warn", "unknown", "crit", "down", "stale")
 CODE = {s: i for i, s in enumerate(CODES)}
@@ -27,21 +27,6 @@ LABEL_MIN_PX = 14
 #: Size (px of a 1080-line wall) of a rolled-up store's cell: big enough for the status
 #: pattern (triangle, cross, ring...) to read as a glyph.
 ROLL_CELL_PX = 16
-
-OPTION_SPEC = {
-    "mode": ("scope", "store"),
-    "store": str,
-    "order": ("worst", "fixed"),
-    "min_cell_px": (4, 64),
-    "max_cell_px": (8, 128),
-    "resort_s": (0, 3600),
-    "kinds": list,
-    "key_metric": dict,
-    "allow_unlabelled": bool,
-}
-DEFAULTS = {"mode": "scope", "store": None, "order": "worst", "min_cell_px": 10,
-            "max_cell_px": 36, "resort_s": 5.0, "kinds": None, "key_metric": {},
-            "allow_unlabelled": False}
 
 #: Grid margins in px for a 1080-line wall; :func:`px` scales them by the UI scale.
 #: ROW_PAD: room after a row's counts; COL_GAP: between columns of rows; HEAD_PX: the
@@ -75,39 +60,6 @@ def pitch_of(c: int, scale: float) -> int:
     """Distance between cells of size ``c``: a 2 px gap (1 px for tiny cells) of a
     1080-line wall, times the UI ``scale``."""
     return c + px(1 if c < 8 * scale else 2, scale)
-
-
-def validate_options(panel: str, spec: dict, defaults: dict, options: dict | None):
-    """Check a panel's ``options`` against ``spec`` (tuple of str = choices, (lo, hi) of
-    numbers = range, a type = isinstance). Returns ``(clean, errors)``: every bad or unknown
-    key gets a message naming ``panel.options.key`` and what was expected; its default stays.
-    """
-    clean, errors = dict(defaults), []
-    if options is None:
-        return clean, errors
-    if not isinstance(options, dict):
-        return clean, [f"{panel}.options: expected a table of options, got {type(options).__name__}"]
-    for key, value in options.items():
-        where = f"{panel}.options.{key}"
-        if key not in spec:
-            errors.append(f"{where}: unknown option; expected one of {', '.join(sorted(spec))}"
-                          + did_you_mean(key, spec))
-            continue
-        rule = spec[key]
-        if isinstance(rule, tuple) and rule and isinstance(rule[0], str):
-            if value not in rule:
-                errors.append(f"{where}: expected one of {', '.join(rule)}, got {value!r}")
-                continue
-        elif isinstance(rule, tuple):
-            if isinstance(value, bool) or not isinstance(value, (int, float)) \
-                    or not rule[0] <= value <= rule[1]:
-                errors.append(f"{where}: expected a number in {rule[0]}..{rule[1]}, got {value!r}")
-                continue
-        elif not isinstance(value, rule):
-            errors.append(f"{where}: expected {rule.__name__}, got {type(value).__name__}")
-            continue
-        clean[key] = value
-    return clean, errors
 
 
 def _rgb(hex_color: str) -> int:

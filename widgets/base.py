@@ -285,30 +285,7 @@ def age_text(seconds: float | None) -> str:
     return f"{int(s // 86400)}d"
 
 
-def check_options(options: dict, known: dict[str, tuple], where: str) -> dict:
-    """Validate a panel's ``options`` against ``known`` (``{key: (types, default)}``).
-
-    Returns the options with defaults filled in. Raises ``ValueError`` naming the key for an
-    unknown key (with a "did you mean" hint) or a value of the wrong type.
-    """
-    if not isinstance(options, dict):
-        raise ValueError(f"{where}: options must be a table, got {type(options).__name__}")
-    for key in options:
-        if key not in known:
-            raise ValueError(f"{where}: unknown option {key!r}{did_you_mean(key, known)}; "
-                             f"known: {', '.join(sorted(known))}")
-    out = {}
-    for key, (types, default) in known.items():
-        value = options.get(key, default)
-        if isinstance(value, bool) and bool not in types or not isinstance(value, types):
-            names = " or ".join(t.__name__ for t in types)
-            raise ValueError(f"{where}: option {key!r} must be {names}, got {type(value).__name__} {value!r}")
-        out[key] = value
-    return out
-
-
 __all__ = [
-    "check_options",
     "STATUS_ORDER",
     "STATUS_RANK",
     "STATUS_COLORS",

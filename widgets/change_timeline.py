@@ -32,9 +32,9 @@ from PySide6.QtCore import QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QBrush, QColor, QFont, QFontMetricsF, QPainter, QPainterPath, QPen
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
+from wallboard.layout.specs.change_timeline import SPEC
 from wallboard.widgets._plot_style import PlotGrid, style_axes
 from wallboard.widgets.base import (
-    check_options,
     CHANGE_STATUS_COLORS,
     FAILED_CHANGE,
     FEED_COLORS,
@@ -311,19 +311,15 @@ class ChangeTimelinePanel(QWidget):
 
     def __init__(self, state, options: dict, ctx: PanelContext, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        opts = check_options(
-            options,
-            {"lanes": ((str,), "system"), "window_min": ((int, float), 120), "freeze": ((list,), [])},
-            "change_timeline",
-        )
-        if opts["lanes"] not in LANE_MODES:
-            raise ValueError(f"change_timeline: option 'lanes' must be one of {LANE_MODES}, got {opts['lanes']!r}")
-        if not opts["window_min"] > 0:
-            raise ValueError(f"change_timeline: option 'window_min' must be > 0, got {opts['window_min']!r}")
+        given = dict(options) if isinstance(options, dict) else options
+        freeze = given.pop("freeze", []) if isinstance(given, dict) else []   # from the shell
+        if not isinstance(freeze, list):
+            raise ValueError(f"change_timeline: option 'freeze' must be a list, got {type(freeze).__name__}")
+        opts = SPEC.options_or_raise(given)
         self.state, self.ctx = state, ctx
         self.lane_mode: str = opts["lanes"]
         self.window_s = float(opts["window_min"]) * 60.0
-        self.freeze = _parse_freeze(opts["freeze"], "change_timeline", ctx.lang)
+        self.freeze = _parse_freeze(freeze, "change_timeline", ctx.lang)
         self._dimmed = False
         self._last_sec: int | None = None
         self._following = True

@@ -31,7 +31,8 @@ rolled-up cells and their note read it, never every store. A frame looks up only
 devices the state names as created, deleted or moved (``Dirty.moved``) to know whether a
 full layout is due. The per-kind header counts repaint at most ``HEADER_HZ`` times a second.
 
-Options (validated; a bad one is reported on the panel and in ``errors``, the default
+Options (checked by the widget's spec, :mod:`wallboard.layout.specs.device_grid`, which
+the layout uses too; a bad one is reported on the panel and in ``errors``, its default
 stays): ``mode`` ``"scope"|"store"``, ``store`` (store id for mode store), ``order``
 ``"worst"|"fixed"``, ``min_cell_px`` (default 10), ``max_cell_px`` (36), ``resort_s``
 (worst-first re-sort period, default 5 s), ``kinds`` (list: the only kinds shown, in this
@@ -56,10 +57,11 @@ from PySide6.QtCore import QPoint, QRect, Qt, Signal
 from PySide6.QtGui import QColor, QFont, QFontMetrics, QImage, QPainter
 from PySide6.QtWidgets import QToolTip, QWidget
 
+from wallboard.layout.specs.device_grid import SPEC
 from wallboard.widgets._grid_cells import (  # noqa: F401 (re-exported)
-    CODE, CODE_RANK, CODES, COUNT_GAP, DEFAULTS, KIND_CAPS, KIND_ORDER, KIND_SHORT, LABEL_MIN_PX,
-    OPTION_SPEC, ROLL_CELL_PX, STALE, _rgb, cell_templates, label_px, labelled_min_cell,
-    place_rows, px, row_width, validate_options,
+    CODE, CODE_RANK, CODES, COUNT_GAP, KIND_CAPS, KIND_ORDER, KIND_SHORT, LABEL_MIN_PX,
+    ROLL_CELL_PX, STALE, _rgb, cell_templates, label_px, labelled_min_cell,
+    place_rows, px, row_width,
 )
 from wallboard.widgets._grid_paint import GridPainting
 from wallboard.widgets._names import city_name, store_name
@@ -131,9 +133,8 @@ class DeviceGridPanel(GridPainting, QWidget):
     def __init__(self, state, options: dict | None, ctx: PanelContext, parent=None):
         super().__init__(parent)
         self.state, self.ctx = state, ctx
-        self.opts, self.errors = validate_options("device_grid", OPTION_SPEC, DEFAULTS, options)
-        if self.opts["mode"] == "store" and not self.opts["store"]:
-            self.errors.append("device_grid.options.store: expected a store id with mode = \"store\"")
+        self.opts, self.errors = SPEC.widget_options(options)
+        if self.opts["mode"] == "store" and not self.opts["store"]:   # reported by the spec
             self.opts["mode"] = "scope"
         self._store_page = self.opts["store"] if self.opts["mode"] == "store" else None
         self._kind_filter = self._check_kinds()
@@ -247,20 +248,10 @@ class DeviceGridPanel(GridPainting, QWidget):
     # ------------------------------------------------------------------ model
 
     def _check_kinds(self) -> frozenset | None:
-        """The ``kinds`` filter (None: every kind); a bad entry is reported and skipped."""
-        kinds = self.opts["kinds"]
-        if not kinds:
-            self.opts["kinds"] = None
-            return None
-        good = []
-        for i, k in enumerate(kinds):
-            if isinstance(k, str) and k:
-                good.append(k)
-            else:
-                self.errors.append(f"device_grid.options.kinds[{i}]: expected a device kind name "
-                                   f"(a non-empty string), got {k!r}")
-        self.opts["kinds"] = good or None
-        return frozenset(good) or None
+        """The ``kinds`` filter (None: every kind; the spec checked the names)."""
+        kinds = self.opts["kinds"] or None
+        self.opts["kinds"] = kinds
+        return frozenset(kinds) if kinds else None
 
     def _kind_shown(self, dev: dict | None) -> bool:
         return self._kind_filter is None or (dev or {}).get("kind") in self._kind_filter
@@ -984,4 +975,4 @@ class DeviceGridPanel(GridPainting, QWidget):
         return list(self._rolled)
 
 
-__all__ = ["DeviceGridPanel", "validate_options", "cell_templates", "CODES"]
+__all__ = ["DeviceGridPanel", "SPEC", "cell_templates", "CODES"]

@@ -26,7 +26,8 @@ from PySide6.QtWidgets import QMenu, QWidget
 
 from wallboard.widgets._names import store_name
 from wallboard.widgets._text_fit import draw_text_fit
-from wallboard.widgets.base import check_options, SEVERITY_COLORS, PanelContext, paint_dim, register_translations, ui_font
+from wallboard.layout.specs.incident_board import SPEC
+from wallboard.widgets.base import SEVERITY_COLORS, PanelContext, paint_dim, register_translations, ui_font
 
 register_translations(
     {
@@ -100,14 +101,7 @@ class IncidentBoardPanel(QWidget):
 
     def __init__(self, state, options: dict, ctx: PanelContext, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        opts = check_options(
-            options,
-            {"flash_s": ((int, float), 120), "resolved_keep_s": ((int, float), 300), "max_rows": ((int,), 12)},
-            "incident_board",
-        )
-        for key in ("flash_s", "resolved_keep_s", "max_rows"):
-            if opts[key] < 0 or (key == "max_rows" and opts[key] < 1):
-                raise ValueError(f"incident_board: option {key!r} must be positive, got {opts[key]!r}")
+        opts = SPEC.options_or_raise(options)
         self.state, self.ctx = state, ctx
         self.flash_s = float(opts["flash_s"])
         self.resolved_keep_s = float(opts["resolved_keep_s"])

@@ -30,71 +30,33 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
+from wallboard.layout.specs.kpi_chart import SPEC
 from wallboard.widgets._plot_style import PlotGrid, style_axes
-from wallboard.widgets.base import STATUS_COLORS, PanelContext, did_you_mean, register_translations, ui_font, ui_scale
+from wallboard.widgets.base import STATUS_COLORS, PanelContext, register_translations, ui_font, ui_scale
 from wallboard.widgets.kpi_tiles import format_value, translate_unit
 
-register_translations({"KPIs": "关键指标", "No data": "暂无数据"})
+register_translations({"No data": "暂无数据"})
 #: y span shown while a non-negative chart has no data (or only zeros), by unit
 DEFAULT_Y_MAX = {"%": 100.0, "ms": 500.0}
 DEFAULT_Y_MAX_OTHER = 10.0
 
 PALETTE = ("#3a86ff", "#ffbe0b", "#2ec4b6", "#ff006e", "#8338ec", "#fb5607", "#a7c957", "#e5e5e5")
-BAND_LEVELS = ("ok", "warn", "crit")
-
-
-def _fail(path: str, what: str, value) -> ValueError:
-    return ValueError(f"kpi_chart: option {path} must be {what}, got {type(value).__name__} {value!r}")
-
-
-def _table(item, path: str, known: tuple[str, ...]) -> dict:
-    if not isinstance(item, dict):
-        raise _fail(path, "a table", item)
-    for key in item:
-        if key not in known:
-            raise ValueError(f"kpi_chart: option {path}: unknown key {key!r}{did_you_mean(key, known)}")
-    return item
 
 
 def parse_options(options) -> tuple[list[dict], list[dict], float]:
-    """Validate the options; return ``(series, bands, window_s)``. ValueError names the key."""
-    opts = _table(options, "table", ("series", "bands", "window_min"))
-    series_raw = opts.get("series", [])
-    if not isinstance(series_raw, list):
-        raise _fail("'series'", "list", series_raw)
-    series = []
-    for i, item in enumerate(series_raw):
-        s = _table(item, f"'series[{i}]'", ("metric", "scope", "label", "label_zh"))
-        if "metric" not in s:
-            raise ValueError(f"kpi_chart: option 'series[{i}]': missing key 'metric'")
-        for key in ("metric", "scope", "label", "label_zh"):
-            if key in s and s[key] is not None and not isinstance(s[key], str):
-                raise _fail(f"'series[{i}].{key}'", "str", s[key])
-        label = s.get("label") or s["metric"]
-        series.append({"metric": s["metric"], "scope": s.get("scope") or "global",
-                       "label": label, "label_zh": s.get("label_zh") or label})
-    bands_raw = opts.get("bands", [])
-    if not isinstance(bands_raw, list):
-        raise _fail("'bands'", "list", bands_raw)
+    """Check the options with the widget's spec (the layout's validators; ValueError naming
+    ``kpi_chart.options.KEY``); return ``(series, bands, window_s)``, each band with the
+    colour it is drawn in."""
+    opts = SPEC.options_or_raise(options)
+    series = [{k: s[k] for k in ("metric", "scope", "label", "label_zh")} for s in opts["series"]]
     bands = []
-    for i, item in enumerate(bands_raw):
-        b = _table(item, f"'bands[{i}]'", ("from", "to", "color", "level"))
-        for key in ("from", "to"):
-            v = b.get(key)
-            if isinstance(v, bool) or not isinstance(v, (int, float)):
-                raise _fail(f"'bands[{i}].{key}'", "a number", v)
-        level = b.get("level") or "warn"
-        if level not in BAND_LEVELS:
-            raise _fail(f"'bands[{i}].level'", f"one of {BAND_LEVELS}", level)
-        color = b.get("color") or STATUS_COLORS[level]  # the layout fills color = None
-        if not isinstance(color, str) or not QColor.isValidColorName(color):
-            raise _fail(f"'bands[{i}].color'", "a colour name like '#e0a106'", color)
-        bands.append({"from": float(min(b["from"], b["to"])), "to": float(max(b["from"], b["to"])),
-                      "color": color})
-    window = opts.get("window_min", 60)
-    if isinstance(window, bool) or not isinstance(window, (int, float)) or window <= 0:
-        raise _fail("'window_min'", "a number > 0", window)
-    return series, bands, float(window) * 60.0
+    for i, b in enumerate(opts["bands"]):
+        color = b["color"] or STATUS_COLORS[b["level"]]
+        if not QColor.isValidColorName(color):
+            raise ValueError(f"kpi_chart.options.bands[{i}].color: expected a colour name such as "
+                             f'"#e0a106" or "orange", got "{color}"')
+        bands.append({"from": float(b["from"]), "to": float(b["to"]), "color": color})
+    return series, bands, float(opts["window_min"]) * 60.0
 
 
 class KpiChartPanel(QWidget):

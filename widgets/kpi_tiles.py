@@ -44,9 +44,10 @@ from PySide6.QtCore import QPointF, QRect, QRectF, Qt
 from PySide6.QtGui import QColor, QFontMetricsF, QPainter, QPainterPath, QPen
 from PySide6.QtWidgets import QWidget
 
-from wallboard.layout.kpi import dead_band_default, delta_tone, resolve_good, stores_phase
+from wallboard.layout.specs.kpi_tiles import SPEC
+from wallboard.layout.kpi import dead_band_default, delta_tone, stores_phase
 from wallboard.widgets._text_fit import MIN_FLOOR_PX, draw_fitted, draw_text_fit, fit_text
-from wallboard.widgets.base import (STATUS_COLORS, STORE_STATUS_COLORS, PanelContext, age_text, did_you_mean,
+from wallboard.widgets.base import (STATUS_COLORS, STORE_STATUS_COLORS, PanelContext, age_text,
                                     paint_dim, register_translations, translate, ui_font)
 
 register_translations({"vs prev": "较上次", "vs": "较", "No data": "暂无数据", "ago": "前",
@@ -55,28 +56,9 @@ register_translations({"vs prev": "较上次", "vs": "较", "No data": "暂无�
 UNIT_ZH = {"orders": "单", "order": "单", "people": "人", "min": "分钟", "s": "秒", "h": "小时",
            "ms": "毫秒", "kCNY": "千元", "CNY": "元", "items": "件", "devices": "台"}
 
-DIRECTIONS = ("up_bad", "down_bad")
-GOOD = ("up", "down")
 SPARK_S = 1800.0     # sparkline span: the last 30 minutes
 STALE_S = 300.0      # a sample older than this is shown as old (age in red, value dimmed)
 PHASE_TEXT = {"not_open": "not open yet", "closed": "closed"}
-
-_NUM = (int, float, type(None))
-_TILE_KEYS: dict[str, tuple] = {
-    "metric": ((str,), None),
-    "scope": ((str,), "global"),
-    "label": ((str,), None),
-    "label_zh": ((str,), None),
-    "unit": ((str, type(None)), None),
-    "warn": (_NUM, None),
-    "crit": (_NUM, None),
-    "good": ((str, type(None)), None),
-    "direction": ((str, type(None)), None),
-    "dead_band": (_NUM, None),
-    "dead_band_pct": (_NUM, None),
-    "reference": ((str, int, float), "prev"),
-}
-
 
 def translate_unit(unit: str, lang: str) -> str:
     """``unit`` for the UI language: in Chinese each word between "/" is translated."""
@@ -119,44 +101,9 @@ class TileView:
 
 
 def parse_tiles(raw, where: str = "kpi_tiles") -> list[TileSpec]:
-    """Validate the ``tiles`` option; ValueError naming ``tiles[i].key`` and what was expected."""
-    if not isinstance(raw, list):
-        raise ValueError(f"{where}: option 'tiles' must be list, got {type(raw).__name__}")
-    out = []
-    for i, item in enumerate(raw):
-        path = f"{where}: option 'tiles[{i}]'"
-        if not isinstance(item, dict):
-            raise ValueError(f"{path} must be a table, got {type(item).__name__}")
-        for key in item:
-            if key not in _TILE_KEYS:
-                raise ValueError(f"{path}: unknown key {key!r}{did_you_mean(key, _TILE_KEYS)}")
-        if "metric" not in item:
-            raise ValueError(f"{path}: missing key 'metric'")
-        vals = {}
-        for key, (types, default) in _TILE_KEYS.items():
-            v = item.get(key, default)
-            if key in ("label", "label_zh") and not v:  # the layout fills "" / None
-                v = vals.get("label") or vals["metric"]
-            if isinstance(v, bool) or not isinstance(v, types):
-                names = " or ".join("none" if t is type(None) else t.__name__ for t in types)
-                raise ValueError(f"{path}.{key} must be {names}, got {type(v).__name__} {v!r}")
-            vals[key] = v
-        if vals["direction"] is not None and vals["direction"] not in DIRECTIONS:
-            raise ValueError(f"{path}.direction must be one of {DIRECTIONS}, got {vals['direction']!r}")
-        if vals["good"] is not None and vals["good"] not in GOOD:
-            raise ValueError(f"{path}.good must be one of {GOOD}, got {vals['good']!r}")
-        try:
-            vals["good"], vals["direction"] = resolve_good(vals["metric"], vals["good"], vals["direction"],
-                                                         vals["warn"], vals["crit"])
-        except ValueError as e:
-            raise ValueError(f"{path}: {e}") from None
-        for key in ("dead_band", "dead_band_pct"):
-            if vals[key] is not None and vals[key] < 0:
-                raise ValueError(f"{path}.{key} must be >= 0, got {vals[key]!r}")
-        if isinstance(vals["reference"], str) and vals["reference"] != "prev":
-            raise ValueError(f"{path}.reference must be 'prev' or a number, got {vals['reference']!r}")
-        out.append(TileSpec(**vals))
-    return out
+    """The ``tiles`` option as :class:`TileSpec` s, checked by the widget's spec (the
+    layout's validators: ValueError naming ``kpi_tiles.options.tiles[i].key``)."""
+    return [TileSpec(**t) for t in SPEC.options_or_raise({"tiles": raw})["tiles"]]
 
 
 def threshold_level(value: float | None, warn: float | None, crit: float | None, direction: str) -> str:
@@ -189,12 +136,7 @@ class KpiTilesPanel(QWidget):
 
     def __init__(self, state, options: dict, ctx: PanelContext, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        if not isinstance(options, dict):
-            raise ValueError(f"kpi_tiles: options must be a table, got {type(options).__name__}")
-        for key in options:
-            if key != "tiles":
-                raise ValueError(f"kpi_tiles: unknown option {key!r}{did_you_mean(key, ['tiles'])}; known: tiles")
-        self.specs = parse_tiles(options.get("tiles", []))
+        self.specs = [TileSpec(**t) for t in SPEC.options_or_raise(options)["tiles"]]
         self.state, self.ctx = state, ctx
         self.views: list[TileView] = [TileView() for _ in self.specs]
         self._keys = {(s.metric, s.scope): i for i, s in enumerate(self.specs)}

@@ -80,7 +80,7 @@ from wallboard.widgets.base import (
     CHANGE_STATUS_COLORS, STATUS_COLORS, STATUS_GLYPHS, STATUS_RANK,
     STORE_STATUS_COLORS, PanelContext, register_translations, ui_font, ui_scale,
 )
-from wallboard.widgets.device_grid import validate_options
+from wallboard.layout.specs.store_map import SPEC
 
 register_translations({
     "Chain-wide change": "全渠道变更",
@@ -95,15 +95,6 @@ register_translations({
 #: At most this many open incidents are named in a store's tooltip (the rest are counted).
 TOOLTIP_INCIDENTS = 3
 
-OPTION_SPEC = {
-    "provinces": str, "countries": str, "basemap_extra": list,
-    "show_countries": bool, "show_provinces": bool,
-    "cluster_span_deg": (0.01, 360), "marker_px": (6, 64), "pulse_s": (0, 3600),
-    "label_max": (0, 5000),
-}
-DEFAULTS = {"provinces": None, "countries": None, "basemap_extra": [],
-            "show_countries": True, "show_provinces": True, "cluster_span_deg": 3.0,
-            "marker_px": 18, "pulse_s": 10.0, "label_max": 60}
 SYMBOLS = {"ok": "o", "maint": "o", "warn": "d", "unknown": "s", "crit": "t1", "down": "x"}
 CHINA_BBOX = (73.5, 18.0, 135.1, 53.6)
 #: Visual updates per second of the markers and of each cluster (changes are aggregated
@@ -125,7 +116,7 @@ class StoreMapPanel(QWidget):
     def __init__(self, state, options: dict | None, ctx: PanelContext, parent=None):
         super().__init__(parent)
         self.state, self.ctx = state, ctx
-        self.opts, self.errors = validate_options("store_map", OPTION_SPEC, DEFAULTS, options)
+        self.opts, self.errors = SPEC.widget_options(options)
         self.dimmed = False
         #: UI scale read once at construction: multiplies every pixel size of the panel
         self.k = k = ui_scale()

@@ -1,6 +1,7 @@
 """A note panel: fixed text from the layout (briefing, phone numbers, the run sheet).
 
-Options: ``text`` and ``text_zh`` (shown when the wall runs in Chinese). The text wraps and
+Options (:mod:`wallboard.layout.specs.text`): ``text`` and ``text_zh`` (shown when the
+wall runs in Chinese). The text wraps and
 is sized to fill the panel, large enough to read from across the room.
 """
 from __future__ import annotations
@@ -11,6 +12,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QPainter
 from PySide6.QtWidgets import QWidget
 
+from wallboard.layout.specs.text import SPEC
 from wallboard.widgets.base import PanelContext, paint_dim, ui_font
 
 
@@ -19,11 +21,9 @@ class TextNote(QWidget):
 
     def __init__(self, state: Any, options: dict, ctx: PanelContext, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        for key in ("text", "text_zh"):
-            if key in options and not isinstance(options[key], str):
-                raise ValueError(f"text panel option {key!r} must be a string")
+        opts = SPEC.options_or_raise(options)
         self.ctx = ctx
-        self.text = (options.get("text_zh") if ctx.lang == "zh" and options.get("text_zh") else options.get("text", "")) or ""
+        self.text = opts["text_zh"] if ctx.lang == "zh" and opts["text_zh"] else opts["text"]
         self.dimmed = False
 
     def refresh(self, dirty: Any, now: float) -> None:

@@ -28,7 +28,8 @@ from PySide6.QtWidgets import QVBoxLayout, QWidget
 from wallboard.widgets._names import store_name
 from wallboard.widgets._plot_style import PlotGrid, style_axes
 from wallboard.widgets._text_fit import draw_text_fit
-from wallboard.widgets.base import check_options, ui_scale, PanelContext, age_text, paint_dim, register_translations, ui_font
+from wallboard.layout.specs.voice_feed import SPEC
+from wallboard.widgets.base import ui_scale, PanelContext, age_text, paint_dim, register_translations, ui_font
 
 register_translations(
     {
@@ -172,18 +173,7 @@ class VoiceFeedPanel(QWidget):
 
     def __init__(self, state, options: dict, ctx: PanelContext, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        opts = check_options(
-            options,
-            {"spike_factor": ((int, float), 3.0), "baseline_min": ((int,), 15), "topics": ((list,), [])},
-            "voice_feed",
-        )
-        if not opts["spike_factor"] > 1.0:
-            raise ValueError(f"voice_feed: option 'spike_factor' must be > 1, got {opts['spike_factor']!r}")
-        if opts["baseline_min"] < 3:
-            raise ValueError(f"voice_feed: option 'baseline_min' must be >= 3 minutes, got {opts['baseline_min']!r}")
-        for i, t in enumerate(opts["topics"]):
-            if not isinstance(t, str):
-                raise ValueError(f"voice_feed: option 'topics[{i}]' must be str, got {type(t).__name__} {t!r}")
+        opts = SPEC.options_or_raise(options)
         self.state, self.ctx = state, ctx
         self.spike_factor = float(opts["spike_factor"])
         self.baseline_min = int(opts["baseline_min"])

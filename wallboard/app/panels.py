@@ -14,21 +14,14 @@ from PySide6.QtCore import QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QPainter
 from PySide6.QtWidgets import QSizePolicy, QVBoxLayout, QWidget
 
+from wallboard.layout.specs import SPECS
+from wallboard.layout.specs.spec import unset_removed
 from wallboard.widgets.base import FEED_COLORS, PanelContext, age_text, ui_font
 
 log = logging.getLogger(__name__)
 
-#: Layout widget type -> module in ``widgets/``.
-PANEL_MODULES = {
-    "store_map": "wallboard.widgets.store_map",
-    "device_grid": "wallboard.widgets.device_grid",
-    "change_timeline": "wallboard.widgets.change_timeline",
-    "incident_board": "wallboard.widgets.incident_board",
-    "voice_feed": "wallboard.widgets.voice_feed",
-    "kpi_tiles": "wallboard.widgets.kpi_tiles",
-    "kpi_chart": "wallboard.widgets.kpi_chart",
-    "text": "wallboard.widgets.text_note",
-}
+#: Layout widget type -> module in ``widgets/`` (from the widget specs).
+PANEL_MODULES = {t: spec.module for t, spec in SPECS.items()}
 
 build_failures: dict[str, str] = {}
 
@@ -47,15 +40,6 @@ def panel_class(kind: str) -> type:
     raise ImportError(f"{mod.__name__} defines no panel class")
 
 
-def _unset_removed(value: Any) -> Any:
-    """Layout options with unset (None) entries left out, so widgets apply their defaults."""
-    if isinstance(value, dict):
-        return {k: _unset_removed(v) for k, v in value.items() if v is not None}
-    if isinstance(value, (list, tuple)):
-        return [_unset_removed(v) for v in value]
-    return value
-
-
 class PanelFrame(QWidget):
     """A panel with its title strip; shows the data age when older than ``stale_after_s``."""
 
@@ -67,7 +51,12 @@ class PanelFrame(QWidget):
         self.state = state
         self.ctx = ctx
         self.kind = spec.type
-        self.title = (spec.title_zh if ctx.lang == "zh" and spec.title_zh else spec.title) or ctx.tr(spec.type)
+        # a panel built outside a layout may have no title: its type's default (the spec's,
+        # not the global translation table, where another widget may own the same words)
+        zh = ctx.lang == "zh"
+        default = SPECS.get(spec.type)
+        self.title = (spec.title_zh if zh and spec.title_zh else spec.title) or (
+            "" if default is None else default.title_zh if zh else default.title) or spec.type
         self.stale_after_s = float(spec.stale_after_s or 0)
         self.error = ""
         self.dimmed = False
@@ -87,7 +76,7 @@ class PanelFrame(QWidget):
         self.widget: QWidget | None = None
         try:
             cls = panel_class(spec.type)
-            options = _unset_removed(dict(spec.options))
+            options = unset_removed(dict(spec.options))
             if spec.type == "change_timeline" and ctx.freeze and "freeze" not in options:
                 options["freeze"] = list(ctx.freeze)
             self.widget = cls(state, options, ctx, self)

@@ -27,11 +27,11 @@ from typing import Any, Iterable, Sequence
 from wallboard.resources import data_dir, user_layout_dir
 from wallboard.layout.lines import LineIndex
 from wallboard.layout.model import (
-    DEFAULT_TITLES, LAYOUT_NAME_PATTERN, PLACEHOLDERS, SOUND_NAMES, STALE_DEFAULTS,
-    WIDGET_TYPES, Event, FreezeWindow, Layout, LayoutError, LayoutIssue, Page, Panel,
+    LAYOUT_NAME_PATTERN, PLACEHOLDERS, SOUND_NAMES, Event, FreezeWindow, Layout, LayoutError, LayoutIssue, Page, Panel,
     Rotation, RotationPage, Rule, RuleMatch, Scope, Screen, Sound, Window,
 )
-from wallboard.layout.schema import PATH_OPTIONS, SCHEMA, WIDGET_OPTIONS, cross_check
+from wallboard.layout.schema import SCHEMA, WIDGET_OPTIONS, cross_check
+from wallboard.layout.specs import DEFAULT_TITLES, PATH_OPTIONS, SPECS, STALE_DEFAULTS, WIDGET_TYPES
 from wallboard.layout.validators import Check, hint
 
 __all__ = [
@@ -39,7 +39,7 @@ __all__ = [
     "Scope", "FreezeWindow", "Event", "Panel", "Screen", "RotationPage", "Rotation",
     "Sound", "Rule", "RuleMatch", "Page", "Window", "Layout", "load_layout", "load_layout_text", "find_layout",
     "list_layouts", "check_layout_files", "bind_store", "WIDGET_OPTIONS", "PLACEHOLDERS",
-    "STALE_DEFAULTS", "DEFAULT_TITLES", "check_layout_name", "rule_layout_dirs",
+    "STALE_DEFAULTS", "DEFAULT_TITLES", "check_layout_name", "rule_layout_dirs", "SPECS",
 ]
 
 #: Where shipped layouts live (``find_layout`` looks here when no dirs are given).

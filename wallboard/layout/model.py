@@ -8,10 +8,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Sequence
 
-WIDGET_TYPES: tuple[str, ...] = (
-    "store_map", "device_grid", "change_timeline", "incident_board",
-    "voice_feed", "kpi_tiles", "kpi_chart", "text",
-)
 #: Alert sounds shipped in ``assets/sounds/<name>.wav``; ``"none"`` is silence.
 SOUND_NAMES: tuple[str, ...] = ("p1_alarm", "p1_urgent", "p2_chime", "none")
 #: Incident severities a ``[[rules]]`` entry may match (the protocol's, most severe first).
@@ -21,18 +17,7 @@ SEVERITIES: tuple[str, ...] = ("P1", "P2", "P3", "P4")
 LAYOUT_NAME_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_-]*(?:\.[A-Za-z0-9_-]+)*"
 #: Placeholders a ``kind = "store"`` layout may use; :func:`bind_store` fills them.
 PLACEHOLDERS: tuple[str, ...] = ("{store}", "{city}", "{store_name}")
-#: A panel's default age threshold (seconds) per widget type; 0 means "never stale".
-STALE_DEFAULTS: dict[str, float] = {
-    "store_map": 60, "device_grid": 60, "change_timeline": 900, "incident_board": 120,
-    "voice_feed": 300, "kpi_tiles": 30, "kpi_chart": 30, "text": 0,
-}
-#: Title shown when a panel names none (English, Chinese).
-DEFAULT_TITLES: dict[str, tuple[str, str]] = {
-    "store_map": ("Stores", "门店地图"), "device_grid": ("Devices", "设备状态"),
-    "change_timeline": ("Changes", "变更时间线"), "incident_board": ("Incidents", "故障看板"),
-    "voice_feed": ("Voice of customers", "顾客之声"), "kpi_tiles": ("KPIs", "业务指标"),
-    "kpi_chart": ("Trend", "指标趋势"), "text": ("Notes", "备注"),
-}
+# The widget types, their default titles and age thresholds: wallboard.layout.specs.
 
 # --------------------------------------------------------------------------- errors
 

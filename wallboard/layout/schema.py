@@ -2,195 +2,27 @@
 
 ``SCHEMA.check_fields(raw, (), ck)`` validates a parsed TOML document and builds the
 model objects; :func:`cross_check` then checks what spans sections (screen names,
-rotation pages, placeholders). ``WIDGET_OPTIONS`` holds each widget type's options:
-they match what the widgets in ``widgets/`` accept. Documented in docs/layouts.md.
+rotation pages, placeholders). A panel's type, default title, age threshold and options
+come from its widget's spec (:mod:`wallboard.layout.specs`), which the widgets check their
+options with too. Documented in docs/layouts.md (its widget tables generated from the specs).
 """
 from __future__ import annotations
 
 from typing import Any
 
-from wallboard.layout.kpi import resolve_good
 from wallboard.layout.model import (
-    DEFAULT_TITLES, LAYOUT_NAME_PATTERN, PLACEHOLDERS, SEVERITIES, SOUND_NAMES, STALE_DEFAULTS,
-    WIDGET_TYPES, Event, FreezeWindow, Panel, Rotation, RotationPage, Rule, RuleMatch, Scope,
-    Screen, Sound,
+    LAYOUT_NAME_PATTERN, PLACEHOLDERS, SEVERITIES, SOUND_NAMES, Event, FreezeWindow, Panel,
+    Rotation, RotationPage, Rule, RuleMatch, Scope, Screen, Sound,
 )
+from wallboard.layout.specs import SPECS, WIDGET_TYPES
+from wallboard.layout.specs.common import ID as _ID, TEXT as _TEXT
 from wallboard.layout.validators import (
-    BAD, REQUIRED, AnyTable, Bool, Check, Choice, Field, ListOf, MapOf, Num, Pair, Ref,
-    Str, Table, When, fmt_path, hint,
+    BAD, REQUIRED, AnyTable, Bool, Check, Choice, Field, ListOf, Num, Pair, Str, Table, When,
+    fmt_path, hint,
 )
 
-
-_ID = Str(1, 64, r"[^\s{}]+", doc="an id without spaces")
-_METRIC = Str(1, 100, r"[A-Za-z0-9_.:-]+", doc="a metric name (letters, digits, _ . : -)")
-_KPI_SCOPE = Str(1, 100, r"global|(city|store):([^\s:{}]+|\{city\}|\{store\})",
-                  doc='"global", "city:ID" or "store:ID"')
-_TEXT = Str(0, 200)
-
-
-def _tile_post(t, path, ck):
-    t["label"] = t["label"] or t["metric"]
-    try:
-        t["good"], t["direction"] = resolve_good(t["metric"], t["good"], t["direction"],
-                                                   t["warn"], t["crit"])
-    except ValueError as e:
-        ck.error(path + ("good",), str(e))
-        return BAD
-    w, c = t["warn"], t["crit"]
-    if w is not None and c is not None:
-        if t["direction"] == "up_bad" and not w < c:
-            ck.error(path + ("warn",), f'warn ({w:g}) must be below crit ({c:g}) when '
-                     'direction = "up_bad" (higher is worse)')
-            return BAD
-        if t["direction"] == "down_bad" and not w > c:
-            ck.error(path + ("warn",), f'warn ({w:g}) must be above crit ({c:g}) when '
-                     'direction = "down_bad" (lower is worse)')
-            return BAD
-    return t
-
-
-def _series_post(s, path, ck):
-    s["label"] = s["label"] or s["metric"]
-    return s
-
-
-def _band_post(b, path, ck):
-    if not b["from"] < b["to"]:
-        ck.error(path + ("to",), f"to ({b['to']:g}) must be above from ({b['from']:g})")
-        return BAD
-    return b
-
-
-def _chart_post(o, path, ck):
-    seen: dict[tuple, int] = {}
-    for i, s in enumerate(o["series"]):
-        key = (s["metric"], s["scope"])
-        if key in seen:
-            ck.error(path + ("series", i), f"duplicate series {s['metric']} @ {s['scope']} "
-                     f"(same as series[{seen[key]}])")
-            return BAD
-        seen[key] = i
-    return o
-
-
-def _grid_post(o, path, ck):
-    if o["mode"] == "store" and o["store"] is None:
-        ck.error(path + ("store",), 'missing: mode = "store" needs the store id '
-                 '(in a kind = "store" layout: store = "{store}")')
-        return BAD
-    if o["mode"] == "scope" and o["store"] is not None:
-        ck.error(path + ("store",), 'only used with mode = "store"')
-        return BAD
-    if o["max_cell_px"] < o["min_cell_px"]:
-        ck.error(path + ("max_cell_px",), f"max_cell_px ({o['max_cell_px']}) is below "
-                 f"min_cell_px ({o['min_cell_px']})")
-        return BAD
-    return o
-
-
-_NUMBER = Num(-1e15, 1e15)
-_PATH = Str(1, 1000, doc="a file path")
-_COLOR = Str(1, 40, r"#([0-9a-fA-F]{3}|[0-9a-fA-F]{6}|[0-9a-fA-F]{8})|[a-z]+",
-              doc='a color such as "#e0a106" or "orange"')
-
-_TILE = Table({
-    "metric": Field(_METRIC, REQUIRED, "KPI metric name, e.g. orders_per_s"),
-    "scope": Field(_KPI_SCOPE, "global", '"global", "city:ID" or "store:ID"'),
-    "label": Field(_TEXT, "", "tile label (default: the metric name)"),
-    "label_zh": Field(_TEXT, None, "Chinese label (default: label)"),
-    "unit": Field(Str(0, 16), None, 'unit after the value, e.g. "%" (default: the samples\' unit)'),
-    "warn": Field(_NUMBER, None, "value at which the tile turns warn"),
-    "crit": Field(_NUMBER, None, "value at which the tile turns crit"),
-    "good": Field(Choice("up", "down"), None,
-               'which way is good: colours the delta (default: from direction, else by '
-               'the metric\'s kind: orders, GMV, footfall, success "up"; latency, queue, '
-               'errors "down")'),
-    "direction": Field(Choice("up_bad", "down_bad"), None,
-                    '"up_bad": higher is worse; "down_bad": lower is worse (thresholds; '
-                    'default: the opposite of good, else the order of warn and crit, else '
-                    'the opposite of the kind\'s good way)'),
-    "dead_band": Field(Num(0, 1e15), None,
-                    'a delta this small (in the unit) is neutral (default: 0.05 for "%")'),
-    "dead_band_pct": Field(Num(0, 100), None,
-                        "a delta this small (% of the reference) is neutral (default 0.5)"),
-    "reference": Field(Ref(), "prev", 'delta against "prev" (previous sample) or a fixed number'),
-}, _tile_post, doc="a table {metric, scope, label, ...}")
-
-_SERIES = Table({
-    "metric": Field(_METRIC, REQUIRED, "KPI metric name"),
-    "scope": Field(_KPI_SCOPE, "global", '"global", "city:ID" or "store:ID"'),
-    "label": Field(_TEXT, "", "legend label (default: the metric name)"),
-    "label_zh": Field(_TEXT, None, "Chinese legend label (default: label)"),
-}, _series_post, doc="a table {metric, scope, label, label_zh}")
-
-_BAND = Table({
-    "from": Field(_NUMBER, REQUIRED, "lower edge"),
-    "to": Field(_NUMBER, REQUIRED, "upper edge"),
-    "level": Field(Choice("ok", "warn", "crit"), "warn", "band color by status"),
-    "color": Field(_COLOR, None, "explicit color instead of the level's"),
-}, _band_post, doc="a table {from, to, level, color}")
-
-#: Options per widget type; they match what each widget in ``widgets/`` accepts.
-WIDGET_OPTIONS: dict[str, Table] = {
-    "store_map": Table({
-        "provinces": Field(_PATH, None, "GeoJSON replacing the shipped province layer"),
-        "countries": Field(_PATH, None, "GeoJSON replacing the shipped country layer"),
-        "basemap_extra": Field(ListOf(_PATH, 0, 16, doc="an array of file paths"), [],
-                            "GeoJSON files drawn on top of the basemap"),
-        "show_countries": Field(Bool(), True, "draw the country layer"),
-        "show_provinces": Field(Bool(), True, "draw the province layer"),
-        "cluster_span_deg": Field(Num(0.01, 360), 3.0, "when the view is wider than this "
-                               "(degrees of longitude) stores gather into one donut per city"),
-        "marker_px": Field(Num(6, 64, integer=True), 18, "store marker size"),
-        "pulse_s": Field(Num(0, 3600), 10.0, "seconds a store pulses after an incident opens"),
-        "label_max": Field(Num(0, 5000, integer=True), 60, "at most this many store labels"),
-    }),
-    "device_grid": Table({
-        "mode": Field(Choice("scope", "store"), "scope",
-                   '"scope": one row per store of the scope; "store": every device of one store'),
-        "store": Field(Str(1, 64, r"[^\s{}]+|\{store\}", doc='a store id (or "{store}")'), None,
-                    'the store for mode = "store"'),
-        "order": Field(Choice("worst", "fixed"), "worst", "worst rows first, or a fixed order"),
-        "min_cell_px": Field(Num(4, 64, integer=True), 10, "below this cell size stores roll up"),
-        "max_cell_px": Field(Num(8, 128, integer=True), 36, "largest cell size"),
-        "resort_s": Field(Num(0, 3600), 5.0, "worst-first re-sort period"),
-        "kinds": Field(ListOf(_ID, unique=True, doc="an array of device kinds"), [],
-                    "kind column order (empty: the standard order)"),
-        "key_metric": Field(MapOf(_METRIC, "a table {kind = metric}"), {},
-                         "per kind, a device metric shown in store mode"),
-    }, _grid_post),
-    "change_timeline": Table({
-        "lanes": Field(Choice("system", "city"), "system", "one lane per system or per city"),
-        "window_min": Field(Num(5, 10080, integer=True), 120, "minutes shown"),
-    }),
-    "incident_board": Table({
-        "flash_s": Field(Num(0, 3600, integer=True), 120, "seconds a new P1/P2 row flashes"),
-        "resolved_keep_s": Field(Num(0, 86400, integer=True), 300,
-                              "seconds a resolved incident stays listed"),
-        "max_rows": Field(Num(1, 200, integer=True), 12, "rows shown (the rest is counted)"),
-    }),
-    "voice_feed": Table({
-        "spike_factor": Field(Num(1, 100, lo_open=True), 3.0,
-                           "a minute this many times the baseline is a spike"),
-        "baseline_min": Field(Num(3, 1440, integer=True), 15, "minutes of the baseline"),
-        "topics": Field(ListOf(Str(1, 64), unique=True, doc="an array of topics"), [],
-                     "topics to show (empty: all)"),
-    }),
-    "kpi_tiles": Table({
-        "tiles": Field(ListOf(_TILE, 1, 32), REQUIRED, "the tiles, in order"),
-    }),
-    "kpi_chart": Table({
-        "series": Field(ListOf(_SERIES, 1, 8), REQUIRED, "the lines drawn"),
-        "bands": Field(ListOf(_BAND, 0, 12), [], "shaded value bands"),
-        "window_min": Field(Num(1, 10080, integer=True), 60, "minutes shown"),
-    }, _chart_post),
-    "text": Table({
-        "text": Field(Str(1, 4000), REQUIRED, "the note (English)"),
-        "text_zh": Field(Str(0, 4000), "", "the note (Chinese)"),
-    }),
-}
-#: Options holding file paths: resolved against the layout file's directory.
-PATH_OPTIONS: dict[str, tuple[str, ...]] = {"store_map": ("provinces", "countries", "basemap_extra")}
+#: Options per widget type, from each widget's spec (:mod:`wallboard.layout.specs`).
+WIDGET_OPTIONS: dict[str, Table] = {t: s.options for t, s in SPECS.items()}
 
 
 def _scope_table() -> Table:
@@ -202,21 +34,21 @@ def _scope_table() -> Table:
 
 def _panel_post(p, path, ck):
     typ = p["type"]
-    opts = WIDGET_OPTIONS[typ].check(p["options"], path + ("options",), ck)
+    spec = SPECS[typ]
+    opts = spec.check(p["options"], path + ("options",), ck)
     if opts is BAD:
         # Reported already (the load will fail); keep the panel so grid checks still run.
         opts = {}
     if ck.base_dir is not None:
-        for key in PATH_OPTIONS.get(typ, ()):
+        for key in spec.path_options:
             if isinstance(opts.get(key), str):
                 opts[key] = str((ck.base_dir / opts[key]).resolve())
             elif isinstance(opts.get(key), list):
                 opts[key] = [str((ck.base_dir / x).resolve()) for x in opts[key]]
-    en, zh = DEFAULT_TITLES[typ]
     return Panel(
-        type=typ, title=p["title"] or en, title_zh=p["title_zh"] or zh,
+        type=typ, title=p["title"] or spec.title, title_zh=p["title_zh"] or spec.title_zh,
         col=p["at"][0], row=p["at"][1], cols=p["span"][0], rows=p["span"][1],
-        stale_after_s=STALE_DEFAULTS[typ] if p["stale_after_s"] is None else p["stale_after_s"],
+        stale_after_s=spec.stale_after_s if p["stale_after_s"] is None else p["stale_after_s"],
         options=opts, scope=p["scope"])
 
 

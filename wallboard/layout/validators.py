@@ -221,11 +221,15 @@ class Pair(ListOf):
 
 @dataclass
 class Field:
-    """A table field: validator, default (``REQUIRED`` if none) and one line of docs."""
+    """A table field: validator, default (``REQUIRED`` if none) and its line of docs.
+    ``kind`` and ``shown`` override the type and default the docs tables print (else
+    derived from ``v`` and ``default``, see :func:`wallboard.layout.specs.docs.type_text`)."""
 
     v: Validator
     default: Any = None
     doc: str = ""
+    kind: str = ""
+    shown: str = ""
 
 
 class Table(Validator):
