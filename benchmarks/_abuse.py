@@ -122,14 +122,33 @@ def counters(hub: Hub) -> dict[str, float]:
 # ---------------------------------------------------------------------- bystanders
 class Bystanders:
     """A producer publishing 10 events every 20 ms (ack latency) and a wall receiving them
-    (delivery latency: receipt - the event's ts stamped at send), tagged by phase."""
+    (delivery latency: receipt - the event's ts stamped at send), tagged by phase. The wall
+    runs in a process of its own (:func:`bystander_wall`), as a real wall would: parsing
+    the flood's frames there does not delay the producer's acks here."""
 
     def __init__(self, hub: Hub) -> None:
         self.hub = hub
-        self.phase = "before"
         self.acks: dict[str, list[float]] = {}
         self.delivery: dict[str, list[float]] = {}
+        self._marks: list[tuple[float, str]] = [(0.0, "before")]
         self._stop = asyncio.Event()
+        self.ready = asyncio.Event()  # the wall is LIVE and the producer connected
+
+    @property
+    def phase(self) -> str:
+        return self._marks[-1][1]
+
+    @phase.setter
+    def phase(self, name: str) -> None:
+        self._marks.append((time.time(), name))
+
+    def _phase_at(self, t: float) -> str:
+        name = self._marks[0][1]
+        for at, n in self._marks:
+            if at > t:
+                break
+            name = n
+        return name
 
     async def run(self) -> None:
         from websockets.asyncio.client import connect
@@ -137,37 +156,38 @@ class Bystanders:
         from wallboard import protocol as P
 
         t = self.hub.tokens
-        async with connect(self.hub.ws + "/feed", max_size=None,
-                           additional_headers={"Authorization": f"Bearer {t['subscribe']}"}) as wall, \
-                connect(self.hub.ws + "/publish", additional_headers={"Authorization": f"Bearer {t['publish']}"}) as prod:
-            await wall.send(P.encode(P.Hello(wall="bystander")))
-
-            async def read_wall() -> None:
-                async for raw in wall:
+        wall = await asyncio.create_subprocess_exec(
+            sys.executable, __file__, "wall", self.hub.ws + "/feed", t["subscribe"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        assert wall.stdout is not None and wall.stdin is not None
+        try:
+            await asyncio.wait_for(wall.stdout.readline(), 60)  # "ready": LIVE
+            async with connect(self.hub.ws + "/publish",
+                               additional_headers={"Authorization": f"Bearer {t['publish']}"}) as prod:
+                self.ready.set()
+                b = 0
+                while not self._stop.is_set():
+                    b += 1
                     now = time.time()
-                    msg = orjson.loads(raw)
-                    if msg.get("op") == "events":
-                        for ev in msg["events"]:
-                            if ev.get("type") == "device" and ev.get("id", "").startswith("by/"):
-                                self.delivery.setdefault(self.phase, []).append((now - ev["ts"]) * 1000)
-
-            reader = asyncio.create_task(read_wall())
-            b = 0
-            while not self._stop.is_set():
-                b += 1
-                now = time.time()
-                evs = [{"type": "device", "id": f"by/d{i}", "store": "by", "status": "ok", "ts": now}
-                       for i in range(10)]
-                t0 = time.perf_counter()
-                await prod.send(P.encode(P.Publish(events=evs, producer="bystander", batch=b)))
-                await asyncio.wait_for(prod.recv(), 10)
-                self.acks.setdefault(self.phase, []).append((time.perf_counter() - t0) * 1000)
-                try:
-                    await asyncio.wait_for(self._stop.wait(), 0.02)
-                except asyncio.TimeoutError:
-                    pass
+                    evs = [{"type": "device", "id": f"by/d{i}", "store": "by", "status": "ok", "ts": now}
+                           for i in range(10)]
+                    t0 = time.perf_counter()
+                    await prod.send(P.encode(P.Publish(events=evs, producer="bystander", batch=b)))
+                    await asyncio.wait_for(prod.recv(), 10)
+                    self.acks.setdefault(self.phase, []).append((time.perf_counter() - t0) * 1000)
+                    try:
+                        await asyncio.wait_for(self._stop.wait(), 0.02)
+                    except asyncio.TimeoutError:
+                        pass
             await asyncio.sleep(0.2)
-            reader.cancel()
+            wall.stdin.write(b"stop\n")
+            out, _ = await asyncio.wait_for(wall.communicate(), 30)
+            for at, ms in orjson.loads(out):
+                self.delivery.setdefault(self._phase_at(at), []).append(ms)
+        finally:
+            if wall.returncode is None:
+                wall.kill()
+                await wall.wait()
 
     def stop(self) -> None:
         self._stop.set()
@@ -181,11 +201,40 @@ class Bystanders:
         return out
 
 
+async def bystander_wall(url: str, token: str) -> list[tuple[float, float]]:
+    """The bystander wall (``python _abuse.py wall URL TOKEN``): says "ready" once it has
+    its welcome, then records ``(receipt time, ms since the event's ts)`` for each of the
+    bystander producer's events until a line arrives on stdin."""
+    from websockets.asyncio.client import connect
+
+    from wallboard import protocol as P
+
+    got: list[tuple[float, float]] = []
+    async with connect(url, max_size=None, additional_headers={"Authorization": f"Bearer {token}"}) as wall:
+        await wall.send(P.encode(P.Hello(wall="bystander")))
+        await wall.recv()
+        print("ready", flush=True)
+
+        async def read() -> None:
+            async for raw in wall:
+                now = time.time()
+                msg = orjson.loads(raw)
+                if msg.get("op") == "events":
+                    for ev in msg["events"]:
+                        if ev.get("type") == "device" and ev.get("id", "").startswith("by/"):
+                            got.append((now, (now - ev["ts"]) * 1000))
+        reader = asyncio.create_task(read())
+        await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
+        reader.cancel()
+    return got
+
+
 async def with_bystanders(hub: Hub, probe: Any, settle_s: float = 2.0) -> dict[str, Any]:
     """Run ``probe()`` (a coroutine function returning a dict) between two quiet phases
     (before, after) and add the bystanders' figures per phase, RSS and the load average."""
     by = Bystanders(hub)
     task = asyncio.create_task(by.run())
+    await asyncio.wait_for(by.ready.wait(), 90)
     await asyncio.sleep(settle_s)
     rss0 = rss_kb(hub.proc.pid)
     res = await probe(by)  # sets by.phase = "during" when it starts
@@ -453,9 +502,12 @@ def drill_access(args: Any, tokens: dict[str, str]) -> dict[str, Any]:
     return out
 
 
-if __name__ == "__main__":  # the attacker process of flood()
+if __name__ == "__main__":  # the attacker process of flood(), the bystander wall
     if len(sys.argv) == 5 and sys.argv[1] == "attack":
         result = asyncio.run(attack(sys.argv[2], int(sys.argv[3]), sys.argv[4] or None))
         sys.stdout.write(orjson.dumps(result).decode())
+    elif len(sys.argv) == 4 and sys.argv[1] == "wall":
+        sys.stdout.write(orjson.dumps(asyncio.run(bystander_wall(sys.argv[2], sys.argv[3]))).decode())
     else:
-        sys.exit("usage: python benchmarks/_abuse.py attack WS_URL BATCHES (run by benchmarks/faults.py)")
+        sys.exit("usage: python benchmarks/_abuse.py attack WS_URL BATCHES TOKEN | wall WS_URL TOKEN "
+                 "(run by benchmarks/faults.py)")

@@ -10,8 +10,8 @@ of ``_abuse.py`` measuring their latency, the hub's RSS sampled every 0.25 s.
 * ``ingest_flood``: 4 producer connections from 127.0.0.2 sending 1 MB batches of 250
   events of 4 KB as fast as the hub reads them for ``FLOOD_S``, 32 unacked each: acked,
   ``unavailable`` (ingest queue full, answered before the frame is parsed), the queue's
-  peak, RSS peak against the bound; again with a 4 MiB and a 1 MiB queue
-  (``ingest_flood_4mib``, ``ingest_flood_1mib``).
+  peak, RSS peak against the bound; again with the default 64 MiB queue, a 4 MiB and a
+  1 MiB one (``ingest_flood_64mib``, ``ingest_flood_4mib``, ``ingest_flood_1mib``).
 * ``typo_ids``: 100,000 distinct device ids under ``--max-devices 20000``: 50,000 with a
   timestamp 2 h old, then 50,000 fresh: devices held, evicted, batches refused before they
   are queued (`too_large` naming the event), events journaled but not kept, snapshot bytes.
@@ -59,6 +59,7 @@ async def measured(hub: Hub, probe: Callable[[Bystanders], Awaitable[dict[str, A
     (peak); ``bound_extra_mb``: the configured bound above the RSS before the probe."""
     by = Bystanders(hub)
     task = asyncio.create_task(by.run())
+    await asyncio.wait_for(by.ready.wait(), 90)
     await asyncio.sleep(settle_s)
     rss0 = rss_kb(hub.proc.pid)
     peak = [rss0]
@@ -307,6 +308,8 @@ def drill_limits(tmp: Path, tokens: dict[str, str], only: str = "") -> dict[str,
     plan: list[tuple[str, list[str], Any, float | None]] = [
         ("big_events", bounded, big_events, bound_mb),
         ("ingest_flood", bounded, ingest_flood, bound_mb),
+        # the default ingest queue (64 MiB: no --max-ingest-bytes)
+        ("ingest_flood_64mib", ["--tail-bytes", str(tail)], ingest_flood, bound(64 * MiB)),
         ("ingest_flood_4mib", ["--tail-bytes", str(tail), "--max-ingest-bytes", str(4 * MiB)], ingest_flood,
          bound(4 * MiB)),
         ("ingest_flood_1mib", ["--tail-bytes", str(tail), "--max-ingest-bytes", str(MiB)], ingest_flood,

@@ -389,7 +389,7 @@ def main() -> int:
     ap.add_argument("--cluster-rate", type=float, default=10_000.0, help="cluster: events/s over both producers")
     ap.add_argument("--abuse-probes", default="", metavar="LIST",
                     help="abuse limits: only these probes (comma-separated: big_events, ingest_flood, "
-                    "ingest_flood_4mib, ingest_flood_1mib, typo_ids, snapshots, sleepers, rate_limit, connections; default all)")
+                    "ingest_flood_64mib, ingest_flood_4mib, ingest_flood_1mib, typo_ids, snapshots, sleepers, rate_limit, connections; default all)")
     args = ap.parse_args()
     from _cluster import drill_cluster
     from producer_drills import drill_producers

@@ -269,10 +269,11 @@ def cmd_hub(args: argparse.Namespace) -> int:
     from .journal_guard import JournalRefused
     from .server import Hub, HubConfig, configure_logging
     from .simulator import ScenarioError, load_scenario
-    from ..gctune import tune_gc
+    from ..gctune import tune_gc, tune_switch_interval
 
     configure_logging(args.log_level)
     tune_gc()
+    tune_switch_interval()  # the journal's worker thread gets the GIL back sooner
     try:
         if args.demo:
             load_scenario(args.demo)
