@@ -17,8 +17,21 @@ pending paints (``sendPostedEvents(UpdateRequest)``: exactly the dirty regions Q
 paint on the next loop turn) and then takes the time. Both clocks are ``time.time()`` on
 one machine. ``frame_ms`` is the whole frame: drain + apply + refresh + paint.
 
-Prints one JSON object. Targets at 10,000 events/s: p99 <= 100 ms (goal 50), 30 frames/s
-held, the UI thread never blocked more than 50 ms (``frame_ms.max``, ``loop_block_ms_max``).
+Prints one JSON object. Targets at 10,000 events/s: p99 <= 100 ms (goal 50; 100 with
+``--noise``), 30 frames/s held, the UI thread never blocked more than 50 ms (``frame_ms.max``,
+``loop_block_ms_max``) and at most 0.5 core (``wall_ui_thread_cores``); ``ui_frame_ms_per_s``
+says where the frames' time went. Events a conflating wall did not need (a later one of the
+same device overwrote them, docs/protocol.md "Conflation") are counted in ``conflated``, not
+shown: ``missing`` counts them too.
+
+    python benchmarks/e2e.py --storm                          # the storm target (~2 minutes)
+
+``--storm``: 100,000 device events/s for 30 s over the 100,000 devices (the hub with
+``--max-lag 200000 --stats-interval 1``). ``storm`` in the JSON: events acked to the
+producer vs journaled after the world (``lost``), every device's newest value -- the
+producer's last ``x_t0`` for it -- timed to the frame that showed it (``newest_state_ms``;
+``newest_not_shown``), conflation on the hub and in the wall's drain, resyncs; and
+``storm_targets_met`` (0 lost, >= 25 frames/s, newest state p99 <= 1 s, no resync).
 """
 from __future__ import annotations
 
@@ -232,6 +245,9 @@ class Measure:
         self.frames = 0
         self.events = 0
         self.paint_ms = 0.0
+        #: where the frames' time went (ms summed over the run): the driver's step (drain +
+        #: conflation + apply + tick), the panels' refresh, the forced paint, the rest
+        self.ui_ms = dict.fromkeys(("drain_apply", "panels_refresh", "paint", "rest_of_frame"), 0.0)
         self.slow: list[dict] = []  # frames over 40 ms: total, drain+apply, forced paint, per-second work
         #: garbage collections in the wall process while active: generation -> [count, total ms, max ms]
         self.gc_pauses: dict[int, list[float]] = {}
@@ -285,6 +301,13 @@ class Measure:
         self.ctl.frame()
         if self.active:
             ms = (time.perf_counter() - t0) * 1000.0
+            step = self.ctl.driver.stats.last_frame_ms
+            refresh = sum(self.panel_ms.values())
+            parts = self.ui_ms
+            parts["drain_apply"] += step
+            parts["panels_refresh"] += refresh
+            parts["paint"] += self.paint_ms
+            parts["rest_of_frame"] += max(0.0, ms - step - refresh - self.paint_ms)
             self.frame_ms.append(ms)
             self.frame_starts.append(t0)
             self.frames += 1
@@ -555,16 +578,20 @@ def main() -> int:
             "run_s": round(run_s, 1),
             "cpu_cores_used": {k: (round(v / run_s, 2) if v is not None else None) for k, v in cpu.items()},
             "wall_ui_thread_cores": round(ui_cpu / run_s, 2),
+            "ui_frame_ms_per_s": {k: round(v / run_s, 1) for k, v in m.ui_ms.items()},
             "machine_cores": os.cpu_count(),
             "machine_busy_cores": round(busy / run_s, 2),
             "other_processes_cores": round(max(0.0, busy - sum(v or 0 for v in cpu.values())) / run_s, 2),
             "noise": args.noise, "load_avg_1m_at_end": round(os.getloadavg()[0], 2),
-            "targets": {"p99_ms": 100, "p99_goal_ms": 50, "frames_per_s": 30, "ui_block_ms": 50},
+            "targets": {"p99_ms": 100, "p99_goal_ms": 100 if args.noise else 50, "frames_per_s": 30,
+                        "ui_block_ms": 50, "ui_thread_cores": 0.5},
         }
         out["targets_met"] = {
             "p99": bool(lat_ms) and out["event_to_pixel_ms"]["p99"] <= 100,
             "fps": (out["frames_per_s"] or 0) >= 29.0,
             "ui_block": (out["frame_ms"]["max"] or 0) <= 50 and (out["loop_block_ms_max"] or 0) <= 50,
+            "p99_goal": bool(lat_ms) and out["event_to_pixel_ms"]["p99"] <= (100 if args.noise else 50),
+            "ui_thread_cpu": out["wall_ui_thread_cores"] <= 0.5,
         }
         if listener is not None:
             lout, _ = listener.communicate("", timeout=60)
