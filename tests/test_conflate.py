@@ -217,6 +217,7 @@ def test_a_lagging_wall_gets_its_window_conflated_in_honest_frames_and_the_same_
     async def main() -> RecordingWs:
         ws = RecordingWs()
         w = WallSender(hub, ws, "w", {"subscribe"})  # type: ignore[arg-type]
+        w.conflate = True                              # its hello said conflate: true
         w.cursor = 51
         for _ in range(1000):
             if w.cursor > hub.seq:
@@ -241,6 +242,35 @@ def test_a_lagging_wall_gets_its_window_conflated_in_honest_frames_and_the_same_
         conf.apply(payload, 6.0)
     assert not session.rejects and session.since == 6050
     assert entities(conf) == entities(exact)
+
+
+def test_a_subscriber_that_did_not_ask_gets_every_event_however_far_behind():
+    events = [dev(i, f"d{i % 5}", status="ok") for i in range(1, 6001)]
+    hub = hub_with(events, conflate_after=2000)
+    hub.metrics.fanout = SimpleNamespace(observe=lambda x: None)
+
+    async def main() -> RecordingWs:
+        ws = RecordingWs()
+        w = WallSender(hub, ws, "recorder", {"subscribe"})  # type: ignore[arg-type]
+        w.cursor = 1
+        for _ in range(100):
+            if w.cursor > hub.seq:
+                break
+            await w._send_events()
+        return ws
+
+    ws = asyncio.run(main())
+    got = [ev["seq"] for f in ws.frames for ev in orjson.loads(f)["events"]]
+    assert got == list(range(1, 6001)) and "conflated" not in hub.counters
+
+
+def test_the_wall_session_asks_for_conflation_and_the_hello_decodes():
+    hello = P.decode(P.WallSession().connect())
+    assert isinstance(hello, P.Hello) and hello.conflate is True
+    assert P.decode(b'{"op":"hello","since":3}').conflate is None
+    with pytest.raises(P.ProtocolError) as e:
+        P.decode(b'{"op":"hello","conflate":"yes"}')
+    assert e.value.code == "bad_type" and e.value.field == "conflate"
 
 
 def test_a_wall_that_keeps_up_gets_plain_frames():

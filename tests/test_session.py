@@ -31,8 +31,8 @@ def kinds(items):
 def test_hello_carries_since_epoch_token_and_wall():
     s = WallSession(token="t" * 16, wall="wall-1", since=41, epoch="e1")
     assert orjson.loads(s.connect()) == {"op": "hello", "token": "t" * 16, "since": 41, "wall": "wall-1",
-                                         "epoch": "e1", "max_frame": P.WALL_MAX_FRAME}
-    assert orjson.loads(WallSession().connect()) == {"op": "hello", "max_frame": 16 << 20}
+                                         "epoch": "e1", "max_frame": P.WALL_MAX_FRAME, "conflate": True}
+    assert orjson.loads(WallSession().connect()) == {"op": "hello", "max_frame": 16 << 20, "conflate": True}
 
 
 def test_a_session_transcript():

@@ -149,6 +149,8 @@ class WallSender:
         self._plan_left = 0   # events in self._plan
         self._plan_last = 0   # the seq the plan ends at
         self.conflated = 0    # events this wall did not need (overwritten later in a window)
+        #: The wall takes conflated frames (``hello.conflate``); others always get every event.
+        self.conflate = False
 
     def lag(self) -> int:
         """Events this wall still has to receive: committed after its cursor, or, while a
@@ -345,7 +347,7 @@ class WallSender:
             await self._send_planned()
             return
         waiting = self.hub.seq - self.cursor + 1
-        if cfg.conflate_after and waiting > cfg.conflate_after and self._plan_window():
+        if self.conflate and cfg.conflate_after and waiting > cfg.conflate_after and self._plan_window():
             await self._send_planned()
             return
         if waiting < cfg.batch_events:

@@ -1169,6 +1169,7 @@ class Hub:
                                          epoch=self.journal.epoch or None)), text=True)
         self.walls.add(wall)
         self.count("walls_connected")
+        wall.conflate = bool(hello.conflate)
         wall.start_from(hello.since)
         log.info("wall %s connected from %s (since %s, hub seq %d)", printable(wall.name), peer, hello.since,
                  self.seq)
@@ -1190,6 +1191,7 @@ class Hub:
                         return
                     continue
                 if isinstance(msg, P.Hello):  # resync on the same connection
+                    wall.conflate = bool(msg.conflate)
                     wall.start_from(msg.since)
                     continue
                 assert isinstance(msg, P.Control)

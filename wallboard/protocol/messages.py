@@ -99,6 +99,9 @@ class Hello:
     speed: float | None = None
     #: Replay: the replay clock stops here (a range of history, ``wallboard record --to``).
     until: float | None = None
+    #: This wall takes conflated ``events`` frames (``first``/``last``) when it falls
+    #: behind; without it the hub sends every event (a recorder, an older client).
+    conflate: bool | None = None
     op: str = "hello"
 
 

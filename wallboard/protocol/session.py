@@ -112,7 +112,7 @@ class WallSession:
             return encode(Hello(token=self.token, wall=self.wall, max_frame=self.max_frame,
                                 at=self.replay_at, speed=self.speed))
         return encode(Hello(token=self.token, since=self.since, wall=self.wall, epoch=self.epoch,
-                            max_frame=self.max_frame))
+                            max_frame=self.max_frame, conflate=True))
 
     def connection_lost(self) -> None:
         """The connection is gone: snapshot parts in flight are dropped."""
