@@ -95,7 +95,9 @@ def test_sqlite_keeps_events_within_the_retention_and_the_snapshot_they_need(tmp
 def test_a_journal_from_before_commit_times_opens_and_replays_its_rows_as_old(tmp_path):
     import sqlite3
 
-    j = SqliteJournal(tmp_path / "j.db")
+    from wallboard.hub.journal import CODEC_RAW
+
+    j = SqliteJournal(tmp_path / "j.db", row_codec=CODEC_RAW)   # rows as that version wrote them
     j.append([Batch([dev(1)])])
     j.close()
     db = sqlite3.connect(tmp_path / "j.db")
@@ -104,7 +106,7 @@ def test_a_journal_from_before_commit_times_opens_and_replays_its_rows_as_old(tm
     db.close()
     j = SqliteJournal(tmp_path / "j.db")
     try:
-        assert j.read_timed(0, 5)[0][:2] == (1, 0.0)    # a row from before: committed "at 0"
+        assert j.read_timed(0, 5)[0][:2] == (1, 0.0)    # a row from before: committed "at 0", no codec (raw)
         j.append([Batch([dev(2)])])
         assert j.history(time.time()).seq == 2
     finally:

@@ -113,6 +113,11 @@ REPLAY_BUDGET = 32 << 30
 #: older versions; 1: zlib, level ``SNAPSHOT_ZLIB_LEVEL``, ~17x on a 100,000-device state).
 CODEC_RAW, CODEC_ZLIB = 0, 1
 SNAPSHOT_ZLIB_LEVEL = 1
+#: ``events.codec``: how a stored row (one batch, the events' JSON joined by newlines) is
+#: kept. ``CODEC_ZLIB`` (the default, ``SqliteJournal.row_codec``) is ~8x smaller on device
+#: status batches (150 -> ~20 bytes per event with the indexes); rows of older files are
+#: ``CODEC_RAW`` and read as they are.
+ROW_ZLIB_LEVEL = 1
 
 
 def thinnest(seqs: list[int]) -> int:
@@ -133,6 +138,19 @@ def decode_snapshot_blob(blob: bytes, codec: int, where: str) -> bytes:
         except zlib.error as e:
             raise RuntimeError(f"{where}: compressed snapshot does not decompress ({e}); the file is damaged") from None
     raise RuntimeError(f"{where}: snapshot codec {codec!r} unknown (a newer wallboard's file?); expected 0 or 1")
+
+
+def decode_row(data: bytes, codec: int, where: str) -> bytes:
+    """The newline-joined events' JSON of a stored events row (``codec`` as for snapshots);
+    ``RuntimeError`` naming ``where`` when it does not decode."""
+    if codec == CODEC_ZLIB:
+        try:
+            return zlib.decompress(data)
+        except zlib.error as e:
+            raise RuntimeError(f"{where}: compressed events row does not decompress ({e}); the file is damaged") from None
+    if codec == CODEC_RAW:
+        return data
+    raise RuntimeError(f"{where}: events row codec {codec!r} unknown (a newer wallboard's file?); expected 0 or 1")
 
 
 @dataclass
@@ -351,11 +369,13 @@ class SqliteJournal:
     """
 
     def __init__(self, path: str | Path, *, dedupe_window: float = DEDUPE_WINDOW_S, new_epoch: bool = False,
-                 retain_s: float = 0.0, replay_budget: int = REPLAY_BUDGET) -> None:
+                 retain_s: float = 0.0, replay_budget: int = REPLAY_BUDGET, row_codec: int = CODEC_ZLIB) -> None:
         self.path = Path(path)
         self.window = dedupe_window
         #: compressed snapshot bytes kept at most (older ones thinned evenly past it)
         self.replay_budget = replay_budget
+        #: how new events rows are stored (``CODEC_ZLIB``; ``CODEC_RAW``: as they are)
+        self.row_codec = row_codec
         self.snapshots_thinned = 0
         #: events committed less than this many seconds ago are kept by ``compact`` (for
         #: replays), whatever its ``keep``; 0: ``keep`` alone decides
@@ -436,6 +456,8 @@ class SqliteJournal:
             db.execute("ALTER TABLE events ADD COLUMN last INTEGER")
         if "at" not in ev_columns:   # commit times (replays): rows from before count as very old
             db.execute("ALTER TABLE events ADD COLUMN at REAL NOT NULL DEFAULT 0")
+        if "codec" not in ev_columns:   # rows from before compressed rows: JSON as it is
+            db.execute("ALTER TABLE events ADD COLUMN codec INTEGER NOT NULL DEFAULT 0")
         db.execute("CREATE INDEX IF NOT EXISTS events_at ON events (at)")
         columns = [r[1] for r in db.execute("PRAGMA table_info(snapshots)")]
         if "parts" not in columns:   # a journal written before snapshots came in parts
@@ -518,7 +540,8 @@ class SqliteJournal:
             try:
                 db.execute("BEGIN IMMEDIATE")
                 at = max(time.time(), self._last_at)   # commit times never go back
-                db.executemany("INSERT INTO events (seq, data, last, at) VALUES (?, ?, ?, ?)", _chunks(done, at))
+                db.executemany("INSERT INTO events (seq, data, last, at, codec) VALUES (?, ?, ?, ?, ?)",
+                               _chunks(done, at, self.row_codec))
                 if done.keys:
                     db.executemany("INSERT OR REPLACE INTO batch_keys VALUES (?, ?, ?, ?, ?, ?)", done.keys)
                 db.execute("INSERT OR REPLACE INTO meta VALUES ('last_seq', ?)", (done.last_seq,))
@@ -552,20 +575,25 @@ class SqliteJournal:
                 return []
             return list(self._rows_after(after, limit))
 
+    def _raw_rows(self, after: int, upto: int | None = None) -> Any:
+        """The stored rows ``(first, last, at, data, codec)`` that hold the kept events
+        with ``seq > after`` (and ``<= upto``), in order (a cursor: under the lock)."""
+        db = self._db
+        start = db.execute("SELECT MAX(seq) FROM events WHERE seq <= ?", (after + 1,)).fetchone()[0]
+        end = upto if upto is not None else 1 << 62
+        return db.execute("SELECT seq, last, at, data, codec FROM events WHERE seq >= ? AND seq <= ? ORDER BY seq",
+                          (start if start is not None else after + 1, end))
+
     def _rows_after(self, after: int, limit: int | None = None, upto: int | None = None
                     ) -> Iterator[tuple[int, float, bytes]]:
         """``(seq, commit time, event JSON)`` of the kept events with ``seq > after`` (and
         ``<= upto``), in order, at most ``limit``. A row holds one batch (``seq`` its first,
-        ``last`` its last event, the events' JSON joined by newlines) or, in a journal from
-        before, one event."""
-        db = self._db
-        start = db.execute("SELECT MAX(seq) FROM events WHERE seq <= ?", (after + 1,)).fetchone()[0]
+        ``last`` its last event, the events' JSON joined by newlines, zlib-compressed when
+        its ``codec`` is ``CODEC_ZLIB``) or, in a journal from before, one event."""
         n = 0
         end = upto if upto is not None else 1 << 62
-        for first, last, at, data in db.execute(
-                "SELECT seq, last, at, data FROM events WHERE seq >= ? AND seq <= ? ORDER BY seq",
-                (start if start is not None else after + 1, end)):
-            parts = data.split(b"\n") if last is not None else (data,)
+        for first, last, at, data, codec in self._raw_rows(after, upto):
+            parts = self._row_events(first, last, data, codec)
             for i, d in enumerate(parts):
                 if after < first + i <= end:
                     if limit is not None and n >= limit:
@@ -574,6 +602,13 @@ class SqliteJournal:
                     yield first + i, at, d
             if limit is not None and n >= limit:
                 return
+
+    def _row_events(self, first: int, last: int | None, data: bytes, codec: int) -> list[bytes]:
+        """The events' JSON of one stored row (``RuntimeError`` naming the row when it
+        does not decode: a damaged file, or a codec of a newer version)."""
+        if codec:
+            data = decode_row(data, codec, f"journal {self.path}: events row at seq {first}")
+        return data.split(b"\n") if last is not None else [data]
 
     def batch_range(self, producer: str, batch: int) -> tuple[int, int] | None:
         """The range a committed batch key got (None: not committed within the window)."""
@@ -598,9 +633,25 @@ class SqliteJournal:
             base, blob = (snap[0], self._snapshot_blob(*snap[:3])) if snap else (0, None)
             if base + 1 < self.first_kept and base < target:
                 return None
-            rows = list(self._rows_after(base, upto=target))
+            rows = self._raw_rows(base, upto=target).fetchall()
+        # decompressed and decoded outside the lock, one orjson call per stored row
+        events: list[dict[str, Any]] = []
+        ats: list[float] = []
+        for first, last, row_at, data, codec in rows:
+            if codec:
+                data = decode_row(data, codec, f"journal {self.path}: events row at seq {first}")
+            if last is None:
+                lo, hi, evs = first, first, [orjson.loads(data)]
+            else:
+                lo, hi = max(first, base + 1), min(last, target)
+                evs = orjson.loads(b"[" + data.replace(b"\n", b",") + b"]")  # orjson writes no raw newline
+                if lo != first or hi != last:
+                    evs = evs[lo - first:hi - first + 1]
+            if lo <= hi:
+                events.extend(evs)
+                ats.extend([row_at] * len(evs))
         data = orjson.loads(self._snapshot_json(base, blob, snap[3])) if snap else None
-        return History(target, seq_at, data, [orjson.loads(d) for _, _, d in rows], [a for _, a, _ in rows])
+        return History(target, seq_at, data, events, ats)
 
     def expire_keys(self) -> int:
         """Forget batch keys committed longer ago than the window, ``COMPACT_CHUNK`` rows
@@ -792,15 +843,19 @@ class SqliteJournal:
             self._sidecar.release()
 
 
-def _chunks(done: GroupCommit, at: float) -> list[tuple[int, bytes, int, float]]:
+def _chunks(done: GroupCommit, at: float, codec: int = CODEC_RAW) -> list[tuple[int, bytes, int, float, int]]:
     """The rows of a group commit: one per fresh batch, ``(first, events joined by
-    newlines, last, commit time)`` (orjson never writes a raw newline: it escapes those
-    in strings)."""
+    newlines, last, commit time, codec)`` (orjson never writes a raw newline: it escapes
+    those in strings); with ``CODEC_ZLIB`` the joined bytes are compressed (zlib level
+    ``ROW_ZLIB_LEVEL``, which runs without the GIL: the hub's loop goes on meanwhile)."""
     rows, out, i = done.rows, [], 0
     for b in done.fresh:
         first, last = done.outcomes[b].range  # type: ignore[union-attr]
         n = last - first + 1
-        out.append((first, b"\n".join([d for _, d in rows[i:i + n]]), last, at))
+        data = b"\n".join([d for _, d in rows[i:i + n]])
+        if codec == CODEC_ZLIB:
+            data = zlib.compress(data, ROW_ZLIB_LEVEL)
+        out.append((first, data, last, at, codec))
         i += n
     return out
 
