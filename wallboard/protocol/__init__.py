@@ -22,6 +22,7 @@ from __future__ import annotations
 from wallboard.protocol.codec import (
     OPS, _batch, _validate_batch, check_batch, decode, merge_snapshot_parts, split_snapshot,
 )
+from wallboard.protocol.columnar import COLUMNAR, MIN_RUN, ColumnarEncoder, DeviceBatch, decode_devices, is_columnar
 from wallboard.protocol.errors import ERROR_CODES, RETRYABLE_CODES, ProtocolError, _tname, did_you_mean
 from wallboard.protocol.fastpath import _batch_is_plainly_valid
 from wallboard.protocol.limits import LIMITS, MAX_DEPTH, MAX_EVENT, MAX_INT
@@ -50,7 +51,8 @@ __all__ = [
     "STORE_STATUSES", "CHANGE_STATUSES", "INCIDENT_STATUSES", "SEVERITIES", "RISKS",
     "BANNER_LEVELS", "CONTROL_COMMANDS", "WALL_CONTROL_COMMANDS", "SCHEMAS", "REQUIRED",
     "CONTROL_ARGS", "WallSession", "WALL_MAX_FRAME", "MIN_WALL_FRAME", "WALL_MAX_HEARTBEAT_S",
-    "PublisherSession", "WindowFull",
+    "PublisherSession", "WindowFull", "COLUMNAR", "MIN_RUN", "ColumnarEncoder", "DeviceBatch", "decode_devices",
+    "is_columnar",
 ]
 # Internal names some tests and benchmarks reach for (kept importable from here):
 _INTERNAL = (_batch, _validate_batch, _batch_is_plainly_valid, _ALL_FIELDS, _tname)

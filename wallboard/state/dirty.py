@@ -50,14 +50,20 @@ class Dirty:
     whose place in the fleet changed: created, deleted, or moved to another store or kind;
     a status update never lands there, so a view laid out by store and kind reads this
     set instead of looking every dirty device up again.
+
+    A columnar ``devices`` frame marks its devices as dense indices (``device_index``:
+    ``(names, indices)`` pairs, see ``wallboard.state.columns``): ``devices`` turns them
+    into ids the first time it is read, so a view that reads the indices (or none at
+    all) never pays for the id set.
     """
 
-    __slots__ = ("stores", "devices", "moved", "cities", "kinds", "changes", "incidents", "kpi",
+    __slots__ = ("stores", "_devices", "_dev_idx", "moved", "cities", "kinds", "changes", "incidents", "kpi",
                  "voice", "controls", "all")
 
     def __init__(self) -> None:
         self.stores: set[str] = set()
-        self.devices: set[str] = set()
+        self._devices: set[str] = set()
+        self._dev_idx: list[tuple[list[Any], Any]] = []
         self.moved: set[str] = set()
         self.cities: set[str] = set()
         self.kinds: set[str] = set()
@@ -67,6 +73,32 @@ class Dirty:
         self.voice: bool = False
         self.controls: list[dict[str, Any]] = []
         self.all: bool = False
+
+    @property
+    def devices(self) -> set[str]:
+        """Ids of the devices changed (the marked indices named first, once)."""
+        if self._dev_idx:
+            d = self._devices
+            for names, idx in self._dev_idx:
+                d.update(map(names.__getitem__, idx.tolist()))
+            d.discard(None)          # an index freed since it was marked (its removal marked its id)
+            self._dev_idx = []
+        return self._devices
+
+    @devices.setter
+    def devices(self, value: set[str]) -> None:
+        self._devices = value
+        self._dev_idx = []
+
+    def mark_device_index(self, names: list[Any], idx: Any) -> None:
+        """Mark the devices ``names[i]`` for ``i`` in ``idx`` (an int array) dirty."""
+        if len(idx):
+            self._dev_idx.append((names, idx))
+
+    @property
+    def device_index(self) -> list[tuple[list[Any], Any]]:
+        """The ``(names, indices)`` marked and not yet turned into ids (read-only)."""
+        return self._dev_idx
 
     @classmethod
     def everything(cls) -> "Dirty":
@@ -78,7 +110,8 @@ class Dirty:
     def merge(self, other: "Dirty") -> "Dirty":
         """Fold ``other`` into this one (in place) and return self."""
         self.stores |= other.stores
-        self.devices |= other.devices
+        self._devices |= other._devices
+        self._dev_idx.extend(other._dev_idx)
         self.moved |= other.moved
         self.cities |= other.cities
         self.kinds |= other.kinds
@@ -91,7 +124,7 @@ class Dirty:
         return self
 
     def __bool__(self) -> bool:
-        return bool(self.all or self.voice or self.controls or self.stores or self.devices
+        return bool(self.all or self.voice or self.controls or self.stores or self._devices or self._dev_idx
                     or self.cities or self.kinds or self.changes or self.incidents or self.kpi)
 
     def __repr__(self) -> str:

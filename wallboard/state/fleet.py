@@ -73,22 +73,26 @@ class Fleet:
         self.heap: list[tuple[float, str]] = []
         self.armed: dict[str, float] = {}
         self.orphans = 0                                 # devices whose store is unknown
+        #: Columnar hot fields (``wallboard.state.columns``), made by the first
+        #: ``LiveState.apply_devices``; None: the records are all there is.
+        self.cols: Any = None
+        self.city_gen = 0                                # bumped when a store's city changes
 
     # ------------------------------------------------------------------ counting
 
-    def status_moved(self, sid: Any, kind: str, old: str, new: str, dirty: Dirty) -> None:
-        """A device of ``sid``/``kind`` changed effective status ``old`` -> ``new``."""
+    def status_moved(self, sid: Any, kind: str, old: str, new: str, dirty: Dirty, k: int = 1) -> None:
+        """``k`` devices of ``sid``/``kind`` changed effective status ``old`` -> ``new``."""
         c = self.scount[sid]
-        c[old] -= 1
-        c[new] += 1
+        c[old] -= k
+        c[new] += k
         city = self.store_city.get(sid)
         if city is not None:
             c = self.ccount[city]
-            c[old] -= 1
-            c[new] += 1
+            c[old] -= k
+            c[new] += k
         c = self.kcount[kind]
-        c[old] -= 1
-        c[new] += 1
+        c[old] -= k
+        c[new] += k
         dirty.kinds.add(kind)
 
     def _link(self, did: str, sid: Any, kind: str, eff: str, dirty: Dirty) -> None:
@@ -254,7 +258,11 @@ class Fleet:
 
     def remove_device(self, did: str, dirty: Dirty) -> None:
         """Forget a device (``deleted: true``) and take it out of every count."""
+        if self.cols is not None:
+            self.cols.sync(did)                           # its status may be in the columns
         rec = self.devices.pop(did)
+        if self.cols is not None:
+            self.cols.drop(did)
         eff = "unknown" if did in self.expired else rec["status"]
         self.expired.discard(did)
         self.armed.pop(did, None)
@@ -333,12 +341,14 @@ class Fleet:
 
     def expire(self, now: float, dirty: Dirty) -> int:
         """Turn devices silent past their ttl into ``unknown``; return how many."""
-        heap, armed, devices = self.heap, self.armed, self.devices
+        heap, armed, devices, cols = self.heap, self.armed, self.devices, self.cols
         n = 0
         while heap and heap[0][0] < now:
             deadline, did = heapq.heappop(heap)
             if armed.get(did) != deadline:
                 continue                                  # stale entry
+            if cols is not None:
+                cols.sync(did)                            # last_seen may be in the columns
             rec = devices[did]
             actual = rec["last_seen"] + rec.get("ttl_s", self.default_ttl)
             if actual < now:
@@ -362,9 +372,10 @@ class Fleet:
 
     def effective_status(self, did: str, now: float) -> str:
         rec = self.devices[did]
-        if did in self.expired or now > rec["last_seen"] + rec.get("ttl_s", self.default_ttl):
+        status, seen = (rec["status"], rec["last_seen"]) if self.cols is None else self.cols.hot(did, rec)
+        if did in self.expired or now > seen + rec.get("ttl_s", self.default_ttl):
             return "unknown"
-        return rec["status"]
+        return status
 
     # ------------------------------------------------------------------ stores
 
@@ -410,6 +421,7 @@ class Fleet:
                 dirty.cities.add(city)
             return
         counts = self.scount.get(sid)
+        self.city_gen += 1
         if old is not None:
             del self.store_city[sid]
             members = self.city_stores[old]
@@ -443,6 +455,8 @@ class Fleet:
         """Make room for the device of ``ev``: evict the least recently updated device
         (lowest seq) if its last ``ts`` is ``ttl_s + evict_after_s`` before ``ev``'s."""
         heap, devices = self.device_lru, self.devices
+        if self.cols is not None:
+            self.cols.flush()                          # seq and ts may be in the columns
         if len(heap) > 2 * len(devices) + 1024:       # many stale entries: rebuild
             self.reindex()
         when = ev.get("ts") or 0.0
@@ -494,6 +508,8 @@ class Fleet:
         new devices with event ``ts`` ``when`` (the silent ones at the head of the order,
         as ``_evict_device`` takes them), without evicting anything: the hub asks this
         before it queues a batch that adds devices past ``max_devices``."""
+        if self.cols is not None:
+            self.cols.flush()
         return self._evictable(self.device_lru, self.devices, when, k, lambda r: self._ttl(r) + self.evict_after,
                                lambda sid: True)
 
@@ -528,6 +544,8 @@ class Fleet:
     def reindex(self) -> None:
         """Rebuild both eviction heaps from the records (after a snapshot load, or when
         stale entries pile up)."""
+        if self.cols is not None:
+            self.cols.flush()
         self.device_lru = [(r.get("seq", 0), d) for d, r in self.devices.items()]
         heapq.heapify(self.device_lru)
         self.empty_stores = [(r.get("seq", 0), s) for s, r in self.stores.items() if not self.sdevs.get(s)]

@@ -32,12 +32,13 @@ import operator
 from bisect import bisect_right
 from itertools import islice
 from sys import intern
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
 
 from .. import protocol as P
 from ..protocol.conflate import Span
 from .changes import ChangeBook
+from .columns import DeviceColumns, DeviceView
 from .config import NO_KIND, STATUS_ORDER, StateConfig
 from .correlate import rank_suspects
 from .dirty import Dirty, SeqGap
@@ -123,8 +124,12 @@ class LiveState:
         return self._fleet.stores
 
     @property
-    def devices(self) -> dict[str, dict[str, Any]]:
-        return self._fleet.devices
+    def devices(self) -> Mapping[str, dict[str, Any]]:
+        """Device id -> record (read-only). Once ``apply_devices`` ran, a
+        :class:`~wallboard.state.columns.DeviceView` that brings each record it hands out
+        up to date with the columns."""
+        f = self._fleet
+        return f.devices if f.cols is None else DeviceView(f.devices, f.cols)
 
     def evictable(self, kind: str, when: float, k: int) -> int:
         """How many ``kind`` ("device" or "store") records the caps would evict, at most
@@ -232,16 +237,16 @@ class LiveState:
             else:
                 P.check_batch(list(events[skip:]), op="apply", gaps=True)
         # ---- checked: from here on the batch is applied entirely
-        self._last_msg = now
-        self._see(now)
+        if self._begin(skip, n, now):
+            return dirty
         counters = self._counters
-        counters["batches"] += 1
         if skip:
-            counters["skipped_duplicates"] += min(skip, n)
-            if skip >= n:
-                return dirty
             events = events[skip:]
         fleet = self._fleet
+        cols = fleet.cols
+        if cols is not None:       # columns kept: the records named take their pending values
+            named = [ev["id"] for ev in events if ev["type"] == "device"]
+            cols.before(named)
         dget = fleet.devices.get
         expired = fleet.expired
         device_path = fleet.apply_device
@@ -303,10 +308,63 @@ class LiveState:
                     rec["name"] = x
             ddev(did)
             dsto(rec.get("store"))
+        if cols is not None:
+            cols.after(named)
         self.seq = events[-1]["seq"] if span_last is None else span_last
         counters["applied"] += len(events)
         dirty.stores.discard(None)
         _mark_cities(dirty, fleet.store_city)
+        grown = self._record_count() - self._frozen_size
+        if grown >= GC_FREEZE_STEP or grown < 0:
+            self._settle_gc()
+        return dirty
+
+    def _skip(self, first: int) -> int:
+        """How many leading events of a batch starting at seq ``first`` were applied
+        already; ``SeqGap`` when it does not continue ``seq``."""
+        cur = self.seq
+        if cur > 0 and first > cur + 1:
+            raise SeqGap(cur + 1, first)
+        return cur + 1 - first if cur > 0 and first <= cur else 0
+
+    def _begin(self, skip: int, n: int, now: float) -> bool:
+        """A batch of ``n`` events (``skip`` of them seen) is being applied at ``now``:
+        count it; True when there is nothing left to apply."""
+        self._last_msg = now
+        self._see(now)
+        counters = self._counters
+        counters["batches"] += 1
+        if skip:
+            counters["skipped_duplicates"] += min(skip, n)
+        return skip >= n
+
+    def keep_columns(self) -> None:
+        """Keep the devices' hot fields in numpy columns from now on (``apply_devices``
+        does it at its first call; a wall calls it where it builds a state, e.g. off the
+        UI thread after a snapshot load: ~2-3 us per device)."""
+        fleet = self._fleet
+        if fleet.cols is None:
+            fleet.cols = DeviceColumns(fleet)
+
+    def apply_devices(self, batch: P.DeviceBatch, now: float) -> Dirty:
+        """Apply a decoded columnar ``devices`` frame (``protocol.decode_devices``, its
+        ``ids`` set by the session): the same state ``apply(batch.events(), now)`` gives,
+        kept in numpy columns (``wallboard.state.columns``; the first call makes them).
+        Seqs as in :meth:`apply`: ``SeqGap`` when the frame does not continue ``seq``,
+        rows at or below ``seq`` skipped and counted."""
+        dirty = Dirty()
+        first, n = batch.seq, len(batch.dev)
+        skip = self._skip(first)
+        if self._begin(skip, n, now):
+            return dirty
+        fleet = self._fleet
+        if fleet.cols is None:
+            self.keep_columns()
+        if fleet.cols.apply(batch, skip, now, dirty):     # rows took the object path
+            dirty.stores.discard(None)
+            _mark_cities(dirty, fleet.store_city)
+        self.seq = first + n - 1
+        self._counters["applied"] += n - skip
         grown = self._record_count() - self._frozen_size
         if grown >= GC_FREEZE_STEP or grown < 0:
             self._settle_gc()

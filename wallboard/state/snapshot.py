@@ -55,6 +55,8 @@ def _layout(st: Any, records: Callable[[Iterable[dict[str, Any]]], list[Any]],
     into lists (copying them, or not); ``now`` is the ``clock`` (default: the latest
     time the state saw). The one place that knows the layout."""
     fleet, voice = st._fleet, st._voice
+    if fleet.cols is not None:
+        fleet.cols.flush()          # the columns' pending values into the records first
     return {
         "version": SNAPSHOT_VERSION,
         "seq": st.seq,
