@@ -314,6 +314,7 @@ class OffscreenWall:
         tune_gc()   # as the real wall does (wallboard.app.run)
         self.app = QApplication.instance() or QApplication([])
         self.state = LiveState()
+        feed_options.setdefault("columnar", True)   # as the real wall (wallboard.app.run)
         self.client = FeedClient(feed_url, token=token, **feed_options)
         lay = L.load_layout(L.find_layout(layout, [L.DEFAULT_LAYOUT_DIR]))
         for screen_spec in lay.screens:  # diagnostics: override widget options by panel type

@@ -15,7 +15,8 @@ Usage from the UI thread::
 
 The thread runs an asyncio loop: connect, ``hello`` with ``since`` (the last seq it
 received), then every frame becomes one queue item: ``("events", [event, ...])``,
-``("snapshot", merged dict)`` (after its last part), ``("welcome", Welcome)``,
+``("devices", DeviceBatch)`` (``columnar=True``, the wall's choice: runs of device status
+updates as columns, ``LiveState.apply_devices``), ``("snapshot", merged dict)`` (after its last part), ``("welcome", Welcome)``,
 ``("heartbeat", Heartbeat)``, ``("stats", dict)``, ``("error", ProtocolError)`` and
 ``("state", FeedStatus)`` on every state change. ``on_wake`` is called from the feed
 thread when the queue goes from empty to non-empty -- at most once until the next
@@ -103,6 +104,10 @@ class FeedStatus:
     next_retry_s: float = 0.0
 
 
+#: Queue items that carry events (counted against ``max_pending``).
+_DATA = ("events", "devices")
+
+
 class FeedClient:
     """Threaded websocket client of a hub's ``/feed`` (see the module docstring)."""
 
@@ -117,7 +122,7 @@ class FeedClient:
                  delays: Callable[[], Any] = backoff, max_frame: int = P.WALL_MAX_FRAME,
                  healthy_s: float = 10.0, max_heartbeat_s: float = P.WALL_MAX_HEARTBEAT_S,
                  max_retry_after_s: float = 60.0, at: float | None = None,
-                 speed: float | None = None) -> None:
+                 speed: float | None = None, columnar: bool = False) -> None:
         #: The hubs to take the feed from (``url`` may list several, comma-separated, hubs
         #: of one log): on loss of its hub the wall moves to the next and resumes from its
         #: last seq (the same on every hub of the log).
@@ -143,7 +148,7 @@ class FeedClient:
         #: session's; this class drives it over websockets in its own thread.
         self.session = P.WallSession(token=token, wall=wall, since=since, stale_heartbeats=stale_heartbeats,
                                      max_frame=max_frame, max_heartbeat_s=max_heartbeat_s, at=at,
-                                     speed=speed)
+                                     speed=speed, columnar=columnar)
         self.max_frame = max_frame
         self._lock = threading.Lock()
         self._q: deque[Item] = deque()
@@ -186,7 +191,7 @@ class FeedClient:
             n = min(max_items, len(self._q))
             out = [self._q.popleft() for _ in range(n)]
             for kind, payload in out:
-                if kind == "events":
+                if kind in _DATA:
                     self._q_events -= len(payload)
             if not self._q:
                 self._wake_pending = False
@@ -263,7 +268,7 @@ class FeedClient:
         """Drop queued events and reconnect asking for everything after ``since``
         (``None``/0: a snapshot). Call it when ``LiveState.apply`` raised ``SeqGap``."""
         with self._lock:
-            kept = [it for it in self._q if it[0] not in ("events", "snapshot")]
+            kept = [it for it in self._q if it[0] not in ("events", "devices", "snapshot")]
             self.dropped_events += self._q_events
             self._q.clear()
             self._q.extend(kept)
@@ -279,12 +284,12 @@ class FeedClient:
         with self._lock:
             for it in items:
                 self._q.append(it)
-                if it[0] == "events":
+                if it[0] in _DATA:
                     self._q_events += len(it[1])
             if self._q_events > self.max_pending:
                 overflow = True
                 self.dropped_events += self._q_events
-                kept = [it for it in self._q if it[0] not in ("events", "snapshot")]
+                kept = [it for it in self._q if it[0] not in ("events", "devices", "snapshot")]
                 self._q.clear()
                 self._q.extend(kept)
                 self._q_events = 0
@@ -508,7 +513,7 @@ class FeedClient:
                 self.reconnects.up(time.monotonic())
                 changes.update(heartbeat_s=session.heartbeat_s, hub=session.hub, roles=session.roles,
                                connects=self._status.connects + 1, state=LIVE, error_kind="", last_error="")
-            elif kind in ("events", "snapshot"):
+            elif kind in ("events", "devices", "snapshot"):
                 changes["seq"] = session.since or 0
             self._set(**changes)
             self._push([(kind, payload)])

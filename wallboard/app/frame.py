@@ -61,8 +61,13 @@ def build_state(state: LiveState, snap: dict, now: float | None = None) -> LiveS
     """A new state from a snapshot, with ``state``'s config (pure; may run off the UI thread).
     ``now`` is the wall's clock at receipt: device ages in the snapshot become local
     times (the hub's clock is never compared with ours). Raises ``SnapshotError`` for a
-    snapshot that does not load."""
-    return LiveState.from_snapshot(snap, config=getattr(state, "config", None), now=now)
+    snapshot that does not load. A state that kept device columns (a columnar feed) gets
+    them made here too, off the UI thread (~0.2 s for 100,000 devices)."""
+    fresh = LiveState.from_snapshot(snap, config=getattr(state, "config", None), now=now)
+    fleet = getattr(state, "_fleet", None)
+    if fleet is not None and fleet.cols is not None:
+        fresh.keep_columns()
+    return fresh
 
 
 def swap_state_in_place(state: LiveState, fresh: LiveState) -> Dirty:
@@ -153,6 +158,8 @@ class FrameDriver:
             handled += 1
             if kind == "events":
                 applied += self._apply(payload, now, dirty)
+            elif kind == "devices":
+                applied += self._apply(payload, now, dirty, columnar=True)
             elif kind == "snapshot":
                 if self._executor is not None:
                     self._building = self._executor.submit(build_state, self.state, payload, now)
@@ -251,11 +258,15 @@ class FrameDriver:
     def loading_snapshot(self) -> bool:
         return self._building is not None
 
-    def _apply(self, events: list[dict], now: float, dirty: Dirty) -> int:
-        if not events:
+    def _apply(self, events: Any, now: float, dirty: Dirty, columnar: bool = False) -> int:
+        """Apply an ``events`` batch (or, ``columnar``, a ``devices`` frame's batch)."""
+        if not len(events):
             return 0
         try:
-            dirty.merge(self.state.apply(events, now, checked=self._checked))
+            if columnar:
+                dirty.merge(self.state.apply_devices(events, now))
+            else:
+                dirty.merge(self.state.apply(events, now, checked=self._checked))
         except SeqGap as gap:
             # Never skip a gap: drop what is queued (it is after the gap too) and resync.
             self._pending.clear()
@@ -264,7 +275,8 @@ class FrameDriver:
             self.source.resync(self.state.seq)
             return 0
         self.state.touch(now)
-        self.frame_events.append(events)
+        if not columnar:           # (a devices frame carries no x_ fields to time)
+            self.frame_events.append(events)
         return len(events)
 
 

@@ -149,7 +149,7 @@ def run_wall(args: Any) -> int:
     state = LiveState()
     try:
         frame = {"max_frame": args.max_frame} if getattr(args, "max_frame", None) else {}
-        client = FeedClient(url, token=token, wall=args.wall_name or socket.gethostname(), **frame)
+        client = FeedClient(url, token=token, wall=args.wall_name or socket.gethostname(), columnar=True, **frame)
     except ValueError as e:
         print(f"wallboard: --feed: {e}", file=sys.stderr)
         if hub is not None:

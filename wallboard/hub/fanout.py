@@ -151,6 +151,10 @@ class WallSender:
         self.conflated = 0    # events this wall did not need (overwritten later in a window)
         #: The wall takes conflated frames (``hello.conflate``); others always get every event.
         self.conflate = False
+        #: The wall takes columnar ``devices`` frames (``hello.columnar``): this
+        #: connection's encoder (its id dictionary); None: ``events`` frames only.
+        self.columnar: P.ColumnarEncoder | None = None
+        self.max_frame = hub.config.max_frame   # the wall's hello.max_frame, when smaller
 
     def lag(self) -> int:
         """Events this wall still has to receive: committed after its cursor, or, while a
@@ -368,7 +372,8 @@ class WallSender:
             self.hub.count("replayed", len(chunk))
         if not chunk:
             return
-        await self._send(events_frame(chunk))
+        for frame in self._frames(chunk):
+            await self._send(frame)
         self._last_send = time.monotonic()
         committed = self.hub.committed_at(self.cursor)
         if committed is not None:
@@ -381,6 +386,20 @@ class WallSender:
         self.hub.count("events_out", len(chunk))
         if self.cursor <= self.hub.seq or self.oob:
             self.wake.set()
+
+    def _frames(self, chunk: list[bytes]) -> list[bytes]:
+        """The frames for ``chunk`` (contiguous encoded events): one ``events`` frame, or
+        for a columnar wall its encoder's ``devices`` / ``events`` frames (in order)."""
+        enc = self.columnar
+        if enc is None:
+            return [events_frame(chunk)]
+        import orjson
+
+        events = orjson.loads(b"[" + b",".join(chunk) + b"]")
+        before = enc.events_sent
+        frames = enc.encode(events, chunk, self.max_frame - 64)
+        self.hub.count("columnar_events_out", enc.events_sent - before)
+        return frames
 
     def info(self) -> dict[str, Any]:
         return {"wall": self.name, "cursor": self.cursor, "lag": self.lag(),

@@ -44,6 +44,8 @@ BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.
 _STATS: dict[str, tuple[str, str, str, float]] = {
     "events_in": ("wallboard_events_in", "counter", "Events accepted, journaled and applied.", 1),
     "events_out": ("wallboard_events_out", "counter", "Events sent to walls (live and replayed).", 1),
+    "columnar_events_out": ("wallboard_columnar_events_out", "counter",
+                            "Events sent to walls in columnar devices frames (part of events_out).", 1),
     "replayed": ("wallboard_events_replayed", "counter", "Events replayed to reconnecting walls.", 1),
     "http_events": ("wallboard_http_events", "counter", "Events accepted through POST /events.", 1),
     "walls": ("wallboard_walls_connected", "gauge", "Walls connected now.", 1),

@@ -1164,9 +1164,14 @@ class Hub:
             await serve_replay(self, ws, printable(hello.wall or peer, 100), roles, hello)
             return
         wall = WallSender(self, ws, printable(hello.wall or peer, 100), roles)  # safe in logs and labels
+        if hello.columnar:   # runs of device status updates as columns, ids per connection
+            wall.columnar = P.ColumnarEncoder()
+        if hello.max_frame:
+            wall.max_frame = min(wall.max_frame, hello.max_frame)
         await ws.send(P.encode(P.Welcome(protocol=P.PROTOCOL_VERSION, hub=self.hub_id, seq=self.seq,
                                          heartbeat_s=self.config.heartbeat_s, roles=sorted(roles),
-                                         epoch=self.journal.epoch or None)), text=True)
+                                         epoch=self.journal.epoch or None,
+                                         columnar=True if hello.columnar else None)), text=True)
         self.walls.add(wall)
         self.count("walls_connected")
         wall.conflate = bool(hello.conflate)
@@ -1192,6 +1197,8 @@ class Hub:
                     continue
                 if isinstance(msg, P.Hello):  # resync on the same connection
                     wall.conflate = bool(msg.conflate)
+                    if not msg.columnar:      # (a columnar one keeps this connection's dictionary)
+                        wall.columnar = None
                     wall.start_from(msg.since)
                     continue
                 assert isinstance(msg, P.Control)

@@ -100,6 +100,7 @@ def _d_welcome(o: dict) -> Message:
         roles=_opt(o, "roles", "welcome", _str_list(10), []),
         epoch=_opt(o, "epoch", "welcome", _str(200)),
         replay=_opt(o, "replay", "welcome", _bool),
+        columnar=_opt(o, "columnar", "welcome", _bool),
         at=_opt(o, "at", "welcome", _ts),
     )
 
@@ -162,7 +163,8 @@ def _d_hello(o: dict) -> Message:
                  max_frame=_opt(o, "max_frame", "hello", _int(MIN_WALL_FRAME)),
                  at=_opt(o, "at", "hello", _ts),
                  speed=_opt(o, "speed", "hello", _number(0, MAX_REPLAY_SPEED)),
-                 until=_opt(o, "until", "hello", _ts), conflate=_opt(o, "conflate", "hello", _bool))
+                 until=_opt(o, "until", "hello", _ts), conflate=_opt(o, "conflate", "hello", _bool),
+                  columnar=_opt(o, "columnar", "hello", _bool))
     if hello.since is not None and hello.at is not None:
         raise ProtocolError("bad_value", "'since' and 'at' exclude each other", op="hello", field="at",
                             expected="since (the live feed from a seq) or at (a replay from a moment)")

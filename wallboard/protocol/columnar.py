@@ -64,8 +64,8 @@ class DeviceBatch(msgspec.Struct, forbid_unknown_fields=True):
     metrics: dict[_Name, list[float | None]] = {}
     ids: list[str] = []
 
-    @property
-    def n(self) -> int:
+    def __len__(self) -> int:
+        """The number of events (rows) of the frame."""
         return len(self.dev)
 
     @property

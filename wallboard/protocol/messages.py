@@ -26,6 +26,8 @@ class Welcome:
     #: Replay: the moment the snapshot shows (epoch seconds, the hub's commit clock); the
     #: earliest the log still holds when ``hello.at`` asked for an earlier one.
     at: float | None = None
+    #: The hub sends this connection columnar ``devices`` frames (``hello.columnar``).
+    columnar: bool | None = None
     op: str = "welcome"
 
 
@@ -102,6 +104,9 @@ class Hello:
     #: This wall takes conflated ``events`` frames (``first``/``last``) when it falls
     #: behind; without it the hub sends every event (a recorder, an older client).
     conflate: bool | None = None
+    #: This wall takes columnar ``devices`` frames (``protocol.columnar``) for runs of
+    #: plain device status updates; without it every event comes in ``events`` frames.
+    columnar: bool | None = None
     op: str = "hello"
 
 

@@ -9,6 +9,7 @@ or a test with plain bytes) feeds it what arrives and sends what it produces::
     for frame in incoming:
         s.receive(frame, now=time.monotonic())
         for kind, payload in s.events():    # ("welcome", Welcome), ("events", [ev, ...] or a conflated Span),
+            ...                             # ("devices", DeviceBatch) (columnar, see below),
             ...                             # ("snapshot", merged dict), ("heartbeat", Heartbeat),
                                             # ("stats", dict), ("notices", list), ("error", ProtocolError), ("epoch", str),
                                             # ("control_refused", {"ref", "code", "message"})
@@ -32,7 +33,12 @@ differs from the one last seen -> the hub's log started over: resync from a snap
 (``since = None``; old seqs are not trusted). Staleness: nothing received for
 ``stale_heartbeats`` heartbeat intervals (``stale(now)`` / ``stale_in(now)``, with
 ``now`` from a monotonic clock); a welcome's ``heartbeat_s`` above ``max_heartbeat_s``
-(30 s) counts as that bound (recorded as ``bad_value``). Frames: at most ``max_frame`` bytes (announced in
+(30 s) counts as that bound (recorded as ``bad_value``). Columnar (``columnar=True``: the wall's default is the
+driver's choice): ``hello`` offers it, a ``welcome`` with ``columnar`` confirms it, and
+``devices`` frames (``protocol.columnar``) then come as ``("devices", DeviceBatch)`` with
+``ids`` set to this connection's id dictionary (made anew on every connection; checked:
+``ids_from``, indices, seq contiguity as for ``events``); a ``devices`` frame that was not
+negotiated is refused (``unknown_op``). Frames: at most ``max_frame`` bytes (announced in
 ``hello``; the driver enforces it on the socket too). Nothing raises from ``receive``: bad frames are recorded
 (``rejects`` by code, ``last_reject``) and handed out as ``("error", ProtocolError)``.
 """
@@ -41,6 +47,7 @@ from __future__ import annotations
 from typing import Any
 
 from wallboard.protocol.codec import decode, merge_snapshot_parts
+from wallboard.protocol.columnar import decode_devices
 from wallboard.protocol.conflate import Span
 from wallboard.protocol.errors import ProtocolError
 from wallboard.protocol.limits import MIN_WALL_FRAME, WALL_MAX_FRAME, WALL_MAX_HEARTBEAT_S
@@ -60,7 +67,7 @@ class WallSession:
                  since: int | None = None, epoch: str | None = None,
                  stale_heartbeats: float = 3.0, max_frame: int = WALL_MAX_FRAME,
                  max_heartbeat_s: float = WALL_MAX_HEARTBEAT_S,
-                 at: float | None = None, speed: float | None = None) -> None:
+                 at: float | None = None, speed: float | None = None, columnar: bool = False) -> None:
         if stale_heartbeats <= 0:
             raise ValueError(f"stale_heartbeats must be > 0, got {stale_heartbeats!r}")
         if type(max_frame) is not int or max_frame < MIN_WALL_FRAME:
@@ -89,6 +96,11 @@ class WallSession:
         #: e.g. ``unavailable`` when its snapshot budget is used up); None when it did not.
         self.retry_after: float | None = None
         self._parts: list[dict[str, Any]] = []
+        #: Offer the columnar encoding in hello (never on a replay connection); ``columnar_on``:
+        #: this connection's welcome confirmed it; ``_ids``: its id dictionary.
+        self.columnar = bool(columnar) and at is None
+        self.columnar_on = False
+        self._ids: list[str] = []
         self._items: list[Item] = []
         self._out: list[bytes] = []
         #: Replay mode (``at`` given): the replay clock is ``replay_at`` at the driver's
@@ -104,6 +116,8 @@ class WallSession:
         self._parts = []
         self.welcomed = False
         self.welcome_seq = None
+        self.columnar_on = False
+        self._ids = []                     # a new connection: a new dictionary
         self.close_reason = None
         self.retry_after = None
         if self.replay:   # the moment the clock shows (where a lost link left it)
@@ -112,7 +126,7 @@ class WallSession:
             return encode(Hello(token=self.token, wall=self.wall, max_frame=self.max_frame,
                                 at=self.replay_at, speed=self.speed))
         return encode(Hello(token=self.token, since=self.since, wall=self.wall, epoch=self.epoch,
-                            max_frame=self.max_frame, conflate=True))
+                            max_frame=self.max_frame, conflate=True, columnar=self.columnar or None))
 
     def connection_lost(self) -> None:
         """The connection is gone: snapshot parts in flight are dropped."""
@@ -123,6 +137,9 @@ class WallSession:
         """One frame from the hub, received at ``now`` (monotonic seconds). Never raises."""
         if self.close_reason is not None:
             return                         # closing: what still arrives is not ours
+        if data[:15] in (b'{"op":"devices"', '{"op":"devices"'):
+            self._devices(data, now)
+            return
         try:
             msg = decode(data, max_size=self.max_frame, expect=_FEED_OPS)
         except ProtocolError as e:
@@ -232,6 +249,7 @@ class WallSession:
         self.hub = msg.hub
         self.roles = tuple(msg.roles)
         self.welcome_seq = msg.seq
+        self.columnar_on = self.columnar and bool(msg.columnar)
         self._items.append(("welcome", msg))
         if self.heartbeat_s < msg.heartbeat_s:
             bound = self.max_heartbeat_s
@@ -266,6 +284,31 @@ class WallSession:
         else:   # a conflated frame: it stands for first..last (protocol.conflate.Span)
             self.since = span_last
             self._items.append(("events", Span(events, first, span_last)))
+
+    def _devices(self, data: bytes | bytearray | memoryview | str, now: float) -> None:
+        try:
+            if not self.columnar_on:
+                raise ProtocolError("unknown_op", "a devices frame, but this connection did not negotiate "
+                                    "columnar", op="devices", expected="events frames (welcome without columnar)")
+            if len(data) > self.max_frame:
+                raise ProtocolError("too_large", f"frame of {len(data)} bytes", op="devices",
+                                    expected=f"at most {self.max_frame} bytes")
+            b = decode_devices(data, len(self._ids))
+        except ProtocolError as e:
+            self._reject(e.code, str(e))
+            self._items.append(("error", e))
+            return
+        self.last_message_at = now
+        if self.since and b.seq != self.since + 1:
+            text = f"expected seq {self.since + 1}, got {b.seq}; resync"
+            self._reject("seq_gap", text)
+            self._items.append(("error", ProtocolError("seq_gap", text, seq=b.seq)))
+            self.resync(self.since)
+            return
+        self._ids.extend(b.new_ids)
+        b.ids = self._ids
+        self.since = b.last_seq
+        self._items.append(("devices", b))
 
     def _snapshot(self, msg: Snapshot) -> None:
         if msg.part != len(self._parts):
