@@ -70,7 +70,8 @@ class DeviceColumns:
         self.store_ids: list[Any] = []
         self.kind_code: dict[str, int] = {}
         self.kind_ids: list[str] = []
-        self._city_of: list[Any] = []       # store code -> city id, as of fleet.city_gen
+        self._city_code = np.full(0, -1, np.int64)   # store code -> city code, as of fleet.city_gen
+        self._city_ids: list[str] = []
         self._city_gen = -1
         self.frames = 0                    # devices frames applied
         self.fallback_rows = 0             # rows applied by the object path (new, expired, ...)
@@ -180,13 +181,18 @@ class DeviceColumns:
             return self._status_obj[self.status.item(i)], self.seen.item(i)
         return rec["status"], rec["last_seen"]
 
-    def _cities(self) -> list[Any]:
-        """Store code -> city id (None: none), remade when a store's city changed."""
+    def _cities(self) -> tuple[np.ndarray, list[str]]:
+        """Store code -> city code (-1: none; the last entry stands for "no store") and
+        city code -> city id, remade when a store's city changed."""
         fleet = self.fleet
-        if self._city_gen != fleet.city_gen or len(self._city_of) != len(self.store_ids):
-            self._city_of = list(map(fleet.store_city.get, self.store_ids))
+        if self._city_gen != fleet.city_gen or len(self._city_code) != len(self.store_ids) + 1:
+            ids = sorted(set(fleet.store_city.values()))
+            code = {c: i for i, c in enumerate(ids)}
+            self._city_code = np.array([code.get(fleet.store_city.get(s), -1) for s in self.store_ids] + [-1],
+                                       np.int64)
+            self._city_ids = ids
             self._city_gen = fleet.city_gen
-        return self._city_of
+        return self._city_code, self._city_ids
 
     # ------------------------------------------------------------------ object batches
     def before(self, ids: list[str]) -> None:
@@ -276,18 +282,8 @@ class DeviceColumns:
         new = codes[last]
         changed = np.flatnonzero(new != self.status[u])
         if changed.size:
-            # count the moves by (store, kind, old, new): one dict update per distinct move
             cu = u[changed]
-            nk = len(self.kind_ids)
-            key = (((self.sto[cu].astype(np.int64) + 1) * nk + self.kin[cu]) * 6 + self.status[cu]) * 6 \
-                + new[changed]
-            keys, counts = np.unique(key, return_counts=True)
-            moved, objs, store_ids, kind_ids = fleet.status_moved, self._status_obj, self.store_ids, self.kind_ids
-            for kk, k in zip(keys.tolist(), counts.tolist()):
-                kk, to = divmod(kk, 6)
-                kk, was = divmod(kk, 6)
-                sc, kc = divmod(kk, nk)
-                moved(store_ids[sc - 1] if sc else None, kind_ids[kc], objs[was], objs[to], dirty, k)
+            self._move_counts(cu, self.status[cu], new[changed], dirty)
             self.status[cu] = new[changed]
         self.ts[u] = ts[last]
         self.seq[u] = (first + last) if rowseq is None else rowseq[last]
@@ -314,11 +310,36 @@ class DeviceColumns:
         sc = [c - 1 for c in sc]
         store_ids = self.store_ids
         dirty.stores.update(map(store_ids.__getitem__, sc))
-        city_of = self._cities()
-        cities = set(map(city_of.__getitem__, sc))
-        cities.discard(None)
-        dirty.cities |= cities
+        city_code, city_ids = self._cities()
+        cc = city_code[sc]
+        dirty.cities.update(map(city_ids.__getitem__, np.flatnonzero(np.bincount(cc[cc >= 0])).tolist()))
         return nfb
+
+    def _move_counts(self, idx: np.ndarray, old: np.ndarray, new: np.ndarray, dirty: Dirty) -> None:
+        """Devices ``idx`` moved from status codes ``old`` to ``new``: the fleet's counts
+        per store, city and kind follow, one dict update per (key, status) whose count
+        changed (what ``Fleet.status_moved`` does per device)."""
+        fleet, objs = self.fleet, self._status_obj
+        ones = np.ones(len(idx), np.int64)
+        weights = np.concatenate((-ones, ones))
+        codes = np.concatenate((old, new)).astype(np.int64)
+        sto = self.sto[idx].astype(np.int64)
+        city_code, city_ids = self._cities()
+        cit = city_code[sto]                           # -1: no city (or no store)
+        kin = self.kin[idx].astype(np.int64)
+        for keys, names, counts in (
+                (sto + 1, [None, *self.store_ids], fleet.scount),
+                (cit, city_ids, fleet.ccount),
+                (kin, self.kind_ids, fleet.kcount)):
+            k2 = np.concatenate((keys, keys)) * 6 + codes
+            keep = k2 >= 0
+            uk, inv = np.unique(k2[keep], return_inverse=True)
+            delta = np.bincount(inv, weights[keep]).astype(np.int64)
+            nz = np.flatnonzero(delta)
+            for key, d in zip(uk[nz].tolist(), delta[nz].tolist()):
+                name, code = divmod(key, 6)
+                counts[names[name]][objs[code]] += d
+        dirty.kinds.update(map(self.kind_ids.__getitem__, np.unique(kin).tolist()))
 
     def _fallback(self, b: "DeviceBatch", skip: int, rows: list[int], dev: np.ndarray, now: float,
                   dirty: Dirty) -> None:
