@@ -359,7 +359,10 @@ class WallSender:
             pause = self._last_send + cfg.batch_interval - time.monotonic()
             if pause > 0:
                 await asyncio.sleep(pause)
-        chunk = tail.get(self.cursor, cfg.batch_events, cfg.max_frame - 64)
+        # a columnar wall takes up to 4 x batch_events per chunk (its frames are ~0.3 of the
+        # bytes, and its apply costs mostly per frame): only when that many are waiting
+        chunk = tail.get(self.cursor, cfg.batch_events if self.columnar is None else 4 * cfg.batch_events,
+                         cfg.max_frame - 64)
         if chunk is None:  # older than the ring: replay from the journal
             events = await self.hub.eventlog.read(self.cursor - 1, cfg.batch_events)
             if not events or events[0]["seq"] != self.cursor:

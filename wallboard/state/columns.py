@@ -293,10 +293,11 @@ class DeviceColumns:
             a = self.metrics.get(name)
             if a is None:
                 a = self.metrics[name] = np.full(len(self.status), _NAN)
-            ok = ~np.isnan(col)
-            if ok.all():
+            if None not in b.metrics[name]:                # every row carries it (the usual case)
                 a[u] = col[last]
-            elif ok.any():
+                continue
+            ok = ~np.isnan(col)
+            if ok.any():
                 r = np.flatnonzero(ok)
                 dr = si[r]
                 np.maximum.at(scratch, dr, r)
@@ -317,29 +318,31 @@ class DeviceColumns:
 
     def _move_counts(self, idx: np.ndarray, old: np.ndarray, new: np.ndarray, dirty: Dirty) -> None:
         """Devices ``idx`` moved from status codes ``old`` to ``new``: the fleet's counts
-        per store, city and kind follow, one dict update per (key, status) whose count
-        changed (what ``Fleet.status_moved`` does per device)."""
+        per store, city and kind follow (what ``Fleet.status_moved`` does per device), with
+        one bincount over the three tables and one dict update per count that changed."""
         fleet, objs = self.fleet, self._status_obj
-        ones = np.ones(len(idx), np.int64)
-        weights = np.concatenate((-ones, ones))
-        codes = np.concatenate((old, new)).astype(np.int64)
-        sto = self.sto[idx].astype(np.int64)
         city_code, city_ids = self._cities()
-        cit = city_code[sto]                           # -1: no city (or no store)
+        ns, nc = len(self.store_ids) + 1, len(city_ids) + 1
+        sto = self.sto[idx].astype(np.int64) + 1          # 0: no store
+        cit = city_code[sto - 1]                          # -1: no city -> the spare slot nc - 1
+        cit[cit < 0] = nc - 1
         kin = self.kin[idx].astype(np.int64)
-        for keys, names, counts in (
-                (sto + 1, [None, *self.store_ids], fleet.scount),
-                (cit, city_ids, fleet.ccount),
-                (kin, self.kind_ids, fleet.kcount)):
-            k2 = np.concatenate((keys, keys)) * 6 + codes
-            keep = k2 >= 0
-            uk, inv = np.unique(k2[keep], return_inverse=True)
-            delta = np.bincount(inv, weights[keep]).astype(np.int64)
-            nz = np.flatnonzero(delta)
-            for key, d in zip(uk[nz].tolist(), delta[nz].tolist()):
-                name, code = divmod(key, 6)
-                counts[names[name]][objs[code]] += d
-        dirty.kinds.update(map(self.kind_ids.__getitem__, np.unique(kin).tolist()))
+        base = np.concatenate((sto * 6, (ns + cit) * 6, (ns + nc + kin) * 6))
+        o, w = np.tile(old.astype(np.int64), 3), np.tile(new.astype(np.int64), 3)
+        size = (ns + nc + len(self.kind_ids)) * 6
+        delta = np.bincount(base + w, minlength=size) - np.bincount(base + o, minlength=size)
+        nz = np.flatnonzero(delta)
+        stores, cities, kinds = [None, *self.store_ids], city_ids, self.kind_ids
+        scount, ccount, kcount = fleet.scount, fleet.ccount, fleet.kcount
+        for key, d in zip(nz.tolist(), delta[nz].tolist()):
+            slot, code = divmod(key, 6)
+            if slot < ns:
+                scount[stores[slot]][objs[code]] += d
+            elif slot < ns + nc - 1:
+                ccount[cities[slot - ns]][objs[code]] += d
+            elif slot >= ns + nc:
+                kcount[kinds[slot - ns - nc]][objs[code]] += d
+        dirty.kinds.update(map(kinds.__getitem__, set(kin.tolist())))
 
     def _fallback(self, b: "DeviceBatch", skip: int, rows: list[int], dev: np.ndarray, now: float,
                   dirty: Dirty) -> None:
