@@ -1,23 +1,31 @@
 """Flight recorder seek: how long a replay takes to show the state at a random moment.
 
     python benchmarks/seek.py                         # 5 synthetic minutes at 10,000 events/s
-    python benchmarks/seek.py --minutes 60 --seeks 30
+    python benchmarks/seek.py --minutes 5 --seeks 10 --noise      # one core kept busy meanwhile
+    python benchmarks/seek.py --minutes 1440 --max-generate-s 3000 --dir /tmp/day   # a day, or what 50 min make
+    python benchmarks/seek.py --existing /tmp/day --seeks 20 --noise   # seek that journal again
     python benchmarks/seek.py --journal nats --minutes 2   # a JetStream log (nats-server started here)
 
 Writes a synthetic journal (generated, not published in real time): ``--rate`` device
 events/s over ``--devices`` devices in 2,000 stores for ``--minutes`` of commit-clock time,
 in batches of 500 committed every 50 ms of that clock, with the hub's compaction (a
-snapshot every ``--compact-every`` events, kept a minute apart, ``--keep`` all of it), as
-a hub with ``--keep`` would have written it. Then times ``state_at`` -- what a replay
-connection (``hello`` with ``at``, or ``seek``) does before its first frame: the journal's
-``history(T)``, the state rebuilt from the snapshot + the events up to T, and its snapshot
-frames -- for ``--seeks`` random moments. Prints one JSON object: seek p50/p95/max (s),
-the journal's size on disk, events, snapshots kept, the generation time and the load.
-Target (issue 16): a seek anywhere in 24 h of a 10,000 events/s day within 2 s; a day is
-864 M events and about 150 GB here, so the default run is a slice of it. A seek's cost does
-not grow with the history: it finds its moment and its snapshot by index (SQLite B-trees,
-log n), then rebuilds from one snapshot (every one the hub makes is kept, compressed) +
-at most ``--compact-every`` events; ``events_replayed_per_seek`` says how many it took.
+snapshot every ``--compact-every`` events, every one kept for replays), as a hub with
+``--keep`` would have written it (SQLite: the same file, written with ``synchronous=OFF``
+instead of an fsync per synthetic commit; ``--raw-rows``: events rows uncompressed, the
+format before ``events.codec``). Generation stops early, at a snapshot, after
+``--max-generate-s`` seconds or when the disk of ``--dir`` has less than ``--min-free-gb``
+free (``stopped_early`` says which; ``minutes`` is what was written). Then times
+``state_at`` -- what a replay connection (``hello`` with ``at``, or ``seek``) does before
+its first frame: the journal's ``history(T)``, the state rebuilt from the snapshot + the
+events up to T, and its snapshot frames -- for ``--seeks`` random moments over the whole
+range (``--noise``: while another process keeps one core busy). Prints one JSON object:
+seek p50/p95/max wall seconds and CPU seconds of the seeking thread, the journal's size on
+disk and bytes per event, events, snapshots kept, the generation time and rate, and the
+load average (at generation start; at the seeks' start and end).
+Target (issue 16): a seek anywhere in 24 h of a 10,000 events/s day within 2 s. A seek's
+cost does not grow with the history: it finds its moment and its snapshot by index (SQLite
+B-trees, log n), then rebuilds from one snapshot + at most ``--compact-every`` events;
+``events_replayed_per_seek`` says how many it took.
 """
 from __future__ import annotations
 
@@ -124,7 +132,7 @@ def main() -> None:
     minutes = (end - start) / 60
     per_hour = size / (minutes / 60)
     out = {
-        "journal": args.journal, "rows": "raw" if args.raw_rows else "zlib", "minutes": round(minutes, 2),
+        "journal": args.journal, "rows": ("raw" if args.raw_rows else "zlib") if args.journal == "sqlite" else "jetstream messages", "minutes": round(minutes, 2),
         "minutes_asked": args.minutes, "stopped_early": stopped,
         "rate": args.rate, "devices": args.devices, "events": total,
         "snapshots_kept": snaps, "snapshots_mb": round(snap_bytes / 1e6, 1), "journal_mb": round(size / 1e6, 1),
