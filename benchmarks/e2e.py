@@ -390,7 +390,8 @@ def storm_report(m: "Measure", final_file: str, journal: str | None, world_seq: 
             "newest_state_ms": {"p50": round(pct(newest_lat, 0.5), 1), "p99": round(pct(newest_lat, 0.99), 1),
                                 "max": round(newest_lat[-1], 1) if newest_lat else None},
             "conflated_hub": hub_conf, "conflated_wall": out["conflated"]["wall_drain"],
-            "not_shown_nor_conflated": sent - out["events_shown"] - hub_conf - out["conflated"]["wall_drain"],
+            "not_shown_nor_conflated": sent - out["events_shown"] - hub_conf - out["conflated"]["wall_drain"]
+            - out["conflated"]["wall_feed_queue"],
             "hub_resyncs": st.hub_counters.get("resyncs", 0) - hub_resyncs0,
             "targets": {"lost": 0, "frames_per_s": 25, "newest_state_p99_ms": 1000, "resyncs": 0},
         },
@@ -609,7 +610,7 @@ def main() -> int:
                                                  "p99": float(parts[3]), "events": int(parts[4])}
         if probe is not None:
             out["slow_events"] = probe.report()
-        out["conflated"] = {"wall_drain": st.conflated - conflated0,
+        out["conflated"] = {"wall_drain": st.conflated - conflated0, "wall_feed_queue": wall.client.conflated,
                             "hub_as_of_its_last_stats": st.hub_counters.get("conflated", 0) - hub_conflated0}
         if args.storm:
             wall.pump(2.5)        # the hub's stats (every 1 s) catch up with the end of the run

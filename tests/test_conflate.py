@@ -339,3 +339,29 @@ def test_a_wall_that_keeps_up_does_not_conflate():
     d = FrameDriver(st_, QueueSource([("events", window)]), clock=lambda: 2000.0)
     d.step()
     assert st_.seq == 100 and d.stats.conflated == 0 and st_.counters["applied"] == 100
+
+
+def test_a_feed_queue_past_max_pending_is_conflated_not_dropped_for_a_resync():
+    from wallboard.feed import FeedClient
+
+    rng = random.Random(9)
+    window = random_window(rng, 3000, 10)
+    client = FeedClient("ws://127.0.0.1:9/feed", max_pending=1000)
+    for i in range(0, 3000, 500):
+        client._push([("events", window[i:i + 500])])
+    assert client.dropped_events == 0 and client.conflated > 1500 and client.pending_events() <= 1000
+    exact, conf = LiveState(settle_gc=False), LiveState(settle_gc=False)
+    exact.apply([dict(e) for e in window], 5.0)
+    for kind, payload in client.drain(10_000):
+        conf.apply(payload, 5.0)
+    assert entities(conf) == entities(exact)
+
+
+def test_a_feed_queue_that_conflation_cannot_shrink_is_still_dropped_and_resynced():
+    from wallboard.feed import FeedClient
+
+    client = FeedClient("ws://127.0.0.1:9/feed", max_pending=1000)
+    client._request_resync = lambda since: None         # no loop here: just note the drop
+    for i in range(0, 3000, 500):                        # KPI samples: never conflated
+        client._push([("events", [kpi(s) for s in range(i + 1, i + 501)])])
+    assert client.dropped_events > 1000 and client.conflated == 0

@@ -163,6 +163,9 @@ class FeedClient:
         self._resync_to: tuple[int | None] | None = None
         self._session_reject = ""
         self.dropped_events = 0
+        #: queued events conflated on the feed thread (the UI fell max_pending behind)
+        self.conflated = 0
+        self._generation = 0   # bumped by resync(): a queue conflated meanwhile is stale
 
     # ------------------------------------------------------------------ UI side
     def start(self) -> None:
@@ -268,6 +271,7 @@ class FeedClient:
         """Drop queued events and reconnect asking for everything after ``since``
         (``None``/0: a snapshot). Call it when ``LiveState.apply`` raised ``SeqGap``."""
         with self._lock:
+            self._generation += 1
             kept = [it for it in self._q if it[0] not in ("events", "devices", "snapshot")]
             self.dropped_events += self._q_events
             self._q.clear()
@@ -281,6 +285,8 @@ class FeedClient:
     def _push(self, items: list[Item]) -> None:
         wake = False
         overflow = False
+        if self._q_events + sum(len(it[1]) for it in items if it[0] in _DATA) > self.max_pending:
+            items = self._squeeze(items)
         with self._lock:
             for it in items:
                 self._q.append(it)
@@ -305,6 +311,27 @@ class FeedClient:
                 self.on_wake()
             except Exception:  # the UI's problem, not the feed's
                 log.exception("on_wake failed")
+
+    def _squeeze(self, items: list[Item]) -> list[Item]:
+        """The UI fell ``max_pending`` events behind: conflate what is queued (and
+        ``items``) instead of dropping it all for a resync (``protocol.conflate``: of each
+        device only the updates no later one overwrites). Runs on the feed thread, the
+        queue taken out while it runs; what the UI drained meanwhile was nothing. Returns
+        the items to queue: the conflated ones, unless a resync came meanwhile."""
+        with self._lock:
+            queued = list(self._q)
+            self._q.clear()
+            self._q_events = 0
+            generation = self._generation
+        merged, dropped = P.conflate_items(queued + list(items), 2000)
+        with self._lock:
+            if generation != self._generation:      # resync() dropped the queue meanwhile
+                return [it for it in merged if it[0] not in ("events", "devices", "snapshot")]
+            self.conflated += dropped
+        if dropped:
+            log.info("UI %d events behind: conflated the queue (%d device updates overwritten later)",
+                     self.max_pending, dropped)
+        return merged
 
     def _set(self, **changes: Any) -> None:
         old = self._status

@@ -16,7 +16,9 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol
 
 from wallboard.protocol import ProtocolError
-from wallboard.protocol.conflate import Span, conflate, split_spans
+from wallboard.protocol.conflate import conflate_items
+
+_DATA = ("events", "devices")   # queued items that carry events
 from wallboard.state import Dirty, LiveState, SeqGap, SnapshotError
 
 
@@ -192,39 +194,19 @@ class FrameDriver:
         items = self.source.drain(self.max_items)
         waiting = getattr(self.source, "pending_events", None)
         if (not self.conflate_after or waiting is None
-                or sum(len(p) for k, p in items if k == "events") + waiting() <= self.conflate_after):
+                or sum(len(p) for k, p in items if k in _DATA) + waiting() <= self.conflate_after):
             self._pending.extend(items)
             return
-        total = sum(len(p) for k, p in items if k == "events")
+        total = sum(len(p) for k, p in items if k in _DATA)
         while total < self.conflate_max:
             more = self.source.drain(8)
             if not more:
                 break
             items.extend(more)
-            total += sum(len(p) for k, p in more if k == "events")
-        run: list[list[dict]] = []
-        for kind, payload in items:
-            if kind == "events" and payload:
-                run.append(payload)
-                continue
-            self._conflate_run(run)
-            run = []
-            self._pending.append((kind, payload))
-        self._conflate_run(run)
-
-    def _conflate_run(self, run: list[list[dict]]) -> None:
-        if not run:
-            return
-        if len(run) == 1 and len(run[0]) <= self.apply_chunk:
-            self._pending.append(("events", run[0]))
-            return
-        head, tail = run[0], run[-1]
-        first = head.first if type(head) is Span else head[0]["seq"]
-        last = tail.last if type(tail) is Span else tail[-1]["seq"]
-        window = [ev for batch in run for ev in batch]
-        kept = conflate(window)
-        self.stats.conflated += len(window) - len(kept)
-        self._pending.extend(("events", sp) for sp in split_spans(kept, first, last, self.apply_chunk))
+            total += sum(len(p) for k, p in more if k in _DATA)
+        merged, dropped = conflate_items(items, self.apply_chunk)
+        self.stats.conflated += dropped
+        self._pending.extend(merged)
 
     def _finish(self, t0: float, now: float, dirty: Dirty, applied: int) -> Dirty:
         dirty.merge(self.state.tick(now))

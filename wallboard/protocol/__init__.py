@@ -30,6 +30,7 @@ from wallboard.protocol.messages import (
     Ack, Control, Error, Events, Heartbeat, Hello, Message, Publish, Seek, Snapshot, Speed, Stats, Welcome,
     encode, encode_events, to_dict,
 )
+from wallboard.protocol.conflate import Span, conflate, conflate_items
 from wallboard.protocol.publisher import PublisherSession, WindowFull
 from wallboard.protocol.codec import MAX_REPLAY_SPEED
 from wallboard.protocol.limits import MIN_WALL_FRAME, WALL_MAX_HEARTBEAT_S
@@ -51,7 +52,7 @@ __all__ = [
     "STORE_STATUSES", "CHANGE_STATUSES", "INCIDENT_STATUSES", "SEVERITIES", "RISKS",
     "BANNER_LEVELS", "CONTROL_COMMANDS", "WALL_CONTROL_COMMANDS", "SCHEMAS", "REQUIRED",
     "CONTROL_ARGS", "WallSession", "WALL_MAX_FRAME", "MIN_WALL_FRAME", "WALL_MAX_HEARTBEAT_S",
-    "PublisherSession", "WindowFull", "COLUMNAR", "MIN_RUN", "ColumnarEncoder", "DeviceBatch", "decode_devices",
+    "PublisherSession", "WindowFull", "Span", "conflate", "conflate_items", "COLUMNAR", "MIN_RUN", "ColumnarEncoder", "DeviceBatch", "decode_devices",
     "is_columnar",
 ]
 # Internal names some tests and benchmarks reach for (kept importable from here):

@@ -164,4 +164,42 @@ def split_spans(kept: list[dict[str, Any]], first: int, last: int, max_n: int) -
     return [Span(kept[i:j], s, e) for i, j, s, e in split_ranges(seqs, first, last, max_n)]
 
 
-__all__ = ["conflation_key", "kept_indexes", "conflate", "Span", "split_ranges", "split_spans"]
+def conflate_items(items: list[tuple[str, Any]], max_n: int) -> tuple[list[tuple[str, Any]], int]:
+    """A queue of ``(kind, payload)`` items (a feed's: ``("events", batch)``, where a batch
+    may be a :class:`Span`, and anything else) with each run of consecutive ``events``
+    batches conflated into spans of at most ``max_n`` events; the other items stay where
+    they are (a snapshot, a heartbeat, a columnar batch end a run). Returns the new items
+    and how many events were dropped."""
+    out: list[tuple[str, Any]] = []
+    dropped = 0
+    run: list[list[dict[str, Any]]] = []
+
+    def flush() -> None:
+        nonlocal dropped
+        if not run:
+            return
+        if len(run) == 1 and len(run[0]) <= max_n:
+            out.append(("events", run[0]))
+            run.clear()
+            return
+        head, tail = run[0], run[-1]
+        first = head.first if type(head) is Span else head[0]["seq"]
+        last = tail.last if type(tail) is Span else tail[-1]["seq"]
+        window = [ev for batch in run for ev in batch]
+        kept = conflate(window)
+        dropped += len(window) - len(kept)
+        out.extend(("events", sp) for sp in split_spans(kept, first, last, max_n))
+        run.clear()
+
+    for kind, payload in items:
+        if kind == "events" and payload:
+            run.append(payload)
+            continue
+        flush()
+        out.append((kind, payload))
+    flush()
+    return out, dropped
+
+
+__all__ = ["conflation_key", "kept_indexes", "conflate", "Span", "split_ranges", "split_spans",
+           "conflate_items"]
