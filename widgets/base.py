@@ -16,6 +16,7 @@ from PySide6.QtGui import QColor, QFont, QFontDatabase, QPainter
 from PySide6.QtWidgets import QWidget
 
 from wallboard.protocol import did_you_mean  # the project's one "did you mean" hint (pure)
+from wallboard.state.scope import Scope
 
 # --------------------------------------------------------------------------- statuses
 
@@ -194,26 +195,29 @@ class PanelContext:
     #: The wall's feed state now (``LIVE``, ``STALE``, ``RECONNECTING``, ``CONNECTING``,
     #: ``AUTH_FAILED``): a panel that says "live" asks here (never assumes it).
     feed_state: Callable[[], str] = lambda: "LIVE"
+    _region: tuple = field(default=(None, None), init=False, repr=False, compare=False)
 
     def tr(self, text: str) -> str:
         return translate(text, self.lang)
 
+    @property
+    def region(self) -> Scope:
+        """The event scope as a :class:`~wallboard.state.scope.Scope` (what the state's
+        scoped queries take; built again only when ``scope`` is given a new table)."""
+        src, built = self._region
+        if src is not self.scope:
+            built = Scope.of(self.scope)
+            self._region = (self.scope, built)
+        return built
+
     def whole_chain(self) -> bool:
         """Whether the event scope is empty: every store belongs to it."""
-        return not (self.scope.get("stores") or self.scope.get("cities"))
+        return self.region.chain_wide
 
     def in_scope_store(self, store: dict | None, store_id: str) -> bool:
-        """Whether a store belongs to the event scope (everything when scope is empty)."""
-        if self.whole_chain():
-            return True
-        stores = self.scope.get("stores") or []
-        cities = self.scope.get("cities") or []
-        if store_id in stores:
-            return True
-        if store and cities:
-            city = store.get("city") or {}
-            return city.get("id") in cities
-        return False
+        """Whether a store belongs to the event scope (everything when scope is empty):
+        :meth:`Scope.contains` with the store's city."""
+        return self.region.contains(store_id, ((store or {}).get("city") or {}).get("id"))
 
 
 _UI_SCALE = 1.0

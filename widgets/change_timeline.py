@@ -33,6 +33,7 @@ from PySide6.QtGui import QBrush, QColor, QFont, QFontMetricsF, QPainter, QPaint
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
 from wallboard.layout.specs.change_timeline import SPEC
+from wallboard.state.scope import Scope
 from wallboard.widgets._plot_style import PlotGrid, style_axes
 from wallboard.widgets.base import (
     CHANGE_STATUS_COLORS,
@@ -487,22 +488,12 @@ class ChangeTimelinePanel(QWidget):
             self._select(best, emit=True)
             self._rebuild(self._now)
 
+    def _store_city(self, store_id: str) -> str | None:
+        return ((self.state.stores.get(store_id) or {}).get("city") or {}).get("id")
+
     def _change_in_scope(self, ch: dict) -> bool:
-        scope_st = self.ctx.scope.get("stores") or []
-        scope_ci = self.ctx.scope.get("cities") or []
-        if not scope_st and not scope_ci:
-            return True
-        sc = ch.get("scope") or {}
-        stores, cities = sc.get("stores") or [], sc.get("cities") or []
-        if not stores and not cities:
-            return True  # chain-wide changes touch every scope
-        if any(s in scope_st for s in stores) or any(c in scope_ci for c in cities):
-            return True
-        for s in stores:
-            city = ((self.state.stores.get(s) or {}).get("city") or {}).get("id")
-            if city in scope_ci:
-                return True
-        return False
+        """The change's scope reaches the panel's (chain-wide changes reach every scope)."""
+        return self.ctx.region.reaches(Scope.of(ch.get("scope")), self._store_city)
 
     def _lane_key(self, ch: dict) -> str:
         if self.lane_mode == "system":
@@ -542,13 +533,12 @@ class ChangeTimelinePanel(QWidget):
         return {cid: (k if k in keep else self._others) for cid, k in keys.items()}
 
     def _city_name(self, city_id: str) -> str:
-        for st in self.state.stores.values():
-            city = st.get("city") or {}
-            if city.get("id") == city_id:
-                if self.ctx.lang != "zh" and city.get("name_en"):
-                    return city["name_en"]
-                return city.get("name") or city_id
-        return city_id
+        city = self.state.cities().get(city_id)    # the state's city table, not every store
+        if city is None:
+            return city_id
+        if self.ctx.lang != "zh" and city.get("name_en"):
+            return city["name_en"]
+        return city.get("name") or city_id
 
     def _rebuild(self, now: float) -> None:
         self._now = now

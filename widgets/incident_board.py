@@ -195,12 +195,6 @@ class IncidentBoardPanel(QWidget):
         self.update()
 
     # ------------------------------------------------------------------ data
-    def _in_scope(self, inc: dict) -> bool:
-        stores = inc.get("stores") or []
-        if not stores:
-            return True
-        return any(self.ctx.in_scope_store(self.state.stores.get(s), s) for s in stores)
-
     def _store_name(self, sid: str) -> str:
         return store_name(self.state.stores, sid, self.ctx.lang)
 
@@ -217,30 +211,26 @@ class IncidentBoardPanel(QWidget):
 
     def _rebuild(self, now: float) -> None:
         self._now = now
-        open_incs = [i for i in self.state.open_incidents() if self._in_scope(i)]
-        resolved = [i for i in self.state.recent_resolved(now, self.resolved_keep_s) if self._in_scope(i)]
+        scope = self.ctx.region
+        open_incs = self.state.open_incidents(scope)
+        resolved = self.state.recent_resolved(now, self.resolved_keep_s, scope)
         resolved.sort(key=lambda i: -(i.get("resolved_at") or 0.0))
-        rows = [self._row(i) for i in open_incs] + [self._row(i) for i in resolved]
-        for r in rows:
-            self._first_seen.setdefault(r.incident_id, now)
-            if r.incident_id in self._ack_sent and (r.status != "open" or r.acknowledged_at is not None):
-                del self._ack_sent[r.incident_id]
-        live = {r.incident_id for r in rows}
+        incs = open_incs + resolved
+        for inc in incs:
+            iid = inc["id"]
+            self._first_seen.setdefault(iid, now)
+            if iid in self._ack_sent and ((inc.get("status") or "open") != "open"
+                                          or inc.get("acknowledged_at") is not None):
+                del self._ack_sent[iid]
+        live = {inc["id"] for inc in incs}
         for gone in [k for k in self._first_seen if k not in live]:
             del self._first_seen[gone]
-        self.hidden_rows = max(0, len(rows) - self.max_rows)
-        self.rows = rows[: self.max_rows]
-        acks, fixes = [], []
-        for inc in self.state.incidents.values():
-            if not self._in_scope(inc) or inc.get("opened_at") is None:
-                continue
-            if inc.get("acknowledged_at") is not None:
-                acks.append(inc["acknowledged_at"] - inc["opened_at"])
-            if inc.get("status") == "resolved" and inc.get("resolved_at") is not None:
-                fixes.append(inc["resolved_at"] - inc["opened_at"])
-        self.n_acked, self.n_resolved = len(acks), len(fixes)
-        self.mtta = sum(acks) / len(acks) if acks else None
-        self.mttr = sum(fixes) / len(fixes) if fixes else None
+        self.hidden_rows = max(0, len(incs) - self.max_rows)
+        # rows (their suspects, store names) only for what is shown: the rest is counted
+        self.rows = [self._row(i) for i in incs[: self.max_rows]]
+        stats = self.state.incident_stats(scope)   # kept by the state, not a scan
+        self.n_acked, self.n_resolved = stats.n_acked, stats.n_resolved
+        self.mtta, self.mttr = stats.mtta, stats.mttr
 
     # ------------------------------------------------------------------ paint
     def paintEvent(self, event) -> None:  # noqa: N802 (Qt API)

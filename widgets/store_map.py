@@ -748,10 +748,8 @@ class StoreMapPanel(QWidget):
 
     def _update_blast(self) -> None:
         pts, pens, self._chain_wide = [], [], []
-        for ch in self.state.changes.values():
-            status = ch.get("status")
-            if status not in ("running", "failed", "rolled_back"):
-                continue
+        for ch in self.state.changes_with_status("running", "failed", "rolled_back"):
+            status = ch["status"]
             stores = self._change_stores(ch)
             if stores is None:
                 self._chain_wide.append((str(ch.get("title", ch.get("id", ""))), status))
@@ -771,7 +769,7 @@ class StoreMapPanel(QWidget):
 
     def _update_pulse_list(self, now: float) -> None:
         out = []
-        for inc in self.state.incidents.values():
+        for inc in self.state.open_incidents():
             opened = inc.get("opened_at")
             if inc.get("status") in ("open", "acknowledged") and isinstance(opened, (int, float)) \
                     and 0 <= now - opened < self.opts["pulse_s"]:

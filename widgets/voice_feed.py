@@ -260,8 +260,7 @@ class VoiceFeedPanel(QWidget):
             return True  # chain-wide feedback belongs to every scope
         if sid:
             return self.ctx.in_scope_store(self.state.stores.get(sid), sid)
-        cities = self.ctx.scope.get("cities") or []
-        return not (self.ctx.scope.get("stores") or cities) or city in cities
+        return self.ctx.region.contains(None, city)
 
     def _rebuild(self, now: float) -> None:
         self.rebuilds += 1

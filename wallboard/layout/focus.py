@@ -25,7 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Sequence
 
-from wallboard.layout.model import SEVERITIES, Rule, RuleMatch
+from wallboard.layout.model import SEVERITIES, Rule, RuleMatch, Scope
 
 SEVERITY_RANK = {s: i for i, s in enumerate(SEVERITIES)}
 #: Why a focus ended (``Focus.reason``); a status of the incident otherwise
@@ -75,7 +75,9 @@ def matches(m: RuleMatch, f: IncidentFacts) -> bool:
     stores and cities together are one criterion: where)."""
     if m.severity and f.severity not in m.severity:
         return False
-    if (m.stores or m.cities) and not (set(m.stores).intersection(f.stores) or f.cities.intersection(m.cities)):
+    where = Scope(m.cities, m.stores)
+    if not where.chain_wide and not (any(where.contains(s, None) for s in f.stores)
+                                     or any(where.contains(None, c) for c in f.cities)):
         return False
     if m.kinds and not f.kinds.intersection(m.kinds):
         return False
@@ -88,9 +90,10 @@ def focus_store(rule: Rule, f: IncidentFacts, stores: Mapping[str, Mapping[str, 
     None when it has none."""
     where = [s for s in f.stores if s in stores]
 
+    by_rule = Scope(rule.match.cities, rule.match.stores)
+
     def named(sid: str) -> bool:
-        city = ((stores.get(sid) or {}).get("city") or {}).get("id")
-        return sid in rule.match.stores or city in rule.match.cities
+        return not by_rule.chain_wide and by_rule.contains(sid, ((stores.get(sid) or {}).get("city") or {}).get("id"))
 
     return ([s for s in where if named(s)] or where or [None])[0]
 

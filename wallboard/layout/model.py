@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Sequence
 
+from wallboard.state.scope import Scope  # noqa: F401 (the layout's scopes: one class, one contains)
+
 #: Alert sounds shipped in ``assets/sounds/<name>.wav``; ``"none"`` is silence.
 SOUND_NAMES: tuple[str, ...] = ("p1_alarm", "p1_urgent", "p2_chime", "none")
 #: Incident severities a ``[[rules]]`` entry may match (the protocol's, most severe first).
@@ -60,18 +62,6 @@ class LayoutError(Exception):
 
 
 # --------------------------------------------------------------------------- model
-
-
-@dataclass(frozen=True)
-class Scope:
-    """Cities and/or stores an event (or panel) covers; both empty means chain-wide."""
-
-    cities: tuple[str, ...] = ()
-    stores: tuple[str, ...] = ()
-
-    @property
-    def chain_wide(self) -> bool:
-        return not self.cities and not self.stores
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,10 @@ rolled_back) are kept up to ``max_finished_changes`` and for ``finished_keep_s``
 their finish time (``end``, else the ``ts`` of the event that finished them), oldest
 finished first. Planned/running changes are capped by ``max_active_changes`` (a safety
 net; the oldest is dropped and counted).
+
+Views kept as changes come and go (no query scans every change): the changes reaching
+each store and each city by their ``scope`` (``by_store``, ``by_city``; ``chain_wide``:
+no scope, reaching every store) and the changes of each status (``by_status``).
 """
 from __future__ import annotations
 
@@ -31,6 +35,11 @@ class ChangeBook:
         self._start: dict[str, float] = {}
         self._open_ended: set[str] = set()                      # end is None
         self._max_dur = 0.0
+        self.by_store: dict[str, set[str]] = {}                 # scope.stores -> ids
+        self.by_city: dict[str, set[str]] = {}                  # scope.cities -> ids
+        self.chain_wide: set[str] = set()                       # no scope
+        self.by_status: dict[str, set[str]] = {}                # status -> ids
+        self._where: dict[str, tuple] = {}                      # id -> (stores, cities, status) indexed
 
     # ------------------------------------------------------------------ index
 
@@ -50,12 +59,39 @@ class ChangeBook:
             self._open_ended.discard(cid)
             if end - start > self._max_dur:
                 self._max_dur = end - start
+        scope = rec.get("scope") or {}
+        where = (tuple(scope.get("stores") or ()), tuple(scope.get("cities") or ()), rec["status"])
+        if self._where.get(cid) != where:
+            self._unindex_where(cid)
+            stores, cities, status = self._where[cid] = where
+            if not stores and not cities:
+                self.chain_wide.add(cid)
+            for s in stores:
+                self.by_store.setdefault(s, set()).add(cid)
+            for c in cities:
+                self.by_city.setdefault(c, set()).add(cid)
+            self.by_status.setdefault(status, set()).add(cid)
+
+    def _unindex_where(self, cid: str) -> None:
+        old = self._where.pop(cid, None)
+        if old is None:
+            return
+        stores, cities, status = old
+        self.chain_wide.discard(cid)
+        for index, keys in ((self.by_store, stores), (self.by_city, cities), (self.by_status, (status,))):
+            for k in keys:
+                ids = index.get(k)
+                if ids is not None:
+                    ids.discard(cid)
+                    if not ids:
+                        del index[k]
 
     def _unindex(self, cid: str) -> None:
         old = self._start.pop(cid)
         i = bisect.bisect_left(self._idx, (old, cid))
         del self._idx[i]
         self._open_ended.discard(cid)
+        self._unindex_where(cid)
 
     # ------------------------------------------------------------------ updates
 
@@ -147,6 +183,22 @@ class ChangeBook:
         return n
 
     # ------------------------------------------------------------------ queries
+
+    def reaching(self, store_id: str, city_id: str | None) -> set[str]:
+        """Ids of the changes whose scope reaches the store: it or its city is named, or
+        the change is chain-wide."""
+        out = set(self.chain_wide)
+        out.update(self.by_store.get(store_id, ()))
+        if city_id is not None:
+            out.update(self.by_city.get(city_id, ()))
+        return out
+
+    def with_status(self, statuses) -> list[dict[str, Any]]:
+        """The changes whose status is one of ``statuses``, by start then id."""
+        recs = self.records
+        out = [recs[c] for s in statuses for c in self.by_status.get(s, ())]
+        out.sort(key=lambda r: (r["start"], r["id"]))
+        return out
 
     def window(self, t0: float, t1: float) -> list[dict[str, Any]]:
         """Changes whose [start, end] (end None = still open) overlaps [t0, t1], by start."""

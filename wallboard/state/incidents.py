@@ -5,14 +5,54 @@ An incident's ``opened_at`` defaults to the ``ts`` of its first event, ``status`
 kept up to ``max_resolved_incidents`` and for ``resolved_keep_s`` after their resolve
 time (``resolved_at``, else the ``ts`` of the event that resolved them), in the order
 they were resolved.
+
+Views kept as incidents come and go (no query scans every incident): the incidents of
+each store (``by_store``; ``unscoped``: those naming no store, which belong to every
+scope) and the chain-wide acknowledge / resolve sums behind MTTA and MTTR
+(``chain_stats``). :meth:`IncidentBook.in_scope` and :meth:`IncidentBook.stats` read
+them for one scope.
 """
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Any, Callable
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable
 
 from .config import RESOLVED, SEVERITIES, SEVERITY_RANK, StateConfig
 from .dirty import Dirty
+from .scope import Scope
+
+
+@dataclass
+class IncidentStats:
+    """Acknowledge and resolve times of a scope's incidents: MTTA / MTTR and their counts."""
+
+    n_acked: int = 0
+    ack_s: float = 0.0        # sum of acknowledged_at - opened_at
+    n_resolved: int = 0
+    fix_s: float = 0.0        # sum of resolved_at - opened_at (resolved ones)
+
+    @property
+    def mtta(self) -> float | None:
+        return self.ack_s / self.n_acked if self.n_acked else None
+
+    @property
+    def mttr(self) -> float | None:
+        return self.fix_s / self.n_resolved if self.n_resolved else None
+
+    def add(self, rec: dict[str, Any], sign: int = 1) -> None:
+        """Count (``sign`` 1) or uncount (-1) one incident record."""
+        opened = rec.get("opened_at")
+        if opened is None:
+            return
+        acked = rec.get("acknowledged_at")
+        if acked is not None:
+            self.n_acked += sign
+            self.ack_s += sign * (acked - opened)
+        fixed = rec.get("resolved_at")
+        if rec.get("status") == RESOLVED and fixed is not None:
+            self.n_resolved += sign
+            self.fix_s += sign * (fixed - opened)
 
 
 class IncidentBook:
@@ -27,6 +67,9 @@ class IncidentBook:
         self.open: set[str] = set()
         self.sev_counts: dict[str, int] = dict.fromkeys(SEVERITIES, 0)
         self.resolved: OrderedDict[str, float] = OrderedDict()   # id -> resolve time
+        self.by_store: dict[str, set[str]] = {}                  # store -> incident ids
+        self.unscoped: set[str] = set()                          # ids naming no store
+        self.chain_stats = IncidentStats()
 
     def upsert(self, ev: dict[str, Any], dirty: Dirty) -> None:
         """Create, merge or delete one incident; keep the open counts and the FIFO."""
@@ -38,6 +81,8 @@ class IncidentBook:
                 return
             self._drop(iid, dirty)
             return
+        if rec is not None:
+            self._unindex(rec)
         if rec is None:
             rec = dict(ev)
             rec.pop("deleted", None)
@@ -55,6 +100,7 @@ class IncidentBook:
             rec.pop("deleted", None)
             if rec.get("opened_at") is None:
                 rec["opened_at"] = ev["ts"]
+        self._index(rec)
         is_open = rec["status"] != RESOLVED
         if was_open:
             self.sev_counts[old_sev] -= 1
@@ -87,8 +133,29 @@ class IncidentBook:
                 if city is not None:
                     dirty.cities.add(city)
 
+    def _index(self, rec: dict[str, Any]) -> None:
+        iid = rec["id"]
+        stores = rec.get("stores") or ()
+        if not stores:
+            self.unscoped.add(iid)
+        for sid in stores:
+            self.by_store.setdefault(sid, set()).add(iid)
+        self.chain_stats.add(rec)
+
+    def _unindex(self, rec: dict[str, Any]) -> None:
+        iid = rec["id"]
+        self.unscoped.discard(iid)
+        for sid in rec.get("stores") or ():
+            ids = self.by_store.get(sid)
+            if ids is not None:
+                ids.discard(iid)
+                if not ids:
+                    del self.by_store[sid]
+        self.chain_stats.add(rec, -1)
+
     def _drop(self, iid: str, dirty: Dirty) -> None:
         rec = self.records.pop(iid)
+        self._unindex(rec)
         if iid in self.open:
             self.open.discard(iid)
             self.sev_counts[rec["severity"]] -= 1
@@ -101,6 +168,7 @@ class IncidentBook:
         for rec in records:
             iid = rec["id"]
             self.records[iid] = rec
+            self._index(rec)
             if rec["status"] != RESOLVED:
                 self.open.add(iid)
                 self.sev_counts[rec["severity"]] += 1
@@ -129,6 +197,35 @@ class IncidentBook:
         return n
 
     # ------------------------------------------------------------------ queries
+
+    def in_scope(self, scope: Scope, store_city: Callable[[str], str | None],
+                 city_stores: Callable[[str], Iterable[str]]) -> set[str] | None:
+        """Ids of the incidents in ``scope`` (one of their stores in it, or naming no
+        store); None for a chain-wide scope (every incident). Reads the per-store index:
+        the cost follows the scope's stores and incidents, not every incident."""
+        if scope.chain_wide:
+            return None
+        out = set(self.unscoped)
+        by_store = self.by_store
+        for sid in scope.stores:
+            out.update(by_store.get(sid, ()))
+        for city in scope.cities:
+            for sid in city_stores(city):
+                out.update(by_store.get(sid, ()))
+        # stores named by incidents but not known as stores yet have no city: only
+        # scope.stores can hold them (done above)
+        return out
+
+    def stats(self, ids: set[str] | None) -> IncidentStats:
+        """The acknowledge / resolve sums of incidents ``ids`` (None: every incident, kept
+        as incidents change)."""
+        if ids is None:
+            return IncidentStats(**vars(self.chain_stats))
+        out = IncidentStats()
+        recs = self.records
+        for iid in ids:
+            out.add(recs[iid])
+        return out
 
     def open_sorted(self) -> list[dict[str, Any]]:
         recs = [self.records[i] for i in self.open]

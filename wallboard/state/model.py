@@ -43,7 +43,8 @@ from .config import NO_KIND, STATUS_ORDER, StateConfig
 from .correlate import rank_suspects
 from .dirty import Dirty, SeqGap
 from .fleet import Fleet
-from .incidents import IncidentBook
+from .incidents import IncidentBook, IncidentStats
+from .scope import Scope
 from .series import KpiStore, VoiceLog
 
 if TYPE_CHECKING:
@@ -453,24 +454,48 @@ class LiveState:
 
     # ------------------------------------------------------------------ incidents & changes
 
-    def open_incidents(self) -> list[dict[str, Any]]:
-        """Incidents not resolved, by severity (P1 first), then ``opened_at``, then id."""
-        return self._incidents.open_sorted()
+    def open_incidents(self, scope: Scope | None = None) -> list[dict[str, Any]]:
+        """Incidents not resolved, by severity (P1 first), then ``opened_at``, then id;
+        with ``scope``, only those in it (see :meth:`incidents_in_scope`)."""
+        recs = self._incidents.open_sorted()
+        ids = self.incidents_in_scope(scope)
+        return recs if ids is None else [r for r in recs if r["id"] in ids]
+
+    def incidents_in_scope(self, scope: Scope | None) -> set[str] | None:
+        """Ids of the incidents in ``scope``: one of their stores is in it (by store or by
+        its city), or they name no store (they belong to every scope). None for no scope
+        or a chain-wide one: every incident. Read from the incidents' per-store index: the
+        cost follows the scope's stores, never every incident."""
+        if scope is None or scope.chain_wide:
+            return None
+        fleet = self._fleet
+        return self._incidents.in_scope(scope, fleet.store_city.get,
+                                        lambda c: fleet.city_stores.get(c, ()))
+
+    def incident_stats(self, scope: Scope | None = None) -> IncidentStats:
+        """MTTA / MTTR of the incidents held in ``scope`` (None: the whole chain, kept
+        current as incidents change): ``n_acked``, ``mtta``, ``n_resolved``, ``mttr``."""
+        return self._incidents.stats(self.incidents_in_scope(scope))
 
     def open_by_severity(self) -> dict[str, int]:
         """Severity -> number of open (not resolved) incidents."""
         return dict(self._incidents.sev_counts)
 
-    def recent_resolved(self, now: float, keep_s: float) -> list[dict[str, Any]]:
+    def recent_resolved(self, now: float, keep_s: float, scope: Scope | None = None) -> list[dict[str, Any]]:
         """Resolved incidents still held, resolved within ``keep_s`` of ``now``, newest
-        first."""
-        return self._incidents.recent_resolved(now, keep_s)
+        first; with ``scope``, only those in it."""
+        recs = self._incidents.recent_resolved(now, keep_s)
+        ids = self.incidents_in_scope(scope)
+        return recs if ids is None else [r for r in recs if r["id"] in ids]
 
     def store_incidents(self, store_id: str, include_resolved: bool = False) -> list[dict[str, Any]]:
-        """Incidents naming the store (open ones unless ``include_resolved``), newest first."""
+        """Incidents naming the store (open ones unless ``include_resolved``), newest first
+        (from the per-store index)."""
         inc = self._incidents
-        ids: Iterable[str] = inc.records if include_resolved else inc.open
-        out = [inc.records[i] for i in ids if store_id in inc.records[i].get("stores", ())]
+        ids: Iterable[str] = inc.by_store.get(store_id, ())
+        if not include_resolved:
+            ids = [i for i in ids if i in inc.open]
+        out = [inc.records[i] for i in ids]
         out.sort(key=lambda r: (-r["opened_at"], r["id"]))
         return out
 
@@ -481,14 +506,29 @@ class LiveState:
     def store_changes(self, store_id: str, t0: float, t1: float) -> list[dict[str, Any]]:
         """Changes in [t0, t1] whose scope reaches the store (directly, via its city, or
         chain-wide), by start."""
-        city = self._fleet.store_city.get(store_id)
+        recs = self._changes.records
         out = []
-        for ch in self._changes.window(t0, t1):
-            scope = ch.get("scope") or {}
-            stores, cities = scope.get("stores") or (), scope.get("cities") or ()
-            if store_id in stores or (city is not None and city in cities) or (not stores and not cities):
+        for cid in self._changes.reaching(store_id, self._fleet.store_city.get(store_id)):
+            ch = recs[cid]
+            end = ch.get("end")
+            if ch["start"] <= t1 and (end is None or end >= t0):
                 out.append(ch)
+        out.sort(key=lambda r: (r["start"], r["id"]))
         return out
+
+    def store_active_changes(self, store_id: str) -> list[dict[str, Any]]:
+        """Planned and running changes whose scope reaches the store (it, its city, or
+        chain-wide), by start (from the changes' scope index)."""
+        recs = self._changes.records
+        out = [recs[c] for c in self._changes.reaching(store_id, self._fleet.store_city.get(store_id))
+               if recs[c]["status"] in ("planned", "running")]
+        out.sort(key=lambda r: (r["start"], r["id"]))
+        return out
+
+    def changes_with_status(self, *statuses: str) -> list[dict[str, Any]]:
+        """Changes whose status is one of ``statuses`` (e.g. ``"running", "failed"``), by
+        start (from the per-status index, never every change)."""
+        return self._changes.with_status(statuses)
 
     def suspects(self, incident_id: str) -> list[tuple[str, float, list[str]]]:
         """Changes that may have caused the incident, best first: ``[(change_id, score,
