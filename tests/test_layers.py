@@ -8,7 +8,7 @@ import pytest
 
 from conftest import ROOT
 
-PURE = ["wallboard.protocol", "wallboard.state", "wallboard.layout"]
+PURE = ["wallboard.protocol", "wallboard.state", "wallboard.layout", "wallboard.scope"]
 FORBIDDEN = ["PySide6", "websockets", "pyqtgraph", "aiohttp"]
 
 

@@ -11,7 +11,7 @@ import pytest
 from test_state_helpers import Feed
 from wallboard.layout import Scope as LayoutScope
 from wallboard.state import LiveState, StateConfig
-from wallboard.state.scope import CHAIN, Scope
+from wallboard.scope import CHAIN, Scope
 
 STORES = [f"s{i}" for i in range(12)]
 CITIES = ["hz", "sh", "nj"]

@@ -16,7 +16,7 @@ from PySide6.QtGui import QColor, QFont, QFontDatabase, QPainter
 from PySide6.QtWidgets import QWidget
 
 from wallboard.protocol import did_you_mean  # the project's one "did you mean" hint (pure)
-from wallboard.state.scope import Scope
+from wallboard.scope import Scope
 
 # --------------------------------------------------------------------------- statuses
 
@@ -202,7 +202,7 @@ class PanelContext:
 
     @property
     def region(self) -> Scope:
-        """The event scope as a :class:`~wallboard.state.scope.Scope` (what the state's
+        """The event scope as a :class:`~wallboard.scope.Scope` (what the state's
         scoped queries take; built again only when ``scope`` is given a new table)."""
         src, built = self._region
         if src is not self.scope:

@@ -33,7 +33,7 @@ from PySide6.QtGui import QBrush, QColor, QFont, QFontMetricsF, QPainter, QPaint
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
 from wallboard.layout.specs.change_timeline import SPEC
-from wallboard.state.scope import Scope
+from wallboard.scope import Scope
 from wallboard.widgets._plot_style import PlotGrid, style_axes
 from wallboard.widgets.base import (
     CHANGE_STATUS_COLORS,

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Sequence
 
-from wallboard.state.scope import Scope  # noqa: F401 (the layout's scopes: one class, one contains)
+from wallboard.scope import Scope  # noqa: F401 (the layout's scopes: one class, one contains)
 
 #: Alert sounds shipped in ``assets/sounds/<name>.wav``; ``"none"`` is silence.
 SOUND_NAMES: tuple[str, ...] = ("p1_alarm", "p1_urgent", "p2_chime", "none")

@@ -20,7 +20,7 @@ from typing import Any, Callable, Iterable
 
 from .config import RESOLVED, SEVERITIES, SEVERITY_RANK, StateConfig
 from .dirty import Dirty
-from .scope import Scope
+from wallboard.scope import Scope
 
 
 @dataclass

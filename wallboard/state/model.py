@@ -44,7 +44,7 @@ from .correlate import rank_suspects
 from .dirty import Dirty, SeqGap
 from .fleet import Fleet
 from .incidents import IncidentBook, IncidentStats
-from .scope import Scope
+from wallboard.scope import Scope
 from .series import KpiStore, VoiceLog
 
 if TYPE_CHECKING:

@@ -4,7 +4,8 @@ scope is matched.
 An event, a panel, a change, a rule's ``match`` all name a scope the same way; a store
 belongs to it when the store itself or its city is listed (:meth:`Scope.contains`).
 Everything that asks "is this store (incident, change, voice item) in scope?" asks
-``contains`` (or :meth:`Scope.reaches`, built on it). Pure; membership is a set lookup.
+``contains`` (or :meth:`Scope.reaches`, built on it). Pure (stdlib only: the layout and
+the state layers both use it, neither pulls the other in); membership is a set lookup.
 """
 from __future__ import annotations
 
