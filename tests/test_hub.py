@@ -251,6 +251,7 @@ def test_heartbeat_stats_metrics_and_ack_incident():
             s.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
             data = s.recv(65536).decode()
         assert "200 OK" in data and "wallboard_events_in_total 2.0" in data
+        assert "wallboard_conflated_events_total 0.0" in data    # a wall that kept up: nothing conflated
 
 
 def test_slow_wall_is_resynced_while_a_fast_wall_keeps_up():

@@ -44,6 +44,8 @@ BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.
 _STATS: dict[str, tuple[str, str, str, float]] = {
     "events_in": ("wallboard_events_in", "counter", "Events accepted, journaled and applied.", 1),
     "events_out": ("wallboard_events_out", "counter", "Events sent to walls (live and replayed).", 1),
+    "conflated": ("wallboard_conflated_events", "counter",
+                  "Device updates a lagging wall did not need: a later event of its window overwrote them.", 1),
     "columnar_events_out": ("wallboard_columnar_events_out", "counter",
                             "Events sent to walls in columnar devices frames (part of events_out).", 1),
     "replayed": ("wallboard_events_replayed", "counter", "Events replayed to reconnecting walls.", 1),
@@ -151,7 +153,8 @@ class _HubCollector:
             yield from hub.sources.collect()
 
     def _walls(self) -> Iterator[Metric]:
-        lag = GaugeMetricFamily("wallboard_wall_lag_events", "Events committed but not yet sent to this wall.",
+        lag = GaugeMetricFamily("wallboard_wall_lag_events", "Events this wall still has to receive (while "
+                                "conflating: the rest of its window plus what came after it).",
                                 labels=["wall"])
         queued = GaugeMetricFamily("wallboard_wall_queued_frames", "Out-of-band frames (heartbeat, stats, "
                                    "errors) queued for this wall.", labels=["wall"])
