@@ -365,3 +365,18 @@ def test_a_feed_queue_that_conflation_cannot_shrink_is_still_dropped_and_resynce
     for i in range(0, 3000, 500):                        # KPI samples: never conflated
         client._push([("events", [kpi(s) for s in range(i + 1, i + 501)])])
     assert client.dropped_events > 1000 and client.conflated == 0
+
+
+def test_a_drain_whose_conflation_drops_little_does_not_try_again_at_once():
+    events = [dev(i, f"d{i}", status="ok") for i in range(1, 9001)]   # every device once
+    items = [("events", events[i:i + 500]) for i in range(0, 9000, 500)]
+    st_ = LiveState(settle_gc=False)
+    d = FrameDriver(st_, QueueSource(items), budget_s=1.0, max_budget_s=1.0, clock=lambda: 2000.0,
+                    conflate_after=1000, conflate_max=2000, max_items=2)
+    d.step()
+    assert d.stats.conflated == 0 and d._conflate_skip_until > 0
+    for _ in range(50):
+        d.step()
+        if st_.seq == 9000:
+            break
+    assert st_.seq == 9000 and st_.counters["applied"] == 9000
