@@ -127,8 +127,12 @@ def test_the_board_shows_a_refused_ack_and_the_reason_is_on_the_status_line(qtbo
         assert board.ack_label("inc-1") == ("ACK", None)
         assert board.acknowledge("inc-1")
         assert board.ack_label("inc-1")[0] == "ACK sent"
+        assert board.ack_refusal("inc-1") is None  # not answered yet
         assert pump(qtbot, ctl, lambda: board.ack_label("inc-1")[0] == "ACK refused")
         assert ctl.controls.refusals == 1
+        # the row itself says why (under its title), not only the header
+        assert board.ack_refusal("inc-1") == "this wall's token does not grant the control role"
+        board.grab()  # paints the row with its refusal line
         assert "control role" in (client.state.last_reject or ctl.driver.stats.last_reject)
         assert h.state.incidents["inc-1"]["status"] == "open"
     finally:

@@ -189,6 +189,17 @@ class IncidentBoardPanel(QWidget):
             return "no answer", SEVERITY_COLORS["P3"]
         return "ACK sent", ""
 
+    def ack_refusal(self, incident_id: str) -> str | None:
+        """Why the hub refused this row's ACK (drawn on the row, under its title, in red,
+        until the ACK is pressed again or the incident is acknowledged), else None."""
+        if incident_id not in self._ack_sent:
+            return None
+        outcome, reason = self.ctx.control_outcome(self._ack_sent[incident_id])
+        if outcome != "refused":
+            return None
+        head, sep, why = reason.partition("refused: ")  # "control 'ack_incident' refused: <why>"
+        return why if sep and why else reason
+
     def select(self, incident_id: str | None) -> None:
         """Highlight a row (no signal)."""
         self.selected = incident_id
@@ -396,11 +407,13 @@ class IncidentBoardPanel(QWidget):
             p.setPen(QColor(theme.text_dim))
             p.drawText(QRectF(x, y0, fm.horizontalAdvance(more) + 4, y1 - y0), Qt.AlignmentFlag.AlignVCenter, more)
             x += fm.horizontalAdvance(more) + fm.horizontalAdvance(" ")
-        if r.suspect:
-            p.setPen(QColor("#ffd166"))
+        refusal = self.ack_refusal(r.incident_id) if can_ack else None
+        if refusal or r.suspect:  # line 3: why the hub refused the ACK (while it shows), else the suspect
+            p.setPen(QColor(SEVERITY_COLORS["P1"] if refusal else "#ffd166"))
             srect = QRectF(left, y1, rect.right() - 8 - left, rect.bottom() - 4 - y1)
-            draw_text_fit(p, srect, f"\u26a0 {tr('suspect')}: {r.suspect}", p.font(),
-                          floor_px=max(9, int(small * 0.8)), max_lines=1)
+            text = (f"\u2716 {tr('ACK refused')}: {refusal}" if refusal
+                    else f"\u26a0 {tr('suspect')}: {r.suspect}")
+            draw_text_fit(p, srect, text, p.font(), floor_px=max(9, int(small * 0.8)), max_lines=1)
             p.setFont(_px(small))
         p.setPen(QColor(theme.text_dim))
         if right > x:
