@@ -43,7 +43,7 @@ from typing import Any, Awaitable, Callable
 import orjson
 
 from _abuse import ATTACKER, Bystanders, Hub, counters, http
-from _common import rss_kb
+from _common import cpu_s, rss_kb
 
 MiB = 1 << 20
 FLOOD_S = 10.0
@@ -70,13 +70,16 @@ async def measured(hub: Hub, probe: Callable[[Bystanders], Awaitable[dict[str, A
             await asyncio.sleep(0.25)
     sampler = asyncio.create_task(sample())
     by.phase = "during"
+    cpu0, t0 = cpu_s(hub.proc.pid), time.monotonic()
     res = await probe(by)
+    hub_cpu, took = cpu_s(hub.proc.pid) - cpu0, time.monotonic() - t0
     by.phase = "after"
     await asyncio.sleep(settle_s)
     sampler.cancel()
     by.stop()
     await asyncio.wait_for(task, 30)
-    res.update(by.figures(), rss_mb_before=_mb(rss0), rss_mb_peak=_mb(peak[0]),
+    res.update(by.figures(), hub_cpu_s_during=round(hub_cpu, 2), during_s=round(took, 1),
+               rss_mb_before=_mb(rss0), rss_mb_peak=_mb(peak[0]),
                rss_mb_after=_mb(rss_kb(hub.proc.pid)), load_avg_1m=round(os.getloadavg()[0], 2))
     if bound_extra_mb is not None:
         res["rss_mb_bound"] = round(_mb(rss0) + bound_extra_mb, 1)

@@ -150,7 +150,8 @@ def test_refusal_log_once_per_address_per_interval():
     now[0] = 61
     assert rl.log("10.0.0.1:6000", "bad token")
     assert lines == ["refused 10.0.0.1:5000: bad token", "refused 10.0.0.2:5000: bad\\ntoken",
-                     "refused 10.0.0.1:6000: bad token (+99 more refusals from this address in the last 60 s)"]
+                     "refused 10.0.0.1:6000: bad token (+99 more refusals from this address, not logged, in the 60 s "
+                     "after its previous line)"]
 
 
 def test_refusal_log_forgets_the_oldest_address():

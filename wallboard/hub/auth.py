@@ -280,7 +280,10 @@ class RefusalLog:
         if last is not None and now - last < self.interval:
             self._peers[host] = (last, quiet + 1)
             return False
-        more = f" (+{quiet} more refusals from this address in the last {self.interval:.0f} s)" if quiet else ""
+        # the refusals not written came within ``interval`` after this address's previous
+        # line, which may be long ago: say so, not "in the last N s"
+        more = (f" (+{quiet} more refusals from this address, not logged, in the {self.interval:.0f} s after "
+                "its previous line)") if quiet else ""
         self.emit(f"refused {printable(peer)}: {printable(what, 300)}{more}")
         self._peers[host] = (now, 0)
         self._peers.move_to_end(host)

@@ -64,6 +64,10 @@ KEY_EXPIRY_S = 600.0
 #: Seconds a producer's next frame waits for room in the ingest queue (and its address's
 #: share of it) before it is answered ``unavailable`` with this as ``retry_after``.
 ROOM_WAIT_S = 1.0
+#: The follower takes committed rows into the tail and the state this many at a time,
+#: with a loop turn in between: a group of 1,000 new devices (with evictions) was ~14 ms
+#: of CPU in one callback, which a bystander's batch arriving meanwhile waited out whole.
+FOLLOW_SLICE = 256
 
 
 @dataclass
@@ -642,20 +646,10 @@ class Hub:
         while True:
             try:
                 async for rows in self.eventlog.follow(self.seq):
-                    events = [ev for _, _, ev in rows]
-                    self.tail.extend(rows[0][0], [data for _, data, _ in rows], events)
-                    if self._held is not None:  # a compaction is encoding the state: apply after it
-                        self._held.append(events)
-                    else:
-                        self._apply(events)
-                    self._commit_times.append((self.seq, time.monotonic()))
-                    for w in self.walls:
-                        w.notify()
-                    self._settle_followed()
-                    if (self.seq - self._compacted_at >= self.config.compact_every and self._compaction is None
-                            and self._rebuilding is None):
-                        # in the background: the next commits (acks, fan-out) must not wait for it
-                        self._compaction = asyncio.create_task(self.compact(), name="compaction")
+                    for lo in range(0, len(rows), FOLLOW_SLICE):
+                        if lo:  # a turn for the loop (other producers' frames, acks) between slices
+                            await asyncio.sleep(0)
+                        self._follow_slice(rows[lo:lo + FOLLOW_SLICE] if len(rows) > FOLLOW_SLICE else rows)
             except asyncio.CancelledError:
                 raise
             except Compacted as e:
@@ -667,6 +661,25 @@ class Hub:
             except Exception:
                 log.exception("follower failed; following again")
                 await asyncio.sleep(0.1)
+
+    def _follow_slice(self, rows: list[Any]) -> None:
+        """Committed rows into the tail and the state together (so ``seq``, and what an ack
+        promises, never runs ahead of the state), then to the walls; settle what they
+        complete; start a compaction when due."""
+        events = [ev for _, _, ev in rows]
+        self.tail.extend(rows[0][0], [data for _, data, _ in rows], events)
+        if self._held is not None:  # a compaction is encoding the state: apply after it
+            self._held.append(events)
+        else:
+            self._apply(events)
+        self._commit_times.append((self.seq, time.monotonic()))
+        for w in self.walls:
+            w.notify()
+        self._settle_followed()
+        if (self.seq - self._compacted_at >= self.config.compact_every and self._compaction is None
+                and self._rebuilding is None):
+            # in the background: the next commits (acks, fan-out) must not wait for it
+            self._compaction = asyncio.create_task(self.compact(), name="compaction")
 
     def committed_at(self, seq: int) -> float | None:
         """``time.monotonic()`` of the commit that journaled ``seq`` (the last 4096 commits)."""
