@@ -236,12 +236,15 @@ class DeviceColumns:
         caller then marks the cities of the stores those marked)."""
         fleet = self.fleet
         self.frames += 1
-        sl = slice(skip, None) if skip else slice(None)
-        dev = np.array(b.dev[sl], np.int64)
+        if skip:
+            dev = np.array(b.dev[skip:], np.int64)
+            codes, ts = np.array(b.status[skip:], np.int8), np.array(b.ts[skip:], np.float64)
+            mcols = {name: np.array(col[skip:], np.float64) for name, col in b.metrics.items()}
+        else:                                             # (no list copies)
+            dev = np.array(b.dev, np.int64)
+            codes, ts = np.array(b.status, np.int8), np.array(b.ts, np.float64)
+            mcols = {name: np.array(col, np.float64) for name, col in b.metrics.items()}
         si = self._translate(b.ids, dev)
-        codes = np.array(b.status[sl], np.int8)
-        ts = np.array(b.ts[sl], np.float64)
-        mcols = {name: np.array(col[sl], np.float64) for name, col in b.metrics.items()}
         first = b.seq + skip
         fb = si < 0                                       # not (yet) a device of this state
         if fleet.expired:                                 # recovering devices: the object path
