@@ -22,6 +22,8 @@ msgspec in C; every bad frame raises :class:`ProtocolError` naming the field pat
 """
 from __future__ import annotations
 
+from itertools import chain, repeat
+from operator import contains, itemgetter
 from typing import Annotated, Any
 
 import msgspec
@@ -86,6 +88,14 @@ class DeviceBatch(msgspec.Struct, forbid_unknown_fields=True):
 
 
 _DECODER = msgspec.json.Decoder(DeviceBatch)
+_get_id, _get_ts, _get_status = itemgetter("id"), itemgetter("ts"), itemgetter("status")
+_get_type = itemgetter("type")
+_DEVICE, _DICT, _FLOAT = {"device"}, {dict}, {float}
+_EMPTY: dict[str, Any] = {}
+
+
+def _get_metrics(ev: dict[str, Any]) -> Any:
+    return ev.get("metrics", _EMPTY)
 
 
 def decode_devices(data: bytes | bytearray | memoryview | str, known: int) -> DeviceBatch:
@@ -140,6 +150,20 @@ def is_columnar(ev: dict[str, Any]) -> bool:
     return type(m) is dict and len(m) > 0 and all(type(v) is float for v in m.values())
 
 
+def _all_columnar(events: list[dict[str, Any]]) -> bool:
+    """:func:`is_columnar` for every event at once, in C loops (the usual device batch)."""
+    if not events or not COLUMN_KEYS.issuperset(set().union(*events)):
+        return False
+    if set(map(_get_type, events)) != _DEVICE or not all(map(contains, events, repeat("status"))):
+        return False
+    ms = [m for m in map(_get_metrics, events) if m is not _EMPTY]
+    if not ms:
+        return True
+    if set(map(type, ms)) != _DICT or not all(ms):
+        return False
+    return set(map(type, chain.from_iterable(map(dict.values, ms)))) == _FLOAT
+
+
 class ColumnarEncoder:
     """The hub's side of one wall connection: its id dictionary and the frames for a
     chunk of committed events (make one per connection; a new connection, a new one)."""
@@ -158,6 +182,9 @@ class ColumnarEncoder:
         withdrawn from the dictionary)."""
         out: list[bytes] = []
         n = len(events)
+        if n >= self.min_run and _all_columnar(events):   # the usual device chunk: one run
+            frame = self._devices_frame(events, max_frame)
+            return [frame] if frame is not None else [_events_frame(encoded)]
         flags = list(map(is_columnar, events))
         i = 0
         pending_from: int | None = None    # start of the events not sent yet as objects
@@ -192,28 +219,39 @@ class ColumnarEncoder:
     def _devices_frame(self, run: list[dict[str, Any]], max_frame: int) -> bytes | None:
         index = self.index
         known = len(index)
+        ids = list(map(_get_id, run))                 # the columns taken in C loops
+        dev = list(map(index.get, ids))
         new_ids: list[str] = []
-        dev: list[int] = []
-        for ev in run:
-            did = ev["id"]
-            k = index.get(did)
-            if k is None:
-                k = index[did] = known + len(new_ids)
-                new_ids.append(did)
-            dev.append(k)
+        if None in dev:
+            for i, k in enumerate(dev):
+                if k is None:
+                    did = ids[i]
+                    k = index.get(did)
+                    if k is None:
+                        k = index[did] = known + len(new_ids)
+                        new_ids.append(did)
+                    dev[i] = k
         n = len(run)
         metrics: dict[str, list[float | None]] = {}
-        for i, ev in enumerate(run):
-            m = ev.get("metrics")
-            if m:
-                for name, v in m.items():
-                    col = metrics.get(name)
-                    if col is None:
-                        col = metrics[name] = [None] * n
-                    col[i] = v
+        ms = list(map(_get_metrics, run))
+        m0 = ms[0]
+        try:                                          # usual: every event, the same names
+            if m0 is None or len(m0) * n != sum(map(len, ms)):
+                raise KeyError
+            for name in m0:
+                metrics[name] = list(map(itemgetter(name), ms))
+        except (KeyError, TypeError):
+            metrics = {}
+            for i, m in enumerate(ms):
+                if m:
+                    for name, v in m.items():
+                        col = metrics.get(name)
+                        if col is None:
+                            col = metrics[name] = [None] * n
+                        col[i] = v
         frame = orjson.dumps({
             "op": "devices", "seq": run[0]["seq"], "ids_from": known, "new_ids": new_ids, "dev": dev,
-            "ts": [ev["ts"] for ev in run], "status": [STATUS_CODE[ev["status"]] for ev in run],
+            "ts": list(map(_get_ts, run)), "status": list(map(STATUS_CODE.__getitem__, map(_get_status, run))),
             "metrics": metrics})
         if len(frame) > max_frame:
             for did in new_ids:
