@@ -253,7 +253,12 @@ def test_cut_link_goes_stale_dimmed_then_live_with_the_exact_state(qtbot, qapp, 
 
 
 # ---------------------------------------------------------------------- stalled UI
-def test_a_stalled_wall_is_resynced_and_other_walls_are_unaffected(qtbot, qapp):
+@pytest.mark.parametrize("devices", [100, 6000], ids=["conflatable", "distinct"])
+def test_a_stalled_wall_is_resynced_and_other_walls_are_unaffected(qtbot, qapp, devices):
+    """6,000 updates while the UI is stuck, the wall's queue bound 2,000: over 100 devices
+    the feed thread conflates its queue (newest value wins, nothing dropped, no resync);
+    over 6,000 distinct devices conflation cannot help, so the queue is dropped, counted,
+    and the wall resyncs. Either way it ends equal to a wall that never stalled."""
     hub = Hub(HubConfig(host="127.0.0.1", port=0, journal=None), auth=Auth())
     hub.start_in_thread()
     # a small queue bound so that a 2 s stall overflows it at test scale; the other wall
@@ -276,24 +281,30 @@ def test_a_stalled_wall_is_resynced_and_other_walls_are_unaffected(qtbot, qapp):
                     time.sleep(0.01)
                 stall["stalled_s"] = time.monotonic() - t0
 
-        t, box = run_thread(lambda: publish_sync(hub.publish_url, [churn(b, 500) for b in range(12)],
-                                                 producer="stall"))
+        per_store = devices // 10
+        t, box = run_thread(lambda: publish_sync(hub.publish_url, [churn(b, 500, per_store=per_store)
+                                                                   for b in range(12)], producer="stall"))
         ctl.frame_observers.append(block_paint)
         pump(qapp, [other], lambda: not t.is_alive() and not stall["armed"], 30, "stall and producer done")
         assert "error" not in box, box.get("error")
         pump(qapp, [other], lambda: ctl.state.seq == other.state.seq == hub.seq and client.state.state == "LIVE",
              20, "stalled wall caught up")
         assert stall["stalled_s"] >= 2.0
-        # the bounded queue overflowed (once per 2,000 events while stuck): dropped, counted
         overflows = client.state.rejects.get("overflow", 0)
-        assert client.dropped_events > 0 and overflows >= 1
-        # then a resync: a snapshot, or a replay from the hub's journal when it still holds
-        # the seqs after the wall's last one (which of the two depends on timing); never a skip
         snaps = ctl.driver.stats.snapshots
-        assert snaps <= 1 + overflows
-        assert snaps >= 2 or ctl.driver.stats.resyncs >= 1
-        if snaps >= 2:
-            assert hub.counters.get("snapshots_sent", 0) >= snaps0 + 1  # the hub resynced it
+        if devices == 100:
+            # conflated on the feed thread: every device's newest value kept, nothing dropped
+            assert client.conflated > 0 and client.dropped_events == 0 and overflows == 0
+            assert snaps == 1 and ctl.driver.stats.resyncs == 0
+        else:
+            # the bounded queue overflowed (once per 2,000 events while stuck): dropped, counted
+            assert client.dropped_events > 0 and overflows >= 1
+            # then a resync: a snapshot, or a replay from the hub's journal when it still holds
+            # the seqs after the wall's last one (which of the two depends on timing); never a skip
+            assert snaps <= 1 + overflows
+            assert snaps >= 2 or ctl.driver.stats.resyncs >= 1
+            if snaps >= 2:
+                assert hub.counters.get("snapshots_sent", 0) >= snaps0 + 1  # the hub resynced it
         assert other.client.dropped_events == 0 and other.driver.stats.snapshots == 1
         assert other.driver.stats.resyncs == 0 and not other.client.state.rejects
         assert entities(ctl.state) == entities(other.state)
