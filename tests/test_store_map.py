@@ -780,3 +780,14 @@ def test_store_moving_city_in_a_batch_of_status_changes_rebuilds_counts(panel):
     d = st.apply([f.ev(type="store", id="s99", name="x", city={"id": "sh", "name": "上海"})], NOW + 2)
     w.refresh(d, NOW + 2)
     assert "s99" not in w._geo and w.store_count() == 10
+
+
+def test_blast_radius_one_outline_per_store_failed_wins(panel):
+    w, st, f = panel
+    d = st.apply([f.ev(type="change", id="c1", title="fw", status="running", scope={"cities": ["sh"]}),
+                  f.ev(type="change", id="c2", title="pos", status="failed", scope={"stores": ["s0"]}),
+                  f.ev(type="change", id="c3", title="pos2", status="running", scope={"stores": ["s0"]})], NOW)
+    w.refresh(d, NOW)
+    assert len(w.blast.data) == 5                      # s0 once, though three changes reach it
+    pens = {round(p.widthF()) for p in w.blast.data["pen"]}
+    assert pens == {2, 3}                              # s0 drawn as failed (3 px), the rest running

@@ -747,22 +747,27 @@ class StoreMapPanel(QWidget):
         return out
 
     def _update_blast(self) -> None:
-        pts, pens, self._chain_wide = [], [], []
+        """One outline per store in the scope of a running or failed change (a failed one
+        wins: it is drawn thicker and red); the running/failed changes come from the
+        state's status index, so the cost follows them, not every change."""
+        worst: dict[str, str] = {}
+        self._chain_wide = []
         for ch in self.state.changes_with_status("running", "failed", "rolled_back"):
             status = ch["status"]
             stores = self._change_stores(ch)
             if stores is None:
                 self._chain_wide.append((str(ch.get("title", ch.get("id", ""))), status))
                 continue
-            pen = pg.mkPen(CHANGE_STATUS_COLORS[status], width=(3 if status != "running" else 2) * self.k)
             for s in stores:
-                pts.append(self._xy[self._index[s]])
-                pens.append(pen)
+                if worst.get(s, "running") == "running":
+                    worst[s] = status
         size = self._marker_px * 2.2
-        if pts:
-            a = np.array(pts)
-            self.blast.setData(x=a[:, 0], y=a[:, 1], symbol="s", size=size, pen=pens,
-                               brush=pg.mkBrush(0, 0, 0, 0))
+        if worst:
+            pens = {st: pg.mkPen(CHANGE_STATUS_COLORS[st], width=(3 if st != "running" else 2) * self.k)
+                    for st in set(worst.values())}
+            a = self._xy[[self._index[s] for s in worst]]
+            self.blast.setData(x=a[:, 0], y=a[:, 1], symbol="s", size=size,
+                               pen=[pens[st] for st in worst.values()], brush=pg.mkBrush(0, 0, 0, 0))
         else:
             self.blast.setData([], [])
         self.overlay.update()
