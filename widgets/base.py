@@ -217,7 +217,10 @@ class PanelContext:
     def in_scope_store(self, store: dict | None, store_id: str) -> bool:
         """Whether a store belongs to the event scope (everything when scope is empty):
         :meth:`Scope.contains` with the store's city."""
-        return self.region.contains(store_id, ((store or {}).get("city") or {}).get("id"))
+        region = self.region
+        if region.chain_wide:          # the usual wall: no city lookup per store
+            return True
+        return region.contains(store_id, ((store or {}).get("city") or {}).get("id"))
 
 
 _UI_SCALE = 1.0
