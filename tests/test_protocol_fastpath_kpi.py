@@ -70,3 +70,17 @@ def test_kpi_fast_path_agrees_with_the_general_path(n, first, mutations, publish
     want = _general(orjson.loads(data)["events"], require_seq=not publish, require_ts=not publish)
     if P._batch_is_plainly_valid(orjson.loads(data)["events"], not publish, not publish):
         assert want == orjson.loads(data)["events"]   # the fast path accepted: valid and already normalised
+
+
+def test_a_deleted_kpi_sample_is_left_to_the_general_path():
+    """A KPI sample is not an entity: `deleted: true` is the general path's `bad_value`
+    ('deleted' is only for entities), so the fast path must not accept it (hypothesis found
+    it accepting one); `deleted: false` is harmless and stays on the fast path."""
+    from wallboard.protocol.fastpath_kpi import kpi_columns_ok
+
+    def cols(deleted):
+        return {"type": ["kpi"] * 2, "metric": ["gmv"] * 2, "scope": ["global"] * 2, "value": [1.0, 2.0],
+                "ts": [1000.0, 1001.0], "deleted": deleted}
+
+    assert not kpi_columns_ok(cols([False, True]), require_ts=True)
+    assert kpi_columns_ok(cols([False, False]), require_ts=True)

@@ -72,8 +72,8 @@ def kpi_columns_ok(cols: dict[str, list[Any]], require_ts: bool) -> bool:
         elif k == "id":
             if not strs_ok(c, 1, MAX_ID):
                 return False
-        elif k == "deleted":
-            if set(map(type, c)) != {bool}:
+        elif k == "deleted":   # a KPI sample is not an entity: only `false` is accepted
+            if set(map(type, c)) != {bool} or any(c):
                 return False
         elif k in _KPI_KEYS:
             return False                       # pragma: no cover - every kpi field is above
