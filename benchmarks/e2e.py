@@ -9,9 +9,12 @@ producer (this script with ``--producer``) and the wall (this process: QApplicat
 the offscreen platform, ``double-11`` layout, every window 3840x2160). The producer first
 publishes the world (2,000 stores x 50 devices = 100,000 devices) and the wall loads it
 (a snapshot); then the producer publishes device status changes at ``--rate`` events/s,
-each stamped with its publish time in the extension field ``x_t0``.
+each with its publish time as its ``ts`` (``time.time()``). Plain status updates (id, ts,
+status; 90 % of them) reach a wall in columnar ``devices`` frames, as a real fleet's
+would (docs/protocol.md); ``--x-field`` also stamps the extension field ``x_t0``, which
+keeps every event off that path (the object path, as measured before the columnar feed).
 
-Per event the wall measures ``x_t0`` -> the end of the paint of the frame that first
+Per event the wall measures ``ts`` -> the end of the paint of the frame that first
 shows it: a frame observer (``WallController.frame_observers``) forces that frame's
 pending paints (``sendPostedEvents(UpdateRequest)``: exactly the dirty regions Qt would
 paint on the next loop turn) and then takes the time. Both clocks are ``time.time()`` on
@@ -29,7 +32,7 @@ shown: ``missing`` counts them too.
 ``--storm``: 100,000 device events/s for 30 s over the 100,000 devices (the hub with
 ``--max-lag 200000 --stats-interval 1``). ``storm`` in the JSON: events acked to the
 producer vs journaled after the world (``lost``), every device's newest value -- the
-producer's last ``x_t0`` for it -- timed to the frame that showed it (``newest_state_ms``;
+producer's last ``ts`` for it -- timed to the frame that showed it (``newest_state_ms``;
 ``newest_not_shown``), conflation on the hub and in the wall's drain, resyncs; and
 ``storm_targets_met`` (0 lost, >= 25 frames/s, newest state p99 <= 1 s, no resync).
 """
@@ -74,7 +77,7 @@ def producer_main(args: argparse.Namespace) -> int:
             print(f"loaded {max(a.last for a in pub.acks)}", flush=True)
             pub.acks.clear()
             pub.keep_acks = bool(args.final_file)    # storm: every ack counted (0 lost)
-            newest: dict[str, float] = {}            # storm: device -> x_t0 of its last event
+            newest: dict[str, float] = {}            # storm: device -> ts of its last event
             await asyncio.to_thread(sys.stdin.readline)  # "go"
             tick = 0.01
             acc = 0.0
@@ -93,8 +96,12 @@ def producer_main(args: argparse.Namespace) -> int:
                         did = devices[rng.randrange(len(devices))]
                         x = rng.random()
                         status = "ok" if x < 0.90 else "warn" if x < 0.96 else "crit" if x < 0.99 else "down"
-                        batch.append({"type": "device", "id": did, "status": status, "ts": t, "x_t0": t,
-                                      "msg": "" if status == "ok" else f"{kinds[did]} {status}"})
+                        ev = {"type": "device", "id": did, "status": status, "ts": t}
+                        if status != "ok":
+                            ev["msg"] = f"{kinds[did]} {status}"
+                        if args.x_field:
+                            ev["x_t0"] = t
+                        batch.append(ev)
                     await pub.publish(batch)
                     sent += n
                     if args.final_file:
@@ -139,7 +146,7 @@ def listener_main(args: argparse.Namespace) -> int:
                 t = time.time()
                 msg = orjson.loads(recv.result())
                 if msg.get("op") == "events":
-                    lat.extend(t - t0 for ev in msg["events"] if (t0 := ev.get("x_t0")) is not None)
+                    lat.extend(t - ev["ts"] for ev in msg["events"] if ev.get("type") == "device" and "ts" in ev)
 
     asyncio.run(main())
     ms = sorted(x * 1000.0 for x in lat)
@@ -254,7 +261,7 @@ class Measure:
         self.gc_pauses: dict[int, list[float]] = {}
         self._gc_t0 = 0.0
         gc.callbacks.append(self._gc_event)
-        #: storm: device id -> (x_t0, time) of the newest of its events a frame showed
+        #: storm: device id -> (ts, time) of the newest of its events a frame showed
         self.newest: dict[str, tuple[float, float]] | None = None
         #: id(batch) -> (time the feed thread queued it, the batch): a batch the drain
         #: conflated is never shown as such (the span that replaced it is not timed here)
@@ -266,7 +273,7 @@ class Measure:
         def stamped_push(items, _push=push, _arrived=self.arrived):
             t = time.time()
             for it in items:
-                if it[0] == "events":
+                if it[0] in ("events", "devices"):
                     _arrived[id(it[1])] = (t, it[1])
             if len(_arrived) > 20_000:    # conflated away: forget what waited over 30 s
                 for k in [k for k, (ta, _) in list(_arrived.items()) if t - ta > 30.0]:
@@ -337,9 +344,16 @@ class Measure:
         for batch in batches:  # comprehensions: this bookkeeping runs inside the frame
             rec = arrived.pop(id(batch), None)
             ta = rec[0] if rec is not None and rec[1] is batch else None
-            t0s = [x for ev in batch if (x := ev.get("x_t0")) is not None]
-            if newest is not None:
-                newest.update({ev["id"]: (x, t) for ev in batch if (x := ev.get("x_t0")) is not None})
+            if isinstance(batch, list):   # an events batch: its device events (world loads excepted)
+                devs = [ev for ev in batch if ev.get("type") == "device" and "ts" in ev]
+                t0s = [ev["ts"] for ev in devs]
+                if newest is not None:
+                    newest.update({ev["id"]: (ev["ts"], t) for ev in devs})
+            else:                         # a columnar devices batch (protocol.columnar.DeviceBatch)
+                t0s = list(batch.ts)
+                if newest is not None:
+                    ids = batch.ids
+                    newest.update({ids[d]: (x, t) for d, x in zip(batch.dev, batch.ts)})
             lat.extend([t - x for x in t0s])
             if ta is not None:
                 hub_leg.extend([ta - x for x in t0s])
@@ -364,7 +378,7 @@ def journaled(journal: str | None, after: int) -> tuple[int, int] | None:
 def storm_report(m: "Measure", final_file: str, journal: str | None, world_seq: int, st, hub_conflated0: float,
                  hub_resyncs0: float, out: dict) -> dict:
     """The storm's own figures: acked vs journaled (0 lost), every device's newest value
-    (the producer's last ``x_t0`` of it) -> the frame that showed it, conflation, resyncs."""
+    (the producer's last ``ts`` of it) -> the frame that showed it, conflation, resyncs."""
     final = json.loads(Path(final_file).read_text())
     acked = final["acked"]
     ranges = final["ranges"]
@@ -429,6 +443,8 @@ def main() -> int:
                     help="the storm target: 100,000 device events/s for 30 s (unless --rate/--duration say "
                     "otherwise), every acked event checked against the journal, every device's newest state "
                     "timed to the frame that shows it; the hub with --max-lag 200000 --stats-interval 1")
+    ap.add_argument("--x-field", action="store_true",
+                    help="stamp every event with x_t0 too: keeps them off the columnar devices frames (the object path)")
     ap.add_argument("--producer", metavar="URL", help=argparse.SUPPRESS)
     ap.add_argument("--final-file", metavar="FILE", help=argparse.SUPPRESS)
     ap.add_argument("--listen", metavar="URL", help=argparse.SUPPRESS)
@@ -465,7 +481,8 @@ def main() -> int:
     prod = subprocess.Popen([sys.executable, __file__, "--producer", hub.publish_url, "--rate", str(args.rate),
                              "--duration", str(args.duration), "--stores", str(args.stores),
                              "--devices-per-store", str(args.devices_per_store),
-                             *(["--final-file", final_file] if final_file else [])],
+                             *(["--final-file", final_file] if final_file else []),
+                             *(["--x-field"] if args.x_field else [])],
                             env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     lines: list[str] = []
     threading.Thread(target=lambda: [lines.append(ln.strip()) for ln in prod.stdout], daemon=True).start()

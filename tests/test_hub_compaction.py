@@ -15,6 +15,7 @@ import orjson
 import pytest
 
 from wallboard import protocol as P
+from wallboard.hub import forked_encode
 from wallboard.hub import journal as J
 from wallboard.hub.auth import Auth
 from wallboard.hub.journal import Batch, MemoryJournal, SqliteJournal
@@ -451,8 +452,8 @@ def test_commits_during_a_pieced_encode_wait_for_it_and_the_snapshot_is_exact(mo
     in between are acked and fanned out but applied to the state only afterwards, so
     the stored snapshot is exactly the state at its seq."""
     journal = MemoryJournal(10_000)
-    hub = Hub(HubConfig(port=0, compact_every=10_000_000, encode_chunk=50, commit_interval=0.0),
-              auth=Auth(), journal=journal)
+    hub = Hub(HubConfig(port=0, compact_every=10_000_000, encode_chunk=50, commit_interval=0.0,
+                        encode_in_child=False), auth=Auth(), journal=journal)
     seen_held: list[int] = []
     from wallboard.hub import server as hub_server
 
@@ -495,3 +496,58 @@ def test_commits_during_a_pieced_encode_wait_for_it_and_the_snapshot_is_exact(mo
 
     asyncio.run(go())
     assert seen_held, "no commit landed while the encode was in pieces"
+
+
+@pytest.mark.skipif(not forked_encode.available(), reason="no os.fork here")
+def test_a_snapshot_encoded_in_a_child_is_the_state_at_its_seq_and_holds_nothing_back():
+    """The default: the compaction's snapshot is encoded by a forked child from the state
+    as it was at the fork; commits meanwhile are applied at once (nothing held)."""
+    journal = MemoryJournal(10_000)
+    hub = Hub(HubConfig(port=0, compact_every=10_000_000, commit_interval=0.0), auth=Auth(), journal=journal)
+
+    async def go() -> None:
+        await hub.astart()
+        try:
+            await hub.submit([dict(device(k), id=f"w{k}") for k in range(20_000)], "p", 1)
+            expected = orjson.loads(orjson.dumps(to_snapshot(hub.state)))
+            encode = asyncio.create_task(hub._encode_state())
+            await asyncio.sleep(0)   # the fork happened: the child has the state at seq 20,000
+            for b in range(2, 6):
+                await hub.submit([device(30_000 + b * 7 + k) for k in range(7)], "p", b)
+                assert hub._held is None
+            blob = await encode
+            assert hub._encoded_where == "in a child process"
+            assert orjson.loads(blob) == expected
+            assert hub.state.seq == 20_000 + 4 * 7     # applied meanwhile, not after
+            assert not hub.counters.get("compaction_child_failures")
+        finally:
+            await hub.astop()
+
+    asyncio.run(go())
+
+
+@pytest.mark.skipif(not forked_encode.available(), reason="no os.fork here")
+def test_a_failing_snapshot_child_falls_back_to_the_loop_and_is_counted(monkeypatch, caplog):
+    from wallboard.hub import server as hub_server
+
+    def broken(st, now=None):
+        raise MemoryError("no room in the child")
+
+    monkeypatch.setattr(hub_server, "encode_snapshot", broken)   # raises in the child only
+    hub = Hub(HubConfig(port=0, compact_every=10_000_000), auth=Auth(), journal=MemoryJournal(1000))
+
+    async def go() -> None:
+        await hub.astart()
+        try:
+            await hub.submit([device(k) for k in range(50)], "p", 1)
+            expected = orjson.loads(orjson.dumps(to_snapshot(hub.state)))
+            blob = await hub._encode_state()
+            assert orjson.loads(blob) == expected and hub._encoded_where == "on the loop"
+            assert hub.counters["compaction_child_failures"] == 1
+        finally:
+            await hub.astop()
+
+    with caplog.at_level("WARNING", logger="wallboard.hub"):
+        asyncio.run(go())
+    assert any("could not be encoded in a child process (the snapshot child exited with code 70); encoding it on "
+               "the loop" in r.getMessage() for r in caplog.records)

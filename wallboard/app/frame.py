@@ -130,7 +130,7 @@ class FrameDriver:
         self.on_item = on_item
         self.stats = FrameStats()
         #: Event batches applied by the last :meth:`step` (read-only; for instrumentation).
-        self.frame_events: list[list[dict]] = []
+        self.frame_events: list[Any] = []   # events lists and DeviceBatch objects
         self._pending: deque[tuple[str, Any]] = deque()
         #: a source whose events were validated when decoded (``FeedClient.validated``)
         self._checked = bool(getattr(source, "validated", False))
@@ -271,8 +271,7 @@ class FrameDriver:
             self.source.resync(self.state.seq)
             return 0
         self.state.touch(now)
-        if not columnar:           # (a devices frame carries no x_ fields to time)
-            self.frame_events.append(events)
+        self.frame_events.append(events)   # an events list, or a devices frame's DeviceBatch
         return len(events)
 
 

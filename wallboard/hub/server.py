@@ -39,7 +39,7 @@ from websockets.exceptions import ConnectionClosed
 
 from wallboard import protocol as P
 from wallboard.state import LiveState, StateConfig
-from wallboard.state.snapshot import encode_snapshot_pieces, live_snapshot
+from wallboard.state.snapshot import encode_snapshot, encode_snapshot_pieces, live_snapshot
 
 from .auth import Auth, PeerLimiter, RefusalLog, bearer, empty_bearer, origin_allowed, peer_host, printable
 from .admission import CONNECTION_RETRY_S, LIGHT_BYTES, ConnectionCount, EntityRoom, LaneActivity, RateBuckets, counted, take_group
@@ -47,6 +47,7 @@ from .budget import EVENT_ESTIMATE, IngestQueue, SnapshotBudget, TokenBucket, ch
 from .fanout import Tail, WallSender
 from .batches import DEDUPE_WINDOW_S, Batch, BatchRefused, GroupCommit, JournalUnavailable, batch_digest
 from .journal import Journal, open_journal
+from . import forked_encode
 from .log import Compacted, EventLog
 
 log = logging.getLogger("wallboard.hub")
@@ -98,7 +99,8 @@ class HubConfig:
     group_events: int = 20_000          # events per group commit before producers take turns
     group_bytes: int = 4 << 20          # ... and bytes (as they arrived; max_frame while several senders are active)
     compact_every: int = 100_000        # events between snapshots
-    encode_chunk: int = 10_000          # devices per piece of a compaction's snapshot encode
+    encode_chunk: int = 10_000          # devices per piece of a compaction's snapshot encode (on the loop)
+    encode_in_child: bool = True        # a compaction's snapshot encoded in a forked child (hub/forked_encode.py)
     keep_events: int = 100_000          # events kept for replay after a snapshot
     keep_s: float = 3600.0              # events committed within this many seconds are kept (replays)
     replay_budget_mb: int = 32768       # MB of compressed snapshots kept for replays (thinned evenly past it)
@@ -251,6 +253,7 @@ class Hub:
         self._thread: threading.Thread | None = None
         self._compacted_at = 0
         self._compaction: asyncio.Task[None] | None = None   # the running compaction
+        self._encoded_where = ""   # where the last compaction's snapshot was encoded (for its log line)
         #: batches journaled while a compaction encodes the state, applied after it
         self._held: list[list[dict[str, Any]]] | None = None
         #: the rebuild of a state that failed to apply (None: the state follows the log)
@@ -765,10 +768,23 @@ class Hub:
             self._rebuilding = None
 
     async def _encode_state(self) -> bytes:
-        """The state's snapshot as JSON bytes, encoded in pieces with the loop running in
-        between (acks and fan-out go on); meanwhile commits hold their ``state.apply``
-        back in ``_held`` (and the ticker its ``tick``), so the pieces stay consistent
-        with ``state.seq``; the held batches are applied, in order, when it is done."""
+        """The state's snapshot as JSON bytes. In a forked child when it can
+        (``encode_in_child``, :mod:`.forked_encode`: the loop only forks, the state goes
+        on changing); else, or when the child fails, encoded here in pieces with the loop
+        running in between (acks and fan-out go on); meanwhile commits hold their
+        ``state.apply`` back in ``_held`` (and the ticker its ``tick``), so the pieces stay
+        consistent with ``state.seq``; the held batches are applied, in order, when it is
+        done."""
+        if self.config.encode_in_child and forked_encode.available():
+            try:
+                blob = await forked_encode.encode_in_child(lambda: encode_snapshot(self.state))
+                self._encoded_where = "in a child process"
+                return blob
+            except (OSError, RuntimeError) as e:
+                self.count("compaction_child_failures")
+                log.warning("compaction: the snapshot could not be encoded in a child process (%s); encoding it "
+                            "on the loop", e)
+        self._encoded_where = "on the loop"
         with self._holding():
             pieces = []
             for piece in encode_snapshot_pieces(self.state, self.config.encode_chunk):
@@ -798,9 +814,10 @@ class Hub:
     async def compact(self) -> None:
         """Snapshot the state into the journal and drop events older than ``keep_events``.
 
-        The snapshot is encoded here, on the loop, in pieces of ``encode_chunk`` devices
-        (``_encode_state``: ~60 ms at 100,000 devices in all, ~6 ms at a time, consistent
-        with ``state.seq`` because state updates wait for it); the journal then stores
+        The snapshot is encoded in a forked child (``_encode_state``; or, failing that, on
+        the loop in pieces of ``encode_chunk`` devices: ~60 ms at 100,000 devices in all,
+        ~6 ms at a time, consistent with ``state.seq`` because state updates wait for it),
+        as of ``state.seq`` when it starts; the journal then stores
         it and trims itself in a worker thread, in short steps that let the committer's
         appends through. ``_commit_once`` starts this as a task every ``compact_every``
         events; a failure is logged and counted (``compaction_errors``), the journal stays
@@ -815,8 +832,8 @@ class Hub:
             dropped = await self.eventlog.snapshots.put(seq, blob, self.config.keep_events)
             self.count("compactions")
             log.info("journal compacted at seq %d (%d events dropped; snapshot of %.1f MB encoded in %.0f ms "
-                     "on the loop, stored and trimmed in %.0f ms)", seq, dropped, len(blob) / 1e6,
-                     (t1 - t0) * 1000, (time.perf_counter() - t1) * 1000)
+                     "%s, stored and trimmed in %.0f ms)", seq, dropped, len(blob) / 1e6, (t1 - t0) * 1000,
+                     self._encoded_where, (time.perf_counter() - t1) * 1000)
             again = bool(self._tasks) and self.seq - self._compacted_at >= self.config.compact_every
         except Exception:
             log.exception("journal compaction failed")
