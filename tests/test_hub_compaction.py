@@ -551,3 +551,31 @@ def test_a_failing_snapshot_child_falls_back_to_the_loop_and_is_counted(monkeypa
         asyncio.run(go())
     assert any("could not be encoded in a child process (the snapshot child exited with code 70); encoding it on "
                "the loop" in r.getMessage() for r in caplog.records)
+
+
+def test_a_compaction_hands_the_freed_heap_back(tmp_path, monkeypatch):
+    """Hub memory over days (issue 19): every compaction's buffers (snapshot pieces, their
+    join, the zlib copy, the journal's pages) are freed; then the hub trims its heap once,
+    in a worker thread, and counts it (wallboard_heap_trims_total)."""
+    from wallboard import heap
+
+    calls: list[str] = []
+    monkeypatch.setattr(heap, "trim", lambda: calls.append(threading.current_thread().name) or True)
+    hub = Hub(HubConfig(port=0, compact_every=100, keep_events=10, journal=str(tmp_path / "j.db")), auth=Auth())
+
+    async def go() -> None:
+        await hub.astart()
+        try:
+            for b in range(4):
+                await hub.submit([device(b * 30 + k) for k in range(30)], "p", b + 1)
+            for _ in range(250):                               # bounded wait for the task
+                if hub.counters.get("heap_trims"):
+                    break
+                await asyncio.sleep(0.02)
+        finally:
+            await hub.astop()
+
+    asyncio.run(go())
+    assert hub.counters["compactions"] == 1 and hub.counters["heap_trims"] == 1
+    assert calls and calls[0] != threading.main_thread().name   # off the loop's thread
+    assert b"wallboard_heap_trims_total 1.0" in hub.metrics.render()

@@ -6,38 +6,14 @@ whatever the largest switch left free (a 10-minute soak saw 183 MB held free bes
 117 MB in use, RSS 428 MB against a 316 MB floor). :func:`trim` hands them back
 (``malloc_trim(0)``: every arena, a few milliseconds); :class:`TrimAfterSwitch` runs it
 once, a few seconds after the last of a burst of switches, when the old pages are gone.
-Elsewhere (musl, macOS, Windows) it does nothing and says so once.
+Elsewhere (musl, macOS, Windows) it does nothing and says so once
+(:mod:`wallboard.heap`, shared with the hub).
 """
 from __future__ import annotations
 
-import ctypes
-import logging
-from typing import Any, Callable
+from typing import Any
 
-log = logging.getLogger(__name__)
-
-_TRIM: list[Any] = []       # [] before the lookup, [None] where there is no malloc_trim
-
-
-def _malloc_trim() -> Callable[[int], int] | None:
-    if not _TRIM:
-        try:
-            fn = ctypes.CDLL("libc.so.6").malloc_trim
-            fn.argtypes, fn.restype = [ctypes.c_size_t], ctypes.c_int
-        except (OSError, AttributeError):
-            fn = None
-            log.info("no glibc malloc_trim here: freed heap pages stay with the allocator")
-        _TRIM.append(fn)
-    return _TRIM[0]
-
-
-def trim() -> bool:
-    """Return free heap pages to the system; False where glibc's ``malloc_trim`` is missing."""
-    fn = _malloc_trim()
-    if fn is None:
-        return False
-    fn(0)
-    return True
+from wallboard.heap import trim  # glibc's malloc_trim(0); False elsewhere
 
 
 class TrimAfterSwitch:

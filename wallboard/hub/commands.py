@@ -270,10 +270,12 @@ def cmd_hub(args: argparse.Namespace) -> int:
     from .server import Hub, HubConfig, configure_logging
     from .simulator import ScenarioError, load_scenario
     from ..gctune import tune_gc, tune_switch_interval
+    from ..heap import tune_malloc
 
     configure_logging(args.log_level)
     tune_gc()
     tune_switch_interval()  # the journal's worker thread gets the GIL back sooner
+    tune_malloc()   # before any worker thread: fixed mmap threshold, 2 arenas (wallboard/heap.py)
     try:
         if args.demo:
             load_scenario(args.demo)

@@ -80,6 +80,8 @@ _STATS: dict[str, tuple[str, str, str, float]] = {
     "compactions": ("wallboard_journal_compactions", "counter", "Journal snapshots + truncations.", 1),
     "compaction_errors": ("wallboard_journal_compaction_errors", "counter",
                           "Journal compactions that failed (retried at the next commit).", 1),
+    "heap_trims": ("wallboard_heap_trims", "counter",
+                   "Free heap pages handed back to the system after a compaction (glibc malloc_trim).", 1),
     "state_errors": ("wallboard_state_errors", "counter", "Journaled events the live state failed to apply.", 1),
     "seq": ("wallboard_seq", "gauge", "Last committed seq.", 1),
     "journal_events": ("wallboard_journal_events", "gauge", "Events held in the journal (journal size).", 1),

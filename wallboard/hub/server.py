@@ -37,7 +37,7 @@ import orjson
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
-from wallboard import protocol as P
+from wallboard import heap, protocol as P
 from wallboard.state import LiveState, StateConfig
 from wallboard.state.snapshot import encode_snapshot, encode_snapshot_pieces, live_snapshot
 
@@ -831,8 +831,13 @@ class Hub:
             self._compacted_at = seq
             dropped = await self.eventlog.snapshots.put(seq, blob, self.config.keep_events)
             self.count("compactions")
+            size, blob = len(blob), b""
+            # the snapshot's pieces, their join, its zlib copy and the journal's pages are
+            # freed now: hand the heap's free pages back (wallboard/heap.py), off the loop
+            if await asyncio.to_thread(heap.trim):
+                self.count("heap_trims")
             log.info("journal compacted at seq %d (%d events dropped; snapshot of %.1f MB encoded in %.0f ms "
-                     "%s, stored and trimmed in %.0f ms)", seq, dropped, len(blob) / 1e6, (t1 - t0) * 1000,
+                     "%s, stored and trimmed in %.0f ms)", seq, dropped, size / 1e6, (t1 - t0) * 1000,
                      self._encoded_where, (time.perf_counter() - t1) * 1000)
             again = bool(self._tasks) and self.seq - self._compacted_at >= self.config.compact_every
         except Exception:
