@@ -579,3 +579,22 @@ def test_a_compaction_hands_the_freed_heap_back(tmp_path, monkeypatch):
     assert hub.counters["compactions"] == 1 and hub.counters["heap_trims"] == 1
     assert calls and calls[0] != threading.main_thread().name   # off the loop's thread
     assert b"wallboard_heap_trims_total 1.0" in hub.metrics.render()
+
+
+def test_encoded_kpi_points_are_the_lists_json_without_a_float_object_each():
+    """Compaction encodes the KPI rings from their numpy arrays (orjson's numpy option):
+    the same bytes as the lists' JSON for wrapped rings and awkward floats, with no
+    float object per point (64 full series were 524,288 of them at every compaction)."""
+    import random
+
+    rng = random.Random(19)
+    st = LiveState(StateConfig(kpi_points=64))
+    events = [{"type": "kpi", "metric": f"m{k % 3}", "scope": f"city:c{k % 5}", "seq": k + 1, "ts": NOW + k * 0.37,
+               "value": rng.choice((rng.uniform(0, 1e6), round(rng.uniform(0, 100), 3), 0.1 + 0.2, 1e-7, 12345678.9))}
+              for k in range(2000)]                    # 15 series of ~133 points: every ring wrapped
+    st.apply(events, NOW)
+    snap = to_snapshot(st)
+    assert len(snap["kpi"]) == 15 and all(len(r["ts"]) == 64 for r in snap["kpi"])
+    assert encode_snapshot(st) == orjson.dumps(snap)
+    records = st._kpi.to_records(arrays=True)
+    assert all(type(r["ts"]).__name__ == "ndarray" and type(r["values"]).__name__ == "ndarray" for r in records)

@@ -50,10 +50,11 @@ def _copy(rec: dict[str, Any]) -> dict[str, Any]:
 
 def _layout(st: Any, records: Callable[[Iterable[dict[str, Any]]], list[Any]],
             devices: Callable[[Iterable[dict[str, Any]]], list[Any]],
-            now: float | None = None) -> dict[str, Any]:
+            now: float | None = None, kpi_arrays: bool = False) -> dict[str, Any]:
     """The snapshot dict of ``st``; ``records``/``devices`` turn the live record views
     into lists (copying them, or not); ``now`` is the ``clock`` (default: the latest
-    time the state saw). The one place that knows the layout."""
+    time the state saw); ``kpi_arrays``: the KPI points as numpy arrays (encode it with
+    ``_NUMPY``). The one place that knows the layout."""
     fleet, voice = st._fleet, st._voice
     if fleet.cols is not None:
         fleet.cols.flush()          # the columns' pending values into the records first
@@ -73,8 +74,12 @@ def _layout(st: Any, records: Callable[[Iterable[dict[str, Any]]], list[Any]],
         "voice": records(voice.items),
         "voice_minutes": [[m, c] for m, c in voice.minutes.items()],
         "voice_newest": voice.newest,
-        "kpi": st._kpi.to_records(),
+        "kpi": st._kpi.to_records(kpi_arrays),
     }
+
+
+#: orjson writes numpy float64 arrays as the same JSON as their ``tolist()``.
+_NUMPY = orjson.OPT_SERIALIZE_NUMPY
 
 
 def _copies(recs: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -99,7 +104,7 @@ def encode_snapshot(st: Any, now: float | None = None) -> bytes:
     GIL is held for the whole encode, so the bytes are consistent with ``st.seq``). The
     result decodes (``orjson.loads``) to exactly what ``to_snapshot`` returns; hand it to
     ``Journal.compact`` or load it with ``LiveState.from_snapshot(orjson.loads(b))``."""
-    return orjson.dumps(_layout(st, list, list, now))
+    return orjson.dumps(_layout(st, list, list, now, kpi_arrays=True), option=_NUMPY)
 
 
 def live_snapshot(st: Any, now: float | None = None) -> dict[str, Any]:
@@ -123,7 +128,7 @@ def encode_snapshot_pieces(st: Any, chunk: int = 10_000, now: float | None = Non
     (the hub defers its ``apply`` and ``tick``, see ``Hub.compact``)."""
     if chunk < 1:
         raise ValueError(f"chunk must be >= 1, got {chunk!r}")
-    head = orjson.dumps(_layout(st, list, lambda _recs: [], now))
+    head = orjson.dumps(_layout(st, list, lambda _recs: [], now, kpi_arrays=True), option=_NUMPY)
     at = head.find(_DEVICES_KEY)
     if at < 0 or head.find(_DEVICES_KEY, at + 1) >= 0:  # not found once: no splicing
         yield encode_snapshot(st, now)
