@@ -8,8 +8,9 @@ hub every compaction makes megabytes of short-lived buffers (the snapshot's JSON
 and their join on the loop, its zlib copy and the SQLite pages in a worker thread): after
 the first one the threshold had risen past their size, so the next ones were carved out
 of the heaps, between small long-lived blocks, in whichever arena the worker thread had;
-what they left free stayed resident. RSS rose ~1-2 MB at every compaction while the heap
-in use did not (docs/performance.md, "The hub's memory over a simulated week").
+what they left free stayed resident. RSS rose 0.5-8 MB at every compaction while the heap
+in use did not (84 -> 99 MB in 36 minutes of the double-11 demo: docs/performance.md,
+"sixth session: the hub's memory over a simulated week").
 
 :func:`tune_malloc` (called once at start, before the worker threads exist) fixes the
 threshold, so blocks of ``mmap_threshold`` bytes or more are always their own mapping and
