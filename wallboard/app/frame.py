@@ -63,15 +63,17 @@ class FrameStats:
         return sum(n for _, n in list(self._rate)[1:]) / span
 
 
-def build_state(state: LiveState, snap: dict, now: float | None = None) -> LiveState:
+def build_state(state: LiveState, snap: dict, now: float | None = None, columns: bool = False) -> LiveState:
     """A new state from a snapshot, with ``state``'s config (pure; may run off the UI thread).
     ``now`` is the wall's clock at receipt: device ages in the snapshot become local
     times (the hub's clock is never compared with ours). Raises ``SnapshotError`` for a
-    snapshot that does not load. A state that kept device columns (a columnar feed) gets
-    them made here too, off the UI thread (~0.2 s for 100,000 devices)."""
+    snapshot that does not load. A state that kept device columns, or any state of a
+    feed that asked for columnar frames (``columns``), gets them made here too, off the UI
+    thread (~0.2 s for 100,000 devices: made by the first ``devices`` frame instead, on the
+    UI thread, they blocked it that long once per connection)."""
     fresh = LiveState.from_snapshot(snap, config=getattr(state, "config", None), now=now)
     fleet = getattr(state, "_fleet", None)
-    if fleet is not None and fleet.cols is not None:
+    if columns or (fleet is not None and fleet.cols is not None):
         fresh.keep_columns()
     return fresh
 
@@ -169,7 +171,8 @@ class FrameDriver:
                 applied += self._apply(payload, now, dirty, columnar=True)
             elif kind == "snapshot":
                 if self._executor is not None:
-                    self._building = self._executor.submit(build_state, self.state, payload, now)
+                    self._building = self._executor.submit(build_state, self.state, payload, now,
+                                                           self._columnar_feed())
                     break  # what follows the snapshot waits until it is loaded
                 try:
                     dirty.merge(load_snapshot_in_place(self.state, payload, now))
@@ -189,6 +192,11 @@ class FrameDriver:
                 if self.on_item is not None:
                     self.on_item(kind, payload)
         return self._finish(t0, now, dirty, applied)
+
+    def _columnar_feed(self) -> bool:
+        """Whether the source's session offers columnar ``devices`` frames (then a state
+        built from a snapshot gets its device columns at once, off the UI thread)."""
+        return bool(getattr(getattr(self.source, "session", None), "columnar", False))
 
     def _refill(self) -> None:
         """Take the next items from the source. Behind (more than ``conflate_after``
