@@ -670,7 +670,11 @@ class Hub:
         promises, never runs ahead of the state), then to the walls; settle what they
         complete; start a compaction when due."""
         events = [ev for _, _, ev in rows]
-        self.tail.extend(rows[0][0], [data for _, data, _ in rows], events)
+        # conflation keys (~0.4 us an event) only while a wall that takes conflated frames
+        # is connected: a hub feeding plain subscribers pays nothing for them (events
+        # tailed without a key are never conflated away: correct, only less thinned)
+        keyed = events if self.config.conflate_after and any(w.conflate for w in self.walls) else None
+        self.tail.extend(rows[0][0], [data for _, data, _ in rows], keyed)
         if self._held is not None:  # a compaction is encoding the state: apply after it
             self._held.append(events)
         else:
